@@ -1,0 +1,1 @@
+"""Everything autoheal keeps on disk, written so that no reader ever sees a torn file."""

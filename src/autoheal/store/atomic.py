@@ -1,0 +1,143 @@
+"""Atomic, durable JSON files: a reader sees the old document or the new one, never a torn one.
+
+Writes follow the order that survives a power cut (python-atomicwrites #15, #25):
+serialise first, write a temp file in the *same* directory, flush + fsync it,
+``os.replace`` it over the target, then fsync the directory so the rename itself
+is durable. A failure at any point (full disk, permissions) removes the temp
+file and re-raises ``OSError``; the old document is left untouched.
+
+Readers never raise on bad content: they return a :class:`ReadResult` whose
+``reason`` is a stable token (``missing``, ``unreadable``, ``too_large``,
+``invalid``, ``not_object``) so callers turn it into a failed check or a default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "ReadResult",
+    "append_jsonl",
+    "fsync_dir",
+    "read_json",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]
+
+#: Documents larger than this are refused on read (a runaway writer must not eat our memory).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically.
+
+    Args:
+        path: the target file; its directory must exist.
+        data: the complete new content.
+        durable: fsync the file and its directory (off only for throw-away files).
+        mode: permission bits of the new file.
+
+    Raises:
+        OSError: the write failed (e.g. ENOSPC); ``path`` still holds its old content.
+    """
+    path = Path(path)
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(directory)
+
+
+def write_json_atomic(path: Path, doc: Any, *, durable: bool = True, mode: int = 0o644) -> None:
+    """Serialise ``doc`` with orjson (sorted keys, trailing newline) and write it atomically.
+
+    Serialisation happens before any file is touched, so a document that cannot be
+    encoded raises ``TypeError`` and leaves the disk as it was.
+    """
+    data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    write_bytes_atomic(path, data, durable=durable, mode=mode)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """The outcome of reading a JSON document: ``doc`` when valid, else a ``reason`` token."""
+
+    doc: dict[str, Any] | None
+    reason: str | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.doc is not None
+
+
+def read_json(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
+    """Read a JSON object from ``path`` without ever raising on its content.
+
+    Returns:
+        ``ReadResult(doc)`` for a JSON object; otherwise ``doc=None`` and ``reason`` one of
+        ``missing``, ``unreadable``, ``too_large``, ``invalid`` (not JSON, truncated, binary),
+        ``not_object`` (valid JSON but not an object).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        return ReadResult(None, "missing")
+    except IsADirectoryError:
+        return ReadResult(None, "unreadable", "is a directory")
+    except OSError as exc:
+        return ReadResult(None, "unreadable", exc.strerror or str(exc))
+    if len(data) > max_bytes:
+        return ReadResult(None, "too_large", f"more than {max_bytes} bytes")
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return ReadResult(None, "invalid", str(exc))
+    if not isinstance(doc, dict):
+        return ReadResult(None, "not_object", f"top level is {type(doc).__name__}")
+    return ReadResult(doc)
+
+
+def append_jsonl(path: Path, doc: Any, *, durable: bool = True) -> None:
+    """Append one JSON object as a line, in a single ``write`` on an O_APPEND descriptor.
+
+    One ``write`` of a line on ``O_APPEND`` keeps concurrent appenders from interleaving
+    inside a line; fsync makes the line survive a crash.
+    """
+    line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)

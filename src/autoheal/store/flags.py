@@ -1,0 +1,125 @@
+"""The kill switch on disk: ``global_flags.json`` and ``STOP.TXT``.
+
+``global_flags.json`` is read by every trading process; an operator may write
+just ``{"failsafe_active": false}`` and the missing keys take their defaults.
+A flags file that is not a JSON object, or whose known keys have the wrong type
+or an unknown mode, is *invalid*: :func:`read_flags` returns a reason instead of
+flags, and the guard treats that as halted (fail closed).
+
+``STOP.TXT`` halts new orders by its mere presence; its first line says when and
+why, for the human who finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoheal.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
+
+__all__ = [
+    "FLAGS_FILENAME",
+    "MODES",
+    "Flags",
+    "FlagsRead",
+    "read_flags",
+    "remove_stop_file",
+    "stop_file_present",
+    "write_flags",
+    "write_stop_file",
+]
+
+FLAGS_FILENAME = "global_flags.json"
+#: Trading modes, most severe first.
+MODES = ("SIGNAL_READ_ONLY", "REDUCE_ONLY", "DEGRADED", "NORMAL")
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """The content of ``global_flags.json`` with defaults for what an operator left out."""
+
+    failsafe_active: bool = False
+    mode: str = "NORMAL"
+    reason: str = ""
+    since: float | None = None
+    set_by: str = ""
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "failsafe_active": self.failsafe_active,
+            "mode": self.mode,
+            "reason": self.reason,
+            "since": self.since,
+            "set_by": self.set_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsRead:
+    """``flags`` when the file is missing (defaults) or valid; else ``reason`` says why not."""
+
+    flags: Flags | None
+    reason: str | None = None
+    detail: str = ""
+    missing: bool = False
+
+
+def parse_flags(doc: dict[str, Any]) -> FlagsRead:
+    """Validate a flags document; unknown keys are kept out, wrong types make it invalid."""
+    failsafe = doc.get("failsafe_active", False)
+    if not isinstance(failsafe, bool):
+        return FlagsRead(None, "flags_invalid", "failsafe_active is not a boolean")
+    default_mode = "SIGNAL_READ_ONLY" if failsafe else "NORMAL"
+    mode = doc.get("mode", default_mode)
+    if mode not in MODES:
+        return FlagsRead(None, "flags_invalid", f"mode {mode!r} is not one of {', '.join(MODES)}")
+    reason = doc.get("reason", "")
+    set_by = doc.get("set_by", "")
+    since = doc.get("since")
+    if not isinstance(reason, str) or not isinstance(set_by, str):
+        return FlagsRead(None, "flags_invalid", "reason and set_by must be strings")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
+        return FlagsRead(None, "flags_invalid", "since must be a number of unix seconds")
+    return FlagsRead(Flags(failsafe, mode, reason, None if since is None else float(since), set_by))
+
+
+def read_flags(runtime_dir: Path) -> FlagsRead:
+    """Read ``global_flags.json``; a missing file means default flags (``missing=True``)."""
+    result = read_json(Path(runtime_dir) / FLAGS_FILENAME)
+    if result.reason == "missing":
+        return FlagsRead(Flags(), missing=True)
+    if result.doc is None:
+        return FlagsRead(None, "flags_invalid", f"{result.reason}: {result.detail}".rstrip(": "))
+    return parse_flags(result.doc)
+
+
+def write_flags(runtime_dir: Path, flags: Flags) -> None:
+    """Write ``global_flags.json`` atomically and durably."""
+    write_json_atomic(Path(runtime_dir) / FLAGS_FILENAME, flags.to_doc())
+
+
+def stop_file_present(stop_file: Path) -> bool:
+    return os.path.lexists(stop_file)
+
+
+def write_stop_file(stop_file: Path, reason: str, *, set_by: str = "autoheal", now: float | None = None) -> None:
+    """Create ``STOP.TXT`` atomically; its first line says when and why."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    text = f"{stamp} STOP set_by={set_by} reason={reason}\nNew orders are halted until an operator clears the failsafe.\n"
+    write_bytes_atomic(Path(stop_file), text.encode())
+
+
+def remove_stop_file(stop_file: Path) -> bool:
+    """Remove ``STOP.TXT`` durably; returns whether it was there."""
+    stop_file = Path(stop_file)
+    try:
+        os.unlink(stop_file)
+    except FileNotFoundError:
+        return False
+    with contextlib.suppress(OSError):
+        fsync_dir(stop_file.parent)
+    return True
