@@ -1,0 +1,89 @@
+"""Actions: what the core asks the shell to do, in order.
+
+Imperative names; plain frozen data. The shell executes them and feeds the
+outcome back as observations (e.g. :class:`RestartProcess` → ``SpawnFinished``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autoheal.core.stages import Stage
+
+
+@dataclass(frozen=True, slots=True)
+class StartProcess:
+    component: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartProcess:
+    """Stop the process tree, clean stale locks and pidfile, start it again."""
+
+    component: str
+    attempt: int
+    max_attempts: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopProcess:
+    component: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFlags:
+    """Write ``global_flags.json`` (the shell stamps ``since`` with wall time)."""
+
+    failsafe_active: bool
+    mode: str
+    reason: str
+    set_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStop:
+    reason: str
+    set_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveStop:
+    reason: str
+    set_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendNotice:
+    """Append to ``notifications.log`` and call the webhooks."""
+
+    kind: str  # failsafe | failsafe_cleared | degraded | recovered | operator
+    target: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogTransition:
+    """One ``stage_transition`` log line and journal event."""
+
+    component: str
+    from_stage: Stage
+    to_stage: Stage
+    reason: str
+    attempt: int
+    max_attempts: int
+
+
+Action = (
+    StartProcess
+    | RestartProcess
+    | StopProcess
+    | WriteFlags
+    | WriteStop
+    | RemoveStop
+    | SendNotice
+    | LogTransition
+)

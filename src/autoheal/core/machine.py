@@ -1,0 +1,566 @@
+"""The stage machine: ``step(state, observation, now, policy) -> Decision``.
+
+Theory of operation
+-------------------
+Each supervised component is in one of five stages (``stages.Stage``)::
+
+    OBSERVE --hard failure, or N soft failures--> RESTART --spawned--> BACKOFF
+    BACKOFF --healthy within verify_window--> OBSERVE
+    BACKOFF --verify failed, attempts < max--> (wait delay) --> RESTART
+    BACKOFF --verify failed, attempts = max--> FAILSAFE --> NOTIFY --> FAILSAFE (latched)
+    FAILSAFE --operator clear--> RESTART (a fresh episode)
+
+Rules driven by counters and clocks, written as code below rather than a table:
+
+* A *hard* failure (the process exited or vanished) restarts at once; a *soft*
+  one (stale heartbeat, probe over threshold) after ``failures_before_restart``
+  consecutive failed checks of the same probe.
+* The first restart of an episode is immediate; later ones wait
+  ``delay_for(attempts)``. An episode ends after ``stable_reset`` of continuous
+  health, which resets ``attempts`` to 0.
+* A restart whose process exits during verification fails at once; one that is
+  merely unhealthy fails when ``verify_window`` runs out.
+* While an external dependency of a component fails, that component's failures
+  are recorded but never counted, its deadlines are paused, and it is never
+  restarted: restarting cannot fix the network. The runtime is DEGRADED instead,
+  which clears by itself when the dependency recovers.
+* FAILSAFE is latched: nothing but ``OperatorClearedFailsafe`` leaves it.
+
+Observations are facts and ``step`` is total over them. Operator commands may
+raise ``IllegalCommandError`` / ``CommandRefusedError``. Not here: reading
+clocks, jitter, process handling, file formats (the shell's business).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from autoheal.core import stages as S
+from autoheal.core.actions import (
+    Action,
+    LogTransition,
+    RemoveStop,
+    RestartProcess,
+    SendNotice,
+    StartProcess,
+    StopProcess,
+    WriteFlags,
+    WriteStop,
+)
+from autoheal.core.backoff import delay_for
+from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+from autoheal.core.observations import (
+    DeadlineReached,
+    Observation,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
+    OperatorRestarted,
+    OperatorStarted,
+    OperatorStopped,
+    ProbeFailed,
+    ProbeSucceeded,
+    ProcessExited,
+    SpawnFinished,
+)
+from autoheal.core.policy import Policy
+from autoheal.core.stages import Stage
+from autoheal.core.state import (
+    ComponentState,
+    DependencyState,
+    FailsafeState,
+    ProbeState,
+    RuntimeState,
+)
+
+__all__ = ["Decision", "FlagsView", "deadlines", "dor", "flags_for", "healthy", "step"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    state: RuntimeState
+    actions: tuple[Action, ...]
+    wake_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsView:
+    failsafe_active: bool
+    mode: str
+    reason: str
+    set_by: str
+
+
+# ---------------------------------------------------------------- pure queries
+
+
+def healthy(cs: ComponentState) -> bool:
+    """Every probe has passed since the last (re)start and the operator has not stopped it."""
+    return not cs.held and all(p.ok is True for p in cs.probes.values())
+
+
+def failing_dependencies(state: RuntimeState, policy: Policy, component: str) -> tuple[str, ...]:
+    spec = policy.components[component]
+    return tuple(d for d in spec.dependencies if state.dependencies[d].failing)
+
+
+def dor(state: RuntimeState, policy: Policy) -> bool:
+    """Ready to trade: no failsafe, no failing dependency, all required components healthy."""
+    if state.failsafe is not None:
+        return False
+    if any(d.failing for d in state.dependencies.values()):
+        return False
+    return all(
+        cs.stage is Stage.OBSERVE and healthy(cs)
+        for name, cs in state.components.items()
+        if policy.components[name].required
+    )
+
+
+def flags_for(state: RuntimeState) -> FlagsView:
+    """What ``global_flags.json`` must say for this state."""
+    if state.failsafe is not None:
+        return FlagsView(True, "SIGNAL_READ_ONLY", state.failsafe.reason, state.failsafe.set_by)
+    failing = sorted(name for name, d in state.dependencies.items() if d.failing)
+    if failing:
+        detail = ",".join(f"{n}:{state.dependencies[n].reason}" for n in failing)
+        return FlagsView(False, "DEGRADED", f"{S.DEPENDENCY_FAILING} {detail}", "autoheal")
+    return FlagsView(False, "NORMAL", "", "autoheal")
+
+
+def _stable_deadline(cs: ComponentState, stable_reset: float) -> float | None:
+    if cs.stage is Stage.OBSERVE and cs.attempts > 0 and cs.healthy_since is not None:
+        return cs.healthy_since + stable_reset
+    return None
+
+
+def deadlines(state: RuntimeState, policy: Policy) -> float | None:
+    """The earliest moment at which time alone changes a decision."""
+    found: list[float] = []
+    for name, cs in state.components.items():
+        for value in (
+            cs.restart_at,
+            cs.verify_until,
+            _stable_deadline(cs, policy.components[name].heal.stable_reset),
+        ):
+            if value is not None:
+                found.append(value)
+    return min(found) if found else None
+
+
+# ---------------------------------------------------------------- the step
+
+
+class _Step:
+    """Scratch space for one call of :func:`step`; never escapes it."""
+
+    def __init__(self, state: RuntimeState, now: float, policy: Policy) -> None:
+        self.components: dict[str, ComponentState] = dict(state.components)
+        self.dependencies: dict[str, DependencyState] = dict(state.dependencies)
+        self.failsafe = state.failsafe
+        self.now = now
+        self.policy = policy
+        self.actions: list[Action] = []
+
+    # -- helpers
+
+    def snapshot(self) -> RuntimeState:
+        return RuntimeState(self.components, self.dependencies, self.failsafe)
+
+    def dep_blocked(self, name: str) -> bool:
+        spec = self.policy.components[name]
+        return any(self.dependencies[d].failing for d in spec.dependencies)
+
+    def move(self, name: str, cs: ComponentState, to: Stage, reason: str) -> ComponentState:
+        heal = self.policy.components[name].heal
+        new = replace(cs, stage=to, reason=reason)
+        if cs.stage is not to:
+            self.actions.append(
+                LogTransition(name, cs.stage, to, reason, new.attempts, heal.max_restarts)
+            )
+        self.components[name] = new
+        return new
+
+    def set_probe(
+        self, probes: Mapping[str, ProbeState], probe: str, ps: ProbeState
+    ) -> dict[str, ProbeState]:
+        out = dict(probes)
+        out[probe] = ps
+        return out
+
+    # -- healing
+
+    def begin_restart(self, name: str, reason: str) -> None:
+        """The component failed: restart now, schedule a delayed restart, or give up."""
+        cs = self.components[name]
+        heal = self.policy.components[name].heal
+        cs = replace(cs, healthy_since=None, verify_until=None, restart_at=None)
+        if self.dep_blocked(name):
+            # Restarting cannot fix a failing dependency: park without deadlines;
+            # resume_dependents() picks it up when the dependency recovers.
+            self.components[name] = cs
+            if cs.stage is not Stage.OBSERVE:
+                self.move(name, cs, Stage.BACKOFF, S.DEPENDENCY_FAILING)
+            else:
+                self.components[name] = replace(cs, reason=reason)
+            return
+        if cs.attempts >= heal.max_restarts:
+            self.enter_failsafe(name, cs, reason)
+            return
+        if cs.attempts == 0:
+            self.restart_now(name, cs, reason)
+            return
+        self.components[name] = cs
+        self.move(
+            name,
+            replace(cs, restart_at=self.now + delay_for(cs.attempts, heal)),
+            Stage.BACKOFF,
+            reason,
+        )
+
+    def restart_now(self, name: str, cs: ComponentState, reason: str) -> None:
+        heal = self.policy.components[name].heal
+        cs = replace(
+            cs,
+            attempts=cs.attempts + 1,
+            restarts=cs.restarts + 1,
+            restart_at=None,
+            verify_until=None,
+            healthy_since=None,
+            held=False,
+            probes={p: ProbeState() for p in cs.probes},
+        )
+        self.components[name] = cs
+        self.move(name, cs, Stage.RESTART, reason)
+        self.actions.append(RestartProcess(name, cs.attempts, heal.max_restarts, reason))
+
+    def enter_failsafe(self, name: str, cs: ComponentState, cause: str) -> None:
+        cs = replace(cs, restart_at=None, verify_until=None, healthy_since=None)
+        self.components[name] = cs
+        cs = self.move(name, cs, Stage.FAILSAFE, S.MAX_RESTARTS_EXCEEDED)
+        self.actions.append(StopProcess(name, S.MAX_RESTARTS_EXCEEDED))
+        if self.failsafe is None:
+            self.failsafe = FailsafeState(
+                f"{name}: {S.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
+            )
+            self.actions.append(WriteStop(self.failsafe.reason, "autoheal"))
+        cs = self.move(name, cs, Stage.NOTIFY, S.MAX_RESTARTS_EXCEEDED)
+        heal = self.policy.components[name].heal
+        self.actions.append(
+            SendNotice(
+                "failsafe",
+                name,
+                S.MAX_RESTARTS_EXCEEDED,
+                f"{name} failed {heal.max_restarts} restart attempts (last failure {cause}); "
+                "FAILSAFE entered, STOP.TXT written, trading halted",
+            )
+        )
+        self.move(name, cs, Stage.FAILSAFE, S.MAX_RESTARTS_EXCEEDED)
+
+    def became_healthy(self, name: str) -> None:
+        cs = self.components[name]
+        if not healthy(cs):
+            return
+        if cs.stage is Stage.BACKOFF:
+            cs = replace(cs, verify_until=None, restart_at=None, healthy_since=self.now)
+            self.components[name] = cs
+            self.move(name, cs, Stage.OBSERVE, S.VERIFIED)
+        elif cs.stage is Stage.OBSERVE:
+            self.components[name] = replace(
+                cs,
+                verify_until=None,
+                reason="",
+                healthy_since=cs.healthy_since if cs.healthy_since is not None else self.now,
+            )
+
+    # -- observations
+
+    def component_probe(self, name: str, probe: str, ok: bool, reason: str) -> None:
+        cs = self.components[name]
+        old = cs.probes.get(probe, ProbeState())
+        if ok:
+            ps = ProbeState(True, "", 0)
+        else:
+            counted = not self.dep_blocked(name) and cs.stage is Stage.OBSERVE
+            ps = ProbeState(False, reason, old.failures + 1 if counted else old.failures)
+        cs = replace(cs, probes=self.set_probe(cs.probes, probe, ps))
+        self.components[name] = cs
+        if ok:
+            self.became_healthy(name)
+            return
+        cs = replace(cs, healthy_since=None)
+        self.components[name] = cs
+        hard = reason in S.HARD_REASONS
+        if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY, Stage.RESTART):
+            return
+        if self.dep_blocked(name):
+            self.components[name] = replace(cs, reason=reason)
+            return
+        heal = self.policy.components[name].heal
+        if cs.stage is Stage.OBSERVE:
+            if hard or (cs.verify_until is None and ps.failures >= heal.failures_before_restart):
+                self.begin_restart(name, reason)
+            else:
+                self.components[name] = replace(cs, reason=reason)
+        elif cs.stage is Stage.BACKOFF and cs.verify_until is not None and hard:
+            self.begin_restart(name, reason)
+
+    def dependency_probe(self, name: str, probe: str, ok: bool, reason: str) -> None:
+        ds = self.dependencies[name]
+        old = ds.probes.get(probe, ProbeState())
+        ps = ProbeState(True, "", 0) if ok else ProbeState(False, reason, old.failures + 1)
+        probes = self.set_probe(ds.probes, probe, ps)
+        if not ok and not ds.failing and ps.failures >= self.policy.failures_before_degraded:
+            self.dependencies[name] = DependencyState(probes, True, reason)
+            self.actions.append(
+                SendNotice(
+                    "degraded",
+                    name,
+                    reason,
+                    f"dependency {name} failing ({reason}); "
+                    "runtime DEGRADED: new entries paused, no restarts of its dependents",
+                )
+            )
+        elif ok and ds.failing and all(p.ok is True for p in probes.values()):
+            self.dependencies[name] = DependencyState(probes, False, "")
+            self.actions.append(
+                SendNotice("recovered", name, S.RECOVERED, f"dependency {name} recovered")
+            )
+            self.resume_dependents()
+        else:
+            self.dependencies[name] = replace(
+                ds, probes=probes, reason=reason if ds.failing and not ok else ds.reason
+            )
+
+    def resume_dependents(self) -> None:
+        """A dependency recovered: pick up what its failure paused."""
+        for name, spec in self.policy.components.items():
+            if not spec.dependencies or self.dep_blocked(name):
+                continue
+            cs = self.components[name]
+            if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY, Stage.RESTART):
+                continue
+            hard = next(
+                (
+                    p.reason
+                    for p in cs.probes.values()
+                    if p.ok is False and p.reason in S.HARD_REASONS
+                ),
+                None,
+            )
+            if cs.stage is Stage.OBSERVE and hard is not None:
+                self.begin_restart(name, hard)
+            elif cs.stage is Stage.BACKOFF and cs.restart_at is None and cs.verify_until is None:
+                self.components[name] = replace(cs, restart_at=self.now)
+
+    def spawn_finished(self, name: str, ok: bool, reason: str) -> None:
+        cs = self.components[name]
+        heal = self.policy.components[name].heal
+        if not ok:
+            probes = cs.probes
+            if "process" in probes:
+                probes = self.set_probe(probes, "process", ProbeState(False, S.SPAWN_FAILED, 0))
+            cs = replace(cs, probes=probes)
+            self.components[name] = cs
+            if cs.stage is Stage.RESTART:
+                cs = self.move(name, cs, Stage.BACKOFF, reason or S.SPAWN_FAILED)
+            if cs.stage in (Stage.BACKOFF, Stage.OBSERVE) and not cs.held:
+                self.begin_restart(name, reason or S.SPAWN_FAILED)
+            return
+        if "process" in cs.probes:
+            cs = replace(cs, probes=self.set_probe(cs.probes, "process", ProbeState(True, "", 0)))
+        if cs.stage is Stage.RESTART:
+            cs = replace(cs, verify_until=self.now + heal.verify_window)
+            self.components[name] = cs
+            self.move(name, cs, Stage.BACKOFF, "verifying")
+        else:
+            self.components[name] = cs
+        self.became_healthy(name)
+
+    # -- time
+
+    def advance(self) -> None:
+        """Handle every deadline at or before ``now``; each handling clears or moves it."""
+        for _ in range(4 * len(self.components) + 4):
+            due = False
+            for name in list(self.components):
+                cs = self.components[name]
+                heal = self.policy.components[name].heal
+                blocked = self.dep_blocked(name)
+                if cs.restart_at is not None and cs.restart_at <= self.now:
+                    due = True
+                    if blocked:
+                        self.components[name] = replace(cs, restart_at=None)
+                    else:
+                        self.restart_now(name, cs, cs.reason or "backoff_elapsed")
+                elif cs.verify_until is not None and cs.verify_until <= self.now:
+                    due = True
+                    if blocked:
+                        self.components[name] = replace(cs, verify_until=None)
+                    elif not healthy(cs):
+                        worst = next(
+                            (p.reason for p in cs.probes.values() if p.ok is False),
+                            S.VERIFY_TIMEOUT,
+                        )
+                        self.begin_restart(
+                            name, worst if cs.stage is Stage.OBSERVE else S.VERIFY_TIMEOUT
+                        )
+                    else:
+                        self.components[name] = replace(cs, verify_until=None)
+                else:
+                    stable_at = _stable_deadline(cs, heal.stable_reset)
+                    if stable_at is not None and stable_at <= self.now and healthy(cs):
+                        due = True
+                        self.components[name] = replace(cs, attempts=0, reason=S.STABLE)
+            if not due:
+                return
+
+    # -- operator commands
+
+    def check_component(self, name: str) -> ComponentState:
+        if name not in self.components:
+            raise IllegalCommandError(f"unknown component {name!r}", reason="unknown_component")
+        return self.components[name]
+
+    def refuse_in_failsafe(self, name: str, verb: str) -> None:
+        cs = self.components[name]
+        if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or self.failsafe is not None:
+            raise CommandRefusedError(
+                f"can't {verb} {name} while the failsafe is active "
+                f"({self.failsafe.reason if self.failsafe else cs.reason}); "
+                "clear it first with 'autoheal failsafe clear --reason ...'",
+                reason="failsafe_active",
+            )
+
+    def operator_restart(self, obs: OperatorRestarted) -> None:
+        self.check_component(obs.component)
+        self.refuse_in_failsafe(obs.component, "restart")
+        cs = replace(self.components[obs.component], attempts=0)
+        self.restart_now(obs.component, cs, S.OPERATOR)
+
+    def operator_stop(self, obs: OperatorStopped) -> None:
+        cs = self.check_component(obs.component)
+        if cs.held:
+            raise IllegalCommandError(
+                f"{obs.component} is already stopped", reason="already_stopped"
+            )
+        cs = replace(
+            cs, held=True, restart_at=None, verify_until=None, healthy_since=None, attempts=0
+        )
+        self.components[obs.component] = cs
+        if cs.stage is not Stage.FAILSAFE:
+            self.move(obs.component, cs, Stage.OBSERVE, S.OPERATOR)
+        self.components[obs.component] = replace(self.components[obs.component], reason="stopped")
+        self.actions.append(StopProcess(obs.component, S.OPERATOR))
+
+    def operator_start(self, obs: OperatorStarted) -> None:
+        cs = self.check_component(obs.component)
+        self.refuse_in_failsafe(obs.component, "start")
+        if not cs.held:
+            raise IllegalCommandError(
+                f"{obs.component} is not stopped (stage {cs.stage}); use restart",
+                reason="not_stopped",
+            )
+        heal = self.policy.components[obs.component].heal
+        self.components[obs.component] = replace(
+            cs,
+            held=False,
+            attempts=0,
+            reason=S.STARTED,
+            probes={p: ProbeState() for p in cs.probes},
+            verify_until=self.now + heal.verify_window,
+        )
+        self.actions.append(StartProcess(obs.component, S.OPERATOR))
+
+    def operator_enter_failsafe(self, obs: OperatorEnteredFailsafe) -> None:
+        if self.failsafe is not None:
+            raise IllegalCommandError(
+                f"the failsafe is already active ({self.failsafe.reason}, "
+                f"set by {self.failsafe.set_by})",
+                reason="already_active",
+            )
+        self.failsafe = FailsafeState(obs.reason, obs.actor)
+        self.actions.append(WriteStop(obs.reason, obs.actor))
+        self.actions.append(
+            SendNotice(
+                "failsafe", "runtime", S.OPERATOR, f"failsafe entered by {obs.actor}: {obs.reason}"
+            )
+        )
+
+    def operator_clear_failsafe(self, obs: OperatorClearedFailsafe) -> None:
+        if self.failsafe is None:
+            raise IllegalCommandError(
+                "the failsafe is not active; nothing to clear", reason="not_active"
+            )
+        self.failsafe = None
+        self.actions.append(RemoveStop(obs.reason, obs.actor))
+        self.actions.append(
+            SendNotice(
+                "failsafe_cleared",
+                "runtime",
+                S.OPERATOR,
+                f"failsafe cleared by {obs.actor}: {obs.reason}",
+            )
+        )
+        for name, old in list(self.components.items()):
+            cs = replace(old, attempts=0)
+            self.components[name] = cs
+            if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY):
+                self.restart_now(name, cs, S.OPERATOR)
+
+
+def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> Decision:
+    """Advance the runtime by one observation at monotonic time ``now``.
+
+    Args:
+        state: the current state (never mutated).
+        obs: a fact or an operator command.
+        now: the caller's monotonic time in seconds.
+        policy: components, dependencies and healing policy.
+
+    Returns:
+        The new state, the actions to execute in order, and the next deadline
+        (``wake_at``, absolute, ``>= now``) or None when only new observations matter.
+
+    Raises:
+        IllegalCommandError: an operator command that does not apply.
+        CommandRefusedError: an operator command refused by a safety gate.
+    """
+    before = flags_for(state)
+    st = _Step(state, now, policy)
+    st.advance()
+    match obs:
+        case ProbeSucceeded(target, probe) | ProbeFailed(target, probe, _):
+            ok = isinstance(obs, ProbeSucceeded)
+            reason = "" if isinstance(obs, ProbeSucceeded) else obs.reason
+            if target in st.dependencies:
+                st.dependency_probe(target, probe, ok, reason)
+            elif target in st.components:
+                st.component_probe(target, probe, ok, reason)
+        case ProcessExited(component, reason, _):
+            if component in st.components:
+                st.component_probe(component, "process", False, reason or S.PROCESS_EXITED)
+        case SpawnFinished(component, ok, reason):
+            if component in st.components:
+                st.spawn_finished(component, ok, reason)
+        case DeadlineReached():
+            pass
+        case OperatorRestarted():
+            st.operator_restart(obs)
+        case OperatorStopped():
+            st.operator_stop(obs)
+        case OperatorStarted():
+            st.operator_start(obs)
+        case OperatorEnteredFailsafe():
+            st.operator_enter_failsafe(obs)
+        case OperatorClearedFailsafe():
+            st.operator_clear_failsafe(obs)
+    st.advance()
+    new_state = st.snapshot()
+    after = flags_for(new_state)
+    actions = st.actions
+    if after != before:
+        flags = WriteFlags(after.failsafe_active, after.mode, after.reason, after.set_by)
+        # Flags first: the trading processes must learn of a failsafe before anything else.
+        actions = [flags, *actions]
+    return Decision(new_state, tuple(actions), deadlines(new_state, policy))

@@ -1,0 +1,104 @@
+"""Observations: facts about the world that the shell feeds into :func:`step`.
+
+Two kinds, kept apart on purpose:
+
+* **Facts** (probe results, process exits, spawn outcomes, a deadline passing)
+  are past-tense and can never be illegal: ``step`` accepts each in any state.
+* **Operator commands** (``Operator*``) are requests; a command that does not
+  apply raises :class:`~autoheal.core.errors.IllegalCommandError` or is refused
+  by a safety gate with :class:`~autoheal.core.errors.CommandRefusedError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSucceeded:
+    """A probe of a component or dependency (``target``) passed."""
+
+    target: str
+    probe: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFailed:
+    """A probe failed with a reason token (``heartbeat_stale``, ``CONN_TIMEOUT``, ...).
+
+    A reason in :data:`~autoheal.core.stages.HARD_REASONS` means the process is gone.
+    """
+
+    target: str
+    probe: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExited:
+    """The component's process exited or vanished (a hard failure)."""
+
+    component: str
+    reason: str = "process_exited"
+    code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnFinished:
+    """The shell finished a start or restart; ``ok`` is False when the spawn itself failed."""
+
+    component: str
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineReached:
+    """Time passed: the shell woke up at a ``wake_at`` the core asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorEnteredFailsafe:
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorClearedFailsafe:
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRestarted:
+    component: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorStopped:
+    component: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorStarted:
+    component: str
+    reason: str
+    actor: str
+
+
+Observation = (
+    ProbeSucceeded
+    | ProbeFailed
+    | ProcessExited
+    | SpawnFinished
+    | DeadlineReached
+    | OperatorEnteredFailsafe
+    | OperatorClearedFailsafe
+    | OperatorRestarted
+    | OperatorStopped
+    | OperatorStarted
+)

@@ -1,0 +1,63 @@
+"""The healing policy and the topology the core reasons about, validated and frozen."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class HealPolicy:
+    """How hard to try before pulling the kill switch (DESIGN.md §2, the runbook's numbers)."""
+
+    failures_before_restart: int = 2
+    restart_backoff: tuple[float, ...] = (15.0, 30.0, 60.0, 120.0, 300.0)
+    verify_window: float = 90.0
+    max_restarts: int = 3
+    stable_reset: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.failures_before_restart < 1:
+            raise ValueError("failures_before_restart must be at least 1")
+        if not self.restart_backoff:
+            raise ValueError("restart_backoff must not be empty")
+        if any(d < 0 for d in self.restart_backoff):
+            raise ValueError("restart_backoff delays must not be negative")
+        if list(self.restart_backoff) != sorted(self.restart_backoff):
+            raise ValueError("restart_backoff must not decrease")
+        if self.verify_window <= 0:
+            raise ValueError("verify_window must be positive")
+        if self.max_restarts < 0:
+            raise ValueError("max_restarts must not be negative")
+        if self.stable_reset < 0:
+            raise ValueError("stable_reset must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    """A supervised component: its probe names and the external dependencies it needs."""
+
+    name: str
+    probes: tuple[str, ...]
+    dependencies: tuple[str, ...] = ()
+    required: bool = True
+    heal: HealPolicy = field(default_factory=HealPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything ``step`` needs besides the state: components, dependencies, thresholds."""
+
+    components: Mapping[str, ComponentSpec]
+    dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    failures_before_degraded: int = 2
+
+    def __post_init__(self) -> None:
+        for spec in self.components.values():
+            unknown = [d for d in spec.dependencies if d not in self.dependencies]
+            if unknown:
+                raise ValueError(f"component {spec.name!r} depends on unknown {unknown}")
+        if set(self.components) & set(self.dependencies):
+            raise ValueError("a component and a dependency share a name")
+        if self.failures_before_degraded < 1:
+            raise ValueError("failures_before_degraded must be at least 1")

@@ -1,0 +1,229 @@
+"""The runtime state the core evolves, and its plain-dict form for ``autoheal_state.json``.
+
+Every class is frozen; ``dataclasses.replace`` makes the next state. Deadlines
+are on the caller's monotonic timeline; :func:`shift_deadlines` moves them to
+wall-clock seconds for the state file and back on resume, so a daemon that
+restarts keeps each backoff deadline at the same moment of real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from autoheal.core.policy import Policy
+from autoheal.core.stages import Stage
+
+STATE_SCHEMA = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeState:
+    """Last verdict of one probe: ``ok`` None means not yet known (e.g. just restarted)."""
+
+    ok: bool | None = None
+    reason: str = ""
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentState:
+    stage: Stage = Stage.OBSERVE
+    reason: str = ""
+    probes: Mapping[str, ProbeState] = field(default_factory=dict)
+    attempts: int = 0
+    restarts: int = 0
+    restart_at: float | None = None
+    verify_until: float | None = None
+    healthy_since: float | None = None
+    held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyState:
+    probes: Mapping[str, ProbeState] = field(default_factory=dict)
+    failing: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FailsafeState:
+    reason: str
+    set_by: str
+    component: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeState:
+    components: Mapping[str, ComponentState]
+    dependencies: Mapping[str, DependencyState]
+    failsafe: FailsafeState | None = None
+
+
+def initial_state(policy: Policy) -> RuntimeState:
+    """A fresh state: every component in OBSERVE with unknown probes, no failsafe."""
+    return RuntimeState(
+        components={
+            name: ComponentState(probes={p: ProbeState() for p in spec.probes})
+            for name, spec in policy.components.items()
+        },
+        dependencies={
+            name: DependencyState(probes={p: ProbeState() for p in probes})
+            for name, probes in policy.dependencies.items()
+        },
+    )
+
+
+def _shift(value: float | None, delta: float) -> float | None:
+    return None if value is None else value + delta
+
+
+def shift_deadlines(state: RuntimeState, delta: float) -> RuntimeState:
+    """Move every deadline and timestamp by ``delta`` seconds (monotonic ↔ wall clock)."""
+    return replace(
+        state,
+        components={
+            name: replace(
+                cs,
+                restart_at=_shift(cs.restart_at, delta),
+                verify_until=_shift(cs.verify_until, delta),
+                healthy_since=_shift(cs.healthy_since, delta),
+            )
+            for name, cs in state.components.items()
+        },
+    )
+
+
+def _probe_to_dict(ps: ProbeState) -> dict[str, Any]:
+    return {"ok": ps.ok, "reason": ps.reason, "failures": ps.failures}
+
+
+def state_to_dict(state: RuntimeState) -> dict[str, Any]:
+    """The plain form written to ``autoheal_state.json`` (keys are part of the contract)."""
+    return {
+        "schema": STATE_SCHEMA,
+        "failsafe": None
+        if state.failsafe is None
+        else {
+            "reason": state.failsafe.reason,
+            "set_by": state.failsafe.set_by,
+            "component": state.failsafe.component,
+        },
+        "components": {
+            name: {
+                "stage": cs.stage.value,
+                "reason": cs.reason,
+                "attempts": cs.attempts,
+                "restarts": cs.restarts,
+                "restart_at": cs.restart_at,
+                "verify_until": cs.verify_until,
+                "healthy_since": cs.healthy_since,
+                "held": cs.held,
+                "consecutive_failures": max((p.failures for p in cs.probes.values()), default=0),
+                "probes": {p: _probe_to_dict(ps) for p, ps in cs.probes.items()},
+            }
+            for name, cs in state.components.items()
+        },
+        "dependencies": {
+            name: {
+                "failing": ds.failing,
+                "reason": ds.reason,
+                "probes": {p: _probe_to_dict(ps) for p, ps in ds.probes.items()},
+            }
+            for name, ds in state.dependencies.items()
+        },
+    }
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _probes_from(doc: object, names: tuple[str, ...]) -> dict[str, ProbeState]:
+    src = doc if isinstance(doc, dict) else {}
+    out: dict[str, ProbeState] = {}
+    for name in names:
+        raw = src.get(name)
+        if isinstance(raw, dict):
+            ok = raw.get("ok")
+            reason = raw.get("reason")
+            out[name] = ProbeState(
+                ok if isinstance(ok, bool) else None,
+                reason if isinstance(reason, str) else "",
+                _int(raw.get("failures")),
+            )
+        else:
+            out[name] = ProbeState()
+    return out
+
+
+def state_from_dict(doc: Mapping[str, Any], policy: Policy) -> RuntimeState:
+    """Rebuild a state from :func:`state_to_dict` output, tolerating damage.
+
+    Components or dependencies the policy no longer has are dropped; new ones start
+    fresh; wrongly typed fields take their defaults. It never raises on content, so a
+    damaged state file degrades to a fresh start for the damaged parts only. A latched
+    failsafe is kept whatever else is damaged: it must survive the daemon.
+    """
+    base = initial_state(policy)
+    comps_doc = doc.get("components")
+    comps_doc = comps_doc if isinstance(comps_doc, dict) else {}
+    components: dict[str, ComponentState] = {}
+    for name, spec in policy.components.items():
+        raw = comps_doc.get(name)
+        if not isinstance(raw, dict):
+            components[name] = base.components[name]
+            continue
+        try:
+            stage = Stage(str(raw.get("stage")))
+        except ValueError:
+            stage = Stage.OBSERVE
+        reason = raw.get("reason")
+        components[name] = ComponentState(
+            stage=stage,
+            reason=reason if isinstance(reason, str) else "",
+            probes=_probes_from(raw.get("probes"), spec.probes),
+            attempts=_int(raw.get("attempts")),
+            restarts=_int(raw.get("restarts")),
+            restart_at=_num(raw.get("restart_at")),
+            verify_until=_num(raw.get("verify_until")),
+            healthy_since=_num(raw.get("healthy_since")),
+            held=raw.get("held") is True,
+        )
+    deps_doc = doc.get("dependencies")
+    deps_doc = deps_doc if isinstance(deps_doc, dict) else {}
+    dependencies: dict[str, DependencyState] = {}
+    for name, probes in policy.dependencies.items():
+        raw = deps_doc.get(name)
+        if not isinstance(raw, dict):
+            dependencies[name] = base.dependencies[name]
+            continue
+        reason = raw.get("reason")
+        dependencies[name] = DependencyState(
+            probes=_probes_from(raw.get("probes"), probes),
+            failing=raw.get("failing") is True,
+            reason=reason if isinstance(reason, str) else "",
+        )
+    failsafe = None
+    raw_fs = doc.get("failsafe")
+    if isinstance(raw_fs, dict):
+        fs_reason, fs_by, fs_comp = (
+            raw_fs.get("reason"),
+            raw_fs.get("set_by"),
+            raw_fs.get("component"),
+        )
+        failsafe = FailsafeState(
+            fs_reason if isinstance(fs_reason, str) else "restored",
+            fs_by if isinstance(fs_by, str) else "autoheal",
+            fs_comp if isinstance(fs_comp, str) else "",
+        )
+    elif any(c.stage in (Stage.FAILSAFE, Stage.NOTIFY) for c in components.values()):
+        failsafe = FailsafeState("restored", "autoheal")
+    return RuntimeState(components, dependencies, failsafe)

@@ -1,0 +1,166 @@
+"""Hypothesis stateful test of the stage machine: random observations and clock jumps."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from autoheal.core import (
+    CommandRefusedError,
+    DeadlineReached,
+    IllegalCommandError,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
+    OperatorRestarted,
+    OperatorStarted,
+    OperatorStopped,
+    ProbeFailed,
+    ProbeSucceeded,
+    ProcessExited,
+    RestartProcess,
+    SpawnFinished,
+    Stage,
+    initial_state,
+    step,
+)
+from autoheal.core.backoff import delay_for
+from autoheal.core.machine import dor
+from autoheal.core.state import state_from_dict, state_to_dict
+
+from .conftest import HEAL, make_policy
+
+COMPONENTS = ("feeder", "trader")
+REASONS = ("heartbeat_stale", "ws_stale", "heartbeat_missing", "process_exited", "process_missing")
+DEP_REASONS = ("CONN_TIMEOUT", "CONN_REFUSED", "latency_p95_high", "http_status_502")
+
+
+class StageMachineModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy = make_policy()
+        self.state = initial_state(self.policy)
+        self.now = 0.0
+        self.wake_at: float | None = None
+        self.episode_restarts = dict.fromkeys(COMPONENTS, 0)
+        self.quiet_since = dict.fromkeys(COMPONENTS, 0.0)
+
+    # -- the driver
+
+    def feed(self, obs) -> None:
+        before = self.state
+        try:
+            decision = step(before, obs, self.now, self.policy)
+        except (IllegalCommandError, CommandRefusedError):
+            return
+        # serialising and restoring the state changes no decision
+        restored = state_from_dict(orjson.loads(orjson.dumps(state_to_dict(before))), self.policy)
+        assert restored == before
+        assert step(restored, obs, self.now, self.policy) == decision
+        # determinism
+        assert step(before, obs, self.now, self.policy) == decision
+
+        operator = isinstance(obs, OperatorRestarted | OperatorClearedFailsafe)
+        for name in COMPONENTS:
+            if operator or self.now - self.quiet_since[name] >= HEAL.stable_reset:
+                self.episode_restarts[name] = 0
+        for name in COMPONENTS:
+            was, now_stage = before.components[name].stage, decision.state.components[name].stage
+            if was is Stage.FAILSAFE and not isinstance(obs, OperatorClearedFailsafe):
+                assert now_stage is Stage.FAILSAFE, "FAILSAFE left without an operator clear"
+            cs = decision.state.components[name]
+            if cs.restart_at is not None and cs.restart_at != before.components[name].restart_at:
+                delay = cs.restart_at - self.now
+                assert math.isclose(delay, delay_for(cs.attempts, HEAL), abs_tol=1e-6)
+                assert any(math.isclose(delay, d, abs_tol=1e-6) for d in HEAL.restart_backoff)
+                assert delay <= HEAL.restart_backoff[-1] + 1e-6
+        for action in decision.actions:
+            if isinstance(action, RestartProcess):
+                self.quiet_since[action.component] = self.now
+                self.episode_restarts[action.component] += 1
+                assert self.episode_restarts[action.component] <= HEAL.max_restarts
+                if action.reason != "operator":
+                    spec = self.policy.components[action.component]
+                    assert not any(decision.state.dependencies[d].failing for d in spec.dependencies)
+        if isinstance(obs, ProbeFailed | ProcessExited):
+            target = obs.target if isinstance(obs, ProbeFailed) else obs.component
+            if target in self.quiet_since:
+                self.quiet_since[target] = self.now
+        self.state, self.wake_at = decision.state, decision.wake_at
+
+    # -- rules
+
+    @rule(name=st.sampled_from(COMPONENTS), probe=st.sampled_from(("process", "heartbeat")))
+    def probe_ok(self, name: str, probe: str) -> None:
+        self.feed(ProbeSucceeded(name, probe))
+
+    @rule(name=st.sampled_from(COMPONENTS), reason=st.sampled_from(REASONS))
+    def probe_failed(self, name: str, reason: str) -> None:
+        probe = "process" if reason.startswith("process") else "heartbeat"
+        self.feed(ProbeFailed(name, probe, reason))
+
+    @rule(name=st.sampled_from(COMPONENTS))
+    def process_exited(self, name: str) -> None:
+        self.feed(ProcessExited(name))
+
+    @rule(name=st.sampled_from(COMPONENTS), ok=st.booleans())
+    def spawn_finished(self, name: str, ok: bool) -> None:
+        self.feed(SpawnFinished(name, ok, "" if ok else "spawn_failed"))
+
+    @rule(ok=st.booleans(), reason=st.sampled_from(DEP_REASONS))
+    def dependency(self, ok: bool, reason: str) -> None:
+        self.feed(ProbeSucceeded("exchange", "http") if ok else ProbeFailed("exchange", "http", reason))
+
+    @rule(dt=st.floats(min_value=0.0, max_value=400.0, allow_nan=False))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+        self.feed(DeadlineReached())
+
+    @precondition(lambda self: self.wake_at is not None)
+    @rule()
+    def jump_to_deadline(self) -> None:
+        assert self.wake_at is not None
+        self.now = max(self.now, self.wake_at)
+        self.feed(DeadlineReached())
+
+    @rule(
+        command=st.sampled_from(("restart", "stop", "start", "enter", "clear")),
+        name=st.sampled_from(COMPONENTS),
+    )
+    def operator(self, command: str, name: str) -> None:
+        obs = {
+            "restart": OperatorRestarted(name, "test", "alice"),
+            "stop": OperatorStopped(name, "test", "alice"),
+            "start": OperatorStarted(name, "test", "alice"),
+            "enter": OperatorEnteredFailsafe("test", "alice"),
+            "clear": OperatorClearedFailsafe("test", "alice"),
+        }[command]
+        self.feed(obs)
+
+    # -- invariants
+
+    @invariant()
+    def stages_are_known_and_wake_at_is_ahead(self) -> None:
+        for cs in self.state.components.values():
+            assert cs.stage in Stage
+            assert 0 <= cs.attempts <= HEAL.max_restarts
+        assert self.wake_at is None or self.wake_at >= self.now
+
+    @invariant()
+    def dor_only_when_everything_is_fine(self) -> None:
+        if dor(self.state, self.policy):
+            assert self.state.failsafe is None
+            assert not any(d.failing for d in self.state.dependencies.values())
+            assert all(cs.stage is Stage.OBSERVE for cs in self.state.components.values())
+
+    @invariant()
+    def failsafe_component_means_failsafe_flags(self) -> None:
+        if any(cs.stage is Stage.FAILSAFE for cs in self.state.components.values()):
+            assert self.state.failsafe is not None
+
+
+StageMachineModel.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+test_stage_machine_properties = StageMachineModel.TestCase
