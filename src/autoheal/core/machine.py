@@ -348,10 +348,17 @@ class _Step:
                 ),
                 None,
             )
-            if cs.stage is Stage.OBSERVE and hard is not None:
+            paused = cs.stage is Stage.BACKOFF and cs.restart_at is None and cs.verify_until is None
+            if paused:
+                # Its verification or restart was paused: verify afresh rather than count
+                # a window the dependency disturbed; a dead process fails it below at once.
+                heal = self.policy.components[name].heal
+                cs = replace(cs, verify_until=self.now + heal.verify_window)
+                self.components[name] = cs
+            if cs.stage in (Stage.OBSERVE, Stage.BACKOFF) and hard is not None:
                 self.begin_restart(name, hard)
-            elif cs.stage is Stage.BACKOFF and cs.restart_at is None and cs.verify_until is None:
-                self.components[name] = replace(cs, restart_at=self.now)
+            elif paused:
+                self.became_healthy(name)
 
     def spawn_finished(self, name: str, ok: bool, reason: str) -> None:
         cs = self.components[name]
