@@ -1,0 +1,1 @@
+"""The daemon: the loop that runs probes, feeds the core and executes its actions."""

@@ -1,0 +1,346 @@
+"""The journal: one SQLite file holding the audit events, the command queue and the outbox.
+
+Several processes use it at once (the daemon, CLIs, drills), so it runs in WAL mode
+with a ``busy_timeout``, every write is a short ``BEGIN IMMEDIATE`` transaction (taking
+the write lock up front avoids the ``SQLITE_BUSY`` that a read transaction gets when it
+tries to upgrade), and each process opens its own connection. A connection is guarded
+by a re-entrant lock, so one :class:`Journal` may also be used from worker threads
+(``anyio.to_thread``).
+
+The file is created ``0600``, or ``0660`` and chowned to a group when one is given, so
+that an operator group can run the CLI. SQLite gives its ``-wal`` and ``-shm`` files
+the same permission bits as the database.
+
+The schema is versioned with ``PRAGMA user_version``; a journal written by a newer
+autoheal is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "JOURNAL_FILENAME",
+    "SCHEMA_VERSION",
+    "Event",
+    "Journal",
+    "JournalError",
+    "format_event",
+]
+
+JOURNAL_FILENAME = "journal.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    component TEXT,
+    reason TEXT,
+    actor TEXT,
+    command_id TEXT,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_component ON events (component, ts);
+CREATE INDEX IF NOT EXISTS events_command ON events (command_id);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    target TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    checksum TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    claimed_by TEXT,
+    claimed_at REAL,
+    finished_at REAL,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (status, created_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    webhook TEXT NOT NULL,
+    notification TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (webhook, next_attempt_at)
+    WHERE delivered_at IS NULL;
+"""
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or used (missing directory, not a database, newer schema)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One journal event; ``ts`` is unix seconds (a label, never used for durations)."""
+
+    id: int
+    ts: float
+    kind: str
+    component: str | None = None
+    reason: str | None = None
+    actor: str | None = None
+    command_id: str | None = None
+    data: dict[str, Any] | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict (for ``autoheal events --json``)."""
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "kind": self.kind,
+            "component": self.component,
+            "reason": self.reason,
+            "actor": self.actor,
+            "command_id": self.command_id,
+            "data": self.data,
+        }
+
+
+def _resolve_gid(group: str | int) -> int:
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise JournalError(f"journal group {group!r} does not exist") from None
+
+
+def _create_file(path: Path, group: str | int | None) -> None:
+    """Create the database file with its final mode before SQLite ever opens it."""
+    mode = 0o600 if group is None else 0o660
+    gid = None if group is None else _resolve_gid(group)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        if gid is not None:
+            os.fchown(fd, -1, gid)
+        os.fchmod(fd, mode)  # the umask must not widen or narrow it
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """An open journal. Use :meth:`open`; close it (or use ``with``) when done."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.path = path
+
+    @classmethod
+    def open(
+        cls, path: Path | str, *, group: str | int | None = None, busy_timeout_s: float = 10.0
+    ) -> Journal:
+        """Open (creating if needed) the journal at ``path``.
+
+        Args:
+            path: the database file, or a runtime directory holding ``journal.sqlite3``.
+            group: group name or gid; the file is then created ``0660`` and owned by it.
+            busy_timeout_s: how long a writer waits for another process's lock.
+
+        Raises:
+            JournalError: the file cannot be created or opened, is not a journal, or was
+                written by a newer schema.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / JOURNAL_FILENAME
+        try:
+            _create_file(path, group)
+            conn = sqlite3.connect(
+                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open journal {path}: {exc}") from exc
+        journal = cls(conn, path)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a command or audit event acknowledged to the operator survives a power cut.
+            conn.execute("PRAGMA synchronous = FULL")
+            journal._migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"cannot open journal {path}: {exc}") from exc
+        except JournalError:
+            conn.close()
+            raise
+        return journal
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has schema version {version}; this autoheal "
+                    f"understands up to {SCHEMA_VERSION}"
+                )
+            if version < 1:
+                for statement in _SCHEMA_V1.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested use joins the outer one.
+
+        Keep the body short: other processes wait for the lock while it runs.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Run a read-only statement and return all rows."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def record(
+        self,
+        kind: str,
+        *,
+        component: str | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+        command_id: str | None = None,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> int:
+        """Append one event and return its id (ids give the commit order across processes)."""
+        blob = None if data is None else orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        stamp = time.time() if ts is None else ts
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO events (ts, kind, component, reason, actor, command_id, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (stamp, kind, component, reason, actor, command_id, blob),
+            )
+            return int(cur.lastrowid or 0)
+
+    def events(
+        self,
+        since: float | None = None,
+        component: str | None = None,
+        limit: int = 1000,
+        *,
+        command_id: str | None = None,
+        kind: str | None = None,
+    ) -> list[Event]:
+        """The newest ``limit`` events matching the filters, oldest first.
+
+        Args:
+            since: only events with ``ts >= since`` (unix seconds).
+            component: only events about this component.
+            limit: at most this many (the most recent ones).
+            command_id: only events of this command.
+            kind: only events of this kind.
+        """
+        clauses, params = [], []
+        for column, value in (
+            ("ts >=", since),
+            ("component =", component),
+            ("command_id =", command_id),
+            ("kind =", kind),
+        ):
+            if value is not None:
+                clauses.append(f"{column} ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.query(
+            f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608 - fixed columns
+            (*params, max(0, limit)),
+        )
+        return [_row_to_event(row) for row in reversed(rows)]
+
+    def close(self) -> None:
+        """Close the connection; the journal must not be used afterwards."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _row_to_event(row: sqlite3.Row) -> Event:
+    data = None
+    if row["data"] is not None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            data = orjson.loads(row["data"])
+    return Event(
+        id=row["id"],
+        ts=row["ts"],
+        kind=row["kind"],
+        component=row["component"],
+        reason=row["reason"],
+        actor=row["actor"],
+        command_id=row["command_id"],
+        data=data if isinstance(data, dict) else None,
+    )
+
+
+def _one_line(value: str | None) -> str:
+    if not value:
+        return "-"
+    return " ".join(value.split())
+
+
+def format_event(event: Event) -> str:
+    """One line for ``autoheal events``: ISO UTC time, kind, component, reason, actor.
+
+    Free text (an operator's ``--reason``) is folded onto one line so that a newline in it
+    cannot forge a second event in the output.
+    """
+    when = datetime.fromtimestamp(event.ts, tz=UTC).isoformat(timespec="milliseconds")
+    when = when.replace("+00:00", "Z")
+    return (
+        f"{when} {_one_line(event.kind):<24} {_one_line(event.component):<12} "
+        f"reason={_one_line(event.reason)} actor={_one_line(event.actor)}"
+    )
