@@ -1,0 +1,88 @@
+"""The trader's REST client for the fake exchange, with errors mapped at the boundary.
+
+An exchange's "no" arrives as a 400 with an ``error`` token in the body. It is
+raised here as an exception named like the ccxt class for the same thing
+(``InsufficientFunds``, ``InvalidOrder``), so :func:`autoheal.guard.classify`
+places it by class name, exactly as it would a real exchange library's. Every
+other failure is httpx's own exception (``HTTPStatusError`` keeps the response,
+so the status and ``Retry-After`` stay visible to the classifier).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+__all__ = ["ExchangeClient", "ExchangeRejectedError", "InsufficientFunds", "InvalidOrder"]
+
+
+class ExchangeRejectedError(Exception):
+    """The exchange refused a request for a reason of its own (a 400 with an error token)."""
+
+    def __init__(self, token: str, detail: str = "") -> None:
+        super().__init__(f"{token}: {detail}" if detail else token)
+        self.token = token
+
+
+class InsufficientFunds(ExchangeRejectedError):
+    """Not enough balance for the order."""
+
+
+class InvalidOrder(ExchangeRejectedError):
+    """The order itself is wrong (symbol, side, quantity)."""
+
+
+_REJECTIONS: dict[str, type[ExchangeRejectedError]] = {
+    "insufficient_funds": InsufficientFunds,
+    "invalid_order": InvalidOrder,
+    "invalid_symbol": InvalidOrder,
+}
+
+
+class ExchangeClient:
+    """Thin async wrapper over the fake exchange's REST API.
+
+    Args:
+        http: an ``httpx.AsyncClient`` whose ``base_url`` is the exchange.
+    """
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def fetch_balance(self) -> dict[str, Any]:
+        """``{"USDT": {"free": ...}, ...}``."""
+        doc = await self._request("GET", "/api/balance")
+        return dict(doc.get("balances", {}))
+
+    async def load_markets(self) -> list[str]:
+        """The tradable symbols."""
+        doc = await self._request("GET", "/api/markets")
+        return [str(s) for s in doc.get("symbols", [])]
+
+    async def create_order(self, symbol: str, side: str, qty: float, price: float | None,
+                           client_order_id: str) -> dict[str, Any]:
+        """Place an order; a repeated ``client_order_id`` returns the original order."""
+        body = {"symbol": symbol, "side": side, "qty": qty, "price": price,
+                "client_order_id": client_order_id}
+        return await self._request("POST", "/api/orders", json=body)
+
+    async def fetch_orders(self) -> list[dict[str, Any]]:
+        doc = await self._request("GET", "/api/orders")
+        return list(doc.get("orders", []))
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._http.request(method, path, **kwargs)
+        if response.status_code == 400:
+            try:
+                doc = response.json()
+            except ValueError:
+                doc = {}
+            token = str(doc.get("error", ""))
+            if token in _REJECTIONS:
+                raise _REJECTIONS[token](token, str(doc.get("detail", "")))
+        response.raise_for_status()
+        result = response.json()
+        if not isinstance(result, dict):
+            raise httpx.DecodingError(f"{path} did not return a JSON object")
+        return result

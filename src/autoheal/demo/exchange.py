@@ -1,0 +1,247 @@
+"""A fake exchange on loopback: REST and a websocket price stream on one port, with fault modes.
+
+``python -m autoheal.demo.exchange --port 0 --port-file PATH`` listens, then
+writes ``{"port", "rest_url", "ws_url", "pid"}`` atomically to ``PATH`` so a
+test or the daemon knows where it is. Endpoints:
+
+* ``GET /api/ping``, ``/api/balance``, ``/api/markets``, ``/api/ticker?symbol=``;
+* ``POST /api/orders`` ``{symbol, side, qty, price, client_order_id}`` fills at
+  once; a repeated ``client_order_id`` returns the same order and is not
+  counted again; ``GET /api/orders`` lists them;
+* ``GET /ws`` (websocket): ``{"symbol", "price", "ts"}`` per symbol per tick;
+* ``POST /admin/fault`` (see :mod:`autoheal.demo.faults`) and
+  ``GET /admin/stats``; admin paths are never faulted.
+
+The drills count orders here, at the exchange, not in the trader's own log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from anyio.abc import SocketAttribute
+
+from autoheal.demo.faults import FaultPlan, FaultState, parse_fault
+from autoheal.demo.httpserver import (
+    DROP,
+    HttpRequest,
+    HttpResponse,
+    WebSocket,
+    json_response,
+    serve_connection,
+)
+from autoheal.demo.lifecycle import configure_logging, run_program
+from autoheal.demo.market import Ledger, OrderRejectedError, PriceWalk
+from autoheal.store.atomic import write_json_atomic
+
+__all__ = ["Exchange", "main", "parse_args"]
+
+STATS_FILENAME = "exchange_stats.json"
+_STREAM_STOPPING = ("down", "http_502", "http_503", "rate_limit")
+log = logging.getLogger("autoheal.demo.exchange")
+
+
+class Exchange:
+    """The exchange's state and its request handlers; the server shell calls in."""
+
+    def __init__(self, rng: random.Random, tick_s: float, time_fn: Any = time.time) -> None:
+        self.walk = PriceWalk(rng)
+        self.ledger = Ledger()
+        self.faults = FaultState()
+        self.calls: Counter[str] = Counter()
+        self.tick_s = tick_s
+        self._time = time_fn
+        self._fault_changed = anyio.Event()
+        self.dirty = True
+
+    # -- HTTP ---------------------------------------------------------------------------
+    async def handle(self, request: HttpRequest) -> HttpResponse | object | None:
+        """Answer one request (``None`` lets a websocket upgrade go ahead)."""
+        if request.path.startswith("/admin/"):
+            return self._admin(request)
+        self.calls[f"{request.method} {request.path}"] += 1
+        self.dirty = True
+        fault = self.faults.take(request.method, request.path)
+        if fault is not None:
+            return await self._inject(fault)
+        if request.path == "/ws":
+            return None if request.headers.get("upgrade", "").lower() == "websocket" else (
+                json_response(426, {"error": "upgrade_required"}))
+        return self._api(request)
+
+    async def _inject(self, fault: FaultPlan) -> HttpResponse | object:
+        if fault.mode == "http_502":
+            return HttpResponse(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                                content_type="text/html")
+        if fault.mode == "http_503":
+            return json_response(503, {"error": "service_unavailable"})
+        if fault.mode == "rate_limit":
+            retry = f"{fault.retry_after:g}"
+            return json_response(429, {"error": "rate_limited"}, (("retry-after", retry),))
+        if fault.mode == "timeout":
+            # Hold the request until an operator changes the fault, then hang up unanswered.
+            await self._fault_changed.wait()
+        return DROP
+
+    def _api(self, request: HttpRequest) -> HttpResponse:
+        now = self._time()
+        route = (request.method, request.path)
+        if route == ("GET", "/api/ping"):
+            return json_response(200, {"ok": True, "ts": now})
+        if route == ("GET", "/api/balance"):
+            return json_response(200, {"balances": self.ledger.balance_doc(), "ts": now})
+        if route == ("GET", "/api/markets"):
+            markets = {s: {"base": s.removesuffix("USDT"), "quote": "USDT", "active": True}
+                       for s in self.walk.symbols}
+            return json_response(200, {"symbols": self.walk.symbols, "markets": markets})
+        if route == ("GET", "/api/ticker"):
+            symbol = request.query.get("symbol", "")
+            if symbol not in self.walk.prices:
+                return json_response(400, {"error": "invalid_symbol", "detail": symbol})
+            return json_response(200, self.walk.quote(symbol, now))
+        if route == ("GET", "/api/orders"):
+            return json_response(200, {"orders": self.ledger.orders})
+        if route == ("POST", "/api/orders"):
+            return self._place(request, now)
+        return json_response(404, {"error": "not_found"})
+
+    def _place(self, request: HttpRequest, now: float) -> HttpResponse:
+        try:
+            order, created = self.ledger.place(request.json(), self.walk, now)
+        except ValueError as exc:  # orjson.JSONDecodeError and OrderRejectedError both are
+            reason = exc.reason if isinstance(exc, OrderRejectedError) else "invalid_order"
+            log.info("order rejected reason=%s detail=%s", reason, exc)
+            return json_response(400, {"error": reason, "detail": str(exc)})
+        if created:
+            log.info("order filled order_id=%s client_order_id=%s symbol=%s side=%s qty=%g "
+                     "price=%g", order["order_id"], order["client_order_id"], order["symbol"],
+                     order["side"], order["qty"], order["price"])
+        else:
+            log.info("order duplicate client_order_id=%s order_id=%s",
+                     order["client_order_id"], order["order_id"])
+        return json_response(200, {**order, "duplicate": not created})
+
+    def _admin(self, request: HttpRequest) -> HttpResponse:
+        if (request.method, request.path) == ("GET", "/admin/stats"):
+            return json_response(200, self.stats())
+        if (request.method, request.path) == ("POST", "/admin/fault"):
+            try:
+                plan = parse_fault(request.json())
+            except ValueError as exc:
+                return json_response(400, {"error": "invalid_fault", "detail": str(exc)})
+            self.set_fault(plan)
+            return json_response(200, {"fault": self.faults.to_doc()})
+        return json_response(404, {"error": "not_found"})
+
+    def set_fault(self, plan: FaultPlan) -> None:
+        self.faults.set(plan)
+        self._fault_changed.set()
+        self._fault_changed = anyio.Event()
+        self.dirty = True
+        if plan.mode == "none":
+            log.info("fault cleared")
+        else:
+            log.info("fault set mode=%s paths=%s count=%s retry_after=%g", plan.mode,
+                     ",".join(plan.paths), plan.count, plan.retry_after)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "orders_placed": len(self.ledger.orders),
+            "orders": self.ledger.orders,
+            "calls": dict(self.calls),
+            "fault": self.faults.to_doc(),
+            "balances": self.ledger.balance_doc(),
+        }
+
+    # -- websocket ----------------------------------------------------------------------
+    async def stream_prices(self, ws: WebSocket) -> None:
+        """Send every symbol's price each tick; a fault on ``/ws`` stalls or cuts the stream."""
+        log.info("ws client connected")
+        try:
+            while True:
+                plan = self.faults.plan
+                faulted = plan.mode != "none" and plan.matches("GET", "/ws")
+                if faulted and plan.mode in _STREAM_STOPPING:
+                    await ws.close(1011, plan.mode)
+                    return
+                if not faulted:  # a "timeout" fault stalls the stream: alive, silent
+                    now = self._time()
+                    for symbol in self.walk.symbols:
+                        await ws.send_text(orjson.dumps(self.walk.quote(symbol, now)).decode())
+                await anyio.sleep(self.tick_s)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        finally:
+            log.info("ws client disconnected")
+
+    async def run_ticker(self) -> None:
+        while True:
+            self.walk.step()
+            await anyio.sleep(self.tick_s)
+
+
+async def _write_stats(exchange: Exchange, runtime_dir: Path, every_s: float = 0.25) -> None:
+    path = runtime_dir / STATS_FILENAME
+    while True:
+        if exchange.dirty:
+            exchange.dirty = False
+            # Not fsynced: a stats snapshot for humans and drills, rewritten constantly.
+            write_json_atomic(path, {**exchange.stats(), "ts": time.time()}, durable=False)
+        await anyio.sleep(every_s)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    exchange = Exchange(random.Random(args.seed), args.tick_interval)
+    listener = await anyio.create_tcp_listener(local_host=args.host, local_port=args.port)
+    port = listener.extra(SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
+    base = f"http://{args.host}:{port}"
+    info = {"port": port, "rest_url": base, "ws_url": f"ws://{args.host}:{port}/ws",
+            "pid": os.getpid()}
+    handler = partial(serve_connection, handler=exchange.handle,
+                      ws_paths={"/ws": exchange.stream_prices})
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(exchange.run_ticker)
+        if args.runtime_dir:
+            args.runtime_dir.mkdir(parents=True, exist_ok=True)
+            tg.start_soon(_write_stats, exchange, args.runtime_dir)
+        tg.start_soon(listener.serve, handler)
+        if args.port_file:
+            write_json_atomic(args.port_file, info)
+        log.info("exchange listening rest_url=%s ws_url=%s seed=%d", base, info["ws_url"],
+                 args.seed)
+        await anyio.sleep_forever()
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m autoheal.demo.exchange",
+                                     description="Fake exchange for the autoheal demo stack.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="where to write the chosen port as JSON")
+    parser.add_argument("--runtime-dir", type=Path, help=f"directory for {STATS_FILENAME}")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the price random walk")
+    parser.add_argument("--tick-interval", type=float, default=0.1, help="seconds between prices")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logger = configure_logging("exchange", verbose=args.verbose)
+    return run_program(partial(serve, args), logger)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
