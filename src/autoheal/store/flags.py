@@ -106,10 +106,15 @@ def stop_file_present(stop_file: Path) -> bool:
     return os.path.lexists(stop_file)
 
 
-def write_stop_file(stop_file: Path, reason: str, *, set_by: str = "autoheal", now: float | None = None) -> None:
+def write_stop_file(
+    stop_file: Path, reason: str, *, set_by: str = "autoheal", now: float | None = None
+) -> None:
     """Create ``STOP.TXT`` atomically; its first line says when and why."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
-    text = f"{stamp} STOP set_by={set_by} reason={reason}\nNew orders are halted until an operator clears the failsafe.\n"
+    text = (
+        f"{stamp} STOP set_by={set_by} reason={reason}\n"
+        "New orders are halted until an operator clears the failsafe.\n"
+    )
     write_bytes_atomic(Path(stop_file), text.encode())
 
 
