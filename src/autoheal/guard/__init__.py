@@ -1,0 +1,69 @@
+"""autoheal.guard: what a trading process imports to obey the kill switch and survive outages.
+
+A small library in the manner of watchfiles: stdlib, orjson, watchfiles and
+``autoheal.store`` only; never the daemon. Importing it has no side effects, it
+holds no global state and starts no thread unless asked (``TradingGate.start``).
+
+Typical use on every order::
+
+    gate = TradingGate(runtime_dir, stop_file)
+    breaker = CircuitBreaker(runtime_dir)
+    ledger = OrderLedger(runtime_dir)
+    inventory = InventoryGate(runtime_dir)
+
+    ok, reason = gate.allowed("buy", symbol="BTCUSDT")
+    ok, reason = inventory.validate_order("BTCUSDT", "sell", 0.01)
+    balance = call_with_retry(ex.fetch_balance, op_label="fetch_balance", breaker=breaker)
+    result = ledger.place("BTCUSDT", "buy", 0.01, None, place_fn, reconcile_fn=check_open_orders)
+"""
+
+from autoheal.guard.breaker import CircuitBreaker
+from autoheal.guard.breaker_state import BreakerPolicy
+from autoheal.guard.classify import Classification, classify
+from autoheal.guard.errors import (
+    BreakerOpenError,
+    CallFailedError,
+    GuardError,
+    NonRetryableError,
+    OrderOutcomeUnknownError,
+    RetriesExhaustedError,
+    StateBusValidationError,
+)
+from autoheal.guard.gate import GateStatus, TradingGate
+from autoheal.guard.heartbeat import Heartbeat
+from autoheal.guard.idempotency import OrderLedger, PlaceResult, order_signature
+from autoheal.guard.inventory import InventoryGate, check_inventory
+from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
+from autoheal.guard.retry import Backoff, acall_with_retry, call_with_retry
+from autoheal.guard.state_bus import BusRead, StateBus, StateSchema
+
+__all__ = [
+    "Backoff",
+    "BreakerOpenError",
+    "BreakerPolicy",
+    "BusRead",
+    "CallFailedError",
+    "CircuitBreaker",
+    "Classification",
+    "GateStatus",
+    "GuardError",
+    "Heartbeat",
+    "InventoryGate",
+    "LiveEnv",
+    "NonRetryableError",
+    "OrderLedger",
+    "OrderOutcomeUnknownError",
+    "PlaceResult",
+    "RetriesExhaustedError",
+    "StateBus",
+    "StateBusValidationError",
+    "StateSchema",
+    "TradingGate",
+    "acall_with_retry",
+    "call_with_retry",
+    "check_inventory",
+    "classify",
+    "hash_confirm_token",
+    "is_live_execution_allowed",
+    "order_signature",
+]

@@ -1,0 +1,348 @@
+"""The trading gate: may this process send a new order right now?
+
+``TradingGate(runtime_dir, stop_file).allowed("buy", symbol="BTCUSDT")`` →
+``(allowed, reason)``, decided from three files (most severe first):
+
+==================================  ======================  ===============================
+state                               buys                    sells
+==================================  ======================  ===============================
+``STOP.TXT`` present                no ``stop_file_present``  no ``stop_file_present``
+``global_flags.json`` unreadable    no ``flags_invalid``      no ``flags_invalid``
+failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_active``
+``REDUCE_ONLY``                     no ``reduce_only``        only with ``reduces_position``
+``DEGRADED``                        no ``degraded``           yes
+breaker open (symbol or global)     no ``outage_circuit_...`` yes
+``NORMAL``                          yes ``ok``                yes ``ok``
+==================================  ======================  ===============================
+
+How it stays cheap and fresh. The gate keeps the parsed state in memory. A call
+reads the monotonic clock and, at most once per ``recheck_interval_s`` (25 ms),
+``stat``\\s the three files; only a changed ``stat`` signature (inode, mtime,
+ctime, size) makes it re-read a file. So the hot path is a clock read and a few
+comparisons (about a microsecond), and any change is noticed within the
+re-check interval by any process that keeps calling ``allowed()``.
+
+Optionally, :meth:`TradingGate.start` (or ``with gate:``) runs a watchfiles
+watcher thread that marks the cache dirty the moment a file event arrives, so the
+very next call re-checks. The thread is never started implicitly: the library
+creates no threads unless asked. Async code can use :meth:`TradingGate.awatch`
+to be told of every change instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import watchfiles
+
+from autoheal.guard._symbols import normalize_symbol
+from autoheal.guard.breaker import BREAKER_FILENAME, BREAKER_OPEN_REASON, GLOBAL_KEY
+from autoheal.store.atomic import read_json
+from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags
+
+__all__ = ["GateStatus", "TradingGate", "decide"]
+
+log = logging.getLogger("autoheal.guard.gate")
+
+_StatSig = tuple[int, int, int, int] | None
+_ACTIONS = {"buy": "buy", "sell": "sell", "BUY": "buy", "SELL": "sell"}
+
+
+@dataclass(frozen=True, slots=True)
+class GateStatus:
+    """What the gate knows: the kill switch and the breakers' open-until times."""
+
+    stop_present: bool = False
+    flags: Flags | None = field(default_factory=Flags)
+    flags_detail: str = ""
+    open_until: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def halted(self) -> bool:
+        """True when no new order of any kind may be sent."""
+        f = self.flags
+        return self.stop_present or f is None or f.failsafe_active or f.mode == "SIGNAL_READ_ONLY"
+
+
+def decide(
+    status: GateStatus,
+    action: str,
+    *,
+    symbol: str | None = None,
+    reduces_position: bool = False,
+    now: float = 0.0,
+) -> tuple[bool, str]:
+    """The pure decision behind :meth:`TradingGate.allowed` (see the module table)."""
+    act = _ACTIONS.get(action) or _ACTIONS.get(str(action).strip().lower())
+    if act is None:
+        return False, "invalid_action"
+    if status.stop_present:
+        return False, "stop_file_present"
+    flags = status.flags
+    if flags is None:
+        return False, "flags_invalid"
+    if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
+        return False, "failsafe_active"
+    if flags.mode == "REDUCE_ONLY":
+        return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
+    if act == "sell":
+        return True, "ok"
+    if flags.mode == "DEGRADED":
+        return False, "degraded"
+    if status.open_until:
+        keys = (GLOBAL_KEY,) if symbol is None else (GLOBAL_KEY, normalize_symbol(symbol))
+        if any(now < status.open_until.get(k, float("-inf")) for k in keys):
+            return False, BREAKER_OPEN_REASON
+    return True, "ok"
+
+
+def _stat_sig(path: Path) -> _StatSig:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def _open_breakers(path: Path) -> dict[str, float]:
+    """Key → open_until for every key whose stored state is open (time decides the rest)."""
+    doc = read_json(path).doc or {}
+    keys = doc.get("keys")
+    out: dict[str, float] = {}
+    if isinstance(keys, dict):
+        for key, state in keys.items():
+            if isinstance(state, dict) and state.get("state") == "open":
+                until = state.get("open_until")
+                if isinstance(until, int | float) and not isinstance(until, bool):
+                    out[str(key)] = float(until)
+    return out
+
+
+class TradingGate:
+    """Decides ``allowed(action)`` from ``STOP.TXT``, ``global_flags.json`` and the breakers.
+
+    Args:
+        runtime_dir: the runtime directory holding the flags and breaker files.
+        stop_file: the ``STOP.TXT`` path; default ``<runtime_dir>/../STOP.TXT``.
+        recheck_interval_s: the most time between two ``stat`` checks (the fallback poll).
+        time_fn: monotonic seconds, shared with the breaker's clock; tests pass a fake.
+        watch_breaker: also pause buys for keys whose persisted breaker is open.
+    """
+
+    def __init__(
+        self,
+        runtime_dir: Path,
+        stop_file: Path | None = None,
+        *,
+        recheck_interval_s: float = 0.025,
+        time_fn: Callable[[], float] = time.monotonic,
+        watch_breaker: bool = True,
+    ) -> None:
+        self.runtime_dir = Path(runtime_dir)
+        self.stop_file = (
+            Path(stop_file) if stop_file is not None else self.runtime_dir.parent / "STOP.TXT"
+        )
+        self._flags_path = self.runtime_dir / FLAGS_FILENAME
+        self._breaker_path = self.runtime_dir / BREAKER_FILENAME if watch_breaker else None
+        self._interval = recheck_interval_s
+        self._time_fn = time_fn
+        self._sigs: tuple[bool, _StatSig, _StatSig] | None = None
+        self._status = GateStatus()
+        self._next_check = float("-inf")
+        self._dirty = True
+        self._stop_event: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- the hot path --------------------------------------------------------------------
+
+    def allowed(
+        self, action: str, *, symbol: str | None = None, reduces_position: bool = False
+    ) -> tuple[bool, str]:
+        """May a new order for ``action`` (``buy``/``sell``) go out now?
+
+        Args:
+            action: ``buy`` or ``sell``, any case.
+            symbol: the market, so an open breaker for it pauses buys.
+            reduces_position: the sell shrinks a held position (needed under ``REDUCE_ONLY``).
+
+        Returns:
+            ``(allowed, reason)``; ``reason`` is ``ok`` when allowed.
+        """
+        now = self._time_fn()
+        if self._dirty or now >= self._next_check:
+            self._check(now)
+        return decide(
+            self._status, action, symbol=symbol, reduces_position=reduces_position, now=now
+        )
+
+    async def aallowed(
+        self, action: str, *, symbol: str | None = None, reduces_position: bool = False
+    ) -> tuple[bool, str]:
+        """The async form of :meth:`allowed`.
+
+        It does not hop to a thread: at worst it runs three ``stat`` calls (microseconds),
+        and re-reads a small file only after a change.
+        """
+        return self.allowed(action, symbol=symbol, reduces_position=reduces_position)
+
+    def status(self) -> GateStatus:
+        """Re-check the files now and return what the gate knows."""
+        self._check(self._time_fn())
+        return self._status
+
+    # -- change detection ----------------------------------------------------------------
+
+    def _check(self, now: float) -> None:
+        self._dirty = False  # cleared first: an event during the check marks it again
+        self._next_check = now + self._interval
+        sigs = (
+            os.path.lexists(self.stop_file),
+            _stat_sig(self._flags_path),
+            None if self._breaker_path is None else _stat_sig(self._breaker_path),
+        )
+        if sigs == self._sigs:
+            return
+        with self._lock:
+            old = self._sigs
+            self._sigs = sigs
+            status = self._status
+            if old is None or old[1] != sigs[1]:
+                read = read_flags(self.runtime_dir)
+                status = GateStatus(status.stop_present, read.flags, read.detail, status.open_until)
+            if self._breaker_path is not None and (old is None or old[2] != sigs[2]):
+                status = GateStatus(
+                    status.stop_present,
+                    status.flags,
+                    status.flags_detail,
+                    _open_breakers(self._breaker_path),
+                )
+            status = GateStatus(sigs[0], status.flags, status.flags_detail, status.open_until)
+            self._log_change(self._status, status)
+            self._status = status
+
+    @staticmethod
+    def _log_change(old: GateStatus, new: GateStatus) -> None:
+        if new.stop_present != old.stop_present:
+            log.warning(
+                "[gate] STOP.TXT %s",
+                "present: all new orders halted" if new.stop_present else "removed",
+            )
+        if new.flags != old.flags:
+            if new.flags is None:
+                log.error("[gate] flags_invalid (%s): all new orders halted", new.flags_detail)
+            else:
+                log.warning(
+                    "[gate] flags mode=%s failsafe_active=%s reason=%s",
+                    new.flags.mode,
+                    new.flags.failsafe_active,
+                    new.flags.reason or "-",
+                )
+
+    def invalidate(self) -> None:
+        """Make the next call re-check the files (what the watcher thread does on an event)."""
+        self._dirty = True
+
+    def _watch_targets(self) -> tuple[list[Path], Callable[[Any, str], bool]]:
+        names = {str(self.stop_file), str(self._flags_path)}
+        if self._breaker_path is not None:
+            names.add(str(self._breaker_path))
+        dirs = sorted({self.runtime_dir, self.stop_file.parent})
+        return dirs, lambda _change, path: path in names
+
+    # -- the optional watcher thread ----------------------------------------------------
+
+    def start(self, *, wait_ready_s: float = 1.0) -> TradingGate:
+        """Start a watcher thread that invalidates the cache on file events; idempotent.
+
+        Args:
+            wait_ready_s: wait up to this long for the watcher to be armed, so that a
+                change made right after ``start()`` returns is seen by the thread.
+        """
+        if self._thread is not None:
+            return self
+        dirs, watch_filter = self._watch_targets()
+        stop_event = threading.Event()
+        ready = threading.Event()
+
+        def run() -> None:
+            # step=10 ms: the watcher returns ~10-20 ms after the first event.
+            # rust_timeout=50 ms + yield_on_timeout: the first (possibly empty) yield tells
+            # start() the watcher is armed, and close() never waits long.
+            for changes in watchfiles.watch(
+                *dirs,
+                watch_filter=watch_filter,
+                debounce=50,
+                step=10,
+                stop_event=stop_event,
+                rust_timeout=50,
+                yield_on_timeout=True,
+                recursive=False,
+                raise_interrupt=False,
+            ):
+                ready.set()
+                if changes:
+                    self._dirty = True
+            ready.set()
+
+        self._stop_event = stop_event
+        self._thread = threading.Thread(target=run, name="autoheal-gate-watch", daemon=True)
+        self._thread.start()
+        ready.wait(wait_ready_s)
+        self._dirty = True
+        return self
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop the watcher thread, if running."""
+        if self._thread is None or self._stop_event is None:
+            return
+        self._stop_event.set()
+        self._thread.join(timeout_s)
+        self._thread = None
+        self._stop_event = None
+
+    def __enter__(self) -> TradingGate:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def awatch(
+        self, *, stop_event: Any = None, poll_s: float = 1.0
+    ) -> AsyncIterator[GateStatus]:
+        """Yield the gate's status now and after every change (file event or fallback poll).
+
+        Args:
+            stop_event: an ``anyio.Event``/``asyncio.Event`` that ends the iteration.
+            poll_s: the fallback re-check period when no event arrives.
+        """
+        last = self.status()
+        yield last
+        dirs, watch_filter = self._watch_targets()
+        async for _changes in watchfiles.awatch(
+            *dirs,
+            watch_filter=watch_filter,
+            debounce=50,
+            step=10,
+            stop_event=stop_event,
+            rust_timeout=int(poll_s * 1000),
+            yield_on_timeout=True,
+            recursive=False,
+        ):
+            current = self.status()
+            if current != last:
+                last = current
+                yield current

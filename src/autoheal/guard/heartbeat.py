@@ -1,0 +1,79 @@
+"""The heartbeat file a component writes and the daemon's heartbeat probe reads.
+
+``<runtime_dir>/<name>.heartbeat.json`` =
+``{"component": name, "pid": ..., "ts": <unix seconds>, "seq": n, ...extras}``.
+``ts`` is wall time because another process (the daemon) compares it with its own
+clock; ``seq`` lets a reader notice a writer that is alive but stuck repeating.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autoheal.store.atomic import write_json_atomic
+
+__all__ = ["Heartbeat", "heartbeat_path"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_RESERVED = frozenset({"component", "pid", "ts", "seq"})
+
+
+def heartbeat_path(runtime_dir: Path, name: str) -> Path:
+    """Where component ``name`` writes its heartbeat."""
+    return Path(runtime_dir) / f"{name}.heartbeat.json"
+
+
+class Heartbeat:
+    """Writes one component's heartbeat, atomically, each time :meth:`beat` is called.
+
+    Args:
+        runtime_dir: the shared runtime directory (must exist).
+        name: the component name, e.g. ``feeder`` (letters, digits, ``_.-``).
+        time_fn: wall-clock seconds for ``ts``; tests pass a fake.
+
+    Raises:
+        ValueError: a name that would escape the directory or is empty.
+    """
+
+    def __init__(
+        self, runtime_dir: Path, name: str, *, time_fn: Callable[[], float] = time.time
+    ) -> None:
+        if not _NAME.match(name) or name in (".", ".."):
+            raise ValueError(f"invalid component name {name!r}")
+        self.name = name
+        self.path = heartbeat_path(runtime_dir, name)
+        self.seq = 0
+        self._time_fn = time_fn
+
+    def beat(self, **extras: Any) -> dict[str, Any]:
+        """Write the next heartbeat; ``extras`` (e.g. ``ws_last_msg_ts=...``) are added to it.
+
+        Returns:
+            The document written.
+
+        Raises:
+            ValueError: an extra would overwrite a reserved field.
+            OSError: the write failed (the previous heartbeat stays in place).
+        """
+        clash = _RESERVED.intersection(extras)
+        if clash:
+            raise ValueError(f"reserved heartbeat fields: {sorted(clash)}")
+        self.seq += 1
+        doc = {
+            **extras,
+            "component": self.name,
+            "pid": os.getpid(),
+            "ts": self._time_fn(),
+            "seq": self.seq,
+        }
+        # durable=False: a heartbeat is rewritten every second and only matters while the
+        # host is up; after a power cut a stale or missing heartbeat is the right answer
+        # anyway, and two fsyncs a second would be real I/O for nothing. The rename
+        # still keeps readers from ever seeing a torn file.
+        write_json_atomic(self.path, doc, durable=False)
+        return doc

@@ -1,0 +1,104 @@
+"""Live-execution gating: may this process send *real* orders to a live exchange?
+
+Gates, checked in this order; the reason names the first one that blocks:
+
+1. ``mode`` is ``live`` (``testnet`` and ``paper`` never reach a live exchange):
+   ``mode=testnet``
+2. ``enable_live_trading`` is true: ``enable_live_trading=False``
+3. ``live_mode_armed`` is true: ``live_mode_armed=False``
+4. ``live_dry_run_mode`` is false: ``live_dry_run_mode=True``
+5. ``confirm_token`` hashes (SHA-256) to the configured ``confirm_token_sha256``,
+   compared in constant time: ``confirm_token=missing`` / ``confirm_token=invalid``
+6. the kill switch is off (no ``STOP.TXT``, no failsafe, readable flags):
+   ``stop_file_present`` / ``failsafe_active`` / ``flags_invalid`` / ``reduce_only``
+
+Only the first five are pure; the kill switch is read from disk when the
+environment names a ``stop_file`` and/or ``runtime_dir``. The token itself is
+never logged or put into a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from autoheal.store.flags import read_flags, stop_file_present
+
+__all__ = ["LiveEnv", "hash_confirm_token", "is_live_execution_allowed"]
+
+MODES = ("live", "testnet", "paper")
+
+
+def hash_confirm_token(token: str) -> str:
+    """The SHA-256 hex digest an operator puts in the configuration."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEnv:
+    """What the gating looks at; every default is the safe one."""
+
+    mode: str = "paper"
+    enable_live_trading: bool = False
+    live_mode_armed: bool = False
+    live_dry_run_mode: bool = True
+    confirm_token: str | None = None
+    confirm_token_sha256: str | None = None
+    stop_file: Path | None = None
+    runtime_dir: Path | None = None
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, Any]) -> LiveEnv:
+        """Build from a dict (unknown keys ignored, missing ones safe)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in env.items() if k in names})
+
+
+def _kill_switch_reason(env: LiveEnv) -> str | None:
+    if env.stop_file is not None and stop_file_present(Path(env.stop_file)):
+        return "stop_file_present"
+    if env.runtime_dir is None:
+        return None
+    read = read_flags(Path(env.runtime_dir))
+    if read.flags is None:
+        return "flags_invalid"
+    if read.flags.failsafe_active or read.flags.mode == "SIGNAL_READ_ONLY":
+        return "failsafe_active"
+    if read.flags.mode == "REDUCE_ONLY":
+        return "reduce_only"
+    return None
+
+
+def is_live_execution_allowed(env: LiveEnv | Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether real orders may go to a live exchange, and the first gate that says no.
+
+    Args:
+        env: a :class:`LiveEnv` or a mapping with the same keys.
+
+    Returns:
+        ``(True, "ok")`` or ``(False, reason)``, e.g. ``(False, "enable_live_trading=False")``.
+    """
+    if not isinstance(env, LiveEnv):
+        env = LiveEnv.from_mapping(env)
+    mode = str(env.mode).lower()
+    if mode != "live":
+        return False, f"mode={mode if mode in MODES else 'unknown'}"
+    if env.enable_live_trading is not True:
+        return False, "enable_live_trading=False"
+    if env.live_mode_armed is not True:
+        return False, "live_mode_armed=False"
+    if env.live_dry_run_mode is not False:
+        return False, "live_dry_run_mode=True"
+    if not env.confirm_token or not env.confirm_token_sha256:
+        return False, "confirm_token=missing"
+    given = hash_confirm_token(env.confirm_token)
+    if not hmac.compare_digest(given, env.confirm_token_sha256.strip().lower()):
+        return False, "confirm_token=invalid"
+    reason = _kill_switch_reason(env)
+    if reason is not None:
+        return False, reason
+    return True, "ok"

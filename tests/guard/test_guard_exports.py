@@ -1,0 +1,85 @@
+"""The public surface and the import boundary of autoheal.guard."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import autoheal.guard as guard
+
+GUARD_DIR = pathlib.Path(guard.__file__).parent
+ALLOWED_TOP = {"autoheal", "orjson", "watchfiles"}
+
+
+def test_guard_all_is_exactly_the_public_surface():
+    assert sorted(guard.__all__) == guard.__all__
+    assert set(guard.__all__) == {
+        "Backoff",
+        "BreakerOpenError",
+        "BreakerPolicy",
+        "BusRead",
+        "CallFailedError",
+        "CircuitBreaker",
+        "Classification",
+        "GateStatus",
+        "GuardError",
+        "Heartbeat",
+        "InventoryGate",
+        "LiveEnv",
+        "NonRetryableError",
+        "OrderLedger",
+        "OrderOutcomeUnknownError",
+        "PlaceResult",
+        "RetriesExhaustedError",
+        "StateBus",
+        "StateBusValidationError",
+        "StateSchema",
+        "TradingGate",
+        "acall_with_retry",
+        "call_with_retry",
+        "check_inventory",
+        "classify",
+        "hash_confirm_token",
+        "is_live_execution_allowed",
+        "order_signature",
+    }
+    for name in guard.__all__:
+        assert getattr(guard, name) is not None
+
+
+def test_guard_imports_only_stdlib_orjson_watchfiles_and_store():
+    stdlib = set(sys.stdlib_module_names)
+    for path in GUARD_DIR.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top in stdlib or top in ALLOWED_TOP, f"{path.name} imports {name}"
+                if top == "autoheal":
+                    assert name.split(".")[1] in {"guard", "store", "core"}, f"{path.name}: {name}"
+
+
+@pytest.mark.slow
+def test_guard_import_has_no_side_effects(tmp_path):
+    code = (
+        "import threading, os, sys; before = set(os.listdir('.')); import autoheal.guard; "
+        "assert threading.active_count() == 1; assert set(os.listdir('.')) == before; "
+        "assert 'autoheal.daemon' not in sys.modules; print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stdout.strip() == "ok"
