@@ -132,3 +132,187 @@ def main(argv: Sequence[str] | None = None) -> int:
 _HANDLERS = {
     "check-config": _cmd_check_config,
 }
+
+
+# ---------------------------------------------------------------------- daemon & operator
+
+
+def _setup_logging(log_file: object = None) -> None:
+    import logging
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers.append(logging.FileHandler(str(log_file)))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if args.chaos and cfg.environment == "live":
+        print(
+            f'autoheal: refused: --chaos with environment = "live" in {cfg.path}; '
+            "fault injection runs only against testnet or paper",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    _setup_logging(cfg.daemon.log_file)
+    from autoheal.daemon.loop import run_daemon
+
+    return run_daemon(cfg, chaos=args.chaos)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    from autoheal.status import status_command
+
+    return status_command(
+        cfg.paths.runtime_dir,
+        cfg.paths.stop_file,
+        as_json=args.json,
+        heartbeat_interval_s=cfg.daemon.heartbeat_interval,
+    )
+
+
+def _os_user() -> str:
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid:{os.geteuid()}"
+
+
+def _print_result(command) -> int:  # type: ignore[no-untyped-def]
+    import json
+
+    result = command.result or {}
+    if command.status == "succeeded":
+        what = f"{command.type} {command.target}".strip()
+        print(f"{what} succeeded: {json.dumps(result, sort_keys=True)}")
+        return EXIT_OK
+    if command.status in ("pending", "claimed"):
+        print(
+            f"{command.type}: no result yet (command {command.id} is {command.status})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    message = result.get("message") or result.get("reason") or command.status
+    print(
+        f"autoheal: {command.type} {command.target or ''} {command.status}: {message}".replace(
+            "  ", " "
+        ),
+        file=sys.stderr,
+    )
+    return EXIT_REFUSED if result.get("refused") else EXIT_FAILED
+
+
+def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) -> int:  # type: ignore[type-arg]
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if target and ctype in ("restart", "stop", "start") and target not in cfg.services:
+        print(
+            f"autoheal: usage error: unknown service {target!r} (known: {', '.join(cfg.services)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from autoheal.daemon.lock import lock_holder
+    from autoheal.store import commands as queue
+    from autoheal.store.journal import Journal
+
+    cfg.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
+    with Journal.open(cfg.paths.runtime_dir) as journal:
+        submitted = queue.submit(
+            journal,
+            ctype,
+            target,
+            payload,
+            _os_user(),
+            idempotency_key=args.idempotency_key,
+            ttl=max(60.0, args.timeout * 2),
+        )
+        command = submitted.command
+        if submitted.duplicate:
+            print(f"duplicate: idempotency key already used by {command.id} ({command.status})")
+            if command.status in ("pending", "claimed") and not args.no_wait:
+                command = queue.wait_result(journal, command.id, args.timeout)
+            return (
+                _print_result(command) if command.status not in ("pending", "claimed") else EXIT_OK
+            )
+        if lock_holder(cfg.paths.runtime_dir) is None:
+            print("no daemon running (its lock is free): executing directly", file=sys.stderr)
+            from autoheal.daemon.direct import execute_directly
+
+            return _print_result(execute_directly(cfg, journal, command))
+        if args.no_wait:
+            print(f"queued command {command.id}")
+            return EXIT_OK
+        command = queue.wait_result(journal, command.id, args.timeout)
+        return _print_result(command)
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    return _submit(args, args.command, args.name, {"reason": args.reason or "manual"})
+
+
+def _cmd_failsafe(args: argparse.Namespace) -> int:
+    return _submit(args, f"failsafe_{args.action}", "", {"reason": args.reason})
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    import time
+
+    from autoheal.store.journal import Journal, format_event
+
+    since = None
+    if args.since:
+        from autoheal.core.durations import parse_duration
+
+        try:
+            since = time.time() - parse_duration(args.since)
+        except ValueError as exc:
+            print(f"autoheal: usage error: --since: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    path = cfg.paths.runtime_dir / "journal.sqlite3"
+    if not path.exists():
+        print(f"autoheal: no journal yet at {path}", file=sys.stderr)
+        return EXIT_FAILED
+    with Journal.open(path) as journal:
+        events = journal.events(since=since, component=args.component, limit=args.limit)
+    if args.json:
+        import json
+
+        for e in events:
+            print(json.dumps(e.to_doc(), sort_keys=True))
+    else:
+        for e in events:
+            print(format_event(e))
+    return EXIT_OK
+
+
+_HANDLERS.update(
+    {
+        "run": _cmd_run,
+        "status": _cmd_status,
+        "restart": _cmd_service,
+        "stop": _cmd_service,
+        "start": _cmd_service,
+        "failsafe": _cmd_failsafe,
+        "events": _cmd_events,
+    }
+)

@@ -366,3 +366,20 @@ def test_step_is_deterministic(rt: Runtime) -> None:
     a = step(state, ProcessExited("feeder"), 5.0, rt.policy)
     b = step(state, ProcessExited("feeder"), 5.0, rt.policy)
     assert a == b
+
+
+def test_step_daemon_start_grace(policy: Policy) -> None:
+    r = Runtime(policy)
+    r.feed(ProbeSucceeded("exchange", "http"))
+    r.feed(SpawnFinished("feeder", ok=True))
+    assert r.wake_at == r.now + 90.0
+    for _ in range(4):
+        assert r.feed(ProbeFailed("feeder", "heartbeat", "heartbeat_missing")) == ()
+    r.feed(ProbeSucceeded("feeder", "heartbeat"))
+    assert r.state.components["feeder"].verify_until is None
+    assert r.stage("feeder") is Stage.OBSERVE
+    # grace over: soft failures count again
+    r.feed(ProbeFailed("feeder", "heartbeat", "heartbeat_stale"))
+    assert RestartProcess("feeder", 1, 3, "heartbeat_stale") in r.feed(
+        ProbeFailed("feeder", "heartbeat", "heartbeat_stale")
+    )

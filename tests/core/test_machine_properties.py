@@ -84,7 +84,9 @@ class StageMachineModel(RuleBasedStateMachine):
                 assert self.episode_restarts[action.component] <= HEAL.max_restarts
                 if action.reason != "operator":
                     spec = self.policy.components[action.component]
-                    assert not any(decision.state.dependencies[d].failing for d in spec.dependencies)
+                    assert not any(
+                        decision.state.dependencies[d].failing for d in spec.dependencies
+                    )
         if isinstance(obs, ProbeFailed | ProcessExited):
             target = obs.target if isinstance(obs, ProbeFailed) else obs.component
             if target in self.quiet_since:
@@ -112,7 +114,9 @@ class StageMachineModel(RuleBasedStateMachine):
 
     @rule(ok=st.booleans(), reason=st.sampled_from(DEP_REASONS))
     def dependency(self, ok: bool, reason: str) -> None:
-        self.feed(ProbeSucceeded("exchange", "http") if ok else ProbeFailed("exchange", "http", reason))
+        self.feed(
+            ProbeSucceeded("exchange", "http") if ok else ProbeFailed("exchange", "http", reason)
+        )
 
     @rule(dt=st.floats(min_value=0.0, max_value=400.0, allow_nan=False))
     def advance(self, dt: float) -> None:
@@ -162,5 +166,7 @@ class StageMachineModel(RuleBasedStateMachine):
             assert self.state.failsafe is not None
 
 
-StageMachineModel.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+StageMachineModel.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=60, deadline=None
+)
 test_stage_machine_properties = StageMachineModel.TestCase

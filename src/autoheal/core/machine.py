@@ -380,6 +380,10 @@ class _Step:
             cs = replace(cs, verify_until=self.now + heal.verify_window)
             self.components[name] = cs
             self.move(name, cs, Stage.BACKOFF, "verifying")
+        elif cs.stage is Stage.OBSERVE and not cs.held and not healthy(cs):
+            # A plain start (daemon start-up, operator start): a grace period in which
+            # soft failures (no heartbeat yet) do not count, like a startup probe.
+            self.components[name] = replace(cs, verify_until=self.now + heal.verify_window)
         else:
             self.components[name] = cs
         self.became_healthy(name)

@@ -1,0 +1,151 @@
+"""Operator commands from the journal's queue into the core, and their results back.
+
+A command runs "through the same code path as automatic healing": it becomes an
+``Operator*`` observation for :func:`autoheal.core.step`, and its result is written
+when the resulting process action has finished (the new PID of a restart), or at
+once when it only touches files (failsafe enter/clear). Audit events, in order:
+``started``, ``<type>.started``, ``<type>.succeeded|failed``, ``result_written``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from autoheal.core import (
+    CommandRefusedError,
+    Observation,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
+    OperatorRestarted,
+    OperatorStarted,
+    OperatorStopped,
+)
+from autoheal.store import commands as queue
+from autoheal.store.commands import Command
+
+if TYPE_CHECKING:
+    from autoheal.daemon.loop import Daemon
+
+log = logging.getLogger("autoheal")
+
+POLL_INTERVAL_S = 0.05
+
+
+@dataclass
+class PendingCommand:
+    command: Command
+    waits_for_process: bool = False
+    done: bool = field(default=False)
+
+
+def observation_for(command: Command) -> Observation | None:
+    """The core observation for a queued command, or None when the type is unknown."""
+    reason = str(command.payload.get("reason") or "")
+    actor = command.requested_by
+    match command.type:
+        case "restart":
+            return OperatorRestarted(command.target, reason, actor)
+        case "stop":
+            return OperatorStopped(command.target, reason, actor)
+        case "start":
+            return OperatorStarted(command.target, reason, actor)
+        case "failsafe_enter":
+            return OperatorEnteredFailsafe(reason, actor)
+        case "failsafe_clear":
+            return OperatorClearedFailsafe(reason, actor)
+    return None
+
+
+def refusal_result(exc: Exception) -> dict[str, Any]:
+    return {
+        "refused": isinstance(exc, CommandRefusedError),
+        "reason": getattr(exc, "reason", type(exc).__name__),
+        "message": str(exc),
+    }
+
+
+class CommandBridge:
+    """Claims queued commands for one daemon and reports their outcome."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.claimer = f"pid:{os.getpid()}"
+
+    async def poll(self) -> None:
+        while True:
+            journal = self.daemon.journal
+            if journal is not None:
+                try:
+                    command = queue.claim_next(journal, self.claimer)
+                except Exception as exc:
+                    log.error("command_claim_failed error=%s", exc)
+                    command = None
+                if command is not None:
+                    await self.daemon.observe(PendingCommand(command))  # type: ignore[arg-type]
+                    continue
+            await anyio.sleep(POLL_INTERVAL_S)
+
+    def execute(self, pending: PendingCommand) -> None:
+        journal = self.daemon.journal
+        command = pending.command
+        assert journal is not None
+        queue.record_started(journal, command)
+        queue.record_action(journal, command, "started")
+        log.info(
+            "command_started id=%s type=%s target=%s by=%s",
+            command.id,
+            command.type,
+            command.target or "-",
+            command.requested_by,
+        )
+        if command.type.startswith("chaos_"):
+            handler = getattr(self.daemon, "chaos_handler", None)
+            if handler is None:
+                self.fail_reason(
+                    pending,
+                    "chaos_disabled",
+                    "the daemon was not started with --chaos; chaos commands are refused",
+                    refused=True,
+                )
+                return
+            handler(pending)
+            return
+        obs = observation_for(command)
+        if obs is None:
+            self.fail_reason(pending, "unknown_command", f"unknown command type {command.type!r}")
+            return
+        self.daemon.apply(obs, pending)
+
+    def succeed(self, pending: PendingCommand, result: dict[str, Any]) -> None:
+        self._finish(pending, True, result)
+
+    def fail(self, pending: PendingCommand, exc: Exception) -> None:
+        self._finish(pending, False, refusal_result(exc))
+
+    def fail_reason(
+        self, pending: PendingCommand, reason: str, message: str = "", *, refused: bool = False
+    ) -> None:
+        self._finish(
+            pending, False, {"refused": refused, "reason": reason, "message": message or reason}
+        )
+
+    def _finish(self, pending: PendingCommand, ok: bool, result: dict[str, Any]) -> None:
+        if pending.done:
+            return
+        pending.done = True
+        journal = self.daemon.journal
+        assert journal is not None
+        queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
+        queue.finish(journal, pending.command.id, ok, result)
+        log.info(
+            "command_finished id=%s type=%s ok=%s result=%s",
+            pending.command.id,
+            pending.command.type,
+            ok,
+            result,
+        )

@@ -1,0 +1,103 @@
+"""``health_v2.json``: the runtime's health as the operator, the trader and /status see it.
+
+Built from the core state (decisions) plus the shell's last probe readings
+(values and thresholds, which the core does not need). See docs/files.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autoheal.core.machine import dor, flags_for, healthy
+from autoheal.core.policy import Policy
+from autoheal.core.stages import SEVERITY, Stage
+from autoheal.core.state import RuntimeState
+
+HEALTH_FILENAME = "health_v2.json"
+HEALTH_SCHEMA = 2
+
+
+def _probe_doc(verdict_ok: bool | None, verdict_reason: str, reading: Any) -> dict[str, Any]:
+    return {
+        "ok": verdict_ok,
+        "reason": verdict_reason,
+        "value": getattr(reading, "value", None),
+        "threshold": getattr(reading, "threshold", None),
+    }
+
+
+def build_health(
+    state: RuntimeState,
+    policy: Policy,
+    *,
+    readings: Mapping[tuple[str, str], Any],
+    pids: Mapping[str, int | None],
+    to_wall: float,
+    now_wall: float,
+    daemon: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The health document.
+
+    Args:
+        state: the core's state.
+        policy: the core's policy (required flags, max_restarts).
+        readings: the last ``ProbeResult`` per (target, probe), for values and thresholds.
+        pids: the current PID per component (None when not running).
+        to_wall: add to a monotonic deadline to get unix seconds.
+        now_wall: the document's timestamp.
+        daemon: facts about the daemon itself (pid, started_at, loop lag, ...).
+    """
+    components: dict[str, Any] = {}
+    failing_components: list[str] = []
+    for name, cs in state.components.items():
+        spec = policy.components[name]
+        ok = healthy(cs) and cs.stage is Stage.OBSERVE
+        if not ok:
+            failing_components.append(name)
+        components[name] = {
+            "ok": ok,
+            "stage": cs.stage.value,
+            "reason": cs.reason if not ok else "",
+            "pid": pids.get(name),
+            "restarts": cs.restarts,
+            "attempts": cs.attempts,
+            "max_restarts": spec.heal.max_restarts,
+            "held": cs.held,
+            "required": spec.required,
+            "next_restart_at": None if cs.restart_at is None else cs.restart_at + to_wall,
+            "verify_until": None if cs.verify_until is None else cs.verify_until + to_wall,
+            "probes": {
+                probe: _probe_doc(ps.ok, ps.reason, readings.get((name, probe)))
+                for probe, ps in cs.probes.items()
+            },
+        }
+    dependencies: dict[str, Any] = {}
+    failing_deps: list[str] = []
+    for name, ds in state.dependencies.items():
+        if ds.failing:
+            failing_deps.append(name)
+        dependencies[name] = {
+            "ok": not ds.failing,
+            "reason": ds.reason,
+            "probes": {
+                probe: _probe_doc(ps.ok, ps.reason, readings.get((name, probe)))
+                for probe, ps in ds.probes.items()
+            },
+        }
+    stages = [cs.stage for cs in state.components.values()] or [Stage.OBSERVE]
+    flags = flags_for(state)
+    return {
+        "schema": HEALTH_SCHEMA,
+        "ts": now_wall,
+        "dor": dor(state, policy),
+        "stage": max(stages, key=lambda s: SEVERITY[s]).value,
+        "failsafe": state.failsafe is not None,
+        "failsafe_reason": state.failsafe.reason if state.failsafe else "",
+        "degraded": bool(failing_deps),
+        "mode": flags.mode,
+        "failing_components": sorted(failing_deps) + sorted(failing_components),
+        "daemon": dict(daemon),
+        "components": components,
+        "dependencies": dependencies,
+    }

@@ -1,0 +1,139 @@
+"""Watches ``STOP.TXT`` and ``global_flags.json`` for an operator's hand.
+
+An operator who creates ``STOP.TXT`` enters the failsafe; one who removes it, or
+writes ``{"failsafe_active": false}``, clears it. Our own writes are told apart
+from the operator's by comparing the files with what the core's state says they
+should be. A flags file that does not parse leaves the state alone (the guard
+already fails closed on it) and raises an alert until it is valid again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from autoheal.core import OperatorClearedFailsafe, OperatorEnteredFailsafe
+from autoheal.store.atomic import write_json_atomic
+from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags, stop_file_present
+
+if TYPE_CHECKING:
+    from autoheal.daemon.loop import Daemon
+
+log = logging.getLogger("autoheal")
+
+ALERT_NAME = "flags_invalid"
+
+
+class KillSwitchWatcher:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._written: Flags | None = None
+        self._alerted: str | None = None
+
+    def expect(self, flags: Flags) -> None:
+        self._written = flags
+
+    def expect_stop(self, present: bool) -> None:
+        """Our own STOP.TXT write or removal (kept for symmetry; state comparison decides)."""
+
+    def startup(self) -> None:
+        """A failsafe found on disk survives the daemon: re-enter it if the state lost it."""
+        self.reconcile(startup=True)
+
+    def reconcile(self, *, startup: bool = False) -> None:
+        d = self.daemon
+        active = d.state.failsafe is not None
+        stop = stop_file_present(d.stop_file)
+        read = read_flags(d.runtime_dir)
+        if read.flags is None:
+            self._alert(read.detail)
+        else:
+            self._clear_alert()
+        if not active and stop:
+            log.warning("operator_stop_file_created path=%s", d.stop_file)
+            d.journal_event("operator_kill_switch", reason="stop_file_created", actor="operator")
+            d.apply(OperatorEnteredFailsafe("STOP.TXT present (created by hand)", "operator"))
+            return
+        if active and not stop and not startup:
+            log.warning("operator_stop_file_removed path=%s", d.stop_file)
+            d.journal_event("operator_kill_switch", reason="stop_file_removed", actor="operator")
+            d.apply(OperatorClearedFailsafe("STOP.TXT removed by hand", "operator"))
+            return
+        flags = read.flags
+        if flags is None or read.missing:
+            return
+        if startup and flags.failsafe_active and not active:
+            d.apply(
+                OperatorEnteredFailsafe(
+                    flags.reason or "failsafe_active in global_flags.json",
+                    flags.set_by or "operator",
+                )
+            )
+            return
+        if active and not flags.failsafe_active and flags != self._written:
+            log.warning("operator_flags_cleared_failsafe")
+            d.journal_event("operator_kill_switch", reason="flags_cleared", actor="operator")
+            d.apply(
+                OperatorClearedFailsafe(
+                    "failsafe_active=false written to global_flags.json", "operator"
+                )
+            )
+        elif not active and flags.failsafe_active and flags != self._written:
+            log.warning("operator_flags_entered_failsafe")
+            d.journal_event("operator_kill_switch", reason="flags_entered", actor="operator")
+            d.apply(
+                OperatorEnteredFailsafe(
+                    flags.reason or "failsafe_active=true written by hand",
+                    flags.set_by or "operator",
+                )
+            )
+
+    def _alert(self, detail: str) -> None:
+        if self._alerted == detail:
+            return
+        self._alerted = detail
+        d = self.daemon
+        log.error(
+            "flags_invalid file=%s detail=%s; keeping the last valid state (the guard halts)",
+            d.runtime_dir / FLAGS_FILENAME,
+            detail,
+        )
+        d.journal_event("alert", reason=ALERT_NAME, data={"detail": detail})
+        alerts = d.runtime_dir / "alerts"
+        try:
+            alerts.mkdir(exist_ok=True)
+            write_json_atomic(
+                alerts / f"{ALERT_NAME}.json",
+                {
+                    "alert": ALERT_NAME,
+                    "file": FLAGS_FILENAME,
+                    "detail": detail,
+                    "ts": d.wall(),
+                },
+            )
+        except OSError as exc:
+            log.error("alert_write_failed error=%s", exc)
+
+    def _clear_alert(self) -> None:
+        if self._alerted is None:
+            return
+        self._alerted = None
+        path = self.daemon.runtime_dir / "alerts" / f"{ALERT_NAME}.json"
+        path.unlink(missing_ok=True)
+        log.info("flags_valid_again")
+
+    async def watch(self) -> None:
+        """React to changes at once (inotify through watchfiles); the heartbeat also reconciles."""
+        import watchfiles
+
+        d = self.daemon
+        dirs = {d.runtime_dir, d.stop_file.parent}
+        names = {d.stop_file.name, FLAGS_FILENAME}
+
+        def interesting(_change: object, path: str) -> bool:
+            return path.rsplit("/", 1)[-1] in names
+
+        async for _changes in watchfiles.awatch(
+            *dirs, watch_filter=interesting, recursive=False, debounce=20, step=10
+        ):
+            self.reconcile()

@@ -1,0 +1,160 @@
+"""From the validated config to what the core and the shell need: policy, specs, probes.
+
+Kept apart from the loop so that the CLI's direct mode (no daemon running) builds
+exactly the same policy and process specs as the daemon.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoheal.config import Config, ProbeConfig, ServiceConfig
+from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
+from autoheal.procs import ServiceSpec
+
+PROCESS_PROBE = "process"
+
+
+def heal_policy(config: Config) -> HealPolicy:
+    p = config.policy
+    return HealPolicy(
+        failures_before_restart=p.failures_before_restart,
+        restart_backoff=tuple(p.restart_backoff),
+        verify_window=p.verify_window,
+        max_restarts=p.max_restarts,
+        stable_reset=p.stable_reset,
+    )
+
+
+def external_dependencies(config: Config, name: str) -> tuple[str, ...]:
+    """External dependencies a service needs, also through other services (no cycles)."""
+    found: list[str] = []
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for dep in config.services[current].depends_on:
+            if dep in config.dependencies:
+                if dep not in found:
+                    found.append(dep)
+            elif dep in config.services:
+                stack.append(dep)
+    return tuple(found)
+
+
+def component_probes(service: ServiceConfig) -> tuple[str, ...]:
+    """Every service has the process probe, whether or not the config names it."""
+    return (PROCESS_PROBE, *(p.name for p in service.probes if p.kind != "process"))
+
+
+def build_policy(config: Config) -> Policy:
+    heal = heal_policy(config)
+    return Policy(
+        components={
+            name: ComponentSpec(
+                name,
+                component_probes(svc),
+                external_dependencies(config, name),
+                svc.required,
+                heal,
+            )
+            for name, svc in config.services.items()
+        },
+        dependencies={
+            name: tuple(p.name for p in dep.probes) for name, dep in config.dependencies.items()
+        },
+        failures_before_degraded=config.policy.failures_before_restart,
+    )
+
+
+def logs_dir(config: Config) -> Path:
+    return config.paths.runtime_dir / "logs"
+
+
+def service_spec(config: Config, svc: ServiceConfig) -> ServiceSpec:
+    return ServiceSpec(
+        name=svc.name,
+        argv=tuple(svc.argv),
+        cwd=svc.cwd,
+        pidfile=svc.pidfile,
+        log_file=logs_dir(config) / f"{svc.name}.log",
+        env=dict(svc.env),
+        stop_signal=int(svc.stop_signal),
+        stop_timeout=svc.stop_timeout,
+        lock_files=tuple(svc.lock_files),
+        log_max_bytes=svc.log_max_bytes,
+        log_backups=svc.log_backups,
+    )
+
+
+def start_order(config: Config) -> list[str]:
+    """Services in dependency order (those depended upon first)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order or name in visiting:
+            return
+        visiting.add(name)
+        for dep in config.services[name].depends_on:
+            if dep in config.services:
+                visit(dep)
+        order.append(name)
+
+    for name in config.services:
+        visit(name)
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One configured probe and whose it is."""
+
+    target: str
+    config: ProbeConfig
+
+
+def probe_targets(config: Config) -> list[ProbeTarget]:
+    out = [
+        ProbeTarget(name, p)
+        for name, svc in config.services.items()
+        for p in svc.probes
+        if p.kind != "process"
+    ]
+    out += [ProbeTarget(name, p) for name, dep in config.dependencies.items() for p in dep.probes]
+    return out
+
+
+def make_probe(pc: ProbeConfig, *, clock: Callable[[], float] = time.monotonic):  # type: ignore[no-untyped-def]
+    """Build the probe object for a probe config (imports lazily: httpx is heavy)."""
+    if pc.kind == "heartbeat":
+        from autoheal.probes import HeartbeatProbe
+
+        assert pc.path is not None and pc.max_age is not None
+        return HeartbeatProbe(pc.path, pc.max_age, clock=clock)
+    if pc.kind == "ws_freshness":
+        from autoheal.probes import FieldFreshnessProbe
+
+        assert pc.path is not None and pc.max_age is not None
+        return FieldFreshnessProbe(
+            pc.path, pc.field or "ws_last_msg_ts", max_age=pc.max_age, clock=clock
+        )
+    if pc.kind == "http":
+        from autoheal.probes import HttpProbe
+
+        assert pc.url is not None
+        return HttpProbe(
+            pc.url,
+            pc.timeout,
+            expect_status=tuple(pc.expect_status),
+            latency_p95=pc.latency_p95,
+            window=pc.window,
+            clock=clock,
+        )
+    raise ValueError(f"no probe for kind {pc.kind!r}")
