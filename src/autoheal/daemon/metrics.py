@@ -1,0 +1,338 @@
+"""Prometheus metrics and the small HTTP endpoint serving ``/metrics`` and ``/status``.
+
+Two kinds of metric live here:
+
+* **state**, rendered at scrape time from the latest health document by
+  :class:`HealthCollector` (DOR, failsafe, stage per component, restarts, probe
+  verdicts): the health document is the single source of truth, so a scrape
+  can never disagree with ``health_v2.json``;
+* **events**, live instruments the daemon updates through
+  :meth:`Metrics.observe_probe` (probe latency histogram, failures by reason),
+  which a snapshot cannot reconstruct.
+
+Each :class:`Metrics` owns a fresh ``CollectorRegistry``; the global default
+registry is never touched, so two daemons (or two tests) in one process never
+collide.
+
+The server speaks just enough HTTP/1.1 (parsed by h11) for a scraper and a
+curl: ``GET`` only, one request per connection, bounded request size, a
+deadline per connection, each connection in its own task. A bad request is
+answered with 400 and never takes the server, let alone the daemon, down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from autoheal.core.stages import Stage
+from autoheal.store.atomic import read_json
+
+__all__ = [
+    "DEFAULT_HOST",
+    "METRICS_CONTENT_TYPE",
+    "HealthCollector",
+    "HealthFn",
+    "Metrics",
+    "file_health_fn",
+    "serve_status",
+]
+
+log = logging.getLogger(__name__)
+
+HealthFn = Callable[[], dict[str, Any] | None]
+
+DEFAULT_HOST = "127.0.0.1"
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Probe latencies span sub-millisecond file reads to multi-second HTTP timeouts.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Request line plus headers; a scraper sends a few hundred bytes.
+MAX_REQUEST_BYTES = 8192
+MAX_CONNECTIONS = 32
+_MAX_LABEL = 64
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _label(value: Any) -> str:
+    """Bound label values: free text in a label would explode the series count."""
+    return str(value)[:_MAX_LABEL] if value else "unknown"
+
+
+class HealthCollector:
+    """Renders the state gauges from the latest health document at each scrape."""
+
+    def __init__(self, health_fn: HealthFn) -> None:
+        self._health_fn = health_fn
+
+    def describe(self) -> Iterable[Metric]:
+        # Without describe() the registry would call collect() at registration time.
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        doc = _dict(self._health_fn())
+        if not doc:
+            return
+        for name, key, text in (
+            ("autoheal_dor", "dor", "1 when the runtime is ready to trade"),
+            ("autoheal_failsafe_active", "failsafe", "1 while the failsafe is latched"),
+            ("autoheal_degraded", "degraded", "1 while a dependency is failing"),
+        ):
+            yield GaugeMetricFamily(name, text, value=1.0 if doc.get(key) else 0.0)
+        ts = _num(doc.get("ts"))
+        if ts is not None:
+            yield GaugeMetricFamily(
+                "autoheal_health_timestamp_seconds", "when the health document was made", value=ts
+            )
+        lag = _num(_dict(doc.get("daemon")).get("loop_lag_s"))
+        if lag is not None:
+            yield GaugeMetricFamily("autoheal_loop_lag_seconds", "daemon event-loop lag", value=lag)
+        probe_ok = GaugeMetricFamily(
+            "autoheal_probe_ok", "1 when the probe passes", labels=["target", "probe"]
+        )
+        probe_value = GaugeMetricFamily(
+            "autoheal_probe_value", "measured value (age or latency, s)", labels=["target", "probe"]
+        )
+        yield from _components(_dict(doc.get("components")), probe_ok, probe_value)
+        yield from _dependencies(_dict(doc.get("dependencies")), probe_ok, probe_value)
+        # One family per name, holding both component and dependency probes.
+        yield probe_ok
+        yield probe_value
+
+
+def _add_probes(
+    target: str, entry: dict[str, Any], ok: GaugeMetricFamily, value: GaugeMetricFamily
+) -> None:
+    for probe, raw in _dict(entry.get("probes")).items():
+        result = _dict(raw)
+        ok.add_metric([target, probe], 1.0 if result.get("ok") is True else 0.0)
+        measured = _num(result.get("value"))
+        if measured is not None:
+            value.add_metric([target, probe], measured)
+
+
+def _components(
+    components: dict[str, Any], probe_ok: GaugeMetricFamily, probe_value: GaugeMetricFamily
+) -> Iterator[Metric]:
+    stage = GaugeMetricFamily(
+        "autoheal_component_stage", "1 for the current stage", labels=["component", "stage"]
+    )
+    up = GaugeMetricFamily("autoheal_component_up", "1 when healthy", labels=["component"])
+    restarts = CounterMetricFamily(
+        "autoheal_component_restarts", "restarts performed", labels=["component"]
+    )
+    for name, raw in components.items():
+        comp = _dict(raw)
+        for s in Stage:
+            stage.add_metric([name, s.value], 1.0 if comp.get("stage") == s.value else 0.0)
+        up.add_metric([name], 1.0 if comp.get("ok") is True else 0.0)
+        count = _num(comp.get("restarts"))
+        if count is not None:
+            restarts.add_metric([name], count)
+        _add_probes(name, comp, probe_ok, probe_value)
+    yield from (stage, up, restarts)
+
+
+def _dependencies(
+    deps: dict[str, Any], probe_ok: GaugeMetricFamily, probe_value: GaugeMetricFamily
+) -> Iterator[Metric]:
+    up = GaugeMetricFamily("autoheal_dependency_up", "1 when reachable", labels=["dependency"])
+    for name, raw in deps.items():
+        dep = _dict(raw)
+        up.add_metric([name], 1.0 if dep.get("ok") is True else 0.0)
+        _add_probes(name, dep, probe_ok, probe_value)
+    yield up
+
+
+class Metrics:
+    """A fresh registry with the health collector and the daemon's live instruments.
+
+    Args:
+        health_fn: returns the latest health document (or None before the first one).
+    """
+
+    def __init__(self, health_fn: HealthFn) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(HealthCollector(health_fn))
+        self._latency = Histogram(
+            "autoheal_probe_latency_seconds",
+            "time one probe took",
+            ["target", "probe"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "autoheal_probe_failures",
+            "failed probe checks by reason",
+            ["target", "probe", "reason"],
+            registry=self.registry,
+        )
+
+    def observe_probe(
+        self, target: str, probe: str, ok: bool, reason: str, latency_s: float | None
+    ) -> None:
+        """Record one probe run: its latency, and a failure by reason when it failed."""
+        if latency_s is not None and math.isfinite(latency_s) and latency_s >= 0:
+            self._latency.labels(target, probe).observe(latency_s)
+        if not ok:
+            self._failures.labels(target, probe, _label(reason)).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition (version 0.0.4) of every metric."""
+        return generate_latest(self.registry)
+
+
+def file_health_fn(runtime_dir: Path) -> HealthFn:
+    """A ``health_fn`` that reads ``health_v2.json`` at each call (None when unreadable)."""
+    path = Path(runtime_dir) / "health_v2.json"
+    return lambda: read_json(path).doc
+
+
+# -- the HTTP endpoint ----------------------------------------------------------------------
+
+
+def _raw_response(status: int, reason: str, body: bytes, content_type: str) -> bytes:
+    """A complete HTTP/1.1 response, written by hand so that it works whatever h11's state."""
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def _route(method: bytes, target: bytes, metrics: Metrics, health_fn: HealthFn) -> bytes:
+    """Map one request to a complete response; never raises on the caller's input."""
+    path = target.split(b"?", 1)[0]
+    if method != b"GET":
+        return _raw_response(405, "Method Not Allowed", b"GET only\n", "text/plain")
+    if path == b"/metrics":
+        return _raw_response(200, "OK", metrics.render(), METRICS_CONTENT_TYPE)
+    if path == b"/status":
+        doc = health_fn()
+        if doc is None:
+            body = orjson.dumps({"error": "no health document yet"})
+            return _raw_response(503, "Service Unavailable", body, "application/json")
+        return _raw_response(200, "OK", orjson.dumps(doc), "application/json")
+    return _raw_response(404, "Not Found", b"try /metrics or /status\n", "text/plain")
+
+
+async def _read_request(stream: anyio.abc.ByteStream) -> h11.Request | None:
+    """Read one request head; None when the peer closed early, h11 error when malformed."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+    while True:
+        event = conn.next_event()
+        if isinstance(event, h11.Request):
+            return event
+        if event is h11.NEED_DATA:
+            try:
+                data = await stream.receive(4096)
+            except anyio.EndOfStream:
+                data = b""
+            conn.receive_data(data)
+        else:  # ConnectionClosed or PAUSED before a request: nothing to answer
+            return None
+
+
+async def _drain(stream: anyio.abc.ByteStream) -> None:
+    """Half-close, then read what the peer still sends, so that closing with unread
+    input does not turn into a TCP reset that destroys the 400 before it is read."""
+    if isinstance(stream, anyio.abc.SocketStream):
+        await stream.send_eof()
+    with anyio.move_on_after(0.5):
+        for _ in range(16):
+            await stream.receive(65536)
+
+
+async def _handle(
+    stream: anyio.abc.ByteStream,
+    metrics: Metrics,
+    health_fn: HealthFn,
+    limiter: anyio.CapacityLimiter,
+    timeout_s: float,
+) -> None:
+    async with stream, limiter:
+        # The whole exchange runs under one deadline: a client that sends slowly or
+        # never reads its response cannot pin a task for ever.
+        with anyio.move_on_after(timeout_s):
+            try:
+                try:
+                    request = await _read_request(stream)
+                except h11.RemoteProtocolError:
+                    body = b"bad request\n"
+                    await stream.send(_raw_response(400, "Bad Request", body, "text/plain"))
+                    await _drain(stream)
+                    return
+                if request is not None:
+                    await stream.send(_route(request.method, request.target, metrics, health_fn))
+            except (
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                anyio.EndOfStream,
+                OSError,
+            ):
+                return
+            except Exception:
+                # The endpoint is an observer: a bug here must cost one response,
+                # never the daemon's task group.
+                log.exception("metrics_endpoint_error")
+                with contextlib.suppress(Exception):
+                    await stream.send(
+                        _raw_response(500, "Internal Server Error", b"", "text/plain")
+                    )
+
+
+async def serve_status(
+    host: str,
+    port: int,
+    metrics: Metrics,
+    health_fn: HealthFn,
+    *,
+    timeout_s: float = 5.0,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``/metrics`` and ``/status`` until cancelled.
+
+    Args:
+        host: address to bind; keep it loopback (``DEFAULT_HOST``) unless a scraper
+            elsewhere needs it.
+        port: TCP port, 0 for any free one.
+        metrics: the registry to render on ``/metrics``.
+        health_fn: returns the latest health document for ``/status``.
+        timeout_s: deadline for one connection (read the request, send the response).
+        task_status: receives the bound port once the socket listens.
+
+    Raises:
+        OSError: the address cannot be bound (e.g. the port is in use).
+    """
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    limiter = anyio.CapacityLimiter(MAX_CONNECTIONS)
+    async with listener:
+        # A MultiListener (dual-stack host) binds one ephemeral port on every address.
+        bound = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 (not Django)
+        task_status.started(bound)
+
+        async def handler(stream: anyio.abc.SocketStream) -> None:
+            await _handle(stream, metrics, health_fn, limiter, timeout_s)
+
+        await listener.serve(handler)

@@ -1,0 +1,298 @@
+"""``autoheal status``: what the runtime looks like right now, read from its files.
+
+The command reads ``health_v2.json``, ``auto_heal.heartbeat.json``,
+``global_flags.json`` and ``STOP.TXT`` (docs/files.md) and never talks to the
+daemon, so it works when the daemon is down, which is exactly when an operator
+needs it. Bad content never raises: a missing, corrupt or wrongly typed file
+is reported in plain words and makes the exit code 1.
+
+Exit 0 only when DOR is true, the daemon's heartbeat is fresh and the health
+document is fresh. Both count as stale when older than
+``max(5 s, 5 x heartbeat interval)``.
+
+Start-up time matters (an operator types this at 3 a.m., scripts poll it), so
+this module imports only the standard library, orjson and ``autoheal.store``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from autoheal.store.atomic import ReadResult, read_json
+from autoheal.store.flags import FlagsRead, read_flags, stop_file_present
+
+__all__ = [
+    "DAEMON_HEARTBEAT_FILENAME",
+    "HEALTH_FILENAME",
+    "StatusSnapshot",
+    "exit_code",
+    "read_status",
+    "render_json",
+    "render_text",
+    "stale_after_s",
+    "status_command",
+]
+
+HEALTH_FILENAME = "health_v2.json"
+DAEMON_HEARTBEAT_FILENAME = "auto_heal.heartbeat.json"
+#: Only the first line of STOP.TXT is shown; a huge file must not flood the terminal.
+_STOP_READ_BYTES = 4096
+
+
+def stale_after_s(heartbeat_interval_s: float) -> float:
+    """The age past which the daemon (and its health document) counts as stale."""
+    return max(5.0, 5.0 * heartbeat_interval_s)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """Everything ``autoheal status`` read, with ages computed against one ``now``."""
+
+    health: ReadResult
+    health_age_s: float | None
+    daemon: ReadResult
+    daemon_age_s: float | None
+    flags: FlagsRead
+    stop_present: bool
+    stop_line: str
+    stale_after_s: float
+
+    @property
+    def daemon_stale(self) -> bool:
+        return self.daemon_age_s is None or self.daemon_age_s > self.stale_after_s
+
+    @property
+    def health_stale(self) -> bool:
+        return self.health_age_s is None or self.health_age_s > self.stale_after_s
+
+    @property
+    def dor(self) -> bool:
+        return self.health.doc is not None and self.health.doc.get("dor") is True
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for anything else (bools, strings, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _age(doc: dict[str, Any] | None, now: float) -> float | None:
+    ts = _number(doc.get("ts")) if doc is not None else None
+    return None if ts is None else max(0.0, now - ts)
+
+
+def _read_stop_line(stop_file: Path) -> str:
+    try:
+        with open(stop_file, "rb") as fh:
+            head = fh.read(_STOP_READ_BYTES)
+    except OSError as exc:
+        return f"(unreadable: {exc.strerror or exc})"
+    return head.decode("utf-8", "replace").split("\n", 1)[0].strip()
+
+
+def read_status(
+    runtime_dir: Path, stop_file: Path, *, now: float, heartbeat_interval_s: float = 1.0
+) -> StatusSnapshot:
+    """Read the runtime's files into a :class:`StatusSnapshot`; never raises on content."""
+    runtime_dir = Path(runtime_dir)
+    health = read_json(runtime_dir / HEALTH_FILENAME)
+    daemon = read_json(runtime_dir / DAEMON_HEARTBEAT_FILENAME)
+    present = stop_file_present(Path(stop_file))
+    return StatusSnapshot(
+        health=health,
+        health_age_s=_age(health.doc, now),
+        daemon=daemon,
+        daemon_age_s=_age(daemon.doc, now),
+        flags=read_flags(runtime_dir),
+        stop_present=present,
+        stop_line=_read_stop_line(Path(stop_file)) if present else "",
+        stale_after_s=stale_after_s(heartbeat_interval_s),
+    )
+
+
+def exit_code(snap: StatusSnapshot) -> int:
+    """0 when DOR is true and both the daemon heartbeat and the health doc are fresh."""
+    return 0 if snap.dor and not snap.daemon_stale and not snap.health_stale else 1
+
+
+# -- text -----------------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> str:
+    """Render a value from a file for a terminal: no control characters or escape codes."""
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else str(value)
+    return "".join(ch if ch.isprintable() else "?" for ch in text) or "-"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _fmt_s(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "-"
+    return f"{number * 1000:.0f}ms" if abs(number) < 1 else f"{number:.1f}s"
+
+
+def _headline(snap: StatusSnapshot) -> str:
+    doc = _mapping(snap.health.doc)
+    dor = "true" if snap.dor else "false"
+    flags = snap.flags.flags
+    if flags is None:
+        mode = "UNKNOWN"
+        failsafe = f"UNKNOWN (global_flags.json {snap.flags.reason}: {_clean(snap.flags.detail)})"
+    else:
+        mode = _clean(flags.mode)
+        if flags.failsafe_active or doc.get("failsafe"):
+            failsafe = f"ON ({_clean(flags.reason or 'no reason')}, set by {_clean(flags.set_by)})"
+        else:
+            failsafe = "off"
+    degraded = "yes" if doc.get("degraded") is True or mode == "DEGRADED" else "no"
+    return f"DOR {dor}  mode={mode}  failsafe={failsafe}  degraded={degraded}"
+
+
+def _daemon_line(snap: StatusSnapshot) -> str:
+    if snap.daemon.reason == "missing":
+        return "daemon heartbeat MISSING: is autoheal run running?"
+    if snap.daemon.doc is None:
+        return (
+            f"daemon heartbeat UNREADABLE ({snap.daemon.reason}: {_clean(snap.daemon.detail)}):"
+            " the daemon may be down"
+        )
+    if snap.daemon_age_s is None:
+        return "daemon heartbeat INVALID (no numeric ts): the daemon may be down"
+    if snap.daemon_stale:
+        return f"daemon heartbeat STALE ({snap.daemon_age_s:.1f}s old): the daemon may be down"
+    return f"daemon pid {_clean(snap.daemon.doc.get('pid'))} heartbeat {snap.daemon_age_s:.1f}s ago"
+
+
+def _health_line(snap: StatusSnapshot) -> str | None:
+    if snap.health.reason == "missing":
+        return f"{HEALTH_FILENAME} MISSING: the daemon has not written it (is it running?)"
+    if snap.health.doc is None:
+        return (
+            f"{HEALTH_FILENAME} UNREADABLE ({snap.health.reason}: {_clean(snap.health.detail)}):"
+            " health unknown"
+        )
+    if snap.health_age_s is None:
+        return f"{HEALTH_FILENAME} has no numeric ts: cannot tell how old it is"
+    if snap.health_stale:
+        return f"{HEALTH_FILENAME} STALE (written {snap.health_age_s:.1f}s ago)"
+    return None
+
+
+def _rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = [["NAME", "STAGE", "OK", "REASON", "PID", "RESTARTS", "HEARTBEAT"]]
+    for name, raw in sorted(_mapping(doc.get("components")).items()):
+        comp = _mapping(raw)
+        heartbeat = _mapping(_mapping(comp.get("probes")).get("heartbeat"))
+        rows.append([
+            _clean(name), _clean(comp.get("stage")), "ok" if comp.get("ok") is True else "FAIL",
+            _clean(comp.get("reason") or None), _clean(comp.get("pid")),
+            _clean(comp.get("restarts")), _fmt_s(heartbeat.get("value")),
+        ])  # fmt: skip
+    for name, raw in sorted(_mapping(doc.get("dependencies")).items()):
+        dep = _mapping(raw)
+        values = [
+            f"{_clean(probe)}={_fmt_s(_mapping(result).get('value'))}"
+            for probe, result in sorted(_mapping(dep.get("probes")).items())
+        ]
+        rows.append([
+            _clean(name), "dependency", "ok" if dep.get("ok") is True else "FAIL",
+            _clean(dep.get("reason") or None), "-", "-", " ".join(values) or "-",
+        ])  # fmt: skip
+    return rows
+
+
+def render_text(snap: StatusSnapshot) -> str:
+    """The human view: headline, daemon, STOP.TXT, then one aligned line per component."""
+    lines = [_headline(snap), _daemon_line(snap)]
+    health_problem = _health_line(snap)
+    if health_problem:
+        lines.append(health_problem)
+    if snap.flags.flags is not None and snap.flags.missing:
+        lines.append("global_flags.json missing: defaults apply (NORMAL, no failsafe)")
+    if snap.stop_present:
+        lines.append(f"STOP.TXT present: {_clean(snap.stop_line)}  (new orders halted)")
+    else:
+        lines.append("STOP.TXT absent")
+    if snap.health.doc is not None:
+        rows = _rows(snap.health.doc)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines.extend(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- json -----------------------------------------------------------------------------------
+
+
+def render_json(snap: StatusSnapshot) -> dict[str, Any]:
+    """The health document plus what ``status`` adds: daemon staleness, flags, STOP.TXT."""
+    doc: dict[str, Any] = dict(snap.health.doc or {})
+    flags = snap.flags.flags
+    health_error = None
+    if snap.health.doc is None:
+        health_error = f"{snap.health.reason}: {snap.health.detail}".rstrip(": ")
+    doc.update(
+        health_error=health_error,
+        health_age_s=snap.health_age_s,
+        health_stale=snap.health_stale,
+        daemon_heartbeat_age_s=snap.daemon_age_s,
+        daemon_stale=snap.daemon_stale,
+        daemon_pid=_mapping(snap.daemon.doc).get("pid"),
+        stop_file_present=snap.stop_present,
+        stop_file_line=snap.stop_line or None,
+        flags=flags.to_doc() if flags is not None else None,
+        flags_error=None if flags is not None else f"{snap.flags.reason}: {snap.flags.detail}",
+        exit_code=exit_code(snap),
+    )
+    return doc
+
+
+def status_command(
+    runtime_dir: Path,
+    stop_file: Path,
+    *,
+    as_json: bool,
+    out: TextIO | None = None,
+    now: Callable[[], float] = time.time,
+    heartbeat_interval_s: float = 1.0,
+) -> int:
+    """Print the runtime's status and return the exit code.
+
+    Args:
+        runtime_dir: the folder holding ``health_v2.json`` and friends.
+        stop_file: the configured ``STOP.TXT`` path.
+        as_json: print one JSON object instead of the text view.
+        out: where to print (default ``sys.stdout``).
+        now: wall clock; the files carry unix timestamps, so ages are wall-clock ages.
+        heartbeat_interval_s: the daemon's ``heartbeat_interval``; sets the stale limit.
+
+    Returns:
+        0 when DOR is true and the daemon and the health document are fresh, else 1.
+    """
+    stream = sys.stdout if out is None else out
+    snap = read_status(runtime_dir, stop_file, now=now(), heartbeat_interval_s=heartbeat_interval_s)
+    if as_json:
+        data = orjson.dumps(render_json(snap), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        stream.write(data.decode() + "\n")
+    else:
+        stream.write(render_text(snap))
+    stream.flush()
+    return exit_code(snap)
