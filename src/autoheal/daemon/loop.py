@@ -82,6 +82,25 @@ class _Proc:
     busy: anyio.Lock | None = None
 
 
+class _Timed:
+    """Wraps a probe to time each check, for the latency histogram (value is not latency)."""
+
+    def __init__(self, probe: Any, clock: Callable[[], float]) -> None:
+        self._probe = probe
+        self._clock = clock
+        self.last_latency: float | None = None
+
+    async def check(self) -> Any:
+        started = self._clock()
+        try:
+            return await self._probe.check()
+        finally:
+            self.last_latency = self._clock() - started
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._probe, name)
+
+
 class Daemon:
     """Runs one runtime directory. Construct, then ``await daemon.run()``."""
 
@@ -440,7 +459,7 @@ class Daemon:
     async def _run_probe(self, pt: wiring.ProbeTarget) -> None:
         from autoheal.probes import ProbeRunner
 
-        probe = wiring.make_probe(pt.config, clock=self.clock)
+        probe = _Timed(wiring.make_probe(pt.config, clock=self.clock), self.clock)
         key = (pt.target, pt.config.name)
 
         async def emit(result: Any) -> None:
@@ -448,7 +467,7 @@ class Daemon:
             self._first_round.add(key)
             if self.metrics is not None:
                 self.metrics.observe_probe(
-                    pt.target, pt.config.name, result.ok, result.reason, result.value
+                    pt.target, pt.config.name, result.ok, result.reason, probe.last_latency
                 )
             obs: Observation = (
                 ProbeSucceeded(pt.target, pt.config.name)
