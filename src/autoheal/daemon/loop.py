@@ -146,6 +146,8 @@ class Daemon:
         self.killswitch = KillSwitchWatcher(self)
         self.commands = CommandBridge(self)
         self.stopping = False
+        self._probe_scopes: dict[tuple[str, str], anyio.CancelScope] = {}
+        self._reload_lock = anyio.Lock()
 
     # ------------------------------------------------------------------ state file
 
@@ -456,7 +458,57 @@ class Daemon:
 
     # ------------------------------------------------------------------ probes
 
+    async def _reload(self) -> None:
+        from autoheal.daemon.reload import reload_config
+
+        async with self._reload_lock:
+            await reload_config(self)
+
+    async def _watch_config(self) -> None:
+        """Reload when the config file changes (editors replace it: watch its folder)."""
+        import watchfiles
+
+        path = self.config.path
+
+        def is_config(_change: object, changed: str) -> bool:
+            return changed == str(path)
+
+        async for _ in watchfiles.awatch(
+            path.parent, watch_filter=is_config, recursive=False, debounce=200, step=50
+        ):
+            log.info("config_changed path=%s", path)
+            await self._reload()
+
+    def add_process_slot(self, name: str) -> None:
+        self.procs.setdefault(name, _Proc())
+
+    async def spawn_new(self, name: str) -> tuple[bool, str]:
+        spec = self.specs[name]
+        await self.procs_ctl.clean_stale(spec)
+        return await self._spawn(name, spec)
+
+    def restart_probes(self) -> None:
+        """Cancel every probe runner and start the configured set again."""
+        for scope in self._probe_scopes.values():
+            scope.cancel()
+        self._probe_scopes.clear()
+        self.runners.clear()
+        self.readings = {
+            k: v
+            for k, v in self.readings.items()
+            if k[0] in self.state.components or k[0] in self.state.dependencies
+        }
+        assert self._tg is not None  # noqa: S101
+        for pt in wiring.probe_targets(self.config):
+            self._tg.start_soon(self._run_probe, pt)
+
     async def _run_probe(self, pt: wiring.ProbeTarget) -> None:
+        scope = anyio.CancelScope()
+        self._probe_scopes[(pt.target, pt.config.name)] = scope
+        with scope:
+            await self._run_probe_inner(pt)
+
+    async def _run_probe_inner(self, pt: wiring.ProbeTarget) -> None:
         from autoheal.probes import ProbeRunner
 
         probe = _Timed(wiring.make_probe(pt.config, clock=self.clock), self.clock)
@@ -548,7 +600,8 @@ class Daemon:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    log.info("sighup: config reload is not supported yet; ignoring")
+                    log.info("sighup: reloading %s", self.config.path)
+                    await self._reload()
                     continue
                 log.info("shutdown signal=%s", signal.Signals(signum).name)
                 cancel.cancel()
@@ -584,6 +637,7 @@ class Daemon:
                         tg.start_soon(self._run_probe, pt)
                     tg.start_soon(self._heartbeat, notifier)
                     tg.start_soon(self.killswitch.watch)
+                    tg.start_soon(self._watch_config)
                     tg.start_soon(self.commands.poll)
                     if (
                         self.notifier is not None
