@@ -498,7 +498,7 @@ class Daemon:
             for k, v in self.readings.items()
             if k[0] in self.state.components or k[0] in self.state.dependencies
         }
-        assert self._tg is not None  # noqa: S101
+        assert self._tg is not None
         for pt in wiring.probe_targets(self.config):
             self._tg.start_soon(self._run_probe, pt)
 
