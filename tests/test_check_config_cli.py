@@ -95,7 +95,8 @@ def test_check_config_bundled_config_exits_0_with_summary(tmp_path: Path) -> Non
     result = check_config(BUNDLED, cwd=tmp_path)  # the cwd must not change the answer
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        "config OK: 3 services (exchange, feeder, trader), 1 dependency (exchange_rest), "
+        "config OK: 4 services (exchange, exchange_proxy, feeder, trader), "
+        "1 dependency (exchange_rest), "
         f"7 probes, environment=paper, runtime_dir={REPO / 'shared_data'}\n"
     )
     assert "Traceback" not in result.stderr

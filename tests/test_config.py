@@ -545,7 +545,8 @@ def test_depends_on_may_name_services_and_dependencies(tmp_path: Path) -> None:
 def test_summary_of_the_bundled_config() -> None:
     cfg = load_config(BUNDLED)
     assert summary(cfg) == (
-        "config OK: 3 services (exchange, feeder, trader), 1 dependency (exchange_rest), "
+        "config OK: 4 services (exchange, exchange_proxy, feeder, trader), "
+        "1 dependency (exchange_rest), "
         f"7 probes, environment=paper, runtime_dir={REPO / 'shared_data'}"
     )
 
@@ -562,7 +563,7 @@ def test_bundled_config_has_the_runbook_settings() -> None:
     (ping,) = cfg.dependencies["exchange_rest"].probes
     assert (ping.kind, ping.url, ping.latency_p95) == (
         "http",
-        "http://127.0.0.1:8765/api/ping",
+        "http://127.0.0.1:8766/api/ping",  # through the fault proxy
         1.5,
     )
     assert cfg.services["trader"].argv[-2:] == ("--stop-file", str(REPO / "STOP.TXT"))

@@ -251,6 +251,14 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
             return (
                 _print_result(command) if command.status not in ("pending", "claimed") else EXIT_OK
             )
+        if lock_holder(cfg.paths.runtime_dir) is None and ctype.startswith("chaos_"):
+            queue.claim(journal, command.id, "cli")
+            queue.finish(journal, command.id, False, {"reason": "no_daemon"})
+            print(
+                "autoheal: no daemon running: chaos faults need 'autoheal run --chaos'",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         if lock_holder(cfg.paths.runtime_dir) is None:
             print("no daemon running (its lock is free): executing directly", file=sys.stderr)
             from autoheal.daemon.direct import execute_directly
@@ -269,6 +277,23 @@ def _cmd_service(args: argparse.Namespace) -> int:
 
 def _cmd_failsafe(args: argparse.Namespace) -> int:
     return _submit(args, f"failsafe_{args.action}", "", {"reason": args.reason})
+
+
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if cfg.environment == "live":
+        print(
+            f'autoheal: refused: chaos against environment = "live" ({cfg.path})', file=sys.stderr
+        )
+        return EXIT_REFUSED
+    if args.fault != "heal" and not args.target:
+        print(f"autoheal: usage error: chaos {args.fault} needs a target", file=sys.stderr)
+        return EXIT_USAGE
+    payload = {"duration": args.duration, "ms": args.ms, "mode": args.mode, "reason": "chaos"}
+    args.idempotency_key = None
+    return _submit(args, f"chaos_{args.fault}", args.target, payload)
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
@@ -314,5 +339,6 @@ _HANDLERS.update(
         "start": _cmd_service,
         "failsafe": _cmd_failsafe,
         "events": _cmd_events,
+        "chaos": _cmd_chaos,
     }
 )

@@ -168,6 +168,16 @@ class WebhookConfig(_Frozen, frozen=True):
     timeout: float
 
 
+class ChaosConfig(_Frozen, frozen=True):
+    """Fault injection: the fault proxy in front of each dependency, and what must not change.
+
+    ``proxies`` maps a dependency to the file where its fault proxy wrote its control port.
+    """
+
+    proxies: dict[str, Path] = {}
+    protected_files: tuple[Path, ...] = ()
+
+
 class Config(_Frozen, frozen=True):
     """The whole, validated configuration."""
 
@@ -180,6 +190,7 @@ class Config(_Frozen, frozen=True):
     services: dict[str, ServiceConfig]
     dependencies: dict[str, DependencyConfig]
     webhooks: tuple[WebhookConfig, ...]
+    chaos: ChaosConfig = ChaosConfig()
 
 
 # --------------------------------------------------------------------------- raw TOML schema
@@ -255,6 +266,11 @@ class _RawWebhook(_Raw, frozen=True):
     timeout: _Duration = "5s"
 
 
+class _RawChaos(_Raw, frozen=True):
+    proxies: dict[str, str] = {}
+    protected_files: list[str] = []
+
+
 class _RawConfig(_Raw, frozen=True):
     environment: str
     paths: _RawPaths = msgspec.field(default_factory=_RawPaths)
@@ -265,6 +281,7 @@ class _RawConfig(_Raw, frozen=True):
     services: dict[str, Any] = {}
     dependencies: dict[str, Any] = {}
     webhooks: list[_RawWebhook] = []
+    chaos: _RawChaos = msgspec.field(default_factory=_RawChaos)
 
 
 _KNOWN_FIELDS = sorted(
@@ -279,6 +296,7 @@ _KNOWN_FIELDS = sorted(
             _RawService,
             _RawDependency,
             _RawWebhook,
+            _RawChaos,
         )
         for f in t.__struct_fields__
     }
@@ -367,7 +385,7 @@ def _from_msgspec(text: str, prefix: str) -> _Invalid:
     msg, path = (match["msg"], match["path"] or "") if match else (text, "")
     key = _join(prefix, path.lstrip("."))
     if found := re.fullmatch(r"Object contains unknown field `(.+)`", msg):
-        import difflib  # noqa: PLC0415  (error path only; keeps `import autoheal.config` lean)
+        import difflib
 
         name = found[1]
         hint = difflib.get_close_matches(name, _KNOWN_FIELDS, n=1)
@@ -464,7 +482,21 @@ def _resolve(raw: _RawConfig, config_file: Path) -> Config:
         services=services,
         dependencies=dependencies,
         webhooks=_webhooks(raw.webhooks, ctx),
+        chaos=_chaos(raw.chaos, dependencies, ctx),
     )
+
+
+def _chaos(raw: _RawChaos, dependencies: dict[str, DependencyConfig], ctx: _Context) -> ChaosConfig:
+    proxies: dict[str, Path] = {}
+    for dep, control in raw.proxies.items():
+        if dep not in dependencies:
+            _fail(f"chaos.proxies.{dep}", f"unknown dependency {dep!r}")
+        proxies[dep] = _path(control, ctx.runtime_dir, f"chaos.proxies.{dep}", ctx.placeholders)
+    protected = tuple(
+        _path(f, ctx.config_dir, f"chaos.protected_files[{i}]", ctx.placeholders)
+        for i, f in enumerate(raw.protected_files)
+    )
+    return ChaosConfig(proxies=proxies, protected_files=protected)
 
 
 def _check_name(name: str, table: str) -> None:

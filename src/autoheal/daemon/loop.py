@@ -148,6 +148,12 @@ class Daemon:
         self.stopping = False
         self._probe_scopes: dict[tuple[str, str], anyio.CancelScope] = {}
         self._reload_lock = anyio.Lock()
+        if chaos:
+            from autoheal.daemon.chaos import ChaosHandler
+
+            self.chaos_handler: ChaosHandler | None = ChaosHandler(self)
+        else:
+            self.chaos_handler = None
 
     # ------------------------------------------------------------------ state file
 
@@ -665,6 +671,9 @@ class Daemon:
                     await self._consume(receive)
         finally:
             self.stopping = True
+            if self.chaos_handler is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.chaos_handler.heal_all()
             notifier.stopping()
             with anyio.CancelScope(shield=True):
                 if self.config.daemon.stop_services_on_exit:
