@@ -296,6 +296,19 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     return _submit(args, f"chaos_{args.fault}", args.target, payload)
 
 
+def _cmd_drill(args: argparse.Namespace) -> int:
+    from autoheal.chaos.drills import drill_command
+
+    return drill_command(
+        args.action,
+        list(args.names),
+        target=args.target or args.config,
+        fmt=args.format,
+        report=args.report,
+        runtime_dir=None,
+    )
+
+
 def _cmd_events(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None:
@@ -340,5 +353,6 @@ _HANDLERS.update(
         "failsafe": _cmd_failsafe,
         "events": _cmd_events,
         "chaos": _cmd_chaos,
+        "drill": _cmd_drill,
     }
 )

@@ -1,0 +1,99 @@
+"""``autoheal drill list|run``: the entry the CLI calls, returning the exit code.
+
+Exit codes: 0 every drill passed (or the list was printed), 1 a drill did not pass,
+2 a usage or configuration error (bad name, bad scenario file, bad config),
+3 refused by a safety gate (the target config's ``environment`` is ``live``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from autoheal.chaos.blast import ProtectedSet
+from autoheal.chaos.drills.catalog import load_catalog
+from autoheal.chaos.drills.evaluate import scale_label
+from autoheal.chaos.drills.model import ScenarioError
+from autoheal.chaos.drills.runner import run_drills
+
+__all__ = ["drill_command", "list_text"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+#: Operator files a drill must never touch, watched when they live in the runtime dir.
+PROTECTED_RUNTIME_FILES = ("global_flags.json", "state_bus.json", "positions_snapshot.json",
+                           "circuit_breaker.json")
+
+
+def _err(message: str) -> None:
+    print(f"autoheal drill: {message}", file=sys.stderr)
+
+
+def list_text() -> str:
+    """One line per scenario: name, kind, time scale, default set or not, title."""
+    lines = []
+    for s in load_catalog().values():
+        extra = "" if s.default else "  (not in the default set)"
+        lines.append(f"{s.name:<24} {s.kind:<28} {scale_label(s.time_scale):>6}  "
+                     f"{s.title}{extra}")
+    return "\n".join(lines)
+
+
+def drill_command(
+    action: str,
+    names: Sequence[str],
+    *,
+    target: str | None,
+    fmt: str,
+    report: str | None,
+    runtime_dir: Path | None,
+) -> int:
+    """List or run drills.
+
+    Args:
+        action: ``list`` or ``run``.
+        names: drills to run; empty for the default set.
+        target: a config file to run against; refused (exit 3) when its environment is live.
+        fmt: ``text`` or ``json``.
+        report: an extra path for the JSON report.
+        runtime_dir: where ``drills/<UTC>.json`` goes (default: the target's runtime
+            directory, else ``shared_data``).
+
+    Returns:
+        The exit code.
+    """
+    try:
+        if action == "list":
+            print(list_text())
+            return EXIT_OK
+        if action != "run":
+            _err(f"unknown action {action!r} (list or run)")
+            return EXIT_USAGE
+        protect_files: list[Path] = []
+        if target is not None:
+            from autoheal.config import ConfigError, load_config
+
+            try:
+                cfg = load_config(target)
+            except ConfigError as exc:
+                _err(f"config error: {exc}")
+                return EXIT_USAGE
+            if cfg.environment == "live":
+                _err(f"refused: {target} has environment = \"live\"; drills never run "
+                     "against live money")
+                return EXIT_REFUSED
+            runtime_dir = runtime_dir or cfg.paths.runtime_dir
+            protect_files += [cfg.path, cfg.paths.stop_file]
+        runtime_dir = Path(runtime_dir) if runtime_dir is not None else Path("shared_data")
+        protect_files += [runtime_dir / f for f in PROTECTED_RUNTIME_FILES]
+        # JSON on stdout stays parseable: the progress lines go to stderr then.
+        stream = sys.stdout if fmt == "text" else sys.stderr
+        result = run_drills(
+            list(names) or None, fmt=fmt, report_path=Path(report) if report else None,
+            progress=lambda line: print(line, file=stream, flush=True), output=print,
+            runtime_dir=runtime_dir, protect=ProtectedSet(files=protect_files))
+    except ScenarioError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    return EXIT_OK if result.passed else EXIT_FAILED
+

@@ -1,0 +1,165 @@
+"""What a drill step works with and records into: one :class:`DrillContext` per drill.
+
+A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
+
+* ``ctx.mark_fault()`` when the fault goes in (time zero of every measurement);
+* ``ctx.event(name)`` the first time an observation holds (``breaker_open``);
+* ``ctx.observe(key, value)`` a measured value that criteria compare;
+* ``ctx.gate(name)`` a gate or limit that fired;
+* ``ctx.add_rollback(label, fn)`` the undo of everything it changed, run by the
+  runner in reverse order after the drill, also when it was aborted.
+
+The step never decides PASSED or FAILED: the scenario's expectations and
+criteria, evaluated by :mod:`autoheal.chaos.drills.evaluate`, do.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoheal.chaos.drills.exchange import ExchangeHarness
+from autoheal.chaos.drills.model import Scenario
+
+__all__ = ["DrillContext", "LogCapture", "OffsetClock"]
+
+Rollback = Callable[[], Awaitable[Any]]
+
+
+class OffsetClock:
+    """Monotonic time that a drill can jump forward (``advance``), like the reference's fake clock.
+
+    Real time keeps flowing underneath, so files stamped with it stay comparable by
+    every object that shares this clock (breaker, gate, ledger).
+    """
+
+    def __init__(self, base: Callable[[], float] = time.monotonic) -> None:
+        self._base = base
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._base() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class LogCapture(logging.Handler):
+    """Collects formatted ``autoheal.*`` log lines while a drill runs."""
+
+    def __init__(self, logger_name: str = "autoheal") -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self._logger = logging.getLogger(logger_name)
+        self._old_level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # a bad log call must not break the drill
+            self.lines.append(str(record.msg))
+
+    def __enter__(self) -> LogCapture:
+        self._logger.addHandler(self)
+        if self._logger.getEffectiveLevel() > logging.INFO:
+            self._logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._old_level)
+
+    def mark(self) -> int:
+        """A position to search from with :meth:`since`."""
+        return len(self.lines)
+
+    def since(self, mark: int) -> list[str]:
+        return self.lines[mark:]
+
+    def count(self, needle: str, start: int = 0) -> int:
+        return sum(needle in line for line in self.lines[start:])
+
+
+@dataclass
+class DrillContext:
+    """One drill's working state and record.
+
+    Attributes:
+        scenario: the scenario being run.
+        runtime_dir: the drill's own runtime directory (empty at start).
+        time_fn: the monotonic clock measurements use.
+    """
+
+    scenario: Scenario
+    runtime_dir: Path
+    time_fn: Callable[[], float] = time.monotonic
+    observations: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, float] = field(default_factory=dict)
+    gates_fired: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    rollbacks: list[tuple[str, Rollback]] = field(default_factory=list)
+    fault_at: float | None = None
+    exchange: ExchangeHarness | None = None
+    logs: LogCapture = field(default_factory=LogCapture)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.scenario.seed)
+        self.params: dict[str, Any] = dict(self.scenario.params)
+
+    # -- time ------------------------------------------------------------------------
+    def scaled(self, runbook_seconds: float) -> float:
+        """Runbook seconds in drill seconds (``time_scale`` of the scenario)."""
+        return runbook_seconds * self.scenario.time_scale
+
+    def mark_fault(self) -> None:
+        """The fault is in: time zero for every event (only the first call counts)."""
+        if self.fault_at is None:
+            self.fault_at = self.time_fn()
+
+    # -- records ---------------------------------------------------------------------
+    def event(self, name: str) -> None:
+        """Record the first time ``name`` was observed."""
+        self.events.setdefault(name, self.time_fn())
+
+    def event_after_fault(self, name: str) -> float | None:
+        """Seconds from the fault to ``name``, or ``None`` if it never happened."""
+        at = self.events.get(name)
+        if at is None:
+            return None
+        return at - (self.fault_at if self.fault_at is not None else at)
+
+    def observe(self, key: str, value: Any) -> None:
+        self.observations[key] = value
+
+    def gate(self, name: str) -> None:
+        if name not in self.gates_fired:
+            self.gates_fired.append(name)
+
+    def add_rollback(self, label: str, fn: Rollback) -> None:
+        """Register an undo; the runner runs them last-in first-out."""
+        self.rollbacks.append((label, fn))
+
+    # -- shared setup ------------------------------------------------------------------
+    async def start_exchange(self) -> ExchangeHarness:
+        """Start a fake exchange for this drill; its fault is cleared and it is stopped
+        by the rollback."""
+        harness = ExchangeHarness(self.runtime_dir / "exchange", seed=self.scenario.seed or 1)
+        self.exchange = harness
+
+        async def stop() -> Any:
+            return await harness.stop()
+
+        self.add_rollback("stop_exchange", stop)
+        await harness.start()
+
+        async def clear() -> str:
+            return await harness.clear_fault()
+
+        self.add_rollback("clear_exchange_fault", clear)
+        self.details["exchange_pid"] = harness.pid
+        return harness

@@ -1,0 +1,104 @@
+"""The drill report as text (for a human, shaped like the reference's) and as JSON (for tools)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from autoheal.chaos.drills.model import DrillResult, Report, Status
+from autoheal.store.atomic import write_bytes_atomic
+
+__all__ = ["render", "render_text", "write_json_report"]
+
+WIDE = "=" * 70
+THIN = "─" * 70
+OK, BAD = "✓", "✗"
+
+
+def write_json_report(report: Report, target: Path) -> Path:
+    """Write the JSON report atomically; a directory gets ``<UTC timestamp>.json`` inside.
+
+    Returns:
+        The file written.
+    """
+    if target.suffix != ".json":
+        target.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = target / f"{stamp}.json"
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    data = orjson.dumps(report.to_doc(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    write_bytes_atomic(target, data + b"\n")
+    return target
+
+
+def render(report: Report, fmt: str) -> str:
+    """``text`` or ``json``."""
+    if fmt == "json":
+        return orjson.dumps(report.to_doc(), option=orjson.OPT_INDENT_2).decode()
+    return render_text(report)
+
+
+def _row(label: str, value: Any) -> str:
+    return f"{label + ':':<25}{value}"
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _drill(result: DrillResult) -> list[str]:
+    mark = OK if result.status is Status.PASSED else BAD
+    lines = [THIN, f"Drill: {result.name} - {result.title}", THIN,
+             _row("Status", f"{mark} {result.status}"),
+             _row("Time to detect", _secs(result.time_to_detect_s)),
+             _row("Time to recover", _secs(result.time_to_recover_s)),
+             _row("Duration", f"{result.duration_s:.2f}s (seed {result.seed}, "
+                              f"time scale {result.details.get('time_scale', '1/1')})")]
+    if result.details.get("error"):
+        lines.append(_row("Error", result.details["error"]))
+    lines.append("Criteria:")
+    for c in result.criteria:
+        lines.append(f"  {OK if c.held else BAD} {c.name}: expected {c.expected}, "
+                     f"observed {c.observed}")
+    if not result.criteria:
+        lines.append("  (none evaluated)")
+    lines.append(_row("Gates/limits fired", ", ".join(result.gates_fired) or "none"))
+    lines.append(_row("Violations", "none" if not result.violations else ""))
+    lines.extend(f"  • {v}" for v in result.violations)
+    rollback = result.details.get("rollback") or []
+    if rollback:
+        lines.append(_row("Rollback", "; ".join(rollback)))
+    shown = {k: v for k, v in result.details.items()
+             if k not in ("rollback", "error", "time_scale", "protected")}
+    if shown:
+        lines.append("Details:")
+        lines.extend(f"  • {k}: {v}" for k, v in shown.items())
+    return lines
+
+
+def render_text(report: Report) -> str:
+    """The human report: a summary, then each drill with its measured times and criteria."""
+    counts = report.counts()
+    lines = [WIDE, "autoheal - drill report", WIDE,
+             f"Time scale {report.time_scale} (runbook seconds are scaled; criteria give both)",
+             f"Started {report.started_at}, took {report.duration_s:.1f}s", "",
+             THIN, "Summary", THIN,
+             _row("Drills", len(report.results)),
+             _row("Passed", f"{counts['PASSED']} {OK}"),
+             _row("Failed", f"{counts['FAILED']} {BAD}"),
+             _row("Aborted", counts["ABORTED"]),
+             _row("Errors", counts["ERROR"]), ""]
+    for result in report.results:
+        lines.extend(_drill(result))
+        lines.append("")
+    lines.append(WIDE)
+    verdict = "all drills passed" if report.passed else "NOT all drills passed"
+    lines.append(f"{verdict}; drills ran on their own runtime directories.")
+    if report.json_path:
+        lines.append(f"JSON report: {report.json_path}")
+    lines.append(WIDE)
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Run drills: each in its own runtime directory, under the blast-radius guard, then roll back.
+
+For every scenario the runner captures the protected set, starts the guard's
+:func:`~autoheal.chaos.blast.watch` beside the step, and cancels the step at
+once when something protected changes (status ``ABORTED``). Rollbacks run
+afterwards in every case, shielded from cancellation and bounded in time. The
+scenario's expectations and criteria then decide ``PASSED`` or ``FAILED``; an
+exception in the step is ``ERROR``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from autoheal.chaos.blast import ProtectedSet, Violation, watch
+from autoheal.chaos.drills.catalog import load_catalog, select
+from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.evaluate import evaluate, scale_label
+from autoheal.chaos.drills.model import DrillResult, Report, Scenario, Status
+from autoheal.chaos.drills.report import render, write_json_report
+from autoheal.chaos.drills.steps import KINDS
+
+__all__ = ["progress_line", "run_drills", "run_one"]
+
+WATCH_INTERVAL_S = 0.2
+ROLLBACK_TIMEOUT_S = 15.0
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def _rollback(ctx: DrillContext) -> list[str]:
+    done: list[str] = []
+    with anyio.CancelScope(shield=True), anyio.move_on_after(ROLLBACK_TIMEOUT_S):
+        for label, fn in reversed(ctx.rollbacks):
+            try:
+                result = await fn()
+            except Exception as exc:
+                done.append(f"{label}: failed ({type(exc).__name__}: {exc})")
+                continue
+            done.append(label if result is None else f"{label}: {result}")
+    return done
+
+
+async def run_one(
+    scenario: Scenario,
+    runtime_dir: Path,
+    *,
+    protect: ProtectedSet | None = None,
+    watch_interval: float = WATCH_INTERVAL_S,
+) -> DrillResult:
+    """Run one scenario in ``runtime_dir`` (created) and return its result.
+
+    Args:
+        scenario: what to run.
+        runtime_dir: the drill's own runtime directory.
+        protect: files and processes the drill must not touch (captured here); the
+            scenario's ``protect.files`` (relative to ``runtime_dir``) are added.
+        watch_interval: seconds between blast-radius checks (at most 1).
+    """
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    guard = ProtectedSet(
+        files=[*(protect.files if protect else ()),
+               *(runtime_dir / f for f in scenario.protect_files)],
+        processes=list(protect.processes) if protect else [])
+    guard.capture()
+    ctx = DrillContext(scenario, runtime_dir)
+    started_at, t0 = _utc_now(), time.monotonic()
+    violations: list[Violation] = []
+    error: str | None = None
+    timeout = float(scenario.params.get("timeout_s", 60.0))
+    step = KINDS.get(scenario.kind)
+    with ctx.logs:
+        async with anyio.create_task_group() as tg:
+
+            async def on_violation(found: list[Violation]) -> None:
+                violations.extend(found)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch, guard, on_violation, watch_interval)
+            try:
+                if step is None:
+                    raise LookupError(f"unknown kind {scenario.kind!r}; known: "
+                                      f"{', '.join(sorted(KINDS))}")
+                with anyio.fail_after(timeout):
+                    await step(ctx)
+            except TimeoutError:
+                error = f"timed out after {timeout:g}s"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            tg.cancel_scope.cancel()
+    rolled_back = await _rollback(ctx)
+    if not violations:
+        violations.extend(await anyio.to_thread.run_sync(guard.check))  # the "after" check
+    ctx.details.update(rollback=rolled_back, protected=guard.describe(),
+                       time_scale=scale_label(scenario.time_scale))
+    events = {name: ctx.event_after_fault(name) for name in ctx.events}
+    ctx.details["events_after_fault_s"] = {k: round(v, 4) for k, v in events.items()
+                                           if v is not None}
+    criteria, detect, recover = evaluate(scenario, ctx.observations, events)
+    if violations:
+        status = Status.ABORTED
+        ctx.details["aborted_after_s"] = round(time.monotonic() - t0, 3)
+    elif error is not None:
+        status = Status.ERROR
+        ctx.details["error"] = error
+    else:
+        status = Status.PASSED if criteria and all(c.held for c in criteria) else Status.FAILED
+    return DrillResult(
+        name=scenario.name, title=scenario.title, status=status,
+        time_to_detect_s=None if detect is None else round(detect, 4),
+        time_to_recover_s=None if recover is None else round(recover, 4),
+        criteria=tuple(criteria), gates_fired=tuple(ctx.gates_fired),
+        violations=tuple(str(v) for v in violations), seed=scenario.seed,
+        started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
+        details=_jsonable(ctx.details))
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        out[key] = value if isinstance(value, str | int | float | bool | list | dict | None) \
+            else str(value)
+    return out
+
+
+def progress_line(index: int, total: int, result: DrillResult) -> str:
+    """``[3/9] breaker_trip ... PASSED (detect 0.00s, recover 1.21s)``."""
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}s"
+
+    line = (f"[{index}/{total}] {result.name} ... {result.status} "
+            f"(detect {fmt(result.time_to_detect_s)}, recover {fmt(result.time_to_recover_s)})")
+    failed = [c.name for c in result.failed_criteria]
+    if result.status is Status.FAILED and failed:
+        line += f" violated: {', '.join(failed)}"
+    if result.status is Status.ABORTED and result.violations:
+        line += f" {result.violations[0]}"
+    if result.status is Status.ERROR:
+        line += f" {result.details.get('error', '')}"
+    return line
+
+
+def run_drills(
+    names: Sequence[str] | None,
+    *,
+    work_dir: Path | None = None,
+    fmt: str = "text",
+    report_path: Path | None = None,
+    progress: Callable[[str], object] = print,
+    runtime_dir: Path | None = None,
+    scenario_dirs: Iterable[Path] = (),
+    protect: ProtectedSet | None = None,
+    output: Callable[[str], object] | None = None,
+) -> Report:
+    """Run the named drills (or the default set), print progress and the report.
+
+    Args:
+        names: drill names, or ``None``/empty for every scenario marked ``default``.
+        work_dir: parent of the drills' own runtime directories; a temporary one
+            (removed afterwards if every drill passed) when ``None``.
+        fmt: ``text`` or ``json`` for the final report handed to ``progress``.
+        report_path: also write the JSON report here.
+        progress: receives one line per drill as it finishes, then the report.
+        runtime_dir: the JSON report goes to ``<runtime_dir>/drills/<UTC>.json``
+            (``<work_dir>/drills/`` when only ``work_dir`` is given).
+        scenario_dirs: extra directories of scenario files.
+        protect: files and processes no drill may touch.
+        output: receives the final report (default: ``progress``).
+
+    Raises:
+        ScenarioError: an invalid scenario file or an unknown drill name.
+    """
+    scenarios = select(load_catalog(scenario_dirs), names)
+    base = work_dir if work_dir is not None else Path(tempfile.mkdtemp(prefix="autoheal-drills-"))
+    started_at, t0 = _utc_now(), time.monotonic()
+    results: list[DrillResult] = []
+
+    async def run_all() -> None:
+        for i, scenario in enumerate(scenarios, 1):
+            result = await run_one(scenario, base / f"{i:02d}-{scenario.name}", protect=protect)
+            results.append(result)
+            progress(progress_line(i, len(scenarios), result))
+
+    anyio.run(run_all)
+    scales = sorted({scale_label(s.time_scale) for s in scenarios if s.time_scale != 1.0})
+    report = Report(tuple(results), started_at, time.monotonic() - t0,
+                    ", ".join(scales) if scales else "1/1")
+    json_dir = runtime_dir if runtime_dir is not None else work_dir
+    paths = []
+    if json_dir is not None:
+        paths.append(write_json_report(report, json_dir / "drills"))
+    if report_path is not None:
+        paths.append(write_json_report(report, Path(report_path)))
+    if paths:
+        from dataclasses import replace
+
+        report = replace(report, json_path=str(paths[0]))
+    (output or progress)(render(report, fmt))
+    if work_dir is None and report.passed:
+        shutil.rmtree(base, ignore_errors=True)
+    return report

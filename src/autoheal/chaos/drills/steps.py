@@ -1,0 +1,36 @@
+"""The built-in step vocabulary: a scenario's ``kind`` names one of these.
+
+An operator adds a drill by writing a scenario file whose ``kind`` is one of
+:data:`KINDS` and whose ``[params]``, ``[[expect]]`` and ``[[criteria]]`` say
+what to do and what must hold; adding a new *kind* is the only thing that needs
+Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.steps_daemon import daemon
+from autoheal.chaos.drills.steps_gating import live_gating
+from autoheal.chaos.drills.steps_guard import (
+    breaker_trip,
+    duplicate_signals,
+    sell_without_position,
+    state_bus_corrupt,
+)
+from autoheal.chaos.drills.steps_outage import exchange_outage
+
+__all__ = ["KINDS", "Step"]
+
+Step = Callable[[DrillContext], Awaitable[None]]
+
+KINDS: dict[str, Step] = {
+    "guard_duplicates": duplicate_signals,
+    "guard_sell_without_position": sell_without_position,
+    "guard_breaker": breaker_trip,
+    "guard_state_bus_corrupt": state_bus_corrupt,
+    "exchange_outage": exchange_outage,
+    "live_gating": live_gating,
+    "daemon": daemon,
+}

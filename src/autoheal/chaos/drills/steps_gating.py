@@ -1,0 +1,92 @@
+"""The live-execution gating drills A to G: read-only, verified by hashing the runtime directory.
+
+The scenario's parameters override a safe :class:`LiveEnv` in memory (the
+reference's "EnvironmentConfig im Speicher modifizieren"); nothing is written
+after the "before" hash is taken, and the "after" hash proves it. The confirm
+token is generated per run and never recorded: the report says only
+``SET (valid)``, ``SET (invalid)`` or ``NOT SET``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from autoheal.chaos.drills.context import DrillContext
+from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
+from autoheal.store.flags import Flags, write_flags
+
+__all__ = ["hash_tree", "live_gating"]
+
+
+def hash_tree(root: Path) -> str:
+    """sha256 over every file's relative path, size, mtime and content under ``root``."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            st = path.stat()
+            digest.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            digest.update(path.read_bytes())
+        digest.update(f"dirs:{','.join(dirnames)}\n".encode())
+    return digest.hexdigest()
+
+
+def _risk(params: dict[str, Any]) -> tuple[bool, float, float | None]:
+    limits = params.get("risk_limits", {}) or {}
+    limit = limits.get("max_live_notional_total")
+    total = sum(float(o.get("notional", 0.0)) for o in params.get("simulated_orders", []) or [])
+    blocked = limit is not None and total > float(limit)
+    return blocked, total, None if limit is None else float(limit)
+
+
+async def live_gating(ctx: DrillContext) -> None:
+    """One gating scenario: evaluate ``is_live_execution_allowed`` and the risk limits."""
+    p = ctx.params
+    rt = ctx.runtime_dir
+    write_flags(rt, Flags(mode="NORMAL", reason="drill setup", set_by="drill"))
+    token = secrets.token_hex(16)
+    token_mode = str(p.get("confirm_token", "missing"))
+    given = {"valid": token, "invalid": token + "-wrong"}.get(token_mode)
+    env = LiveEnv(
+        mode=str(p.get("mode", "live")),
+        enable_live_trading=bool(p.get("enable_live_trading", False)),
+        live_mode_armed=bool(p.get("live_mode_armed", False)),
+        live_dry_run_mode=bool(p.get("live_dry_run_mode", True)),
+        confirm_token=given,
+        confirm_token_sha256=hash_confirm_token(token),
+        stop_file=rt / "STOP.TXT",
+        runtime_dir=rt,
+    )
+    before = hash_tree(rt)
+    ctx.mark_fault()
+    allowed, reason = is_live_execution_allowed(env)
+    risk_blocked, total, limit = _risk(p)
+    ctx.event("gating_decided")
+    after = hash_tree(rt)
+    mode = env.mode.lower()
+    effective = mode if mode != "live" else ("live" if allowed else "live_dry_run")
+    ctx.observe("is_live_execution_allowed", allowed)
+    ctx.observe("reason", reason)
+    ctx.observe("effective_mode", effective)
+    ctx.observe("risk_blocked", risk_blocked)
+    ctx.observe("would_send_order", allowed and not risk_blocked)
+    ctx.observe("disk_unchanged", before == after)
+    if not allowed:
+        ctx.gate(reason)
+    if risk_blocked:
+        ctx.gate(f"max_live_notional_total ({total:g} > {limit:g})")
+    token_shown = {"valid": "SET (valid)", "invalid": "SET (invalid)"}.get(token_mode, "NOT SET")
+    ctx.details.update({
+        "mode": env.mode, "effective_mode": effective,
+        "enable_live_trading": env.enable_live_trading, "live_mode_armed": env.live_mode_armed,
+        "live_dry_run_mode": env.live_dry_run_mode, "confirm_token": token_shown,
+        "reason": reason, "runtime_dir_sha256_before": before[:16],
+        "runtime_dir_sha256_after": after[:16],
+    })
+    if limit is not None:
+        ctx.details["risk"] = {"max_live_notional_total": limit, "simulated_notional": total}
