@@ -25,6 +25,7 @@ from autoheal.core import (
     OperatorStarted,
     OperatorStopped,
 )
+from autoheal.core.actions import SendNotice
 from autoheal.store import commands as queue
 from autoheal.store.commands import Command
 
@@ -142,6 +143,19 @@ class CommandBridge:
         assert journal is not None
         queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
         queue.finish(journal, pending.command.id, ok, result)
+        command = pending.command
+        if command.type in ("restart", "stop", "start"):
+            # failsafe enter/clear notify through the core's SendNotice already
+            outcome = "done" if ok else f"failed ({result.get('reason')})"
+            self.daemon.notify(
+                SendNotice(
+                    "operator",
+                    command.target,
+                    "operator",
+                    f"{command.type} {command.target} by {command.requested_by}: {outcome}; "
+                    f"reason: {command.payload.get('reason') or '-'}",
+                )
+            )
         log.info(
             "command_finished id=%s type=%s ok=%s result=%s",
             pending.command.id,
