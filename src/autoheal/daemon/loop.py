@@ -190,7 +190,7 @@ class Daemon:
             log.error("state_write_failed error=%s", exc)
 
     def health_doc(self) -> dict[str, Any]:
-        return build_health(
+        doc = build_health(
             self.state,
             self.policy,
             readings=self.readings,
@@ -204,8 +204,14 @@ class Daemon:
                 "chaos": self.chaos,
                 "config": str(self.config.path),
                 "ready": self.ready,
+                "stopped": self.stopping,
             },
         )
+        if self.stopping:
+            # The last document a stopping daemon writes: nothing supervises the runtime any
+            # more (and its services are stopped), so it must not read as ready to trade.
+            doc["dor"] = False
+        return doc
 
     def write_health(self) -> None:
         try:
@@ -645,10 +651,7 @@ class Daemon:
                     tg.start_soon(self.killswitch.watch)
                     tg.start_soon(self._watch_config)
                     tg.start_soon(self.commands.poll)
-                    if (
-                        self.notifier is not None
-                        and getattr(self.notifier, "sender", None) is not None
-                    ):
+                    if self.notifier is not None and self.notifier.sender is not None:
                         tg.start_soon(self.notifier.sender.run)
                     await self._start_status_server(tg)
                     interval = notifier.watchdog_interval()

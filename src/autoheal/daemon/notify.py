@@ -370,6 +370,11 @@ class Notifier:
         self._log = log_file
         self._sender = sender
 
+    @property
+    def sender(self) -> WebhookSender | None:
+        """The webhook sender whose ``run`` the daemon starts in its task group."""
+        return self._sender
+
     def notify(self, n: Notification) -> None:
         """Record ``n`` durably; delivery to webhooks happens in the sender's task."""
         self._log.append(n)
