@@ -79,6 +79,9 @@ class WebSocket:
 
     async def send_text(self, text: str) -> None:
         """Send one text message; raises ``anyio.BrokenResourceError`` once the peer is gone."""
+        if self._protocol.state is not State.OPEN:
+            # websockets raises InvalidState while closing; an exchange must not die of it
+            raise anyio.BrokenResourceError
         self._protocol.send_text(text.encode())
         await self.flush()
 
