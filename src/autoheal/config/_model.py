@@ -1,0 +1,149 @@
+"""The resolved configuration: frozen, typed value objects the rest of autoheal uses.
+
+Everything here is already checked and normalised: durations are float seconds, paths
+are absolute, placeholders are expanded, signals are numbers. Nothing in this module
+parses or validates; that is :mod:`autoheal.config._resolve`'s job, so these classes
+stay plain data that any module can import cheaply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+ENVIRONMENTS = ("live", "testnet", "paper")
+PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http")
+WEBHOOK_FORMATS = ("generic", "slack", "telegram")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; one problem, located precisely.
+
+    Attributes:
+        file: the config file as the caller named it.
+        key: dotted key such as ``services.feeder.stop_timeout``, or ``""`` for the whole file.
+        problem: what is wrong, in words.
+    """
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        super().__init__(file, key, problem)  # args as given, so the error pickles
+        self.file = file
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        if self.key:
+            return f"{self.file}: {self.key}: {self.problem}"
+        return f"{self.file}: {self.problem}"
+
+
+class Frozen(msgspec.Struct, frozen=True, kw_only=True):
+    """Immutable value objects; msgspec Structs are created ~10x faster than dataclasses."""
+
+
+class Paths(Frozen, frozen=True):
+    """Where the runtime files live. Both absolute."""
+
+    runtime_dir: Path
+    stop_file: Path
+
+
+class PolicyConfig(Frozen, frozen=True):
+    """Healing policy (DESIGN.md §2); durations in seconds."""
+
+    failures_before_restart: int = 2
+    restart_backoff: tuple[float, ...] = (15.0, 30.0, 60.0, 120.0, 300.0)
+    verify_window: float = 90.0
+    max_restarts: int = 3
+    stable_reset: float = 600.0
+
+
+class DaemonConfig(Frozen, frozen=True):
+    """Settings of the daemon itself; ``status_listen`` is ``(host, port)`` or ``None`` (off)."""
+
+    heartbeat_interval: float = 1.0
+    stop_services_on_exit: bool = True
+    status_listen: tuple[str, int] | None = None
+    log_file: Path | None = None
+
+
+class ProbeConfig(Frozen, frozen=True):
+    """One health probe.
+
+    ``max_age``, ``path``, ``field``, ``url`` and ``latency_p95`` are ``None`` when ``kind``
+    does not use them; ``expect_status`` and ``window`` keep their defaults (http only).
+    """
+
+    kind: str
+    name: str
+    interval: float
+    timeout: float
+    max_age: float | None = None
+    path: Path | None = None
+    field: str | None = None
+    url: str | None = None
+    expect_status: tuple[int, ...] = (200,)
+    latency_p95: float | None = None
+    window: int = 20
+
+
+class ServiceConfig(Frozen, frozen=True):
+    """A supervised process; ``stop_signal`` is a :class:`signal.Signals` (an int)."""
+
+    name: str
+    argv: tuple[str, ...]
+    cwd: Path
+    env: dict[str, str]
+    stop_signal: int
+    stop_timeout: float
+    pidfile: Path
+    lock_files: tuple[Path, ...]
+    depends_on: tuple[str, ...]
+    required: bool
+    autostart: bool
+    log_max_bytes: int
+    log_backups: int
+    probes: tuple[ProbeConfig, ...]
+
+
+class DependencyConfig(Frozen, frozen=True):
+    """Something outside autoheal's control (an exchange API): probed, never restarted."""
+
+    name: str
+    probes: tuple[ProbeConfig, ...]
+
+
+class WebhookConfig(Frozen, frozen=True):
+    """Where FAILSAFE notices go; ``secret_env`` names an env var, never holds the secret."""
+
+    name: str
+    url: str
+    format: str
+    secret_env: str | None
+    timeout: float
+
+
+class ChaosConfig(Frozen, frozen=True):
+    """Fault injection: the fault proxy in front of each dependency, and what must not change.
+
+    ``proxies`` maps a dependency to the file where its fault proxy wrote its control port.
+    """
+
+    proxies: dict[str, Path] = {}
+    protected_files: tuple[Path, ...] = ()
+
+
+class Config(Frozen, frozen=True):
+    """The whole, validated configuration."""
+
+    path: Path
+    config_dir: Path
+    environment: str
+    paths: Paths
+    policy: PolicyConfig
+    daemon: DaemonConfig
+    services: dict[str, ServiceConfig]
+    dependencies: dict[str, DependencyConfig]
+    webhooks: tuple[WebhookConfig, ...]
+    chaos: ChaosConfig = ChaosConfig()

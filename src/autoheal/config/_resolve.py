@@ -1,0 +1,301 @@
+"""Semantic resolution: from the raw schema to a checked :class:`~autoheal.config.Config`.
+
+msgspec has already checked the types; this is everything a type cannot say: allowed
+environments and names, defaults that depend on other values (the stop file, pidfiles),
+placeholders, and the cross-references between tables (``depends_on``, pidfiles, chaos
+proxies).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from autoheal.config._model import (
+    ENVIRONMENTS,
+    WEBHOOK_FORMATS,
+    ChaosConfig,
+    Config,
+    DaemonConfig,
+    DependencyConfig,
+    Paths,
+    PolicyConfig,
+    ServiceConfig,
+    WebhookConfig,
+)
+from autoheal.config._probes import resolve_probes
+from autoheal.config._schema import (
+    RawChaos,
+    RawConfig,
+    RawDaemon,
+    RawDependency,
+    RawPolicy,
+    RawService,
+    RawWebhook,
+    convert,
+    fail,
+    type_words,
+)
+from autoheal.config._values import (
+    ENV_NAME,
+    NAME,
+    Context,
+    as_duration,
+    as_listen,
+    as_path,
+    as_signal,
+    as_url,
+    expand,
+)
+
+#: The daemon's own files use this name (``auto_heal.heartbeat.json``).
+_RESERVED_NAMES = frozenset({"auto_heal"})
+
+
+def resolve(raw: RawConfig, config_file: Path) -> Config:
+    """Check ``raw`` and resolve it against the folder of ``config_file``.
+
+    Args:
+        raw: the whole file, as parsed by the raw schema.
+        config_file: the absolute path of the file; relative paths resolve against its folder.
+
+    Raises:
+        Invalid: the first problem found, at its dotted key.
+    """
+    if raw.environment not in ENVIRONMENTS:
+        fail(
+            "environment",
+            f"unknown environment {raw.environment!r} (expected live, testnet or paper)",
+        )
+    config_dir = config_file.parent
+    values = {"python": sys.executable, "config_dir": str(config_dir)}
+    runtime_dir = as_path(raw.paths.runtime_dir, config_dir, "paths.runtime_dir", values)
+    values["runtime_dir"] = str(runtime_dir)
+    stop_file = (
+        as_path(raw.paths.stop_file, config_dir, "paths.stop_file", values)
+        if raw.paths.stop_file is not None
+        else runtime_dir.parent / "STOP.TXT"
+    )
+    values["stop_file"] = str(stop_file)
+    ctx = Context(config_dir=config_dir, runtime_dir=runtime_dir, placeholders=values)
+    # Validate in the order a reader meets things in the file, so the first error reported
+    # is the first one they would find.
+    policy = _policy(raw.policy)
+    daemon = _daemon(raw.daemon, ctx)
+    services: dict[str, ServiceConfig] = {}
+    for name, body in raw.services.items():
+        _check_name(name, "services")
+        services[name] = _service(name, convert(body, RawService, f"services.{name}"), ctx)
+    dependencies: dict[str, DependencyConfig] = {}
+    for name, body in raw.dependencies.items():
+        _check_name(name, "dependencies")
+        if name in services:
+            fail(f"dependencies.{name}", f"name {name!r} is already used by a service")
+        raw_dep = convert(body, RawDependency, f"dependencies.{name}")
+        dependencies[name] = _dependency(name, raw_dep, ctx)
+    _check_depends_on(services, dependencies)
+    _check_unique_pidfiles(services)
+    return Config(
+        path=config_file,
+        config_dir=config_dir,
+        environment=raw.environment,
+        paths=Paths(runtime_dir=runtime_dir, stop_file=stop_file),
+        policy=policy,
+        daemon=daemon,
+        services=services,
+        dependencies=dependencies,
+        webhooks=_webhooks(raw.webhooks, ctx),
+        chaos=_chaos(raw.chaos, dependencies, ctx),
+    )
+
+
+def _chaos(raw: RawChaos, dependencies: dict[str, DependencyConfig], ctx: Context) -> ChaosConfig:
+    proxies: dict[str, Path] = {}
+    for dep, control in raw.proxies.items():
+        if dep not in dependencies:
+            fail(f"chaos.proxies.{dep}", f"unknown dependency {dep!r}")
+        proxies[dep] = as_path(control, ctx.runtime_dir, f"chaos.proxies.{dep}", ctx.placeholders)
+    protected = tuple(
+        as_path(f, ctx.config_dir, f"chaos.protected_files[{i}]", ctx.placeholders)
+        for i, f in enumerate(raw.protected_files)
+    )
+    return ChaosConfig(proxies=proxies, protected_files=protected)
+
+
+def _check_name(name: str, table: str) -> None:
+    # Names become file names (<name>.pid) and dotted keys, so no dots, slashes or spaces.
+    if not NAME.fullmatch(name):
+        fail(f"{table}.{name}", "names may hold only letters, digits, '_' and '-'")
+    if name in _RESERVED_NAMES:
+        fail(f"{table}.{name}", f"{name!r} is reserved for the daemon's own files")
+
+
+def _policy(raw: RawPolicy) -> PolicyConfig:
+    if raw.failures_before_restart < 1:
+        fail("policy.failures_before_restart", "must be at least 1")
+    if raw.max_restarts < 0:
+        fail("policy.max_restarts", "must be 0 or more")
+    if not raw.restart_backoff:
+        fail("policy.restart_backoff", "must list at least one delay")
+    backoff = tuple(
+        as_duration(v, f"policy.restart_backoff[{i}]") for i, v in enumerate(raw.restart_backoff)
+    )
+    for i in range(1, len(backoff)):
+        if backoff[i] < backoff[i - 1]:
+            fail(f"policy.restart_backoff[{i}]", "delays must not decrease")
+    return PolicyConfig(
+        failures_before_restart=raw.failures_before_restart,
+        restart_backoff=backoff,
+        verify_window=as_duration(raw.verify_window, "policy.verify_window", positive=True),
+        max_restarts=raw.max_restarts,
+        stable_reset=as_duration(raw.stable_reset, "policy.stable_reset", positive=True),
+    )
+
+
+def _daemon(raw: RawDaemon, ctx: Context) -> DaemonConfig:
+    return DaemonConfig(
+        heartbeat_interval=as_duration(
+            raw.heartbeat_interval, "daemon.heartbeat_interval", positive=True
+        ),
+        stop_services_on_exit=raw.stop_services_on_exit,
+        status_listen=as_listen(raw.status_listen, "daemon.status_listen"),
+        log_file=(
+            as_path(raw.log_file, ctx.config_dir, "daemon.log_file", ctx.placeholders)
+            if raw.log_file
+            else None
+        ),
+    )
+
+
+def _service(name: str, raw: RawService, ctx: Context) -> ServiceConfig:
+    key = f"services.{name}"
+    if not raw.argv:
+        fail(f"{key}.argv", "must not be empty: give the program and its arguments")
+    argv = []
+    for i, arg in enumerate(raw.argv):
+        if not arg:
+            fail(f"{key}.argv[{i}]", "must not be an empty string")
+        argv.append(expand(arg, f"{key}.argv[{i}]", ctx.placeholders))
+    env = {}
+    for var, value in raw.env.items():
+        if not ENV_NAME.fullmatch(var):
+            fail(f"{key}.env", f"{var!r} is not a valid environment variable name")
+        if not isinstance(value, str):
+            fail(
+                f"{key}.env.{var}",
+                f"expected string, got {type_words(type(value).__name__)}",
+            )
+        env[var] = expand(value, f"{key}.env.{var}", ctx.placeholders)
+    for field_name, value in (
+        ("log_max_bytes", raw.log_max_bytes),
+        ("log_backups", raw.log_backups),
+    ):
+        if value < 0:
+            fail(f"{key}.{field_name}", "must be 0 or more")
+    if len(set(raw.depends_on)) != len(raw.depends_on):
+        fail(f"{key}.depends_on", "lists a name twice")
+    return ServiceConfig(
+        name=name,
+        argv=tuple(argv),
+        cwd=as_path(raw.cwd, ctx.config_dir, f"{key}.cwd", ctx.placeholders),
+        env=env,
+        stop_signal=as_signal(raw.stop_signal, f"{key}.stop_signal"),
+        stop_timeout=as_duration(raw.stop_timeout, f"{key}.stop_timeout"),
+        pidfile=as_path(
+            raw.pidfile or f"{name}.pid", ctx.runtime_dir, f"{key}.pidfile", ctx.placeholders
+        ),
+        lock_files=tuple(
+            as_path(p, ctx.runtime_dir, f"{key}.lock_files[{i}]", ctx.placeholders)
+            for i, p in enumerate(raw.lock_files)
+        ),
+        depends_on=tuple(raw.depends_on),
+        required=raw.required,
+        autostart=raw.autostart,
+        log_max_bytes=raw.log_max_bytes,
+        log_backups=raw.log_backups,
+        probes=resolve_probes(raw.probes, name, key, ctx, has_process=True),
+    )
+
+
+def _dependency(name: str, raw: RawDependency, ctx: Context) -> DependencyConfig:
+    key = f"dependencies.{name}"
+    if not raw.probes:
+        fail(f"{key}.probes", "a dependency needs at least one probe")
+    return DependencyConfig(
+        name=name, probes=resolve_probes(raw.probes, name, key, ctx, has_process=False)
+    )
+
+
+def _webhooks(raws: list[RawWebhook], ctx: Context) -> tuple[WebhookConfig, ...]:
+    out: list[WebhookConfig] = []
+    for i, raw in enumerate(raws):
+        key = f"webhooks[{i}]"
+        if not NAME.fullmatch(raw.name):
+            fail(f"{key}.name", "names may hold only letters, digits, '_' and '-'")
+        if any(w.name == raw.name for w in out):
+            fail(f"{key}.name", f"duplicate webhook name {raw.name!r}")
+        if raw.format not in WEBHOOK_FORMATS:
+            fail(
+                f"{key}.format",
+                f"unknown format {raw.format!r} (expected {', '.join(WEBHOOK_FORMATS)})",
+            )
+        if raw.secret_env is not None and not ENV_NAME.fullmatch(raw.secret_env):
+            # Do not echo the value: someone may have pasted the secret itself here.
+            fail(
+                f"{key}.secret_env", "must be the name of an environment variable, not the secret"
+            )
+        out.append(
+            WebhookConfig(
+                name=raw.name,
+                url=as_url(raw.url, f"{key}.url", ctx.placeholders),
+                format=raw.format,
+                secret_env=raw.secret_env,
+                timeout=as_duration(raw.timeout, f"{key}.timeout", positive=True),
+            )
+        )
+    return tuple(out)
+
+
+def _check_depends_on(
+    services: dict[str, ServiceConfig], dependencies: dict[str, DependencyConfig]
+) -> None:
+    for name, svc in services.items():
+        for other in svc.depends_on:
+            if other not in services and other not in dependencies:
+                fail(f"services.{name}.depends_on", f"unknown service or dependency {other!r}")
+    graph = {name: [d for d in svc.depends_on if d in services] for name, svc in services.items()}
+    cycle = _find_cycle(graph)
+    if cycle:
+        fail(f"services.{cycle[0]}.depends_on", f"dependency cycle: {' -> '.join(cycle)}")
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """Return the first cycle found as ``[a, b, ..., a]`` (declaration order), or ``None``."""
+    done: set[str] = set()
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt in stack:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in done and (found := visit(nxt)):
+                return found
+        stack.pop()
+        done.add(node)
+        return None
+
+    for start in graph:
+        if start not in done and (found := visit(start)):
+            return found
+    return None
+
+
+def _check_unique_pidfiles(services: dict[str, ServiceConfig]) -> None:
+    owners: dict[Path, str] = {}
+    for name, svc in services.items():
+        if svc.pidfile in owners:
+            fail(
+                f"services.{name}.pidfile", f"same file as services.{owners[svc.pidfile]}.pidfile"
+            )
+        owners[svc.pidfile] = name

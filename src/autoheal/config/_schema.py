@@ -1,0 +1,205 @@
+"""The raw TOML schema, and how a problem in it is reported at a dotted key.
+
+The ``Raw*`` msgspec Structs mirror the TOML file exactly: strict types,
+``forbid_unknown_fields``, defaults as the user would write them. msgspec reports
+*where* a value is wrong; :func:`convert` turns its ``$.a.b[0]`` paths into the dotted
+keys an operator can find in the file (``services.feeder.argv``).
+
+Every problem found while loading is raised as :class:`Invalid` (a key and words);
+:func:`autoheal.config.load_config` adds the file name and turns it into a
+:class:`~autoheal.config.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NoReturn
+
+import msgspec
+
+Duration = str | int | float  # msgspec refuses bool here, as parse_duration does
+
+
+class Invalid(Exception):
+    """Internal: a problem at a key; :func:`autoheal.config.load_config` adds the file name."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(key, problem)
+        self.key = key
+        self.problem = problem
+
+
+def fail(key: str, problem: str) -> NoReturn:
+    """Raise :class:`Invalid` for ``key``; a function so checks read as one line each."""
+    raise Invalid(key, problem)
+
+
+class _Raw(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class RawPaths(_Raw, frozen=True):
+    runtime_dir: str = "shared_data"
+    stop_file: str | None = None
+
+
+class RawPolicy(_Raw, frozen=True):
+    failures_before_restart: int = 2
+    restart_backoff: list[Duration] = msgspec.field(
+        default_factory=lambda: ["15s", "30s", "60s", "120s", "300s"]
+    )
+    verify_window: Duration = "90s"
+    max_restarts: int = 3
+    stable_reset: Duration = "10m"
+
+
+class RawDaemon(_Raw, frozen=True):
+    heartbeat_interval: Duration = "1s"
+    stop_services_on_exit: bool = True
+    status_listen: str = ""
+    log_file: str = ""
+
+
+class RawProbe(_Raw, frozen=True):
+    kind: str
+    name: str | None = None
+    interval: Duration = "1s"
+    timeout: Duration = "1s"
+    max_age: Duration | None = None
+    path: str | None = None
+    field: str | None = None
+    url: str | None = None
+    expect_status: list[int] | None = None
+    latency_p95: Duration | None = None
+    window: int | None = None
+
+
+class RawService(_Raw, frozen=True):
+    argv: list[str]
+    cwd: str = "."
+    env: dict[str, Any] = {}  # values checked by hand: msgspec's path would hide the env key
+    stop_signal: str = "SIGTERM"
+    stop_timeout: Duration = "10s"
+    pidfile: str | None = None
+    lock_files: list[str] = []
+    depends_on: list[str] = []
+    required: bool = True
+    autostart: bool = True
+    log_max_bytes: int = 1024 * 1024
+    log_backups: int = 3
+    probes: list[RawProbe] = []
+
+
+class RawDependency(_Raw, frozen=True):
+    probes: list[RawProbe] = []
+
+
+class RawWebhook(_Raw, frozen=True):
+    name: str
+    url: str
+    format: str = "generic"
+    secret_env: str | None = None
+    timeout: Duration = "5s"
+
+
+class RawChaos(_Raw, frozen=True):
+    proxies: dict[str, str] = {}
+    protected_files: list[str] = []
+
+
+class RawConfig(_Raw, frozen=True):
+    environment: str
+    paths: RawPaths = msgspec.field(default_factory=RawPaths)
+    policy: RawPolicy = msgspec.field(default_factory=RawPolicy)
+    daemon: RawDaemon = msgspec.field(default_factory=RawDaemon)
+    # Tables of named tables are converted one entry at a time: msgspec writes a dict
+    # key as ``[...]`` in its error paths, and the operator needs to see the name.
+    services: dict[str, Any] = {}
+    dependencies: dict[str, Any] = {}
+    webhooks: list[RawWebhook] = []
+    chaos: RawChaos = msgspec.field(default_factory=RawChaos)
+
+
+_KNOWN_FIELDS = sorted(
+    {
+        f
+        for t in (
+            RawConfig,
+            RawPaths,
+            RawPolicy,
+            RawDaemon,
+            RawProbe,
+            RawService,
+            RawDependency,
+            RawWebhook,
+            RawChaos,
+        )
+        for f in t.__struct_fields__
+    }
+)
+
+
+def convert(obj: Any, typ: Any, prefix: str) -> Any:
+    """Convert decoded TOML to a ``Raw*`` Struct.
+
+    Args:
+        obj: the decoded TOML (a table or a value).
+        typ: the ``Raw*`` type to build.
+        prefix: the dotted key of ``obj`` in the file, prepended to msgspec's path.
+
+    Raises:
+        Invalid: msgspec refused ``obj``; the key names the offending field.
+    """
+    try:
+        return msgspec.convert(obj, typ)
+    except msgspec.ValidationError as exc:
+        raise _from_msgspec(str(exc), prefix) from None
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_TYPE_WORDS = {
+    "object": "table",
+    "array": "array",
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "null": "nothing",
+    "datetime": "date-time",
+    "list": "array",
+    "dict": "table",
+}
+
+
+def _from_msgspec(text: str, prefix: str) -> Invalid:
+    """Turn ``Expected `int`, got `str` - at `$.policy.max_restarts``` into a key and words."""
+    match = _AT.match(text)
+    msg, path = (match["msg"], match["path"] or "") if match else (text, "")
+    key = _join(prefix, path.lstrip("."))
+    if found := re.fullmatch(r"Object contains unknown field `(.+)`", msg):
+        import difflib
+
+        name = found[1]
+        hint = difflib.get_close_matches(name, _KNOWN_FIELDS, n=1)
+        return Invalid(
+            _join(key, name), "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        )
+    if found := re.fullmatch(r"Object missing required field `(.+)`", msg):
+        return Invalid(_join(key, found[1]), "required field missing")
+    if found := re.fullmatch(r"Expected `(.+)`, got `(.+)`", msg):
+        return Invalid(key, f"expected {type_words(found[1])}, got {type_words(found[2])}")
+    return Invalid(key, msg.replace("`", "'"))
+
+
+def type_words(spec: str) -> str:
+    """Say a msgspec or Python type spec (``str | int``) in TOML words (``string or integer``)."""
+    parts = [p.strip() for p in spec.split("|") if p.strip() != "null"]
+    if sorted(parts) == ["float", "int", "str"]:
+        return "a duration ('15s', '1500ms', '5m') or a number of seconds"
+    return " or ".join(_TYPE_WORDS.get(p, p) for p in parts) or "nothing"
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix or not path:
+        return prefix or path
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"

@@ -1,0 +1,99 @@
+"""Single values of the config file: names, placeholders, durations, paths, URLs, signals.
+
+Each helper turns one raw TOML value into its resolved form, or calls
+:func:`~autoheal.config._schema.fail` with the dotted key it was given. None of them
+echoes a URL or an env value in its error: those may hold credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from autoheal.config._model import Frozen
+from autoheal.config._schema import fail
+from autoheal.core.durations import parse_duration
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Context(Frozen, frozen=True):
+    """What relative paths and placeholders resolve against while one file is resolved."""
+
+    config_dir: Path
+    runtime_dir: Path
+    placeholders: dict[str, str]
+
+
+def as_duration(value: str | int | float, key: str, *, positive: bool = False) -> float:
+    """Seconds from ``'15s'``, ``'1500ms'``, ``'5m'`` or a number; zero refused if ``positive``."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        fail(key, str(exc))
+    if positive and seconds == 0:
+        fail(key, "must be greater than zero")
+    return seconds
+
+
+def expand(text: str, key: str, values: dict[str, str]) -> str:
+    """Expand ``{name}`` placeholders; ``{{`` and ``}}`` stand for literal braces."""
+
+    def one(match: re.Match[str]) -> str:
+        token = match[0]
+        if token in ("{{", "}}"):
+            return token[0]
+        if match[1] not in values:
+            known = ", ".join("{" + k + "}" for k in values)
+            fail(key, f"unknown placeholder {token} (known here: {known})")
+        return values[match[1]]
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+def as_path(text: str, base: Path, key: str, values: dict[str, str]) -> Path:
+    """An absolute path: placeholders expanded, ``~`` expanded, relative ones under ``base``."""
+    if not text:
+        fail(key, "must not be empty")
+    path = Path(expand(text, key, values)).expanduser()
+    # normpath, not resolve(): keep the operator's symlinks, just drop the "..".
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def as_url(text: str, key: str, values: dict[str, str]) -> str:
+    """An ``http(s)://`` URL with a host, placeholders expanded."""
+    url = expand(text, key, values)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        fail(key, "not a valid URL")  # never echo it: webhook URLs often embed tokens
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(key, "must be an http:// or https:// URL with a host")
+    return url
+
+
+def as_signal(name: str, key: str) -> int:
+    """A signal number from ``SIGTERM``, ``term`` or ``TERM``."""
+    upper = name.upper()
+    candidate = upper if upper.startswith("SIG") else "SIG" + upper
+    try:
+        return signal.Signals[candidate]
+    except KeyError:
+        fail(key, f"unknown signal {name!r} (e.g. SIGTERM, SIGINT, SIGQUIT)")
+
+
+def as_listen(text: str, key: str) -> tuple[str, int] | None:
+    """``(host, port)`` from ``'host:port'`` or ``'[::1]:port'``; ``None`` for ``''`` (off)."""
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        fail(key, f"expected 'host:port' such as '127.0.0.1:9108', got {text!r}")
+    return host, int(port)
