@@ -121,10 +121,10 @@ class ChaosHandler:
 
     async def _owned(self, name: str) -> Any:
         d = self.daemon
-        if name not in d.procs:
+        if name not in d.services:
             raise ChaosError("unknown_component", f"unknown service {name!r}")
-        identity = d.procs[name].identity
-        if identity is None or not await d.procs_ctl.is_ours(identity):
+        identity = d.services.identity(name)
+        if identity is None or not await d.services.control.is_ours(identity):
             raise ChaosError("not_running", f"{name} has no running process the daemon owns")
         return identity
 
@@ -138,7 +138,7 @@ class ChaosHandler:
         os.kill(identity.pid, signal.SIGSTOP)
 
         async def undo() -> None:
-            if await self.daemon.procs_ctl.is_ours(identity):
+            if await self.daemon.services.control.is_ours(identity):
                 os.kill(identity.pid, signal.SIGCONT)
 
         self._arm("stall", name, duration_s, undo)

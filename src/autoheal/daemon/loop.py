@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ from autoheal.core import (
     Observation,
     ProbeFailed,
     ProbeSucceeded,
-    ProcessExited,
     SpawnFinished,
     step,
 )
@@ -62,7 +60,8 @@ from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.health import HEALTH_FILENAME, build_health
 from autoheal.daemon.killswitch import KillSwitchWatcher
 from autoheal.daemon.lock import RuntimeLock
-from autoheal.procs import ProcessControl, ProcessIdentity, ServiceSpec, SpawnError
+from autoheal.daemon.services import Services
+from autoheal.procs import ProcessControl, ServiceSpec
 from autoheal.store.atomic import read_json, write_json_atomic
 from autoheal.store.flags import Flags, remove_stop_file, write_flags, write_stop_file
 from autoheal.store.journal import Journal
@@ -71,15 +70,6 @@ log = logging.getLogger("autoheal")
 
 STATE_FILENAME = "autoheal_state.json"
 DAEMON_HEARTBEAT = "auto_heal.heartbeat.json"
-
-
-@dataclass
-class _Proc:
-    """What the shell knows of one component's process."""
-
-    identity: ProcessIdentity | None = None
-    generation: int = 0
-    busy: anyio.Lock | None = None
 
 
 class _Timed:
@@ -121,14 +111,19 @@ class Daemon:
         self.specs: dict[str, ServiceSpec] = {
             name: wiring.service_spec(config, svc) for name, svc in config.services.items()
         }
-        self.procs_ctl = procs or ProcessControl()
+        self.services = Services(
+            self.specs,
+            procs or ProcessControl(),
+            observe=self.observe,
+            journal_event=self.journal_event,
+            watch_exits=not one_shot,
+        )
         self.clock = clock
         self.wall = wall
         self.runtime_dir = config.paths.runtime_dir
         self.stop_file = config.paths.stop_file
         self.state: RuntimeState = initial_state(self.policy)
         self.wake_at: float | None = None
-        self.procs: dict[str, _Proc] = {name: _Proc() for name in self.specs}
         self.readings: dict[tuple[str, str], Any] = {}
         self.runners: dict[tuple[str, str], Any] = {}
         self.started_at = wall()
@@ -148,6 +143,7 @@ class Daemon:
         self.stopping = False
         self._probe_scopes: dict[tuple[str, str], anyio.CancelScope] = {}
         self._reload_lock = anyio.Lock()
+        self._config_sig = self._config_signature()
         if chaos:
             from autoheal.daemon.chaos import ChaosHandler
 
@@ -194,7 +190,7 @@ class Daemon:
             self.state,
             self.policy,
             readings=self.readings,
-            pids={n: (p.identity.pid if p.identity else None) for n, p in self.procs.items()},
+            pids=self.services.pids(),
             to_wall=self.to_wall(),
             now_wall=self.wall(),
             daemon={
@@ -352,129 +348,68 @@ class Daemon:
     async def _process_action(self, action: Action, command: PendingCommand | None) -> None:
         assert isinstance(action, RestartProcess | StartProcess | StopProcess)
         name = action.component
-        proc = self.procs[name]
-        if proc.busy is None:
-            proc.busy = anyio.Lock()
-        async with proc.busy:
-            proc.generation += 1  # exits of the process we are replacing are ours, not failures
-            spec = self.specs[name]
+        async with self.services.busy(name):
+            self.services.forget_own_exits(name)
             if isinstance(action, RestartProcess | StopProcess):
-                await self._stop(name, spec, action.reason)
+                await self.services.stop(name, action.reason)
             if isinstance(action, StopProcess):
                 if command is not None:
                     self.commands.succeed(command, {"stopped": name})
                 self._health_dirty = True
                 return
-            await self.procs_ctl.clean_stale(spec)
-            self._remove_heartbeats(name)
-            ok, reason = await self._spawn(name, spec)
+            ok, reason = await self.services.start(name, stale_files=self._heartbeat_files(name))
+            self._health_dirty = True
             await self.observe(SpawnFinished(name, ok, reason))
             for (target, _), runner in self.runners.items():
                 if target == name:
                     runner.poke()
             if command is not None:
-                pid = proc.identity.pid if proc.identity else None
+                identity = self.services.identity(name)
                 if ok:
+                    pid = identity.pid if identity else None
                     self.commands.succeed(command, {"component": name, "pid": pid})
                 else:
                     self.commands.fail_reason(command, reason)
 
-    def _remove_heartbeats(self, name: str) -> None:
+    def _heartbeat_files(self, name: str) -> tuple[Path, ...]:
         """A replaced process's heartbeat must not verify its successor."""
-        for pc in self.config.services[name].probes:
-            if pc.path is not None:
-                pc.path.unlink(missing_ok=True)
-
-    async def _stop(self, name: str, spec: ServiceSpec, reason: str) -> None:
-        proc = self.procs[name]
-        identity = proc.identity
-        if identity is None:
-            adopted = await self.procs_ctl.adopt(spec)
-            identity = adopted.identity
-        if identity is None:
-            return
-        result = await self.procs_ctl.stop(identity, spec)
-        proc.identity = None
-        log.info(
-            "process_stopped component=%s pid=%d outcome=%s elapsed=%.3fs reason=%s",
-            name,
-            identity.pid,
-            result.outcome,
-            result.elapsed_s,
-            reason,
-        )
-        self.journal_event(
-            "process_stopped",
-            component=name,
-            reason=reason,
-            data={"pid": identity.pid, "outcome": str(result.outcome)},
-        )
-
-    async def _spawn(self, name: str, spec: ServiceSpec) -> tuple[bool, str]:
-        proc = self.procs[name]
-        try:
-            identity = await self.procs_ctl.start(spec)
-        except SpawnError as exc:
-            log.error("spawn_failed component=%s reason=%s detail=%s", name, exc.reason, exc.detail)
-            self.journal_event("spawn_failed", component=name, reason=exc.reason)
-            return False, "spawn_failed"
-        proc.identity = identity
-        log.info("process_started component=%s pid=%d", name, identity.pid)
-        self.journal_event("process_started", component=name, data={"pid": identity.pid})
-        if not self.one_shot:
-            assert self._tg is not None
-            self._tg.start_soon(self._watch_exit, name, identity, proc.generation)
-        self._health_dirty = True
-        return True, ""
-
-    async def _watch_exit(self, name: str, identity: ProcessIdentity, generation: int) -> None:
-        code = await self.procs_ctl.wait_exit(identity)
-        proc = self.procs[name]
-        if proc.generation != generation or proc.identity != identity or self.stopping:
-            return  # we stopped or replaced it ourselves
-        proc.identity = None
-        log.warning("process_exited component=%s pid=%d code=%s", name, identity.pid, code)
-        await self.observe(ProcessExited(name, "process_exited", code))
+        return tuple(pc.path for pc in self.config.services[name].probes if pc.path is not None)
 
     async def _adopt_or_start(self) -> None:
         """At start: adopt what a previous daemon left running, start what should run."""
         for name in wiring.start_order(self.config):
-            cs = self.state.components[name]
-            spec = self.specs[name]
-            proc = self.procs[name]
-            adopted = await self.procs_ctl.adopt(spec)
-            if adopted.identity is not None:
-                proc.identity = adopted.identity
-                log.info("process_adopted component=%s pid=%d", name, adopted.identity.pid)
-                assert self._tg is not None
-                self._tg.start_soon(self._watch_exit, name, adopted.identity, proc.generation)
+            if await self.services.adopt(name):
                 self.apply(SpawnFinished(name, True))
                 continue
-            if adopted.detail:
-                log.warning("pidfile_not_ours component=%s detail=%s", name, adopted.detail)
+            cs = self.state.components[name]
             waiting = cs.stage is Stage.BACKOFF and cs.restart_at is not None
             if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or waiting:
                 continue
             if not self.config.services[name].autostart and cs.stage is Stage.OBSERVE:
                 continue
-            await self.procs_ctl.clean_stale(spec)
-            ok, reason = await self._spawn(name, spec)
+            ok, reason = await self.services.start(name, stale_files=self._heartbeat_files(name))
             self.apply(SpawnFinished(name, ok, reason))
 
-    async def _stop_all(self) -> None:
-        for name in reversed(wiring.start_order(self.config)):
-            proc = self.procs[name]
-            if proc.identity is not None:
-                proc.generation += 1
-                await self._stop(name, self.specs[name], "daemon_shutdown")
-
     # ------------------------------------------------------------------ probes
+
+    def _config_signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.config.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     async def _reload(self) -> None:
         from autoheal.daemon.reload import reload_config
 
         async with self._reload_lock:
+            # Taken before reading, so an edit during the reload is seen next time.
+            self._config_sig = self._config_signature()
             await reload_config(self)
+
+    def _config_changed(self) -> bool:
+        """The bounded fallback for inotify: an edit made before the watcher was up."""
+        return self._config_signature() != self._config_sig
 
     async def _watch_config(self) -> None:
         """Reload when the config file changes (editors replace it: watch its folder)."""
@@ -488,16 +423,12 @@ class Daemon:
         async for _ in watchfiles.awatch(
             path.parent, watch_filter=is_config, recursive=False, debounce=200, step=50
         ):
-            log.info("config_changed path=%s", path)
-            await self._reload()
-
-    def add_process_slot(self, name: str) -> None:
-        self.procs.setdefault(name, _Proc())
+            if self._config_changed():
+                log.info("config_changed path=%s", path)
+                await self._reload()
 
     async def spawn_new(self, name: str) -> tuple[bool, str]:
-        spec = self.specs[name]
-        await self.procs_ctl.clean_stale(spec)
-        return await self._spawn(name, spec)
+        return await self.services.start(name, stale_files=self._heartbeat_files(name))
 
     def restart_probes(self) -> None:
         """Cancel every probe runner and start the configured set again."""
@@ -581,6 +512,10 @@ class Daemon:
                 log.error("heartbeat_write_failed error=%s", exc)
             self.write_health()
             self.killswitch.reconcile()
+            if self._config_changed() and not self._reload_lock.locked():
+                log.info("config_changed path=%s (seen by the periodic check)", self.config.path)
+                assert self._tg is not None
+                self._tg.start_soon(self._reload)
             if not self.ready and self._all_probed():
                 self.ready = True
                 notifier.ready(self.summary())
@@ -589,10 +524,8 @@ class Daemon:
 
     def _all_probed(self) -> bool:
         return all(k in self._first_round for k in self.runners) and all(
-            p.identity is not None
-            or self.state.components[n].held
-            or self.state.components[n].stage is not Stage.OBSERVE
-            for n, p in self.procs.items()
+            self.services.running(n) or cs.held or cs.stage is not Stage.OBSERVE
+            for n, cs in self.state.components.items()
         )
 
     def summary(self) -> str:
@@ -641,6 +574,7 @@ class Daemon:
             with shutdown:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self.services.tg = tg
                     tg.start_soon(self._signals, shutdown)
                     self.killswitch.startup()
                     self._sync_flags_at_start()
@@ -674,13 +608,14 @@ class Daemon:
                     await self._consume(receive)
         finally:
             self.stopping = True
+            self.services.stopping = True
             if self.chaos_handler is not None:
                 with anyio.CancelScope(shield=True):
                     await self.chaos_handler.heal_all()
             notifier.stopping()
             with anyio.CancelScope(shield=True):
                 if self.config.daemon.stop_services_on_exit:
-                    await self._stop_all()
+                    await self.services.stop_all(list(reversed(wiring.start_order(self.config))))
                 self.save_state()
                 self.write_health()
             if self.journal is not None:
@@ -699,9 +634,8 @@ class Daemon:
         self._send = send
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            for name, spec in self.specs.items():
-                adopted = await self.procs_ctl.adopt(spec)
-                self.procs[name].identity = adopted.identity
+            for name in self.specs:
+                await self.services.adopt(name)
             self.commands.execute(pending)
         # process actions report back (SpawnFinished); apply what they said
         send.close()

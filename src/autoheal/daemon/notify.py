@@ -285,19 +285,25 @@ class WebhookSender:
 
     def _mark_delivered(self, row_id: int) -> None:
         with self._journal.transaction() as conn:
-            conn.execute("UPDATE outbox SET delivered_at = ?, last_error = NULL WHERE id = ?",
-                         (self._clock(), row_id))
+            conn.execute(
+                "UPDATE outbox SET delivered_at = ?, last_error = NULL WHERE id = ?",
+                (self._clock(), row_id),
+            )
 
     def _mark_failed(self, row_id: int, webhook: str, attempts: int, error: str) -> float:
         delay = self._retry.delay_for(attempts)
         retry_at = self._clock() + delay
         with self._journal.transaction() as conn:
-            conn.execute("UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?"
-                         " WHERE id = ?", (attempts, error, retry_at, row_id))
+            conn.execute(
+                "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                (attempts, error, retry_at, row_id),
+            )
             # The whole webhook backs off, so a dead endpoint gets one probe per delay.
-            conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE webhook = ?"
-                         " AND delivered_at IS NULL AND next_attempt_at < ?",
-                         (retry_at, webhook, retry_at))
+            conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE webhook = ?"
+                " AND delivered_at IS NULL AND next_attempt_at < ?",
+                (retry_at, webhook, retry_at),
+            )
         return delay
 
     async def _attempt(self, client: httpx.AsyncClient, spec: WebhookSpec, text: str) -> str | None:
@@ -305,8 +311,12 @@ class WebhookSender:
         try:
             request = render_request(spec, Notification.from_doc(orjson.loads(text)), self._env)
             with anyio.fail_after(spec.timeout):
-                response = await client.post(request.url, content=orjson.dumps(request.body),
-                                             headers=request.headers, timeout=spec.timeout)
+                response = await client.post(
+                    request.url,
+                    content=orjson.dumps(request.body),
+                    headers=request.headers,
+                    timeout=spec.timeout,
+                )
         except WebhookError as exc:
             return exc.reason
         except TimeoutError:
@@ -329,9 +339,15 @@ class WebhookSender:
                 continue
             attempts = row["attempts"] + 1
             delay = await anyio.to_thread.run_sync(
-                self._mark_failed, row["id"], name, attempts, error)
-            log.warning("webhook %s delivery failed (attempt %d): %s; retrying in %.2f s",
-                        name, attempts, error, delay)
+                self._mark_failed, row["id"], name, attempts, error
+            )
+            log.warning(
+                "webhook %s delivery failed (attempt %d): %s; retrying in %.2f s",
+                name,
+                attempts,
+                error,
+                delay,
+            )
             return  # keep this webhook's order: later rows wait for this one
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -81,8 +81,6 @@ async def reload_config(daemon: Daemon) -> bool:
     daemon.specs.update(new_specs)
     daemon.policy = policy
     daemon.state = state_from_dict(state_to_dict(daemon.state), policy)
-    for name in added:
-        daemon.add_process_slot(name)
     daemon.restart_probes()
     for name in changed:
         cs = daemon.state.components[name]
