@@ -1,62 +1,72 @@
-"""The ``daemon`` kind: runbook drills played against a real ``autoheal run`` and its demo stack.
+"""The ``daemon`` kind: runbook drills played against a real ``autoheal run --chaos`` stack.
 
-A scenario of this kind names a config template (TOML with the usual placeholders
-plus ``{exchange_port}``), a fault and a list of watches on ``health_v2.json``::
+The stack (:mod:`autoheal.chaos.drills.daemon_stack`): the fake exchange and a
+fault proxy in front of it on OS-picked ports, a config rendered from a template
+with the runbook policy scaled by ``time_scale``, and the daemon in chaos mode.
+Faults go through the daemon's command queue, so they are real and journaled.
 
-    kind = "daemon"
-    [params]
-    config = "daemon_demo.toml"        # beside the scenario files, or an absolute path
-    fault = "kill"                     # kill | fail_on_start | netcut | latency | stall
-    service = "feeder"
-    fault_for_s = 60                   # runbook seconds (scaled)
-    [[params.watch]]
-    event = "detected"
-    path = "failing_components"        # dotted path into health_v2.json
+A scenario of this kind says (all keys under ``[params]``)::
+
+    config = "daemon_demo.toml.in"   # template: absolute, beside the scenario, or shipped
+    fault = "kill"                   # kill | stall | netcut | latency | fail_on_start
+    target = "feeder"                # the service, or the dependency for netcut/latency
+    fault_for_s = 60                 # runbook seconds the fault lasts (scaled)
+    latency_ms = 2000                # latency only (not scaled: it is what is measured)
+    observe_for_s = 120              # runbook seconds to wait for every watch (scaled)
+    policy_overrides = {}            # [policy] keys set as given (mutation tests)
+    feeder_args = [] / trader_args = []   # extra argv (mutation: ["--no-gate"])
+    fault_args = ["--fail-on-start"] # fail_on_start: appended to target's argv, then reload
+    vars = { rest_timeout = "3s" }   # more template markers
+    orders_after = "failsafe"        # count exchange orders from this event on ...
+    orders_window_s = 1.6            # ... over this many drill seconds
+    feed_prices = true               # keep prices.json moving from the fault on (see below)
+
+    [[params.watch]]                 # an event: the first time a predicate holds on
+    event = "detected"               # health_v2.json, optionally only after another
+    path = "failing_components"      # event; ``record`` keeps values of that document
     op = "contains"
     value = "feeder"
+    record = { failing_at_detect = "failing_components" }
 
-The step renders the config into the drill's runtime directory with the scaled
-policy (``policy_scaled`` durations multiplied by ``time_scale``), starts
-``[sys.executable, "-m", "autoheal", "run", "--config", cfg]``, waits for
-``dor == true``, applies the fault (SIGKILL by pidfile, SIGSTOP, the fault proxy's
-cut or latency, or a service argv with ``--fail-on-start``), and polls
-``health_v2.json`` until every watch has fired or the deadline passed. Each watch
-that holds records its event the first time it holds; the scenario's ``[[expect]]``
-entries put deadlines on them.
+Observations every drill of this kind records for its criteria: ``orders_before_fault``,
+``restarts_added`` (all services, from the fault to the end), ``stop_file_present``,
+``flags_failsafe_active``, ``flags_mode``, ``notifications`` (lines in
+``notifications.log``), ``notification_kinds``, ``final_dor``, ``daemon_alive`` and,
+with ``orders_after``, ``new_orders_after_<event>``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
+from autoheal.chaos.drills.catalog import SCENARIO_DIR
 from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.daemon_stack import (
+    DaemonHarness,
+    ProxyHarness,
+    render_config,
+    scaled_policy,
+)
 from autoheal.chaos.drills.evaluate import MISSING, holds
-from autoheal.store.atomic import read_json
+from autoheal.chaos.drills.exchange import ExchangeHarness
+from autoheal.store.atomic import read_json, write_json_atomic
+from autoheal.store.flags import read_flags, stop_file_present
 
-__all__ = ["DrillUnavailableError", "daemon", "daemon_available", "lookup", "watches_fired"]
+__all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
 
 HEALTH = "health_v2.json"
+POLL_S = 0.05
+DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM"}
 
 
 class DrillUnavailableError(RuntimeError):
-    """The drill needs something this installation does not provide (yet)."""
-
-
-def daemon_available() -> bool:
-    """Whether ``autoheal run`` exists (the CLI has a handler for it)."""
-    try:
-        from autoheal import cli
-    except ImportError:
-        return False
-    return "run" in getattr(cli, "_HANDLERS", {})
+    """The drill's stack could not be brought up (the message says which part)."""
 
 
 def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
@@ -86,82 +96,216 @@ def watches_fired(doc: Mapping[str, Any], watches: Sequence[Mapping[str, Any]],
     return fired
 
 
-def _render_config(ctx: DrillContext, template: Path, exchange_port: int) -> Path:
-    text = template.read_text(encoding="utf-8")
-    for key, value in {"exchange_port": exchange_port}.items():
-        text = text.replace("{" + key + "}", str(value))
-    scaled = ctx.params.get("policy_scaled", {})
-    policy = "\n".join(f'{k} = "{float(v) * ctx.scenario.time_scale:g}s"'
-                       for k, v in scaled.items())
-    out = ctx.runtime_dir / "drill_config.toml"
-    out.write_text(text.replace("# {scaled_policy}", policy), encoding="utf-8")
-    return out
+class _Stack:
+    """The running pieces of one drill, for the fault and the final observations."""
+
+    def __init__(self, ctx: DrillContext) -> None:
+        self.ctx = ctx
+        self.shared = ctx.runtime_dir / "shared_data"
+        self.config = ctx.runtime_dir / "drill_config.toml"
+        template = Path(str(ctx.params.get("config", "daemon_demo.toml.in")))
+        if not template.is_absolute():
+            beside = Path(ctx.scenario.source).parent / template
+            # An operator's scenario in its own directory may use the shipped template.
+            template = beside if beside.exists() else SCENARIO_DIR / template
+        self.template = template
+        self.proxy: ProxyHarness | None = None
+        self.daemon = DaemonHarness(self.config, self.shared, ctx.runtime_dir / "daemon.log")
+
+    def health(self) -> dict[str, Any]:
+        doc = read_json(self.shared / HEALTH).doc
+        return doc if isinstance(doc, dict) else {}
+
+    def render(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
+        p, extra = self.ctx.params, extra or {}
+        if self.proxy is None:
+            raise DrillUnavailableError("no fault proxy")
+        render_config(
+            self.template, self.config, proxy_port=self.proxy.port,
+            proxy_control=self.proxy.control_file,
+            policy=scaled_policy(self.ctx.scenario.time_scale, p.get("policy_overrides", {})),
+            feeder_args=[*p.get("feeder_args", []), *extra.get("feeder", [])],
+            trader_args=[*p.get("trader_args", []), *extra.get("trader", [])],
+            variables={**DEFAULT_VARS, **p.get("vars", {})})
+
+    async def start(self) -> None:
+        ctx = self.ctx
+        ex = await ctx.start_exchange()
+        self.proxy = proxy = ProxyHarness(ctx.runtime_dir / "proxy", ex.url.split("//", 1)[1])
+
+        async def stop_proxy() -> None:
+            ctx.details["proxy_exit"] = await proxy.stop()
+
+        ctx.add_rollback("stop_proxy", stop_proxy)
+        await proxy.start()
+        ctx.details["proxy_pid"] = proxy.pid
+        self.render()
+        self.daemon.start()
+
+        async def stop_daemon() -> None:
+            ctx.details["daemon_exit"] = await self.daemon.stop()
+
+        ctx.add_rollback("stop_daemon", stop_daemon)
+        ctx.details["daemon_pid"] = self.daemon.pid
+
+        async def heal() -> Any:
+            # Undo any fault still active (a stalled process gets its SIGCONT) before
+            # the daemon stops; a daemon that is gone has nothing left to heal.
+            if not self.daemon.alive():
+                return "daemon gone"
+            return (await self.daemon.chaos("heal", timeout_s=5.0)).get("healed")
+
+        ctx.add_rollback("chaos_heal", heal)
 
 
-async def _wait_health(ctx: DrillContext, watches: Sequence[Mapping[str, Any]],
-                       deadline_s: float) -> None:
+async def _poll(ctx: DrillContext, stack: _Stack, watches: Sequence[Mapping[str, Any]],
+                deadline_s: float) -> None:
+    """Record each watch's event the first time it holds, until all did or the deadline."""
     end = anyio.current_time() + deadline_s
     pending = {str(w["event"]) for w in watches}
+    by_event = {str(w["event"]): w for w in watches}
     while pending and anyio.current_time() < end:
-        doc = read_json(ctx.runtime_dir / "shared_data" / HEALTH).doc or {}
+        if not stack.daemon.alive():
+            raise DrillUnavailableError(f"the daemon exited; see {stack.daemon.log_path}")
+        doc = stack.health()
         for event in watches_fired(doc, watches, set(ctx.events)):
-            ctx.event(event)
-            pending.discard(event)
-        await anyio.sleep(0.05)
+            if event in pending:
+                ctx.event(event)
+                pending.discard(event)
+                for key, path in dict(by_event[event].get("record", {})).items():
+                    ctx.observe(key, lookup(doc, str(path)))
+        await anyio.sleep(POLL_S)
 
 
-async def _apply_fault(ctx: DrillContext, fault: str, service: str) -> None:
-    pidfile = ctx.runtime_dir / "shared_data" / f"{service}.pid"
-    if fault in ("kill", "stall"):
-        pid = int(pidfile.read_text().split()[0])
-        os.kill(pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
-        if fault == "stall":
-            async def resume() -> None:
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-            ctx.add_rollback("sigcont", resume)
-        return
-    raise DrillUnavailableError(f"fault {fault!r} needs the chaos command queue (autoheal chaos)")
+def _exchange(ctx: DrillContext) -> ExchangeHarness:
+    if ctx.exchange is None:
+        raise DrillUnavailableError("the fake exchange is not running")
+    return ctx.exchange
+
+
+async def _wait_orders(ctx: DrillContext, at_least: int, timeout_s: float) -> int:
+    exchange, end = _exchange(ctx), anyio.current_time() + timeout_s
+    while (n := await exchange.orders()) < at_least and anyio.current_time() < end:
+        await anyio.sleep(POLL_S)
+    return n
+
+
+async def _inject(ctx: DrillContext, stack: _Stack) -> None:
+    p = ctx.params
+    fault, target = str(p.get("fault", "kill")), str(p.get("target", "feeder"))
+    duration = f"{ctx.scaled(float(p.get('fault_for_s', 60))):g}s"
+    ctx.details["fault"] = {"fault": fault, "target": target, "for": duration}
+    match fault:
+        case "kill":
+            result = await stack.daemon.chaos("kill", target)
+        case "stall":
+            result = await stack.daemon.chaos("stall", target, duration=duration)
+        case "netcut":
+            result = await stack.daemon.chaos("netcut", target, duration=duration,
+                                              mode=str(p.get("mode", "blackhole")))
+        case "latency":
+            result = await stack.daemon.chaos("latency", target, duration=duration,
+                                              ms=float(p.get("latency_ms", 2000)))
+        case "fail_on_start":
+            # The operator's view of "a feeder that cannot start": its command line
+            # changed for the worse; hot reload restarts it on the new argv.
+            stack.render({target: [str(a) for a in p.get("fault_args", ["--fail-on-start"])]})
+            stack.daemon.reload()
+            result = {"fault": "fail_on_start", "component": target}
+        case _:
+            raise DrillUnavailableError(f"unknown fault {fault!r}")
+    ctx.details["chaos_result"] = result
+
+
+def _restarts(doc: Mapping[str, Any]) -> int:
+    comps = doc.get("components", {})
+    return sum(int(c.get("restarts", 0)) for c in comps.values() if isinstance(c, dict))
+
+
+async def _feed_prices(ctx: DrillContext, path: Path, symbol: str) -> None:
+    """Stand in for a second market-data source: a fresh, moving price every 100 ms.
+
+    With the feeder down, the trader's last price never changes, and its idempotency
+    guard (same symbol, side, qty and price within the TTL) then blocks every repeat
+    by itself: the drill could not tell a working kill switch from a broken one.
+    A moving price leaves the trading gate as the only thing that can stop orders.
+    """
+    price = 60_000.0
+    while True:
+        price = round(price * (1 + ctx.rng.uniform(-0.001, 0.001)), 2)
+        now = time.time()
+        write_json_atomic(path, {"ts": now, "prices": {symbol: {"price": price, "ts": now}}},
+                          durable=False)
+        await anyio.sleep(0.1)
+
+
+async def _count_orders_after(ctx: DrillContext, event: str, window_s: float) -> None:
+    exchange = _exchange(ctx)
+    if event not in ctx.events:
+        return  # never reached: the event's own expectation fails and names it
+    # One trader interval of grace: an order already past the gate when the kill
+    # switch landed is not an order placed "from then on".
+    await anyio.sleep(0.25)
+    first = await exchange.orders()
+    await anyio.sleep(window_s)
+    ctx.observe(f"new_orders_after_{event}", await exchange.orders() - first)
+
+
+def _kind(line: str) -> str:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "invalid"
+    return str(doc.get("kind", "")) if isinstance(doc, dict) else "invalid"
+
+
+def _final(ctx: DrillContext, stack: _Stack, restarts_before: int) -> None:
+    doc = stack.health()
+    read = read_flags(stack.shared)
+    notes = stack.shared / "notifications.log"
+    ctx.observe("restarts_added", _restarts(doc) - restarts_before)
+    ctx.observe("stop_file_present", stop_file_present(ctx.runtime_dir / "STOP.TXT"))
+    # Unreadable flags are recorded as such: a criterion then fails naming them.
+    ctx.observe("flags_failsafe_active", read.flags.failsafe_active if read.flags else read.reason)
+    ctx.observe("flags_mode", read.flags.mode if read.flags else read.reason)
+    lines = notes.read_text(errors="replace").splitlines() if notes.exists() else []
+    ctx.observe("notifications", len(lines))
+    ctx.observe("notification_kinds", sorted({_kind(line) for line in lines}))
+    ctx.observe("final_dor", doc.get("dor"))
+    ctx.observe("daemon_alive", stack.daemon.alive())
+    ctx.details["chaos_calls"] = stack.daemon.chaos_calls
 
 
 async def daemon(ctx: DrillContext) -> None:
-    """Start the daemon on a rendered config, apply the fault, record the health timeline.
+    """Bring up the stack, wait for DOR, inject the fault, record the health timeline.
 
     Raises:
-        DrillUnavailableError: ``autoheal run`` is not available in this installation.
+        DrillUnavailableError: the stack never reached DOR, or the daemon died.
     """
-    if not daemon_available():
-        raise DrillUnavailableError("`autoheal run` is not available yet: daemon drills wait "
-                                    "for the daemon")
     p = ctx.params
-    ex = await ctx.start_exchange()
-    template = Path(str(p.get("config", "")))
-    if not template.is_absolute():
-        template = Path(ctx.scenario.source).parent / template
-    cfg = _render_config(ctx, template, int(ex.url.rsplit(":", 1)[1]))
-    log = open(ctx.runtime_dir / "daemon.log", "wb")  # noqa: SIM115 - closed by the rollback
-    proc = subprocess.Popen([sys.executable, "-m", "autoheal", "run", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=log)
-
-    async def stop() -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await anyio.to_thread.run_sync(proc.wait, 10.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await anyio.to_thread.run_sync(proc.wait)
-        log.close()
-
-    ctx.add_rollback("stop_daemon", stop)
+    stack = _Stack(ctx)
+    await stack.start()
     ready = [{"event": "ready", "path": "dor", "op": "==", "value": True}]
-    await _wait_health(ctx, ready, float(p.get("ready_timeout_s", 20.0)))
+    await _poll(ctx, stack, ready, float(p.get("ready_timeout_s", 20.0)))
     if "ready" not in ctx.events:
-        raise DrillUnavailableError("the daemon never reported dor=true")
-    await _apply_fault(ctx, str(p.get("fault", "kill")), str(p.get("service", "feeder")))
-    ctx.mark_fault()
+        raise DrillUnavailableError(f"the daemon never reported dor=true; see {ctx.runtime_dir}")
+    ctx.observe("orders_before_fault", await _wait_orders(ctx, 1, 5.0))
+    restarts_before = _restarts(stack.health())
     watches = list(p.get("watch", []))
-    await _wait_health(ctx, watches, ctx.scaled(float(p.get("observe_for_s", 180.0))) + 5.0)
+    async with anyio.create_task_group() as feed:
+        if p.get("feed_prices"):
+            feed.start_soon(_feed_prices, ctx, stack.shared / "prices.json",
+                            str(p.get("symbol", "BTCUSDT")))
+        async with anyio.create_task_group() as tg:
+            # Watch from before the fault: a fast heal must not slip between two polls.
+            tg.start_soon(_poll, ctx, stack, watches,
+                          ctx.scaled(float(p.get("observe_for_s", 120.0))) + 1.0)
+            ctx.mark_fault()
+            await _inject(ctx, stack)
+        if "orders_after" in p:
+            await _count_orders_after(ctx, str(p["orders_after"]),
+                                      float(p.get("orders_window_s", 1.6)))
+        feed.cancel_scope.cancel()
+    _final(ctx, stack, restarts_before)
     ctx.observe("events", sorted(ctx.events))
+
