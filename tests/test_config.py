@@ -593,3 +593,23 @@ def test_config_error_survives_pickling() -> None:
     err = pickle.loads(pickle.dumps(ConfigError("a.toml", "environment", "required field missing")))
     assert (err.file, err.key, err.problem) == ("a.toml", "environment", "required field missing")
     assert str(err) == "a.toml: environment: required field missing"
+
+
+def test_journal_group_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + '\n[daemon]\njournal_group = "no-such-group-x"\n'))
+    assert info.value.key == "daemon.journal_group"
+    import grp
+    import os
+
+    own = grp.getgrgid(os.getgid()).gr_name
+    cfg = load_config(write(tmp_path, MINIMAL + f'\n[daemon]\njournal_group = "{own}"\n'))
+    assert cfg.daemon.journal_group == own
+
+
+def test_chaos_section_resolves_paths_and_checks_dependencies(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + '\n[chaos]\nproxies = { nope = "p.control" }\n'))
+    assert info.value.key == "chaos.proxies.nope"
+    cfg = load_config(write(tmp_path, MINIMAL + '\n[chaos]\nprotected_files = ["keep.json"]\n'))
+    assert cfg.chaos.protected_files == (tmp_path / "keep.json",)

@@ -164,6 +164,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
+    if args.chaos:
+        from autoheal.daemon.chaos import ChaosError, establish_stop_conditions
+
+        try:
+            establish_stop_conditions(cfg.chaos.protected_files)
+        except ChaosError as exc:
+            print(
+                f"autoheal: refused: --chaos: {exc} (chaos.protected_files in {cfg.path})",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
     _setup_logging(cfg.daemon.log_file)
     from autoheal.daemon.loop import run_daemon
 

@@ -106,7 +106,13 @@ def exchange_behind_proxy(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             _stop(p)
 
 
-def _config(tmp: Path, *, env: str = "paper", proxy: tuple[int, Path] | None = None) -> Path:
+def _config(
+    tmp: Path,
+    *,
+    env: str = "paper",
+    proxy: tuple[int, Path] | None = None,
+    protected: tuple[Path, ...] = (),
+) -> Path:
     argv = orjson.dumps([sys.executable, "-c", SLEEPER]).decode()
     text = (
         f'environment = "{env}"\n[paths]\nruntime_dir = "rt"\nstop_file = "STOP.TXT"\n'
@@ -123,6 +129,10 @@ def _config(tmp: Path, *, env: str = "paper", proxy: tuple[int, Path] | None = N
             'interval = "200ms"\ntimeout = "400ms"\n'
             f'[chaos]\nproxies = {{ exchange_rest = "{control}" }}\n'
         )
+    if protected:
+        files = orjson.dumps([str(p) for p in protected]).decode()
+        table = "" if proxy is not None else "[chaos]\n"  # the proxy already opened [chaos]
+        text += f"{table}protected_files = {files}\n"
     cfg = tmp / "autoheal.toml"
     cfg.write_text(text)
     return cfg
@@ -204,6 +214,10 @@ def test_chaos_netcut_degrades_and_ends_by_itself(
         assert doc["components"]["worker"]["restarts"] == 0
         _wait(lambda: _health(rt).get("dor"), 30, "recovery after the fault ended")
         assert orjson.loads((rt / "global_flags.json").read_bytes())["mode"] == "NORMAL"
+        events = [orjson.loads(x) for x in _cli(cfg, "events", "--json").stdout.splitlines()]
+        changes = [e for e in events if e["kind"] == "probe_changed"]
+        assert any(e["component"] == "exchange_rest" and e["reason"] != "ok" for e in changes)
+        assert any(e["component"] == "exchange_rest" and e["reason"] == "ok" for e in changes)
     finally:
         assert _stop(daemon) == 0
 
@@ -220,5 +234,39 @@ def test_chaos_needs_a_chaos_daemon(tmp_path: Path) -> None:
         result = _cli(cfg, "chaos", "kill", "worker")
         assert result.returncode == 3
         assert "--chaos" in result.stderr
+    finally:
+        assert _stop(daemon) == 0
+
+
+def test_chaos_refused_when_stop_conditions_cannot_be_established(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, protected=(tmp_path / "positions_of_record.json",))
+    result = _cli(cfg, "run", "--chaos")
+    assert result.returncode == 3
+    assert "does not exist" in result.stderr
+    assert not (tmp_path / "rt").exists()
+
+
+def test_protected_file_touched_heals_faults_and_stops_chaos(tmp_path: Path) -> None:
+    protected = tmp_path / "positions_of_record.json"
+    protected.write_text('{"BTCUSDT": 1}\n')
+    cfg = _config(tmp_path, protected=(protected,))
+    rt = tmp_path / "rt"
+    daemon = _start(
+        [sys.executable, "-m", "autoheal", "run", "--chaos", "--config", str(cfg)],
+        tmp_path / "daemon.log",
+    )
+    try:
+        _wait(lambda: _health(rt).get("components", {}).get("worker", {}).get("pid"), 20, "worker")
+        victim = rt / "state_bus.json"
+        victim.write_bytes(b'{"ok": 1}\n')
+        assert _cli(cfg, "chaos", "corrupt", "state_bus.json", "--for", "60s").returncode == 0
+        assert victim.read_bytes() == b"{ invalid json"
+        protected.write_text('{"BTCUSDT": 0}\n')  # the blast radius is breached
+        _wait(lambda: victim.read_bytes() == b'{"ok": 1}\n', 5, "the fault healed")
+        refused = _cli(cfg, "chaos", "kill", "worker")
+        assert refused.returncode == 3
+        assert "protected" in refused.stderr
+        kinds = [orjson.loads(x)["kind"] for x in _cli(cfg, "events", "--json").stdout.splitlines()]
+        assert "chaos_aborted" in kinds
     finally:
         assert _stop(daemon) == 0

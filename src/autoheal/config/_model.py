@@ -66,6 +66,8 @@ class DaemonConfig(Frozen, frozen=True):
     stop_services_on_exit: bool = True
     status_listen: tuple[str, int] | None = None
     log_file: Path | None = None
+    #: Group allowed to read the journal (file mode 0660); None keeps it 0600.
+    journal_group: str | None = None
 
 
 class ProbeConfig(Frozen, frozen=True):

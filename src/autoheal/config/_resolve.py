@@ -164,7 +164,20 @@ def _daemon(raw: RawDaemon, ctx: Context) -> DaemonConfig:
             if raw.log_file
             else None
         ),
+        journal_group=_group(raw.journal_group),
     )
+
+
+def _group(name: str) -> str | None:
+    if not name:
+        return None
+    import grp
+
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        fail("daemon.journal_group", f"no such group {name!r}")
+    return name
 
 
 def _service(name: str, raw: RawService, ctx: Context) -> ServiceConfig:

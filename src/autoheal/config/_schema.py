@@ -58,6 +58,7 @@ class RawDaemon(_Raw, frozen=True):
     stop_services_on_exit: bool = True
     status_listen: str = ""
     log_file: str = ""
+    journal_group: str = ""
 
 
 class RawProbe(_Raw, frozen=True):

@@ -51,16 +51,62 @@ class _Fault:
     undo: Any  # async callable
 
 
+def establish_stop_conditions(protected_files: tuple[Path, ...]) -> Any:
+    """Capture the blast-radius guard for chaos mode, or say why it cannot be.
+
+    Returns:
+        A captured ``ProtectedSet``.
+
+    Raises:
+        ChaosError: a protected file is missing or unreadable: without a baseline
+            nobody could tell that a fault touched it, so chaos must not start.
+    """
+    from autoheal.chaos.blast import ProtectedSet
+
+    for path in protected_files:
+        if not path.is_file():
+            raise ChaosError("stop_conditions", f"protected file {path} does not exist")
+        if not os.access(path, os.R_OK):
+            raise ChaosError("stop_conditions", f"protected file {path} is not readable")
+    try:
+        return ProtectedSet(files=protected_files).capture()
+    except OSError as exc:
+        raise ChaosError("stop_conditions", f"cannot capture protected files: {exc}") from exc
+
+
 class ChaosHandler:
     """Executes ``chaos_*`` commands for one daemon."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.active: dict[tuple[str, str], _Fault] = {}
+        self.disabled: str | None = None
+
+    async def guard(self, protected: Any) -> None:
+        """Blast radius: a protected file changed -> heal every fault, accept no more."""
+        from autoheal.chaos.blast import watch
+
+        violations = await watch(protected, lambda _found: None, interval=0.5)
+        self.disabled = "; ".join(str(v) for v in violations)
+        log.error("chaos_aborted protected_changed=%s; healing every fault", self.disabled)
+        self.daemon.journal_event(
+            "chaos_aborted",
+            reason="protected_changed",
+            data={"violations": [v.to_doc() for v in violations]},
+        )
+        await self.heal_all()
 
     # -- entry from the command bridge (sync, in the loop); work happens in a task
 
     def __call__(self, pending: PendingCommand) -> None:
+        if self.disabled is not None and pending.command.type != "chaos_heal":
+            self.daemon.commands.fail_reason(
+                pending,
+                "chaos_aborted",
+                f"chaos stopped: a protected file changed ({self.disabled})",
+                refused=True,
+            )
+            return
         pending.waits_for_process = True
         assert self.daemon._tg is not None
         self.daemon._tg.start_soon(self._run, pending)

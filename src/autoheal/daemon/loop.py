@@ -458,7 +458,15 @@ class Daemon:
         key = (pt.target, pt.config.name)
 
         async def emit(result: Any) -> None:
+            previous = self.readings.get(key)
             self.readings[key] = result
+            if previous is None or (previous.ok, previous.reason) != (result.ok, result.reason):
+                self.journal_event(
+                    "probe_changed",
+                    component=pt.target,
+                    reason=result.reason or "ok",
+                    data={"probe": pt.config.name, "ok": result.ok, "value": result.value},
+                )
             self._first_round.add(key)
             if self.metrics is not None:
                 self.metrics.observe_probe(
@@ -565,7 +573,7 @@ class Daemon:
         lock.acquire()
         notifier = SystemdNotifier.from_env(unset_environment=True)
         try:
-            self.journal = Journal.open(self.runtime_dir)
+            self.journal = Journal.open(self.runtime_dir, group=self.config.daemon.journal_group)
             self._setup_notifier()
             self.load_state()
             send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=10_000)
@@ -585,6 +593,16 @@ class Daemon:
                     tg.start_soon(self.killswitch.watch)
                     tg.start_soon(self._watch_config)
                     tg.start_soon(self.commands.poll)
+                    if self.chaos_handler is not None:
+                        from autoheal.daemon.chaos import ChaosError, establish_stop_conditions
+
+                        try:
+                            protected = establish_stop_conditions(self.config.chaos.protected_files)
+                        except ChaosError as exc:  # checked by the CLI; changed since
+                            self.chaos_handler.disabled = str(exc)
+                            log.error("chaos_disabled reason=%s", exc)
+                        else:
+                            tg.start_soon(self.chaos_handler.guard, protected)
                     if self.notifier is not None and self.notifier.sender is not None:
                         tg.start_soon(self.notifier.sender.run)
                     await self._start_status_server(tg)
