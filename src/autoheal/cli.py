@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--report", default=None)
+    p.add_argument(
+        "--scenarios",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of your own scenario files (repeatable)",
+    )
     return parser
 
 
@@ -308,6 +315,8 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 
 
 def _cmd_drill(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from autoheal.chaos.drills import drill_command
 
     return drill_command(
@@ -317,6 +326,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         fmt=args.format,
         report=args.report,
         runtime_dir=None,
+        scenario_dirs=[Path(d) for d in args.scenarios],
     )
 
 

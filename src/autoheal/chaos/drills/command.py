@@ -29,10 +29,10 @@ def _err(message: str) -> None:
     print(f"autoheal drill: {message}", file=sys.stderr)
 
 
-def list_text() -> str:
+def list_text(scenario_dirs: Sequence[Path] = ()) -> str:
     """One line per scenario: name, kind, time scale, default set or not, title."""
     lines = []
-    for s in load_catalog().values():
+    for s in load_catalog(scenario_dirs).values():
         extra = "" if s.default else "  (not in the default set)"
         lines.append(f"{s.name:<24} {s.kind:<28} {scale_label(s.time_scale):>6}  "
                      f"{s.title}{extra}")
@@ -47,6 +47,7 @@ def drill_command(
     fmt: str,
     report: str | None,
     runtime_dir: Path | None,
+    scenario_dirs: Sequence[Path] = (),
 ) -> int:
     """List or run drills.
 
@@ -58,13 +59,15 @@ def drill_command(
         report: an extra path for the JSON report.
         runtime_dir: where ``drills/<UTC>.json`` goes (default: the target's runtime
             directory, else ``shared_data``).
+        scenario_dirs: operator scenario folders; a file there adds a drill or replaces
+            a shipped one of the same name.
 
     Returns:
         The exit code.
     """
     try:
         if action == "list":
-            print(list_text())
+            print(list_text(scenario_dirs))
             return EXIT_OK
         if action != "run":
             _err(f"unknown action {action!r} (list or run)")
@@ -91,7 +94,8 @@ def drill_command(
         result = run_drills(
             list(names) or None, fmt=fmt, report_path=Path(report) if report else None,
             progress=lambda line: print(line, file=stream, flush=True), output=print,
-            runtime_dir=runtime_dir, protect=ProtectedSet(files=protect_files))
+            runtime_dir=runtime_dir, protect=ProtectedSet(files=protect_files),
+            scenario_dirs=scenario_dirs)
     except ScenarioError as exc:
         _err(str(exc))
         return EXIT_USAGE
