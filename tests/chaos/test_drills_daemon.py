@@ -56,7 +56,8 @@ def test_render_config_routes_everything_through_the_proxy(tmp_path: Path) -> No
         SCENARIO_DIR / "daemon_demo.toml.in", tmp_path / "drill.toml", proxy_port=45678,
         proxy_control=control, policy=scaled_policy(0.05), feeder_args=["--fail-on-start"],
         trader_args=["--no-gate"],
-        variables={"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM"})
+        variables={"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM",
+                   "ws_max_age": "3s"})
     loaded = load_config(cfg)
     feeder, trader = loaded.services["feeder"], loaded.services["trader"]
     assert "http://127.0.0.1:45678" in feeder.argv and feeder.argv[-1] == "--fail-on-start"
@@ -65,6 +66,8 @@ def test_render_config_routes_everything_through_the_proxy(tmp_path: Path) -> No
     (probe,) = loaded.dependencies["exchange_rest"].probes
     assert probe.url == "http://127.0.0.1:45678/api/ping" and probe.timeout == 0.25
     assert loaded.chaos.proxies == {"exchange_rest": control}
+    ws = next(p for p in feeder.probes if p.kind == "ws_freshness")
+    assert ws.max_age == 3.0
     assert loaded.policy.restart_backoff[:2] == (0.75, 1.5)
     assert loaded.policy.max_restarts == 3
     assert loaded.environment == "paper"

@@ -383,3 +383,23 @@ def test_step_daemon_start_grace(policy: Policy) -> None:
     assert RestartProcess("feeder", 1, 3, "heartbeat_stale") in r.feed(
         ProbeFailed("feeder", "heartbeat", "heartbeat_stale")
     )
+
+
+def test_step_soft_failures_wait_while_a_dependency_is_suspect(rt: Runtime) -> None:
+    """The REST probe failed once (not yet DEGRADED): the feeder's ws_stale is not counted."""
+    rt.feed(ProbeFailed("exchange", "http", "latency_p95_high"))
+    for _ in range(3):
+        actions = rt.feed(ProbeFailed("feeder", "heartbeat", "ws_stale"))
+        assert not any(isinstance(a, RestartProcess) for a in actions)
+    assert rt.state.components["feeder"].probes["heartbeat"].failures == 0
+    # a hard failure is still a hard failure
+    assert RestartProcess("feeder", 1, 3, "process_exited") in rt.feed(ProcessExited("feeder"))
+
+
+def test_step_soft_failures_count_again_once_the_dependency_passes(rt: Runtime) -> None:
+    rt.feed(ProbeFailed("exchange", "http", "CONN_TIMEOUT"))
+    rt.feed(ProbeFailed("feeder", "heartbeat", "ws_stale"))
+    rt.feed(ProbeSucceeded("exchange", "http"))
+    rt.feed(ProbeFailed("feeder", "heartbeat", "ws_stale"))
+    actions = rt.feed(ProbeFailed("feeder", "heartbeat", "ws_stale"))
+    assert RestartProcess("feeder", 1, 3, "ws_stale") in actions

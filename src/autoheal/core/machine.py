@@ -23,7 +23,10 @@ Rules driven by counters and clocks, written as code below rather than a table:
 * While an external dependency of a component fails, that component's failures
   are recorded but never counted, its deadlines are paused, and it is never
   restarted: restarting cannot fix the network. The runtime is DEGRADED instead,
-  which clears by itself when the dependency recovers.
+  which clears by itself when the dependency recovers. Soft failures are not
+  counted either while a dependency is merely *suspect* (it failed its last
+  check but not yet ``failures_before_degraded`` in a row), so the dependency's
+  verdict comes first.
 * FAILSAFE is latched: nothing but ``OperatorClearedFailsafe`` leaves it.
 
 Observations are facts and ``step`` is total over them. Operator commands may
@@ -171,6 +174,13 @@ class _Step:
         spec = self.policy.components[name]
         return any(self.dependencies[d].failing for d in spec.dependencies)
 
+    def dep_suspect(self, name: str) -> bool:
+        """A dependency failed its last check but is not declared failing yet."""
+        spec = self.policy.components[name]
+        return any(
+            p.ok is False for d in spec.dependencies for p in self.dependencies[d].probes.values()
+        )
+
     def move(self, name: str, cs: ComponentState, to: Stage, reason: str) -> ComponentState:
         heal = self.policy.components[name].heal
         new = replace(cs, stage=to, reason=reason)
@@ -281,7 +291,12 @@ class _Step:
         if ok:
             ps = ProbeState(True, "", 0)
         else:
-            counted = not self.dep_blocked(name) and cs.stage is Stage.OBSERVE
+            # A soft failure while a dependency is failing checks is most likely the
+            # dependency's (a slow network starves the websocket before the REST probe
+            # has failed twice): not counted, so the dependency's verdict comes first.
+            hard_failure = reason in S.HARD_REASONS
+            suspect = not hard_failure and self.dep_suspect(name)
+            counted = not self.dep_blocked(name) and not suspect and cs.stage is Stage.OBSERVE
             ps = ProbeState(False, reason, old.failures + 1 if counted else old.failures)
         cs = replace(cs, probes=self.set_probe(cs.probes, probe, ps))
         self.components[name] = cs

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("autoheal")
 
-POLL_INTERVAL_S = 0.05
+#: The fallback when no journal change woke us (inotify missed, or not available).
+POLL_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -76,6 +77,11 @@ class CommandBridge:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.claimer = f"pid:{os.getpid()}"
+        self._wake = anyio.Event()
+
+    def poke(self) -> None:
+        """The journal changed: a command may be waiting."""
+        self._wake.set()
 
     async def poll(self) -> None:
         while True:
@@ -89,7 +95,9 @@ class CommandBridge:
                 if command is not None:
                     await self.daemon.observe(PendingCommand(command))  # type: ignore[arg-type]
                     continue
-            await anyio.sleep(POLL_INTERVAL_S)
+            with anyio.move_on_after(POLL_INTERVAL_S):
+                await self._wake.wait()
+            self._wake = anyio.Event()
 
     def execute(self, pending: PendingCommand) -> None:
         journal = self.daemon.journal

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from autoheal.core import OperatorClearedFailsafe, OperatorEnteredFailsafe
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags, stop_file_present
+from autoheal.store.journal import JOURNAL_FILENAME
 
 if TYPE_CHECKING:
     from autoheal.daemon.loop import Daemon
@@ -123,17 +124,28 @@ class KillSwitchWatcher:
         log.info("flags_valid_again")
 
     async def watch(self) -> None:
-        """React to changes at once (inotify through watchfiles); the heartbeat also reconciles."""
+        """React to changes at once (inotify through watchfiles); the heartbeat also reconciles.
+
+        The same watcher wakes the command queue when the journal's WAL changes (a CLI
+        submitted a command), so neither needs a fast poll. ``step=100`` bounds the
+        watcher's wake-ups to 10 a second: its thread takes the GIL at every step.
+        """
         import watchfiles
 
         d = self.daemon
         dirs = {d.runtime_dir, d.stop_file.parent}
-        names = {d.stop_file.name, FLAGS_FILENAME}
+        switch = {d.stop_file.name, FLAGS_FILENAME}
+        journal = {JOURNAL_FILENAME, f"{JOURNAL_FILENAME}-wal"}
 
         def interesting(_change: object, path: str) -> bool:
-            return path.rsplit("/", 1)[-1] in names
+            name = path.rsplit("/", 1)[-1]
+            return name in switch or name in journal
 
-        async for _changes in watchfiles.awatch(
-            *dirs, watch_filter=interesting, recursive=False, debounce=20, step=10
+        async for changes in watchfiles.awatch(
+            *dirs, watch_filter=interesting, recursive=False, debounce=30, step=100
         ):
-            self.reconcile()
+            names = {path.rsplit("/", 1)[-1] for _, path in changes}
+            if names & journal:
+                d.commands.poke()
+            if names & switch:
+                self.reconcile()

@@ -83,7 +83,7 @@ class Services:
         """Take over a process a previous daemon left, if its pidfile proves it is ours."""
         adopted = await self.control.adopt(self.specs[name])
         if adopted.identity is None:
-            if adopted.detail:
+            if adopted.detail and self.specs[name].pidfile.exists():
                 log.warning("pidfile_not_ours component=%s detail=%s", name, adopted.detail)
             return False
         self._proc(name).identity = adopted.identity

@@ -5,9 +5,13 @@ a reader sees a whole document or none; anything else -- a truncated write by
 a foreign tool, binary garbage, a runaway multi-megabyte file -- is a failed
 check with ``heartbeat_invalid``, never an exception.
 
-The read runs in a worker thread: a local read takes microseconds, but a
-heartbeat on a stalled filesystem must not freeze the daemon's loop. The
-thread is abandoned on cancellation, so the runner's timeout still bites.
+The read runs inline by default: the file is at most ``max_bytes`` on the
+runtime directory's local disk, where the daemon's own health and state writes
+happen inline too, and a worker-thread hop costs more CPU than the read
+(benchmarks/overhead.py: 20 hops a second dominated the idle daemon). Pass
+``in_thread=True`` for a runtime directory on a filesystem that may stall: the
+read then runs in a worker thread abandoned on cancellation, so the runner's
+timeout still bites.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class FieldFreshnessProbe:
         clock: Callable[[], float] = time.monotonic,
         future_tolerance: float = DEFAULT_FUTURE_TOLERANCE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        in_thread: bool = False,
     ) -> None:
         if max_age <= 0:
             raise ValueError(f"max_age must be positive, got {max_age!r}")
@@ -65,6 +70,7 @@ class FieldFreshnessProbe:
         self._clock = clock
         self._future_tolerance = future_tolerance
         self._max_bytes = max_bytes
+        self._in_thread = in_thread
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -72,9 +78,11 @@ class FieldFreshnessProbe:
 
     async def check(self) -> ProbeResult:
         """Read the file once and judge the field's age; never raises on the file's content."""
-        read = await anyio.to_thread.run_sync(
-            partial(read_json, self.path, max_bytes=self._max_bytes), abandon_on_cancel=True
-        )
+        reader = partial(read_json, self.path, max_bytes=self._max_bytes)
+        if self._in_thread:
+            read = await anyio.to_thread.run_sync(reader, abandon_on_cancel=True)
+        else:
+            read = reader()
         # Both clocks are read *after* the read, so a slow read cannot make the age look younger.
         return judge_timestamp(
             read,
@@ -103,6 +111,7 @@ class HeartbeatProbe(FieldFreshnessProbe):
         clock: Callable[[], float] = time.monotonic,
         future_tolerance: float = DEFAULT_FUTURE_TOLERANCE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        in_thread: bool = False,
     ) -> None:
         super().__init__(
             path,
@@ -113,4 +122,5 @@ class HeartbeatProbe(FieldFreshnessProbe):
             clock=clock,
             future_tolerance=future_tolerance,
             max_bytes=max_bytes,
+            in_thread=in_thread,
         )

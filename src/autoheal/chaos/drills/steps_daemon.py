@@ -62,7 +62,7 @@ __all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
 
 HEALTH = "health_v2.json"
 POLL_S = 0.05
-DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM"}
+DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
 
 
 class DrillUnavailableError(RuntimeError):
