@@ -88,7 +88,11 @@ def measure(kind: str, args: argparse.Namespace, bindir: Path) -> dict[str, floa
     with tempfile.TemporaryDirectory(prefix=f"oh-{kind}-") as tmp:
         workdir = Path(tmp)
         children = heartbeat_children(workdir)
-        probes = PROBES if kind == "autoheal" else ()
+        probes = (
+            tuple(f'{p}\ninterval = "{args.probe_interval}s"' for p in PROBES)
+            if kind == "autoheal"
+            else ()
+        )
         proc = start_all(
             kind, children, workdir, bindir, check_delay=args.circus_check_delay, probes=probes
         )
@@ -110,6 +114,10 @@ def main() -> None:
     parser.add_argument("--supervisors", default="autoheal,supervisord,circus")
     parser.add_argument("--circus-check-delay", type=float, default=0.1)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--probe-interval", type=float, default=1.0,
+        help="seconds between heartbeat/ws checks (staleness itself is timer-driven)",
+    )
     args = parser.parse_args()
     bindir = ensure_peers()
     results = {}
