@@ -34,9 +34,6 @@ class KillSwitchWatcher:
     def expect(self, flags: Flags) -> None:
         self._written = flags
 
-    def expect_stop(self, present: bool) -> None:
-        """Our own STOP.TXT write or removal (kept for symmetry; state comparison decides)."""
-
     def startup(self) -> None:
         """A failsafe found on disk survives the daemon: re-enter it if the state lost it."""
         self.reconcile(startup=True)

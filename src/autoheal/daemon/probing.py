@@ -1,0 +1,137 @@
+"""The daemon's probe runners: one task per configured probe, results turned into observations.
+
+Keeps the last reading of every probe (values and thresholds for ``health_v2.json``),
+journals each change of verdict, feeds the metrics, and sends the core an
+observation, except for a success on a probe the core already holds as passing:
+that changes no decision (``step`` is idempotent there), so the step is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from autoheal.config import Config
+from autoheal.core import Observation, ProbeFailed, ProbeSucceeded
+from autoheal.daemon import wiring
+
+Key = tuple[str, str]  # (target, probe name)
+
+
+class _Timed:
+    """Wraps a probe to time each check, for the latency histogram (value is not latency)."""
+
+    def __init__(self, probe: Any, clock: Callable[[], float]) -> None:
+        self._probe = probe
+        self._clock = clock
+        self.last_latency: float | None = None
+
+    async def check(self) -> Any:
+        started = self._clock()
+        try:
+            return await self._probe.check()
+        finally:
+            self.last_latency = self._clock() - started
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._probe, name)
+
+
+class Probing:
+    """Runs and restarts the probe runners of a config.
+
+    Args:
+        observe: sends an observation to the daemon's loop.
+        verdict: the core's current verdict for (target, probe): True, False or None.
+        journal_event: records a journal event.
+        clock: the monotonic clock shared by probes and runners.
+    """
+
+    def __init__(
+        self,
+        *,
+        observe: Callable[[Observation], Awaitable[None]],
+        verdict: Callable[[str, str], bool | None],
+        journal_event: Callable[..., None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._observe = observe
+        self._verdict = verdict
+        self._journal = journal_event
+        self._clock = clock
+        self.readings: dict[Key, Any] = {}
+        self.metrics: Any = None
+        self._runners: dict[Key, Any] = {}
+        self._scopes: dict[Key, anyio.CancelScope] = {}
+        self._seen: set[Key] = set()
+
+    def start(self, tg: TaskGroup, config: Config) -> None:
+        for pt in wiring.probe_targets(config):
+            tg.start_soon(self._run, pt)
+
+    def restart(self, tg: TaskGroup, config: Config, known_targets: set[str]) -> None:
+        """Cancel every runner and start the configured set again (hot reload)."""
+        for scope in self._scopes.values():
+            scope.cancel()
+        self._scopes.clear()
+        self._runners.clear()
+        self.readings = {k: v for k, v in self.readings.items() if k[0] in known_targets}
+        self.start(tg, config)
+
+    def poke(self, target: str) -> None:
+        """Check a target's probes now (e.g. right after restarting it)."""
+        for (name, _), runner in self._runners.items():
+            if name == target:
+                runner.poke()
+
+    def all_reported(self) -> bool:
+        """Every runner has delivered at least one result (the first full round)."""
+        return all(key in self._seen for key in self._runners)
+
+    async def _run(self, pt: wiring.ProbeTarget) -> None:
+        from autoheal.probes import ProbeRunner
+
+        key = (pt.target, pt.config.name)
+        scope = anyio.CancelScope()
+        self._scopes[key] = scope
+        probe = _Timed(wiring.make_probe(pt.config, clock=self._clock), self._clock)
+
+        async def emit(result: Any) -> None:
+            await self._on_result(key, result, probe.last_latency)
+
+        runner = ProbeRunner(
+            probe, emit, interval=pt.config.interval, timeout=pt.config.timeout, clock=self._clock
+        )
+        self._runners[key] = runner
+        with scope:
+            try:
+                await runner.run()
+            finally:
+                aclose = getattr(probe, "aclose", None)
+                if aclose is not None:
+                    with anyio.CancelScope(shield=True):
+                        await aclose()
+
+    async def _on_result(self, key: Key, result: Any, latency: float | None) -> None:
+        target, name = key
+        previous = self.readings.get(key)
+        self.readings[key] = result
+        self._seen.add(key)
+        if previous is None or (previous.ok, previous.reason) != (result.ok, result.reason):
+            self._journal(
+                "probe_changed",
+                component=target,
+                reason=result.reason or "ok",
+                data={"probe": name, "ok": result.ok, "value": result.value},
+            )
+        if self.metrics is not None:
+            self.metrics.observe_probe(target, name, result.ok, result.reason, latency)
+        if result.ok and self._verdict(target, name) is True:
+            return
+        obs: Observation = (
+            ProbeSucceeded(target, name) if result.ok else ProbeFailed(target, name, result.reason)
+        )
+        await self._observe(obs)
