@@ -67,6 +67,7 @@ from autoheal.core.observations import (
     SpawnFinished,
 )
 from autoheal.core.policy import Policy
+from autoheal.core.queries import FlagsView, deadlines, dor, flags_for, healthy, stable_deadline
 from autoheal.core.stages import Stage
 from autoheal.core.state import (
     ComponentState,
@@ -84,71 +85,6 @@ class Decision:
     state: RuntimeState
     actions: tuple[Action, ...]
     wake_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class FlagsView:
-    failsafe_active: bool
-    mode: str
-    reason: str
-    set_by: str
-
-
-# ---------------------------------------------------------------- pure queries
-
-
-def healthy(cs: ComponentState) -> bool:
-    """Every probe has passed since the last (re)start and the operator has not stopped it."""
-    return not cs.held and all(p.ok is True for p in cs.probes.values())
-
-
-def failing_dependencies(state: RuntimeState, policy: Policy, component: str) -> tuple[str, ...]:
-    spec = policy.components[component]
-    return tuple(d for d in spec.dependencies if state.dependencies[d].failing)
-
-
-def dor(state: RuntimeState, policy: Policy) -> bool:
-    """Ready to trade: no failsafe, no failing dependency, all required components healthy."""
-    if state.failsafe is not None:
-        return False
-    if any(d.failing for d in state.dependencies.values()):
-        return False
-    return all(
-        cs.stage is Stage.OBSERVE and healthy(cs)
-        for name, cs in state.components.items()
-        if policy.components[name].required
-    )
-
-
-def flags_for(state: RuntimeState) -> FlagsView:
-    """What ``global_flags.json`` must say for this state."""
-    if state.failsafe is not None:
-        return FlagsView(True, "SIGNAL_READ_ONLY", state.failsafe.reason, state.failsafe.set_by)
-    failing = sorted(name for name, d in state.dependencies.items() if d.failing)
-    if failing:
-        detail = ",".join(f"{n}:{state.dependencies[n].reason}" for n in failing)
-        return FlagsView(False, "DEGRADED", f"{S.DEPENDENCY_FAILING} {detail}", "autoheal")
-    return FlagsView(False, "NORMAL", "", "autoheal")
-
-
-def _stable_deadline(cs: ComponentState, stable_reset: float) -> float | None:
-    if cs.stage is Stage.OBSERVE and cs.attempts > 0 and cs.healthy_since is not None:
-        return cs.healthy_since + stable_reset
-    return None
-
-
-def deadlines(state: RuntimeState, policy: Policy) -> float | None:
-    """The earliest moment at which time alone changes a decision."""
-    found: list[float] = []
-    for name, cs in state.components.items():
-        for value in (
-            cs.restart_at,
-            cs.verify_until,
-            _stable_deadline(cs, policy.components[name].heal.stable_reset),
-        ):
-            if value is not None:
-                found.append(value)
-    return min(found) if found else None
 
 
 # ---------------------------------------------------------------- the step
@@ -434,7 +370,7 @@ class _Step:
                     else:
                         self.components[name] = replace(cs, verify_until=None)
                 else:
-                    stable_at = _stable_deadline(cs, heal.stable_reset)
+                    stable_at = stable_deadline(cs, heal.stable_reset)
                     if stable_at is not None and stable_at <= self.now and healthy(cs):
                         due = True
                         self.components[name] = replace(cs, attempts=0, reason=S.STABLE)

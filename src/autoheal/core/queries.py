@@ -1,0 +1,76 @@
+"""Pure questions about a runtime state: is it healthy, ready to trade, what must the
+flags say, when does time alone change a decision. Used by ``machine`` and the shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autoheal.core import stages as S
+from autoheal.core.policy import Policy
+from autoheal.core.stages import Stage
+from autoheal.core.state import ComponentState, RuntimeState
+
+__all__ = ["FlagsView", "deadlines", "dor", "flags_for", "healthy", "stable_deadline"]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsView:
+    failsafe_active: bool
+    mode: str
+    reason: str
+    set_by: str
+
+
+def healthy(cs: ComponentState) -> bool:
+    """Every probe has passed since the last (re)start and the operator has not stopped it."""
+    return not cs.held and all(p.ok is True for p in cs.probes.values())
+
+
+def failing_dependencies(state: RuntimeState, policy: Policy, component: str) -> tuple[str, ...]:
+    spec = policy.components[component]
+    return tuple(d for d in spec.dependencies if state.dependencies[d].failing)
+
+
+def dor(state: RuntimeState, policy: Policy) -> bool:
+    """Ready to trade: no failsafe, no failing dependency, all required components healthy."""
+    if state.failsafe is not None:
+        return False
+    if any(d.failing for d in state.dependencies.values()):
+        return False
+    return all(
+        cs.stage is Stage.OBSERVE and healthy(cs)
+        for name, cs in state.components.items()
+        if policy.components[name].required
+    )
+
+
+def flags_for(state: RuntimeState) -> FlagsView:
+    """What ``global_flags.json`` must say for this state."""
+    if state.failsafe is not None:
+        return FlagsView(True, "SIGNAL_READ_ONLY", state.failsafe.reason, state.failsafe.set_by)
+    failing = sorted(name for name, d in state.dependencies.items() if d.failing)
+    if failing:
+        detail = ",".join(f"{n}:{state.dependencies[n].reason}" for n in failing)
+        return FlagsView(False, "DEGRADED", f"{S.DEPENDENCY_FAILING} {detail}", "autoheal")
+    return FlagsView(False, "NORMAL", "", "autoheal")
+
+
+def stable_deadline(cs: ComponentState, stable_reset: float) -> float | None:
+    """When a healthy component's restart episode ends (its attempts reset), if one is open."""
+    if cs.stage is Stage.OBSERVE and cs.attempts > 0 and cs.healthy_since is not None:
+        return cs.healthy_since + stable_reset
+    return None
+
+
+def deadlines(state: RuntimeState, policy: Policy) -> float | None:
+    """The earliest moment at which time alone changes a decision."""
+    found: list[float] = []
+    for name, cs in state.components.items():
+        for value in (
+            cs.restart_at,
+            cs.verify_until,
+            stable_deadline(cs, policy.components[name].heal.stable_reset),
+        ):
+            if value is not None:
+                found.append(value)
+    return min(found) if found else None
