@@ -5,11 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
+
+from tests.e2e.harness_simple import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -34,15 +35,6 @@ def _health(rt: Path) -> dict:
         return {}
 
 
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize(
     "garbage",
     [b"{ truncated", b"\x00\xff\xfebinary\x00", b"[1, 2, 3]", b'{"components": "nope"}'],
@@ -65,7 +57,7 @@ def test_corrupt_state_file_with_a_failsafe_on_disk(tmp_path: Path, garbage: byt
             [sys.executable, "-m", "autoheal", "run", "--config", str(cfg)], stdout=fh, stderr=fh
         )
     try:
-        doc = _wait(lambda: _health(rt) if _health(rt).get("daemon") else None, 20, "health")
+        doc = wait_for(lambda: _health(rt) if _health(rt).get("daemon") else None, 20, "health")
         assert doc["failsafe"] is True
         assert doc["dor"] is False
         assert (tmp_path / "STOP.TXT").exists()

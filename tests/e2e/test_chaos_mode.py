@@ -5,26 +5,17 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.e2e.harness_simple import wait_for
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 SLEEPER = "import time\nwhile True: time.sleep(1)"
-
-
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _health(rt: Path) -> dict:
@@ -32,6 +23,10 @@ def _health(rt: Path) -> dict:
         return orjson.loads((rt / "health_v2.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return {}
+
+
+def _worker_pid(rt: Path) -> int | None:
+    return _health(rt).get("components", {}).get("worker", {}).get("pid")
 
 
 def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,7 +75,7 @@ def exchange_behind_proxy(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     )
     procs = [exchange]
     try:
-        _wait(ex_file.exists, 20, "exchange port file")
+        wait_for(ex_file.exists, 20, "exchange port file")
         ex_port = orjson.loads(ex_file.read_bytes())["port"]
         proxy = _start(
             [
@@ -99,7 +94,7 @@ def exchange_behind_proxy(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             tmp_path / "proxy.log",
         )
         procs.append(proxy)
-        _wait(lambda: px_file.exists() and ctl_file.exists(), 20, "proxy port files")
+        wait_for(lambda: px_file.exists() and ctl_file.exists(), 20, "proxy port files")
         yield int(px_file.read_text()), ctl_file
     finally:
         for p in procs:
@@ -156,14 +151,14 @@ def test_chaos_kill_and_corrupt_then_heal(tmp_path: Path) -> None:
         tmp_path / "daemon.log",
     )
     try:
-        first = _wait(
+        first = wait_for(
             lambda: _health(rt).get("components", {}).get("worker", {}).get("pid"),
             20,
             "worker started",
         )
         result = _cli(cfg, "chaos", "kill", "worker")
         assert result.returncode == 0, result.stderr
-        _wait(
+        wait_for(
             lambda: (pid := _health(rt)["components"]["worker"]["pid"]) and pid != first,
             20,
             "a new worker",
@@ -201,18 +196,18 @@ def test_chaos_netcut_degrades_and_ends_by_itself(
         tmp_path / "daemon.log",
     )
     try:
-        _wait(lambda: _health(rt).get("dor"), 20, "DOR true")
+        wait_for(lambda: _health(rt).get("dor"), 20, "DOR true")
         # --no-wait: the CLI is gone at once; the fault must still end by itself
         result = _cli(cfg, "chaos", "netcut", "exchange_rest", "--for", "2s", "--no-wait")
         assert result.returncode == 0, result.stderr
-        doc = _wait(lambda: _degraded(rt), 20, "DEGRADED")
+        doc = wait_for(lambda: _degraded(rt), 20, "DEGRADED")
         assert doc["dor"] is False
         assert doc["dependencies"]["exchange_rest"]["reason"] in ("CONN_TIMEOUT", "CONN_ERROR")
         assert "exchange_rest" in doc["failing_components"]
         flags = orjson.loads((rt / "global_flags.json").read_bytes())
         assert flags["mode"] == "DEGRADED"
         assert doc["components"]["worker"]["restarts"] == 0
-        _wait(lambda: _health(rt).get("dor"), 30, "recovery after the fault ended")
+        wait_for(lambda: _health(rt).get("dor"), 30, "recovery after the fault ended")
         assert orjson.loads((rt / "global_flags.json").read_bytes())["mode"] == "NORMAL"
         events = [orjson.loads(x) for x in _cli(cfg, "events", "--json").stdout.splitlines()]
         changes = [e for e in events if e["kind"] == "probe_changed"]
@@ -230,7 +225,9 @@ def test_chaos_needs_a_chaos_daemon(tmp_path: Path) -> None:
         [sys.executable, "-m", "autoheal", "run", "--config", str(cfg)], tmp_path / "daemon.log"
     )
     try:
-        _wait(lambda: _health(rt).get("components", {}).get("worker", {}).get("pid"), 20, "worker")
+        wait_for(
+            lambda: _health(rt).get("components", {}).get("worker", {}).get("pid"), 20, "worker"
+        )
         result = _cli(cfg, "chaos", "kill", "worker")
         assert result.returncode == 3
         assert "--chaos" in result.stderr
@@ -256,13 +253,15 @@ def test_protected_file_touched_heals_faults_and_stops_chaos(tmp_path: Path) -> 
         tmp_path / "daemon.log",
     )
     try:
-        _wait(lambda: _health(rt).get("components", {}).get("worker", {}).get("pid"), 20, "worker")
+        wait_for(
+            lambda: _health(rt).get("components", {}).get("worker", {}).get("pid"), 20, "worker"
+        )
         victim = rt / "state_bus.json"
         victim.write_bytes(b'{"ok": 1}\n')
         assert _cli(cfg, "chaos", "corrupt", "state_bus.json", "--for", "60s").returncode == 0
         assert victim.read_bytes() == b"{ invalid json"
         protected.write_text('{"BTCUSDT": 0}\n')  # the blast radius is breached
-        _wait(lambda: victim.read_bytes() == b'{"ok": 1}\n', 5, "the fault healed")
+        wait_for(lambda: victim.read_bytes() == b'{"ok": 1}\n', 5, "the fault healed")
         refused = _cli(cfg, "chaos", "kill", "worker")
         assert refused.returncode == 3
         assert "protected" in refused.stderr

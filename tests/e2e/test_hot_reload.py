@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
+
+from tests.e2e.harness_simple import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -30,16 +31,6 @@ def _config(tmp: Path, names: list[str]) -> str:
         '[daemon]\nheartbeat_interval = "200ms"\n'
     )
     return head + "".join(_service(n) for n in names)
-
-
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _pids(rt: Path) -> dict[str, int]:
@@ -64,16 +55,16 @@ def test_reload_adds_a_service_keeps_the_others_and_refuses_a_bad_config(tmp_pat
         [sys.executable, "-m", "autoheal", "run", "--config", str(cfg)], stderr=log, stdout=log
     )
     try:
-        before = _wait(lambda: _pids_if(rt, lambda p: len(p) == 2), 20, "two services")
+        before = wait_for(lambda: _pids_if(rt, lambda p: len(p) == 2), 20, "two services")
         cfg.write_text(_config(tmp_path, ["alpha", "beta", "gamma"]))
-        after = _wait(lambda: _pids_if(rt, lambda p: "gamma" in p), 20, "gamma started")
+        after = wait_for(lambda: _pids_if(rt, lambda p: "gamma" in p), 20, "gamma started")
         assert after["alpha"] == before["alpha"]
         assert after["beta"] == before["beta"]
         # SIGHUP reloads too, and an invalid config is refused with an alert
         cfg.write_text(_config(tmp_path, ["alpha"]) + "\n[services.broken]\nargv = []\n")
         daemon.send_signal(signal.SIGHUP)
         alert = rt / "alerts" / "config_invalid.json"
-        _wait(alert.exists, 20, "config_invalid alert")
+        wait_for(alert.exists, 20, "config_invalid alert")
         assert "services.broken.argv" in orjson.loads(alert.read_bytes())["problem"]
         assert _pids(rt) == after
         assert daemon.poll() is None
