@@ -3,6 +3,10 @@
 Exit codes: 0 every drill passed (or the list was printed), 1 a drill did not pass,
 2 a usage or configuration error (bad name, bad scenario file, bad config),
 3 refused by a safety gate (the target config's ``environment`` is ``live``).
+
+With ``--target CONFIG`` the ``daemon`` drills run against that config's running
+daemon (``autoheal run --chaos``) and its runtime directory; the others still run
+on their own temporary directories (:mod:`autoheal.chaos.drills.target`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from autoheal.chaos.drills.catalog import load_catalog
 from autoheal.chaos.drills.evaluate import scale_label
 from autoheal.chaos.drills.model import ScenarioError
 from autoheal.chaos.drills.runner import run_drills
+from autoheal.chaos.drills.target import DrillTarget
 
 __all__ = ["drill_command", "list_text"]
 
@@ -54,7 +59,8 @@ def drill_command(
     Args:
         action: ``list`` or ``run``.
         names: drills to run; empty for the default set.
-        target: a config file to run against; refused (exit 3) when its environment is live.
+        target: a config file whose running ``--chaos`` daemon the ``daemon`` drills
+            run against; refused (exit 3) when its environment is live.
         fmt: ``text`` or ``json``.
         report: an extra path for the JSON report.
         runtime_dir: where ``drills/<UTC>.json`` goes (default: the target's runtime
@@ -73,6 +79,7 @@ def drill_command(
             _err(f"unknown action {action!r} (list or run)")
             return EXIT_USAGE
         protect_files: list[Path] = []
+        drill_target: DrillTarget | None = None
         if target is not None:
             from autoheal.config import ConfigError, load_config
 
@@ -86,7 +93,9 @@ def drill_command(
                      "against live money")
                 return EXIT_REFUSED
             runtime_dir = runtime_dir or cfg.paths.runtime_dir
-            protect_files += [cfg.path, cfg.paths.stop_file]
+            # Drills on their own directories must not touch any of the target's files.
+            protect_files += [cfg.path, cfg.paths.stop_file, *cfg.chaos.protected_files]
+            drill_target = DrillTarget.from_config(cfg)
         runtime_dir = Path(runtime_dir) if runtime_dir is not None else Path("shared_data")
         protect_files += [runtime_dir / f for f in PROTECTED_RUNTIME_FILES]
         # JSON on stdout stays parseable: the progress lines go to stderr then.
@@ -95,7 +104,7 @@ def drill_command(
             list(names) or None, fmt=fmt, report_path=Path(report) if report else None,
             progress=lambda line: print(line, file=stream, flush=True), output=print,
             runtime_dir=runtime_dir, protect=ProtectedSet(files=protect_files),
-            scenario_dirs=scenario_dirs)
+            scenario_dirs=scenario_dirs, target=drill_target)
     except ScenarioError as exc:
         _err(str(exc))
         return EXIT_USAGE

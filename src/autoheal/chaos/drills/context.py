@@ -7,7 +7,9 @@ A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
 * ``ctx.observe(key, value)`` a measured value that criteria compare;
 * ``ctx.gate(name)`` a gate or limit that fired;
 * ``ctx.add_rollback(label, fn)`` the undo of everything it changed, run by the
-  runner in reverse order after the drill, also when it was aborted.
+  runner in reverse order after the drill, also when it was aborted;
+* ``ctx.skip_criterion(name, why)`` a criterion that cannot be checked here (a
+  drill against a target has no fake exchange to count orders at).
 
 The step never decides PASSED or FAILED: the scenario's expectations and
 criteria, evaluated by :mod:`autoheal.chaos.drills.evaluate`, do.
@@ -21,10 +23,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.chaos.drills.model import Scenario
+
+if TYPE_CHECKING:
+    from autoheal.chaos.drills.target import DrillTarget
 
 __all__ = ["DrillContext", "LogCapture", "OffsetClock"]
 
@@ -93,6 +98,9 @@ class DrillContext:
         scenario: the scenario being run.
         runtime_dir: the drill's own runtime directory (empty at start).
         time_fn: the monotonic clock measurements use.
+        target: the running target to play a ``daemon`` drill against
+            (``--target CONFIG``); ``None`` for the drill's own stack.
+        skipped: criteria not checked, each with the reason.
     """
 
     scenario: Scenario
@@ -106,6 +114,8 @@ class DrillContext:
     fault_at: float | None = None
     exchange: ExchangeHarness | None = None
     logs: LogCapture = field(default_factory=LogCapture)
+    target: DrillTarget | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.scenario.seed)
@@ -139,6 +149,10 @@ class DrillContext:
     def gate(self, name: str) -> None:
         if name not in self.gates_fired:
             self.gates_fired.append(name)
+
+    def skip_criterion(self, name: str, why: str) -> None:
+        """Leave criterion ``name`` out of the verdict; the result lists it as skipped."""
+        self.skipped[name] = why
 
     def add_rollback(self, label: str, fn: Rollback) -> None:
         """Register an undo; the runner runs them last-in first-out."""

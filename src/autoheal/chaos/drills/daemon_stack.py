@@ -41,7 +41,9 @@ __all__ = [
     "RUNBOOK_POLICY",
     "ChaosCommandError",
     "DaemonHarness",
+    "DrillUnavailableError",
     "ProxyHarness",
+    "queue_chaos",
     "render_config",
     "scaled_policy",
 ]
@@ -61,6 +63,11 @@ STOP_TIMEOUT_S = 15.0
 
 class ChaosCommandError(RuntimeError):
     """``autoheal chaos ...`` did not succeed; the message holds its output."""
+
+
+class DrillUnavailableError(RuntimeError):
+    """The drill's stack could not be brought up, or a target cannot take the drill
+    (the message says which part and why)."""
 
 
 def _toml_value(value: Any) -> str:
@@ -237,40 +244,57 @@ class DaemonHarness:
 
     async def chaos(self, fault: str, target: str = "", *, timeout_s: float = 20.0,
                     **payload: Any) -> dict[str, Any]:
-        """Queue ``chaos_<fault>`` in the daemon's journal and wait for its result.
+        """Queue ``chaos_<fault>`` in this daemon's journal and wait (:func:`queue_chaos`).
 
         The same durable command ``autoheal chaos`` submits (checksum, expiry, journaled
         ``chaos_action``), without the start-up time of a second interpreter, so the
         fault lands within the daemon's queue poll of the drill's time zero.
 
-        Args:
-            fault: ``kill``, ``stall``, ``latency``, ``netcut``, ``corrupt`` or ``heal``.
-            target: the component, dependency or file.
-            timeout_s: how long to wait for the daemon's result.
-            payload: ``duration`` (``"3s"``), ``ms``, ``mode``.
-
-        Returns:
-            The daemon's result document.
-
         Raises:
             ChaosCommandError: the daemon refused or failed it, or did not answer in time.
         """
-        from autoheal.store import commands as queue
-        from autoheal.store.journal import Journal
+        return await queue_chaos(self.runtime_dir, fault, target, timeout_s=timeout_s,
+                                 calls=self.chaos_calls, **payload)
 
-        def submit_and_wait() -> queue.Command:
-            with Journal.open(self.runtime_dir) as journal:
-                submitted = queue.submit(
-                    journal, f"chaos_{fault}", target, {"reason": "drill", **payload},
-                    "autoheal-drill", ttl=max(60.0, 2 * timeout_s))
-                return queue.wait_result(journal, submitted.command.id, timeout_s)
 
-        started = time.monotonic()
-        command = await anyio.to_thread.run_sync(submit_and_wait)
-        self.chaos_calls.append({"fault": fault, "target": target, **payload,
-                                 "status": command.status,
-                                 "took_s": round(time.monotonic() - started, 3)})
-        if command.status != "succeeded":
-            raise ChaosCommandError(f"chaos {fault} {target}: {command.status} "
-                                    f"{orjson.dumps(command.result).decode()}")
-        return dict(command.result)
+async def queue_chaos(runtime_dir: Path, fault: str, target: str = "", *,
+                      timeout_s: float = 20.0, calls: list[dict[str, Any]] | None = None,
+                      **payload: Any) -> dict[str, Any]:
+    """Queue ``chaos_<fault>`` in the journal of ``runtime_dir`` and wait for the result.
+
+    Works for any daemon running with ``--chaos`` on that runtime directory: the
+    drill's own (:class:`DaemonHarness`) or a target's (``--target CONFIG``).
+
+    Args:
+        runtime_dir: the daemon's ``paths.runtime_dir``.
+        fault: ``kill``, ``stall``, ``latency``, ``netcut``, ``corrupt`` or ``heal``.
+        target: the component, dependency or file.
+        timeout_s: how long to wait for the daemon's result.
+        calls: a list to append a record of this call to (for the report).
+        payload: ``duration`` (``"3s"``), ``ms``, ``mode``.
+
+    Returns:
+        The daemon's result document.
+
+    Raises:
+        ChaosCommandError: the daemon refused or failed it, or did not answer in time.
+    """
+    from autoheal.store import commands as queue
+    from autoheal.store.journal import Journal
+
+    def submit_and_wait() -> queue.Command:
+        with Journal.open(runtime_dir) as journal:
+            submitted = queue.submit(
+                journal, f"chaos_{fault}", target, {"reason": "drill", **payload},
+                "autoheal-drill", ttl=max(60.0, 2 * timeout_s))
+            return queue.wait_result(journal, submitted.command.id, timeout_s)
+
+    started = time.monotonic()
+    command = await anyio.to_thread.run_sync(submit_and_wait)
+    if calls is not None:
+        calls.append({"fault": fault, "target": target, **payload, "status": command.status,
+                      "took_s": round(time.monotonic() - started, 3)})
+    if command.status != "succeeded":
+        raise ChaosCommandError(f"chaos {fault} {target}: {command.status} "
+                                f"{orjson.dumps(command.result).decode()}")
+    return dict(command.result)

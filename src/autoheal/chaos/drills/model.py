@@ -157,13 +157,19 @@ class DrillResult:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A whole run: every drill's result plus when, where and at which time scale."""
+    """A whole run: every drill's result plus when, where and at which time scale.
+
+    ``target`` is the config given with ``--target`` and ``on_target`` the drills that
+    ran against it; the others ran on their own runtime directories.
+    """
 
     results: tuple[DrillResult, ...]
     started_at: str
     duration_s: float
     time_scale: str
     json_path: str | None = None
+    target: str | None = None
+    on_target: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -176,7 +182,7 @@ class Report:
         return out
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "schema": 1,
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
@@ -185,6 +191,9 @@ class Report:
             "counts": self.counts(),
             "drills": [r.to_doc() for r in self.results],
         }
+        if self.target is not None:
+            doc["target"] = {"config": self.target, "drills": list(self.on_target)}
+        return doc
 
 
 # --------------------------------------------------------------------------- parsing

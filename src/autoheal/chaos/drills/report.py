@@ -66,6 +66,10 @@ def _drill(result: DrillResult) -> list[str]:
                      f"observed {c.observed}")
     if not result.criteria:
         lines.append("  (none evaluated)")
+    if result.details.get("skipped_criteria"):
+        why = result.details.get("skipped_why") or {}
+        lines.extend(f"  - {name}: skipped ({why.get(name, 'not checked')})"
+                     for name in result.details["skipped_criteria"])
     lines.append(_row("Gates/limits fired", ", ".join(result.gates_fired) or "none"))
     lines.append(_row("Violations", "none" if not result.violations else ""))
     lines.extend(f"  • {v}" for v in result.violations)
@@ -73,7 +77,8 @@ def _drill(result: DrillResult) -> list[str]:
     if rollback:
         lines.append(_row("Rollback", "; ".join(rollback)))
     shown = {k: v for k, v in result.details.items()
-             if k not in ("rollback", "error", "time_scale", "protected")}
+             if k not in ("rollback", "error", "time_scale", "protected", "skipped_criteria",
+                          "skipped_why")}
     if shown:
         lines.append("Details:")
         lines.extend(f"  • {k}: {v}" for k, v in shown.items())
@@ -91,13 +96,23 @@ def render_text(report: Report) -> str:
              _row("Passed", f"{counts['PASSED']} {OK}"),
              _row("Failed", f"{counts['FAILED']} {BAD}"),
              _row("Aborted", counts["ABORTED"]),
-             _row("Errors", counts["ERROR"]), ""]
+             _row("Errors", counts["ERROR"])]
+    if report.target is not None:
+        lines.append(_row("Target", f"{report.target} "
+                                    f"({', '.join(report.on_target) or 'no drill ran on it'})"))
+    lines.append("")
     for result in report.results:
         lines.extend(_drill(result))
         lines.append("")
     lines.append(WIDE)
     verdict = "all drills passed" if report.passed else "NOT all drills passed"
-    lines.append(f"{verdict}; drills ran on their own runtime directories.")
+    if report.on_target:
+        others = (", the others on their own runtime directories"
+                  if len(report.on_target) < len(report.results) else "")
+        lines.append(f"{verdict}; {', '.join(report.on_target)} ran against the target "
+                     f"{report.target}{others}.")
+    else:
+        lines.append(f"{verdict}; drills ran on their own runtime directories.")
     if report.json_path:
         lines.append(f"JSON report: {report.json_path}")
     lines.append(WIDE)

@@ -4,8 +4,13 @@ For every scenario the runner captures the protected set, starts the guard's
 :func:`~autoheal.chaos.blast.watch` beside the step, and cancels the step at
 once when something protected changes (status ``ABORTED``). Rollbacks run
 afterwards in every case, shielded from cancellation and bounded in time. The
-scenario's expectations and criteria then decide ``PASSED`` or ``FAILED``; an
-exception in the step is ``ERROR``.
+scenario's expectations and criteria (less those the step skipped) then decide
+``PASSED`` or ``FAILED``; an exception in the step is ``ERROR``.
+
+With a target (``--target CONFIG``), the kinds in
+:data:`~autoheal.chaos.drills.target.TARGET_KINDS` run against it, guarded by the
+target's own blast radius (:meth:`DrillTarget.protect`); every other drill keeps
+its own runtime directory and the caller's protected set.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from autoheal.chaos.drills.evaluate import evaluate, scale_label
 from autoheal.chaos.drills.model import DrillResult, Report, Scenario, Status
 from autoheal.chaos.drills.report import render, write_json_report
 from autoheal.chaos.drills.steps import KINDS
+from autoheal.chaos.drills.target import TARGET_KINDS, DrillTarget
 
 __all__ = ["progress_line", "run_drills", "run_one"]
 
@@ -57,6 +64,7 @@ async def run_one(
     *,
     protect: ProtectedSet | None = None,
     watch_interval: float = WATCH_INTERVAL_S,
+    target: DrillTarget | None = None,
 ) -> DrillResult:
     """Run one scenario in ``runtime_dir`` (created) and return its result.
 
@@ -66,6 +74,8 @@ async def run_one(
         protect: files and processes the drill must not touch (captured here); the
             scenario's ``protect.files`` (relative to ``runtime_dir``) are added.
         watch_interval: seconds between blast-radius checks (at most 1).
+        target: play the drill against this running target instead of a stack of
+            its own (``daemon`` kind only; see :mod:`autoheal.chaos.drills.target`).
     """
     runtime_dir.mkdir(parents=True, exist_ok=True)
     guard = ProtectedSet(
@@ -73,7 +83,7 @@ async def run_one(
                *(runtime_dir / f for f in scenario.protect_files)],
         processes=list(protect.processes) if protect else [])
     guard.capture()
-    ctx = DrillContext(scenario, runtime_dir)
+    ctx = DrillContext(scenario, runtime_dir, target=target)
     started_at, t0 = _utc_now(), time.monotonic()
     violations: list[Violation] = []
     error: str | None = None
@@ -103,6 +113,13 @@ async def run_one(
         violations.extend(await anyio.to_thread.run_sync(guard.check))  # the "after" check
     ctx.details.update(rollback=rolled_back, protected=guard.describe(),
                        time_scale=scale_label(scenario.time_scale))
+    if target is not None:
+        ctx.details["ran_against"] = f"target {target.config}"
+    if ctx.skipped:
+        ctx.details["skipped_criteria"] = sorted(ctx.skipped)
+        ctx.details["skipped_why"] = {k: ctx.skipped[k] for k in sorted(ctx.skipped)}
+        scenario = replace(scenario, criteria=tuple(
+            c for c in scenario.criteria if c.name not in ctx.skipped))
     events = {name: ctx.event_after_fault(name) for name in ctx.events}
     ctx.details["events_after_fault_s"] = {k: round(v, 4) for k, v in events.items()
                                            if v is not None}
@@ -161,6 +178,7 @@ def run_drills(
     scenario_dirs: Iterable[Path] = (),
     protect: ProtectedSet | None = None,
     output: Callable[[str], object] | None = None,
+    target: DrillTarget | None = None,
 ) -> Report:
     """Run the named drills (or the default set), print progress and the report.
 
@@ -176,6 +194,8 @@ def run_drills(
         scenario_dirs: extra directories of scenario files.
         protect: files and processes no drill may touch.
         output: receives the final report (default: ``progress``).
+        target: a running target for the ``daemon`` drills (``--target CONFIG``),
+            whose blast radius then replaces ``protect`` for those drills.
 
     Raises:
         ScenarioError: an invalid scenario file or an unknown drill name.
@@ -184,17 +204,24 @@ def run_drills(
     base = work_dir if work_dir is not None else Path(tempfile.mkdtemp(prefix="autoheal-drills-"))
     started_at, t0 = _utc_now(), time.monotonic()
     results: list[DrillResult] = []
+    on_target = [s.name for s in scenarios if target is not None and s.kind in TARGET_KINDS]
 
     async def run_all() -> None:
         for i, scenario in enumerate(scenarios, 1):
-            result = await run_one(scenario, base / f"{i:02d}-{scenario.name}", protect=protect)
+            work = base / f"{i:02d}-{scenario.name}"
+            if target is not None and scenario.name in on_target:
+                result = await run_one(scenario, work, protect=target.protect(), target=target)
+            else:
+                result = await run_one(scenario, work, protect=protect)
             results.append(result)
             progress(progress_line(i, len(scenarios), result))
 
     anyio.run(run_all)
     scales = sorted({scale_label(s.time_scale) for s in scenarios if s.time_scale != 1.0})
     report = Report(tuple(results), started_at, time.monotonic() - t0,
-                    ", ".join(scales) if scales else "1/1")
+                    ", ".join(scales) if scales else "1/1",
+                    target=None if target is None else str(target.config),
+                    on_target=tuple(on_target))
     json_dir = runtime_dir if runtime_dir is not None else work_dir
     paths = []
     if json_dir is not None:
@@ -202,8 +229,6 @@ def run_drills(
     if report_path is not None:
         paths.append(write_json_report(report, Path(report_path)))
     if paths:
-        from dataclasses import replace
-
         report = replace(report, json_path=str(paths[0]))
     (output or progress)(render(report, fmt))
     if work_dir is None and report.passed:

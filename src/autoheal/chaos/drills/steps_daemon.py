@@ -28,6 +28,11 @@ A scenario of this kind says (all keys under ``[params]``)::
     value = "feeder"
     record = { failing_at_detect = "failing_components" }
 
+With a target (``--target CONFIG``, :mod:`autoheal.chaos.drills.target`) no stack is
+started: the fault goes through the target's own queue and the target's health is
+watched; ``orders_before_fault`` and ``new_orders_after_*`` are then not recorded and
+the criteria on them are skipped.
+
 Observations every drill of this kind records for its criteria: ``orders_before_fault``,
 ``restarts_added`` (all services, from the fault to the end), ``stop_file_present``,
 ``flags_failsafe_active``, ``flags_mode``, ``notifications`` (lines in
@@ -49,12 +54,14 @@ from autoheal.chaos.drills.catalog import SCENARIO_DIR
 from autoheal.chaos.drills.context import DrillContext
 from autoheal.chaos.drills.daemon_stack import (
     DaemonHarness,
+    DrillUnavailableError,
     ProxyHarness,
     render_config,
     scaled_policy,
 )
 from autoheal.chaos.drills.evaluate import MISSING, holds
 from autoheal.chaos.drills.exchange import ExchangeHarness
+from autoheal.chaos.drills.target import TargetStack
 from autoheal.store.atomic import read_json, write_json_atomic
 from autoheal.store.flags import read_flags, stop_file_present
 
@@ -63,10 +70,6 @@ __all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
 HEALTH = "health_v2.json"
 POLL_S = 0.05
 DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
-
-
-class DrillUnavailableError(RuntimeError):
-    """The drill's stack could not be brought up (the message says which part)."""
 
 
 def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
@@ -99,9 +102,13 @@ def watches_fired(doc: Mapping[str, Any], watches: Sequence[Mapping[str, Any]],
 class _Stack:
     """The running pieces of one drill, for the fault and the final observations."""
 
+    has_exchange = True
+    notes_offset = 0
+
     def __init__(self, ctx: DrillContext) -> None:
         self.ctx = ctx
         self.shared = ctx.runtime_dir / "shared_data"
+        self.stop_file = ctx.runtime_dir / "STOP.TXT"
         self.config = ctx.runtime_dir / "drill_config.toml"
         template = Path(str(ctx.params.get("config", "daemon_demo.toml.in")))
         if not template.is_absolute():
@@ -115,6 +122,19 @@ class _Stack:
     def health(self) -> dict[str, Any]:
         doc = read_json(self.shared / HEALTH).doc
         return doc if isinstance(doc, dict) else {}
+
+    def alive(self) -> bool:
+        return self.daemon.alive()
+
+    def gone_message(self) -> str:
+        return f"the daemon exited; see {self.daemon.log_path}"
+
+    @property
+    def chaos_calls(self) -> list[dict[str, Any]]:
+        return self.daemon.chaos_calls
+
+    async def chaos(self, fault: str, target: str = "", **payload: Any) -> dict[str, Any]:
+        return await self.daemon.chaos(fault, target, **payload)
 
     def render(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
         p, extra = self.ctx.params, extra or {}
@@ -158,15 +178,18 @@ class _Stack:
         ctx.add_rollback("chaos_heal", heal)
 
 
-async def _poll(ctx: DrillContext, stack: _Stack, watches: Sequence[Mapping[str, Any]],
+Stack = _Stack | TargetStack
+
+
+async def _poll(ctx: DrillContext, stack: Stack, watches: Sequence[Mapping[str, Any]],
                 deadline_s: float) -> None:
     """Record each watch's event the first time it holds, until all did or the deadline."""
     end = anyio.current_time() + deadline_s
     pending = {str(w["event"]) for w in watches}
     by_event = {str(w["event"]): w for w in watches}
     while pending and anyio.current_time() < end:
-        if not stack.daemon.alive():
-            raise DrillUnavailableError(f"the daemon exited; see {stack.daemon.log_path}")
+        if not stack.alive():
+            raise DrillUnavailableError(stack.gone_message())
         doc = stack.health()
         for event in watches_fired(doc, watches, set(ctx.events)):
             if event in pending:
@@ -190,23 +213,23 @@ async def _wait_orders(ctx: DrillContext, at_least: int, timeout_s: float) -> in
     return n
 
 
-async def _inject(ctx: DrillContext, stack: _Stack) -> None:
+async def _inject(ctx: DrillContext, stack: Stack) -> None:
     p = ctx.params
     fault, target = str(p.get("fault", "kill")), str(p.get("target", "feeder"))
     duration = f"{ctx.scaled(float(p.get('fault_for_s', 60))):g}s"
     ctx.details["fault"] = {"fault": fault, "target": target, "for": duration}
     match fault:
         case "kill":
-            result = await stack.daemon.chaos("kill", target)
+            result = await stack.chaos("kill", target)
         case "stall":
-            result = await stack.daemon.chaos("stall", target, duration=duration)
+            result = await stack.chaos("stall", target, duration=duration)
         case "netcut":
-            result = await stack.daemon.chaos("netcut", target, duration=duration,
+            result = await stack.chaos("netcut", target, duration=duration,
                                               mode=str(p.get("mode", "blackhole")))
         case "latency":
-            result = await stack.daemon.chaos("latency", target, duration=duration,
+            result = await stack.chaos("latency", target, duration=duration,
                                               ms=float(p.get("latency_ms", 2000)))
-        case "fail_on_start":
+        case "fail_on_start" if isinstance(stack, _Stack):
             # The operator's view of "a feeder that cannot start": its command line
             # changed for the worse; hot reload restarts it on the new argv.
             stack.render({target: [str(a) for a in p.get("fault_args", ["--fail-on-start"])]})
@@ -259,41 +282,45 @@ def _kind(line: str) -> str:
     return str(doc.get("kind", "")) if isinstance(doc, dict) else "invalid"
 
 
-def _final(ctx: DrillContext, stack: _Stack, restarts_before: int) -> None:
+def _final(ctx: DrillContext, stack: Stack, restarts_before: int) -> None:
     doc = stack.health()
     read = read_flags(stack.shared)
     notes = stack.shared / "notifications.log"
     ctx.observe("restarts_added", _restarts(doc) - restarts_before)
-    ctx.observe("stop_file_present", stop_file_present(ctx.runtime_dir / "STOP.TXT"))
+    ctx.observe("stop_file_present", stop_file_present(stack.stop_file))
     # Unreadable flags are recorded as such: a criterion then fails naming them.
     ctx.observe("flags_failsafe_active", read.flags.failsafe_active if read.flags else read.reason)
     ctx.observe("flags_mode", read.flags.mode if read.flags else read.reason)
     lines = notes.read_text(errors="replace").splitlines() if notes.exists() else []
+    lines = lines[stack.notes_offset:]
     ctx.observe("notifications", len(lines))
     ctx.observe("notification_kinds", sorted({_kind(line) for line in lines}))
     ctx.observe("final_dor", doc.get("dor"))
-    ctx.observe("daemon_alive", stack.daemon.alive())
-    ctx.details["chaos_calls"] = stack.daemon.chaos_calls
+    ctx.observe("daemon_alive", stack.alive())
+    ctx.details["chaos_calls"] = stack.chaos_calls
 
 
 async def daemon(ctx: DrillContext) -> None:
-    """Bring up the stack, wait for DOR, inject the fault, record the health timeline.
+    """Bring up the stack (or check the target's), wait for DOR, inject the fault, and
+    record the health timeline.
 
     Raises:
-        DrillUnavailableError: the stack never reached DOR, or the daemon died.
+        DrillUnavailableError: the stack never reached DOR, the daemon died, or the
+            target cannot take this drill.
     """
     p = ctx.params
-    stack = _Stack(ctx)
+    stack: Stack = _Stack(ctx) if ctx.target is None else TargetStack(ctx, ctx.target)
     await stack.start()
     ready = [{"event": "ready", "path": "dor", "op": "==", "value": True}]
     await _poll(ctx, stack, ready, float(p.get("ready_timeout_s", 20.0)))
     if "ready" not in ctx.events:
-        raise DrillUnavailableError(f"the daemon never reported dor=true; see {ctx.runtime_dir}")
-    ctx.observe("orders_before_fault", await _wait_orders(ctx, 1, 5.0))
+        raise DrillUnavailableError(f"the daemon never reported dor=true; see {stack.shared}")
+    if stack.has_exchange:
+        ctx.observe("orders_before_fault", await _wait_orders(ctx, 1, 5.0))
     restarts_before = _restarts(stack.health())
     watches = list(p.get("watch", []))
     async with anyio.create_task_group() as feed:
-        if p.get("feed_prices"):
+        if p.get("feed_prices") and stack.has_exchange:
             feed.start_soon(_feed_prices, ctx, stack.shared / "prices.json",
                             str(p.get("symbol", "BTCUSDT")))
         async with anyio.create_task_group() as tg:
@@ -302,7 +329,7 @@ async def daemon(ctx: DrillContext) -> None:
                           ctx.scaled(float(p.get("observe_for_s", 120.0))) + 1.0)
             ctx.mark_fault()
             await _inject(ctx, stack)
-        if "orders_after" in p:
+        if "orders_after" in p and stack.has_exchange:
             await _count_orders_after(ctx, str(p["orders_after"]),
                                       float(p.get("orders_window_s", 1.6)))
         feed.cancel_scope.cancel()

@@ -1,0 +1,238 @@
+"""``autoheal drill run --target CONFIG``: daemon drills against a running target's runtime.
+
+The target is built here as an operator would run one: a fake exchange on port 0
+behind a loopback fault proxy, a ``testnet`` config rendered from the drills' demo
+template, and ``python -m autoheal run --chaos --config target.toml`` as a real
+subprocess that the drills neither start nor stop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from autoheal.chaos.drills import drill_command
+from autoheal.chaos.drills.catalog import SCENARIO_DIR, load_catalog
+from autoheal.chaos.drills.daemon_stack import ProxyHarness, render_config, scaled_policy
+from autoheal.chaos.drills.exchange import ExchangeHarness
+from autoheal.chaos.drills.target import (
+    NOT_RUNNING,
+    DrillTarget,
+    daemon_problem,
+    exchange_criteria,
+    fault_problem,
+)
+from autoheal.config import load_config
+from autoheal.store.atomic import read_json
+
+VARS = {"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
+
+
+# ----------------------------------------------------------------------- pure checks
+
+
+def _target(**changes: Any) -> DrillTarget:
+    base: dict[str, Any] = dict(
+        config=Path("/t/target.toml"), environment="testnet", runtime_dir=Path("/t/rt"),
+        stop_file=Path("/t/STOP.TXT"), services=("feeder", "trader"),
+        dependencies=("exchange_rest",), proxies=("exchange_rest",), protected_files=(),
+        max_age_s=5.0)
+    return DrillTarget(**{**base, **changes})
+
+
+def test_fault_problem_names_what_a_target_cannot_take() -> None:
+    t = _target()
+    assert fault_problem({"fault": "kill", "target": "feeder"}, t) is None
+    assert fault_problem({"fault": "netcut", "target": "exchange_rest"}, t) is None
+    assert "not applicable against a target" in str(
+        fault_problem({"fault": "fail_on_start", "target": "feeder"}, t))
+    assert "no service 'hedger'" in str(fault_problem({"fault": "stall", "target": "hedger"}, t))
+    assert "no dependency 'exchange_ws'" in str(
+        fault_problem({"fault": "latency", "target": "exchange_ws"}, t))
+    assert "no fault proxy" in str(
+        fault_problem({"fault": "netcut", "target": "exchange_rest"}, _target(proxies=())))
+
+
+def test_daemon_problem_requires_a_fresh_chaos_daemon_holding_the_lock() -> None:
+    health = {"ts": 100.0, "daemon": {"pid": 42, "chaos": True, "stopped": False}}
+    assert daemon_problem(health, "42", now_wall=101.0, max_age_s=5.0) is None
+    assert "no daemon holds the lock" in str(
+        daemon_problem(health, None, now_wall=101.0, max_age_s=5.0))
+    no_chaos = {**health, "daemon": {"pid": 42, "chaos": False}}
+    assert "without --chaos" in str(daemon_problem(no_chaos, "42", now_wall=101, max_age_s=5))
+    assert "old" in str(daemon_problem(health, "42", now_wall=120.0, max_age_s=5.0))
+    assert "pid 41" in str(daemon_problem(health, "41", now_wall=101.0, max_age_s=5.0))
+    assert "unreadable" in str(daemon_problem(b"junk", "42", now_wall=101.0, max_age_s=5.0))
+    for doc in (health, no_chaos, None):
+        problem = daemon_problem(doc, None, now_wall=101.0, max_age_s=5.0)
+        assert problem is not None and problem.startswith(NOT_RUNNING)
+
+
+def test_exchange_criteria_are_the_order_counts() -> None:
+    catalog = load_catalog()
+    assert set(exchange_criteria(catalog["feeder_cannot_start"])) == {
+        "trader_was_trading", "zero_new_orders_after_failsafe"}
+    assert exchange_criteria(catalog["kill_feeder"]) == []
+
+
+def test_drill_target_from_config_guards_only_the_config(tmp_path: Path) -> None:
+    cfg = load_config(render_config(
+        SCENARIO_DIR / "daemon_demo.toml.in", tmp_path / "t.toml", proxy_port=45678,
+        proxy_control=tmp_path / "ctl", policy=scaled_policy(0.05), variables=VARS))
+    t = DrillTarget.from_config(cfg)
+    assert (t.services, t.dependencies, t.proxies) == (
+        ("feeder", "trader"), ("exchange_rest",), ("exchange_rest",))
+    assert t.runtime_dir == tmp_path / "shared_data" and t.stop_file == tmp_path / "STOP.TXT"
+    guard = t.protect()
+    guard.capture()
+    assert guard.describe()["files"] == [str(tmp_path / "t.toml")]
+    assert t.max_age_s == 5.0  # 5 heartbeats of 200 ms is less than the 5 s floor
+
+
+# ----------------------------------------------------------------------- a real target
+
+
+def _wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _health(runtime: Path) -> dict[str, Any]:
+    doc = read_json(runtime / "health_v2.json").doc
+    return doc if isinstance(doc, dict) else {}
+
+
+@pytest.fixture(scope="module")
+def target_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A testnet target: exchange + fault proxy running, config rendered (no daemon yet)."""
+    root = tmp_path_factory.mktemp("target")
+    exchange = ExchangeHarness(root / "exchange", seed=3)
+    anyio.run(exchange.start)
+    proxy = ProxyHarness(root / "proxy", exchange.url.split("//", 1)[1])
+    try:
+        anyio.run(proxy.start)
+        template = root / "target.toml.in"
+        text = (SCENARIO_DIR / "daemon_demo.toml.in").read_text()
+        template.write_text(text.replace('environment = "paper"', 'environment = "testnet"'))
+        yield render_config(template, root / "target.toml", proxy_port=proxy.port,
+                            proxy_control=proxy.control_file, policy=scaled_policy(0.05),
+                            variables=VARS)
+    finally:
+        anyio.run(proxy.stop)
+        anyio.run(exchange.stop)
+
+
+@contextmanager
+def target_daemon(cfg: Path, *, chaos: bool) -> Iterator[subprocess.Popen[bytes]]:
+    """``autoheal run [--chaos] --config cfg``, stopped (SIGTERM, then SIGKILL) at the end."""
+    argv = [sys.executable, "-m", "autoheal", "run", *(["--chaos"] if chaos else []),
+            "--config", str(cfg)]
+    with open(cfg.parent / "daemon.log", "ab") as log:
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    runtime = cfg.parent / "shared_data"
+    try:
+        _wait_for("the target's health from this daemon", lambda: (
+            _health(runtime).get("daemon", {}).get("pid") == popen.pid))
+        yield popen
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(15)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+
+
+def _run(cfg: Path, names: list[str], tmp_path: Path) -> tuple[int, dict[str, Any]]:
+    report = tmp_path / "report.json"
+    code = drill_command("run", names, target=str(cfg), fmt="json", report=str(report),
+                         runtime_dir=tmp_path / "rt")
+    return code, json.loads(report.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_target_daemon_not_running_is_an_error_not_a_crash(
+        target_cfg: Path, tmp_path: Path) -> None:
+    code, doc = _run(target_cfg, ["live_gating_a", "kill_feeder"], tmp_path)
+    assert code == 1
+    gating, drill = doc["drills"]
+    assert drill["status"] == "ERROR"
+    assert NOT_RUNNING in drill["details"]["error"]
+    assert "no daemon holds the lock" in drill["details"]["error"]
+    # Guard-kind drills ignore the target: their own temp dirs, as without one.
+    assert gating["status"] == "PASSED" and "ran_against" not in gating["details"]
+    assert doc["target"] == {"config": str(target_cfg), "drills": ["kill_feeder"]}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_target_daemon_without_chaos_is_an_error(target_cfg: Path, tmp_path: Path) -> None:
+    with target_daemon(target_cfg, chaos=False) as popen:
+        code, doc = _run(target_cfg, ["kill_feeder"], tmp_path)
+        assert popen.poll() is None
+    assert code == 1
+    (drill,) = doc["drills"]
+    assert drill["status"] == "ERROR"
+    assert f"{NOT_RUNNING}: the daemon (pid {popen.pid}) runs without --chaos" in \
+        drill["details"]["error"]
+    assert "chaos_heal" not in " ".join(drill["details"]["rollback"])  # nothing injected
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_daemon_drills_run_against_the_target_and_leave_it_running(
+        target_cfg: Path, tmp_path: Path) -> None:
+    runtime = target_cfg.parent / "shared_data"
+    config_sha = hashlib.sha256(target_cfg.read_bytes()).hexdigest()
+    with target_daemon(target_cfg, chaos=True) as popen:
+        _wait_for("the target's DOR", lambda: _health(runtime).get("dor") is True)
+        t0 = time.monotonic()
+        code, doc = _run(target_cfg, ["kill_feeder", "network_cut"], tmp_path)
+        took = time.monotonic() - t0
+        by_name = {d["name"]: d for d in doc["drills"]}
+        assert code == 0, {n: (d["status"], d["details"].get("error"),
+                               [c for c in d["criteria"] if not c["held"]])
+                           for n, d in by_name.items()}
+        assert doc["target"] == {"config": str(target_cfg),
+                                 "drills": ["kill_feeder", "network_cut"]}
+        for drill in by_name.values():
+            assert drill["status"] == "PASSED"
+            assert isinstance(drill["time_to_detect_s"], float)
+            assert isinstance(drill["time_to_recover_s"], float)
+            assert drill["details"]["ran_against"] == f"target {target_cfg}"
+            assert drill["details"]["daemon_pid"] == str(popen.pid)
+            assert "chaos_heal" in " ".join(drill["details"]["rollback"])
+            # Only the config is guarded: flags and health are what the drill moves.
+            assert drill["details"]["protected"]["files"] == [str(target_cfg)]
+        assert by_name["kill_feeder"]["details"]["chaos_result"]["fault"] == "kill"
+        print(f"target drills took {took:.2f}s: " + ", ".join(
+            f"{n} detect {d['time_to_detect_s']:.2f}s recover {d['time_to_recover_s']:.2f}s"
+            for n, d in by_name.items()))
+        # The target is still ours to run: same daemon, DOR back.
+        assert popen.poll() is None
+        _wait_for("the target's DOR after the drills", lambda: _health(runtime).get("dor") is True)
+
+        # A fault that would rewrite the config is refused; the config is untouched.
+        code, doc = _run(target_cfg, ["feeder_cannot_start"], tmp_path / "fcs")
+        (drill,) = doc["drills"]
+        assert code == 1 and drill["status"] == "ERROR"
+        assert "not applicable against a target" in drill["details"]["error"]
+        assert set(drill["details"]["skipped_criteria"]) == {
+            "trader_was_trading", "zero_new_orders_after_failsafe"}
+        assert popen.poll() is None
+    assert hashlib.sha256(target_cfg.read_bytes()).hexdigest() == config_sha
+    assert not (target_cfg.parent / "STOP.TXT").exists()
