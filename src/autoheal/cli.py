@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("failsafe", help="enter or clear the failsafe (kill switch)")
     _add_config(p)
-    p.add_argument("action", choices=["enter", "clear"])
+    p.add_argument(
+        "action",
+        choices=["enter", "clear", "reduce-only"],
+        help="reduce-only: only position-reducing sells (also to unwind inside a failsafe)",
+    )
     p.add_argument("--reason", required=True)
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--no-wait", action="store_true")
@@ -294,7 +298,8 @@ def _cmd_service(args: argparse.Namespace) -> int:
 
 
 def _cmd_failsafe(args: argparse.Namespace) -> int:
-    return _submit(args, f"failsafe_{args.action}", "", {"reason": args.reason})
+    ctype = "failsafe_" + args.action.replace("-", "_")
+    return _submit(args, ctype, "", {"reason": args.reason})
 
 
 def _cmd_chaos(args: argparse.Namespace) -> int:

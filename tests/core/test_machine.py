@@ -12,6 +12,7 @@ from autoheal.core import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorRestarted,
+    OperatorSetReduceOnly,
     OperatorStarted,
     OperatorStopped,
     ProbeFailed,
@@ -403,3 +404,45 @@ def test_step_soft_failures_count_again_once_the_dependency_passes(rt: Runtime) 
     rt.feed(ProbeFailed("feeder", "heartbeat", "ws_stale"))
     actions = rt.feed(ProbeFailed("feeder", "heartbeat", "ws_stale"))
     assert RestartProcess("feeder", 1, 3, "ws_stale") in actions
+
+
+def test_step_reduce_only_inside_a_failsafe_unwinds_then_halts_again(rt: Runtime) -> None:
+    rt.feed(OperatorEnteredFailsafe("maintenance", "alice"))
+    actions = rt.feed(OperatorSetReduceOnly("unwind BTC", "alice"))
+    # flags keep the failsafe but allow reducing sells; STOP.TXT (which halts all) goes
+    assert actions[0] == WriteFlags(True, "REDUCE_ONLY", "unwind BTC", "alice")
+    assert RemoveStop("unwind BTC", "alice") in actions
+    with pytest.raises(IllegalCommandError, match="already"):
+        rt.feed(OperatorSetReduceOnly("again", "bob"))
+    with pytest.raises(CommandRefusedError):
+        rt.feed(OperatorRestarted("feeder", "x", "alice"))  # still a failsafe
+    actions = rt.feed(OperatorEnteredFailsafe("done unwinding", "alice"))
+    assert actions[0] == WriteFlags(True, "SIGNAL_READ_ONLY", "maintenance", "alice")
+    assert WriteStop("done unwinding", "alice") in actions
+    actions = rt.feed(OperatorClearedFailsafe("ok", "alice"))
+    assert actions[0] == WriteFlags(False, "NORMAL", "", "autoheal")
+
+
+def test_step_reduce_only_without_failsafe_outranks_degraded(rt: Runtime) -> None:
+    actions = rt.feed(OperatorSetReduceOnly("calm markets", "alice"))
+    assert actions[0] == WriteFlags(False, "REDUCE_ONLY", "calm markets", "alice")
+    assert not any(isinstance(a, RemoveStop) for a in actions)
+    rt.feed(ProbeFailed("exchange", "http", "CONN_TIMEOUT"))
+    actions = rt.feed(ProbeFailed("exchange", "http", "CONN_TIMEOUT"))
+    assert not any(isinstance(a, WriteFlags) for a in actions)  # still REDUCE_ONLY
+    rt.feed(ProbeSucceeded("exchange", "http"))
+    assert flags_for(rt.state).mode == "REDUCE_ONLY"  # recovery never loosens it
+    actions = rt.feed(OperatorClearedFailsafe("back to normal", "alice"))
+    assert actions[0] == WriteFlags(False, "NORMAL", "", "autoheal")
+
+
+def test_step_automatic_failsafe_ends_reduce_only(rt: Runtime) -> None:
+    rt.feed(OperatorSetReduceOnly("calm markets", "alice"))
+    rt.feed(ProcessExited("feeder"))
+    for _ in range(3):
+        _fail_verification(rt)
+        if rt.wake_at:
+            rt.at(rt.wake_at)
+    assert rt.state.failsafe is not None
+    assert rt.state.reduce_only is None
+    assert flags_for(rt.state).mode == "SIGNAL_READ_ONLY"

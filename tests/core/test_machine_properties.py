@@ -16,6 +16,7 @@ from autoheal.core import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorRestarted,
+    OperatorSetReduceOnly,
     OperatorStarted,
     OperatorStopped,
     ProbeFailed,
@@ -28,7 +29,7 @@ from autoheal.core import (
     step,
 )
 from autoheal.core.backoff import delay_for
-from autoheal.core.machine import dor
+from autoheal.core.machine import dor, flags_for
 from autoheal.core.state import state_from_dict, state_to_dict
 
 from .conftest import HEAL, make_policy
@@ -63,6 +64,10 @@ class StageMachineModel(RuleBasedStateMachine):
         # determinism
         assert step(before, obs, self.now, self.policy) == decision
 
+        # Only an operator's clear ever loosens the kill switch (halted or reduce-only).
+        strict = ("SIGNAL_READ_ONLY", "REDUCE_ONLY")
+        if flags_for(before).mode in strict and not isinstance(obs, OperatorClearedFailsafe):
+            assert flags_for(decision.state).mode in strict, "kill switch loosened by itself"
         operator = isinstance(obs, OperatorRestarted | OperatorClearedFailsafe)
         for name in COMPONENTS:
             if operator or self.now - self.quiet_since[name] >= HEAL.stable_reset:
@@ -131,7 +136,7 @@ class StageMachineModel(RuleBasedStateMachine):
         self.feed(DeadlineReached())
 
     @rule(
-        command=st.sampled_from(("restart", "stop", "start", "enter", "clear")),
+        command=st.sampled_from(("restart", "stop", "start", "enter", "clear", "reduce")),
         name=st.sampled_from(COMPONENTS),
     )
     def operator(self, command: str, name: str) -> None:
@@ -141,6 +146,7 @@ class StageMachineModel(RuleBasedStateMachine):
             "start": OperatorStarted(name, "test", "alice"),
             "enter": OperatorEnteredFailsafe("test", "alice"),
             "clear": OperatorClearedFailsafe("test", "alice"),
+            "reduce": OperatorSetReduceOnly("test", "alice"),
         }[command]
         self.feed(obs)
 

@@ -42,6 +42,10 @@ def _flags(mode, failsafe=False):
         (_flags("REDUCE_ONLY"), "sell", True, (True, "ok")),
         (_flags("SIGNAL_READ_ONLY"), "sell", True, (False, "failsafe_active")),
         (_flags("NORMAL", failsafe=True), "buy", False, (False, "failsafe_active")),
+        # unwinding inside a failsafe: the operator's REDUCE_ONLY lets reducing sells out
+        (_flags("REDUCE_ONLY", failsafe=True), "sell", True, (True, "ok")),
+        (_flags("REDUCE_ONLY", failsafe=True), "buy", False, (False, "reduce_only")),
+        (_flags("REDUCE_ONLY", failsafe=True), "sell", False, (False, "reduce_only")),
         (None, "sell", True, (False, "flags_invalid")),
         (_flags("NORMAL"), "hold", False, (False, "invalid_action")),
     ],

@@ -59,6 +59,7 @@ from autoheal.core.observations import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorRestarted,
+    OperatorSetReduceOnly,
     OperatorStarted,
     OperatorStopped,
     ProbeFailed,
@@ -74,6 +75,7 @@ from autoheal.core.state import (
     DependencyState,
     FailsafeState,
     ProbeState,
+    ReduceOnlyState,
     RuntimeState,
 )
 
@@ -97,6 +99,7 @@ class _Step:
         self.components: dict[str, ComponentState] = dict(state.components)
         self.dependencies: dict[str, DependencyState] = dict(state.dependencies)
         self.failsafe = state.failsafe
+        self.reduce_only = state.reduce_only
         self.now = now
         self.policy = policy
         self.actions: list[Action] = []
@@ -104,7 +107,7 @@ class _Step:
     # -- helpers
 
     def snapshot(self) -> RuntimeState:
-        return RuntimeState(self.components, self.dependencies, self.failsafe)
+        return RuntimeState(self.components, self.dependencies, self.failsafe, self.reduce_only)
 
     def dep_blocked(self, name: str) -> bool:
         spec = self.policy.components[name]
@@ -189,6 +192,8 @@ class _Step:
             self.failsafe = FailsafeState(
                 f"{name}: {S.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
             )
+            # A new failsafe halts everything, an operator's REDUCE_ONLY included.
+            self.reduce_only = None
             self.actions.append(WriteStop(self.failsafe.reason, "autoheal"))
         cs = self.move(name, cs, Stage.NOTIFY, S.MAX_RESTARTS_EXCEEDED)
         heal = self.policy.components[name].heal
@@ -435,6 +440,19 @@ class _Step:
         self.actions.append(StartProcess(obs.component, S.OPERATOR))
 
     def operator_enter_failsafe(self, obs: OperatorEnteredFailsafe) -> None:
+        if self.failsafe is not None and self.reduce_only is not None:
+            # Unwinding is over: halt everything again.
+            self.reduce_only = None
+            self.actions.append(WriteStop(obs.reason, obs.actor))
+            self.actions.append(
+                SendNotice(
+                    "failsafe",
+                    "runtime",
+                    S.OPERATOR,
+                    f"REDUCE_ONLY ended by {obs.actor}, failsafe halts all orders: {obs.reason}",
+                )
+            )
+            return
         if self.failsafe is not None:
             raise IllegalCommandError(
                 f"the failsafe is already active ({self.failsafe.reason}, "
@@ -442,6 +460,7 @@ class _Step:
                 reason="already_active",
             )
         self.failsafe = FailsafeState(obs.reason, obs.actor)
+        self.reduce_only = None
         self.actions.append(WriteStop(obs.reason, obs.actor))
         self.actions.append(
             SendNotice(
@@ -449,11 +468,43 @@ class _Step:
             )
         )
 
+    def operator_set_reduce_only(self, obs: OperatorSetReduceOnly) -> None:
+        if self.reduce_only is not None:
+            raise IllegalCommandError(
+                f"REDUCE_ONLY is already set ({self.reduce_only.reason}, "
+                f"by {self.reduce_only.set_by})",
+                reason="already_reduce_only",
+            )
+        self.reduce_only = ReduceOnlyState(obs.reason, obs.actor)
+        if self.failsafe is not None:
+            # STOP.TXT halts every order, reducing sells too: unwinding needs it gone,
+            # while global_flags.json keeps failsafe_active with mode REDUCE_ONLY.
+            self.actions.append(RemoveStop(obs.reason, obs.actor))
+        self.actions.append(
+            SendNotice(
+                "operator",
+                "runtime",
+                S.OPERATOR,
+                f"REDUCE_ONLY set by {obs.actor}: only position-reducing sells; {obs.reason}",
+            )
+        )
+
     def operator_clear_failsafe(self, obs: OperatorClearedFailsafe) -> None:
-        if self.failsafe is None:
+        if self.failsafe is None and self.reduce_only is None:
             raise IllegalCommandError(
                 "the failsafe is not active; nothing to clear", reason="not_active"
             )
+        self.reduce_only = None
+        if self.failsafe is None:
+            self.actions.append(
+                SendNotice(
+                    "operator",
+                    "runtime",
+                    S.OPERATOR,
+                    f"REDUCE_ONLY cleared by {obs.actor}: {obs.reason}",
+                )
+            )
+            return
         self.failsafe = None
         self.actions.append(RemoveStop(obs.reason, obs.actor))
         self.actions.append(
@@ -515,6 +566,8 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
             st.operator_start(obs)
         case OperatorEnteredFailsafe():
             st.operator_enter_failsafe(obs)
+        case OperatorSetReduceOnly():
+            st.operator_set_reduce_only(obs)
         case OperatorClearedFailsafe():
             st.operator_clear_failsafe(obs)
     st.advance()

@@ -70,6 +70,14 @@ class OperatorClearedFailsafe:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorSetReduceOnly:
+    """Only position-reducing sells from now on (until a failsafe clear or enter)."""
+
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorRestarted:
     component: str
     reason: str
@@ -98,6 +106,7 @@ Observation = (
     | DeadlineReached
     | OperatorEnteredFailsafe
     | OperatorClearedFailsafe
+    | OperatorSetReduceOnly
     | OperatorRestarted
     | OperatorStopped
     | OperatorStarted

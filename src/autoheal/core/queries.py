@@ -45,7 +45,18 @@ def dor(state: RuntimeState, policy: Policy) -> bool:
 
 
 def flags_for(state: RuntimeState) -> FlagsView:
-    """What ``global_flags.json`` must say for this state."""
+    """What ``global_flags.json`` must say for this state.
+
+    An operator's REDUCE_ONLY outranks DEGRADED and, during a failsafe, replaces its
+    SIGNAL_READ_ONLY (that is what it is for: unwinding while the failsafe holds).
+    """
+    if state.reduce_only is not None:
+        return FlagsView(
+            state.failsafe is not None,
+            "REDUCE_ONLY",
+            state.reduce_only.reason,
+            state.reduce_only.set_by,
+        )
     if state.failsafe is not None:
         return FlagsView(True, "SIGNAL_READ_ONLY", state.failsafe.reason, state.failsafe.set_by)
     failing = sorted(name for name, d in state.dependencies.items() if d.failing)

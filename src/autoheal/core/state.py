@@ -55,10 +55,19 @@ class FailsafeState:
 
 
 @dataclass(frozen=True, slots=True)
+class ReduceOnlyState:
+    """An operator's REDUCE_ONLY: only position-reducing sells (e.g. to unwind in a failsafe)."""
+
+    reason: str
+    set_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeState:
     components: Mapping[str, ComponentState]
     dependencies: Mapping[str, DependencyState]
     failsafe: FailsafeState | None = None
+    reduce_only: ReduceOnlyState | None = None
 
 
 def initial_state(policy: Policy) -> RuntimeState:
@@ -110,6 +119,9 @@ def state_to_dict(state: RuntimeState) -> dict[str, Any]:
             "set_by": state.failsafe.set_by,
             "component": state.failsafe.component,
         },
+        "reduce_only": None
+        if state.reduce_only is None
+        else {"reason": state.reduce_only.reason, "set_by": state.reduce_only.set_by},
         "components": {
             name: {
                 "stage": cs.stage.value,
@@ -226,4 +238,12 @@ def state_from_dict(doc: Mapping[str, Any], policy: Policy) -> RuntimeState:
         )
     elif any(c.stage in (Stage.FAILSAFE, Stage.NOTIFY) for c in components.values()):
         failsafe = FailsafeState("restored", "autoheal")
-    return RuntimeState(components, dependencies, failsafe)
+    reduce_only = None
+    raw_ro = doc.get("reduce_only")
+    if isinstance(raw_ro, dict):
+        ro_reason, ro_by = raw_ro.get("reason"), raw_ro.get("set_by")
+        reduce_only = ReduceOnlyState(
+            ro_reason if isinstance(ro_reason, str) else "restored",
+            ro_by if isinstance(ro_by, str) else "operator",
+        )
+    return RuntimeState(components, dependencies, failsafe, reduce_only)

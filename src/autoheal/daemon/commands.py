@@ -22,6 +22,7 @@ from autoheal.core import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorRestarted,
+    OperatorSetReduceOnly,
     OperatorStarted,
     OperatorStopped,
 )
@@ -60,6 +61,8 @@ def observation_for(command: Command) -> Observation | None:
             return OperatorEnteredFailsafe(reason, actor)
         case "failsafe_clear":
             return OperatorClearedFailsafe(reason, actor)
+        case "failsafe_reduce_only":
+            return OperatorSetReduceOnly(reason, actor)
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from autoheal.core import OperatorClearedFailsafe, OperatorEnteredFailsafe
+from autoheal.core import OperatorClearedFailsafe, OperatorEnteredFailsafe, OperatorSetReduceOnly
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags, stop_file_present
 from autoheal.store.journal import JOURNAL_FILENAME
@@ -52,7 +52,8 @@ class KillSwitchWatcher:
             d.journal_event("operator_kill_switch", reason="stop_file_created", actor="operator")
             d.apply(OperatorEnteredFailsafe("STOP.TXT present (created by hand)", "operator"))
             return
-        if active and not stop and not startup:
+        # Under REDUCE_ONLY the daemon itself removed STOP.TXT (it would halt the unwinding).
+        if active and not stop and not startup and d.state.reduce_only is None:
             log.warning("operator_stop_file_removed path=%s", d.stop_file)
             d.journal_event("operator_kill_switch", reason="stop_file_removed", actor="operator")
             d.apply(OperatorClearedFailsafe("STOP.TXT removed by hand", "operator"))
@@ -67,6 +68,8 @@ class KillSwitchWatcher:
                     flags.set_by or "operator",
                 )
             )
+            return
+        if flags != self._written and self._reduce_only_by_hand(flags, active=active):
             return
         if active and not flags.failsafe_active and flags != self._written:
             log.warning("operator_flags_cleared_failsafe")
@@ -85,6 +88,35 @@ class KillSwitchWatcher:
                     flags.set_by or "operator",
                 )
             )
+
+    def _reduce_only_by_hand(self, flags: Flags, *, active: bool) -> bool:
+        """An operator wrote mode REDUCE_ONLY, or wrote it away; True when it acted."""
+        d = self.daemon
+        if flags.mode == "REDUCE_ONLY" and d.state.reduce_only is None:
+            log.warning("operator_flags_reduce_only")
+            d.journal_event("operator_kill_switch", reason="flags_reduce_only", actor="operator")
+            if active and not flags.failsafe_active:
+                d.apply(
+                    OperatorClearedFailsafe("failsafe_active=false written by hand", "operator")
+                )
+            d.apply(
+                OperatorSetReduceOnly(
+                    flags.reason or "mode REDUCE_ONLY written to global_flags.json",
+                    flags.set_by or "operator",
+                )
+            )
+            return True
+        if d.state.reduce_only is not None and flags.mode != "REDUCE_ONLY":
+            log.warning("operator_flags_left_reduce_only mode=%s", flags.mode)
+            d.journal_event(
+                "operator_kill_switch", reason="flags_left_reduce_only", actor="operator"
+            )
+            if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
+                d.apply(OperatorEnteredFailsafe("mode written back to a full halt", "operator"))
+            else:
+                d.apply(OperatorClearedFailsafe(f"mode {flags.mode} written by hand", "operator"))
+            return True
+        return False
 
     def _alert(self, detail: str) -> None:
         if self._alerted == detail:

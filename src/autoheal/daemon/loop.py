@@ -462,7 +462,7 @@ class Daemon:
         """Make the files say what the (resumed) state says; a latched failsafe is re-asserted."""
         view = flags_for(self.state)
         self.execute(WriteFlags(view.failsafe_active, view.mode, view.reason, view.set_by), None)
-        if self.state.failsafe is not None:
+        if self.state.failsafe is not None and self.state.reduce_only is None:
             self.execute(WriteStop(self.state.failsafe.reason, self.state.failsafe.set_by), None)
 
     def _make_notifier(self, *, webhooks: bool) -> Any:

@@ -8,8 +8,8 @@ state                               buys                    sells
 ==================================  ======================  ===============================
 ``STOP.TXT`` present                no ``stop_file_present``  no ``stop_file_present``
 ``global_flags.json`` unreadable    no ``flags_invalid``      no ``flags_invalid``
+``REDUCE_ONLY`` (even in failsafe)  no ``reduce_only``        only with ``reduces_position``
 failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_active``
-``REDUCE_ONLY``                     no ``reduce_only``        only with ``reduces_position``
 ``DEGRADED``                        no ``degraded``           yes
 breaker open (symbol or global)     no ``outage_circuit_...`` yes
 ``NORMAL``                          yes ``ok``                yes ``ok``
@@ -89,10 +89,12 @@ def decide(
     flags = status.flags
     if flags is None:
         return False, "flags_invalid"
+    if flags.mode == "REDUCE_ONLY":
+        # An operator's explicit choice, also inside a failsafe (DESIGN.md §7: to unwind);
+        # STOP.TXT above still halts everything.
+        return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
         return False, "failsafe_active"
-    if flags.mode == "REDUCE_ONLY":
-        return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if act == "sell":
         return True, "ok"
     if flags.mode == "DEGRADED":

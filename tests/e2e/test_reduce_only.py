@@ -1,0 +1,71 @@
+"""REDUCE_ONLY with a real daemon, the real CLI and a real guard: unwinding inside a
+failsafe, and an operator's hand-written REDUCE_ONLY that no recovery loosens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from autoheal.guard import TradingGate
+from tests.e2e.harness_simple import Runtime, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+def _mode(rt: Runtime) -> str | None:
+    flags = rt.flags()
+    return None if flags is None else flags.get("mode")
+
+
+def test_reduce_only_unwinds_inside_a_failsafe_then_halts_again(tmp_path: Path) -> None:
+    with Runtime(tmp_path) as rt:
+        rt.start_daemon()
+        assert rt.cli("failsafe", "enter", "--reason", "exchange trouble").returncode == 0
+        assert rt.stop_file.exists()
+        gate = TradingGate(rt.runtime_dir, rt.stop_file)
+        assert gate.allowed("sell", reduces_position=True) == (False, "stop_file_present")
+
+        done = rt.cli("failsafe", "reduce-only", "--reason", "unwind BTC")
+        assert done.returncode == 0, done.stderr
+        flags = rt.flags()
+        assert (flags["failsafe_active"], flags["mode"]) == (True, "REDUCE_ONLY")
+        assert not rt.stop_file.exists()
+        wait_for(lambda: gate.allowed("sell", reduces_position=True)[0], 2, "sells allowed")
+        assert gate.allowed("buy") == (False, "reduce_only")
+        assert gate.allowed("sell") == (False, "reduce_only")  # not reducing a position
+        # the missing STOP.TXT is the daemon's own doing: the failsafe holds
+        seq = rt.health()["ts"]
+        wait_for(lambda: rt.health()["ts"] > seq + 0.3, 5, "two more health writes")
+        assert rt.health()["failsafe"] is True
+        refused = rt.cli("restart", "feeder")
+        assert refused.returncode == 3
+
+        assert rt.cli("failsafe", "enter", "--reason", "done unwinding").returncode == 0
+        assert rt.stop_file.exists()
+        assert _mode(rt) == "SIGNAL_READ_ONLY"
+        assert rt.cli("failsafe", "clear", "--reason", "all good").returncode == 0
+        assert _mode(rt) == "NORMAL"
+        assert not rt.stop_file.exists()
+
+
+def test_hand_written_reduce_only_survives_restart_and_is_left_by_hand(tmp_path: Path) -> None:
+    with Runtime(tmp_path) as rt:
+        rt.start_daemon()
+        (rt.runtime_dir / "global_flags.json").write_bytes(
+            orjson.dumps({"mode": "REDUCE_ONLY", "reason": "calm markets", "set_by": "alice"})
+        )
+        wait_for(lambda: rt.health()["mode"] == "REDUCE_ONLY", 3, "REDUCE_ONLY adopted")
+        assert rt.health()["failsafe"] is False
+        assert rt.flags()["set_by"] == "alice"
+        # a daemon restart keeps it (it is in autoheal_state.json)
+        assert rt.stop_daemon() == 0
+        rt.start_daemon()
+        wait_for(lambda: (rt.health() or {}).get("daemon", {}).get("ready"), 20, "ready")
+        assert rt.health()["mode"] == "REDUCE_ONLY"
+        assert _mode(rt) == "REDUCE_ONLY"
+        # writing it away by hand goes back to NORMAL, journaled
+        (rt.runtime_dir / "global_flags.json").write_bytes(b'{"mode": "NORMAL"}')
+        wait_for(lambda: rt.health()["mode"] == "NORMAL", 3, "back to NORMAL")
+        assert "operator_kill_switch" in rt.kinds()
