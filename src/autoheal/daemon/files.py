@@ -68,6 +68,36 @@ def write_health(runtime_dir: Path, doc: dict[str, Any]) -> bool:
     return True
 
 
+def remove_stale_temp_files(directory: Path, *, now_wall: float, older_than_s: float = 60.0) -> int:
+    """Remove temp files that writers killed mid-write left behind (``.<name>.<rand>.tmp``).
+
+    Only hidden ``*.tmp`` files directly in ``directory``, and only when older than
+    ``older_than_s``: a live writer's temp file is younger than a second.
+
+    Returns:
+        How many were removed.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now_wall - entry.stat(follow_symlinks=False).st_mtime < older_than_s:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed += 1
+        log.info("stale_temp_file_removed path=%s", entry.path)
+    return removed
+
+
 def write_daemon_heartbeat(
     runtime_dir: Path, *, seq: int, loop_lag: float, now_wall: float
 ) -> None:

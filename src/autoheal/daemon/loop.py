@@ -348,6 +348,8 @@ class Daemon:
         self.journal = journal
         self.effects.journal = journal
         self.effects.notifier = self._make_notifier(webhooks=webhooks)
+        for folder in {self.runtime_dir, self.stop_file.parent, self.runtime_dir / "runtime"}:
+            files.remove_stale_temp_files(folder, now_wall=self.wall())
         restored = files.load_state(self.runtime_dir, self.policy, to_wall=self.to_wall())
         if restored is not None:
             self.state = restored
