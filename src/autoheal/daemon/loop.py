@@ -60,6 +60,9 @@ from autoheal.store.journal import Journal
 
 log = logging.getLogger("autoheal")
 
+#: Heartbeats between checks of the services' log sizes (rotation also happens at each start).
+LOG_ROTATE_EVERY = 10
+
 
 class Daemon:
     """Runs one runtime directory. Construct, then ``await daemon.run()``.
@@ -304,6 +307,9 @@ class Daemon:
                 log.info("config_changed path=%s", self.config.path)
                 assert self._tg is not None
                 self._tg.start_soon(self._reload)
+            if seq % LOG_ROTATE_EVERY == 0:
+                assert self._tg is not None
+                self._tg.start_soon(self.services.rotate_logs)
             if not self.ready and self._all_probed():
                 self.ready = True
                 notifier.ready(self.summary())

@@ -152,6 +152,17 @@ class Services:
         log.warning("process_exited component=%s pid=%d code=%s", name, identity.pid, code)
         await self._observe(ProcessExited(name, "process_exited", code))
 
+    async def rotate_logs(self) -> None:
+        """Rotate every running service's log that grew past its size (copy, then truncate)."""
+        for name, spec in list(self.specs.items()):
+            if self._proc(name).identity is None:
+                continue
+            try:
+                if await self.control.rotate_logs(spec):
+                    log.info("log_rotated component=%s path=%s", name, spec.log_file)
+            except OSError as exc:
+                log.error("log_rotate_failed component=%s error=%s", name, exc)
+
     async def stop_all(self, order: list[str]) -> None:
         for name in order:
             if self._proc(name).identity is not None:
