@@ -32,3 +32,19 @@ def test_state_from_damaged_doc_keeps_failsafe(policy: Policy) -> None:
 
 def test_state_from_garbage_is_fresh(policy: Policy) -> None:
     assert state_from_dict({"components": "nope"}, policy) == initial_state(policy)
+
+
+def test_starts_at_boot_decisions() -> None:
+    from autoheal.core.queries import starts_at_boot
+    from autoheal.core.state import ComponentState
+
+    fresh = ComponentState()
+    assert starts_at_boot(fresh, autostart=True)
+    assert not starts_at_boot(fresh, autostart=False)
+    assert not starts_at_boot(ComponentState(held=True), autostart=True)
+    assert not starts_at_boot(ComponentState(stage=Stage.FAILSAFE), autostart=True)
+    waiting = ComponentState(stage=Stage.BACKOFF, restart_at=5.0, attempts=2)
+    assert not starts_at_boot(waiting, autostart=True)
+    verifying = ComponentState(stage=Stage.BACKOFF, verify_until=5.0, attempts=1)
+    assert starts_at_boot(verifying, autostart=False)  # a restart was in progress
+    assert starts_at_boot(ComponentState(stage=Stage.RESTART, attempts=1), autostart=False)

@@ -10,7 +10,15 @@ from autoheal.core.policy import Policy
 from autoheal.core.stages import Stage
 from autoheal.core.state import ComponentState, RuntimeState
 
-__all__ = ["FlagsView", "deadlines", "dor", "flags_for", "healthy", "stable_deadline"]
+__all__ = [
+    "FlagsView",
+    "deadlines",
+    "dor",
+    "flags_for",
+    "healthy",
+    "stable_deadline",
+    "starts_at_boot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,20 @@ def flags_for(state: RuntimeState) -> FlagsView:
         detail = ",".join(f"{n}:{state.dependencies[n].reason}" for n in failing)
         return FlagsView(False, "DEGRADED", f"{S.DEPENDENCY_FAILING} {detail}", "autoheal")
     return FlagsView(False, "NORMAL", "", "autoheal")
+
+
+def starts_at_boot(cs: ComponentState, *, autostart: bool) -> bool:
+    """Whether a daemon that just started (and found no process to adopt) starts it.
+
+    Not when an operator stopped it, not in a latched failsafe, not while a backoff
+    delay runs (its restart is due at ``restart_at``), and not when the config says
+    ``autostart = false`` and nothing is in progress for it.
+    """
+    if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY):
+        return False
+    if cs.stage is Stage.BACKOFF and cs.restart_at is not None:
+        return False
+    return autostart or cs.stage is not Stage.OBSERVE
 
 
 def stable_deadline(cs: ComponentState, stable_reset: float) -> float | None:

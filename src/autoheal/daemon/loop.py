@@ -44,6 +44,7 @@ from autoheal.core.actions import (
     WriteStop,
 )
 from autoheal.core.machine import dor, flags_for
+from autoheal.core.queries import starts_at_boot
 from autoheal.core.stages import Stage
 from autoheal.core.state import RuntimeState, initial_state
 from autoheal.daemon import files, wiring
@@ -248,11 +249,8 @@ class Daemon:
             if await self.services.adopt(name):
                 self.apply(SpawnFinished(name, True))
                 continue
-            cs = self.state.components[name]
-            waiting = cs.stage is Stage.BACKOFF and cs.restart_at is not None
-            if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or waiting:
-                continue
-            if not self.config.services[name].autostart and cs.stage is Stage.OBSERVE:
+            autostart = self.config.services[name].autostart
+            if not starts_at_boot(self.state.components[name], autostart=autostart):
                 continue
             ok, reason = await self.spawn_new(name)
             self.apply(SpawnFinished(name, ok, reason))
