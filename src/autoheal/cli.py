@@ -138,6 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
+    except OSError as exc:
+        # An unusable runtime directory, a full disk, a permission: one line, no traceback.
+        print(f"autoheal: {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        from autoheal.store.journal import JournalError
+
+        if isinstance(exc, JournalError):
+            print(f"autoheal: {args.command}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
 
 
 _HANDLERS = {

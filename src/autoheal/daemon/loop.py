@@ -533,6 +533,13 @@ def run_daemon(config: Config, *, chaos: bool = False) -> int:
     except LockHeldError as exc:
         print(f"autoheal: {exc}", flush=True, file=sys.stderr)
         return 1
+    except ExceptionGroup as group:
+        # A task group failing on the disk (full, read-only) says so in one line.
+        oserrors, rest = group.split(OSError)
+        if rest is not None or oserrors is None:
+            raise
+        print(f"autoheal: run: {oserrors.exceptions[0]}", flush=True, file=sys.stderr)
+        return 1
     return 0
 
 
