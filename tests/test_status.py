@@ -229,3 +229,35 @@ def test_status_imports_no_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=10
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_status_cli_reads_a_runtime_dir_while_the_config_is_broken(tmp_path: Path) -> None:
+    import time as _time
+
+    rt = tmp_path / "shared_data"
+    rt.mkdir()
+    now = _time.time()
+    write_json_atomic(rt / "health_v2.json", health_doc(ts=now))
+    write_json_atomic(
+        rt / "auto_heal.heartbeat.json",
+        {"component": "auto_heal", "pid": 4242, "ts": now, "seq": 1},
+    )
+    broken = tmp_path / "autoheal.toml"
+    broken.write_text("environment = \n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "autoheal", "status", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refused = cli("--config", str(broken))
+    assert refused.returncode == 2
+    assert "--runtime-dir" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    done = cli("--runtime-dir", str(rt))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("DOR true")

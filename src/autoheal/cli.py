@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="DOR, failsafe and a line per component")
     _add_config(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--runtime-dir",
+        default=None,
+        help="read this runtime directory without loading the config (e.g. while it is broken)",
+    )
+    p.add_argument("--stop-file", default=None, help="with --runtime-dir (default: beside it)")
 
     for verb in ("restart", "stop", "start"):
         p = sub.add_parser(verb, help=f"{verb} a supervised service through the daemon")
@@ -204,8 +210,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.runtime_dir is not None:
+        from autoheal.status import status_command
+
+        runtime_dir = Path(args.runtime_dir)
+        stop = Path(args.stop_file) if args.stop_file else runtime_dir.parent / "STOP.TXT"
+        return status_command(runtime_dir, stop, as_json=args.json)
     cfg = _load_config(args.config)
     if cfg is None:
+        print(
+            "autoheal: the daemon keeps running its last valid config; "
+            "'autoheal status --runtime-dir DIR' reads its files without the config",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from autoheal.status import status_command
 
