@@ -114,6 +114,16 @@ def test_format_event_one_line_iso_utc() -> None:
     assert "reason=-" in format_event(Event(id=2, ts=0.0, kind="x"))
 
 
+def test_format_event_shows_the_transition_and_pid() -> None:
+    moved = Event(id=3, ts=0.0, kind="stage_transition", component="feeder", reason="x",
+                  data={"from": "BACKOFF", "to": "FAILSAFE", "attempt": 3, "max_attempts": 3})
+    assert format_event(moved).endswith("BACKOFF->FAILSAFE attempt=3/3")
+    started = Event(id=4, ts=0.0, kind="process_started", component="feeder", data={"pid": 77})
+    assert format_event(started).endswith("pid=77")
+    forged = Event(id=5, ts=0.0, kind="notice", data={"message": "a\nb"})
+    assert "\n" not in format_event(forged)
+
+
 _WRITER = """
 import sys
 from autoheal.store.journal import Journal

@@ -340,7 +340,26 @@ def format_event(event: Event) -> str:
     """
     when = datetime.fromtimestamp(event.ts, tz=UTC).isoformat(timespec="milliseconds")
     when = when.replace("+00:00", "Z")
-    return (
+    line = (
         f"{when} {_one_line(event.kind):<24} {_one_line(event.component):<12} "
         f"reason={_one_line(event.reason)} actor={_one_line(event.actor)}"
     )
+    return line + _details(event.data)
+
+
+def _details(data: Any) -> str:
+    """The few data fields an operator reads first: the transition, a PID, the message."""
+    if not isinstance(data, dict):
+        return ""
+    parts = []
+    if "from" in data and "to" in data:
+        parts.append(f"{_one_line(data['from'])}->{_one_line(data['to'])}")
+        if "attempt" in data and "max_attempts" in data:
+            parts.append(f"attempt={data['attempt']}/{data['max_attempts']}")
+    if "pid" in data:
+        parts.append(f"pid={data['pid']}")
+    if "probe" in data:
+        parts.append(f"probe={_one_line(data['probe'])}")
+    if "message" in data:
+        parts.append(f"message={_one_line(data['message'])}")
+    return (" " + " ".join(parts)) if parts else ""
