@@ -55,7 +55,7 @@ from autoheal.daemon.killswitch import KillSwitchWatcher
 from autoheal.daemon.lock import RuntimeLock
 from autoheal.daemon.probing import Probing
 from autoheal.daemon.services import Services
-from autoheal.procs import ProcessControl, ServiceSpec
+from autoheal.procs import ProcessControl, ProcessControlLike, ServiceSpec
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.journal import Journal
 
@@ -79,7 +79,7 @@ class Daemon:
         *,
         chaos: bool = False,
         one_shot: bool = False,
-        procs: ProcessControl | None = None,
+        procs: ProcessControlLike | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -376,7 +376,7 @@ class Daemon:
             self._send = send
             shutdown = anyio.CancelScope()
             with shutdown:
-                async with anyio.create_task_group() as tg:
+                async with send, receive, anyio.create_task_group() as tg:
                     self._tg = tg
                     self.services.tg = tg
                     tg.start_soon(self._signals, shutdown)
@@ -451,14 +451,13 @@ class Daemon:
         self._open(journal, webhooks=False)
         send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=100)
         self._send = send
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            for name in self.specs:
-                await self.services.adopt(name)
-            self.commands.execute(pending)
-        # process actions report back (SpawnFinished); apply what they said
-        send.close()
         async with receive:
+            async with send, anyio.create_task_group() as tg:
+                self._tg = tg
+                for name in self.specs:
+                    await self.services.adopt(name)
+                self.commands.execute(pending)
+            # process actions reported back (SpawnFinished); apply what they said
             async for obs in receive:
                 self.apply(obs)
         self.save_state()

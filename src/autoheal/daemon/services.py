@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from autoheal.core import Observation, ProcessExited
-from autoheal.procs import ProcessControl, ProcessIdentity, ServiceSpec, SpawnError
+from autoheal.procs import ProcessControlLike, ProcessIdentity, ServiceSpec, SpawnError
 
 log = logging.getLogger("autoheal")
 
@@ -44,7 +44,7 @@ class Services:
     def __init__(
         self,
         specs: Mapping[str, ServiceSpec],
-        control: ProcessControl,
+        control: ProcessControlLike,
         *,
         observe: Callable[[Observation], Awaitable[None]],
         journal_event: Callable[..., None],

@@ -19,12 +19,14 @@ from autoheal.procs.model import (
     StopOutcome,
     StopResult,
 )
+from autoheal.procs.protocol import ProcessControlLike
 
 __all__ = [
     "PIDFD_SUPPORTED",
     "PROCESS_MISSING",
     "AdoptResult",
     "ProcessControl",
+    "ProcessControlLike",
     "ProcessIdentity",
     "ProcessStatus",
     "ProcsError",
