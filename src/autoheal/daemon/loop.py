@@ -333,16 +333,15 @@ class Daemon:
             5.0, 5 * self.config.daemon.heartbeat_interval
         )
 
-    async def _signals(self, cancel: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    log.info("sighup: reloading %s", self.config.path)
-                    await self._reload()
-                    continue
-                log.info("shutdown signal=%s", signal.Signals(signum).name)
-                cancel.cancel()
-                return
+    async def _signals(self, signals: Any, cancel: anyio.CancelScope) -> None:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                log.info("sighup: reloading %s", self.config.path)
+                await self._reload()
+                continue
+            log.info("shutdown signal=%s", signal.Signals(signum).name)
+            cancel.cancel()
+            return
 
     # ------------------------------------------------------------------ main
 
@@ -375,16 +374,22 @@ class Daemon:
             send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=10_000)
             self._send = send
             shutdown = anyio.CancelScope()
-            with shutdown:
-                async with send, receive, anyio.create_task_group() as tg:
-                    self._tg = tg
-                    self.services.tg = tg
-                    tg.start_soon(self._signals, shutdown)
-                    await self._start(tg, notifier)
-                    task_status.started()
-                    await self._consume(receive)
+            # The receiver stays open until the services are stopped: a second SIGTERM
+            # during shutdown is then queued and ignored, where the default action would
+            # kill the daemon half-way and orphan the services it was stopping.
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+                try:
+                    with shutdown:
+                        async with send, receive, anyio.create_task_group() as tg:
+                            self._tg = tg
+                            self.services.tg = tg
+                            tg.start_soon(self._signals, sigs, shutdown)
+                            await self._start(tg, notifier)
+                            task_status.started()
+                            await self._consume(receive)
+                finally:
+                    await self._shutdown(notifier)
         finally:
-            await self._shutdown(notifier)
             lock.release()
             log.info("stopped")
 
