@@ -192,9 +192,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
+    injector = None
     if args.chaos:
-        from autoheal.daemon.chaos import ChaosError, establish_stop_conditions
+        from autoheal.chaos.handler import ChaosError, ChaosHandler, establish_stop_conditions
 
+        injector = ChaosHandler
         try:
             establish_stop_conditions(cfg.chaos.protected_files)
         except ChaosError as exc:
@@ -206,7 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(cfg.daemon.log_file)
     from autoheal.daemon.loop import run_daemon
 
-    return run_daemon(cfg, chaos=args.chaos)
+    return run_daemon(cfg, chaos=injector)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -280,9 +282,9 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from autoheal.daemon.lock import lock_holder
     from autoheal.store import commands as queue
     from autoheal.store.journal import Journal
+    from autoheal.store.lock import lock_holder
 
     cfg.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
     with Journal.open(cfg.paths.runtime_dir) as journal:

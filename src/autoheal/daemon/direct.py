@@ -14,10 +14,10 @@ import anyio
 
 from autoheal.config import Config
 from autoheal.daemon.commands import PendingCommand
-from autoheal.daemon.lock import LockHeldError, RuntimeLock
 from autoheal.store import commands as queue
 from autoheal.store.commands import Command
 from autoheal.store.journal import Journal
+from autoheal.store.lock import LockHeldError, RuntimeLock
 
 log = logging.getLogger("autoheal")
 

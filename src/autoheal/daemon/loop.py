@@ -51,13 +51,14 @@ from autoheal.daemon import files, wiring
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.health import build_health
+from autoheal.daemon.injector import FaultInjector, InjectorFactory
 from autoheal.daemon.killswitch import KillSwitchWatcher
-from autoheal.daemon.lock import RuntimeLock
 from autoheal.daemon.probing import Probing
 from autoheal.daemon.services import Services
 from autoheal.procs import ProcessControl, ProcessControlLike, ServiceSpec
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.journal import Journal
+from autoheal.store.lock import LockHeldError, RuntimeLock
 
 log = logging.getLogger("autoheal")
 
@@ -77,14 +78,14 @@ class Daemon:
         self,
         config: Config,
         *,
-        chaos: bool = False,
+        chaos: InjectorFactory | None = None,
         one_shot: bool = False,
         procs: ProcessControlLike | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.chaos = chaos
+        self.chaos = chaos is not None
         self.clock = clock
         self.wall = wall
         self.runtime_dir = config.paths.runtime_dir
@@ -124,12 +125,8 @@ class Daemon:
         self._tg: TaskGroup | None = None
         self._reload_lock = anyio.Lock()
         self._config_sig = self._config_signature()
-        if chaos:
-            from autoheal.daemon.chaos import ChaosHandler
-
-            self.chaos_handler: ChaosHandler | None = ChaosHandler(self)
-        else:
-            self.chaos_handler = None
+        # Handed in by the CLI (``run --chaos``); the daemon never imports autoheal.chaos.
+        self.chaos_handler: FaultInjector | None = None if chaos is None else chaos(self)
 
     # ------------------------------------------------------------------ files
 
@@ -405,7 +402,7 @@ class Daemon:
         tg.start_soon(self.killswitch.watch)
         tg.start_soon(self.commands.poll)
         if self.chaos_handler is not None:
-            self._start_chaos_guard(tg)
+            self.chaos_handler.start(tg)
         sender = getattr(self.effects.notifier, "sender", None)
         if sender is not None:
             tg.start_soon(sender.run)
@@ -424,18 +421,6 @@ class Daemon:
             self.chaos,
             self.summary(),
         )
-
-    def _start_chaos_guard(self, tg: TaskGroup) -> None:
-        from autoheal.daemon.chaos import ChaosError, establish_stop_conditions
-
-        assert self.chaos_handler is not None
-        try:
-            protected = establish_stop_conditions(self.config.chaos.protected_files)
-        except ChaosError as exc:  # checked by the CLI; changed since
-            self.chaos_handler.disabled = str(exc)
-            log.error("chaos_disabled reason=%s", exc)
-        else:
-            tg.start_soon(self.chaos_handler.guard, protected)
 
     async def _shutdown(self, notifier: Any) -> None:
         self.stopping = True
@@ -528,10 +513,8 @@ class Daemon:
                 self.write_health()
 
 
-def run_daemon(config: Config, *, chaos: bool = False) -> int:
-    """Entry for ``autoheal run``: returns the exit code."""
-    from autoheal.daemon.lock import LockHeldError
-
+def run_daemon(config: Config, *, chaos: InjectorFactory | None = None) -> int:
+    """Entry for ``autoheal run``: returns the exit code; ``chaos`` is the fault injector."""
     try:
         anyio.run(Daemon(config, chaos=chaos).run)
     except LockHeldError as exc:

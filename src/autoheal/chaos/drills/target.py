@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from autoheal.chaos.blast import ProtectedSet
 from autoheal.chaos.drills.daemon_stack import DrillUnavailableError, queue_chaos
 from autoheal.chaos.drills.model import Scenario
-from autoheal.daemon.lock import lock_holder
 from autoheal.store.atomic import read_json
+from autoheal.store.lock import lock_holder
 
 if TYPE_CHECKING:
     from autoheal.chaos.drills.context import DrillContext

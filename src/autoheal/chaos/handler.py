@@ -7,6 +7,17 @@ rollback), latency or a cut through the loopback fault proxy that sits in front
 of a dependency. The daemon owns every timer, so a fault ends when its duration
 runs out even if the CLI that asked for it died; ``chaos heal`` undoes them all.
 Every action is journaled (``chaos_action``, ``chaos_ended``).
+
+The daemon never imports this module: ``autoheal run --chaos`` hands
+:class:`ChaosHandler` in as the daemon's :class:`~autoheal.daemon.injector.FaultInjector`.
+Chaos stops for good (every fault healed, every later fault refused, exit 3 at the
+CLI) when a protected file changes (``chaos_aborted``), or when a hot reload makes
+the environment ``live`` (``chaos_disabled``).
+
+``chaos corrupt`` never touches the files the kill switch and the audit trail live
+in, whatever ``[chaos] protected_files`` says: the journal (and its ``-wal``,
+``-shm``), ``autoheal_state.json``, ``global_flags.json``, the stop file, the
+order ledger (``runtime/order_sigs.json``) and the daemon's lock.
 """
 
 from __future__ import annotations
@@ -19,9 +30,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskGroup
 
+from autoheal.config import Config
 from autoheal.core.durations import parse_duration
+from autoheal.daemon.files import STATE_FILENAME
+from autoheal.guard.idempotency import ORDER_SIGS_RELPATH
 from autoheal.store.atomic import write_bytes_atomic
+from autoheal.store.flags import FLAGS_FILENAME
+from autoheal.store.journal import JOURNAL_FILENAME
+from autoheal.store.lock import LOCK_FILENAME
 
 if TYPE_CHECKING:
     from autoheal.daemon.commands import PendingCommand
@@ -41,6 +59,27 @@ class ChaosError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def protected_runtime_files(config: Config) -> dict[Path, str]:
+    """The files ``chaos corrupt`` refuses by default, each with what it is.
+
+    A corrupted journal, state file, flags file or stop file would not be a drill of
+    the runtime but damage to the kill switch and the audit trail themselves.
+    """
+    rt = config.paths.runtime_dir
+    journal = rt / JOURNAL_FILENAME
+    found = {
+        journal: "the journal",
+        rt / STATE_FILENAME: "the daemon's state file",
+        rt / FLAGS_FILENAME: "the kill switch's flags",
+        config.paths.stop_file: "the kill switch's stop file",
+        rt / ORDER_SIGS_RELPATH: "the order ledger",
+        rt / LOCK_FILENAME: "the daemon's lock",
+    }
+    for suffix in ("-wal", "-shm", "-journal"):
+        found[journal.with_name(journal.name + suffix)] = "the journal"
+    return found
 
 
 @dataclass
@@ -80,15 +119,32 @@ class ChaosHandler:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.active: dict[tuple[str, str], _Fault] = {}
-        self.disabled: str | None = None
+        #: ``(reason token, message)`` once chaos is stopped for good; ``chaos heal`` still runs.
+        self.refusal: tuple[str, str] | None = None
+        self._tg: TaskGroup | None = None
+
+    def start(self, tg: TaskGroup) -> None:
+        """Capture the blast-radius baseline and watch it; without one, refuse every fault."""
+        self._tg = tg
+        if self.daemon.config.environment == "live":  # the CLI refused already; belt and braces
+            self.refusal = ("chaos_disabled", 'environment = "live": fault injection is refused')
+            return
+        try:
+            protected = establish_stop_conditions(self.daemon.config.chaos.protected_files)
+        except ChaosError as exc:  # checked by the CLI; changed since
+            self.refusal = ("chaos_disabled", str(exc))
+            log.error("chaos_disabled reason=%s", exc)
+        else:
+            tg.start_soon(self.guard, protected)
 
     async def guard(self, protected: Any) -> None:
         """Blast radius: a protected file changed -> heal every fault, accept no more."""
         from autoheal.chaos.blast import watch
 
         violations = await watch(protected, lambda _found: None, interval=0.5)
-        self.disabled = "; ".join(str(v) for v in violations)
-        log.error("chaos_aborted protected_changed=%s; healing every fault", self.disabled)
+        changed = "; ".join(str(v) for v in violations)
+        self.refusal = ("chaos_aborted", f"chaos stopped: a protected file changed ({changed})")
+        log.error("chaos_aborted protected_changed=%s; healing every fault", changed)
         self.daemon.journal_event(
             "chaos_aborted",
             reason="protected_changed",
@@ -96,20 +152,30 @@ class ChaosHandler:
         )
         await self.heal_all()
 
+    async def disable(self, reason: str, message: str) -> None:
+        """Stop chaos for good: refuse every later fault, heal the active ones, journal it."""
+        already = self.refusal is not None
+        self.refusal = ("chaos_disabled", message)
+        healed = await self.heal_all()
+        if already and not healed:
+            return
+        log.error("chaos_disabled reason=%s healed=%s", reason, healed)
+        self.daemon.journal_event(
+            "chaos_disabled", reason=reason, data={"message": message, "healed": healed}
+        )
+
     # -- entry from the command bridge (sync, in the loop); work happens in a task
 
     def __call__(self, pending: PendingCommand) -> None:
-        if self.disabled is not None and pending.command.type != "chaos_heal":
-            self.daemon.commands.fail_reason(
-                pending,
-                "chaos_aborted",
-                f"chaos stopped: a protected file changed ({self.disabled})",
-                refused=True,
-            )
+        if self.refusal is not None and pending.command.type != "chaos_heal":
+            reason, message = self.refusal
+            self.daemon.commands.fail_reason(pending, reason, message, refused=True)
+            return
+        if self._tg is None:
+            self.daemon.commands.fail_reason(pending, "chaos_not_ready", "chaos is not started yet")
             return
         pending.waits_for_process = True
-        assert self.daemon._tg is not None
-        self.daemon._tg.start_soon(self._run, pending)
+        self._tg.start_soon(self._run, pending)
 
     async def _run(self, pending: PendingCommand) -> None:
         command = pending.command
@@ -201,6 +267,12 @@ class ChaosHandler:
             raise ChaosError("outside_runtime_dir", f"{name} is outside {d.runtime_dir}")
         if path in d.config.chaos.protected_files:
             raise ChaosError("protected", f"{path} is protected (chaos.protected_files)")
+        builtin = protected_runtime_files(d.config)
+        # Through a symlink too: compare where both sides really lead.
+        real = {p.resolve(): what for p, what in builtin.items()}
+        what = builtin.get(path) or real.get(path.resolve())
+        if what is not None:
+            raise ChaosError("protected", f"{path} is {what}: chaos never corrupts it")
         return path
 
     async def _corrupt(self, name: str, duration_s: float) -> dict[str, Any]:
@@ -274,8 +346,8 @@ class ChaosHandler:
             old.scope.cancel()
         scope = anyio.CancelScope()
         self.active[key] = _Fault(kind, target, scope, undo)
-        assert self.daemon._tg is not None
-        self.daemon._tg.start_soon(self._expire, key, scope, duration_s)
+        if self._tg is not None:  # always set: faults are injected only after start()
+            self._tg.start_soon(self._expire, key, scope, duration_s)
 
     async def _expire(
         self, key: tuple[str, str], scope: anyio.CancelScope, duration_s: float
@@ -296,6 +368,7 @@ class ChaosHandler:
         )
 
     async def heal_all(self) -> list[str]:
+        """Undo every active fault; returns what was healed (``kind:target``)."""
         healed = []
         for key in list(self.active):
             fault = self.active.get(key)
