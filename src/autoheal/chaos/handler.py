@@ -189,7 +189,9 @@ class ChaosHandler:
         except (ChaosError, ValueError) as exc:
             reason = getattr(exc, "reason", "invalid_argument")
             log.warning("chaos_refused kind=%s target=%s reason=%s", kind, target, reason)
-            self.daemon.commands.fail_reason(pending, reason, str(exc))
+            # A protected target is a safety gate (exit 3), not a fault that failed.
+            refused = reason == "protected"
+            self.daemon.commands.fail_reason(pending, reason, str(exc), refused=refused)
             return
         self.daemon.journal_event(
             "chaos_action",
@@ -272,7 +274,7 @@ class ChaosHandler:
         real = {p.resolve(): what for p, what in builtin.items()}
         what = builtin.get(path) or real.get(path.resolve())
         if what is not None:
-            raise ChaosError("protected", f"{path} is {what}: chaos never corrupts it")
+            raise ChaosError("protected", f"{path} is {what}, protected: chaos never corrupts it")
         return path
 
     async def _corrupt(self, name: str, duration_s: float) -> dict[str, Any]:

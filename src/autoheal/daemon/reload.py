@@ -5,6 +5,11 @@ services start, removed ones stop, changed ones restart. The core's state is
 carried over through its serialised form, so attempts and deadlines of
 unchanged components survive. An invalid config changes nothing: it raises an
 alert (``alerts/config_invalid.json``) and the old config keeps running.
+
+A config that now says ``environment = "live"`` ends chaos mode first, before
+anything else changes: every active fault is healed and every later fault refused
+(``chaos_disabled``, reason ``environment_live``). Fault injection never runs
+against a live environment, whether it was live at start or became live since.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from autoheal.core import SpawnFinished
 from autoheal.core.actions import RestartProcess, StopProcess
 from autoheal.core.state import state_from_dict, state_to_dict
 from autoheal.daemon import wiring
-from autoheal.store.atomic import write_json_atomic
+from autoheal.store.alerts import clear_alert, write_alert
 
 if TYPE_CHECKING:
     from autoheal.daemon.loop import Daemon
@@ -30,20 +35,11 @@ ALERT = "config_invalid"
 def _alert(daemon: Daemon, problem: str) -> None:
     log.error("config_reload_refused problem=%s; the running config stays", problem)
     daemon.journal_event("config_reload_refused", reason=ALERT, data={"problem": problem})
-    alerts = daemon.runtime_dir / "alerts"
-    try:
-        alerts.mkdir(exist_ok=True)
-        write_json_atomic(
-            alerts / f"{ALERT}.json",
-            {
-                "alert": ALERT,
-                "file": str(daemon.config.path),
-                "problem": problem,
-                "ts": daemon.wall(),
-            },
-        )
-    except OSError as exc:
-        log.error("alert_write_failed error=%s", exc)
+    error = write_alert(
+        daemon.runtime_dir, ALERT, ts=daemon.wall(), file=str(daemon.config.path), problem=problem
+    )
+    if error is not None:
+        log.error("alert_write_failed alert=%s error=%s", ALERT, error)
 
 
 async def reload_config(daemon: Daemon) -> bool:
@@ -64,7 +60,12 @@ async def reload_config(daemon: Daemon) -> bool:
     except ValueError as exc:
         _alert(daemon, str(exc))
         return False
-    (daemon.runtime_dir / "alerts" / f"{ALERT}.json").unlink(missing_ok=True)
+    if new.environment == "live" and daemon.chaos_handler is not None:
+        await daemon.chaos_handler.disable(
+            "environment_live",
+            f'environment = "live" since a config reload ({new.path}): chaos is refused',
+        )
+    clear_alert(daemon.runtime_dir, ALERT)
     new_specs = {name: wiring.service_spec(new, svc) for name, svc in new.services.items()}
     added = [n for n in new.services if n not in old.services]
     removed = [n for n in old.services if n not in new.services]
