@@ -37,6 +37,7 @@ from autoheal.config._model import (
     ServiceConfig,
     WebhookConfig,
 )
+from autoheal.config._values import is_loopback_host
 
 __all__ = [
     "ENVIRONMENTS",
@@ -53,6 +54,7 @@ __all__ = [
     "ProbeConfig",
     "ServiceConfig",
     "WebhookConfig",
+    "is_loopback_host",
     "load_config",
     "summary",
 ]

@@ -60,11 +60,16 @@ class PolicyConfig(Frozen, frozen=True):
 
 
 class DaemonConfig(Frozen, frozen=True):
-    """Settings of the daemon itself; ``status_listen`` is ``(host, port)`` or ``None`` (off)."""
+    """Settings of the daemon itself; ``status_listen`` is ``(host, port)`` or ``None`` (off).
+
+    ``status_listen_public`` is the operator's explicit consent to a status page on a
+    non-loopback address (it shows the runtime's state to anyone who can reach it).
+    """
 
     heartbeat_interval: float = 1.0
     stop_services_on_exit: bool = True
     status_listen: tuple[str, int] | None = None
+    status_listen_public: bool = False
     log_file: Path | None = None
     #: Group allowed to read the journal (file mode 0660); None keeps it 0600.
     journal_group: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from autoheal.config._model import (
     ENVIRONMENTS,
@@ -46,6 +47,7 @@ from autoheal.config._values import (
     as_signal,
     as_url,
     expand,
+    is_loopback_host,
 )
 
 #: The daemon's own files use this name (``auto_heal.heartbeat.json``).
@@ -153,12 +155,20 @@ def _policy(raw: RawPolicy) -> PolicyConfig:
 
 
 def _daemon(raw: RawDaemon, ctx: Context) -> DaemonConfig:
+    listen = as_listen(raw.status_listen, "daemon.status_listen")
+    if listen is not None and not is_loopback_host(listen[0]) and not raw.status_listen_public:
+        fail(
+            "daemon.status_listen",
+            f"{listen[0]!r} is not a loopback address: the status page would be reachable "
+            "from other machines; set daemon.status_listen_public = true to mean it",
+        )
     return DaemonConfig(
         heartbeat_interval=as_duration(
             raw.heartbeat_interval, "daemon.heartbeat_interval", positive=True
         ),
         stop_services_on_exit=raw.stop_services_on_exit,
-        status_listen=as_listen(raw.status_listen, "daemon.status_listen"),
+        status_listen=listen,
+        status_listen_public=raw.status_listen_public,
         log_file=(
             as_path(raw.log_file, ctx.config_dir, "daemon.log_file", ctx.placeholders)
             if raw.log_file
@@ -257,16 +267,32 @@ def _webhooks(raws: list[RawWebhook], ctx: Context) -> tuple[WebhookConfig, ...]
             fail(
                 f"{key}.secret_env", "must be the name of an environment variable, not the secret"
             )
+        url = as_url(raw.url, f"{key}.url", ctx.placeholders)
+        _check_secret_transport(url, raw.secret_env, f"{key}.url")
         out.append(
             WebhookConfig(
                 name=raw.name,
-                url=as_url(raw.url, f"{key}.url", ctx.placeholders),
+                url=url,
                 format=raw.format,
                 secret_env=raw.secret_env,
                 timeout=as_duration(raw.timeout, f"{key}.timeout", positive=True),
             )
         )
     return tuple(out)
+
+
+def _check_secret_transport(url: str, secret_env: str | None, key: str) -> None:
+    """A secret travels only over https, or over plain http to this machine (loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or is_loopback_host(parts.hostname or ""):
+        return
+    if secret_env is not None or "{secret}" in url or parts.password is not None:
+        # Never echo the URL: it may hold the secret itself.
+        fail(
+            key,
+            "a webhook with a secret (secret_env, {secret} or credentials in the URL) "
+            "must use https:// unless it goes to a loopback address",
+        )
 
 
 def _check_depends_on(

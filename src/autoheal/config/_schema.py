@@ -57,6 +57,7 @@ class RawDaemon(_Raw, frozen=True):
     heartbeat_interval: Duration = "1s"
     stop_services_on_exit: bool = True
     status_listen: str = ""
+    status_listen_public: bool = False
     log_file: str = ""
     journal_group: str = ""
 

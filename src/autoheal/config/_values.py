@@ -7,6 +7,7 @@ echoes a URL or an env value in its error: those may hold credentials.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -97,3 +98,17 @@ def as_listen(text: str, key: str) -> tuple[str, int] | None:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         fail(key, f"expected 'host:port' such as '127.0.0.1:9108', got {text!r}")
     return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an IP literal or ``localhost``) can only be reached from this machine.
+
+    Any other name counts as remote: what it resolves to may change after the check.
+    """
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -11,7 +11,8 @@ A notification is first made durable, then delivered:
    restarts, loses nothing. Delivery is at-least-once (a crash between the POST and the
    ``delivered_at`` update sends that one again).
 
-Secrets come only from environment variables, are read at send time, and are never
+Secrets come only from environment variables, are read at send time, are sent only
+over ``https://`` or to a loopback address (``insecure_url`` otherwise), and are never
 stored or logged: the outbox holds the notification, not the rendered request; logs
 name the webhook, never its URL; and while :meth:`WebhookSender.run` runs, a filter on
 the ``httpx`` logger (which logs every request URL at INFO) masks secret values, since
@@ -35,6 +36,7 @@ import httpx
 import orjson
 from anyio.abc import TaskStatus
 
+from autoheal.config import is_loopback_host
 from autoheal.store.atomic import append_jsonl
 from autoheal.store.journal import Journal
 
@@ -159,8 +161,11 @@ def render_request(spec: WebhookSpec, n: Notification, env: Mapping[str, str]) -
     """Build the HTTP request for one webhook (pure).
 
     Raises:
-        WebhookError: ``secret_env_missing:<VAR>``, ``chat_id_missing`` or ``unknown_format``.
+        WebhookError: ``secret_env_missing:<VAR>``, ``chat_id_missing``, ``unknown_format``,
+            or ``insecure_url`` (a secret over plain ``http://`` to a non-loopback host;
+            config validation refuses that already, this is the last line).
     """
+    _check_transport(spec)
     secret = None
     if spec.secret_env:
         secret = env.get(spec.secret_env)
@@ -186,6 +191,14 @@ def render_request(spec: WebhookSpec, n: Notification, env: Mapping[str, str]) -
     if secret is not None and spec.format != "telegram":
         headers["authorization"] = f"Bearer {secret}"
     return Request(url, headers, body)
+
+
+def _check_transport(spec: WebhookSpec) -> None:
+    parts = urllib.parse.urlsplit(spec.url)
+    if parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
+        return
+    if spec.secret_env or "{secret}" in spec.url or parts.password is not None:
+        raise WebhookError("insecure_url")
 
 
 class _RedactSecrets(logging.Filter):
