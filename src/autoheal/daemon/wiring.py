@@ -85,6 +85,8 @@ def service_spec(config: Config, svc: ServiceConfig) -> ServiceSpec:
         pidfile=svc.pidfile,
         log_file=logs_dir(config) / f"{svc.name}.log",
         env=dict(svc.env),
+        # The daemon reads the webhooks' secrets from its environment; services must not.
+        env_remove=frozenset(w.secret_env for w in config.webhooks if w.secret_env),
         stop_signal=int(svc.stop_signal),
         stop_timeout=svc.stop_timeout,
         lock_files=tuple(svc.lock_files),

@@ -35,6 +35,8 @@ class ServiceSpec:
         argv: program and arguments, executed directly (never through a shell).
         cwd: working directory of the child.
         env: variables added on top of the daemon's own environment.
+        env_remove: names of the daemon's variables the child must not inherit (the
+            webhooks' secrets); a name also in ``env`` takes the value given there.
         stop_signal: first signal sent to the process group on stop.
         stop_timeout: seconds to wait after ``stop_signal`` before SIGKILL.
         pidfile: where the child's PID is written (plain text, PID and newline).
@@ -50,6 +52,7 @@ class ServiceSpec:
     pidfile: Path
     log_file: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    env_remove: frozenset[str] = frozenset()
     stop_signal: int = signal.SIGTERM
     stop_timeout: float = 10.0
     lock_files: tuple[Path, ...] = ()

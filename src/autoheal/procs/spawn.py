@@ -67,7 +67,10 @@ def spawn(spec: ServiceSpec) -> tuple[subprocess.Popen[bytes], ProcessIdentity]:
         log_fd = open_log(spec.log_file)
     except OSError as exc:
         raise SpawnError("log_unwritable", f"{spec.log_file}: {exc.strerror or exc}") from exc
-    env = {**os.environ, **spec.env} if spec.env else None
+    env = None  # inherit the daemon's environment as it is
+    if spec.env or spec.env_remove:
+        env = {k: v for k, v in os.environ.items() if k not in spec.env_remove}
+        env.update(spec.env)
     try:
         popen = subprocess.Popen(
             list(spec.argv),
