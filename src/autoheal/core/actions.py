@@ -66,6 +66,22 @@ class SendNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class RaiseAlert:
+    """Write ``alerts/<name>.json``: a problem that lasts until :class:`ClearAlert`."""
+
+    name: str
+    file: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearAlert:
+    name: str
+    file: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogTransition:
     """One ``stage_transition`` log line and journal event."""
 
@@ -85,5 +101,7 @@ Action = (
     | WriteStop
     | RemoveStop
     | SendNotice
+    | RaiseAlert
+    | ClearAlert
     | LogTransition
 )

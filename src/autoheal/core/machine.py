@@ -153,6 +153,12 @@ class _Step:
             else:
                 self.components[name] = replace(cs, reason=reason)
             return
+        if self.failsafe is not None and cs.stage not in (Stage.FAILSAFE, Stage.NOTIFY):
+            # Nothing restarts while the kill switch holds: park until the operator clears.
+            self.components[name] = cs
+            self.move(name, cs, Stage.BACKOFF, S.FAILSAFE_ACTIVE)
+            self.components[name] = replace(self.components[name], reason=S.FAILSAFE_ACTIVE)
+            return
         if cs.attempts >= heal.max_restarts:
             self.enter_failsafe(name, cs, reason)
             return
@@ -358,6 +364,8 @@ class _Step:
                     due = True
                     if blocked:
                         self.components[name] = replace(cs, restart_at=None)
+                    elif self.failsafe is not None:
+                        self.begin_restart(name, cs.reason or "backoff_elapsed")
                     else:
                         self.restart_now(name, cs, cs.reason or "backoff_elapsed")
                 elif cs.verify_until is not None and cs.verify_until <= self.now:
@@ -518,7 +526,8 @@ class _Step:
         for name, old in list(self.components.items()):
             cs = replace(old, attempts=0)
             self.components[name] = cs
-            if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY):
+            parked = cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE
+            if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or (parked and not cs.held):
                 self.restart_now(name, cs, S.OPERATOR)
 
 

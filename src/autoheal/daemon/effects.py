@@ -1,8 +1,9 @@
-"""The core's file, log and notice actions, carried out: flags, ``STOP.TXT``, notices,
-transition lines. Process actions are not here (they take time: see ``services``).
+"""The core's log, notice and alert actions, carried out: notices, alerts, transition
+lines. The kill-switch files are written by ``killswitch`` (each outcome goes back to
+the core); process actions are in ``services`` (they take time).
 
 Every effect is logged with stable tokens and journaled; a failed write is logged
-and never stops healing (the next step writes the flags again).
+and never stops healing.
 """
 
 from __future__ import annotations
@@ -12,58 +13,54 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autoheal.core.actions import LogTransition, RemoveStop, SendNotice, WriteFlags, WriteStop
-from autoheal.store.flags import Flags, remove_stop_file, write_flags, write_stop_file
+from autoheal.core.actions import ClearAlert, LogTransition, RaiseAlert, SendNotice
+from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.journal import Journal
 
 log = logging.getLogger("autoheal")
 
-FileAction = WriteFlags | WriteStop | RemoveStop | SendNotice | LogTransition
+FileAction = SendNotice | LogTransition | RaiseAlert | ClearAlert
 
 
 class Effects:
     """Executes :data:`FileAction` s for one runtime directory.
 
     Args:
-        runtime_dir: where ``global_flags.json`` lives.
-        stop_file: the ``STOP.TXT`` path.
-        wall: unix time, for ``since`` and notification stamps.
-        on_flags_written: told which flags we wrote (so our own write is not
-            mistaken for an operator's).
+        runtime_dir: where ``alerts/`` lives.
+        wall: unix time, for notification and alert stamps.
     """
 
-    def __init__(
-        self,
-        runtime_dir: Path,
-        stop_file: Path,
-        *,
-        wall: Callable[[], float],
-        on_flags_written: Callable[[Flags], None],
-    ) -> None:
+    def __init__(self, runtime_dir: Path, *, wall: Callable[[], float]) -> None:
         self.runtime_dir = runtime_dir
-        self.stop_file = stop_file
         self._wall = wall
-        self._on_flags_written = on_flags_written
         self.journal: Journal | None = None
         self.notifier: Any = None
 
     def execute(self, action: FileAction) -> None:
         match action:
-            case WriteFlags():
-                self._write_flags(action)
-            case WriteStop():
-                try:
-                    write_stop_file(self.stop_file, action.reason, set_by=action.set_by)
-                except OSError as exc:
-                    log.error("stop_file_write_failed error=%s", exc)
-                log.warning("stop_file_written path=%s reason=%s", self.stop_file, action.reason)
-            case RemoveStop():
-                remove_stop_file(self.stop_file)
-                log.warning(
-                    "stop_file_removed path=%s by=%s reason=%s",
-                    self.stop_file,
-                    action.set_by,
-                    action.reason,
+            case RaiseAlert():
+                log.error(
+                    "alert name=%s file=%s detail=%s", action.name, action.file, action.detail
+                )
+                self.journal_event(
+                    "alert", reason=action.name, data={"file": action.file, "detail": action.detail}
+                )
+                err = write_alert(
+                    self.runtime_dir,
+                    action.name,
+                    ts=self._wall(),
+                    file=action.file,
+                    detail=action.detail,
+                )
+                if err is not None:
+                    log.error("alert_write_failed name=%s error=%s", action.name, err)
+            case ClearAlert():
+                if clear_alert(self.runtime_dir, action.name):
+                    log.info("alert_cleared name=%s detail=%s", action.name, action.detail)
+                self.journal_event(
+                    "alert_cleared",
+                    reason=action.name,
+                    data={"file": action.file, "detail": action.detail},
                 )
             case SendNotice():
                 self.notify(action)
@@ -88,22 +85,6 @@ class Effects:
                         "max_attempts": action.max_attempts,
                     },
                 )
-
-    def _write_flags(self, action: WriteFlags) -> None:
-        flags = Flags(
-            action.failsafe_active, action.mode, action.reason, self._wall(), action.set_by
-        )
-        try:
-            write_flags(self.runtime_dir, flags)
-            self._on_flags_written(flags)
-        except OSError as exc:
-            log.error("flags_write_failed error=%s", exc)
-        log.info(
-            "flags_written failsafe_active=%s mode=%s reason=%s",
-            action.failsafe_active,
-            action.mode,
-            action.reason,
-        )
 
     def journal_event(self, kind: str, **fields: Any) -> None:
         """Record a journal event; a journal that fails is logged, never fatal."""

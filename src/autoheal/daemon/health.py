@@ -36,6 +36,7 @@ def build_health(
     to_wall: float,
     now_wall: float,
     daemon: Mapping[str, Any],
+    kill_switch: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The health document.
 
@@ -47,6 +48,7 @@ def build_health(
         to_wall: add to a monotonic deadline to get unix seconds.
         now_wall: the document's timestamp.
         daemon: facts about the daemon itself (pid, started_at, loop lag, ...).
+        kill_switch: what the daemon knows of ``STOP.TXT`` and the flags, failing writes first.
     """
     components: dict[str, Any] = {}
     failing_components: list[str] = []
@@ -98,6 +100,7 @@ def build_health(
         "mode": flags.mode,
         "failing_components": sorted(failing_deps) + sorted(failing_components),
         "daemon": dict(daemon),
+        "kill_switch": dict(kill_switch or {}),
         "components": components,
         "dependencies": dependencies,
     }

@@ -1,180 +1,254 @@
-"""Watches ``STOP.TXT`` and ``global_flags.json`` for an operator's hand.
+"""The kill switch's shell: reads ``STOP.TXT`` and ``global_flags.json``, writes them, and
+reports every outcome to :mod:`autoheal.core.switch`, which decides what it means.
 
-An operator who creates ``STOP.TXT`` enters the failsafe; one who removes it, or
-writes ``{"failsafe_active": false}``, clears it. Our own writes are told apart
-from the operator's by comparing the files with what the core's state says they
-should be. A flags file that does not parse leaves the state alone (the guard
-already fails closed on it) and raises an alert until it is valid again.
+Nothing here decides whether a missing file is an operator's removal or a failed
+write of ours: it only reads the disk, executes the writes and says how each went.
+It talks to the rest of the daemon through narrow ports (``state``, ``apply``,
+``effects``, ``journal_event``), never the daemon itself.
 """
 
 from __future__ import annotations
 
+import errno as errno_names
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from autoheal.core import OperatorClearedFailsafe, OperatorEnteredFailsafe, OperatorSetReduceOnly
-from autoheal.store.atomic import write_json_atomic
-from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags, stop_file_present
-from autoheal.store.journal import JOURNAL_FILENAME
-
-if TYPE_CHECKING:
-    from autoheal.daemon.loop import Daemon
+from autoheal.core import switch as core_switch
+from autoheal.core.actions import RemoveStop, WriteFlags, WriteStop
+from autoheal.core.observations import Observation
+from autoheal.core.state import RuntimeState
+from autoheal.core.switch import DiskView, SwitchNotice, SwitchState
+from autoheal.store.flags import (
+    FLAGS_FILENAME,
+    Flags,
+    read_flags,
+    remove_stop_file,
+    stop_file_present,
+    write_flags,
+    write_stop_file,
+)
 
 log = logging.getLogger("autoheal")
 
-ALERT_NAME = "flags_invalid"
+SwitchWrite = WriteFlags | WriteStop | RemoveStop
 
 
-class KillSwitchWatcher:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self._written: Flags | None = None
-        self._alerted: str | None = None
+def errno_name(exc: OSError) -> str:
+    """``EROFS`` for an ``OSError`` with errno 30; ``OSError`` when it has none."""
+    return errno_names.errorcode.get(exc.errno or 0, type(exc).__name__)
 
-    def expect(self, flags: Flags) -> None:
-        self._written = flags
 
-    def startup(self) -> None:
-        """A failsafe found on disk survives the daemon: re-enter it if the state lost it."""
-        self.reconcile(startup=True)
+class FileLayer:
+    """The kill-switch files on disk. Tests put a fault-injecting layer in its place."""
+
+    def __init__(self, runtime_dir: Path, stop_file: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self.stop_file = stop_file
+
+    def read(self) -> DiskView:
+        read = read_flags(self.runtime_dir)
+        invalid = "" if read.flags is not None else (read.detail or read.reason or "invalid")
+        return DiskView(stop_file_present(self.stop_file), read.named, invalid)
+
+    def write_flags(self, flags: Flags) -> None:
+        write_flags(self.runtime_dir, flags)
+
+    def write_stop(self, reason: str, set_by: str) -> None:
+        write_stop_file(self.stop_file, reason, set_by=set_by)
+
+    def remove_stop(self) -> None:
+        remove_stop_file(self.stop_file)
+
+
+class KillSwitch:
+    """Keeps the files saying what the core's state says, and hears an operator's hand.
+
+    Args:
+        files: the kill-switch files.
+        state: the core's current state.
+        apply: steps the core with an operator's act (the files' meaning).
+        execute: carries out a non-file action (notice, alert) from the switch.
+        journal_event: records an operator's act in the journal.
+        clock: monotonic seconds (retry backoff).
+        wall: unix seconds (the flags' ``since``).
+    """
+
+    def __init__(
+        self,
+        files: FileLayer,
+        *,
+        state: Callable[[], RuntimeState],
+        apply: Callable[[Observation], object],
+        execute: Callable[[SwitchNotice], None],
+        journal_event: Callable[..., None],
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
+        self.files = files
+        self._state = state
+        self._apply = apply
+        self._execute = execute
+        self._journal_event = journal_event
+        self._clock = clock
+        self._wall = wall
+        self.switch = SwitchState()
+
+    # ------------------------------------------------------------------ reading
 
     def reconcile(self, *, startup: bool = False) -> None:
-        d = self.daemon
-        active = d.state.failsafe is not None
-        stop = stop_file_present(d.stop_file)
-        read = read_flags(d.runtime_dir)
-        if read.flags is None:
-            self._alert(read.detail)
-        else:
-            self._clear_alert()
-        if not active and stop:
-            log.warning("operator_stop_file_created path=%s", d.stop_file)
-            d.journal_event("operator_kill_switch", reason="stop_file_created", actor="operator")
-            d.apply(OperatorEnteredFailsafe("STOP.TXT present (created by hand)", "operator"))
-            return
-        # Under REDUCE_ONLY the daemon itself removed STOP.TXT (it would halt the unwinding).
-        if active and not stop and not startup and d.state.reduce_only is None:
-            log.warning("operator_stop_file_removed path=%s", d.stop_file)
-            d.journal_event("operator_kill_switch", reason="stop_file_removed", actor="operator")
-            d.apply(OperatorClearedFailsafe("STOP.TXT removed by hand", "operator"))
-            return
-        flags = read.flags
-        if flags is None or read.missing:
-            return
-        if startup and flags.failsafe_active and not active:
-            d.apply(
-                OperatorEnteredFailsafe(
-                    flags.reason or "failsafe_active in global_flags.json",
-                    flags.set_by or "operator",
-                )
-            )
-            return
-        if flags != self._written and self._reduce_only_by_hand(flags, active=active):
-            return
-        if active and not flags.failsafe_active and flags != self._written:
-            log.warning("operator_flags_cleared_failsafe")
-            d.journal_event("operator_kill_switch", reason="flags_cleared", actor="operator")
-            d.apply(
-                OperatorClearedFailsafe(
-                    "failsafe_active=false written to global_flags.json", "operator"
-                )
-            )
-        elif not active and flags.failsafe_active and flags != self._written:
-            log.warning("operator_flags_entered_failsafe")
-            d.journal_event("operator_kill_switch", reason="flags_entered", actor="operator")
-            d.apply(
-                OperatorEnteredFailsafe(
-                    flags.reason or "failsafe_active=true written by hand",
-                    flags.set_by or "operator",
-                )
-            )
-
-    def _reduce_only_by_hand(self, flags: Flags, *, active: bool) -> bool:
-        """An operator wrote mode REDUCE_ONLY, or wrote it away; True when it acted."""
-        d = self.daemon
-        if flags.mode == "REDUCE_ONLY" and d.state.reduce_only is None:
-            log.warning("operator_flags_reduce_only")
-            d.journal_event("operator_kill_switch", reason="flags_reduce_only", actor="operator")
-            if active and not flags.failsafe_active:
-                d.apply(
-                    OperatorClearedFailsafe("failsafe_active=false written by hand", "operator")
-                )
-            d.apply(
-                OperatorSetReduceOnly(
-                    flags.reason or "mode REDUCE_ONLY written to global_flags.json",
-                    flags.set_by or "operator",
-                )
-            )
-            return True
-        if d.state.reduce_only is not None and flags.mode != "REDUCE_ONLY":
-            log.warning("operator_flags_left_reduce_only mode=%s", flags.mode)
-            d.journal_event(
-                "operator_kill_switch", reason="flags_left_reduce_only", actor="operator"
-            )
-            if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
-                d.apply(OperatorEnteredFailsafe("mode written back to a full halt", "operator"))
-            else:
-                d.apply(OperatorClearedFailsafe(f"mode {flags.mode} written by hand", "operator"))
-            return True
-        return False
-
-    def _alert(self, detail: str) -> None:
-        if self._alerted == detail:
-            return
-        self._alerted = detail
-        d = self.daemon
-        log.error(
-            "flags_invalid file=%s detail=%s; keeping the last valid state (the guard halts)",
-            d.runtime_dir / FLAGS_FILENAME,
-            detail,
+        """Read the files, act on what an operator did, then write what is due."""
+        result = core_switch.interpret(
+            self.switch, self._state(), self.files.read(), startup=startup
         )
-        d.journal_event("alert", reason=ALERT_NAME, data={"detail": detail})
-        alerts = d.runtime_dir / "alerts"
+        self.switch = result.switch
+        for action in result.actions:
+            self._execute(action)
+        for event in result.events:
+            log.warning("operator_%s", event.token)
+            self._journal_event("operator_kill_switch", reason=event.token, actor="operator")
+            self._apply(event.observation)
+        self.sync()
+
+    def sync(self) -> None:
+        """Write whatever the files lack (a failed write's retry once its backoff ran out)."""
+        for action in core_switch.due_writes(self.switch, self._state(), self._clock()):
+            self.write(action)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, action: SwitchWrite) -> bool:
+        """Carry out one kill-switch write and report how it went; True when it landed."""
+        key = core_switch.FLAGS if isinstance(action, WriteFlags) else core_switch.STOP
+        op = "remove" if isinstance(action, RemoveStop) else "write"
         try:
-            alerts.mkdir(exist_ok=True)
-            write_json_atomic(
-                alerts / f"{ALERT_NAME}.json",
-                {
-                    "alert": ALERT_NAME,
-                    "file": FLAGS_FILENAME,
-                    "detail": detail,
-                    "ts": d.wall(),
-                },
-            )
+            match action:
+                case WriteFlags():
+                    flags = Flags(
+                        action.failsafe_active,
+                        action.mode,
+                        action.reason,
+                        self._wall(),
+                        action.set_by,
+                    )
+                    self.files.write_flags(flags)
+                    self.switch, follow = core_switch.write_succeeded(
+                        self.switch, key, flags=flags.as_written()
+                    )
+                    log.info(
+                        "flags_written failsafe_active=%s mode=%s reason=%s",
+                        action.failsafe_active,
+                        action.mode,
+                        action.reason,
+                    )
+                case WriteStop():
+                    self.files.write_stop(action.reason, action.set_by)
+                    self.switch, follow = core_switch.write_succeeded(
+                        self.switch, key, present=True
+                    )
+                    log.warning(
+                        "stop_file_written path=%s reason=%s", self.files.stop_file, action.reason
+                    )
+                case RemoveStop():
+                    self.files.remove_stop()
+                    self.switch, follow = core_switch.write_succeeded(
+                        self.switch, key, present=False
+                    )
+                    log.warning(
+                        "stop_file_removed path=%s by=%s reason=%s",
+                        self.files.stop_file,
+                        action.set_by,
+                        action.reason,
+                    )
         except OSError as exc:
-            log.error("alert_write_failed error=%s", exc)
+            name = errno_name(exc)
+            detail = exc.strerror or str(exc)
+            self.switch, follow = core_switch.write_failed(
+                self.switch, key, op=op, errno=name, detail=detail, now=self._clock()
+            )
+            failure = self.switch.failures[key]
+            log.error(
+                "%s_%s_failed errno=%s detail=%s attempt=%d retry_in_s=%.1f; "
+                "the failsafe holds in memory and in every file that can be written",
+                key,
+                op,
+                name,
+                detail,
+                failure.attempts,
+                failure.retry_at - self._clock(),
+            )
+            for action_ in follow:
+                self._execute(action_)
+            return False
+        for action_ in follow:
+            self._execute(action_)
+        return True
 
-    def _clear_alert(self) -> None:
-        if self._alerted is None:
-            return
-        self._alerted = None
-        path = self.daemon.runtime_dir / "alerts" / f"{ALERT_NAME}.json"
-        path.unlink(missing_ok=True)
-        log.info("flags_valid_again")
+    # ------------------------------------------------------------------ reporting
 
-    async def watch(self) -> None:
+    def health(self, *, to_wall: float) -> dict[str, Any]:
+        """The ``kill_switch`` part of ``health_v2.json``: every failing write, plainly."""
+        labels = core_switch.FILE_LABEL
+        return {
+            "stop_file": str(self.files.stop_file),
+            "stop_file_on_disk": self.switch.stop_on_disk,
+            "flags_invalid": self.switch.flags_invalid,
+            "write_failures": {
+                key: {
+                    "file": labels[key],
+                    "op": f.op,
+                    "errno": f.errno,
+                    "detail": f.detail,
+                    "attempts": f.attempts,
+                    "since": f.since + to_wall,
+                    "next_try_at": f.retry_at + to_wall,
+                    "message": (
+                        f"{labels[key]} could not be "
+                        f"{'written' if f.op == 'write' else 'removed'}: {f.errno} {f.detail}"
+                    ),
+                }
+                for key, f in sorted(self.switch.failures.items())
+            },
+        }
+
+    # ------------------------------------------------------------------ watching
+
+    async def watch(
+        self, *, on_journal_change: Callable[[], None], journal_names: set[str]
+    ) -> None:
         """React to changes at once (inotify through watchfiles); the heartbeat also reconciles.
 
         The same watcher wakes the command queue when the journal's WAL changes (a CLI
         submitted a command), so neither needs a fast poll. ``step=100`` bounds the
         watcher's wake-ups to 10 a second: its thread takes the GIL at every step.
+        A folder that cannot be watched (the stop file's folder replaced by a plain
+        file) is logged and tried again later; the heartbeat keeps reconciling.
         """
+        import anyio
         import watchfiles
 
-        d = self.daemon
-        dirs = {d.runtime_dir, d.stop_file.parent}
-        switch = {d.stop_file.name, FLAGS_FILENAME}
-        journal = {JOURNAL_FILENAME, f"{JOURNAL_FILENAME}-wal"}
+        switch_names = {self.files.stop_file.name, FLAGS_FILENAME}
 
         def interesting(_change: object, path: str) -> bool:
             name = path.rsplit("/", 1)[-1]
-            return name in switch or name in journal
+            return name in switch_names or name in journal_names
 
-        async for changes in watchfiles.awatch(
-            *dirs, watch_filter=interesting, recursive=False, debounce=30, step=100
-        ):
-            names = {path.rsplit("/", 1)[-1] for _, path in changes}
-            if names & journal:
-                d.commands.poke()
-            if names & switch:
-                self.reconcile()
+        for attempt in range(1_000_000):
+            dirs = {
+                d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()
+            }
+            try:
+                async for changes in watchfiles.awatch(
+                    *dirs, watch_filter=interesting, recursive=False, debounce=30, step=100
+                ):
+                    names = {path.rsplit("/", 1)[-1] for _, path in changes}
+                    if names & journal_names:
+                        on_journal_change()
+                    if names & switch_names:
+                        self.reconcile()
+            except (OSError, RuntimeError) as exc:
+                log.error(
+                    "kill_switch_watch_failed error=%s; the heartbeat reconciles meanwhile", exc
+                )
+            await anyio.sleep(min(30.0, 1.0 + attempt))

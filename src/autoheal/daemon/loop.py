@@ -36,6 +36,9 @@ from autoheal.core import (
 )
 from autoheal.core.actions import (
     Action,
+    ClearAlert,
+    RaiseAlert,
+    RemoveStop,
     RestartProcess,
     SendNotice,
     StartProcess,
@@ -52,12 +55,12 @@ from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.health import build_health
 from autoheal.daemon.injector import FaultInjector, InjectorFactory
-from autoheal.daemon.killswitch import KillSwitchWatcher
+from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.probing import Probing
 from autoheal.daemon.services import Services
 from autoheal.procs import ProcessControl, ProcessControlLike, ServiceSpec
 from autoheal.store.atomic import write_json_atomic
-from autoheal.store.journal import Journal
+from autoheal.store.journal import JOURNAL_FILENAME, Journal
 from autoheal.store.lock import LockHeldError, RuntimeLock
 
 log = logging.getLogger("autoheal")
@@ -96,10 +99,16 @@ class Daemon:
         self.specs: dict[str, ServiceSpec] = {
             name: wiring.service_spec(config, svc) for name, svc in config.services.items()
         }
-        self.killswitch = KillSwitchWatcher(self)
         self.commands = CommandBridge(self)
-        self.effects = Effects(
-            self.runtime_dir, self.stop_file, wall=wall, on_flags_written=self.killswitch.expect
+        self.effects = Effects(self.runtime_dir, wall=wall)
+        self.killswitch = KillSwitch(
+            FileLayer(self.runtime_dir, self.stop_file),
+            state=lambda: self.state,
+            apply=self.apply,
+            execute=self.effects.execute,
+            journal_event=self.journal_event,
+            clock=clock,
+            wall=wall,
         )
         self.services = Services(
             self.specs,
@@ -153,6 +162,7 @@ class Daemon:
                 "ready": self.ready,
                 "stopped": self.stopping,
             },
+            kill_switch=self.killswitch.health(to_wall=self.to_wall()),
         )
         if self.stopping:
             # The last document a stopping daemon writes: nothing supervises the runtime any
@@ -200,7 +210,12 @@ class Daemon:
             assert self._tg is not None
             self._tg.start_soon(self._process_action, action, command)
         else:
-            self.effects.execute(action)
+            if isinstance(action, WriteFlags | WriteStop | RemoveStop):
+                self.killswitch.write(action)
+            else:
+                self.effects.execute(action)
+            if isinstance(action, WriteFlags | WriteStop | RemoveStop | RaiseAlert | ClearAlert):
+                self._health_dirty = True
 
     def journal_event(self, kind: str, **fields: Any) -> None:
         self.effects.journal_event(kind, **fields)
@@ -394,12 +409,18 @@ class Daemon:
         """Everything between taking the lock and serving: order matters here."""
         from autoheal.daemon.systemd import watchdog_loop
 
-        self.killswitch.startup()  # a failsafe on disk survives the daemon
-        self._sync_flags_at_start()
+        # A failsafe on disk survives the daemon; nothing on disk loosens the resumed state.
+        self.killswitch.reconcile(startup=True)
         await self._adopt_or_start()
         self.probing.start(tg, self.config)
         tg.start_soon(self._heartbeat, notifier)
-        tg.start_soon(self.killswitch.watch)
+        tg.start_soon(
+            functools.partial(
+                self.killswitch.watch,
+                on_journal_change=self.commands.poke,
+                journal_names={JOURNAL_FILENAME, f"{JOURNAL_FILENAME}-wal"},
+            )
+        )
         tg.start_soon(self.commands.poll)
         if self.chaos_handler is not None:
             self.chaos_handler.start(tg)
@@ -439,6 +460,7 @@ class Daemon:
     async def run_command(self, pending: PendingCommand, journal: Journal) -> None:
         """Direct mode: apply one command and wait for its process work (no daemon loop)."""
         self._open(journal, webhooks=False)
+        self.killswitch.reconcile(startup=True)
         send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=100)
         self._send = send
         async with receive:
@@ -452,13 +474,6 @@ class Daemon:
                 self.apply(obs)
         self.save_state()
         self.write_health()
-
-    def _sync_flags_at_start(self) -> None:
-        """Make the files say what the (resumed) state says; a latched failsafe is re-asserted."""
-        view = flags_for(self.state)
-        self.execute(WriteFlags(view.failsafe_active, view.mode, view.reason, view.set_by), None)
-        if self.state.failsafe is not None and self.state.reduce_only is None:
-            self.execute(WriteStop(self.state.failsafe.reason, self.state.failsafe.set_by), None)
 
     def _make_notifier(self, *, webhooks: bool) -> Any:
         from autoheal.daemon.notify import NotificationLog, Notifier, WebhookSender, WebhookSpec

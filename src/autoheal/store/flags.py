@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoheal.core.switch import FlagsDoc
 from autoheal.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
@@ -48,6 +49,10 @@ class Flags:
     since: float | None = None
     set_by: str = ""
 
+    def as_written(self) -> FlagsDoc:
+        """This document as the kill switch's interpretation sees it (every key named)."""
+        return FlagsDoc(self.failsafe_active, self.mode, self.reason, self.set_by, self.since)
+
     def to_doc(self) -> dict[str, Any]:
         return {
             "failsafe_active": self.failsafe_active,
@@ -60,12 +65,17 @@ class Flags:
 
 @dataclass(frozen=True, slots=True)
 class FlagsRead:
-    """``flags`` when the file is missing (defaults) or valid; else ``reason`` says why not."""
+    """``flags`` when the file is missing (defaults) or valid; else ``reason`` says why not.
+
+    ``named`` is the document with only the keys it actually names: what an operator's
+    partial edit says, as opposed to the defaults that fill ``flags``.
+    """
 
     flags: Flags | None
     reason: str | None = None
     detail: str = ""
     missing: bool = False
+    named: FlagsDoc = field(default_factory=FlagsDoc)
 
 
 def parse_flags(doc: dict[str, Any]) -> FlagsRead:
@@ -84,7 +94,17 @@ def parse_flags(doc: dict[str, Any]) -> FlagsRead:
         return FlagsRead(None, "flags_invalid", "reason and set_by must be strings")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
         return FlagsRead(None, "flags_invalid", "since must be a number of unix seconds")
-    return FlagsRead(Flags(failsafe, mode, reason, None if since is None else float(since), set_by))
+    named = FlagsDoc(
+        failsafe_active=doc.get("failsafe_active"),
+        mode=doc.get("mode"),
+        reason=doc.get("reason"),
+        set_by=doc.get("set_by"),
+        since=None if since is None else float(since),
+    )
+    return FlagsRead(
+        Flags(failsafe, mode, reason, None if since is None else float(since), set_by),
+        named=named,
+    )
 
 
 def read_flags(runtime_dir: Path) -> FlagsRead:
@@ -119,7 +139,11 @@ def write_stop_file(
 
 
 def remove_stop_file(stop_file: Path) -> bool:
-    """Remove ``STOP.TXT`` durably; returns whether it was there."""
+    """Remove ``STOP.TXT`` durably; returns whether it was there.
+
+    Raises:
+        OSError: it could not be removed (EROFS, ENOTDIR, EACCES): it may still halt.
+    """
     stop_file = Path(stop_file)
     try:
         os.unlink(stop_file)

@@ -1,0 +1,394 @@
+"""The kill switch's meaning: what the files on disk, and our writes to them, say.
+
+``STOP.TXT`` and ``global_flags.json`` are shared with people. An operator may
+create or remove ``STOP.TXT``, or write a partial flags document by hand; the
+daemon writes both, and any write may fail (EROFS, ENOSPC, ENOTDIR). This module
+decides what each of those facts means, from three inputs:
+
+* :class:`SwitchState`: what the daemon last *knows* of each file: what it wrote
+  successfully or saw on disk, and which of its writes are failing;
+* :class:`DiskView`: what is on disk now;
+* the core's :class:`~autoheal.core.state.RuntimeState`.
+
+The rules, each a reason the kill switch cannot be loosened by accident:
+
+* Only a ``STOP.TXT`` the daemon knew to be on disk and that then disappears is an
+  operator's removal. A ``STOP.TXT`` that is missing because our write failed is
+  written again (with a capped backoff), never read as "cleared".
+* A flags document is an operator's edit only when it differs from what the
+  daemon last wrote or saw, and it changes only the keys it names: a missing key
+  never means "clear". Only an explicit ``"failsafe_active": false``, the removal
+  of a ``STOP.TXT`` the daemon saw, or ``failsafe clear`` clears a failsafe.
+* At start nothing on disk can loosen: what the previous daemon's state and the
+  files say is merged towards the stricter side.
+* A write that fails is loud (a notice and an alert, once per episode) and is
+  retried; one that succeeds again ends the episode (notice, alert cleared).
+
+Pure: no clock, no files. The shell (``autoheal.daemon.killswitch``) reads the
+disk, executes the actions and reports each write's outcome back here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from autoheal.core.actions import (
+    ClearAlert,
+    RaiseAlert,
+    RemoveStop,
+    SendNotice,
+    WriteFlags,
+    WriteStop,
+)
+from autoheal.core.observations import (
+    Observation,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
+    OperatorSetReduceOnly,
+)
+from autoheal.core.queries import flags_for
+from autoheal.core.state import RuntimeState
+
+__all__ = [
+    "FLAGS",
+    "RETRY_BASE_S",
+    "RETRY_CAP_S",
+    "STOP",
+    "DiskView",
+    "FlagsDoc",
+    "Interpretation",
+    "SwitchEvent",
+    "SwitchNotice",
+    "SwitchState",
+    "SwitchWrite",
+    "WriteFailure",
+    "due_writes",
+    "interpret",
+    "retry_delay",
+    "write_failed",
+    "write_succeeded",
+]
+
+#: The two kill-switch files, as keys of :attr:`SwitchState.failures`.
+STOP = "stop_file"
+FLAGS = "flags"
+
+#: First retry of a failed kill-switch write after this long; doubling up to the cap.
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 30.0
+
+#: What the switch asks the shell to write, and to say.
+SwitchWrite = WriteFlags | WriteStop | RemoveStop
+SwitchNotice = RaiseAlert | ClearAlert | SendNotice
+
+FLAGS_INVALID_ALERT = "flags_invalid"
+WRITE_FAILED_ALERT = {STOP: "stop_file_write_failed", FLAGS: "flags_write_failed"}
+FILE_LABEL = {STOP: "STOP.TXT", FLAGS: "global_flags.json"}
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsDoc:
+    """``global_flags.json`` as written: None for every key the document does not name.
+
+    A missing file and ``{}`` are the same document: one that says nothing.
+    """
+
+    failsafe_active: bool | None = None
+    mode: str | None = None
+    reason: str | None = None
+    set_by: str | None = None
+    since: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.failsafe_active is not None and self.mode is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DiskView:
+    """The kill-switch files as read now.
+
+    ``flags_invalid`` is the reason a flags file that exists does not parse; then
+    ``flags`` is meaningless (the guard halts on such a file all by itself).
+    """
+
+    stop_present: bool
+    flags: FlagsDoc = field(default_factory=FlagsDoc)
+    flags_invalid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    """A kill-switch write that is failing: since when, how often, when to try again."""
+
+    op: str  # "write" | "remove"
+    errno: str  # "EROFS", "ENOSPC", "ENOTDIR", ...
+    detail: str
+    since: float
+    attempts: int
+    retry_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchState:
+    """What the daemon knows of the files. ``None``: not known yet (a daemon that just started).
+
+    ``stop_on_disk`` is True only for a ``STOP.TXT`` the daemon wrote successfully or
+    saw; ``flags_on_disk`` is the document it last wrote successfully or saw.
+    """
+
+    stop_on_disk: bool | None = None
+    flags_on_disk: FlagsDoc | None = None
+    failures: Mapping[str, WriteFailure] = field(default_factory=dict)
+    flags_invalid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchEvent:
+    """One thing an operator did to the files, with the command it amounts to."""
+
+    token: str  # stop_file_created | stop_file_removed | flags_cleared | ...
+    observation: Observation
+
+
+@dataclass(frozen=True, slots=True)
+class Interpretation:
+    switch: SwitchState
+    events: tuple[SwitchEvent, ...]
+    actions: tuple[SwitchNotice, ...]
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try after ``attempts`` failed ones (1, 2, 4, ... 30)."""
+    return float(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(0, min(attempts - 1, 16))))
+
+
+def _halted(state: RuntimeState) -> bool:
+    """Whether ``STOP.TXT`` must be on disk: a failsafe that is not unwinding."""
+    return state.failsafe is not None and state.reduce_only is None
+
+
+def _interpret_stop(
+    known: bool | None, present: bool, active: bool, ro: bool, *, startup: bool
+) -> SwitchEvent | None:
+    if present and known is not True and (not active or ro):
+        return SwitchEvent(
+            "stop_file_created",
+            OperatorEnteredFailsafe("STOP.TXT present (created by hand)", "operator"),
+        )
+    if not present and known is True and active and not ro and not startup:
+        return SwitchEvent(
+            "stop_file_removed", OperatorClearedFailsafe("STOP.TXT removed by hand", "operator")
+        )
+    return None
+
+
+def _interpret_flags(
+    doc: FlagsDoc, active: bool, ro: bool, *, startup: bool
+) -> list[SwitchEvent]:
+    """An operator's flags document: each named key that disagrees is a command."""
+    out: list[SwitchEvent] = []
+    actor = doc.set_by or "operator"
+    if doc.failsafe_active is False and active and not startup:
+        out.append(
+            SwitchEvent(
+                "flags_cleared",
+                OperatorClearedFailsafe(
+                    "failsafe_active=false written to global_flags.json", "operator"
+                ),
+            )
+        )
+        active, ro = False, False
+    elif doc.failsafe_active is True and not active:
+        out.append(
+            SwitchEvent(
+                "flags_entered",
+                OperatorEnteredFailsafe(
+                    doc.reason or "failsafe_active=true written to global_flags.json", actor
+                ),
+            )
+        )
+        active, ro = True, False
+    if doc.mode == "REDUCE_ONLY" and not ro:
+        out.append(
+            SwitchEvent(
+                "flags_reduce_only",
+                OperatorSetReduceOnly(
+                    doc.reason or "mode REDUCE_ONLY written to global_flags.json", actor
+                ),
+            )
+        )
+    elif doc.mode == "SIGNAL_READ_ONLY" and (ro or not active):
+        out.append(
+            SwitchEvent(
+                "flags_halt",
+                OperatorEnteredFailsafe(
+                    "mode SIGNAL_READ_ONLY written to global_flags.json", actor
+                ),
+            )
+        )
+    elif doc.mode in ("NORMAL", "DEGRADED") and ro and not startup:
+        if active:
+            # Leaving REDUCE_ONLY inside a failsafe halts everything again: only an
+            # explicit failsafe_active=false ends the failsafe itself.
+            out.append(
+                SwitchEvent(
+                    "flags_left_reduce_only",
+                    OperatorEnteredFailsafe(
+                        f"mode {doc.mode} written while the failsafe holds: full halt", "operator"
+                    ),
+                )
+            )
+        else:
+            out.append(
+                SwitchEvent(
+                    "flags_left_reduce_only",
+                    OperatorClearedFailsafe(f"mode {doc.mode} written by hand", "operator"),
+                )
+            )
+    return out
+
+
+def interpret(
+    switch: SwitchState, state: RuntimeState, disk: DiskView, *, startup: bool = False
+) -> Interpretation:
+    """What the operator did to the files since the daemon last knew them.
+
+    Args:
+        switch: what the daemon knows of the files.
+        state: the core's state before the operator's acts.
+        disk: what is on disk now.
+        startup: the daemon just started: nothing on disk may loosen the resumed state.
+
+    Returns:
+        The new knowledge, the operator's acts in order (each carries the command to
+        ``step``), and alert actions for a flags file that does not parse.
+    """
+    active = state.failsafe is not None
+    ro = state.reduce_only is not None
+    events: list[SwitchEvent] = []
+    actions: list[SwitchNotice] = []
+    stop_event = _interpret_stop(
+        switch.stop_on_disk, disk.stop_present, active, ro, startup=startup
+    )
+    if stop_event is not None:
+        events.append(stop_event)
+        if isinstance(stop_event.observation, OperatorEnteredFailsafe):
+            active, ro = True, False
+        else:
+            active = False
+    failures = dict(switch.failures)
+    if disk.stop_present == _halted_after(active, ro):
+        # The file already says what it must (someone else wrote or removed it).
+        failures.pop(STOP, None)
+    flags_on_disk = switch.flags_on_disk
+    invalid = disk.flags_invalid
+    if invalid:
+        if invalid != switch.flags_invalid:
+            actions.append(RaiseAlert(FLAGS_INVALID_ALERT, FILE_LABEL[FLAGS], invalid))
+    else:
+        if switch.flags_invalid:
+            actions.append(ClearAlert(FLAGS_INVALID_ALERT, FILE_LABEL[FLAGS], "valid again"))
+        if disk.flags != flags_on_disk:
+            events.extend(_interpret_flags(disk.flags, active, ro, startup=startup))
+            flags_on_disk = disk.flags
+    new = replace(
+        switch,
+        stop_on_disk=disk.stop_present,
+        flags_on_disk=flags_on_disk,
+        failures=failures,
+        flags_invalid=invalid,
+    )
+    return Interpretation(new, tuple(events), tuple(actions))
+
+
+def _halted_after(active: bool, ro: bool) -> bool:
+    return active and not ro
+
+
+def due_writes(switch: SwitchState, state: RuntimeState, now: float) -> tuple[SwitchWrite, ...]:
+    """The writes that make the files say what the state says, where they do not yet.
+
+    A file whose last write failed is tried again only when its backoff has run out.
+    """
+    out: list[SwitchWrite] = []
+
+    def due(key: str) -> bool:
+        failure = switch.failures.get(key)
+        return failure is None or failure.retry_at <= now
+
+    if _halted(state) and switch.stop_on_disk is not True and due(STOP):
+        assert state.failsafe is not None
+        out.append(WriteStop(state.failsafe.reason, state.failsafe.set_by))
+    elif not _halted(state) and switch.stop_on_disk is True and due(STOP):
+        # Only a removal of ours that failed leaves this (interpret() reads any other
+        # STOP.TXT as an operator's halt first).
+        out.append(RemoveStop("retrying the removal of STOP.TXT", "autoheal"))
+    want = flags_for(state)
+    have = switch.flags_on_disk
+    stale = (
+        have is None
+        or not have.complete
+        or (have.failsafe_active, have.mode) != (want.failsafe_active, want.mode)
+    )
+    # A failed write is retried until one lands, even if the disk looks right meanwhile.
+    if (stale or FLAGS in switch.failures) and not switch.flags_invalid and due(FLAGS):
+        out.append(WriteFlags(want.failsafe_active, want.mode, want.reason, want.set_by))
+    return tuple(out)
+
+
+def write_succeeded(
+    switch: SwitchState, key: str, *, present: bool | None = None, flags: FlagsDoc | None = None
+) -> tuple[SwitchState, tuple[SwitchNotice, ...]]:
+    """Our write of ``key`` reached the disk: ``present`` for STOP.TXT, ``flags`` for the flags."""
+    failures = dict(switch.failures)
+    old = failures.pop(key, None)
+    if key == STOP:
+        switch = replace(switch, stop_on_disk=present, failures=failures)
+    else:
+        switch = replace(switch, flags_on_disk=flags, failures=failures)
+    if old is None:
+        return switch, ()
+    label = FILE_LABEL[key]
+    return switch, (
+        ClearAlert(WRITE_FAILED_ALERT[key], label, f"written after {old.attempts} failed tries"),
+        SendNotice(
+            "write_recovered",
+            "runtime",
+            "write_recovered",
+            f"{label} written again after {old.attempts} failed tries ({old.errno})",
+        ),
+    )
+
+
+def write_failed(
+    switch: SwitchState, key: str, *, op: str, errno: str, detail: str, now: float
+) -> tuple[SwitchState, tuple[SwitchNotice, ...]]:
+    """Our write (or removal) of ``key`` failed: keep trying, loudly.
+
+    The knowledge of the file is left as it was: a STOP.TXT we failed to write is not
+    on disk, and its absence is never read as an operator's removal.
+    """
+    old = switch.failures.get(key)
+    attempts = 1 if old is None or old.op != op else old.attempts + 1
+    failure = WriteFailure(
+        op=op,
+        errno=errno,
+        detail=detail,
+        since=now if old is None else old.since,
+        attempts=attempts,
+        retry_at=now + retry_delay(attempts),
+    )
+    failures = dict(switch.failures)
+    failures[key] = failure
+    switch = replace(switch, failures=failures)
+    if old is not None and old.op == op and old.errno == errno:
+        return switch, ()
+    label = FILE_LABEL[key]
+    verb = "written" if op == "write" else "removed"
+    message = f"{label} could not be {verb}: {errno} {detail}".rstrip()
+    return switch, (
+        RaiseAlert(WRITE_FAILED_ALERT[key], label, message),
+        SendNotice("write_failed", "runtime", f"{key}_write_failed", message),
+    )

@@ -1,0 +1,325 @@
+"""The whole kill switch under Hypothesis: the real core, the real shell, real files.
+
+A daemon-sized slice without processes or an event loop: ``step`` from the core,
+``KillSwitch`` and ``Effects`` from the daemon, the store's atomic writers on a real
+directory, and a ``TradingGate`` reading whatever is on disk. The file layer injects
+faults (ENOSPC, EROFS, ENOTDIR) into the writes of ``STOP.TXT`` and
+``global_flags.json``. Rules: automatic failures, operator edits (create / remove
+``STOP.TXT``, partial flags, REDUCE_ONLY, garbage), operator commands, faults
+switched on and off, time passing, and daemon restarts (state reloaded from disk).
+
+Invariants, checked after every rule:
+
+* once a failsafe is active, only an operator's act clears it;
+* while a failsafe is active, a ``TradingGate`` reading the disk refuses every buy,
+  unless every file that carries the halt is failing to be written (and then:);
+* every failing write is visible: an alert file, the health document, a notice;
+* nothing is started or restarted while a failsafe is active.
+
+CI runs a fixed, derandomized budget (the ``ci`` Hypothesis profile). A long run::
+
+    AUTOHEAL_KILLSWITCH_EXAMPLES=5000 .venv/bin/python -m pytest \\
+        tests/integration/test_killswitch_stateful.py -p no:cacheprovider --timeout 3600
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from autoheal.core import switch as core_switch
+from autoheal.core.actions import (
+    RemoveStop,
+    RestartProcess,
+    StartProcess,
+    StopProcess,
+    WriteFlags,
+    WriteStop,
+)
+from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+from autoheal.core.machine import step
+from autoheal.core.observations import (
+    DeadlineReached,
+    Observation,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
+    OperatorSetReduceOnly,
+    ProbeSucceeded,
+    ProcessExited,
+    SpawnFinished,
+)
+from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
+from autoheal.core.state import RuntimeState, initial_state
+from autoheal.daemon import files as daemon_files
+from autoheal.daemon.effects import Effects
+from autoheal.daemon.killswitch import FileLayer, KillSwitch
+from autoheal.daemon.notify import NotificationLog, Notifier
+from autoheal.guard.gate import TradingGate
+from autoheal.store.alerts import alert_path
+from autoheal.store.flags import FLAGS_FILENAME, Flags
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = int(os.environ.get("AUTOHEAL_KILLSWITCH_EXAMPLES", "150"))
+
+HEAL = HealPolicy(
+    failures_before_restart=1,
+    restart_backoff=(1.0, 2.0),
+    verify_window=5.0,
+    max_restarts=2,
+    stable_reset=60.0,
+)
+POLICY = Policy(
+    components={"feeder": ComponentSpec("feeder", ("process",), (), True, HEAL)},
+    dependencies={},
+    failures_before_degraded=2,
+)
+ERRNOS = (errno.ENOSPC, errno.EROFS, errno.ENOTDIR)
+OPERATOR_DOCS = (
+    {"failsafe_active": False},
+    {"failsafe_active": True},
+    {"mode": "REDUCE_ONLY"},
+    {"mode": "NORMAL"},
+    {"mode": "SIGNAL_READ_ONLY"},
+    {"failsafe_active": False, "mode": "REDUCE_ONLY"},
+    {},
+    b"\x00{not json",
+)
+
+
+class FaultyFiles(FileLayer):
+    """The real files, with a fault switched on per file by the state machine."""
+
+    def __init__(self, runtime_dir: Path, stop_file: Path) -> None:
+        super().__init__(runtime_dir, stop_file)
+        self.faults: dict[str, int] = {}
+
+    def _check(self, key: str) -> None:
+        code = self.faults.get(key)
+        if code is not None:
+            raise OSError(code, os.strerror(code))
+
+    def write_flags(self, flags: Flags) -> None:
+        self._check(core_switch.FLAGS)
+        super().write_flags(flags)
+
+    def write_stop(self, reason: str, set_by: str) -> None:
+        self._check(core_switch.STOP)
+        super().write_stop(reason, set_by)
+
+    def remove_stop(self) -> None:
+        self._check(core_switch.STOP)
+        super().remove_stop()
+
+
+class Runtime:
+    """The daemon's consumer loop, synchronous: step, then carry out the actions."""
+
+    def __init__(self, files: FaultyFiles, clock: list[float], *, resume: bool) -> None:
+        self.files = files
+        self.clock = clock
+        self.started: list[tuple[str, bool]] = []  # (component, failsafe active after)
+        self.can_start = True
+        restored = (
+            daemon_files.load_state(files.runtime_dir, POLICY, to_wall=self.to_wall())
+            if resume
+            else None
+        )
+        self.state: RuntimeState = restored or initial_state(POLICY)
+        self.effects = Effects(files.runtime_dir, wall=self.wall)
+        self.effects.notifier = Notifier(NotificationLog(files.runtime_dir / "notifications.log"))
+        self.killswitch = KillSwitch(
+            files,
+            state=lambda: self.state,
+            apply=self.apply,
+            execute=self.effects.execute,
+            journal_event=lambda *a, **k: None,
+            clock=lambda: self.clock[0],
+            wall=self.wall,
+        )
+        self.killswitch.reconcile(startup=True)
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.clock[0]
+
+    def to_wall(self) -> float:
+        return 1_700_000_000.0
+
+    def apply(self, obs: Observation) -> bool:
+        try:
+            decision = step(self.state, obs, self.clock[0], POLICY)
+        except (IllegalCommandError, CommandRefusedError):
+            return False
+        self.state = decision.state
+        daemon_files.save_state(
+            self.files.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.wall()
+        )
+        for action in decision.actions:
+            if isinstance(action, WriteFlags | WriteStop | RemoveStop):
+                self.killswitch.write(action)
+            elif isinstance(action, RestartProcess | StartProcess):
+                self.started.append((action.component, self.state.failsafe is not None))
+                self.apply(SpawnFinished(action.component, self.can_start))
+                if self.can_start:
+                    self.apply(ProbeSucceeded(action.component, "process"))
+            elif isinstance(action, StopProcess):
+                pass
+            else:
+                self.effects.execute(action)
+        return True
+
+
+class KillSwitchMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.tmp = Path(tempfile.mkdtemp(prefix="autoheal-ks-", dir=base))
+        runtime_dir = self.tmp / "shared_data"
+        runtime_dir.mkdir()
+        self.files = FaultyFiles(runtime_dir, self.tmp / "STOP.TXT")
+        self.clock = [100.0]
+        self.rt = Runtime(self.files, self.clock, resume=False)
+        self.rt.apply(SpawnFinished("feeder", True))
+        self.rt.apply(ProbeSucceeded("feeder", "process"))
+        self.operator_may_clear = False
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -------------------------------------------------------------- helpers
+
+    @property
+    def active(self) -> bool:
+        return self.rt.state.failsafe is not None
+
+    def heartbeat(self) -> None:
+        self.rt.killswitch.reconcile()
+
+    # -------------------------------------------------------------- automatic
+
+    @rule(can_start=st.booleans())
+    def feeder_crashes(self, can_start: bool) -> None:
+        self.operator_may_clear = False
+        self.rt.can_start = can_start
+        self.rt.apply(ProcessExited("feeder"))
+        self.heartbeat()
+
+    @rule(dt=st.sampled_from([0.2, 1.0, 2.5, 8.0, 40.0]))
+    def time_passes(self, dt: float) -> None:
+        self.operator_may_clear = False
+        self.clock[0] += dt
+        self.rt.apply(DeadlineReached())
+        self.heartbeat()
+
+    @rule(key=st.sampled_from([core_switch.STOP, core_switch.FLAGS]), code=st.sampled_from(ERRNOS))
+    def write_fault_begins(self, key: str, code: int) -> None:
+        self.operator_may_clear = False
+        self.files.faults[key] = code
+
+    @rule(key=st.sampled_from([core_switch.STOP, core_switch.FLAGS]))
+    def write_fault_ends(self, key: str) -> None:
+        self.operator_may_clear = False
+        self.files.faults.pop(key, None)
+
+    @rule()
+    def daemon_restarts(self) -> None:
+        self.operator_may_clear = False
+        can_start = self.rt.can_start
+        self.rt = Runtime(self.files, self.clock, resume=True)
+        self.rt.can_start = can_start
+
+    # -------------------------------------------------------------- operator
+
+    @rule()
+    def operator_creates_stop_file(self) -> None:
+        self.operator_may_clear = False
+        self.files.stop_file.write_text("halt by hand\n")
+        self.heartbeat()
+
+    @precondition(lambda self: self.files.stop_file.exists())
+    @rule()
+    def operator_removes_stop_file(self) -> None:
+        self.operator_may_clear = True
+        self.files.stop_file.unlink()
+        self.heartbeat()
+
+    @rule(doc=st.sampled_from(OPERATOR_DOCS))
+    def operator_writes_flags(self, doc: dict[str, object] | bytes) -> None:
+        raw = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+        self.operator_may_clear = isinstance(doc, dict) and doc.get("failsafe_active") is False
+        (self.files.runtime_dir / FLAGS_FILENAME).write_bytes(raw)
+        self.heartbeat()
+
+    @rule(command=st.sampled_from(["enter", "clear", "reduce-only"]))
+    def operator_command(self, command: str) -> None:
+        self.operator_may_clear = command == "clear"
+        match command:
+            case "enter":
+                self.rt.apply(OperatorEnteredFailsafe("drill", "cli"))
+            case "clear":
+                self.rt.apply(OperatorClearedFailsafe("drill", "cli"))
+            case _:
+                self.rt.apply(OperatorSetReduceOnly("unwind", "cli"))
+        self.heartbeat()
+
+    # -------------------------------------------------------------- invariants
+
+    @invariant()
+    def only_an_operator_clears(self) -> None:
+        was = getattr(self, "_was_active", False)
+        if was and not self.active:
+            assert self.operator_may_clear, "the failsafe was cleared without an operator's act"
+        self._was_active = self.active
+
+    @invariant()
+    def the_gate_refuses_buys_while_the_failsafe_holds(self) -> None:
+        if not self.active:
+            return
+        failing = self.rt.killswitch.switch.failures
+        flags_failing = core_switch.FLAGS in failing
+        stop_failing = core_switch.STOP in failing or self.rt.state.reduce_only is not None
+        if flags_failing and stop_failing:
+            return  # nothing can carry the halt: the next invariant demands it is loud
+        gate = TradingGate(self.files.runtime_dir, self.files.stop_file, watch_breaker=False)
+        allowed, reason = gate.allowed("buy", symbol="BTCUSDT")
+        assert not allowed, f"a buy passed the gate during a failsafe ({reason})"
+        sell, _ = gate.allowed("sell", symbol="BTCUSDT", reduces_position=False)
+        assert not sell
+
+    @invariant()
+    def every_failing_write_is_visible(self) -> None:
+        health = self.rt.killswitch.health(to_wall=0.0)
+        for key, failure in self.rt.killswitch.switch.failures.items():
+            assert alert_path(self.files.runtime_dir, core_switch.WRITE_FAILED_ALERT[key]).exists()
+            assert health["write_failures"][key]["errno"] == failure.errno
+        log = self.files.runtime_dir / "notifications.log"
+        if self.rt.killswitch.switch.failures:
+            assert log.exists() and b"could not be" in log.read_bytes()
+
+    @invariant()
+    def nothing_starts_during_a_failsafe(self) -> None:
+        assert not any(active for _, active in self.rt.started)
+
+    @invariant()
+    def the_state_file_keeps_the_failsafe(self) -> None:
+        if self.active:
+            doc = orjson.loads((self.files.runtime_dir / "autoheal_state.json").read_bytes())
+            assert doc["failsafe"] is not None
+
+
+KillSwitchMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_kill_switch = KillSwitchMachine.TestCase
