@@ -205,6 +205,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_REFUSED
+    import os
+
+    # What systemd's UMask=0027 does, for a daemon started by hand: nothing the daemon or
+    # its services create is open to "other" (a stricter umask is kept as it is).
+    os.umask(os.umask(0o027) | 0o027)
     _setup_logging(cfg.daemon.log_file)
     from autoheal.daemon.loop import run_daemon
 

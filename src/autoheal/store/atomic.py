@@ -6,6 +6,11 @@ serialise first, write a temp file in the *same* directory, flush + fsync it,
 is durable. A failure at any point (full disk, permissions) removes the temp
 file and re-raises ``OSError``; the old document is left untouched.
 
+Files are owner/group-only by default (:data:`FILE_MODE`, ``0640``): the trading
+processes run as the daemon's user or in its group, and nobody else has any
+business reading the runtime's state. The mode is set explicitly, so a lax umask
+cannot widen it.
+
 Readers never raise on bad content: they return a :class:`ReadResult` whose
 ``reason`` is a stable token (``missing``, ``unreadable``, ``too_large``,
 ``invalid``, ``not_object``) so callers turn it into a failed check or a default.
@@ -23,6 +28,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "FILE_MODE",
     "MAX_DOCUMENT_BYTES",
     "ReadResult",
     "append_jsonl",
@@ -35,6 +41,9 @@ __all__ = [
 #: Documents larger than this are refused on read (a runaway writer must not eat our memory).
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
+#: Permission bits of every file written here unless the caller says otherwise.
+FILE_MODE = 0o640
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink in ``directory`` durable."""
@@ -45,7 +54,9 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+def write_bytes_atomic(
+    path: Path, data: bytes, *, durable: bool = True, mode: int = FILE_MODE
+) -> None:
     """Replace ``path`` with ``data`` atomically.
 
     Args:
@@ -76,7 +87,9 @@ def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True, mode: i
         fsync_dir(directory)
 
 
-def write_json_atomic(path: Path, doc: Any, *, durable: bool = True, mode: int = 0o644) -> None:
+def write_json_atomic(
+    path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE
+) -> None:
     """Serialise ``doc`` with orjson (sorted keys, trailing newline) and write it atomically.
 
     Serialisation happens before any file is touched, so a document that cannot be
@@ -127,14 +140,14 @@ def read_json(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
     return ReadResult(doc)
 
 
-def append_jsonl(path: Path, doc: Any, *, durable: bool = True) -> None:
+def append_jsonl(path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE) -> None:
     """Append one JSON object as a line, in a single ``write`` on an O_APPEND descriptor.
 
     One ``write`` of a line on ``O_APPEND`` keeps concurrent appenders from interleaving
     inside a line; fsync makes the line survive a crash.
     """
     line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)  # umask may narrow it
     try:
         os.write(fd, line)
         if durable:
