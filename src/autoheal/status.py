@@ -20,12 +20,13 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
+from autoheal.store.alerts import read_alerts
 from autoheal.store.atomic import ReadResult, read_json
 from autoheal.store.flags import FlagsRead, read_flags, stop_file_present
 
@@ -64,6 +65,7 @@ class StatusSnapshot:
     stop_present: bool
     stop_line: str
     stale_after_s: float
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def daemon_stale(self) -> bool:
@@ -117,6 +119,7 @@ def read_status(
         stop_present=present,
         stop_line=_read_stop_line(Path(stop_file)) if present else "",
         stale_after_s=stale_after_s(heartbeat_interval_s),
+        alerts=read_alerts(runtime_dir),
     )
 
 
@@ -217,6 +220,26 @@ def _rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _alert_lines(snap: StatusSnapshot) -> list[str]:
+    """Failing kill-switch writes first (from the daemon's health), then every alert file."""
+    lines: list[str] = []
+    shown: set[str] = set()
+    switch = _mapping(_mapping(snap.health.doc).get("kill_switch"))
+    for key, raw in sorted(_mapping(switch.get("write_failures")).items()):
+        failure = _mapping(raw)
+        lines.append(
+            f"ALERT {_clean(failure.get('message'))} "
+            f"(attempt {_clean(failure.get('attempts'))}, retrying; the failsafe holds)"
+        )
+        shown.add(f"{key}_write_failed")
+    for name, alert in sorted(snap.alerts.items()):
+        if name in shown:
+            continue
+        detail = alert.get("detail") or alert.get("problem") or alert.get("unreadable") or ""
+        lines.append(f"ALERT {_clean(name)}: {_clean(detail)}")
+    return lines
+
+
 def render_text(snap: StatusSnapshot) -> str:
     """The human view: headline, daemon, STOP.TXT, then one aligned line per component."""
     lines = [_headline(snap), _daemon_line(snap)]
@@ -229,6 +252,7 @@ def render_text(snap: StatusSnapshot) -> str:
         lines.append(f"STOP.TXT present: {_clean(snap.stop_line)}  (new orders halted)")
     else:
         lines.append("STOP.TXT absent")
+    lines.extend(_alert_lines(snap))
     if snap.health.doc is not None:
         rows = _rows(snap.health.doc)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -260,6 +284,7 @@ def render_json(snap: StatusSnapshot) -> dict[str, Any]:
         stop_file_line=snap.stop_line or None,
         flags=flags.to_doc() if flags is not None else None,
         flags_error=None if flags is not None else f"{snap.flags.reason}: {snap.flags.detail}",
+        alerts=snap.alerts,
         exit_code=exit_code(snap),
     )
     return doc

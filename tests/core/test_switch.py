@@ -12,8 +12,14 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoheal.core.actions import ClearAlert, RaiseAlert, RemoveStop, SendNotice
-from autoheal.core.actions import WriteFlags, WriteStop
+from autoheal.core.actions import (
+    ClearAlert,
+    RaiseAlert,
+    RemoveStop,
+    SendNotice,
+    WriteFlags,
+    WriteStop,
+)
 from autoheal.core.observations import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,

@@ -19,7 +19,7 @@ from autoheal.core import switch as core_switch
 from autoheal.core.actions import RemoveStop, WriteFlags, WriteStop
 from autoheal.core.observations import Observation
 from autoheal.core.state import RuntimeState
-from autoheal.core.switch import DiskView, SwitchNotice, SwitchState
+from autoheal.core.switch import DiskView, FlagsDoc, SwitchNotice, SwitchState
 from autoheal.store.flags import (
     FLAGS_FILENAME,
     Flags,
@@ -40,6 +40,11 @@ def errno_name(exc: OSError) -> str:
     return errno_names.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
+def as_written(flags: Flags) -> FlagsDoc:
+    """A document we wrote, as the kill switch's interpretation sees it (every key named)."""
+    return FlagsDoc(flags.failsafe_active, flags.mode, flags.reason, flags.set_by, flags.since)
+
+
 class FileLayer:
     """The kill-switch files on disk. Tests put a fault-injecting layer in its place."""
 
@@ -50,7 +55,7 @@ class FileLayer:
     def read(self) -> DiskView:
         read = read_flags(self.runtime_dir)
         invalid = "" if read.flags is not None else (read.detail or read.reason or "invalid")
-        return DiskView(stop_file_present(self.stop_file), read.named, invalid)
+        return DiskView(stop_file_present(self.stop_file), FlagsDoc(**read.named), invalid)
 
     def write_flags(self, flags: Flags) -> None:
         write_flags(self.runtime_dir, flags)
@@ -134,7 +139,7 @@ class KillSwitch:
                     )
                     self.files.write_flags(flags)
                     self.switch, follow = core_switch.write_succeeded(
-                        self.switch, key, flags=flags.as_written()
+                        self.switch, key, flags=as_written(flags)
                     )
                     log.info(
                         "flags_written failsafe_active=%s mode=%s reason=%s",

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoheal.core.switch import FlagsDoc
 from autoheal.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
@@ -49,10 +48,6 @@ class Flags:
     since: float | None = None
     set_by: str = ""
 
-    def as_written(self) -> FlagsDoc:
-        """This document as the kill switch's interpretation sees it (every key named)."""
-        return FlagsDoc(self.failsafe_active, self.mode, self.reason, self.set_by, self.since)
-
     def to_doc(self) -> dict[str, Any]:
         return {
             "failsafe_active": self.failsafe_active,
@@ -75,7 +70,7 @@ class FlagsRead:
     reason: str | None = None
     detail: str = ""
     missing: bool = False
-    named: FlagsDoc = field(default_factory=FlagsDoc)
+    named: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_flags(doc: dict[str, Any]) -> FlagsRead:
@@ -94,13 +89,9 @@ def parse_flags(doc: dict[str, Any]) -> FlagsRead:
         return FlagsRead(None, "flags_invalid", "reason and set_by must be strings")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
         return FlagsRead(None, "flags_invalid", "since must be a number of unix seconds")
-    named = FlagsDoc(
-        failsafe_active=doc.get("failsafe_active"),
-        mode=doc.get("mode"),
-        reason=doc.get("reason"),
-        set_by=doc.get("set_by"),
-        since=None if since is None else float(since),
-    )
+    named: dict[str, Any] = {k: doc[k] for k in ("failsafe_active", "mode", "reason", "set_by") if k in doc}
+    if since is not None:
+        named["since"] = float(since)
     return FlagsRead(
         Flags(failsafe, mode, reason, None if since is None else float(since), set_by),
         named=named,
