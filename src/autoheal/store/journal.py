@@ -8,8 +8,9 @@ by a re-entrant lock, so one :class:`Journal` may also be used from worker threa
 (``anyio.to_thread``).
 
 The file is created ``0600``, or ``0660`` and chowned to a group when one is given, so
-that an operator group can run the CLI. SQLite gives its ``-wal`` and ``-shm`` files
-the same permission bits as the database.
+that an operator group can run the CLI. With a group, the mode and the group are
+applied on every open, to the database and its ``-wal`` and ``-shm`` files alike,
+not only when this process created it.
 
 The schema is versioned with ``PRAGMA user_version``; a journal written by a newer
 autoheal is refused rather than misread.
@@ -145,6 +146,28 @@ def _create_file(path: Path, group: str | int | None) -> None:
         os.close(fd)
 
 
+def _apply_group(path: Path, group: str | int) -> None:
+    """Give the journal and its ``-wal``/``-shm`` the group and ``0660``, on every open.
+
+    A journal created before ``journal_group`` was set, by a CLI, or chmodded by hand
+    must not keep a mode the config no longer says; and SQLite creates ``-wal`` and
+    ``-shm`` with the opener's group, not the database's.
+
+    Raises:
+        OSError: the mode or group cannot be set (e.g. we do not own the file).
+    """
+    gid = _resolve_gid(group)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = os.stat(file)
+        except FileNotFoundError:
+            continue
+        if st.st_gid != gid:
+            os.chown(file, -1, gid)
+        if st.st_mode & 0o7777 != 0o660:
+            os.chmod(file, 0o660)
+
+
 class Journal:
     """An open journal. Use :meth:`open`; close it (or use ``with``) when done."""
 
@@ -162,7 +185,8 @@ class Journal:
 
         Args:
             path: the database file, or a runtime directory holding ``journal.sqlite3``.
-            group: group name or gid; the file is then created ``0660`` and owned by it.
+            group: group name or gid; the file (and its ``-wal``, ``-shm``) is then made
+                ``0660`` and given to it, on every open, however it was created.
             busy_timeout_s: how long a writer waits for another process's lock.
 
         Raises:
@@ -187,7 +211,9 @@ class Journal:
             # FULL: a command or audit event acknowledged to the operator survives a power cut.
             conn.execute("PRAGMA synchronous = FULL")
             journal._migrate()
-        except sqlite3.Error as exc:
+            if group is not None:  # after WAL mode is on: -wal and -shm exist now
+                _apply_group(path, group)
+        except (sqlite3.Error, OSError) as exc:
             conn.close()
             raise JournalError(f"cannot open journal {path}: {exc}") from exc
         except JournalError:
