@@ -262,8 +262,11 @@ def _print_result(command) -> int:  # type: ignore[no-untyped-def]
         print(f"{what} succeeded: {json.dumps(result, sort_keys=True)}")
         return EXIT_OK
     if command.status in ("pending", "claimed"):
+        # Not done is not success: exit 1, whatever may still happen to it.
+        by = f" by {command.claimed_by}" if command.status == "claimed" else ""
         print(
-            f"{command.type}: no result yet (command {command.id} is {command.status})",
+            f"autoheal: {command.describe()}: no result yet: command {command.id} is still "
+            f"{command.status}{by}",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -291,25 +294,41 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
     from autoheal.store.journal import Journal
     from autoheal.store.lock import lock_holder
 
+    user = _os_user()
+    settler = f"cli:{user}"  # who settles a claim whose claimer is gone, for the journal
     cfg.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
     with Journal.open(cfg.paths.runtime_dir) as journal:
-        submitted = queue.submit(
-            journal,
-            ctype,
-            target,
-            payload,
-            _os_user(),
-            idempotency_key=args.idempotency_key,
-            ttl=max(60.0, args.timeout * 2),
-        )
+        try:
+            submitted = queue.submit(
+                journal,
+                ctype,
+                target,
+                payload,
+                user,
+                idempotency_key=args.idempotency_key,
+                ttl=max(60.0, args.timeout * 2),
+            )
+        except queue.KeyConflictError as exc:
+            print(f"autoheal: usage error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         command = submitted.command
         if submitted.duplicate:
-            print(f"duplicate: idempotency key already used by {command.id} ({command.status})")
-            if command.status in ("pending", "claimed") and not args.no_wait:
-                command = queue.wait_result(journal, command.id, args.timeout)
-            return (
-                _print_result(command) if command.status not in ("pending", "claimed") else EXIT_OK
+            print(
+                f"duplicate: idempotency key {command.idempotency_key!r} already used by "
+                f"{command.id} ({command.status})"
             )
+            # Its claimer may have died: then nobody will ever finish it.
+            command = queue.settle_if_claimer_gone(journal, command, settled_by=settler) or command
+            if command.status in queue.TERMINAL_STATUSES:
+                return _print_result(command)  # the recorded result, the original's exit code
+            if command.status == "claimed" or lock_holder(cfg.paths.runtime_dir) is not None:
+                if args.no_wait:
+                    print(f"queued command {command.id} ({command.status}); not waiting")
+                    return EXIT_OK
+                return _print_result(
+                    queue.wait_result(journal, command.id, args.timeout, settled_by=settler)
+                )
+            # pending and no daemon: act on it directly, as for a new command
         if lock_holder(cfg.paths.runtime_dir) is None and ctype.startswith("chaos_"):
             queue.claim(journal, command.id, "cli")
             queue.finish(journal, command.id, False, {"reason": "no_daemon"})
@@ -322,11 +341,16 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
             print("no daemon running (its lock is free): executing directly", file=sys.stderr)
             from autoheal.daemon.direct import execute_directly
 
-            return _print_result(execute_directly(cfg, journal, command))
+            command = execute_directly(cfg, journal, command)
+            if command.status not in queue.TERMINAL_STATUSES:
+                # Another CLI claimed it first (same key, racing): wait for its result.
+                command = queue.wait_result(journal, command.id, args.timeout, settled_by=settler)
+            return _print_result(command)
         if args.no_wait:
-            print(f"queued command {command.id}")
+            # Exit 0 here means "durably queued", not "done": the caller chose not to wait.
+            print(f"queued command {command.id}; not waiting for its result")
             return EXIT_OK
-        command = queue.wait_result(journal, command.id, args.timeout)
+        command = queue.wait_result(journal, command.id, args.timeout, settled_by=settler)
         return _print_result(command)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from autoheal.store import commands
@@ -240,3 +243,200 @@ def test_claim_next_two_processes_racing_claim_each_exactly_once(tmp_path: Path)
         claimers = journal.query("SELECT COUNT(DISTINCT claimed_by) FROM commands")[0][0]
     assert [tuple(r) for r in rows] == [("claimed", 50)]
     assert claimers in (1, 2)
+
+
+# ------------------------------------------------------- issue 9: reused keys, dead claimers
+
+
+def test_reused_key_with_a_different_command_is_refused(journal: Journal) -> None:
+    first = commands.submit(journal, "restart", "feeder", {"reason": "manual"}, "alice",
+                            idempotency_key="K1").command
+    with pytest.raises(commands.KeyConflictError) as info:
+        commands.submit(journal, "failsafe_enter", "", {"reason": "halt now"}, "alice",
+                        idempotency_key="K1")
+    assert info.value.key == "K1" and info.value.earlier.id == first.id
+    assert info.value.differs == ("type", "target", "payload")
+    assert "K1" in str(info.value) and first.id in str(info.value)
+    with pytest.raises(commands.KeyConflictError) as info:
+        commands.submit(journal, "restart", "feeder", {"reason": "other"}, "alice",
+                        idempotency_key="K1")
+    assert info.value.differs == ("payload",)
+    assert [r["id"] for r in journal.query("SELECT id FROM commands")] == [first.id]
+    assert journal.events() == []
+
+
+def test_same_key_same_command_returns_the_recorded_result(journal: Journal) -> None:
+    first = commands.submit(journal, "restart", "feeder", {"reason": "r", "n": (1, 2)}, "alice",
+                            idempotency_key="K1").command
+    claimed = commands.claim(journal, first.id, "pid:1")
+    assert claimed is not None
+    commands.finish(journal, first.id, False, {"refused": True, "reason": "failsafe_active"})
+    # Another user and another ttl do not make it another command; a tuple is a JSON list.
+    again = commands.submit(journal, "restart", "feeder", {"n": [1, 2], "reason": "r"}, "bob",
+                            idempotency_key="K1", ttl=5.0)
+    assert again.duplicate and again.command.id == first.id
+    assert again.command.status == "failed"
+    assert again.command.result == {"refused": True, "reason": "failsafe_active"}
+
+
+def test_claim_records_the_claimers_pid_and_start_time(journal: Journal) -> None:
+    cmd = _submit(journal)
+    got = commands.claim_next(journal, "pid:me", now=1001.0)
+    assert got is not None and got.id == cmd.id
+    assert got.claimer_pid == os.getpid()
+    assert got.claimer_start_time == pytest.approx(psutil.Process().create_time(), abs=0.005)
+    assert commands.get(journal, cmd.id) == got
+
+
+_CLAIM_AND_WAIT = """
+import os, sys, time
+from autoheal.store.journal import Journal
+from autoheal.store.commands import claim
+with Journal.open(sys.argv[1]) as j:
+    c = claim(j, sys.argv[2], f"pid:{os.getpid()}")
+print("claimed" if c is not None else "not-claimed", flush=True)
+time.sleep(120)
+"""
+
+
+def _claim_in_subprocess(tmp_path: Path, command_id: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _CLAIM_AND_WAIT, str(tmp_path), command_id],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "claimed"
+    return proc
+
+
+@pytest.mark.slow
+def test_claim_of_a_dead_claimer_is_settled_claimer_died(
+    tmp_path: Path, journal: Journal
+) -> None:
+    cmd = _submit(journal, payload={"reason": "3am"}, now=time.time(), ttl=600.0)
+    claimer = _claim_in_subprocess(tmp_path, cmd.id)
+    claimed = commands.get(journal, cmd.id)
+    assert claimed is not None and claimed.claimer_pid == claimer.pid
+    assert claimed.claimer_start_time is not None
+    commands.record_started(journal, claimed)  # it got as far as "started", then died
+    claimer.kill()
+    claimer.communicate(timeout=10)
+
+    [settled] = commands.settle_dead_claims(journal, settled_by="pid:42")
+
+    assert settled.id == cmd.id and settled.status == "failed"
+    assert settled.result["reason"] == "claimer_died"
+    assert settled.result["why"] == "no_such_process"
+    assert "claimer_died" in settled.result["message"]
+    events = journal.events(command_id=cmd.id)
+    assert [(e.kind, e.reason) for e in events] == [
+        ("started", "3am"), ("result_written", "claimer_died")]
+    data = events[-1].data
+    assert data is not None
+    assert data["status"] == "failed" and data["claimer_pid"] == claimer.pid
+    assert data["settled_by"] == "pid:42" and data["operator_reason"] == "3am"
+    # Settled once: nothing left to settle, and the dead claimer can never finish it.
+    assert commands.settle_dead_claims(journal, settled_by="pid:42") == []
+    with pytest.raises(CommandError, match="not claimed"):
+        commands.finish(journal, cmd.id, True, {})
+
+
+@pytest.mark.slow
+def test_claim_with_a_reused_pid_is_settled_and_a_live_claim_is_not(journal: Journal) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        start = psutil.Process(sleeper.pid).create_time()
+        reused = _submit(journal, now=time.time(), ttl=600.0)
+        live = _submit(journal, now=time.time(), ttl=600.0)
+        # The recorded claimer had this PID but started at another time: PID reuse.
+        assert commands.claim(journal, reused.id, "pid:x",
+                              identity=(sleeper.pid, start - 30.0)) is not None
+        assert commands.claim(journal, live.id, "pid:y", identity=(sleeper.pid, start)) is not None
+
+        settled = commands.settle_dead_claims(journal, settled_by="cli:alice")
+
+        assert [(c.id, c.result["why"]) for c in settled] == [(reused.id, "pid_reused")]
+        still = commands.get(journal, live.id)
+        assert still is not None and still.status == "claimed"
+        assert sleeper.poll() is None, "settling never touches the process"
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=10)
+
+
+def test_wait_result_settles_a_claim_whose_claimer_is_gone(journal: Journal) -> None:
+    cmd = _submit(journal)
+    assert commands.claim(journal, cmd.id, "pid:x", 1001.0, identity=(os.getpid(), 1.0))
+    fake = _FakeTime()
+    got = commands.wait_result(journal, cmd.id, 5.0, sleep_fn=fake.sleep, clock=fake.clock,
+                               settled_by="cli:alice")
+    assert got.status == "failed" and got.result["why"] == "pid_reused"
+    assert fake.sleeps == []  # no waiting for a claimer that is gone
+    # Without settled_by it only waits (the old behaviour, bounded).
+    other = _submit(journal)
+    assert commands.claim(journal, other.id, "pid:x", 1001.0, identity=(os.getpid(), 1.0))
+    left = commands.wait_result(journal, other.id, 0.1, sleep_fn=fake.sleep, clock=fake.clock)
+    assert left.status == "claimed"
+
+
+#: The commands table as schema 1 shipped it, before the claimer columns.
+_V1_COMMANDS = """
+CREATE TABLE commands (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, target TEXT NOT NULL, payload TEXT NOT NULL,
+    requested_by TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, checksum TEXT NOT NULL,
+    created_at REAL NOT NULL, expires_at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    claimed_by TEXT, claimed_at REAL, finished_at REAL, result TEXT
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, component TEXT,
+    reason TEXT, actor TEXT, command_id TEXT, data TEXT
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY, created_at REAL NOT NULL, webhook TEXT NOT NULL,
+    notification TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL, last_error TEXT, delivered_at REAL
+);
+PRAGMA user_version = 1;
+"""
+
+
+@pytest.mark.slow
+def test_a_journal_without_claimer_columns_is_migrated_and_keeps_working(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=10)  # reaped: no process has this PID now
+    path = tmp_path / "journal.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(_V1_COMMANDS)
+    old.close()
+    rows = []
+    for key, status, claimed_by in (("a", "claimed", f"pid:{dead.pid}"),
+                                    ("b", "claimed", "cli-direct"),
+                                    ("c", "claimed", f"pid:{os.getpid()}"),
+                                    ("d", "pending", None)):
+        checksum = commands.checksum_for(type="restart", target="feeder", payload={},
+                                         requested_by="alice", idempotency_key=key,
+                                         expires_at=9e9)
+        rows.append((key, "restart", "feeder", "{}", "alice", key, checksum, 1.0, 9e9, status,
+                     claimed_by, 2.0 if claimed_by else None))
+    old = sqlite3.connect(path)
+    with old:
+        old.executemany("INSERT INTO commands (id, type, target, payload, requested_by,"
+                        " idempotency_key, checksum, created_at, expires_at, status, claimed_by,"
+                        " claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    old.close()
+
+    with Journal.open(path) as journal:
+        columns = {r[1] for r in journal.query("PRAGMA table_info(commands)")}
+        assert {"claimer_pid", "claimer_start_time"} <= columns
+        legacy = commands.get(journal, "a")
+        assert legacy is not None and legacy.claimer_pid is None
+        # A legacy "pid:N" whose PID is gone is provably dead; "cli-direct" names no
+        # process, and a live "pid:N" cannot be told from a reused PID: both are left.
+        settled = commands.settle_dead_claims(journal, settled_by="pid:1")
+        assert [(c.id, c.result["why"]) for c in settled] == [("a", "no_such_process")]
+        assert [commands.get(journal, k).status for k in "bcd"] == [  # type: ignore[union-attr]
+            "claimed", "claimed", "pending"]
+        got = commands.claim_next(journal, "pid:me")
+        assert got is not None and got.id == "d" and got.claimer_pid == os.getpid()
+        assert [(e.command_id, e.kind, e.reason) for e in journal.events()] == [
+            ("a", "result_written", "claimer_died")]
+    with Journal.open(path) as journal:  # opening again adds nothing twice
+        assert journal.query("SELECT COUNT(*) FROM commands")[0][0] == 4

@@ -5,6 +5,11 @@ A command runs "through the same code path as automatic healing": it becomes an
 when the resulting process action has finished (the new PID of a restart), or at
 once when it only touches files (failsafe enter/clear). Audit events, in order:
 ``started``, ``<type>.started``, ``<type>.succeeded|failed``, ``result_written``.
+
+Each claim records this daemon's PID and start time. Before it claims anything, a
+starting daemon settles the claims of claimers that are provably gone (a daemon
+killed between ``started`` and ``result_written``, a CLI killed while acting
+directly) as ``failed``/``claimer_died``: nobody else would ever finish them.
 """
 
 from __future__ import annotations
@@ -86,7 +91,28 @@ class CommandBridge:
         """The journal changed: a command may be waiting."""
         self._wake.set()
 
+    def settle_dead_claims(self) -> None:
+        """Settle the claims of gone claimers (a previous daemon's, a killed CLI's)."""
+        journal = self.daemon.journal
+        if journal is None:
+            return
+        try:
+            settled = queue.settle_dead_claims(journal, settled_by=self.claimer)
+        except Exception as exc:
+            log.error("command_settle_failed error=%s", exc)
+            return
+        for command in settled:
+            log.warning(
+                "command_claimer_died id=%s type=%s target=%s claimed_by=%s why=%s",
+                command.id,
+                command.type,
+                command.target or "-",
+                command.claimed_by,
+                command.result.get("why"),
+            )
+
     async def poll(self) -> None:
+        self.settle_dead_claims()
         while True:
             journal = self.daemon.journal
             if journal is not None:
@@ -153,7 +179,12 @@ class CommandBridge:
         journal = self.daemon.journal
         assert journal is not None
         queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
-        queue.finish(journal, pending.command.id, ok, result)
+        try:
+            queue.finish(journal, pending.command.id, ok, result)
+        except queue.CommandError as exc:
+            # Only if someone settled our live claim (they could not prove us gone, so
+            # this is a bug elsewhere); the daemon carries on.
+            log.error("command_finish_failed id=%s error=%s", pending.command.id, exc)
         command = pending.command
         if command.type in ("restart", "stop", "start"):
             # failsafe enter/clear notify through the core's SendNotice already

@@ -3,6 +3,7 @@
 A command lives in the journal's ``commands`` table. Its life::
 
     pending ──claim──► claimed ──finish──► succeeded | failed
+       │                  └──settle (its claimer is gone)──► failed (claimer_died)
        └──────claim (expired or checksum mismatch)──► rejected
 
 Claiming is one ``UPDATE … WHERE status = 'pending' … RETURNING`` inside ``BEGIN
@@ -17,26 +18,54 @@ An executed command leaves these events, in this order, each carrying the comman
 ``started``, ``<type>.started``, ``<type>.succeeded`` or ``<type>.failed``,
 ``result_written``. :func:`execute` does all of it for a synchronous handler; an async
 executor calls :func:`record_started`, :func:`record_action` and :func:`finish` itself.
+
+An idempotency key stands for one command: :func:`submit` under a used key returns
+that command (finished: its recorded result; in flight: to wait for), unless the new
+command differs in type, target or payload, which raises :class:`KeyConflictError`
+and stores nothing. What a reuse means is decided by
+:func:`autoheal.core.commands.decide_key_use`.
+
+A claim records its claimer's identity (``claimer_pid``, ``claimer_start_time``: the
+kernel start time, so a reused PID is told apart). A claim whose claimer is provably
+gone (:func:`autoheal.core.commands.claimer_gone`) is settled by
+:func:`settle_dead_claims` (a daemon starting) or :func:`settle_if_claimer_gone` (a
+CLI waiting): ``failed`` with result reason ``claimer_died`` and one
+``result_written`` event with reason ``claimer_died``. No ``<type>.failed`` event is
+forged: nobody knows how far the handler got.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psutil
 
+from autoheal.core.commands import (
+    CLAIMER_DIED,
+    TERMINAL_STATUSES,
+    Intent,
+    KeyUse,
+    ProcessSeen,
+    claimer_gone,
+    claimer_of,
+    decide_key_use,
+)
 from autoheal.store.journal import Journal
 
 __all__ = [
     "TERMINAL_STATUSES",
     "Command",
     "CommandError",
+    "KeyConflictError",
     "Submitted",
     "audit",
     "checksum_for",
@@ -45,13 +74,15 @@ __all__ = [
     "execute",
     "finish",
     "get",
+    "observe_process",
+    "own_identity",
     "record_action",
     "record_started",
+    "settle_dead_claims",
+    "settle_if_claimer_gone",
     "submit",
     "wait_result",
 ]
-
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "rejected"})
 
 
 class CommandError(Exception):
@@ -76,12 +107,32 @@ class Command:
     result: dict[str, Any] = field(default_factory=dict)
     claimed_at: float | None = None
     finished_at: float | None = None
+    claimer_pid: int | None = None
+    claimer_start_time: float | None = None
 
     @property
     def reason(self) -> str | None:
         """The operator's free-text reason, if the payload has one."""
         value = self.payload.get("reason")
         return None if value is None else str(value)
+
+    def describe(self) -> str:
+        """``restart feeder``, ``failsafe_enter``: the type and target, for messages."""
+        return f"{self.type} {self.target}".strip()
+
+
+class KeyConflictError(CommandError):
+    """An idempotency key already names a different command; nothing was queued."""
+
+    def __init__(self, key: str, earlier: Command, differs: tuple[str, ...]) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was already used by command {earlier.id} "
+            f"({earlier.describe()}, {earlier.status}); this command differs in "
+            f"{', '.join(differs)}: use a new key for a new command"
+        )
+        self.key = key
+        self.earlier = earlier
+        self.differs = differs
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +206,8 @@ def _row_to_command(row: sqlite3.Row) -> tuple[Command, bool]:
         result=result,
         claimed_at=_float_or_none(row["claimed_at"]),
         finished_at=_float_or_none(row["finished_at"]),
+        claimer_pid=None if row["claimer_pid"] is None else int(row["claimer_pid"]),
+        claimer_start_time=_float_or_none(row["claimer_start_time"]),
     )
     return command, payload_ok
 
@@ -172,6 +225,9 @@ def submit(
 ) -> Submitted:
     """Queue a command, or return the existing one with the same idempotency key.
 
+    The same key with the same type, target and payload is the same command: the
+    stored one is returned (``duplicate``), finished or not, and nothing new is queued.
+
     Args:
         type: ``restart``, ``stop``, ``start``, ``failsafe_enter``, ``failsafe_clear``, ...
         target: the component name, or ``""``.
@@ -185,6 +241,8 @@ def submit(
     Raises:
         ValueError: empty type or a non-positive ttl.
         TypeError: a payload that is not JSON-serialisable.
+        KeyConflictError: the key already names a command with another type, target or
+            payload (``requested_by`` and ``ttl`` are not part of what a key stands for).
     """
     if not type:
         raise ValueError("command type must not be empty")
@@ -198,10 +256,18 @@ def submit(
         idempotency_key=key, expires_at=expires_at,
     )
     payload_text = _dumps(payload)
+    # Compare as stored: JSON data, not whatever Python objects the caller passed.
+    new = Intent(type, target, orjson.loads(payload_text))
     with journal.transaction() as conn:
         row = conn.execute("SELECT * FROM commands WHERE idempotency_key = ?", (key,)).fetchone()
         if row is not None:
-            return Submitted(_row_to_command(row)[0], duplicate=True)
+            earlier = _row_to_command(row)[0]
+            decision = decide_key_use(
+                Intent(earlier.type, earlier.target, earlier.payload), earlier.status, new
+            )
+            if decision.use is KeyUse.CONFLICT:
+                raise KeyConflictError(key, earlier, decision.differs)
+            return Submitted(earlier, duplicate=True)
         row = conn.execute(
             "INSERT INTO commands (id, type, target, payload, requested_by, idempotency_key,"
             " checksum, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -225,15 +291,60 @@ def _rejection(command: Command, payload_ok: bool, now: float) -> str | None:
     return None
 
 
+def own_identity() -> tuple[int, float] | None:
+    """This process as a claimer: its PID and kernel start time (None if unreadable)."""
+    pid = os.getpid()
+    try:
+        return pid, psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def observe_process(pid: int) -> ProcessSeen:
+    """What the OS says about ``pid`` now; "gone" only when the kernel says so.
+
+    Existence is asked with ``kill(pid, 0)``, not ``/proc``: with ``hidepid`` another
+    user's processes are missing from ``/proc`` but still answer EPERM.
+    """
+    if pid <= 0:  # kill(0, 0) would ask about our own process group
+        return ProcessSeen(exists=True)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return ProcessSeen(exists=False)
+    except PermissionError:
+        pass  # exists, owned by another user
+    except OSError:
+        return ProcessSeen(exists=True)
+    try:
+        proc = psutil.Process(pid)
+        start = proc.create_time()
+        zombie = proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.ZombieProcess:
+        return ProcessSeen(exists=True, zombie=True)
+    except (psutil.Error, OSError):
+        # Hidden from /proc, or exited a moment ago: not proven; the next look decides.
+        return ProcessSeen(exists=True)
+    return ProcessSeen(exists=True, start_time=start, zombie=zombie)
+
+
 def _claim_where(
-    conn: sqlite3.Connection, where: str, params: tuple[Any, ...], claimer: str, now: float
+    conn: sqlite3.Connection,
+    where: str,
+    params: tuple[Any, ...],
+    claimer: str,
+    now: float,
+    *,
+    identity: tuple[int, float] | None,
 ) -> Command | None:
     """Claim one pending row chosen by ``where``; reject it (and return None) if invalid."""
+    pid, start = identity if identity is not None else (None, None)
     rows = conn.execute(
-        "UPDATE commands SET status = 'claimed', claimed_by = ?, claimed_at = ?"  # noqa: S608
+        "UPDATE commands SET status = 'claimed', claimed_by = ?, claimed_at = ?,"  # noqa: S608
+        " claimer_pid = ?, claimer_start_time = ?"
         f" WHERE id = (SELECT id FROM commands WHERE status = 'pending' {where}"
         " ORDER BY created_at, rowid LIMIT 1) RETURNING *",
-        (claimer, now, *params),
+        (claimer, now, pid, start, *params),
     ).fetchall()
     if not rows:
         raise LookupError
@@ -250,21 +361,30 @@ def _claim_where(
     return None
 
 
-def claim_next(journal: Journal, claimer: str, *, now: float | None = None) -> Command | None:
+def claim_next(
+    journal: Journal,
+    claimer: str,
+    *,
+    now: float | None = None,
+    identity: tuple[int, float] | None = None,
+) -> Command | None:
     """Claim the oldest valid pending command, rejecting expired and tampered ones on the way.
 
     Args:
         claimer: who claims, e.g. ``pid:1234``.
         now: unix time (for tests).
+        identity: the claimer's PID and start time; default this process
+            (:func:`own_identity`), which is who claims in every real caller.
 
     Returns:
         The claimed command (status ``claimed``), or None when nothing valid is pending.
     """
     stamp = time.time() if now is None else now
+    who = own_identity() if identity is None else identity
     with journal.transaction() as conn:
         while True:
             try:
-                command = _claim_where(conn, "", (), claimer, stamp)
+                command = _claim_where(conn, "", (), claimer, stamp, identity=who)
             except LookupError:
                 return None
             if command is not None:
@@ -272,18 +392,27 @@ def claim_next(journal: Journal, claimer: str, *, now: float | None = None) -> C
 
 
 def claim(
-    journal: Journal, command_id: str, claimer: str, now: float | None = None
+    journal: Journal,
+    command_id: str,
+    claimer: str,
+    now: float | None = None,
+    *,
+    identity: tuple[int, float] | None = None,
 ) -> Command | None:
     """Claim one specific pending command (the CLI acting directly when no daemon runs).
+
+    Args:
+        identity: as for :func:`claim_next` (default this process).
 
     Returns:
         The claimed command, or None if it is not pending (already claimed, finished, unknown)
         or was just rejected; :func:`get` tells which.
     """
     stamp = time.time() if now is None else now
+    who = own_identity() if identity is None else identity
     with journal.transaction() as conn:
         try:
-            return _claim_where(conn, "AND id = ?", (command_id,), claimer, stamp)
+            return _claim_where(conn, "AND id = ?", (command_id,), claimer, stamp, identity=who)
         except LookupError:
             return None
 
@@ -406,6 +535,110 @@ def execute(
     return finish(journal, command.id, ok, result)
 
 
+def _settle(
+    journal: Journal,
+    command: Command,
+    why: str,
+    settled_by: str,
+    now: float | None,
+) -> Command | None:
+    """Write ``failed``/``claimer_died`` for a claim whose claimer is gone (if still claimed)."""
+    stamp = time.time() if now is None else now
+    started = (
+        "unknown"
+        if command.claimer_start_time is None
+        else datetime.fromtimestamp(command.claimer_start_time, tz=UTC).isoformat(
+            timespec="seconds"
+        )
+    )
+    result = {
+        "reason": CLAIMER_DIED,
+        "why": why,
+        "claimed_by": command.claimed_by,
+        "message": (
+            f"{CLAIMER_DIED}: {command.claimed_by} (pid {command.claimer_pid}, started "
+            f"{started}) is gone ({why}) without writing a result; the command may have "
+            "run in part: check 'autoheal status' and retry with a new key"
+        ),
+    }
+    with journal.transaction() as conn:
+        rows = conn.execute(
+            "UPDATE commands SET status = 'failed', result = ?, finished_at = ?"
+            " WHERE id = ? AND status = 'claimed' AND claimed_at IS ? RETURNING *",
+            (_dumps(result), stamp, command.id, command.claimed_at),
+        ).fetchall()
+        if not rows:
+            return None  # finished (or settled) since we read it
+        settled = _row_to_command(rows[0])[0]
+        _insert_event(
+            conn,
+            settled,
+            "result_written",
+            reason=CLAIMER_DIED,
+            ts=stamp,
+            data={
+                "status": "failed",
+                "why": why,
+                "claimed_by": command.claimed_by,
+                "claimer_pid": command.claimer_pid,
+                "claimer_start_time": command.claimer_start_time,
+                "settled_by": settled_by,
+                "operator_reason": command.reason,
+            },
+        )
+    return settled
+
+
+def _why_gone(command: Command, observe: Callable[[int], ProcessSeen]) -> str | None:
+    if command.status != "claimed":
+        return None
+    claimer = claimer_of(command.claimed_by, command.claimer_pid, command.claimer_start_time)
+    if claimer is None:
+        return None
+    return claimer_gone(claimer, observe(claimer.pid))
+
+
+def settle_if_claimer_gone(
+    journal: Journal,
+    command: Command,
+    *,
+    settled_by: str,
+    observe: Callable[[int], ProcessSeen] = observe_process,
+    now: float | None = None,
+) -> Command | None:
+    """Settle ``command`` as ``failed``/``claimer_died`` if it is claimed by a gone process.
+
+    Args:
+        settled_by: who settles, for the journal (e.g. ``cli:alice``, ``pid:1234``).
+        observe: asks the OS about a PID (tests may pass a recorded answer).
+
+    Returns:
+        The settled command, or None when it was left as it is (not claimed, or its
+        claimer is alive or cannot be proven gone).
+    """
+    why = _why_gone(command, observe)
+    return None if why is None else _settle(journal, command, why, settled_by, now)
+
+
+def settle_dead_claims(
+    journal: Journal,
+    *,
+    settled_by: str,
+    observe: Callable[[int], ProcessSeen] = observe_process,
+    now: float | None = None,
+) -> list[Command]:
+    """Settle every claim whose claimer is provably gone (a daemon does this at start)."""
+    rows = journal.query("SELECT * FROM commands WHERE status = 'claimed' ORDER BY claimed_at")
+    settled = []
+    for row in rows:
+        done = settle_if_claimer_gone(
+            journal, _row_to_command(row)[0], settled_by=settled_by, observe=observe, now=now
+        )
+        if done is not None:
+            settled.append(done)
+    return settled
+
+
 def wait_result(
     journal: Journal,
     command_id: str,
@@ -414,8 +647,14 @@ def wait_result(
     poll: float = 0.05,
     sleep_fn: Callable[[float], object] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    settled_by: str | None = None,
+    observe: Callable[[int], ProcessSeen] = observe_process,
 ) -> Command:
     """Poll until the command is finished or ``timeout`` passes; never waits longer.
+
+    Args:
+        settled_by: when given, a claim whose claimer is provably gone is settled as
+            ``claimer_died`` (by this name) instead of being waited for.
 
     Returns:
         The command in whatever status it has by then (check ``status``).
@@ -428,6 +667,11 @@ def wait_result(
         command = get(journal, command_id)
         if command is None:
             raise CommandError(f"no command {command_id}")
+        if settled_by is not None and command.status == "claimed":
+            command = (
+                settle_if_claimer_gone(journal, command, settled_by=settled_by, observe=observe)
+                or command
+            )
         remaining = deadline - clock()
         if command.status in TERMINAL_STATUSES or remaining <= 0:
             return command

@@ -89,6 +89,14 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (webhook, next_attempt_at)
     WHERE delivered_at IS NULL;
 """
 
+#: Columns added to schema 1 since it shipped: nullable, added on open when missing, so
+#: a journal written before them keeps working (its rows read NULL) and an older
+#: autoheal can still read a newer file (it does not look at them).
+_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    # who claimed a command, provably: its PID and kernel start time (unix seconds)
+    "commands": (("claimer_pid", "INTEGER"), ("claimer_start_time", "REAL")),
+}
+
 
 class JournalError(Exception):
     """The journal cannot be opened or used (missing directory, not a database, newer schema)."""
@@ -234,6 +242,11 @@ class Journal:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns:
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,175 @@
+"""What a command queue's facts mean: a reused idempotency key, and an orphaned claim.
+
+Two decisions, as plain data in and plain data out (the SQLite and ``/proc`` work is in
+:mod:`autoheal.store.commands`):
+
+* :func:`decide_key_use`: an operator submits a command under a key that may already
+  name an earlier command. The same key means the same intent, so the same command
+  under it is that command again (its recorded result, or a wait for it), and a
+  different command under it is a mistake that must be refused: running nothing and
+  reporting the earlier command's success is how an operator's "halt now" got lost.
+* :func:`claimer_gone`: a command stays ``claimed`` until its claimer writes the
+  result. If the claimer is provably gone (no such PID, an exited process, or a PID
+  now held by a process that started at another time) nobody ever will, so the claim
+  is settled as ``failed`` (``claimer_died``). Anything we cannot prove (a live PID
+  whose start time cannot be read, a claim with no recorded PID) is left alone: a
+  wrong settlement would report a failure for a command that is still running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "CLAIMER_DIED",
+    "START_TIME_TOLERANCE_S",
+    "TERMINAL_STATUSES",
+    "Claimer",
+    "Intent",
+    "KeyDecision",
+    "KeyUse",
+    "ProcessSeen",
+    "claimer_gone",
+    "claimer_of",
+    "decide_key_use",
+]
+
+#: The reason token of a claim settled because its claimer is gone.
+CLAIMER_DIED = "claimer_died"
+
+#: Statuses after which a command never changes again.
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "rejected"})
+
+#: Kernel start times are in jiffies (10 ms); this absorbs float noise, never a reused PID.
+#: The same tolerance as ``autoheal.procs.identity.CREATE_TIME_TOLERANCE_S``.
+START_TIME_TOLERANCE_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What a command asks for: the fields an idempotency key stands for.
+
+    ``payload`` is compared as JSON data (the store round-trips a new payload through
+    JSON before comparing, so ``(1, 2)`` and ``[1, 2]`` are the same payload).
+    """
+
+    type: str
+    target: str
+    payload: Mapping[str, object]
+
+
+class KeyUse(Enum):
+    """What to do with a submission under a key."""
+
+    NEW = "new"
+    """No earlier command has this key: queue the new one."""
+    REPLAY = "replay"
+    """The same command already finished: report its recorded result, run nothing."""
+    JOIN = "join"
+    """The same command is pending or claimed: wait for its result, queue nothing."""
+    CONFLICT = "conflict"
+    """A different command has this key: refuse, run nothing, queue nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDecision:
+    use: KeyUse
+    differs: tuple[str, ...] = ()
+    """For CONFLICT: which of ``type``, ``target``, ``payload`` differ, in that order."""
+
+
+def decide_key_use(
+    earlier: Intent | None, earlier_status: str | None, new: Intent
+) -> KeyDecision:
+    """What a submission of ``new`` means, given the command already under its key.
+
+    Args:
+        earlier: the intent of the command stored under the key, or None when the key
+            is unused.
+        earlier_status: that command's status (``pending``, ``claimed``, ``succeeded``,
+            ``failed``, ``rejected``); ignored when ``earlier`` is None.
+        new: the intent being submitted.
+    """
+    if earlier is None:
+        return KeyDecision(KeyUse.NEW)
+    differs = tuple(
+        name
+        for name, same in (
+            ("type", earlier.type == new.type),
+            ("target", earlier.target == new.target),
+            ("payload", dict(earlier.payload) == dict(new.payload)),
+        )
+        if not same
+    )
+    if differs:
+        return KeyDecision(KeyUse.CONFLICT, differs)
+    if earlier_status in TERMINAL_STATUSES:
+        return KeyDecision(KeyUse.REPLAY)
+    return KeyDecision(KeyUse.JOIN)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimer:
+    """Who claimed a command: a PID and, when recorded, the kernel start time of it."""
+
+    pid: int
+    start_time: float | None
+    """None for a claim from before claimer identities were recorded (``pid:N`` only)."""
+
+
+def claimer_of(
+    claimed_by: str | None, pid: int | None, start_time: float | None
+) -> Claimer | None:
+    """The claimer recorded in a row, or None when it names no process we could check.
+
+    Rows written before the claimer columns existed name their claimer only as
+    ``pid:N`` (the daemon) or ``cli``/``cli-direct`` (no PID at all).
+    """
+    if pid is not None:
+        return Claimer(pid, start_time) if pid > 0 else None
+    if claimed_by is None or not claimed_by.startswith("pid:"):
+        return None
+    digits = claimed_by[len("pid:") :]
+    if not digits.isascii() or not digits.isdigit():
+        return None
+    legacy = int(digits)
+    return Claimer(legacy, None) if legacy > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSeen:
+    """What the OS says about one PID right now."""
+
+    exists: bool
+    """False only when the kernel has no process with this PID (``kill(pid, 0)``: ESRCH)."""
+    start_time: float | None = None
+    """Its start time; None when it exists but the start time could not be read."""
+    zombie: bool = False
+    """It has exited and waits to be reaped."""
+
+
+def claimer_gone(
+    claimer: Claimer | None,
+    seen: ProcessSeen,
+    *,
+    tolerance: float = START_TIME_TOLERANCE_S,
+) -> str | None:
+    """Why ``claimer`` is provably gone, or None when it may still be working.
+
+    Returns:
+        ``no_such_process``, ``exited`` (a zombie), ``pid_reused`` (the PID runs a
+        process that started at another time), or None.
+    """
+    if claimer is None:
+        return None
+    if not seen.exists:
+        return "no_such_process"
+    if seen.zombie:
+        return "exited"
+    if claimer.start_time is None or seen.start_time is None:
+        return None
+    if abs(seen.start_time - claimer.start_time) > tolerance:
+        return "pid_reused"
+    return None
