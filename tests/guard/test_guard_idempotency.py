@@ -10,7 +10,7 @@ import textwrap
 import orjson
 import pytest
 
-from autoheal.guard import OrderLedger, OrderOutcomeUnknownError, order_signature
+from autoheal.guard import GuardError, OrderLedger, OrderOutcomeUnknownError, order_signature
 from autoheal.guard.idempotency import ORDER_SIGS_RELPATH
 
 from .conftest import wait_for
@@ -41,12 +41,16 @@ def test_idempotency_signature_normalises_values():
 
 def test_idempotency_same_signal_after_ttl_is_accepted_and_expired_pruned(tmp_path, clock):
     ledger = OrderLedger(tmp_path, ttl_s=120, time_fn=clock)
-    assert ledger.check_and_record("BTCUSDT", "buy", 0.001, 50000)[0] is False
+    is_dup, sig = ledger.check_and_record("BTCUSDT", "buy", 0.001, 50000)
+    assert is_dup is False
+    ledger.mark_placed(sig)  # the TTL runs from the confirmed placement
     clock.advance(119)
     assert ledger.check_and_record("BTCUSDT", "buy", 0.001, 50000)[0] is True
-    ledger.check_and_record("ETHUSDT", "buy", 1, 3000)
+    ledger.mark_placed(ledger.check_and_record("ETHUSDT", "buy", 1, 3000)[1])
     clock.advance(2)
-    assert ledger.check_and_record("BTCUSDT", "buy", 0.001, 50000)[0] is False
+    is_dup, sig = ledger.check_and_record("BTCUSDT", "buy", 0.001, 50000)
+    assert is_dup is False
+    ledger.mark_placed(sig)
     clock.advance(121)
     ledger.check_and_record("SOLUSDT", "buy", 1, 150)
     doc = orjson.loads((tmp_path / ORDER_SIGS_RELPATH).read_bytes())
@@ -109,13 +113,17 @@ def test_idempotency_definite_failure_releases_the_signature(tmp_path, clock):
     assert ledger.check_and_record("BTCUSDT", "buy", 1)[0] is False
 
 
-def test_idempotency_corrupt_file_starts_fresh(tmp_path, clock, caplog):
+def test_idempotency_corrupt_file_blocks_until_repaired(tmp_path, clock, caplog):
+    # It used to start fresh (fail open); see test_guard_ledger_fail_closed.py.
     path = tmp_path / ORDER_SIGS_RELPATH
     path.parent.mkdir()
     path.write_text("{ torn")
     ledger = OrderLedger(tmp_path, time_fn=clock)
+    with pytest.raises(GuardError, match="unreadable"):
+        ledger.check_and_record("BTCUSDT", "buy", 1)
+    assert "ledger_unreadable" in caplog.text
+    ledger.repair()
     assert ledger.check_and_record("BTCUSDT", "buy", 1)[0] is False
-    assert "unreadable" in caplog.text
 
 
 _SUBMITTER = textwrap.dedent(

@@ -35,8 +35,11 @@ ARMED = {
         ("G paper", {"mode": "paper"}, (False, "mode=paper")),
     ],
 )
-def test_live_gating_drills(drill, overrides, expected):
-    assert is_live_execution_allowed({**ARMED, **overrides}) == expected, drill
+def test_live_gating_drills(drill, overrides, expected, tmp_path):
+    runtime = tmp_path / "shared_data"
+    runtime.mkdir()
+    env = {**ARMED, "runtime_dir": runtime, "stop_file": tmp_path / "STOP.TXT", **overrides}
+    assert is_live_execution_allowed(env) == expected, drill
 
 
 def test_live_gating_defaults_are_safe():

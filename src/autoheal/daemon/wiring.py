@@ -84,7 +84,13 @@ def service_spec(config: Config, svc: ServiceConfig) -> ServiceSpec:
         cwd=svc.cwd,
         pidfile=svc.pidfile,
         log_file=logs_dir(config) / f"{svc.name}.log",
-        env=dict(svc.env),
+        # The guard library finds the kill switch through these (DESIGN.md §3, §7); the
+        # daemon's own paths win over a service's env of the same name.
+        env={
+            **svc.env,
+            "AUTOHEAL_RUNTIME_DIR": str(config.paths.runtime_dir),
+            "AUTOHEAL_STOP_FILE": str(config.paths.stop_file),
+        },
         # The daemon reads the webhooks' secrets from its environment; services must not.
         env_remove=frozenset(w.secret_env for w in config.webhooks if w.secret_env),
         stop_signal=int(svc.stop_signal),

@@ -7,6 +7,10 @@ an atomic replace, so several trading processes share one breaker per key and a
 reader never sees a torn file. Reads are cached on the file's ``stat`` signature,
 so ``allow_call`` does not parse JSON when nothing changed.
 
+Deadlines on disk are wall-clock seconds (see :mod:`autoheal.guard.breaker_state`),
+so a reboot, which restarts the monotonic clock, neither stretches a cooldown to the
+previous uptime nor forgets it: the time the host was down counts toward it.
+
 A corrupt breaker file is logged and treated as "all closed": the breaker is an
 outage optimisation, while halting is the kill switch's job (``STOP.TXT``), and
 a breaker that could never close again would be worse than a fresh one.
@@ -24,6 +28,7 @@ from typing import Any
 from autoheal.guard import breaker_state as bs
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import RISK_REDUCING_ACTIONS, normalize_action, normalize_symbol
+from autoheal.guard.kill_switch import FROM_ENV, RUNTIME_DIR_ENV, FromEnv, PathArg
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["BREAKER_FILENAME", "GLOBAL_KEY", "CircuitBreaker"]
@@ -41,20 +46,28 @@ class CircuitBreaker:
     """Per-key breakers with an injectable clock, optionally persisted and shared.
 
     Args:
-        runtime_dir: where ``circuit_breaker.json`` lives; ``None`` keeps state in memory.
+        runtime_dir: where ``circuit_breaker.json`` lives; by default ``AUTOHEAL_RUNTIME_DIR``
+            when set, else in memory; ``None`` keeps state in memory.
         policy: thresholds, window and cooldown.
         time_fn: the clock (monotonic seconds); tests pass a fake.
+        wall_fn: the wall clock, used only to store deadlines that survive a reboot.
+            Default ``time.time``; when only a fake ``time_fn`` is given, that fake
+            serves as both clocks, so a test has one clock to move.
     """
 
     def __init__(
         self,
-        runtime_dir: Path | None = None,
+        runtime_dir: PathArg | FromEnv | None = FROM_ENV,
         policy: bs.BreakerPolicy | None = None,
         *,
         time_fn: Callable[[], float] = time.monotonic,
+        wall_fn: Callable[[], float] | None = None,
     ) -> None:
         self.policy = policy or bs.BreakerPolicy()
         self._time_fn = time_fn
+        self._wall_fn = wall_clock_for(time_fn, wall_fn)
+        if runtime_dir is FROM_ENV:
+            runtime_dir = os.environ.get(RUNTIME_DIR_ENV) or None
         self._path = None if runtime_dir is None else Path(runtime_dir) / BREAKER_FILENAME
         self._keys: dict[str, bs.KeyState] = {}
         self._sig: _StatSig | None = None
@@ -138,7 +151,7 @@ class CircuitBreaker:
             self._keys = {}
             return
         with locked(self._path):
-            write_json_atomic(self._path, {"schema": 1, "clock": "monotonic", "keys": {}})
+            write_json_atomic(self._path, bs.keys_to_doc({}, self._time_fn(), self._wall_fn()))
         log.warning("[breaker] reset_all")
         self._refresh(force=True)
 
@@ -169,12 +182,7 @@ class CircuitBreaker:
             after = change(before, now)
             keys = dict(self._keys)
             keys[key] = after
-            doc = {
-                "schema": 1,
-                "clock": "monotonic",
-                "keys": {k: bs.key_to_doc(v) for k, v in keys.items()},
-            }
-            write_json_atomic(self._path, doc)
+            write_json_atomic(self._path, bs.keys_to_doc(keys, now, self._wall_fn()))
             self._refresh(force=True)
         self._log_transition(key, bs.advance(before, now, self.policy), after)
         return after.state
@@ -206,19 +214,29 @@ class CircuitBreaker:
     def _parse(self) -> dict[str, bs.KeyState]:
         if self._path is None:
             return {}
-        result = read_json(self._path)
-        if result.doc is None or not isinstance(result.doc.get("keys"), dict):
-            if result.reason != "missing":
-                log.warning(
-                    "[breaker] %s unreadable (%s); treating all keys as closed",
-                    self._path,
-                    result.reason or "no keys",
-                )
-            return {}
-        now = self._time_fn()
-        keys: dict[str, bs.KeyState] = {}
-        for key, doc in result.doc["keys"].items():
-            ks = bs.key_from_doc(doc, now)
-            if ks is not None:
-                keys[str(key)] = ks
-        return keys
+        keys = load_breaker_keys(self._path, self._time_fn(), self._wall_fn())
+        return {} if keys is None else keys
+
+
+def wall_clock_for(
+    time_fn: Callable[[], float], wall_fn: Callable[[], float] | None
+) -> Callable[[], float]:
+    """The wall clock paired with ``time_fn``: ``wall_fn``, else ``time.time`` for the real
+    monotonic clock, else ``time_fn`` itself (a test's one fake clock serves as both)."""
+    if wall_fn is not None:
+        return wall_fn
+    return time.time if time_fn is time.monotonic else time_fn
+
+
+def load_breaker_keys(path: Path, now: float, wall_now: float) -> dict[str, bs.KeyState] | None:
+    """Every key of ``circuit_breaker.json`` in the reader's clock (the breaker's and the
+    gate's one way to read it); ``None`` when missing or unreadable (logged)."""
+    result = read_json(path)
+    keys = bs.keys_from_doc(result.doc, now, wall_now)
+    if keys is None and result.reason != "missing":
+        log.warning(
+            "[breaker] %s unreadable (%s); treating all keys as closed",
+            path,
+            result.reason or "no keys",
+        )
+    return keys

@@ -14,10 +14,20 @@ while closed resets the *consecutive* count but not the window, so three failure
 within 60 s trip even with successes between them. While open, successes and
 failures change nothing but the last reason: only time moves it to half_open.
 
-Times are whatever clock the shell passes in (``time.monotonic`` by default, which
-is system-wide on Linux, so several processes agree on it). :func:`key_from_doc`
-clamps times that lie in the future (a file written before a reboot) to ``now``:
-the cooldown then restarts, which errs on the side of caution.
+Times in a :class:`KeyState` are whatever clock the shell passes in
+(``time.monotonic`` by default). On disk they are *wall-clock* seconds
+(``"clock": "wall"``): the monotonic clock restarts at every boot, the wall clock
+does not. :func:`keys_to_doc` converts with the writer's pair of clock readings
+and :func:`keys_from_doc` back with the reader's, so a deadline means the same
+instant in every process and after a reboot: the time the host was down counts
+toward the cooldown. Times that still lie in the future after the conversion (the
+wall clock was set back) are clamped to ``now``, keeping the stored cooldown length:
+a deadline is never further away than one cooldown. A file without
+``"clock": "wall"`` (written by an older version) is read as monotonic seconds,
+with the same clamp.
+
+:func:`still_open` is the one deadline test: the breaker and the trading gate both
+decide "open or not" through it, over keys parsed by :func:`keys_from_doc`.
 """
 
 from __future__ import annotations
@@ -35,14 +45,18 @@ __all__ = [
     "advance",
     "key_from_doc",
     "key_to_doc",
+    "keys_from_doc",
+    "keys_to_doc",
     "on_failure",
     "on_success",
+    "still_open",
 ]
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
 _STATES = (CLOSED, OPEN, HALF_OPEN)
+WALL = "wall"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +120,14 @@ def _open(ks: KeyState, now: float, policy: BreakerPolicy, reason: str) -> KeySt
     )
 
 
+def still_open(open_until: float | None, now: float) -> bool:
+    """Whether an open breaker's deadline ``open_until`` is still ahead of ``now``."""
+    return open_until is not None and now < open_until
+
+
 def advance(ks: KeyState, now: float, policy: BreakerPolicy) -> KeyState:
     """Apply the passage of time: open → half_open once the cooldown is over; prune the window."""
-    if ks.state == OPEN and ks.open_until is not None and now >= ks.open_until:
+    if ks.state == OPEN and ks.open_until is not None and not still_open(ks.open_until, now):
         ks = replace(ks, state=HALF_OPEN, half_open_successes=0)
     if ks.failure_times and now - ks.failure_times[0] > policy.window_s:
         ks = replace(
@@ -159,46 +178,92 @@ def on_success(ks: KeyState, now: float, policy: BreakerPolicy) -> KeyState:
     return ks
 
 
-def key_to_doc(ks: KeyState) -> dict[str, Any]:
-    """The JSON form stored in ``circuit_breaker.json``."""
+def _shift(t: float | None, offset: float) -> float | None:
+    return None if t is None else t + offset
+
+
+def key_to_doc(
+    ks: KeyState, *, mono_now: float | None = None, wall_now: float | None = None
+) -> dict[str, Any]:
+    """The JSON form of one key; with both clock readings its times become wall-clock."""
+    offset = 0.0 if mono_now is None or wall_now is None else wall_now - mono_now
     return {
         "state": ks.state,
         "consecutive_failures": ks.consecutive_failures,
-        "failure_times": list(ks.failure_times),
-        "opened_at": ks.opened_at,
-        "open_until": ks.open_until,
+        "failure_times": [t + offset for t in ks.failure_times],
+        "opened_at": _shift(ks.opened_at, offset),
+        "open_until": _shift(ks.open_until, offset),
         "half_open_successes": ks.half_open_successes,
         "last_reason": ks.last_reason,
         "trips": ks.trips,
     }
 
 
-def _num(value: Any, now: float) -> float | None:
+def keys_to_doc(keys: dict[str, KeyState], mono_now: float, wall_now: float) -> dict[str, Any]:
+    """The whole ``circuit_breaker.json`` document, times in wall-clock seconds."""
+    return {
+        "schema": 1,
+        "clock": WALL,
+        "keys": {k: key_to_doc(v, mono_now=mono_now, wall_now=wall_now) for k, v in keys.items()},
+    }
+
+
+def keys_from_doc(doc: Any, now: float, wall_now: float) -> dict[str, KeyState] | None:
+    """Every valid key of a ``circuit_breaker.json`` document, in the reader's clock.
+
+    Args:
+        doc: the parsed document.
+        now: the reader's clock (the one its :class:`KeyState` times are in).
+        wall_now: the wall clock read at the same moment.
+
+    Returns:
+        The keys (invalid ones left out), or ``None`` if it is not a breaker document.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict):
+        return None
+    wall = wall_now if doc.get("clock") == WALL else None
+    out: dict[str, KeyState] = {}
+    for key, kdoc in doc["keys"].items():
+        ks = key_from_doc(kdoc, now, wall_now=wall)
+        if ks is not None:
+            out[str(key)] = ks
+    return out
+
+
+def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
-    return min(float(value), now)
+    return float(value)
 
 
-def key_from_doc(doc: Any, now: float) -> KeyState | None:
-    """Parse one key's document; ``None`` if it is not a valid breaker state."""
+def key_from_doc(doc: Any, now: float, *, wall_now: float | None = None) -> KeyState | None:
+    """Parse one key's document; ``None`` if it is not a valid breaker state.
+
+    Args:
+        doc: one key's JSON form.
+        now: the reader's clock.
+        wall_now: the wall clock at the same moment when the stored times are wall-clock;
+            ``None`` when they are already in the reader's clock.
+    """
     if not isinstance(doc, dict) or doc.get("state") not in _STATES:
         return None
     times = doc.get("failure_times", [])
     if not isinstance(times, list):
         return None
-    parsed = tuple(t for t in (_num(x, now) for x in times) if t is not None)
-    opened_at = _num(doc.get("opened_at"), now)
-    open_until = doc.get("open_until")
-    if (
-        isinstance(open_until, int | float)
-        and not isinstance(open_until, bool)
-        and opened_at is not None
-    ):
-        # Keep the original cooldown length but anchor it at the (possibly clamped) opening time.
-        cooldown = float(open_until) - float(doc["opened_at"])
-        open_until = opened_at + max(0.0, cooldown)
-    else:
-        open_until = None
+    offset = 0.0 if wall_now is None else now - wall_now
+
+    def local(value: Any) -> float | None:
+        stored = _finite(value)
+        return None if stored is None else min(stored + offset, now)
+
+    parsed = tuple(t for t in (local(x) for x in times) if t is not None)
+    stored_opened, stored_until = _finite(doc.get("opened_at")), _finite(doc.get("open_until"))
+    opened_at = local(stored_opened)
+    open_until: float | None = None
+    if stored_until is not None and stored_opened is not None and opened_at is not None:
+        # Keep the stored cooldown length, anchored at the (possibly clamped) opening time:
+        # never more than one cooldown ahead of now.
+        open_until = opened_at + max(0.0, stored_until - stored_opened)
     if doc["state"] == OPEN and open_until is None:
         return None
     ints = [doc.get(k, 0) for k in ("consecutive_failures", "half_open_successes", "trips")]

@@ -9,6 +9,7 @@ Hierarchy::
           │    └── NonRetryableError       a permanent or auth failure: one attempt only
           ├── BreakerOpenError         the circuit breaker refused the call before it was made
           ├── OrderOutcomeUnknownError the placement timed out: the order is ``pending``
+          ├── LedgerUnreadableError    the order ledger cannot be read: no new orders until repaired
           └── StateBusValidationError  a state-bus write failed its schema; nothing was written
 
 Each carries a stable ``reason`` token so callers can log it and tests can match it.
@@ -20,6 +21,7 @@ __all__ = [
     "BreakerOpenError",
     "CallFailedError",
     "GuardError",
+    "LedgerUnreadableError",
     "NonRetryableError",
     "OrderOutcomeUnknownError",
     "RetriesExhaustedError",
@@ -73,6 +75,22 @@ class OrderOutcomeUnknownError(GuardError):
             f"order {sig} outcome unknown ({reason}); pending until reconciled", reason=reason
         )
         self.sig = sig
+
+
+class LedgerUnreadableError(GuardError):
+    """The order ledger cannot be trusted, so no new order may be sent until it is repaired.
+
+    ``kept_aside`` is where the unreadable file was moved (``None`` if it could not be).
+    """
+
+    def __init__(self, path: str, *, detail: str, kept_aside: str | None = None) -> None:
+        super().__init__(
+            f"order ledger {path} unreadable ({detail}); new orders refused until repaired",
+            reason="ledger_unreadable",
+        )
+        self.path = path
+        self.detail = detail
+        self.kept_aside = kept_aside
 
 
 class StateBusValidationError(GuardError):

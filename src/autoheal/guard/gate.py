@@ -1,11 +1,14 @@
 """The trading gate: may this process send a new order right now?
 
 ``TradingGate(runtime_dir, stop_file).allowed("buy", symbol="BTCUSDT")`` →
-``(allowed, reason)``, decided from three files (most severe first):
+``(allowed, reason)``, decided from three files (most severe first). Both paths are
+optional: by default they come from ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE``,
+which the daemon sets for every service (:mod:`autoheal.guard.kill_switch`).
 
 ==================================  ======================  ===============================
 state                               buys                    sells
 ==================================  ======================  ===============================
+no runtime dir (no path, no env)    no ``kill_switch_unknown`` no ``kill_switch_unknown``
 ``STOP.TXT`` present                no ``stop_file_present``  no ``stop_file_present``
 ``global_flags.json`` unreadable    no ``flags_invalid``      no ``flags_invalid``
 ``REDUCE_ONLY`` (even in failsafe)  no ``reduce_only``        only with ``reduces_position``
@@ -14,6 +17,11 @@ failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_acti
 breaker open (symbol or global)     no ``outage_circuit_...`` yes
 ``NORMAL``                          yes ``ok``                yes ``ok``
 ==================================  ======================  ===============================
+
+The breaker's file is read with the breaker's own function
+(:func:`autoheal.guard.breaker.load_breaker_keys`: wall-clock deadlines, clamped) and
+its deadlines tested with the breaker's own :func:`~autoheal.guard.breaker_state.still_open`,
+so the gate pauses buys exactly while the breaker is open, also after a reboot.
 
 How it stays cheap and fresh. The gate keeps the parsed state in memory. A call
 reads the monotonic clock and, at most once per ``recheck_interval_s`` (25 ms),
@@ -43,9 +51,16 @@ from typing import Any
 
 import watchfiles
 
+from autoheal.guard import breaker_state as bs
 from autoheal.guard._symbols import normalize_symbol
-from autoheal.guard.breaker import BREAKER_FILENAME, BREAKER_OPEN_REASON, GLOBAL_KEY
-from autoheal.store.atomic import read_json
+from autoheal.guard.breaker import (
+    BREAKER_FILENAME,
+    BREAKER_OPEN_REASON,
+    GLOBAL_KEY,
+    load_breaker_keys,
+    wall_clock_for,
+)
+from autoheal.guard.kill_switch import KILL_SWITCH_UNKNOWN, PathArg, resolve_kill_switch
 from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags
 
 __all__ = ["GateStatus", "TradingGate", "decide"]
@@ -64,12 +79,20 @@ class GateStatus:
     flags: Flags | None = field(default_factory=Flags)
     flags_detail: str = ""
     open_until: Mapping[str, float] = field(default_factory=dict)
+    #: False when the gate has no runtime directory (no path, no environment).
+    kill_switch_known: bool = True
 
     @property
     def halted(self) -> bool:
         """True when no new order of any kind may be sent."""
         f = self.flags
-        return self.stop_present or f is None or f.failsafe_active or f.mode == "SIGNAL_READ_ONLY"
+        return (
+            not self.kill_switch_known
+            or self.stop_present
+            or f is None
+            or f.failsafe_active
+            or f.mode == "SIGNAL_READ_ONLY"
+        )
 
 
 def decide(
@@ -84,6 +107,8 @@ def decide(
     act = _ACTIONS.get(action) or _ACTIONS.get(str(action).strip().lower())
     if act is None:
         return False, "invalid_action"
+    if not status.kill_switch_known:
+        return False, KILL_SWITCH_UNKNOWN
     if status.stop_present:
         return False, "stop_file_present"
     flags = status.flags
@@ -101,7 +126,7 @@ def decide(
         return False, "degraded"
     if status.open_until:
         keys = (GLOBAL_KEY,) if symbol is None else (GLOBAL_KEY, normalize_symbol(symbol))
-        if any(now < status.open_until.get(k, float("-inf")) for k in keys):
+        if any(bs.still_open(status.open_until.get(k), now) for k in keys):
             return False, BREAKER_OPEN_REASON
     return True, "ok"
 
@@ -114,50 +139,60 @@ def _stat_sig(path: Path) -> _StatSig:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
-def _open_breakers(path: Path) -> dict[str, float]:
-    """Key → open_until for every key whose stored state is open (time decides the rest)."""
-    doc = read_json(path).doc or {}
-    keys = doc.get("keys")
-    out: dict[str, float] = {}
-    if isinstance(keys, dict):
-        for key, state in keys.items():
-            if isinstance(state, dict) and state.get("state") == "open":
-                until = state.get("open_until")
-                if isinstance(until, int | float) and not isinstance(until, bool):
-                    out[str(key)] = float(until)
-    return out
+def _open_breakers(path: Path, now: float, wall_now: float) -> dict[str, float]:
+    """Key → open_until (in the gate's clock) for every key the breaker holds open."""
+    keys = load_breaker_keys(path, now, wall_now) or {}
+    return {
+        key: ks.open_until
+        for key, ks in keys.items()
+        if ks.state == bs.OPEN and ks.open_until is not None
+    }
 
 
 class TradingGate:
     """Decides ``allowed(action)`` from ``STOP.TXT``, ``global_flags.json`` and the breakers.
 
     Args:
-        runtime_dir: the runtime directory holding the flags and breaker files.
-        stop_file: the ``STOP.TXT`` path; default ``<runtime_dir>/../STOP.TXT``.
+        runtime_dir: the runtime directory holding the flags and breaker files; default
+            ``AUTOHEAL_RUNTIME_DIR``. Without either, every answer is
+            ``(False, "kill_switch_unknown")``.
+        stop_file: the ``STOP.TXT`` path; default ``AUTOHEAL_STOP_FILE``, else
+            ``<runtime_dir>/../STOP.TXT``.
         recheck_interval_s: the most time between two ``stat`` checks (the fallback poll).
         time_fn: monotonic seconds, shared with the breaker's clock; tests pass a fake.
+        wall_fn: the wall clock, to read the breaker's stored deadlines (as the breaker does).
         watch_breaker: also pause buys for keys whose persisted breaker is open.
     """
 
     def __init__(
         self,
-        runtime_dir: Path,
-        stop_file: Path | None = None,
+        runtime_dir: PathArg | None = None,
+        stop_file: PathArg | None = None,
         *,
         recheck_interval_s: float = 0.025,
         time_fn: Callable[[], float] = time.monotonic,
+        wall_fn: Callable[[], float] | None = None,
         watch_breaker: bool = True,
     ) -> None:
-        self.runtime_dir = Path(runtime_dir)
-        self.stop_file = (
-            Path(stop_file) if stop_file is not None else self.runtime_dir.parent / "STOP.TXT"
-        )
-        self._flags_path = self.runtime_dir / FLAGS_FILENAME
-        self._breaker_path = self.runtime_dir / BREAKER_FILENAME if watch_breaker else None
+        paths = resolve_kill_switch(runtime_dir, stop_file)
+        if paths is None:
+            log.error(
+                "[gate] kill_switch_unknown: no runtime_dir and AUTOHEAL_RUNTIME_DIR is not "
+                "set; every new order is refused"
+            )
+        self.known = paths is not None
+        #: ``None`` when the kill switch is unknown.
+        self.runtime_dir: Path | None = None if paths is None else paths.runtime_dir
+        self.stop_file: Path | None = None if paths is None else paths.stop_file
+        rt = Path(os.devnull) if paths is None else paths.runtime_dir
+        self._stop_path = Path(os.devnull) / "STOP.TXT" if paths is None else paths.stop_file
+        self._flags_path = rt / FLAGS_FILENAME
+        self._breaker_path = rt / BREAKER_FILENAME if watch_breaker and self.known else None
         self._interval = recheck_interval_s
         self._time_fn = time_fn
+        self._wall_fn = wall_clock_for(time_fn, wall_fn)
         self._sigs: tuple[bool, _StatSig, _StatSig] | None = None
-        self._status = GateStatus()
+        self._status = GateStatus(kill_switch_known=self.known)
         self._next_check = float("-inf")
         self._dirty = True
         self._stop_event: threading.Event | None = None
@@ -206,8 +241,10 @@ class TradingGate:
     def _check(self, now: float) -> None:
         self._dirty = False  # cleared first: an event during the check marks it again
         self._next_check = now + self._interval
+        if not self.known:
+            return
         sigs = (
-            os.path.lexists(self.stop_file),
+            os.path.lexists(self._stop_path),
             _stat_sig(self._flags_path),
             None if self._breaker_path is None else _stat_sig(self._breaker_path),
         )
@@ -218,14 +255,14 @@ class TradingGate:
             self._sigs = sigs
             status = self._status
             if old is None or old[1] != sigs[1]:
-                read = read_flags(self.runtime_dir)
+                read = read_flags(self._flags_path.parent)
                 status = GateStatus(status.stop_present, read.flags, read.detail, status.open_until)
             if self._breaker_path is not None and (old is None or old[2] != sigs[2]):
                 status = GateStatus(
                     status.stop_present,
                     status.flags,
                     status.flags_detail,
-                    _open_breakers(self._breaker_path),
+                    _open_breakers(self._breaker_path, now, self._wall_fn()),
                 )
             status = GateStatus(sigs[0], status.flags, status.flags_detail, status.open_until)
             self._log_change(self._status, status)
@@ -254,10 +291,10 @@ class TradingGate:
         self._dirty = True
 
     def _watch_targets(self) -> tuple[list[Path], Callable[[Any, str], bool]]:
-        names = {str(self.stop_file), str(self._flags_path)}
+        names = {str(self._stop_path), str(self._flags_path)}
         if self._breaker_path is not None:
             names.add(str(self._breaker_path))
-        dirs = sorted({self.runtime_dir, self.stop_file.parent})
+        dirs = sorted({self._flags_path.parent, self._stop_path.parent})
         return dirs, lambda _change, path: path in names
 
     # -- the optional watcher thread ----------------------------------------------------
@@ -269,8 +306,8 @@ class TradingGate:
             wait_ready_s: wait up to this long for the watcher to be armed, so that a
                 change made right after ``start()`` returns is seen by the thread.
         """
-        if self._thread is not None:
-            return self
+        if self._thread is not None or not self.known:
+            return self  # nothing to watch: an unknown kill switch stays refused
         dirs, watch_filter = self._watch_targets()
         stop_event = threading.Event()
         ready = threading.Event()
@@ -333,6 +370,8 @@ class TradingGate:
         """
         last = self.status()
         yield last
+        if not self.known:
+            return
         dirs, watch_filter = self._watch_targets()
         async for _changes in watchfiles.awatch(
             *dirs,

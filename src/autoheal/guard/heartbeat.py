@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
 from autoheal.store.atomic import write_json_atomic
 
 __all__ = ["Heartbeat", "heartbeat_path"]
@@ -32,21 +33,26 @@ class Heartbeat:
     """Writes one component's heartbeat, atomically, each time :meth:`beat` is called.
 
     Args:
-        runtime_dir: the shared runtime directory (must exist).
+        runtime_dir: the shared runtime directory (must exist); default
+            ``AUTOHEAL_RUNTIME_DIR``.
         name: the component name, e.g. ``feeder`` (letters, digits, ``_.-``).
         time_fn: wall-clock seconds for ``ts``; tests pass a fake.
 
     Raises:
-        ValueError: a name that would escape the directory or is empty.
+        ValueError: a name that would escape the directory or is empty; no runtime dir.
     """
 
     def __init__(
-        self, runtime_dir: Path, name: str, *, time_fn: Callable[[], float] = time.time
+        self,
+        runtime_dir: PathArg | None = None,
+        name: str = "",
+        *,
+        time_fn: Callable[[], float] = time.time,
     ) -> None:
         if not _NAME.match(name) or name in (".", ".."):
             raise ValueError(f"invalid component name {name!r}")
         self.name = name
-        self.path = heartbeat_path(runtime_dir, name)
+        self.path = heartbeat_path(runtime_dir_from_env(runtime_dir, what="Heartbeat"), name)
         self.seq = 0
         self._time_fn = time_fn
 

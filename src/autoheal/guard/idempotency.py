@@ -3,29 +3,47 @@
 A signal's *signature* is a hash of its normalised symbol, side, quantity and price.
 :meth:`OrderLedger.check_and_record` records it in ``<runtime_dir>/runtime/order_sigs.json``
 under an exclusive ``flock``, so when several processes submit the same signal at
-once exactly one of them gets ``is_dup=False``. Records expire after ``ttl_s``
-(120 s) and are pruned on the next write.
+once exactly one of them gets ``is_dup=False``.
 
 Statuses of a record::
 
-    recorded ──place ok──▶ placed        (a duplicate until the TTL ends)
+    pending (in_flight) ──place ok──▶ placed   (a duplicate until the TTL ends)
        │  └──definite failure──▶ (removed: a later signal may try again)
-       └──timeout / reset / 5xx on placement──▶ pending
+       └──timeout / reset / 5xx / crash──▶ stays pending
 
-A placement that timed out has an *unknown* outcome: the exchange may have filled
-it. Such a record is ``pending``; it never expires and blocks every resend until a
-caller-supplied reconcile function (checking open orders, fills or the balance)
-answers ``"placed"`` (keep blocking until the TTL) or ``"absent"`` (forget it).
+The record is written, durably (fsync), as ``pending`` with reason ``in_flight``
+*before* the order is sent. Until the sender settles it (:meth:`~OrderLedger.mark_placed`,
+:meth:`~OrderLedger.release`), its outcome is unknown: the sender may have crashed
+after the exchange accepted the order. A ``pending`` record never expires and blocks
+every resend until a caller-supplied reconcile function (checking open orders, fills
+or the balance) answers ``"placed"`` (keep blocking until the TTL) or ``"absent"``
+(forget it). Only ``placed`` records expire, ``ttl_s`` (120 s) after the placement,
+and are pruned on the next write.
+
+An unreadable ledger fails closed. A file that is not a valid ledger (torn, binary,
+wrongly shaped, a record with an unknown status) is never read as an empty one: it
+is kept aside as ``order_sigs.json.corrupt-<UTC stamp>`` (hard-linked, else copied;
+never deleted), replaced by a *blocked* ledger, an alert ``ledger_unreadable`` is
+written and one error logged. While blocked, every new order is refused with
+``ledger_unreadable`` (:class:`~autoheal.guard.errors.LedgerUnreadableError`), in
+every process, across restarts and however much time passes. *Repair* is an
+operator's decision, after checking the kept-aside file's orders with the exchange:
+:meth:`OrderLedger.repair` (starts an empty ledger and clears the alert), or
+removing ``runtime/order_sigs.json`` by hand (a missing ledger is an empty one; the
+alert file is then the operator's to remove).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -33,13 +51,29 @@ from typing import Any, Generic, TypeVar
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
-from autoheal.guard.errors import OrderOutcomeUnknownError
-from autoheal.store.atomic import read_json, write_json_atomic
+from autoheal.guard.errors import LedgerUnreadableError, OrderOutcomeUnknownError
+from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
+from autoheal.store.alerts import alert_path, clear_alert, write_alert
+from autoheal.store.atomic import ReadResult, read_json, write_json_atomic
 
-__all__ = ["ORDER_SIGS_RELPATH", "OrderLedger", "PlaceResult", "order_signature"]
+__all__ = [
+    "LEDGER_UNREADABLE",
+    "ORDER_SIGS_RELPATH",
+    "LedgerView",
+    "OrderLedger",
+    "PlaceResult",
+    "order_signature",
+    "parse_ledger",
+]
 
 ORDER_SIGS_RELPATH = Path("runtime") / "order_sigs.json"
-RECORDED, PLACED, PENDING = "recorded", "placed", "pending"
+PLACED, PENDING = "placed", "pending"
+#: Written by versions before the pending mark; an unsettled record is an unknown outcome.
+LEGACY_RECORDED = "recorded"
+#: The reason of a pending record whose sender has not said how the placement went.
+IN_FLIGHT = "in_flight"
+LEDGER_UNREADABLE = "ledger_unreadable"
+REFUSED = "refused"
 
 T = TypeVar("T")
 log = logging.getLogger("autoheal.guard.idempotency")
@@ -84,14 +118,73 @@ def order_signature(
 
 @dataclass(frozen=True, slots=True)
 class PlaceResult(Generic[T]):
-    """What :meth:`OrderLedger.place` did: ``placed``, ``duplicate`` or ``pending``.
+    """What :meth:`OrderLedger.place` did: ``placed``, ``duplicate``, ``pending`` or ``refused``.
 
-    ``result`` is what the placement returned (``None`` unless placed).
+    ``result`` is what the placement returned (``None`` unless placed); ``reason`` says
+    why it was refused (``ledger_unreadable``).
     """
 
     status: str
     sig: str
     result: T | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """A ledger file as read: its records, or why it cannot be used.
+
+    ``problem`` is ``None`` only for a valid ledger (or a missing file: empty); then
+    ``sigs`` holds every record. ``blocked`` tells a ledger already kept aside and
+    blocked (waiting for repair) from a freshly found unreadable file.
+    """
+
+    sigs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problem: str | None = None
+    blocked: bool = False
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "a record is not an object"
+    status = entry.get("status")
+    if status not in (PLACED, PENDING, LEGACY_RECORDED):
+        return f"a record has status {status!r}"
+    ts = entry.get("ts")
+    if status == PLACED and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+        return "a placed record has no timestamp"
+    return None
+
+
+def parse_ledger(read: ReadResult) -> LedgerView:
+    """Decide what a read of ``order_sigs.json`` means; pure, never raises.
+
+    A missing file is an empty ledger. Anything else that is not a valid ledger is a
+    problem (never an empty ledger): an unreadable file, a document without a ``sigs``
+    object, a record that is not an object or has an unknown status, or the block left
+    by an earlier unreadable file. A legacy ``recorded`` record reads as ``pending``.
+    """
+    if read.doc is None:
+        if read.reason == "missing":
+            return LedgerView()
+        return LedgerView(problem=f"{read.reason}: {read.detail}" if read.detail else read.reason)
+    blocked = read.doc.get("blocked")
+    if blocked is not None and blocked is not False:
+        since = blocked.get("since_utc") if isinstance(blocked, dict) else None
+        return LedgerView(problem=f"blocked since {since or '?'}, waiting for repair", blocked=True)
+    sigs = read.doc.get("sigs")
+    if not isinstance(sigs, dict):
+        return LedgerView(problem="no sigs object")
+    out: dict[str, dict[str, Any]] = {}
+    for sig, entry in sigs.items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            return LedgerView(problem=problem)
+        if entry["status"] == LEGACY_RECORDED:
+            out[str(sig)] = {**entry, "status": PENDING, "reason": entry.get("reason", IN_FLIGHT)}
+        else:
+            out[str(sig)] = entry
+    return LedgerView(out)
 
 
 class OrderLedger:
@@ -99,20 +192,26 @@ class OrderLedger:
 
     Args:
         runtime_dir: the runtime directory; the file is ``runtime/order_sigs.json`` inside it.
-        ttl_s: how long a recorded or placed signature blocks duplicates.
+            Default ``AUTOHEAL_RUNTIME_DIR``.
+        ttl_s: how long a placed signature blocks duplicates.
         time_fn: monotonic seconds (system-wide on Linux, so processes agree); tests pass a fake.
+
+    Raises:
+        ValueError: no ``runtime_dir`` and ``AUTOHEAL_RUNTIME_DIR`` not set.
     """
 
     def __init__(
         self,
-        runtime_dir: Path,
+        runtime_dir: PathArg | None = None,
         *,
         ttl_s: float = 120.0,
         time_fn: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.path = Path(runtime_dir) / ORDER_SIGS_RELPATH
+        self.runtime_dir = runtime_dir_from_env(runtime_dir, what="OrderLedger")
+        self.path = self.runtime_dir / ORDER_SIGS_RELPATH
         self.ttl_s = ttl_s
         self._time_fn = time_fn
+        self._logged_unreadable = False
 
     def check_and_record(
         self,
@@ -121,10 +220,16 @@ class OrderLedger:
         qty: float | str | Decimal,
         price: float | str | Decimal | None = None,
     ) -> tuple[bool, str]:
-        """Record this order's signature unless a live record exists.
+        """Record this order's signature as ``pending`` (durably) unless a live record exists.
+
+        Call it before sending; then :meth:`mark_placed`, :meth:`release` or
+        :meth:`mark_pending`. A record never settled (the sender crashed) stays pending.
 
         Returns:
-            ``(is_dup, sig)``: ``is_dup`` is False for exactly one caller per TTL.
+            ``(is_dup, sig)``: ``is_dup`` is False for exactly one caller.
+
+        Raises:
+            LedgerUnreadableError: the ledger is unreadable; no order may be sent.
         """
         sig = order_signature(symbol, side, qty, price)
         with self._locked_sigs() as sigs:
@@ -136,13 +241,20 @@ class OrderLedger:
                 "qty": str(qty),
                 "price": None if price is None else str(price),
                 "ts": self._time_fn(),
-                "status": RECORDED,
+                "status": PENDING,
+                "reason": IN_FLIGHT,
+                "pid": os.getpid(),
             }
         return False, sig
 
     def status(self, sig: str) -> str | None:
-        """``recorded``, ``placed``, ``pending`` or ``None`` (unknown or expired)."""
-        entry = self._live(self._read(), self._time_fn()).get(sig)
+        """``placed``, ``pending`` or ``None`` (unknown or expired).
+
+        Raises:
+            LedgerUnreadableError: the ledger is unreadable.
+        """
+        with self._locked_sigs() as sigs:
+            entry = sigs.get(sig)
         return None if entry is None else str(entry.get("status"))
 
     def mark_placed(self, sig: str) -> None:
@@ -169,7 +281,8 @@ class OrderLedger:
         Returns:
             The record's status afterwards (``None`` if it was forgotten).
         """
-        entry = self._read().get(sig)
+        with self._locked_sigs() as sigs:
+            entry = sigs.get(sig)
         if entry is None or entry.get("status") != PENDING:
             return None if entry is None else str(entry.get("status"))
         verdict = reconcile_fn(dict(entry, sig=sig))
@@ -192,22 +305,28 @@ class OrderLedger:
         *,
         reconcile_fn: Callable[[dict[str, Any]], str] | None = None,
     ) -> PlaceResult[T]:
-        """Place an order at most once: record, call ``place_fn`` once, settle the record.
+        """Place an order at most once: record (pending), call ``place_fn`` once, settle.
 
         A pending earlier attempt is reconciled first (when ``reconcile_fn`` is given);
-        only an ``"absent"`` verdict lets this signal be placed again.
+        only an ``"absent"`` verdict lets this signal be placed again. An unreadable
+        ledger gives ``PlaceResult("refused", sig, reason="ledger_unreadable")`` and
+        ``place_fn`` is not called.
 
         Raises:
             OrderOutcomeUnknownError: the placement raised an error after which the order
-                may exist (timeout, reset, 5xx); the record is now ``pending``.
+                may exist (timeout, reset, 5xx); the record stays ``pending``.
             Exception: any other error of ``place_fn``, unchanged; the record is released.
         """
-        is_dup, sig = self.check_and_record(symbol, side, qty, price)
-        pending = is_dup and self.status(sig) == PENDING
-        if pending and reconcile_fn is not None and self.reconcile(sig, reconcile_fn) is None:
+        try:
             is_dup, sig = self.check_and_record(symbol, side, qty, price)
-        if is_dup:
-            return PlaceResult(PENDING if self.status(sig) == PENDING else "duplicate", sig)
+            pending = is_dup and self.status(sig) == PENDING
+            if pending and reconcile_fn is not None and self.reconcile(sig, reconcile_fn) is None:
+                is_dup, sig = self.check_and_record(symbol, side, qty, price)
+            if is_dup:
+                return PlaceResult(PENDING if self.status(sig) == PENDING else "duplicate", sig)
+        except LedgerUnreadableError as exc:
+            sig = order_signature(symbol, side, qty, price)
+            return PlaceResult(REFUSED, sig, reason=exc.reason)
         try:
             result = place_fn()
         except Exception as exc:
@@ -220,28 +339,39 @@ class OrderLedger:
         self.mark_placed(sig)
         return PlaceResult(PLACED, sig, result)
 
+    def repair(self) -> bool:
+        """Unblock an unreadable ledger: start an empty one and clear the alert.
+
+        An operator's action, after the orders of the kept-aside file were checked
+        with the exchange (their outcomes are forgotten here). A still unreadable
+        file is kept aside first.
+
+        Returns:
+            Whether there was anything to repair.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.path):
+            view = parse_ledger(read_json(self.path))
+            if view.problem is None:
+                return False
+            if not view.blocked:
+                self._keep_aside(view.problem)
+            write_json_atomic(self.path, {"schema": 1, "clock": "monotonic", "sigs": {}})
+        clear_alert(self.runtime_dir, LEDGER_UNREADABLE)
+        self._logged_unreadable = False
+        log.warning("[idempotency] %s repaired: an empty ledger, new orders allowed", self.path)
+        return True
+
     # -- internals -----------------------------------------------------------------------
 
     def _set(self, sig: str, status: str, **extra: Any) -> None:
         with self._locked_sigs() as sigs:
-            entry = sigs.get(sig, {"ts": self._time_fn()})
+            entry = dict(sigs.get(sig, {"ts": self._time_fn()}))
             entry.update(extra, status=status)
             if status == PLACED:
                 entry["ts"] = self._time_fn()  # the TTL runs from the confirmed placement
+                entry.pop("reason", None)
             sigs[sig] = entry
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        result = read_json(self.path)
-        sigs = (result.doc or {}).get("sigs")
-        if result.doc is not None and isinstance(sigs, dict):
-            return {k: v for k, v in sigs.items() if isinstance(v, dict)}
-        if result.reason not in (None, "missing"):
-            log.warning(
-                "[idempotency] %s unreadable (%s); starting a fresh ledger",
-                self.path,
-                result.reason,
-            )
-        return {}
 
     def _live(self, sigs: dict[str, dict[str, Any]], now: float) -> dict[str, dict[str, Any]]:
         def alive(entry: dict[str, Any]) -> bool:
@@ -255,13 +385,75 @@ class OrderLedger:
 
         return {sig: entry for sig, entry in sigs.items() if alive(entry)}
 
+    def _keep_aside(self, detail: str) -> str | None:
+        """Move the unreadable file out of the way (never deleting it), block the ledger,
+        raise the alert. Returns where the file went (``None`` if it could not be moved:
+        then it stays in place, which refuses orders just the same)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        kept: str | None = None
+        try:
+            try:
+                os.link(self.path, aside)  # atomic; the bytes survive under the new name
+            except OSError:
+                shutil.copy2(self.path, aside)
+            kept = str(aside)
+            blocked = {
+                "reason": LEDGER_UNREADABLE,
+                "detail": detail,
+                "kept_aside": kept,
+                "since_utc": stamp,
+            }
+            write_json_atomic(
+                self.path, {"schema": 1, "clock": "monotonic", "blocked": blocked, "sigs": {}}
+            )
+        except OSError as exc:
+            log.error("[idempotency] could not keep %s aside: %s", self.path, exc)
+        write_alert(
+            self.runtime_dir,
+            LEDGER_UNREADABLE,
+            ts=time.time(),
+            file=kept or str(self.path),
+            detail=detail,
+        )
+        return kept
+
+    def _refuse(self, view: LedgerView) -> LedgerUnreadableError:
+        detail = view.problem or "unreadable"
+        kept = None if view.blocked else self._keep_aside(detail)
+        if not self._logged_unreadable:
+            self._logged_unreadable = True
+            if view.blocked and not alert_path(self.runtime_dir, LEDGER_UNREADABLE).exists():
+                write_alert(
+                    self.runtime_dir,
+                    LEDGER_UNREADABLE,
+                    ts=time.time(),
+                    file=str(self.path),
+                    detail=detail,
+                )
+            log.error(
+                "[idempotency] %s: order ledger %s %s%s; every new order refused until "
+                "repaired (OrderLedger.repair() after checking orders with the exchange)",
+                LEDGER_UNREADABLE,
+                self.path,
+                detail,
+                f", kept aside as {kept}" if kept else "",
+            )
+        return LedgerUnreadableError(str(self.path), detail=detail, kept_aside=kept)
+
     @contextmanager
     def _locked_sigs(self) -> Iterator[dict[str, dict[str, Any]]]:
-        """Live records under the lock; written back (pruned) if the body changed them."""
+        """Live records under the lock; written back (pruned) if the body changed them.
+
+        Raises:
+            LedgerUnreadableError: the ledger is unreadable (kept aside and blocked now).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self.path):
-            raw = self._read()
-            sigs = {k: dict(v) for k, v in self._live(raw, self._time_fn()).items()}
+            view = parse_ledger(read_json(self.path))
+            if view.problem is not None:
+                raise self._refuse(view)
+            sigs = {k: dict(v) for k, v in self._live(view.sigs, self._time_fn()).items()}
             yield sigs
-            if sigs != raw:
+            if sigs != view.sigs:
                 write_json_atomic(self.path, {"schema": 1, "clock": "monotonic", "sigs": sigs})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autoheal.guard._symbols import normalize_action, normalize_symbol
+from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = [
@@ -98,10 +99,17 @@ def check_inventory(
 
 
 class InventoryGate:
-    """Checks orders against ``positions_snapshot.json`` in ``runtime_dir``."""
+    """Checks orders against ``positions_snapshot.json`` in ``runtime_dir``.
 
-    def __init__(self, runtime_dir: Path) -> None:
-        self.path = Path(runtime_dir) / POSITIONS_FILENAME
+    Args:
+        runtime_dir: default ``AUTOHEAL_RUNTIME_DIR``.
+
+    Raises:
+        ValueError: neither is set.
+    """
+
+    def __init__(self, runtime_dir: PathArg | None = None) -> None:
+        self.path = runtime_dir_from_env(runtime_dir, what="InventoryGate") / POSITIONS_FILENAME
         self._sig: tuple[int, int, int, int] | None = None
         self._positions: dict[str, float] | None = None
         self._reason = SKIP_SNAPSHOT_MISSING

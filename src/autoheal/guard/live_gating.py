@@ -10,11 +10,14 @@ Gates, checked in this order; the reason names the first one that blocks:
 5. ``confirm_token`` hashes (SHA-256) to the configured ``confirm_token_sha256``,
    compared in constant time: ``confirm_token=missing`` / ``confirm_token=invalid``
 6. the kill switch is off (no ``STOP.TXT``, no failsafe, readable flags):
-   ``stop_file_present`` / ``failsafe_active`` / ``flags_invalid`` / ``reduce_only``
+   ``stop_file_present`` / ``failsafe_active`` / ``flags_invalid`` / ``reduce_only``;
+   ``kill_switch_unknown`` when it cannot be found
 
-Only the first five are pure; the kill switch is read from disk when the
-environment names a ``stop_file`` and/or ``runtime_dir``. The token itself is
-never logged or put into a reason.
+Only the first five are pure; the kill switch is always read from disk: from the
+``stop_file`` / ``runtime_dir`` the caller names, else from ``AUTOHEAL_STOP_FILE`` /
+``AUTOHEAL_RUNTIME_DIR`` (set by the daemon for its services; see
+:mod:`autoheal.guard.kill_switch`). With no runtime directory at all nothing is
+allowed. The token itself is never logged or put into a reason.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from autoheal.guard.kill_switch import KILL_SWITCH_UNKNOWN, resolve_kill_switch
 from autoheal.store.flags import read_flags, stop_file_present
 
 __all__ = ["LiveEnv", "hash_confirm_token", "is_live_execution_allowed"]
@@ -48,7 +52,9 @@ class LiveEnv:
     live_dry_run_mode: bool = True
     confirm_token: str | None = None
     confirm_token_sha256: str | None = None
+    #: ``None``: ``AUTOHEAL_STOP_FILE``, else beside the runtime directory.
     stop_file: Path | None = None
+    #: ``None``: ``AUTOHEAL_RUNTIME_DIR``, else the kill switch is unknown (not allowed).
     runtime_dir: Path | None = None
 
     @classmethod
@@ -58,12 +64,13 @@ class LiveEnv:
         return cls(**{k: v for k, v in env.items() if k in names})
 
 
-def _kill_switch_reason(env: LiveEnv) -> str | None:
-    if env.stop_file is not None and stop_file_present(Path(env.stop_file)):
+def _kill_switch_reason(env: LiveEnv, environ: Mapping[str, str] | None) -> str | None:
+    paths = resolve_kill_switch(env.runtime_dir, env.stop_file, environ)
+    if paths is None:
+        return KILL_SWITCH_UNKNOWN
+    if stop_file_present(paths.stop_file):
         return "stop_file_present"
-    if env.runtime_dir is None:
-        return None
-    read = read_flags(Path(env.runtime_dir))
+    read = read_flags(paths.runtime_dir)
     if read.flags is None:
         return "flags_invalid"
     if read.flags.failsafe_active or read.flags.mode == "SIGNAL_READ_ONLY":
@@ -73,11 +80,15 @@ def _kill_switch_reason(env: LiveEnv) -> str | None:
     return None
 
 
-def is_live_execution_allowed(env: LiveEnv | Mapping[str, Any]) -> tuple[bool, str]:
+def is_live_execution_allowed(
+    env: LiveEnv | Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+) -> tuple[bool, str]:
     """Whether real orders may go to a live exchange, and the first gate that says no.
 
     Args:
         env: a :class:`LiveEnv` or a mapping with the same keys.
+        environ: where ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE`` are looked up
+            when ``env`` names no paths; default ``os.environ``.
 
     Returns:
         ``(True, "ok")`` or ``(False, reason)``, e.g. ``(False, "enable_live_trading=False")``.
@@ -98,7 +109,7 @@ def is_live_execution_allowed(env: LiveEnv | Mapping[str, Any]) -> tuple[bool, s
     given = hash_confirm_token(env.confirm_token)
     if not hmac.compare_digest(given, env.confirm_token_sha256.strip().lower()):
         return False, "confirm_token=invalid"
-    reason = _kill_switch_reason(env)
+    reason = _kill_switch_reason(env, environ)
     if reason is not None:
         return False, reason
     return True, "ok"

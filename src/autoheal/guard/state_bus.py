@@ -26,6 +26,7 @@ from typing import Any
 
 from autoheal.guard._filelock import locked
 from autoheal.guard.errors import StateBusValidationError
+from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["DEFAULT_SCHEMA", "BusRead", "StateBus", "StateSchema"]
@@ -113,21 +114,23 @@ class StateBus:
     """Validated, atomic, backed-up access to ``<runtime_dir>/state_bus.json``.
 
     Args:
-        runtime_dir: the shared runtime directory (must exist).
+        runtime_dir: the shared runtime directory (must exist); default
+            ``AUTOHEAL_RUNTIME_DIR`` (``ValueError`` when neither is set).
         schema: what a valid document looks like.
         time_fn: wall-clock seconds for the ``updated_at`` label and alerts.
     """
 
     def __init__(
         self,
-        runtime_dir: Path,
+        runtime_dir: PathArg | None = None,
         *,
         schema: StateSchema = DEFAULT_SCHEMA,
         time_fn: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(runtime_dir) / STATE_BUS_FILENAME
+        runtime = runtime_dir_from_env(runtime_dir, what="StateBus")
+        self.path = runtime / STATE_BUS_FILENAME
         self.backup_path = self.path.with_name(STATE_BUS_FILENAME + ".bak")
-        self.alert_path = Path(runtime_dir) / ALERT_RELPATH
+        self.alert_path = runtime / ALERT_RELPATH
         self.schema = schema
         self._time_fn = time_fn
 
