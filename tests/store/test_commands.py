@@ -432,11 +432,14 @@ def test_a_journal_without_claimer_columns_is_migrated_and_keeps_working(tmp_pat
         # process, and a live "pid:N" cannot be told from a reused PID: both are left.
         settled = commands.settle_dead_claims(journal, settled_by="pid:1")
         assert [(c.id, c.result["why"]) for c in settled] == [("a", "no_such_process")]
+        assert f"pid {dead.pid}," in settled[0].result["message"]
         assert [commands.get(journal, k).status for k in "bcd"] == [  # type: ignore[union-attr]
             "claimed", "claimed", "pending"]
         got = commands.claim_next(journal, "pid:me")
         assert got is not None and got.id == "d" and got.claimer_pid == os.getpid()
-        assert [(e.command_id, e.kind, e.reason) for e in journal.events()] == [
-            ("a", "result_written", "claimer_died")]
+        [event] = journal.events()
+        assert (event.command_id, event.kind, event.reason) == (
+            "a", "result_written", "claimer_died")
+        assert event.data is not None and event.data["claimer_pid"] == dead.pid
     with Journal.open(path) as journal:  # opening again adds nothing twice
         assert journal.query("SELECT COUNT(*) FROM commands")[0][0] == 4

@@ -52,6 +52,7 @@ import psutil
 from autoheal.core.commands import (
     CLAIMER_DIED,
     TERMINAL_STATUSES,
+    Claimer,
     Intent,
     KeyUse,
     ProcessSeen,
@@ -538,7 +539,9 @@ def execute(
 def _settle(
     journal: Journal,
     command: Command,
+    claimer: Claimer,
     why: str,
+    *,
     settled_by: str,
     now: float | None,
 ) -> Command | None:
@@ -546,8 +549,8 @@ def _settle(
     stamp = time.time() if now is None else now
     started = (
         "unknown"
-        if command.claimer_start_time is None
-        else datetime.fromtimestamp(command.claimer_start_time, tz=UTC).isoformat(
+        if claimer.start_time is None
+        else datetime.fromtimestamp(claimer.start_time, tz=UTC).isoformat(
             timespec="seconds"
         )
     )
@@ -556,7 +559,7 @@ def _settle(
         "why": why,
         "claimed_by": command.claimed_by,
         "message": (
-            f"{CLAIMER_DIED}: {command.claimed_by} (pid {command.claimer_pid}, started "
+            f"{CLAIMER_DIED}: {command.claimed_by} (pid {claimer.pid}, started "
             f"{started}) is gone ({why}) without writing a result; the command may have "
             "run in part: check 'autoheal status' and retry with a new key"
         ),
@@ -580,8 +583,8 @@ def _settle(
                 "status": "failed",
                 "why": why,
                 "claimed_by": command.claimed_by,
-                "claimer_pid": command.claimer_pid,
-                "claimer_start_time": command.claimer_start_time,
+                "claimer_pid": claimer.pid,
+                "claimer_start_time": claimer.start_time,
                 "settled_by": settled_by,
                 "operator_reason": command.reason,
             },
@@ -589,13 +592,16 @@ def _settle(
     return settled
 
 
-def _why_gone(command: Command, observe: Callable[[int], ProcessSeen]) -> str | None:
+def _why_gone(
+    command: Command, observe: Callable[[int], ProcessSeen]
+) -> tuple[Claimer, str] | None:
     if command.status != "claimed":
         return None
     claimer = claimer_of(command.claimed_by, command.claimer_pid, command.claimer_start_time)
     if claimer is None:
         return None
-    return claimer_gone(claimer, observe(claimer.pid))
+    why = claimer_gone(claimer, observe(claimer.pid))
+    return None if why is None else (claimer, why)
 
 
 def settle_if_claimer_gone(
@@ -616,8 +622,11 @@ def settle_if_claimer_gone(
         The settled command, or None when it was left as it is (not claimed, or its
         claimer is alive or cannot be proven gone).
     """
-    why = _why_gone(command, observe)
-    return None if why is None else _settle(journal, command, why, settled_by, now)
+    gone = _why_gone(command, observe)
+    if gone is None:
+        return None
+    claimer, why = gone
+    return _settle(journal, command, claimer, why, settled_by=settled_by, now=now)
 
 
 def settle_dead_claims(
