@@ -123,11 +123,21 @@ def _load_config(path: str):  # type: ignore[no-untyped-def]
         return None
 
 
+def _stop_file_refused(cfg) -> bool:  # type: ignore[no-untyped-def]
+    """Print why the stop file cannot be written, if it cannot; True when refused."""
+    from autoheal.config._paths import stop_file_problem
+
+    problem = stop_file_problem(cfg.paths.stop_file)
+    if problem is not None:
+        print(f"autoheal: config error: {cfg.path}: {problem}", file=sys.stderr)
+    return problem is not None
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from autoheal.config import summary
 
     cfg = _load_config(args.config)
-    if cfg is None:
+    if cfg is None or _stop_file_refused(cfg):
         return EXIT_USAGE
     print(summary(cfg))
     return EXIT_OK
@@ -183,7 +193,7 @@ def _setup_logging(log_file: object = None) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
-    if cfg is None:
+    if cfg is None or _stop_file_refused(cfg):
         return EXIT_USAGE
     if args.chaos and cfg.environment == "live":
         print(

@@ -34,6 +34,8 @@ CLI_TIMEOUT_S = 30.0
 SERVICE_CODE = """\
 import json, os, signal, sys, time
 rt, name = sys.argv[1], sys.argv[2]
+if os.path.exists(os.path.join(rt, name + ".crash")):
+    sys.exit(3)  # a test made this service unable to start
 def on_term(signum, frame):
     with open(os.path.join(rt, name + ".sigterm"), "a") as f:
         f.write(repr(time.time()) + "\\n")

@@ -89,7 +89,8 @@ def parse_flags(doc: dict[str, Any]) -> FlagsRead:
         return FlagsRead(None, "flags_invalid", "reason and set_by must be strings")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
         return FlagsRead(None, "flags_invalid", "since must be a number of unix seconds")
-    named: dict[str, Any] = {k: doc[k] for k in ("failsafe_active", "mode", "reason", "set_by") if k in doc}
+    keys = ("failsafe_active", "mode", "reason", "set_by")
+    named: dict[str, Any] = {k: doc[k] for k in keys if k in doc}
     if since is not None:
         named["since"] = float(since)
     return FlagsRead(
