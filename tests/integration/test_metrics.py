@@ -260,3 +260,14 @@ async def test_a_failing_health_fn_costs_one_500_not_the_server() -> None:
             assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 500
             assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 200
         tg.cancel_scope.cancel()
+
+
+async def test_a_failing_kill_switch_write_is_a_metric(server: tuple[str, Holder, Metrics]) -> None:
+    url, holder, _ = server
+    doc = copy.deepcopy(health_doc())
+    doc["kill_switch"] = {"write_failures": {"stop_file": {"errno": "EROFS", "attempts": 4}}}
+    holder.doc = doc
+    async with httpx.AsyncClient() as client:
+        parsed = samples((await client.get(f"{url}/metrics")).text)
+    assert value(parsed, "autoheal_kill_switch_write_failing", file="stop_file", errno="EROFS") == 1
+    assert value(parsed, "autoheal_kill_switch_write_failing", file="flags", errno="none") == 0

@@ -105,6 +105,7 @@ class HealthCollector:
             yield GaugeMetricFamily(
                 "autoheal_health_timestamp_seconds", "when the health document was made", value=ts
             )
+        yield _kill_switch_writes(_dict(_dict(doc.get("kill_switch")).get("write_failures")))
         lag = _num(_dict(doc.get("daemon")).get("loop_lag_s"))
         if lag is not None:
             yield GaugeMetricFamily("autoheal_loop_lag_seconds", "daemon event-loop lag", value=lag)
@@ -119,6 +120,20 @@ class HealthCollector:
         # One family per name, holding both component and dependency probes.
         yield probe_ok
         yield probe_value
+
+
+def _kill_switch_writes(failures: dict[str, Any]) -> Metric:
+    """1 per kill-switch file whose last write failed (labelled by file and errno), else 0."""
+    family = GaugeMetricFamily(
+        "autoheal_kill_switch_write_failing",
+        "1 while a write of STOP.TXT or global_flags.json keeps failing (retried with backoff)",
+        labels=["file", "errno"],
+    )
+    for file in ("stop_file", "flags"):
+        failure = _dict(failures.get(file))
+        errno = _label(failure.get("errno")) if failure else "none"
+        family.add_metric([file, errno], 1.0 if failure else 0.0)
+    return family
 
 
 def _add_probes(
