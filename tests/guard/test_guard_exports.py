@@ -29,6 +29,7 @@ def test_guard_all_is_exactly_the_public_surface():
         "GuardError",
         "Heartbeat",
         "InventoryGate",
+        "LedgerUnreadableError",
         "LiveEnv",
         "NonRetryableError",
         "OrderLedger",

@@ -26,7 +26,7 @@ import httpx
 from autoheal.demo.client import ExchangeClient
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.classify import outcome_unknown
-from autoheal.guard.errors import CallFailedError
+from autoheal.guard.errors import CallFailedError, LedgerUnreadableError
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.heartbeat import Heartbeat
 from autoheal.guard.idempotency import OrderLedger
@@ -131,7 +131,12 @@ class TradingSession:
             return False
         if side == "buy" and not await self._buy_precheck(symbol, qty * price):
             return False
-        is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price)
+        try:
+            is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price)
+        except LedgerUnreadableError as exc:
+            # Fail closed: the ledger has alerted and logged; no order until it is repaired.
+            log.debug("%s %s blocked: %s", label, symbol, exc.reason)
+            return False
         if is_dup:
             log.info("%s %s duplicate signal sig=%s status=%s: not placed", label, symbol, sig,
                      self.ledger.status(sig))

@@ -4,7 +4,9 @@ A small library in the manner of watchfiles: stdlib, orjson, watchfiles and
 ``autoheal.store`` only; never the daemon. Importing it has no side effects, it
 holds no global state and starts no thread unless asked (``TradingGate.start``).
 
-Typical use on every order::
+Typical use on every order (under the daemon the paths may be left out: they come
+from ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE``; with neither, the gate refuses
+everything with ``kill_switch_unknown``)::
 
     gate = TradingGate(runtime_dir, stop_file)
     breaker = CircuitBreaker(runtime_dir)
@@ -24,6 +26,7 @@ from autoheal.guard.errors import (
     BreakerOpenError,
     CallFailedError,
     GuardError,
+    LedgerUnreadableError,
     NonRetryableError,
     OrderOutcomeUnknownError,
     RetriesExhaustedError,
@@ -49,6 +52,7 @@ __all__ = [
     "GuardError",
     "Heartbeat",
     "InventoryGate",
+    "LedgerUnreadableError",
     "LiveEnv",
     "NonRetryableError",
     "OrderLedger",

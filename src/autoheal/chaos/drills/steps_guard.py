@@ -18,7 +18,7 @@ from autoheal.demo.session import TradingSession
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.breaker_state import BreakerPolicy
 from autoheal.guard.errors import StateBusValidationError
-from autoheal.guard.idempotency import OrderLedger
+from autoheal.guard.idempotency import OrderLedger, order_signature
 from autoheal.guard.inventory import POSITIONS_FILENAME, InventoryGate
 from autoheal.guard.retry import acall_with_retry
 from autoheal.guard.state_bus import StateBus
@@ -43,6 +43,26 @@ def make_session(ctx: DrillContext, http: httpx.AsyncClient, **overrides: Any) -
     return TradingSession(args, http)
 
 
+class _NoLedger(OrderLedger):
+    """The mutation: a ledger that remembers nothing, so every signal is new."""
+
+    def check_and_record(self, symbol: str, side: str, qty: Any,
+                         price: Any = None) -> tuple[bool, str]:
+        return False, order_signature(symbol, side, qty, price)
+
+    def status(self, sig: str) -> str | None:
+        return None
+
+    def mark_placed(self, sig: str) -> None:
+        pass
+
+    def mark_pending(self, sig: str, reason: str = "timeout") -> None:
+        pass
+
+    def release(self, sig: str) -> None:
+        pass
+
+
 async def duplicate_signals(ctx: DrillContext) -> None:
     """N identical signals at once through gate, idempotency and the order path."""
     p = ctx.params
@@ -50,8 +70,11 @@ async def duplicate_signals(ctx: DrillContext) -> None:
     ex = await ctx.start_exchange()
     async with ex.client() as http:
         session = make_session(ctx, http)
-        # ttl_s is the mutation knob: 0 disables the idempotency ledger.
-        session.ledger = OrderLedger(ctx.runtime_dir, ttl_s=float(p.get("ttl_s", 120.0)))
+        # ttl_s is the mutation knob: 0 disables the idempotency ledger. (A TTL alone
+        # no longer does: a record is pending until placed, and pending never expires.)
+        ttl_s = float(p.get("ttl_s", 120.0))
+        ledger = OrderLedger if ttl_s > 0 else _NoLedger
+        session.ledger = ledger(ctx.runtime_dir, ttl_s=ttl_s)
         requests0, orders0 = await ex.calls(ORDERS), await ex.orders()
         placed: list[bool] = []
 
