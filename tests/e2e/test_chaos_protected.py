@@ -62,6 +62,7 @@ def chaos_daemon(tmp_path: Path) -> Iterator[Path]:
     """A ``run --chaos`` daemon on a paper config; yields the config path."""
     cfg = tmp_path / "autoheal.toml"
     cfg.write_text(_config_text("paper"))
+    (tmp_path / "rt").mkdir()  # the stop file's folder must exist (check-config)
     with (tmp_path / "daemon.log").open("wb") as log:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "autoheal", "run", "--chaos", "--config", str(cfg)],
