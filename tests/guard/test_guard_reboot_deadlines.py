@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from autoheal.guard import BreakerPolicy, CircuitBreaker, TradingGate
@@ -131,6 +131,8 @@ def test_loaded_deadlines_are_bounded_by_one_cooldown(
 @settings(max_examples=60, deadline=None)
 @given(mono=_mono, mono2=_mono, downtime=st.floats(0, 600), later=st.floats(0, 300))
 def test_gate_and_breaker_agree_after_any_reboot(mono, mono2, downtime, later):
+    # Within a microsecond of the deadline float rounding (wall seconds ~1.8e9) may go either way.
+    assume(abs(downtime + later - POLICY.cooldown_s) > 1e-3)
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp) / "shared_data"
         runtime.mkdir()
