@@ -149,3 +149,22 @@ def test_reload_to_live_refuses_chaos_commands(chaos_daemon: Path) -> None:
     assert "live" in refused.stderr
     assert _worker_pid(rt) == pid
     assert _cli(cfg, "chaos", "kill", "worker").returncode == 3  # the CLI's own gate too
+
+
+def test_reload_to_an_invalid_live_config_still_ends_chaos(chaos_daemon: Path) -> None:
+    cfg = chaos_daemon
+    rt = cfg.parent / "rt"
+    paper = cfg.parent / "paper.toml"
+    paper.write_text(_config_text("paper"))
+    victim = rt / "state_bus.json"
+    victim.write_bytes(b'{"ok": 1}\n')
+    assert _cli(paper, "chaos", "corrupt", "state_bus.json", "--for", "60s").returncode == 0
+    # "live", plus a typo that makes the whole file invalid: the reload is refused...
+    cfg.write_text(_config_text("live") + "[daemon.typo]\n")
+    wait_for((rt / "alerts" / "config_invalid.json").exists, 20, "config_invalid alert")
+    # ...but chaos is over all the same.
+    wait_for(
+        lambda: [e for e in _events(paper) if e["kind"] == "chaos_disabled"], 20, "chaos_disabled"
+    )
+    assert victim.read_bytes() == b'{"ok": 1}\n'
+    assert _cli(paper, "chaos", "kill", "worker").returncode == 3

@@ -7,17 +7,20 @@ unchanged components survive. An invalid config changes nothing: it raises an
 alert (``alerts/config_invalid.json``) and the old config keeps running.
 
 A config that now says ``environment = "live"`` ends chaos mode first, before
-anything else changes: every active fault is healed and every later fault refused
-(``chaos_disabled``, reason ``environment_live``). Fault injection never runs
-against a live environment, whether it was live at start or became live since.
+anything else changes, and even when the rest of it is refused: every active
+fault is healed and every later fault refused (``chaos_disabled``, reason
+``environment_live``). Fault injection never runs against a live environment,
+whether it was live at start or became live since.
 """
 
 from __future__ import annotations
 
 import logging
+import tomllib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoheal.config import ConfigError, load_config
+from autoheal.config import MAX_CONFIG_BYTES, ConfigError, load_config
 from autoheal.core import SpawnFinished
 from autoheal.core.actions import RestartProcess, StopProcess
 from autoheal.core.state import state_from_dict, state_to_dict
@@ -42,13 +45,36 @@ def _alert(daemon: Daemon, problem: str) -> None:
         log.error("alert_write_failed alert=%s error=%s", ALERT, error)
 
 
+def _says_live(path: Path) -> bool:
+    """Whether a config file that does not validate still says ``environment = "live"``."""
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return doc.get("environment") == "live"
+
+
+async def _end_chaos_if_live(daemon: Daemon, live: bool) -> None:
+    if live and daemon.chaos_handler is not None:
+        await daemon.chaos_handler.disable(
+            "environment_live",
+            f'environment = "live" since a config reload ({daemon.config.path}): '
+            "chaos is refused",
+        )
+
+
 async def reload_config(daemon: Daemon) -> bool:
     """Load, validate and apply the config file again; returns whether it was applied."""
     try:
         new = load_config(daemon.config.path)
     except ConfigError as err:
+        # Refused, but a file that says "live" ends chaos all the same: fail safe.
+        await _end_chaos_if_live(daemon, _says_live(daemon.config.path))
         _alert(daemon, str(err))
         return False
+    # First, before anything else changes (and even if the rest is refused).
+    await _end_chaos_if_live(daemon, new.environment == "live")
     old = daemon.config
     if new.paths != old.paths:
         _alert(
@@ -60,11 +86,6 @@ async def reload_config(daemon: Daemon) -> bool:
     except ValueError as exc:
         _alert(daemon, str(exc))
         return False
-    if new.environment == "live" and daemon.chaos_handler is not None:
-        await daemon.chaos_handler.disable(
-            "environment_live",
-            f'environment = "live" since a config reload ({new.path}): chaos is refused',
-        )
     clear_alert(daemon.runtime_dir, ALERT)
     new_specs = {name: wiring.service_spec(new, svc) for name, svc in new.services.items()}
     added = [n for n in new.services if n not in old.services]
