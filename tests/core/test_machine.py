@@ -351,6 +351,19 @@ def test_step_operator_restart_is_a_fresh_episode(rt: Runtime) -> None:
     assert RestartProcess("feeder", 1, 3, "operator") in actions
 
 
+def test_step_operator_stop_and_start_begin_a_fresh_episode_issue9(rt: Runtime) -> None:
+    """The episode rule: an operator's stop or start resets the attempts, like a restart."""
+    rt.feed(ProcessExited("feeder"))
+    rt.feed(SpawnFinished("feeder", ok=False, reason="spawn_failed"))
+    assert RestartProcess("feeder", 2, 3, "spawn_failed") in rt.at(rt.wake_at)
+    rt.feed(OperatorStopped("feeder", "maint", "alice"))
+    assert rt.state.components["feeder"].attempts == 0
+    rt.feed(OperatorStarted("feeder", "back", "alice"))
+    assert rt.state.components["feeder"].attempts == 0
+    # the start's verify window runs out: attempt 1 of a fresh episode, not attempt 3
+    assert RestartProcess("feeder", 1, 3, "verify_timeout") in rt.at(rt.wake_at)
+
+
 def test_step_unknown_component_command(rt: Runtime) -> None:
     with pytest.raises(IllegalCommandError, match="unknown component"):
         rt.feed(OperatorRestarted("nope", "", "alice"))
