@@ -423,7 +423,8 @@ def _cmd_events(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"autoheal: usage error: --since: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    path = cfg.paths.runtime_dir / "journal.sqlite3"
+    from autoheal import runtime_files
+    path = cfg.paths.runtime_dir / runtime_files.JOURNAL
     if not path.exists():
         print(f"autoheal: no journal yet at {path}", file=sys.stderr)
         return EXIT_FAILED

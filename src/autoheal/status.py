@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from autoheal import runtime_files
 from autoheal.store.alerts import read_alerts
 from autoheal.store.atomic import ReadResult, read_json
 from autoheal.store.flags import FlagsRead, read_flags, stop_file_present
@@ -42,8 +43,8 @@ __all__ = [
     "status_command",
 ]
 
-HEALTH_FILENAME = "health_v2.json"
-DAEMON_HEARTBEAT_FILENAME = "auto_heal.heartbeat.json"
+HEALTH_FILENAME = runtime_files.HEALTH
+DAEMON_HEARTBEAT_FILENAME = runtime_files.DAEMON_HEARTBEAT
 #: Only the first line of STOP.TXT is shown; a huge file must not flood the terminal.
 _STOP_READ_BYTES = 4096
 

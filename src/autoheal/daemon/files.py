@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.core.policy import Policy
 from autoheal.core.state import RuntimeState, shift_deadlines, state_from_dict, state_to_dict
 from autoheal.daemon.health import HEALTH_FILENAME
@@ -19,8 +20,8 @@ from autoheal.store.atomic import read_json, write_json_atomic
 
 log = logging.getLogger("autoheal")
 
-STATE_FILENAME = "autoheal_state.json"
-DAEMON_HEARTBEAT = "auto_heal.heartbeat.json"
+STATE_FILENAME = runtime_files.STATE
+DAEMON_HEARTBEAT = runtime_files.DAEMON_HEARTBEAT
 
 
 def load_state(runtime_dir: Path, policy: Policy, *, to_wall: float) -> RuntimeState | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.core.machine import dor, flags_for, healthy
 from autoheal.core.policy import Policy
 from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
 
-HEALTH_FILENAME = "health_v2.json"
+HEALTH_FILENAME = runtime_files.HEALTH
 HEALTH_SCHEMA = 2
 
 

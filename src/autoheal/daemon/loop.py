@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from autoheal import runtime_files
 from autoheal.config import Config
 from autoheal.core import (
     CommandRefusedError,
@@ -491,7 +492,7 @@ class Daemon:
                 for w in self.config.webhooks
             ]
             sender = WebhookSender(specs, self.journal)
-        return Notifier(NotificationLog(self.runtime_dir / "notifications.log"), sender)
+        return Notifier(NotificationLog(self.runtime_dir / runtime_files.NOTIFICATIONS), sender)
 
     async def _start_status_server(self, tg: TaskGroup) -> None:
         listen = self.config.daemon.status_listen
@@ -503,7 +504,7 @@ class Daemon:
         self.probing.metrics = metrics
         port = await tg.start(serve_status, listen[0], listen[1], metrics, self.health_doc)
         write_json_atomic(
-            self.runtime_dir / "status_endpoint.json",
+            self.runtime_dir / runtime_files.STATUS_ENDPOINT,
             {"host": listen[0], "port": port},
             durable=False,
         )

@@ -36,6 +36,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from autoheal import runtime_files
 from autoheal.core.stages import Stage
 from autoheal.store.atomic import read_json
 
@@ -220,7 +221,7 @@ class Metrics:
 
 def file_health_fn(runtime_dir: Path) -> HealthFn:
     """A ``health_fn`` that reads ``health_v2.json`` at each call (None when unreadable)."""
-    path = Path(runtime_dir) / "health_v2.json"
+    path = Path(runtime_dir) / runtime_files.HEALTH
     return lambda: read_json(path).doc
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.guard import breaker_state as bs
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import RISK_REDUCING_ACTIONS, normalize_action, normalize_symbol
@@ -33,7 +34,7 @@ from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["BREAKER_FILENAME", "GLOBAL_KEY", "CircuitBreaker"]
 
-BREAKER_FILENAME = "circuit_breaker.json"
+BREAKER_FILENAME = runtime_files.BREAKERS
 GLOBAL_KEY = "*"
 BREAKER_OPEN_REASON = "outage_circuit_breaker_active"
 

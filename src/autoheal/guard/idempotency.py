@@ -48,6 +48,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
@@ -66,7 +67,7 @@ __all__ = [
     "parse_ledger",
 ]
 
-ORDER_SIGS_RELPATH = Path("runtime") / "order_sigs.json"
+ORDER_SIGS_RELPATH = Path(runtime_files.ORDER_LEDGER)
 PLACED, PENDING = "placed", "pending"
 #: Written by versions before the pending mark; an unsettled record is an unknown outcome.
 LEGACY_RECORDED = "recorded"

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
 from autoheal.store.atomic import read_json, write_json_atomic
@@ -33,7 +34,7 @@ __all__ = [
     "write_positions_snapshot",
 ]
 
-POSITIONS_FILENAME = "positions_snapshot.json"
+POSITIONS_FILENAME = runtime_files.POSITIONS
 SKIP_NO_POSITION = "SKIP_NO_POSITION"
 SKIP_INSUFFICIENT_POSITION = "SKIP_INSUFFICIENT_POSITION"
 SKIP_INVALID_ORDER = "SKIP_INVALID_ORDER"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard.errors import StateBusValidationError
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
@@ -31,8 +32,8 @@ from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["DEFAULT_SCHEMA", "BusRead", "StateBus", "StateSchema"]
 
-STATE_BUS_FILENAME = "state_bus.json"
-ALERT_RELPATH = Path("alerts") / "state_bus_invalid.json"
+STATE_BUS_FILENAME = runtime_files.STATE_BUS
+ALERT_RELPATH = Path(runtime_files.ALERTS_DIR) / "state_bus_invalid.json"
 
 log = logging.getLogger("autoheal.guard.state_bus")
 

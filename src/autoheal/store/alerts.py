@@ -16,11 +16,12 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["ALERTS_DIRNAME", "alert_path", "clear_alert", "read_alerts", "write_alert"]
 
-ALERTS_DIRNAME = "alerts"
+ALERTS_DIRNAME = runtime_files.ALERTS_DIR
 
 
 def alert_path(runtime_dir: Path, name: str) -> Path:

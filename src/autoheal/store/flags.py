@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
     "write_stop_file",
 ]
 
-FLAGS_FILENAME = "global_flags.json"
+FLAGS_FILENAME = runtime_files.FLAGS
 #: Trading modes, most severe first.
 MODES = ("SIGNAL_READ_ONLY", "REDUCE_ONLY", "DEGRADED", "NORMAL")
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from autoheal import runtime_files
+
 __all__ = [
     "JOURNAL_FILENAME",
     "SCHEMA_VERSION",
@@ -41,7 +43,7 @@ __all__ = [
     "format_event",
 ]
 
-JOURNAL_FILENAME = "journal.sqlite3"
+JOURNAL_FILENAME = runtime_files.JOURNAL
 SCHEMA_VERSION = 1
 
 _SCHEMA_V1 = """

@@ -12,7 +12,9 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK_FILENAME = "autoheal.lock"
+from autoheal import runtime_files
+
+LOCK_FILENAME = runtime_files.LOCK
 
 
 class LockHeldError(Exception):

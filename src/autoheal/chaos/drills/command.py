@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from autoheal import runtime_files
 from autoheal.chaos.blast import ProtectedSet
 from autoheal.chaos.drills.catalog import load_catalog
 from autoheal.chaos.drills.evaluate import scale_label
@@ -26,8 +27,8 @@ __all__ = ["drill_command", "list_text"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 #: Operator files a drill must never touch, watched when they live in the runtime dir.
-PROTECTED_RUNTIME_FILES = ("global_flags.json", "state_bus.json", "positions_snapshot.json",
-                           "circuit_breaker.json")
+PROTECTED_RUNTIME_FILES = (runtime_files.FLAGS, runtime_files.STATE_BUS,
+                           runtime_files.POSITIONS, runtime_files.BREAKERS)
 
 
 def _err(message: str) -> None:

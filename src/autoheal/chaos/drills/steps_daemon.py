@@ -50,6 +50,7 @@ from typing import Any
 import anyio
 import orjson
 
+from autoheal import runtime_files
 from autoheal.chaos.drills.catalog import SCENARIO_DIR
 from autoheal.chaos.drills.context import DrillContext
 from autoheal.chaos.drills.daemon_stack import (
@@ -67,7 +68,7 @@ from autoheal.store.flags import read_flags, stop_file_present
 
 __all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
 
-HEALTH = "health_v2.json"
+HEALTH = runtime_files.HEALTH
 POLL_S = 0.05
 DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
 
@@ -285,7 +286,7 @@ def _kind(line: str) -> str:
 def _final(ctx: DrillContext, stack: Stack, restarts_before: int) -> None:
     doc = stack.health()
     read = read_flags(stack.shared)
-    notes = stack.shared / "notifications.log"
+    notes = stack.shared / runtime_files.NOTIFICATIONS
     ctx.observe("restarts_added", _restarts(doc) - restarts_before)
     ctx.observe("stop_file_present", stop_file_present(stack.stop_file))
     # Unreadable flags are recorded as such: a criterion then fails naming them.

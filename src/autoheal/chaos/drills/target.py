@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoheal import runtime_files
 from autoheal.chaos.blast import ProtectedSet
 from autoheal.chaos.drills.daemon_stack import DrillUnavailableError, queue_chaos
 from autoheal.chaos.drills.model import Scenario
@@ -166,7 +167,7 @@ class TargetStack:
         self.chaos_calls: list[dict[str, Any]] = []
 
     def health(self) -> dict[str, Any]:
-        doc = read_json(self.shared / "health_v2.json").doc
+        doc = read_json(self.shared / runtime_files.HEALTH).doc
         return doc if isinstance(doc, dict) else {}
 
     def alive(self) -> bool:
@@ -182,7 +183,7 @@ class TargetStack:
                                  calls=self.chaos_calls, **payload)
 
     def _notification_lines(self) -> int:
-        notes = self.shared / "notifications.log"
+        notes = self.shared / runtime_files.NOTIFICATIONS
         return len(notes.read_bytes().splitlines()) if notes.exists() else 0
 
     async def start(self) -> None:

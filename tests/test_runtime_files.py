@@ -1,0 +1,41 @@
+"""The runtime contract's file names live in one module (``autoheal.runtime_files``).
+
+A quoted runtime file name anywhere else in the package is a second source of truth
+that can drift from the docs and the other readers; this test finds one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from autoheal import runtime_files
+
+SRC = Path(runtime_files.__file__).parent
+NAMES = [
+    runtime_files.FLAGS,
+    runtime_files.HEALTH,
+    runtime_files.STATE,
+    runtime_files.DAEMON_HEARTBEAT,
+    runtime_files.JOURNAL,
+    runtime_files.LOCK,
+    runtime_files.NOTIFICATIONS,
+    runtime_files.STATUS_ENDPOINT,
+    "order_sigs.json",
+    runtime_files.BREAKERS,
+    runtime_files.POSITIONS,
+    runtime_files.STATE_BUS,
+]
+
+
+def test_no_module_spells_a_runtime_file_name_itself() -> None:
+    pattern = re.compile("|".join(rf"[\"']{re.escape(n)}[\"']" for n in NAMES))
+    offenders = [
+        f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+        for path in sorted(SRC.rglob("*.py"))
+        # The core imports only the standard library; it names files only in messages.
+        if path.name != "runtime_files.py" and path.parent.name != "core"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
