@@ -46,6 +46,7 @@ def test_scaled_policy_scales_durations_not_counts() -> None:
     assert policy["restart_backoff"] == ["0.75s", "1.5s", "3s", "6s", "15s"]
     assert policy["verify_window"] == "4.5s"
     assert policy["stable_reset"] == "30s"
+    assert policy["verify_min_uptime"] == "0.1s"
     assert policy["failures_before_restart"] == 2
     assert policy["max_restarts"] == 50
 

@@ -37,6 +37,8 @@ def test_delay_for_runbook_sequence() -> None:
         ({"verify_window": 0}, "verify_window"),
         ({"max_restarts": -1}, "max_restarts"),
         ({"stable_reset": -5}, "stable_reset"),
+        ({"verify_min_uptime": -1}, "verify_min_uptime must not be negative"),
+        ({"verify_window": 1.0}, "verify_min_uptime must not exceed verify_window"),
     ],
 )
 def test_heal_policy_rejects(kwargs: dict, message: str) -> None:

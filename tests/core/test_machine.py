@@ -31,7 +31,7 @@ from autoheal.core import (
     step,
 )
 from autoheal.core.machine import dor, flags_for
-from autoheal.core.policy import Policy
+from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.core.state import RuntimeState
 
 
@@ -118,12 +118,89 @@ def test_step_spawn_then_verify_then_observe(rt: Runtime) -> None:
     assert rt.stage("feeder") is Stage.BACKOFF
     assert kinds(actions) == ["LogTransition"]
     assert rt.wake_at == rt.now + 90.0
+    spawned = rt.now
     rt.now += 1.0
-    actions = rt.feed(ProbeSucceeded("feeder", "heartbeat"))
+    assert rt.feed(ProbeSucceeded("feeder", "heartbeat")) == ()
+    # every probe passes, but the process has not been up verify_min_uptime yet
+    assert rt.stage("feeder") is Stage.BACKOFF
+    assert rt.wake_at == spawned + 2.0
+    actions = rt.at(rt.wake_at)
     assert rt.stage("feeder") is Stage.OBSERVE
     assert actions == (LogTransition("feeder", Stage.BACKOFF, Stage.OBSERVE, "verified", 1, 3),)
     assert dor(rt.state, rt.policy)
     assert rt.state.components["feeder"].restarts == 1
+
+
+def _process_only(heal: HealPolicy | None = None) -> Runtime:
+    spec = ComponentSpec("worker", ("process",), heal=heal or HealPolicy())
+    r = Runtime(Policy(components={"worker": spec}))
+    r.feed(SpawnFinished("worker", ok=True))
+    r.feed(ProbeSucceeded("worker", "process"))
+    return r
+
+
+def test_step_process_only_restart_is_not_verified_at_spawn_issue9() -> None:
+    """Issue 9, defect 11: RESTART -> BACKOFF -> OBSERVE 1 ms after the spawn."""
+    r = _process_only()
+    r.feed(ProcessExited("worker"))
+    assert r.stage("worker") is Stage.RESTART
+    spawned = r.now
+    r.feed(SpawnFinished("worker", ok=True))
+    r.at(spawned + 0.001, ProbeSucceeded("worker", "process"))
+    assert r.stage("worker") is Stage.BACKOFF
+    # the shell is woken when the minimum uptime is over, not at the end of the window
+    assert r.wake_at == spawned + 2.0
+    actions = r.at(r.wake_at)
+    assert r.stage("worker") is Stage.OBSERVE
+    assert actions == (LogTransition("worker", Stage.BACKOFF, Stage.OBSERVE, "verified", 1, 3),)
+    assert r.state.components["worker"].healthy_since == spawned + 2.0
+
+
+def test_step_exit_before_min_uptime_fails_the_attempt_issue9() -> None:
+    r = _process_only()
+    r.feed(ProcessExited("worker"))
+    spawned = r.now
+    r.feed(SpawnFinished("worker", ok=True))
+    r.at(spawned + 1.5, ProcessExited("worker", code=1))
+    assert r.stage("worker") is Stage.BACKOFF
+    assert r.state.components["worker"].restart_at == r.now + 15.0
+    assert r.state.components["worker"].attempts == 1
+    assert RestartProcess("worker", 2, 3, "process_exited") in r.at(r.now + 15.0)
+
+
+def test_step_probe_passed_before_the_spawn_does_not_verify_issue9(rt: Runtime) -> None:
+    """The old process's heartbeat, judged between the stop and the spawn, is not a pass."""
+    rt.feed(ProcessExited("feeder"))
+    rt.feed(ProbeSucceeded("feeder", "heartbeat"))  # still in RESTART: before the spawn
+    spawned = rt.now
+    rt.feed(SpawnFinished("feeder", ok=True))
+    assert rt.state.components["feeder"].probes["heartbeat"].ok is None
+    rt.at(spawned + 5.0)
+    assert rt.stage("feeder") is Stage.BACKOFF
+    rt.feed(ProbeSucceeded("feeder", "heartbeat"))
+    assert rt.stage("feeder") is Stage.OBSERVE
+
+
+def test_step_unverified_at_window_end_fails_the_attempt_issue9() -> None:
+    """A heartbeat that keeps failing while the process stays up: verify_timeout."""
+    heal = HealPolicy(verify_window=10.0, verify_min_uptime=2.0)
+    spec = ComponentSpec("worker", ("process", "heartbeat"), heal=heal)
+    r = Runtime(Policy(components={"worker": spec}))
+    r.feed(ProcessExited("worker"))
+    r.feed(SpawnFinished("worker", ok=True))
+    r.at(r.now + 3.0, ProbeFailed("worker", "heartbeat", "heartbeat_stale"))
+    assert r.wake_at == r.now + 7.0
+    r.at(r.wake_at)
+    assert r.stage("worker") is Stage.BACKOFF
+    assert r.state.components["worker"].reason == "verify_timeout"
+    assert r.state.components["worker"].restart_at == r.now + 15.0
+
+
+def test_step_min_uptime_zero_verifies_at_once_issue9() -> None:
+    r = _process_only(HealPolicy(verify_min_uptime=0.0))
+    r.feed(ProcessExited("worker"))
+    r.feed(SpawnFinished("worker", ok=True))
+    assert r.stage("worker") is Stage.OBSERVE
 
 
 def test_step_restart_clears_probe_verdicts(rt: Runtime) -> None:
@@ -303,6 +380,8 @@ def test_step_stable_reset_ends_the_episode(rt: Runtime) -> None:
     rt.feed(ProcessExited("feeder"))
     rt.feed(SpawnFinished("feeder", ok=True))
     rt.healthy("feeder")
+    rt.at(rt.now + 2.0)  # verified after verify_min_uptime
+    assert rt.stage("feeder") is Stage.OBSERVE
     assert rt.state.components["feeder"].attempts == 1
     assert rt.wake_at == rt.now + 600.0
     rt.at(rt.now + 600.0)

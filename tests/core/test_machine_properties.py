@@ -13,6 +13,7 @@ from autoheal.core import (
     CommandRefusedError,
     DeadlineReached,
     IllegalCommandError,
+    LogTransition,
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorRestarted,
@@ -25,6 +26,7 @@ from autoheal.core import (
     RestartProcess,
     SpawnFinished,
     Stage,
+    StopProcess,
     initial_state,
     step,
 )
@@ -57,6 +59,10 @@ class StageMachineModel(RuleBasedStateMachine):
         self.wake_at: float | None = None
         self.episode_restarts = dict.fromkeys(COMPONENTS, 0)
         self.quiet_since = dict.fromkeys(COMPONENTS, 0.0)
+        # what the model saw since each component's last spawn: when, and which
+        # probes passed since (and have not failed since)
+        self.spawned_at: dict[str, float | None] = dict.fromkeys(COMPONENTS)
+        self.passed: dict[str, set[str]] = {name: set() for name in COMPONENTS}
 
     # -- the driver
 
@@ -93,7 +99,21 @@ class StageMachineModel(RuleBasedStateMachine):
                 assert math.isclose(delay, delay_for(cs.attempts, HEAL), abs_tol=1e-6)
                 assert any(math.isclose(delay, d, abs_tol=1e-6) for d in HEAL.restart_backoff)
                 assert delay <= HEAL.restart_backoff[-1] + 1e-6
+        self.track_probes(obs)
         for action in decision.actions:
+            if isinstance(action, LogTransition) and action.reason == "verified":
+                # Issue 9, defect 11: verified only after every probe passed since the
+                # spawn, and no sooner than verify_min_uptime after it.
+                name = action.component
+                assert (action.from_stage, action.to_stage) == (Stage.BACKOFF, Stage.OBSERVE)
+                spawned = self.spawned_at[name]
+                assert spawned is not None, "verified without a spawn"
+                assert self.now - spawned >= HEAL.verify_min_uptime, "verified too soon"
+                assert self.passed[name] >= set(self.policy.components[name].probes)
+        for action in decision.actions:
+            if isinstance(action, RestartProcess | StopProcess):
+                self.spawned_at[action.component] = None
+                self.passed[action.component] = set()
             if isinstance(action, RestartProcess):
                 self.quiet_since[action.component] = self.now
                 self.episode_restarts[action.component] += 1
@@ -108,6 +128,21 @@ class StageMachineModel(RuleBasedStateMachine):
             if target in self.quiet_since:
                 self.quiet_since[target] = self.now
         self.state, self.wake_at = decision.state, decision.wake_at
+
+    def track_probes(self, obs: object) -> None:
+        match obs:
+            case ProbeSucceeded(target, probe) if target in self.passed:
+                self.passed[target].add(probe)
+            case ProbeFailed(target, probe, _) if target in self.passed:
+                self.passed[target].discard(probe)
+            case ProcessExited(component):
+                self.passed[component].discard("process")
+            case SpawnFinished(component, True):
+                self.spawned_at[component] = self.now
+                self.passed[component] = {"process"}
+            case SpawnFinished(component, False):
+                self.spawned_at[component] = None
+                self.passed[component].discard("process")
 
     # -- rules
 
@@ -136,6 +171,12 @@ class StageMachineModel(RuleBasedStateMachine):
 
     @rule(dt=st.floats(min_value=0.0, max_value=400.0, allow_nan=False))
     def advance(self, dt: float) -> None:
+        self.now += dt
+        self.feed(DeadlineReached())
+
+    @rule(dt=st.floats(min_value=0.0, max_value=3.0, allow_nan=False))
+    def tick(self, dt: float) -> None:
+        """Small steps, around verify_min_uptime (2 s)."""
         self.now += dt
         self.feed(DeadlineReached())
 

@@ -14,6 +14,7 @@ def test_state_round_trip_and_shift(policy: Policy) -> None:
     doc = orjson.loads(orjson.dumps(state_to_dict(shift_deadlines(state, 5000.0))))
     assert doc["components"]["feeder"]["stage"] == "BACKOFF"
     assert doc["components"]["feeder"]["verify_until"] == 101.0 + 90.0 + 5000.0
+    assert doc["components"]["feeder"]["started_at"] == 101.0 + 5000.0
     back = shift_deadlines(state_from_dict(doc, policy), -5000.0)
     assert back == state
 
@@ -48,3 +49,12 @@ def test_starts_at_boot_decisions() -> None:
     verifying = ComponentState(stage=Stage.BACKOFF, verify_until=5.0, attempts=1)
     assert starts_at_boot(verifying, autostart=False)  # a restart was in progress
     assert starts_at_boot(ComponentState(stage=Stage.RESTART, attempts=1), autostart=False)
+
+
+def test_state_from_doc_without_started_at_is_none_issue9(policy: Policy) -> None:
+    """A state file written before issue 9 has no ``started_at``: unknown, not zero."""
+    state = step(initial_state(policy), ProcessExited("feeder"), 100.0, policy).state
+    state = step(state, SpawnFinished("feeder", True), 101.0, policy).state
+    doc = orjson.loads(orjson.dumps(state_to_dict(state)))
+    del doc["components"]["feeder"]["started_at"]
+    assert state_from_dict(doc, policy).components["feeder"].started_at is None

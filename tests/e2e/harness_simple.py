@@ -100,6 +100,7 @@ stop_file = {toml_str(str(root / "STOP.TXT"))}
 failures_before_restart = 2
 restart_backoff = ["300ms", "600ms"]
 verify_window = "3s"
+verify_min_uptime = "100ms"
 max_restarts = 3
 stable_reset = "10m"
 

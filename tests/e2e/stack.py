@@ -231,6 +231,7 @@ class Stack:
             "failures_before_restart = 2",
             f"restart_backoff = {_toml_list(self.restart_backoff)}",
             f"verify_window = {toml_str(self.verify_window)}",
+            'verify_min_uptime = "100ms"',
             f"max_restarts = {self.max_restarts}",
             'stable_reset = "30s"\n',
             "[daemon]",

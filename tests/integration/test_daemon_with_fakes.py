@@ -41,6 +41,7 @@ stop_file = "STOP.TXT"
 failures_before_restart = 2
 restart_backoff = ["50ms", "100ms"]
 verify_window = "300ms"
+verify_min_uptime = "20ms"
 max_restarts = 3
 stable_reset = "10m"
 

@@ -57,6 +57,8 @@ class PolicyConfig(Frozen, frozen=True):
     verify_window: float = 90.0
     max_restarts: int = 3
     stable_reset: float = 600.0
+    #: A restart verifies no sooner than this after its spawn (supervisord's startsecs).
+    verify_min_uptime: float = 2.0
 
 
 class DaemonConfig(Frozen, frozen=True):

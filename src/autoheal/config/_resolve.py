@@ -145,12 +145,26 @@ def _policy(raw: RawPolicy) -> PolicyConfig:
     for i in range(1, len(backoff)):
         if backoff[i] < backoff[i - 1]:
             fail(f"policy.restart_backoff[{i}]", "delays must not decrease")
+    verify_window = as_duration(raw.verify_window, "policy.verify_window", positive=True)
+    if raw.verify_min_uptime is None:
+        # The default (2 s) shrinks to fit a shorter window rather than refuse a config
+        # that predates the setting; a value given explicitly must fit.
+        min_uptime = min(PolicyConfig().verify_min_uptime, verify_window)
+    else:
+        min_uptime = as_duration(raw.verify_min_uptime, "policy.verify_min_uptime")
+        if min_uptime > verify_window:
+            fail(
+                "policy.verify_min_uptime",
+                f"must not exceed policy.verify_window ({verify_window:g}s): "
+                "no restart could ever be verified",
+            )
     return PolicyConfig(
         failures_before_restart=raw.failures_before_restart,
         restart_backoff=backoff,
-        verify_window=as_duration(raw.verify_window, "policy.verify_window", positive=True),
+        verify_window=verify_window,
         max_restarts=raw.max_restarts,
         stable_reset=as_duration(raw.stable_reset, "policy.stable_reset", positive=True),
+        verify_min_uptime=min_uptime,
     )
 
 

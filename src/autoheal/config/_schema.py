@@ -51,6 +51,7 @@ class RawPolicy(_Raw, frozen=True):
     verify_window: Duration = "90s"
     max_restarts: int = 3
     stable_reset: Duration = "10m"
+    verify_min_uptime: Duration | None = None  # "2s", or verify_window when shorter
 
 
 class RawDaemon(_Raw, frozen=True):

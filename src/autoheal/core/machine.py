@@ -5,7 +5,7 @@ Theory of operation
 Each supervised component is in one of five stages (``stages.Stage``)::
 
     OBSERVE --hard failure, or N soft failures--> RESTART --spawned--> BACKOFF
-    BACKOFF --healthy within verify_window--> OBSERVE
+    BACKOFF --verified within verify_window--> OBSERVE
     BACKOFF --verify failed, attempts < max--> (wait delay) --> RESTART
     BACKOFF --verify failed, attempts = max--> FAILSAFE --> NOTIFY --> FAILSAFE (latched)
     FAILSAFE --operator clear--> RESTART (a fresh episode)
@@ -18,6 +18,16 @@ Rules driven by counters and clocks, written as code below rather than a table:
 * The first restart of an episode is immediate; later ones wait
   ``delay_for(attempts)``. An episode ends after ``stable_reset`` of continuous
   health, which resets ``attempts`` to 0.
+* The episode rule: an operator's ``restart``, ``stop`` or ``start`` of a
+  component, and a ``failsafe clear``, each begin a fresh episode for it
+  (``attempts`` = 0): the operator has taken over, and what failed before is
+  not held against the next try. Only these and ``stable_reset`` reset it.
+* A restart is *verified* (BACKOFF -> OBSERVE, reason ``verified``) only when
+  every probe of the component has passed since the spawn (``SpawnFinished``
+  records ``started_at``) and the process has stayed up ``verify_min_uptime``
+  (supervisord's ``startsecs``); a deadline at ``started_at + verify_min_uptime``
+  wakes the shell for it. ``HealPolicy`` keeps that minimum within
+  ``verify_window``, so a healthy restart always has time to verify.
 * A restart whose process exits during verification fails at once; one that is
   merely unhealthy fails when ``verify_window`` runs out.
 * While an external dependency of a component fails, that component's failures
@@ -68,7 +78,15 @@ from autoheal.core.observations import (
     SpawnFinished,
 )
 from autoheal.core.policy import Policy
-from autoheal.core.queries import FlagsView, deadlines, dor, flags_for, healthy, stable_deadline
+from autoheal.core.queries import (
+    FlagsView,
+    deadlines,
+    dor,
+    flags_for,
+    healthy,
+    stable_deadline,
+    verify_deadline,
+)
 from autoheal.core.stages import Stage
 from autoheal.core.state import (
     ComponentState,
@@ -183,6 +201,7 @@ class _Step:
             verify_until=None,
             healthy_since=None,
             held=False,
+            started_at=None,
             probes={p: ProbeState() for p in cs.probes},
         )
         self.components[name] = cs
@@ -215,10 +234,16 @@ class _Step:
         self.move(name, cs, Stage.FAILSAFE, S.MAX_RESTARTS_EXCEEDED)
 
     def became_healthy(self, name: str) -> None:
+        """Every probe passes: end a grace period, or verify a restart that has been up
+        ``verify_min_uptime`` (the deadline at that moment brings ``advance`` back here)."""
         cs = self.components[name]
         if not healthy(cs):
             return
         if cs.stage is Stage.BACKOFF:
+            heal = self.policy.components[name].heal
+            verified_at = verify_deadline(cs, heal.verify_min_uptime)
+            if verified_at is None or verified_at > self.now:
+                return
             cs = replace(cs, verify_until=None, restart_at=None, healthy_since=self.now)
             self.components[name] = cs
             self.move(name, cs, Stage.OBSERVE, S.VERIFIED)
@@ -329,19 +354,27 @@ class _Step:
             probes = cs.probes
             if "process" in probes:
                 probes = self.set_probe(probes, "process", ProbeState(False, S.SPAWN_FAILED, 0))
-            cs = replace(cs, probes=probes)
+            cs = replace(cs, probes=probes, started_at=None)
             self.components[name] = cs
             if cs.stage is Stage.RESTART:
                 cs = self.move(name, cs, Stage.BACKOFF, reason or S.SPAWN_FAILED)
             if cs.stage in (Stage.BACKOFF, Stage.OBSERVE) and not cs.held:
                 self.begin_restart(name, reason or S.SPAWN_FAILED)
             return
-        if "process" in cs.probes:
-            cs = replace(cs, probes=self.set_probe(cs.probes, "process", ProbeState(True, "", 0)))
+        # Health is judged on checks of this process only: a verdict from before the
+        # spawn (the old process's heartbeat, a state file's) does not count.
+        probes = {p: ProbeState() for p in cs.probes}
+        if "process" in probes:
+            probes["process"] = ProbeState(True, "", 0)
+        cs = replace(cs, probes=probes, started_at=self.now)
         if cs.stage is Stage.RESTART:
             cs = replace(cs, verify_until=self.now + heal.verify_window)
             self.components[name] = cs
             self.move(name, cs, Stage.BACKOFF, "verifying")
+        elif cs.stage is Stage.BACKOFF and cs.restart_at is None:
+            # A new process (one that finished spawning after a pause, or adopted by a
+            # restarted daemon) gets a whole window, which holds its minimum uptime.
+            self.components[name] = replace(cs, verify_until=self.now + heal.verify_window)
         elif cs.stage is Stage.OBSERVE and not cs.held and not healthy(cs):
             # A plain start (daemon start-up, operator start): a grace period in which
             # soft failures (no heartbeat yet) do not count, like a startup probe.
@@ -368,11 +401,19 @@ class _Step:
                         self.begin_restart(name, cs.reason or "backoff_elapsed")
                     else:
                         self.restart_now(name, cs, cs.reason or "backoff_elapsed")
+                elif (
+                    verified_at := verify_deadline(cs, heal.verify_min_uptime)
+                ) is not None and verified_at <= self.now:
+                    # Up for verify_min_uptime with every probe passing: verified.
+                    due = True
+                    self.became_healthy(name)
                 elif cs.verify_until is not None and cs.verify_until <= self.now:
                     due = True
                     if blocked:
                         self.components[name] = replace(cs, verify_until=None)
-                    elif not healthy(cs):
+                    elif not healthy(cs) or cs.stage is Stage.BACKOFF:
+                        # In BACKOFF the verification above comes first: a restart still
+                        # unverified when its window ends has failed.
                         worst = next(
                             (p.reason for p in cs.probes.values() if p.ok is False),
                             S.VERIFY_TIMEOUT,

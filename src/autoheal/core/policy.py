@@ -8,13 +8,19 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class HealPolicy:
-    """How hard to try before pulling the kill switch (DESIGN.md §2, the runbook's numbers)."""
+    """How hard to try before pulling the kill switch (DESIGN.md §2, the runbook's numbers).
+
+    ``verify_min_uptime`` is how long a (re)started process must stay up before its
+    restart counts as verified, however early its probes pass (supervisord's
+    ``startsecs``). It must fit in ``verify_window``, or no restart could verify.
+    """
 
     failures_before_restart: int = 2
     restart_backoff: tuple[float, ...] = (15.0, 30.0, 60.0, 120.0, 300.0)
     verify_window: float = 90.0
     max_restarts: int = 3
     stable_reset: float = 600.0
+    verify_min_uptime: float = 2.0
 
     def __post_init__(self) -> None:
         if self.failures_before_restart < 1:
@@ -27,6 +33,10 @@ class HealPolicy:
             raise ValueError("restart_backoff must not decrease")
         if self.verify_window <= 0:
             raise ValueError("verify_window must be positive")
+        if self.verify_min_uptime < 0:
+            raise ValueError("verify_min_uptime must not be negative")
+        if self.verify_min_uptime > self.verify_window:
+            raise ValueError("verify_min_uptime must not exceed verify_window")
         if self.max_restarts < 0:
             raise ValueError("max_restarts must not be negative")
         if self.stable_reset < 0:

@@ -18,6 +18,7 @@ __all__ = [
     "healthy",
     "stable_deadline",
     "starts_at_boot",
+    "verify_deadline",
 ]
 
 
@@ -95,14 +96,29 @@ def stable_deadline(cs: ComponentState, stable_reset: float) -> float | None:
     return None
 
 
+def verify_deadline(cs: ComponentState, verify_min_uptime: float) -> float | None:
+    """When a restarted component whose probes all pass counts as verified.
+
+    Only in BACKOFF, only once every probe has passed since the spawn, and never
+    before its process has been up ``verify_min_uptime`` (supervisord's ``startsecs``):
+    a process that passes its first check a millisecond after the spawn has not yet
+    had the time to fail. None while that is not the question.
+    """
+    if cs.stage is Stage.BACKOFF and cs.started_at is not None and healthy(cs):
+        return cs.started_at + verify_min_uptime
+    return None
+
+
 def deadlines(state: RuntimeState, policy: Policy) -> float | None:
     """The earliest moment at which time alone changes a decision."""
     found: list[float] = []
     for name, cs in state.components.items():
+        heal = policy.components[name].heal
         for value in (
             cs.restart_at,
             cs.verify_until,
-            stable_deadline(cs, policy.components[name].heal.stable_reset),
+            verify_deadline(cs, heal.verify_min_uptime),
+            stable_deadline(cs, heal.stable_reset),
         ):
             if value is not None:
                 found.append(value)

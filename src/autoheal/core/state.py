@@ -29,6 +29,13 @@ class ProbeState:
 
 @dataclass(frozen=True, slots=True)
 class ComponentState:
+    """One component's stage and clocks.
+
+    ``started_at`` is when its current process was last spawned (or adopted), None
+    while none is known to run; a restart verifies no sooner than
+    ``started_at + verify_min_uptime``.
+    """
+
     stage: Stage = Stage.OBSERVE
     reason: str = ""
     probes: Mapping[str, ProbeState] = field(default_factory=dict)
@@ -38,6 +45,7 @@ class ComponentState:
     verify_until: float | None = None
     healthy_since: float | None = None
     held: bool = False
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,7 @@ def shift_deadlines(state: RuntimeState, delta: float) -> RuntimeState:
                 restart_at=_shift(cs.restart_at, delta),
                 verify_until=_shift(cs.verify_until, delta),
                 healthy_since=_shift(cs.healthy_since, delta),
+                started_at=_shift(cs.started_at, delta),
             )
             for name, cs in state.components.items()
         },
@@ -131,6 +140,7 @@ def state_to_dict(state: RuntimeState) -> dict[str, Any]:
                 "restart_at": cs.restart_at,
                 "verify_until": cs.verify_until,
                 "healthy_since": cs.healthy_since,
+                "started_at": cs.started_at,
                 "held": cs.held,
                 "consecutive_failures": max((p.failures for p in cs.probes.values()), default=0),
                 "probes": {p: _probe_to_dict(ps) for p, ps in cs.probes.items()},
@@ -208,6 +218,7 @@ def state_from_dict(doc: Mapping[str, Any], policy: Policy) -> RuntimeState:
             verify_until=_num(raw.get("verify_until")),
             healthy_since=_num(raw.get("healthy_since")),
             held=raw.get("held") is True,
+            started_at=_num(raw.get("started_at")),
         )
     deps_doc = doc.get("dependencies")
     deps_doc = deps_doc if isinstance(deps_doc, dict) else {}

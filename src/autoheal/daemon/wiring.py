@@ -26,6 +26,7 @@ def heal_policy(config: Config) -> HealPolicy:
         verify_window=p.verify_window,
         max_restarts=p.max_restarts,
         stable_reset=p.stable_reset,
+        verify_min_uptime=p.verify_min_uptime,
     )
 
 

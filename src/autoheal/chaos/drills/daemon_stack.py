@@ -55,8 +55,9 @@ RUNBOOK_POLICY: Mapping[str, Any] = {
     "verify_window": 90,
     "max_restarts": 3,
     "stable_reset": 600,
+    "verify_min_uptime": 2,
 }
-_DURATIONS = frozenset({"restart_backoff", "verify_window", "stable_reset"})
+_DURATIONS = frozenset({"restart_backoff", "verify_window", "stable_reset", "verify_min_uptime"})
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 
