@@ -13,7 +13,8 @@ machine. A trial SIGKILLs one child picked at random and times its replacement:
 Before each trial every child must be up and, for autoheal, the component back in
 ``OBSERVE`` with its attempt count reset (``stable_reset``), so every measured restart
 is the first of an episode. Settings, each supervisor's fastest honest ones:
-autoheal ``max_restarts=1000`` (no failsafe after 30+ kills), ``stable_reset=0.5s``;
+autoheal ``max_restarts=1000`` (no failsafe after 30+ kills), ``stable_reset=0.5s``,
+``verify_min_uptime=0s`` (as ``startsecs=0``);
 supervisord ``autorestart=true startsecs=0 startretries=1000``; circus ``respawn=true
 warmup_delay=0 max_retry=-1 check_delay=--circus-check-delay`` (0.1 s).
 
@@ -150,7 +151,7 @@ def autoheal_config(children: Sequence[Child], workdir: Path, probes: Sequence[s
         f"stop_file = {_toml_str(str(workdir / 'STOP.TXT'))}",
         "[policy]",
         'restart_backoff = ["1s"]\nverify_window = "5s"',
-        'max_restarts = 1000\nstable_reset = "0.5s"',
+        'max_restarts = 1000\nstable_reset = "0.5s"\nverify_min_uptime = "0s"',
         "[daemon]",
         f"log_file = {_toml_str(str(workdir / 'autoheal.log'))}",
     ]
