@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from autoheal.core.errors import CommandRefusedError, IllegalCommandError
     from autoheal.core.machine import Decision, step
     from autoheal.core.observations import (
+        ConfigReloaded,
         DeadlineReached,
         Observation,
         OperatorClearedFailsafe,
@@ -57,6 +58,7 @@ _LAZY: dict[str, str] = {
     "OperatorEnteredFailsafe": "autoheal.core.observations",
     "OperatorRestarted": "autoheal.core.observations",
     "OperatorStarted": "autoheal.core.observations",
+    "ConfigReloaded": "autoheal.core.observations",
     "OperatorStopped": "autoheal.core.observations",
     "Policy": "autoheal.core.policy",
     "ProbeFailed": "autoheal.core.observations",
@@ -89,6 +91,7 @@ __all__ = [
     "CommandRefusedError",
     "ComponentSpec",
     "ComponentState",
+    "ConfigReloaded",
     "DeadlineReached",
     "Decision",
     "IllegalCommandError",

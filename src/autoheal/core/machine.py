@@ -64,6 +64,7 @@ from autoheal.core.actions import (
 from autoheal.core.backoff import delay_for
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.observations import (
+    ConfigReloaded,
     DeadlineReached,
     Observation,
     OperatorClearedFailsafe,
@@ -95,6 +96,8 @@ from autoheal.core.state import (
     ProbeState,
     ReduceOnlyState,
     RuntimeState,
+    state_from_dict,
+    state_to_dict,
 )
 
 __all__ = ["Decision", "FlagsView", "deadlines", "dor", "flags_for", "healthy", "step"]
@@ -431,6 +434,37 @@ class _Step:
             if not due:
                 return
 
+    # -- configuration
+
+    def config_reloaded(
+        self, changed: frozenset[str], added: tuple[str, ...], removed: tuple[str, ...]
+    ) -> None:
+        """A new policy: removed components stop, added ones start, changed ones restart.
+
+        Nothing starts or restarts while the failsafe holds (an added component waits,
+        parked, for the clear), and a component an operator stopped stays stopped: its
+        new settings apply at its next start.
+        """
+        for name in removed:
+            self.actions.append(StopProcess(name, S.CONFIG_REMOVED))
+        for name in added:
+            cs = self.components[name]
+            if self.failsafe is not None:
+                self.components[name] = replace(
+                    cs, stage=Stage.BACKOFF, reason=S.FAILSAFE_ACTIVE
+                )
+                continue
+            heal = self.policy.components[name].heal
+            self.components[name] = replace(
+                cs, reason=S.STARTED, verify_until=self.now + heal.verify_window
+            )
+            self.actions.append(StartProcess(name, S.CONFIG_ADDED))
+        for name in sorted(changed):
+            kept = self.components.get(name)
+            if kept is None or name in added or kept.held or self.failsafe is not None:
+                continue
+            self.restart_now(name, replace(kept, attempts=0), S.CONFIG_CHANGED)
+
     # -- operator commands
 
     def check_component(self, name: str) -> ComponentState:
@@ -590,6 +624,13 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
         CommandRefusedError: an operator command refused by a safety gate.
     """
     before = flags_for(state)
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    if isinstance(obs, ConfigReloaded):
+        # Carry every kept component's state over to the new policy's shape.
+        added = tuple(n for n in policy.components if n not in state.components)
+        removed = tuple(n for n in state.components if n not in policy.components)
+        state = state_from_dict(state_to_dict(state), policy)
     st = _Step(state, now, policy)
     st.advance()
     match obs:
@@ -620,6 +661,8 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
             st.operator_set_reduce_only(obs)
         case OperatorClearedFailsafe():
             st.operator_clear_failsafe(obs)
+        case ConfigReloaded(changed):
+            st.config_reloaded(changed, added, removed)
     st.advance()
     new_state = st.snapshot()
     after = flags_for(new_state)

@@ -98,6 +98,18 @@ class OperatorStarted:
     actor: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigReloaded:
+    """The config was reloaded; ``step`` is called with the *new* policy.
+
+    ``changed`` names the components whose settings changed (the shell compares the
+    specs). Components the new policy lacks were removed, those the old state lacks
+    were added: ``step`` works both out from the state and the policy.
+    """
+
+    changed: frozenset[str] = frozenset()
+
+
 Observation = (
     ProbeSucceeded
     | ProbeFailed
@@ -110,4 +122,5 @@ Observation = (
     | OperatorRestarted
     | OperatorStopped
     | OperatorStarted
+    | ConfigReloaded
 )

@@ -29,6 +29,7 @@ from autoheal import runtime_files
 from autoheal.config import Config
 from autoheal.core import (
     CommandRefusedError,
+    ConfigReloaded,
     DeadlineReached,
     IllegalCommandError,
     Observation,
@@ -60,6 +61,7 @@ from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.probing import Probing
 from autoheal.daemon.services import Services
 from autoheal.procs import ProcessControl, ProcessControlLike, ServiceSpec
+from autoheal.store.alerts import clear_alert
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.journal import JOURNAL_FILENAME, Journal
 from autoheal.store.lock import LockHeldError, RuntimeLock
@@ -287,12 +289,43 @@ class Daemon:
         return self._config_signature() != self._config_sig
 
     async def _reload(self) -> None:
-        from autoheal.daemon.reload import reload_config
+        """Validate the config file again; the core decides what the change means."""
+        from autoheal.daemon import reload
 
         async with self._reload_lock:
             # Taken before reading, so an edit during the reload is seen next time.
             self._config_sig = self._config_signature()
-            await reload_config(self)
+            outcome = reload.plan_reload(self.config, self.specs)
+            if outcome.live and self.chaos_handler is not None:
+                # First, before anything else changes, and even if the rest is refused.
+                await self.chaos_handler.disable(
+                    "environment_live",
+                    f'environment = "live" since a config reload ({self.config.path}): '
+                    "chaos is refused",
+                )
+            if isinstance(outcome, reload.ReloadRefused):
+                reload.refuse(
+                    outcome.problem,
+                    runtime_dir=self.runtime_dir,
+                    config_path=self.config.path,
+                    wall=self.wall,
+                    journal_event=self.journal_event,
+                )
+                return
+            clear_alert(self.runtime_dir, reload.ALERT)
+            self.config = outcome.config
+            self.specs.update(outcome.specs)  # removed ones stay until they are stopped
+            self.policy = outcome.policy
+            self.apply(ConfigReloaded(outcome.changed))
+            self.restart_probes()
+            self.save_state()
+            self.write_health()
+            added, removed = list(outcome.added), list(outcome.removed)
+            changed = sorted(outcome.changed)
+            log.info("config_reloaded added=%s removed=%s changed=%s", added, removed, changed)
+            self.journal_event(
+                "config_reloaded", data={"added": added, "removed": removed, "changed": changed}
+            )
 
     # ------------------------------------------------------------------ periodic
 

@@ -1,10 +1,13 @@
-"""Hot reload: validate a new config and apply only what changed.
+"""Hot reload: validate a new config and say what changed; the core decides what that means.
 
-Healthy services whose settings did not change keep running (same PIDs); new
-services start, removed ones stop, changed ones restart. The core's state is
-carried over through its serialised form, so attempts and deadlines of
-unchanged components survive. An invalid config changes nothing: it raises an
-alert (``alerts/config_invalid.json``) and the old config keeps running.
+:func:`plan_reload` reads and validates the file and compares it with the running
+config; it changes nothing. The daemon then swaps in the new config and steps the
+core with :class:`~autoheal.core.observations.ConfigReloaded`, which decides what
+happens to each component: healthy ones whose settings did not change keep running
+(same PIDs) with their attempts and deadlines; added ones start, removed ones stop,
+changed ones restart, and nothing starts or restarts while the failsafe holds. An
+invalid config changes nothing: it raises an alert (``alerts/config_invalid.json``)
+and the old config keeps running.
 
 A config that now says ``environment = "live"`` ends chaos mode first, before
 anything else changes, and even when the rest of it is refused: every active
@@ -17,32 +20,44 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from autoheal.config import MAX_CONFIG_BYTES, ConfigError, load_config
-from autoheal.core import SpawnFinished
-from autoheal.core.actions import RestartProcess, StopProcess
-from autoheal.core.state import state_from_dict, state_to_dict
+from autoheal.config import MAX_CONFIG_BYTES, Config, ConfigError, load_config
+from autoheal.core.policy import Policy
 from autoheal.daemon import wiring
-from autoheal.store.alerts import clear_alert, write_alert
-
-if TYPE_CHECKING:
-    from autoheal.daemon.loop import Daemon
+from autoheal.procs import ServiceSpec
+from autoheal.store.alerts import write_alert
 
 log = logging.getLogger("autoheal")
 
 ALERT = "config_invalid"
 
 
-def _alert(daemon: Daemon, problem: str) -> None:
-    log.error("config_reload_refused problem=%s; the running config stays", problem)
-    daemon.journal_event("config_reload_refused", reason=ALERT, data={"problem": problem})
-    error = write_alert(
-        daemon.runtime_dir, ALERT, ts=daemon.wall(), file=str(daemon.config.path), problem=problem
-    )
-    if error is not None:
-        log.error("alert_write_failed alert=%s error=%s", ALERT, error)
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    """A valid new config and how its services differ from the running ones."""
+
+    config: Config
+    policy: Policy
+    specs: dict[str, ServiceSpec]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: frozenset[str]
+
+    @property
+    def live(self) -> bool:
+        return self.config.environment == "live"
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRefused:
+    """The new config cannot be applied; ``live``: the file says ``environment = "live"``."""
+
+    problem: str
+    live: bool
 
 
 def _says_live(path: Path) -> bool:
@@ -55,66 +70,49 @@ def _says_live(path: Path) -> bool:
     return doc.get("environment") == "live"
 
 
-async def _end_chaos_if_live(daemon: Daemon, live: bool) -> None:
-    if live and daemon.chaos_handler is not None:
-        await daemon.chaos_handler.disable(
-            "environment_live",
-            f'environment = "live" since a config reload ({daemon.config.path}): '
-            "chaos is refused",
-        )
-
-
-async def reload_config(daemon: Daemon) -> bool:
-    """Load, validate and apply the config file again; returns whether it was applied."""
+def plan_reload(old: Config, old_specs: Mapping[str, ServiceSpec]) -> ReloadPlan | ReloadRefused:
+    """Load and validate ``old.path`` again and compare it with the running config."""
     try:
-        new = load_config(daemon.config.path)
+        new = load_config(old.path)
     except ConfigError as err:
-        # Refused, but a file that says "live" ends chaos all the same: fail safe.
-        await _end_chaos_if_live(daemon, _says_live(daemon.config.path))
-        _alert(daemon, str(err))
-        return False
-    # First, before anything else changes (and even if the rest is refused).
-    await _end_chaos_if_live(daemon, new.environment == "live")
-    old = daemon.config
+        return ReloadRefused(str(err), live=_says_live(old.path))
+    live = new.environment == "live"
     if new.paths != old.paths:
-        _alert(
-            daemon, "paths (runtime_dir, stop_file) cannot change while running; restart the daemon"
+        return ReloadRefused(
+            "paths (runtime_dir, stop_file) cannot change while running; restart the daemon",
+            live=live,
         )
-        return False
     try:
         policy = wiring.build_policy(new)
     except ValueError as exc:
-        _alert(daemon, str(exc))
-        return False
-    clear_alert(daemon.runtime_dir, ALERT)
-    new_specs = {name: wiring.service_spec(new, svc) for name, svc in new.services.items()}
-    added = [n for n in new.services if n not in old.services]
-    removed = [n for n in old.services if n not in new.services]
-    changed = [
-        n
-        for n in new.services
-        if n in old.services
-        and (new.services[n] != old.services[n] or new_specs[n] != daemon.specs[n])
-    ]
-    # Stop removed services with the old specs, before they disappear from the state.
-    for name in removed:
-        daemon.execute(StopProcess(name, "config_reload"), None)
-    daemon.config = new
-    daemon.specs.update(new_specs)
-    daemon.policy = policy
-    daemon.state = state_from_dict(state_to_dict(daemon.state), policy)
-    daemon.restart_probes()
-    for name in changed:
-        cs = daemon.state.components[name]
-        heal = policy.components[name].heal
-        daemon.execute(RestartProcess(name, cs.attempts, heal.max_restarts, "config_changed"), None)
-    for name in added:
-        ok, reason = await daemon.spawn_new(name)
-        daemon.apply(SpawnFinished(name, ok, reason))
-    daemon.save_state()
-    daemon.write_health()
-    log.info("config_reloaded added=%s removed=%s changed=%s", added, removed, changed)
-    daemon.journal_event(
-        "config_reloaded", data={"added": added, "removed": removed, "changed": changed}
+        return ReloadRefused(str(exc), live=live)
+    specs = {name: wiring.service_spec(new, svc) for name, svc in new.services.items()}
+    return ReloadPlan(
+        config=new,
+        policy=policy,
+        specs=specs,
+        added=tuple(n for n in new.services if n not in old.services),
+        removed=tuple(n for n in old.services if n not in new.services),
+        changed=frozenset(
+            n
+            for n in new.services
+            if n in old.services
+            and (new.services[n] != old.services[n] or specs[n] != old_specs.get(n))
+        ),
     )
-    return True
+
+
+def refuse(
+    problem: str,
+    *,
+    runtime_dir: Path,
+    config_path: Path,
+    wall: Callable[[], float],
+    journal_event: Callable[..., Any],
+) -> None:
+    """The running config stays: say so in the log, the journal and an alert file."""
+    log.error("config_reload_refused problem=%s; the running config stays", problem)
+    journal_event("config_reload_refused", reason=ALERT, data={"problem": problem})
+    error = write_alert(runtime_dir, ALERT, ts=wall(), file=str(config_path), problem=problem)
+    if error is not None:
+        log.error("alert_write_failed alert=%s error=%s", ALERT, error)
