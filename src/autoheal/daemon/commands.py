@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -34,9 +35,7 @@ from autoheal.core import (
 from autoheal.core.actions import SendNotice
 from autoheal.store import commands as queue
 from autoheal.store.commands import Command
-
-if TYPE_CHECKING:
-    from autoheal.daemon.loop import Daemon
+from autoheal.store.journal import Journal
 
 log = logging.getLogger("autoheal")
 
@@ -80,10 +79,30 @@ def refusal_result(exc: Exception) -> dict[str, Any]:
 
 
 class CommandBridge:
-    """Claims queued commands for one daemon and reports their outcome."""
+    """Claims queued commands for one daemon and reports their outcome.
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    Args:
+        journal: the journal holding the queue (None until the daemon opened it).
+        submit: hands a claimed command to the daemon's one consumer loop.
+        apply: steps the core with a command's observation (False: refused).
+        notify: sends an operator notice.
+        injector: the fault injector of a ``--chaos`` daemon, else None.
+    """
+
+    def __init__(
+        self,
+        *,
+        journal: Callable[[], Journal | None],
+        submit: Callable[[PendingCommand], Awaitable[None]],
+        apply: Callable[[Observation, PendingCommand], object],
+        notify: Callable[[SendNotice], None],
+        injector: Callable[[], Callable[[PendingCommand], None] | None],
+    ) -> None:
+        self._journal = journal
+        self._submit = submit
+        self._apply = apply
+        self._notify = notify
+        self._injector = injector
         self.claimer = f"pid:{os.getpid()}"
         self._wake = anyio.Event()
 
@@ -93,7 +112,7 @@ class CommandBridge:
 
     def settle_dead_claims(self) -> None:
         """Settle the claims of gone claimers (a previous daemon's, a killed CLI's)."""
-        journal = self.daemon.journal
+        journal = self._journal()
         if journal is None:
             return
         try:
@@ -114,7 +133,7 @@ class CommandBridge:
     async def poll(self) -> None:
         self.settle_dead_claims()
         while True:
-            journal = self.daemon.journal
+            journal = self._journal()
             if journal is not None:
                 try:
                     command = queue.claim_next(journal, self.claimer)
@@ -122,14 +141,14 @@ class CommandBridge:
                     log.error("command_claim_failed error=%s", exc)
                     command = None
                 if command is not None:
-                    await self.daemon.observe(PendingCommand(command))  # type: ignore[arg-type]
+                    await self._submit(PendingCommand(command))
                     continue
             with anyio.move_on_after(POLL_INTERVAL_S):
                 await self._wake.wait()
             self._wake = anyio.Event()
 
     def execute(self, pending: PendingCommand) -> None:
-        journal = self.daemon.journal
+        journal = self._journal()
         command = pending.command
         assert journal is not None
         queue.record_started(journal, command)
@@ -142,7 +161,7 @@ class CommandBridge:
             command.requested_by,
         )
         if command.type.startswith("chaos_"):
-            handler = getattr(self.daemon, "chaos_handler", None)
+            handler = self._injector()
             if handler is None:
                 self.fail_reason(
                     pending,
@@ -157,7 +176,7 @@ class CommandBridge:
         if obs is None:
             self.fail_reason(pending, "unknown_command", f"unknown command type {command.type!r}")
             return
-        self.daemon.apply(obs, pending)
+        self._apply(obs, pending)
 
     def succeed(self, pending: PendingCommand, result: dict[str, Any]) -> None:
         self._finish(pending, True, result)
@@ -176,7 +195,7 @@ class CommandBridge:
         if pending.done:
             return
         pending.done = True
-        journal = self.daemon.journal
+        journal = self._journal()
         assert journal is not None
         queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
         try:
@@ -189,7 +208,7 @@ class CommandBridge:
         if command.type in ("restart", "stop", "start"):
             # failsafe enter/clear notify through the core's SendNotice already
             outcome = "done" if ok else f"failed ({result.get('reason')})"
-            self.daemon.notify(
+            self._notify(
                 SendNotice(
                     "operator",
                     command.target,

@@ -102,8 +102,14 @@ class Daemon:
         self.specs: dict[str, ServiceSpec] = {
             name: wiring.service_spec(config, svc) for name, svc in config.services.items()
         }
-        self.commands = CommandBridge(self)
         self.effects = Effects(self.runtime_dir, wall=wall)
+        self.commands = CommandBridge(
+            journal=lambda: self.journal,
+            submit=self._send_item,
+            apply=self.apply,
+            notify=self.effects.notify,
+            injector=lambda: self.chaos_handler,
+        )
         self.killswitch = KillSwitch(
             FileLayer(self.runtime_dir, self.stop_file),
             state=lambda: self.state,
@@ -181,6 +187,10 @@ class Daemon:
 
     async def observe(self, obs: Observation) -> None:
         await self._send.send(obs)
+
+    async def _send_item(self, pending: PendingCommand) -> None:
+        """A claimed command joins the observations: one consumer applies both in order."""
+        await self._send.send(pending)
 
     def _verdict(self, target: str, probe: str) -> bool | None:
         holder = self.state.components.get(target) or self.state.dependencies.get(target)
