@@ -28,12 +28,14 @@ from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard.errors import StateBusValidationError
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
+from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["DEFAULT_SCHEMA", "BusRead", "StateBus", "StateSchema"]
 
 STATE_BUS_FILENAME = runtime_files.STATE_BUS
-ALERT_RELPATH = Path(runtime_files.ALERTS_DIR) / "state_bus_invalid.json"
+ALERT_NAME = "state_bus_invalid"
+ALERT_RELPATH = Path(runtime_files.ALERTS_DIR) / f"{ALERT_NAME}.json"
 
 log = logging.getLogger("autoheal.guard.state_bus")
 
@@ -167,11 +169,7 @@ class StateBus:
 
     def clear_alert(self) -> bool:
         """Remove the alert file (an operator's acknowledgement); returns whether it existed."""
-        try:
-            self.alert_path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return clear_alert(self.alert_path.parent.parent, ALERT_NAME)
 
     def _write_unlocked(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         stamped = {**dict(doc), "updated_at": self._time_fn()}
@@ -193,22 +191,21 @@ class StateBus:
         return result.doc, None
 
     def _alert(self, event: str, reason: str, **details: Any) -> None:
-        doc = {
-            "alert": "state_bus_invalid",
-            "event": event,
-            "reason": reason,
-            "file": str(self.path),
-            "ts": self._time_fn(),
-            **details,
-        }
         log.error(
             "[state-bus] %s reason=%s %s",
             event,
             reason,
             " ".join(f"{k}={v}" for k, v in details.items()),
         )
-        try:
-            self.alert_path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.alert_path, doc)
-        except OSError as exc:  # an alert that cannot be written must not take the trader down
-            log.error("[state-bus] cannot write alert %s: %s", self.alert_path, exc)
+        # An alert that cannot be written must not take the trader down: returned, not raised.
+        error = write_alert(
+            self.alert_path.parent.parent,
+            ALERT_NAME,
+            ts=self._time_fn(),
+            event=event,
+            reason=reason,
+            file=str(self.path),
+            **details,
+        )
+        if error is not None:
+            log.error("[state-bus] cannot write alert %s: %s", self.alert_path, error)
