@@ -6,7 +6,8 @@ directory, and a ``TradingGate`` reading whatever is on disk. The file layer inj
 faults (ENOSPC, EROFS, ENOTDIR) into the writes of ``STOP.TXT`` and
 ``global_flags.json``. Rules: automatic failures, operator edits (create / remove
 ``STOP.TXT``, partial flags, REDUCE_ONLY, garbage), operator commands, faults
-switched on and off, time passing, and daemon restarts (state reloaded from disk).
+switched on and off, time passing, daemon restarts (state reloaded from disk), and
+operator commands through the real durable queue with fresh and reused keys.
 
 Invariants, checked after every rule:
 
@@ -14,7 +15,8 @@ Invariants, checked after every rule:
 * while a failsafe is active, a ``TradingGate`` reading the disk refuses every buy,
   unless every file that carries the halt is failing to be written (and then:);
 * every failing write is visible: an alert file, the health document, a notice;
-* nothing is started or restarted while a failsafe is active.
+* nothing is started or restarted while a failsafe is active;
+* an idempotency key stands for one command: reused for another, nothing runs.
 
 CI runs a fixed, derandomized budget (the ``ci`` Hypothesis profile). A long run::
 
@@ -50,9 +52,6 @@ from autoheal.core.machine import step
 from autoheal.core.observations import (
     DeadlineReached,
     Observation,
-    OperatorClearedFailsafe,
-    OperatorEnteredFailsafe,
-    OperatorSetReduceOnly,
     ProbeSucceeded,
     ProcessExited,
     SpawnFinished,
@@ -60,12 +59,15 @@ from autoheal.core.observations import (
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.core.state import RuntimeState, initial_state
 from autoheal.daemon import files as daemon_files
+from autoheal.daemon.commands import observation_for
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.notify import NotificationLog, Notifier
 from autoheal.guard.gate import TradingGate
+from autoheal.store import commands as queue
 from autoheal.store.alerts import alert_path
 from autoheal.store.flags import FLAGS_FILENAME, Flags
+from autoheal.store.journal import Journal
 
 pytestmark = pytest.mark.slow
 
@@ -191,8 +193,11 @@ class KillSwitchMachine(RuleBasedStateMachine):
         self.rt.apply(SpawnFinished("feeder", True))
         self.rt.apply(ProbeSucceeded("feeder", "process"))
         self.operator_may_clear = False
+        self.journal = Journal.open(runtime_dir)
+        self.executed: dict[str, set[str]] = {}
 
     def teardown(self) -> None:
+        self.journal.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -------------------------------------------------------------- helpers
@@ -259,16 +264,31 @@ class KillSwitchMachine(RuleBasedStateMachine):
         (self.files.runtime_dir / FLAGS_FILENAME).write_bytes(raw)
         self.heartbeat()
 
-    @rule(command=st.sampled_from(["enter", "clear", "reduce-only"]))
-    def operator_command(self, command: str) -> None:
-        self.operator_may_clear = command == "clear"
-        match command:
-            case "enter":
-                self.rt.apply(OperatorEnteredFailsafe("drill", "cli"))
-            case "clear":
-                self.rt.apply(OperatorClearedFailsafe("drill", "cli"))
-            case _:
-                self.rt.apply(OperatorSetReduceOnly("unwind", "cli"))
+    @rule(
+        command=st.sampled_from(["failsafe_enter", "failsafe_clear", "failsafe_reduce_only"]),
+        key=st.sampled_from([None, "K1", "K2"]),
+    )
+    def operator_command(self, command: str, key: str | None) -> None:
+        """Through the real durable queue: fresh keys, and keys reused for other commands."""
+        self.operator_may_clear = False
+        try:
+            submitted = queue.submit(
+                self.journal, command, "", {"reason": "drill"}, "op", idempotency_key=key
+            )
+        except queue.KeyConflictError as exc:
+            assert exc.earlier.type != command  # refused: nothing ran, nothing reported ok
+            return
+        if submitted.duplicate:
+            assert submitted.command.type == command  # the recorded result, not a new run
+            return
+        claimed = queue.claim_next(self.journal, "pid:test")
+        assert claimed is not None and claimed.id == submitted.command.id
+        obs = observation_for(claimed)
+        assert obs is not None
+        ok = self.rt.apply(obs)
+        queue.finish(self.journal, claimed.id, ok, {})
+        self.executed.setdefault(key or claimed.id, set()).add(command)
+        self.operator_may_clear = command == "failsafe_clear" and ok
         self.heartbeat()
 
     # -------------------------------------------------------------- invariants
@@ -304,6 +324,10 @@ class KillSwitchMachine(RuleBasedStateMachine):
         log = self.files.runtime_dir / "notifications.log"
         if self.rt.killswitch.switch.failures:
             assert log.exists() and b"could not be" in log.read_bytes()
+
+    @invariant()
+    def a_key_stands_for_one_command(self) -> None:
+        assert all(len(types) == 1 for types in self.executed.values()), self.executed
 
     @invariant()
     def nothing_starts_during_a_failsafe(self) -> None:
