@@ -137,8 +137,8 @@ class Runtime:
             else None
         )
         self.state: RuntimeState = restored or initial_state(POLICY)
-        self.effects = Effects(files.runtime_dir, wall=self.wall)
-        self.effects.notifier = Notifier(NotificationLog(files.runtime_dir / "notifications.log"))
+        notifier = Notifier(NotificationLog(files.runtime_dir / "notifications.log"))
+        self.effects = Effects(files.runtime_dir, wall=self.wall, notifier=lambda: notifier)
         self.killswitch = KillSwitch(
             files,
             state=lambda: self.state,

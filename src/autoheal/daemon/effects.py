@@ -28,13 +28,22 @@ class Effects:
     Args:
         runtime_dir: where ``alerts/`` lives.
         wall: unix time, for notification and alert stamps.
+        journal: the journal, once open (None: events are only logged).
+        notifier: ``notifications.log`` and the webhooks, once set up (None: only logged).
     """
 
-    def __init__(self, runtime_dir: Path, *, wall: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        runtime_dir: Path,
+        *,
+        wall: Callable[[], float],
+        journal: Callable[[], Journal | None] = lambda: None,
+        notifier: Callable[[], Any] = lambda: None,
+    ) -> None:
         self.runtime_dir = runtime_dir
         self._wall = wall
-        self.journal: Journal | None = None
-        self.notifier: Any = None
+        self._journal = journal
+        self._notifier = notifier
 
     def execute(self, action: FileAction) -> None:
         match action:
@@ -88,10 +97,11 @@ class Effects:
 
     def journal_event(self, kind: str, **fields: Any) -> None:
         """Record a journal event; a journal that fails is logged, never fatal."""
-        if self.journal is None:
+        journal = self._journal()
+        if journal is None:
             return
         try:
-            self.journal.record(kind, actor=fields.pop("actor", "autoheal"), **fields)
+            journal.record(kind, actor=fields.pop("actor", "autoheal"), **fields)
         except Exception as exc:
             log.error("journal_write_failed kind=%s error=%s", kind, exc)
 
@@ -112,10 +122,11 @@ class Effects:
             reason=action.reason,
             data={"kind": action.kind, "message": action.message},
         )
-        if self.notifier is None:
+        notifier = self._notifier()
+        if notifier is None:
             return
         try:
-            self.notifier.notify(
+            notifier.notify(
                 Notification(
                     kind=action.kind,
                     component=action.target,

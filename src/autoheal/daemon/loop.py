@@ -102,7 +102,16 @@ class Daemon:
         self.specs: dict[str, ServiceSpec] = {
             name: wiring.service_spec(config, svc) for name, svc in config.services.items()
         }
-        self.effects = Effects(self.runtime_dir, wall=wall)
+        self.journal: Journal | None = None
+        self.notifier: Any = None
+        self.metrics: Any = None
+        self._tg: TaskGroup | None = None
+        self.effects = Effects(
+            self.runtime_dir,
+            wall=wall,
+            journal=lambda: self.journal,
+            notifier=lambda: self.notifier,
+        )
         self.commands = CommandBridge(
             journal=lambda: self.journal,
             submit=self._send_item,
@@ -124,6 +133,7 @@ class Daemon:
             procs or ProcessControl(),
             observe=self.observe,
             journal_event=self.journal_event,
+            task_group=lambda: self._tg,
             watch_exits=not one_shot,
         )
         self.probing = Probing(
@@ -131,16 +141,15 @@ class Daemon:
             verdict=self._verdict,
             journal_event=self.journal_event,
             clock=clock,
+            metrics=lambda: self.metrics,
         )
         self.started_at = wall()
         self.loop_lag = 0.0
         self.last_iteration = clock()
         self.ready = False
         self.stopping = False
-        self.journal: Journal | None = None
         self._health_dirty = True
         self._send: Any = None
-        self._tg: TaskGroup | None = None
         self._reload_lock = anyio.Lock()
         self._config_sig = self._config_signature()
         # Handed in by the CLI (``run --chaos``); the daemon never imports autoheal.chaos.
@@ -405,8 +414,7 @@ class Daemon:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         (self.runtime_dir / "logs").mkdir(exist_ok=True)
         self.journal = journal
-        self.effects.journal = journal
-        self.effects.notifier = self._make_notifier(webhooks=webhooks)
+        self.notifier = self._make_notifier(webhooks=webhooks)
         for folder in {self.runtime_dir, self.stop_file.parent, self.runtime_dir / "runtime"}:
             files.remove_stale_temp_files(folder, now_wall=self.wall())
         restored = files.load_state(self.runtime_dir, self.policy, to_wall=self.to_wall())
@@ -438,7 +446,6 @@ class Daemon:
                     with shutdown:
                         async with send, receive, anyio.create_task_group() as tg:
                             self._tg = tg
-                            self.services.tg = tg
                             tg.start_soon(self._signals, sigs, shutdown)
                             await self._start(tg, notifier)
                             task_status.started()
@@ -468,7 +475,7 @@ class Daemon:
         tg.start_soon(self.commands.poll)
         if self.chaos_handler is not None:
             self.chaos_handler.start(tg)
-        sender = getattr(self.effects.notifier, "sender", None)
+        sender = getattr(self.notifier, "sender", None)
         if sender is not None:
             tg.start_soon(sender.run)
         await self._start_status_server(tg)
@@ -544,7 +551,7 @@ class Daemon:
         from autoheal.daemon.metrics import Metrics, serve_status
 
         metrics = Metrics(self.health_doc)
-        self.probing.metrics = metrics
+        self.metrics = metrics
         port = await tg.start(serve_status, listen[0], listen[1], metrics, self.health_doc)
         write_json_atomic(
             self.runtime_dir / runtime_files.STATUS_ENDPOINT,

@@ -57,13 +57,14 @@ class Probing:
         verdict: Callable[[str, str], bool | None],
         journal_event: Callable[..., None],
         clock: Callable[[], float],
+        metrics: Callable[[], Any] = lambda: None,
     ) -> None:
         self._observe = observe
+        self._metrics = metrics
         self._verdict = verdict
         self._journal = journal_event
         self._clock = clock
         self.readings: dict[Key, Any] = {}
-        self.metrics: Any = None
         self._runners: dict[Key, Any] = {}
         self._scopes: dict[Key, anyio.CancelScope] = {}
         self._seen: set[Key] = set()
@@ -127,8 +128,9 @@ class Probing:
                 reason=result.reason or "ok",
                 data={"probe": name, "ok": result.ok, "value": result.value},
             )
-        if self.metrics is not None:
-            self.metrics.observe_probe(target, name, result.ok, result.reason, latency)
+        metrics = self._metrics()
+        if metrics is not None:
+            metrics.observe_probe(target, name, result.ok, result.reason, latency)
         if result.ok and self._verdict(target, name) is True:
             return
         obs: Observation = (

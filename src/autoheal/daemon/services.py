@@ -38,6 +38,7 @@ class Services:
         control: the psutil/pidfd process control.
         observe: sends an observation to the daemon's loop.
         journal_event: records a journal event.
+        task_group: where exit watchers run (the daemon's, once it runs).
         watch_exits: False in the CLI's direct mode, where nobody stays to watch.
     """
 
@@ -48,6 +49,7 @@ class Services:
         *,
         observe: Callable[[Observation], Awaitable[None]],
         journal_event: Callable[..., None],
+        task_group: Callable[[], TaskGroup | None] = lambda: None,
         watch_exits: bool = True,
     ) -> None:
         self.specs = specs
@@ -56,7 +58,7 @@ class Services:
         self._journal = journal_event
         self._watch_exits = watch_exits
         self._procs: dict[str, _Proc] = {}
-        self.tg: TaskGroup | None = None
+        self._task_group = task_group
         self.stopping = False
 
     def _proc(self, name: str) -> _Proc:
@@ -140,8 +142,9 @@ class Services:
         return True, ""
 
     def _watch(self, name: str, identity: ProcessIdentity) -> None:
-        if self._watch_exits and self.tg is not None:
-            self.tg.start_soon(self._watch_exit, name, identity, self._proc(name).generation)
+        tg = self._task_group()
+        if self._watch_exits and tg is not None:
+            tg.start_soon(self._watch_exit, name, identity, self._proc(name).generation)
 
     async def _watch_exit(self, name: str, identity: ProcessIdentity, generation: int) -> None:
         code = await self.control.wait_exit(identity)
