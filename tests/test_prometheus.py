@@ -42,23 +42,18 @@ def test_shipped_rules_pass_their_promtool_unit_tests() -> None:
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
 
 
-def test_rule_unit_tests_can_fail() -> None:
+def test_rule_unit_tests_can_fail(tmp_path: Path) -> None:
     """A changed threshold is caught: the unit tests are not vacuous."""
     broken = RULES.read_text().replace("> 3", "> 30")
     assert broken != RULES.read_text()
-    tmp_rules = RULE_TESTS.parent / "autoheal.rules.mutated.yml"
-    tmp_tests = RULE_TESTS.parent / "autoheal.rules.mutated.test.yml"
-    try:
-        tmp_rules.write_text(broken)
-        tmp_tests.write_text(
-            RULE_TESTS.read_text().replace(
-                "../../config/prometheus/autoheal.rules.yml", tmp_rules.name
-            )
+    (tmp_path / "autoheal.rules.yml").write_text(broken)
+    tests = tmp_path / "autoheal.rules.test.yml"
+    tests.write_text(
+        RULE_TESTS.read_text().replace(
+            "../../config/prometheus/autoheal.rules.yml", "autoheal.rules.yml"
         )
-        result = promtool("test", "rules", str(tmp_tests))
-    finally:
-        tmp_rules.unlink(missing_ok=True)
-        tmp_tests.unlink(missing_ok=True)
+    )
+    result = promtool("test", "rules", str(tests))
     assert result.returncode != 0
     assert b"AutohealRestartRateHigh" in result.stdout + result.stderr
 
