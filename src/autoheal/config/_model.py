@@ -14,7 +14,7 @@ import msgspec
 
 ENVIRONMENTS = ("live", "testnet", "paper")
 PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http")
-WEBHOOK_FORMATS = ("generic", "slack", "telegram")
+WEBHOOK_FORMATS = ("generic", "slack", "telegram", "alertmanager")
 
 
 class ConfigError(Exception):

@@ -478,6 +478,7 @@ class Daemon:
         sender = getattr(self.notifier, "sender", None)
         if sender is not None:
             tg.start_soon(sender.run)
+        self._start_alertmanager(tg)
         await self._start_status_server(tg)
         interval = notifier.watchdog_interval()
         if interval:
@@ -541,8 +542,26 @@ class Daemon:
                 )
                 for w in self.config.webhooks
             ]
-            sender = WebhookSender(specs, self.journal)
+            outbox = [spec for spec in specs if spec.format != "alertmanager"]
+            sender = WebhookSender(outbox, self.journal) if outbox else None
         return Notifier(NotificationLog(self.runtime_dir / runtime_files.NOTIFICATIONS), sender)
+
+    def _start_alertmanager(self, tg: TaskGroup) -> None:
+        """Alertmanagers get state (the health document's problems), not events."""
+        specs = [w for w in self.config.webhooks if w.format == "alertmanager"]
+        if not specs:
+            return
+        import socket
+
+        from autoheal.daemon.alertmanager import AlertmanagerPusher
+        from autoheal.daemon.notify import WebhookSpec
+
+        pusher = AlertmanagerPusher(
+            [WebhookSpec(w.name, w.url, w.format, w.secret_env, w.timeout) for w in specs],
+            self.health_doc,
+            instance=socket.gethostname(),
+        )
+        tg.start_soon(pusher.run)
 
     async def _start_status_server(self, tg: TaskGroup) -> None:
         listen = self.config.daemon.status_listen

@@ -55,7 +55,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("generic", "slack", "telegram")
+FORMATS = ("generic", "slack", "telegram", "alertmanager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,8 @@ class WebhookSpec:
     Attributes:
         name: what logs and the outbox call it (never the URL).
         url: the endpoint.
-        format: ``generic``, ``slack`` or ``telegram``.
+        format: ``generic``, ``slack``, ``telegram``, or ``alertmanager`` (not an outbox
+            webhook: :mod:`autoheal.daemon.alertmanager` pushes state instead).
         secret_env: environment variable holding the secret; for generic and slack it is
             also sent as ``Authorization: Bearer``.
         timeout: seconds for one delivery attempt, connect to response.
