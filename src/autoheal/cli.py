@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a folder of your own scenario files (repeatable)",
     )
+
+    p = sub.add_parser("check", help="run every probe once, now; exit 0 when DOR would be true")
+    _add_config(p)
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -454,3 +458,18 @@ _HANDLERS.update(
         "drill": _cmd_drill,
     }
 )
+
+
+# ---------------------------------------------------------------------- check, metrics, breaker
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    from autoheal.check import check_command
+
+    return check_command(cfg, as_json=args.json)
+
+
+_HANDLERS["check"] = _cmd_check

@@ -1,0 +1,311 @@
+"""``autoheal check``: every configured probe once, now, and the DOR verdict from those facts.
+
+No daemon is needed, and a running one is not disturbed: the check only reads (the
+pidfiles, ``/proc``, the heartbeat files, ``STOP.TXT`` and ``global_flags.json``) and
+sends each HTTP probe's one GET. Nothing is written, not even the journal.
+
+The probes are the daemon's own (:func:`autoheal.daemon.wiring.make_probe`), each run
+once under its configured ``timeout`` by the daemon's :class:`~autoheal.probes.ProbeRunner`,
+all at once: the whole check is bounded by the longest probe timeout. The process
+probe proves the pidfile's PID the way the daemon adopts a process
+(:func:`autoheal.procs.leftovers.prove_ours`: alive, not a zombie, the service's
+command line), so a PID reused by another program is ``process_missing``.
+
+The verdict is not re-implemented here: :func:`verdict` feeds the results as
+observations into the core's :func:`~autoheal.core.step`, from a fresh state, and asks
+:func:`autoheal.core.queries.dor`. A fact seen now is taken as persisting: each
+dependency result is fed ``failures_before_restart`` times (what the daemon needs to
+declare a dependency failing), so a dependency that fails now reads as DEGRADED; a
+component fails DOR on one failed probe already. A ``STOP.TXT``, a flags file saying
+``failsafe_active``, or an unreadable flags file (fail closed) is a failsafe.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoheal.config import Config
+from autoheal.core.policy import Policy
+
+__all__ = [
+    "CheckReport",
+    "Fact",
+    "KillSwitchFact",
+    "check_command",
+    "render_text",
+    "run_check",
+    "verdict",
+]
+
+SERVICE = "service"
+DEPENDENCY = "dependency"
+RUNTIME = "runtime"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One probe's answer: whose, which probe, ok, value against threshold, reason."""
+
+    target: str
+    kind: str  # service | dependency | runtime
+    probe: str
+    ok: bool
+    value: float | None
+    threshold: float | None
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchFact:
+    """What the kill-switch files say: a failsafe (with its reason and who set it) or none."""
+
+    active: bool
+    reason: str = ""
+    set_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    dor: bool
+    failsafe: str | None
+    degraded: tuple[str, ...]
+    failing_components: tuple[str, ...]
+    stages: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    checked_at: float
+    duration_s: float
+    facts: tuple[Fact, ...]
+    verdict: Verdict
+
+    def to_doc(self) -> dict[str, Any]:
+        v = self.verdict
+        return {
+            "schema": 1,
+            "checked_at": self.checked_at,
+            "duration_s": round(self.duration_s, 4),
+            "dor": v.dor,
+            "failsafe": v.failsafe,
+            "degraded": list(v.degraded),
+            "failing_components": list(v.failing_components),
+            "stages": dict(v.stages),
+            "probes": [asdict(f) for f in self.facts],
+        }
+
+
+# --------------------------------------------------------------------------- pure verdict
+
+
+def verdict(policy: Policy, facts: Sequence[Fact], kill_switch: KillSwitchFact) -> Verdict:
+    """The DOR verdict the daemon's core reaches from these facts (pure; see the module doc)."""
+    from autoheal.core import (
+        OperatorEnteredFailsafe,
+        ProbeFailed,
+        ProbeSucceeded,
+        initial_state,
+        step,
+    )
+    from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+    from autoheal.core.queries import dor, healthy
+
+    now = 0.0
+    state = initial_state(policy)
+    if kill_switch.active:
+        try:
+            obs = OperatorEnteredFailsafe(kill_switch.reason or "kill_switch", kill_switch.set_by)
+            state = step(state, obs, now, policy).state
+        except (CommandRefusedError, IllegalCommandError):  # pragma: no cover - fresh state
+            pass
+
+    def feed(fact: Fact) -> None:
+        nonlocal state
+        obs = (
+            ProbeSucceeded(fact.target, fact.probe)
+            if fact.ok
+            else ProbeFailed(fact.target, fact.probe, fact.reason)
+        )
+        state = step(state, obs, now, policy).state
+
+    deps = [f for f in facts if f.kind == DEPENDENCY and f.target in policy.dependencies]
+    comps = [f for f in facts if f.kind == SERVICE and f.target in policy.components]
+    for _ in range(max(1, policy.failures_before_degraded)):
+        for fact in deps:
+            feed(fact)
+    for fact in comps:
+        feed(fact)
+    failing = tuple(
+        name
+        for name, cs in state.components.items()
+        if policy.components[name].required and not healthy(cs)
+    )
+    return Verdict(
+        dor=dor(state, policy),
+        failsafe=None if state.failsafe is None else state.failsafe.reason,
+        degraded=tuple(sorted(n for n, d in state.dependencies.items() if d.failing)),
+        failing_components=failing,
+        stages={name: cs.stage.value for name, cs in state.components.items()},
+    )
+
+
+# --------------------------------------------------------------------------- the shell
+
+
+def read_kill_switch(runtime_dir: Path, stop_file: Path) -> tuple[KillSwitchFact, Fact]:
+    """Read ``STOP.TXT`` and ``global_flags.json`` (read only) as a fact and a probe line."""
+    from autoheal.store.flags import read_flags, stop_file_present
+
+    flags = read_flags(runtime_dir)
+    if stop_file_present(stop_file):
+        ks = KillSwitchFact(True, "stop_file_present", _stop_set_by(stop_file))
+        detail = f"{stop_file} exists"
+    elif flags.flags is None:
+        ks = KillSwitchFact(True, flags.reason or "flags_invalid", "")
+        detail = f"global_flags.json unreadable ({flags.detail}): fail closed"
+    elif flags.flags.failsafe_active:
+        ks = KillSwitchFact(True, flags.flags.reason or "failsafe_active", flags.flags.set_by)
+        detail = f"global_flags.json failsafe_active (set_by {flags.flags.set_by or '-'})"
+    else:
+        ks = KillSwitchFact(False)
+        detail = f"mode {flags.flags.mode}"
+    reason = "" if not ks.active else ks.reason
+    return ks, Fact(RUNTIME, RUNTIME, "kill_switch", not ks.active, None, None, reason, detail)
+
+
+def _stop_set_by(stop_file: Path) -> str:
+    try:
+        with open(stop_file, "rb") as fh:
+            first = fh.read(512).decode("utf-8", "replace").splitlines()[:1]
+    except OSError:
+        return ""
+    for word in (first[0] if first else "").split():
+        if word.startswith("set_by="):
+            return word[len("set_by=") :]
+    return ""
+
+
+async def _process_fact(cfg: Config, name: str) -> Fact:
+    import anyio.to_thread
+
+    from autoheal.daemon.wiring import PROCESS_PROBE, service_spec
+    from autoheal.procs.leftovers import prove_ours
+
+    spec = service_spec(cfg, cfg.services[name])
+    adopted = await anyio.to_thread.run_sync(prove_ours, spec, None)
+    if adopted.identity is None:
+        reason = adopted.reason or "process_missing"
+        return Fact(name, SERVICE, PROCESS_PROBE, False, None, None, reason, adopted.detail)
+    pid = adopted.identity.pid
+    return Fact(name, SERVICE, PROCESS_PROBE, True, float(pid), None, "", f"pid {pid}")
+
+
+async def _probe_fact(target: str, kind: str, pc: Any) -> Fact:
+    from autoheal.daemon.wiring import make_probe
+    from autoheal.probes import ProbeRunner
+
+    probe = make_probe(pc)
+    try:
+        runner = ProbeRunner(probe, lambda _r: None, interval=pc.interval, timeout=pc.timeout)
+        r = await runner.check_once()
+    finally:
+        aclose = getattr(probe, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return Fact(target, kind, pc.name, r.ok, r.value, r.threshold, r.reason, r.detail)
+
+
+async def _gather(cfg: Config) -> list[Fact]:
+    import anyio
+
+    from autoheal.daemon.wiring import probe_targets
+
+    jobs: list[Any] = [(_process_fact, (cfg, name)) for name in cfg.services]
+    for pt in probe_targets(cfg):
+        kind = SERVICE if pt.target in cfg.services else DEPENDENCY
+        jobs.append((_probe_fact, (pt.target, kind, pt.config)))
+    results: list[Fact | None] = [None] * len(jobs)
+
+    async def one(i: int, fn: Any, args: tuple[Any, ...]) -> None:
+        results[i] = await fn(*args)
+
+    async with anyio.create_task_group() as tg:
+        for i, (fn, args) in enumerate(jobs):
+            tg.start_soon(one, i, fn, args)
+    return [r for r in results if r is not None]
+
+
+def run_check(cfg: Config) -> CheckReport:
+    """Run every probe once (concurrently, each under its own timeout) and judge them."""
+    import anyio
+
+    from autoheal.daemon.wiring import build_policy
+
+    checked_at = time.time()
+    started = time.monotonic()
+    facts = anyio.run(_gather, cfg)
+    ks, ks_line = read_kill_switch(cfg.paths.runtime_dir, cfg.paths.stop_file)
+    facts.append(ks_line)
+    judged = verdict(build_policy(cfg), facts, ks)
+    return CheckReport(checked_at, time.monotonic() - started, tuple(facts), judged)
+
+
+def _num(value: float | None, probe: str) -> str:
+    if value is None:
+        return "-"
+    if probe == "process":
+        return f"pid {int(value)}"
+    return f"{value:.3f}"
+
+
+def _clean(text: str) -> str:
+    return " ".join(str(text).split()) or "-"
+
+
+def render_text(report: CheckReport) -> str:
+    rows = [["COMPONENT", "PROBE", "OK", "VALUE", "THRESHOLD", "REASON"]]
+    for f in report.facts:
+        rows.append(
+            [
+                _clean(f.target),
+                _clean(f.probe),
+                "ok" if f.ok else "FAIL",
+                _num(f.value, f.probe),
+                _num(f.threshold, f.probe),
+                _clean(f.reason) if f.reason else "-",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    v = report.verdict
+    head = f"DOR {'true' if v.dor else 'false'}"
+    why = []
+    if v.failsafe:
+        why.append(f"failsafe: {_clean(v.failsafe)}")
+    if v.degraded:
+        why.append(f"degraded: {', '.join(v.degraded)}")
+    if v.failing_components:
+        why.append(f"failing: {', '.join(v.failing_components)}")
+    if why:
+        head += " (" + "; ".join(why) + ")"
+    lines.append("")
+    lines.append(f"{head}  [checked in {report.duration_s:.3f} s]")
+    return "\n".join(lines)
+
+
+def check_command(cfg: Config, *, as_json: bool) -> int:
+    """Print the check and return 0 when DOR would be true, else 1."""
+    report = run_check(cfg)
+    if as_json:
+        print(json.dumps(report.to_doc(), sort_keys=True))
+    else:
+        print(render_text(report))
+    sys.stdout.flush()
+    return 0 if report.verdict.dor else 1
