@@ -17,6 +17,12 @@ everything with ``kill_switch_unknown``)::
     ok, reason = inventory.validate_order("BTCUSDT", "sell", 0.01)
     balance = call_with_retry(ex.fetch_balance, op_label="fetch_balance", breaker=breaker)
     result = ledger.place("BTCUSDT", "buy", 0.01, None, place_fn, reconcile_fn=check_open_orders)
+
+Pre-trade risk limits (``[risk]``, see :mod:`autoheal.guard.risk`)::
+
+    risk = RiskGuard(parse_limits(toml["risk"]), runtime_dir)
+    ok, reasons = risk.check(RiskOrder("BTCUSDT", "buy", Decimal("0.01"), Decimal("65000")),
+                             RiskBook(positions=..., open_orders=..., marks=...))
 """
 
 from autoheal.guard.breaker import CircuitBreaker
@@ -38,6 +44,16 @@ from autoheal.guard.idempotency import OrderLedger, PlaceResult, order_signature
 from autoheal.guard.inventory import InventoryGate, check_inventory
 from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
 from autoheal.guard.retry import Backoff, acall_with_retry, call_with_retry
+from autoheal.guard.risk import (
+    OpenOrder,
+    RiskBook,
+    RiskConfigError,
+    RiskGuard,
+    RiskLimits,
+    RiskOrder,
+    check_order,
+    parse_limits,
+)
 from autoheal.guard.state_bus import BusRead, StateBus, StateSchema
 
 __all__ = [
@@ -55,10 +71,16 @@ __all__ = [
     "LedgerUnreadableError",
     "LiveEnv",
     "NonRetryableError",
+    "OpenOrder",
     "OrderLedger",
     "OrderOutcomeUnknownError",
     "PlaceResult",
     "RetriesExhaustedError",
+    "RiskBook",
+    "RiskConfigError",
+    "RiskGuard",
+    "RiskLimits",
+    "RiskOrder",
     "StateBus",
     "StateBusValidationError",
     "StateSchema",
@@ -66,8 +88,10 @@ __all__ = [
     "acall_with_retry",
     "call_with_retry",
     "check_inventory",
+    "check_order",
     "classify",
     "hash_confirm_token",
     "is_live_execution_allowed",
     "order_signature",
+    "parse_limits",
 ]

@@ -1,0 +1,587 @@
+"""Pre-trade risk limits: is this order allowed, and if not, which limit says no.
+
+The decision is a pure function, :func:`check_order`, over the limits, a snapshot of
+the book (positions, open orders, reference prices), the order, the time and the
+recent activity (orders sent in the throttle window, realized PnL of the day). It does
+no I/O and reads no clock. :class:`RiskGuard` is the thin stateful wrapper a trading
+process holds: it keeps the throttle window and the day's realized PnL, logs every
+refusal once with its numbers, and latches ``REDUCE_ONLY`` in ``global_flags.json``
+when the day's realized loss reaches ``max_daily_loss``.
+
+Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
+:func:`to_decimal` goes through its shortest ``repr`` (``0.1`` is ``Decimal('0.1')``).
+
+Reason tokens (stable; add new ones, never rename): ``risk_max_order_qty``,
+``risk_max_order_notional``, ``risk_max_position``, ``risk_notional_total``,
+``risk_price_collar``, ``risk_throttle``, ``risk_daily_loss``,
+``risk_no_reference_price``, ``risk_book_unreadable``, ``risk_invalid_order``.
+
+Fail closed: a missing reference price where one is needed refuses the order; an
+unreadable book (``book=None``) refuses everything except orders the exchange itself
+keeps reduce-only (``RiskOrder.reduce_only``). An order that reduces the position (after
+every open order on its side has filled) is never refused by the size limits
+(``max_order_qty``, ``max_order_notional``, ``max_position``,
+``max_live_notional_total``) nor by the daily loss: those limits bound risk, and it
+lowers it. The price collar and the throttle apply to every order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from autoheal.store.atomic import read_json, write_json_atomic
+from autoheal.store.flags import FLAGS_FILENAME, parse_flags
+
+__all__ = [
+    "GLOBAL_KEYS",
+    "REASONS",
+    "SYMBOL_KEYS",
+    "Activity",
+    "OpenOrder",
+    "RiskBook",
+    "RiskConfigError",
+    "RiskGuard",
+    "RiskLimits",
+    "RiskOrder",
+    "SymbolLimits",
+    "Verdict",
+    "check_order",
+    "latch_reduce_only",
+    "parse_limits",
+    "to_decimal",
+    "total_exposure",
+]
+
+log = logging.getLogger("autoheal.guard.risk")
+
+REASONS = (
+    "risk_max_order_qty",
+    "risk_max_order_notional",
+    "risk_max_position",
+    "risk_notional_total",
+    "risk_price_collar",
+    "risk_throttle",
+    "risk_daily_loss",
+    "risk_no_reference_price",
+    "risk_book_unreadable",
+    "risk_invalid_order",
+)
+#: Limits that may be set per symbol (``[risk.symbols.BTCUSDT]``) as well as globally.
+SYMBOL_KEYS = ("max_order_qty", "max_order_notional", "max_position", "price_collar_pct")
+#: Limits that only exist across all symbols.
+GLOBAL_KEYS = ("max_live_notional_total", "max_orders_per_second", "max_daily_loss")
+#: The throttle's window: ``max_orders_per_second`` counts orders sent in the last second.
+THROTTLE_WINDOW_S = 1.0
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]*")
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+
+
+# -- limits ---------------------------------------------------------------------------------
+class RiskConfigError(ValueError):
+    """A ``[risk]`` value that cannot be used, at its dotted key (``risk.max_order_qty``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(key, problem)
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolLimits:
+    """The limits that apply to one symbol; ``None`` means no limit."""
+
+    max_order_qty: Decimal | None = None
+    max_order_notional: Decimal | None = None
+    max_position: Decimal | None = None
+    price_collar_pct: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """The ``[risk]`` table: defaults for every symbol, overrides per symbol, global limits."""
+
+    default: SymbolLimits = SymbolLimits()
+    symbols: Mapping[str, SymbolLimits] = field(default_factory=dict)
+    max_live_notional_total: Decimal | None = None
+    max_orders_per_second: int | None = None
+    max_daily_loss: Decimal | None = None
+
+    def for_symbol(self, symbol: str) -> SymbolLimits:
+        """The symbol's own limits (already merged over the defaults by :func:`parse_limits`)."""
+        return self.symbols.get(symbol, self.default)
+
+
+def to_decimal(value: Any, key: str) -> Decimal:
+    """A finite Decimal from an int, a float (its shortest repr), a numeric string or a Decimal.
+
+    Raises:
+        RiskConfigError: a bool, another type, text that is no number, NaN or infinity.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise RiskConfigError(key, f"expected a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RiskConfigError(key, "must be a finite number")
+    try:
+        out = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise RiskConfigError(key, f"not a number: {value!r}") from None
+    if not out.is_finite():
+        raise RiskConfigError(key, "must be a finite number")
+    return out
+
+
+def _positive(table: Mapping[str, Any], name: str, prefix: str) -> Decimal | None:
+    if name not in table or table[name] is None:
+        return None
+    key = f"{prefix}.{name}"
+    value = to_decimal(table[name], key)
+    if value <= 0:
+        raise RiskConfigError(
+            key, "must be greater than zero (leave the key out for no limit)"
+        )
+    return value
+
+
+def _symbol_limits(table: Mapping[str, Any], prefix: str, base: SymbolLimits) -> SymbolLimits:
+    values = {name: _positive(table, name, prefix) for name in SYMBOL_KEYS}
+    return SymbolLimits(**{
+        name: getattr(base, name) if values[name] is None else values[name] for name in SYMBOL_KEYS
+    })
+
+
+def _unknown(table: Mapping[str, Any], allowed: Iterable[str], prefix: str) -> None:
+    known = set(allowed)
+    for name in table:
+        if name not in known:
+            raise RiskConfigError(f"{prefix}.{name}", "unknown field")
+
+
+def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
+    """Check a ``[risk]`` table (as decoded from TOML) and build :class:`RiskLimits`.
+
+    Every limit is optional and must be greater than zero when given;
+    ``max_orders_per_second`` is a whole number of orders. ``symbols`` maps a symbol to
+    overrides of :data:`SYMBOL_KEYS`; an override inherits what it leaves out.
+
+    Raises:
+        RiskConfigError: the first problem, at its dotted key
+            (``risk.symbols.BTCUSDT.max_position``).
+    """
+    if not isinstance(table, Mapping):
+        raise RiskConfigError(prefix, f"expected a table, got {type(table).__name__}")
+    _unknown(table, (*SYMBOL_KEYS, *GLOBAL_KEYS, "symbols"), prefix)
+    default = _symbol_limits(table, prefix, SymbolLimits())
+    rate = table.get("max_orders_per_second")
+    if rate is not None:
+        key = f"{prefix}.max_orders_per_second"
+        if isinstance(rate, bool) or not isinstance(rate, int):
+            raise RiskConfigError(key, f"expected a whole number, got {type(rate).__name__}")
+        if rate < 1:
+            raise RiskConfigError(key, "must be at least 1 (leave the key out for no throttle)")
+    raw_symbols = table.get("symbols") or {}
+    if not isinstance(raw_symbols, Mapping):
+        raise RiskConfigError(f"{prefix}.symbols", "expected a table of symbols")
+    symbols: dict[str, SymbolLimits] = {}
+    for symbol, body in raw_symbols.items():
+        key = f"{prefix}.symbols.{symbol}"
+        if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+            raise RiskConfigError(key, "a symbol holds only letters, digits and _ . / : -")
+        if not isinstance(body, Mapping):
+            raise RiskConfigError(key, f"expected a table, got {type(body).__name__}")
+        _unknown(body, SYMBOL_KEYS, key)
+        symbols[symbol] = _symbol_limits(body, key, default)
+    return RiskLimits(
+        default=default,
+        symbols=symbols,
+        max_live_notional_total=_positive(table, "max_live_notional_total", prefix),
+        max_orders_per_second=rate,
+        max_daily_loss=_positive(table, "max_daily_loss", prefix),
+    )
+
+
+# -- the book and the order -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RiskOrder:
+    """An order about to be sent. ``price`` is the limit price, ``None`` for a market order.
+
+    ``reduce_only``: the exchange itself will refuse it if it would increase the position
+    (the only orders allowed while the book is unreadable).
+    """
+
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal | None = None
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """An order resting at the exchange: it may still fill, so it counts as exposure."""
+
+    symbol: str
+    side: str
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RiskBook:
+    """What is held and what may still fill. Positions are signed (short is negative).
+
+    ``marks`` are the reference prices (last trade or mark) per symbol: the price
+    collar is measured against them and exposure is valued at them.
+    """
+
+    positions: Mapping[str, Decimal] = field(default_factory=dict)
+    open_orders: tuple[OpenOrder, ...] = ()
+    marks: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """The recent past the throttle and the daily loss need: send times, realized PnL today."""
+
+    sent_at: tuple[float, ...] = ()
+    realized_pnl_today: Decimal = _ZERO
+    loss_latched: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision: ``allowed``, the reason tokens, and one line of numbers per reason."""
+
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+    def as_tuple(self) -> tuple[bool, tuple[str, ...]]:
+        return self.allowed, self.reasons
+
+
+def _exposure(pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
+    """The largest absolute position reachable if the open orders of one side all fill."""
+    return max(abs(pos + open_buy), abs(pos - open_sell))
+
+
+def _open_by_side(book: RiskBook, symbol: str) -> tuple[Decimal, Decimal]:
+    buy = sell = _ZERO
+    for o in book.open_orders:
+        if o.symbol == symbol:
+            if o.side == "buy":
+                buy += o.qty
+            else:
+                sell += o.qty
+    return buy, sell
+
+
+def _reduces(order: RiskOrder, pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> bool:
+    """Whether the order lowers the position even after every open order on its side fills."""
+    if order.side == "sell":
+        return pos > 0 and pos - open_sell - order.qty >= 0
+    return pos < 0 and pos + open_buy + order.qty <= 0
+
+
+def _valid(order: RiskOrder) -> str | None:
+    if order.side not in ("buy", "sell"):
+        return f"side={order.side!r} is not buy or sell"
+    if not isinstance(order.qty, Decimal) or not order.qty.is_finite() or order.qty <= 0:
+        return f"qty={order.qty!r} is not a positive Decimal"
+    if order.price is not None and (
+        not isinstance(order.price, Decimal) or not order.price.is_finite() or order.price <= 0
+    ):
+        return f"price={order.price!r} is not a positive Decimal"
+    return None
+
+
+def total_exposure(book: RiskBook) -> Decimal | None:
+    """The book's live notional across symbols, at the marks; ``None`` when a mark is missing."""
+    total = _ZERO
+    symbols = {s for s, q in book.positions.items() if q} | {o.symbol for o in book.open_orders}
+    for symbol in symbols:
+        open_buy, open_sell = _open_by_side(book, symbol)
+        exposure = _exposure(book.positions.get(symbol, _ZERO), open_buy, open_sell)
+        if exposure:
+            mark = book.marks.get(symbol)
+            if mark is None:
+                return None
+            total += exposure * mark
+    return total
+
+
+def check_order(
+    limits: RiskLimits,
+    book: RiskBook | None,
+    order: RiskOrder,
+    now: float,
+    activity: Activity = Activity(),
+) -> Verdict:
+    """Decide whether ``order`` may be sent; pure (no I/O, no clock).
+
+    Args:
+        limits: the ``[risk]`` limits.
+        book: positions, open orders and reference prices; ``None`` when it could not be read.
+        order: the order about to be sent.
+        now: seconds (same clock as ``activity.sent_at``).
+        activity: orders sent recently and the day's realized PnL.
+
+    Returns:
+        A :class:`Verdict`; every limit is checked, so ``reasons`` lists each one crossed.
+    """
+    bad = _valid(order)
+    if bad is not None:
+        return Verdict(False, ("risk_invalid_order",), (f"risk_invalid_order {bad}",))
+    reasons: list[str] = []
+    details: list[str] = []
+
+    def refuse(token: str, detail: str) -> None:
+        reasons.append(token)
+        details.append(f"{token} {detail}")
+
+    sym = limits.for_symbol(order.symbol)
+    rate = limits.max_orders_per_second
+    if rate is not None:
+        recent = sum(1 for t in activity.sent_at if now - THROTTLE_WINDOW_S < t <= now)
+        if recent >= rate:
+            refuse("risk_throttle", f"sent_last_1s={recent} >= max_orders_per_second={rate}")
+    ref = None if book is None else book.marks.get(order.symbol)
+    if sym.price_collar_pct is not None and order.price is not None:
+        if ref is None:
+            refuse("risk_no_reference_price",
+                   f"symbol={order.symbol} limit_price={order.price} (price collar needs a mark)")
+        else:
+            off = abs(order.price - ref) / ref * _HUNDRED
+            if off > sym.price_collar_pct:
+                refuse("risk_price_collar",
+                       f"limit_price={order.price} reference={ref} off_pct={off:.4f} "
+                       f"> price_collar_pct={sym.price_collar_pct}")
+    if book is None:
+        if not order.reduce_only:
+            refuse("risk_book_unreadable", "positions book unreadable: new risk refused")
+        return Verdict(not reasons, tuple(reasons), tuple(details))
+    pos = book.positions.get(order.symbol, _ZERO)
+    open_buy, open_sell = _open_by_side(book, order.symbol)
+    if _reduces(order, pos, open_buy, open_sell):
+        return Verdict(not reasons, tuple(reasons), tuple(details))
+    daily = limits.max_daily_loss
+    if daily is not None and (activity.loss_latched or -activity.realized_pnl_today >= daily):
+        refuse("risk_daily_loss",
+               f"realized_pnl_today={activity.realized_pnl_today} max_daily_loss={daily}")
+    if sym.max_order_qty is not None and order.qty > sym.max_order_qty:
+        refuse("risk_max_order_qty", f"qty={order.qty} > max_order_qty={sym.max_order_qty}")
+    price = order.price if order.price is not None else ref
+    if price is not None and ref is not None and order.side == "buy":
+        price = max(price, ref)  # a buy's worth is at least what the market says
+    needs_price = sym.max_order_notional is not None or limits.max_live_notional_total is not None
+    if needs_price and price is None:
+        refuse("risk_no_reference_price",
+               f"symbol={order.symbol}: no limit price and no mark to value the order")
+    if sym.max_order_notional is not None and price is not None:
+        notional = order.qty * price
+        if notional > sym.max_order_notional:
+            refuse("risk_max_order_notional",
+                   f"notional={notional} (qty={order.qty} x price={price}) "
+                   f"> max_order_notional={sym.max_order_notional}")
+    new_buy = open_buy + (order.qty if order.side == "buy" else _ZERO)
+    new_sell = open_sell + (order.qty if order.side == "sell" else _ZERO)
+    after = _exposure(pos, new_buy, new_sell)
+    if sym.max_position is not None and after > sym.max_position:
+        refuse("risk_max_position",
+               f"position={pos} open_buy={open_buy} open_sell={open_sell} qty={order.qty} "
+               f"worst_case={after} > max_position={sym.max_position}")
+    cap = limits.max_live_notional_total
+    if cap is not None and ref is not None:
+        before = total_exposure(book)
+        if before is None:
+            refuse("risk_no_reference_price", "a symbol with exposure has no mark")
+        else:
+            mine = _exposure(pos, open_buy, open_sell) * ref
+            total = before - mine + after * ref
+            if total > cap:
+                refuse("risk_notional_total",
+                       f"live_notional_after={total} > max_live_notional_total={cap}")
+    elif cap is not None and "risk_no_reference_price" not in reasons:
+        refuse("risk_no_reference_price",
+               f"symbol={order.symbol}: no mark to value the live notional")
+    return Verdict(not reasons, tuple(reasons), tuple(details))
+
+
+# -- the daily-loss latch -------------------------------------------------------------------
+def latch_reduce_only(runtime_dir: Path, reason: str) -> str:
+    """Set ``mode: REDUCE_ONLY`` in ``global_flags.json``, changing no other key.
+
+    Read-modify-write, written atomically: ``failsafe_active`` and every other key the
+    document holds stay as they are. The daemon reads the hand-set mode as an operator's
+    ``REDUCE_ONLY`` that nothing automatic loosens.
+
+    Returns:
+        ``"written"``; ``"already"`` when the mode is already ``REDUCE_ONLY`` or something
+        stricter holds (a failsafe or ``SIGNAL_READ_ONLY``: writing ``REDUCE_ONLY`` there
+        would loosen it); ``"unreadable"`` when the document cannot be parsed (it halts
+        everything already, and overwriting it could loosen it).
+
+    Raises:
+        OSError: the write failed (the caller keeps its own latch and retries).
+    """
+    path = Path(runtime_dir) / FLAGS_FILENAME
+    result = read_json(path)
+    if result.reason == "missing":
+        doc: dict[str, Any] = {}
+    elif result.doc is None or not isinstance(result.doc, dict):
+        return "unreadable"
+    else:
+        doc = dict(result.doc)
+    read = parse_flags(doc)
+    if read.flags is None:
+        return "unreadable"
+    if read.flags.failsafe_active or read.flags.mode in ("SIGNAL_READ_ONLY", "REDUCE_ONLY"):
+        return "already"
+    doc.update({"mode": "REDUCE_ONLY", "reason": reason, "set_by": "risk"})
+    write_json_atomic(path, doc)
+    return "written"
+
+
+# -- the stateful wrapper -------------------------------------------------------------------
+class RiskGuard:
+    """Checks orders against ``limits``; keeps the throttle window and the day's realized PnL.
+
+    Args:
+        limits: the ``[risk]`` limits (:func:`parse_limits`).
+        runtime_dir: where ``global_flags.json`` lives, for the daily-loss latch; ``None``
+            keeps the latch in memory only.
+        time_fn: the clock for the throttle (monotonic) ...
+        wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
+
+    Use: ``ok, reasons = guard.check(order, book)``; after sending, ``guard.note_sent()``;
+    after a fill, ``guard.record_fill(symbol, side, qty, price)``.
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        runtime_dir: Path | None = None,
+        *,
+        time_fn: Callable[[], float] = time.monotonic,
+        wall_fn: Callable[[], float] = time.time,
+    ) -> None:
+        self.limits = limits
+        self.runtime_dir = None if runtime_dir is None else Path(runtime_dir)
+        self._time = time_fn
+        self._wall = wall_fn
+        self._sent: deque[float] = deque()
+        self._day = self._today()
+        self._realized = _ZERO
+        self._latched = False
+        self._flags_latched = False
+        self._avg: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (position, avg price)
+
+    # -- state ---------------------------------------------------------------------------
+    def _today(self) -> int:
+        return int(self._wall() // 86400)
+
+    def _roll_day(self) -> None:
+        today = self._today()
+        if today != self._day:
+            self._day, self._realized, self._latched = today, _ZERO, False
+
+    @property
+    def realized_pnl_today(self) -> Decimal:
+        self._roll_day()
+        return self._realized
+
+    @property
+    def loss_latched(self) -> bool:
+        """Whether today's realized loss reached ``max_daily_loss`` (new risk refused)."""
+        self._roll_day()
+        return self._latched
+
+    def activity(self, now: float) -> Activity:
+        while self._sent and self._sent[0] <= now - THROTTLE_WINDOW_S:
+            self._sent.popleft()
+        self._roll_day()
+        return Activity(tuple(self._sent), self._realized, self._latched)
+
+    # -- the check -----------------------------------------------------------------------
+    def check(self, order: RiskOrder, book: RiskBook | None) -> tuple[bool, tuple[str, ...]]:
+        """``(allowed, reasons)``; a refusal is logged once, with its numbers."""
+        verdict = self.verdict(order, book)
+        return verdict.allowed, verdict.reasons
+
+    def verdict(self, order: RiskOrder, book: RiskBook | None) -> Verdict:
+        now = self._time()
+        if self.loss_latched and not self._flags_latched:
+            self.latch_flags()
+        verdict = check_order(self.limits, book, order, now, self.activity(now))
+        if not verdict.allowed:
+            log.warning("[risk] %s %s qty=%s price=%s refused: %s", order.side.upper(),
+                        order.symbol, order.qty, order.price, "; ".join(verdict.details))
+        return verdict
+
+    def note_sent(self) -> None:
+        """Count an order that was sent, for the throttle."""
+        self._sent.append(self._time())
+
+    def record_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
+        """RiskBook a fill at ``price``; returns the PnL it realized (average-cost method)."""
+        pos, avg = self._avg.get(symbol, (_ZERO, _ZERO))
+        signed = qty if side == "buy" else -qty
+        realized = _ZERO
+        if pos == 0 or (pos > 0) == (signed > 0):
+            new = pos + signed
+            avg = (avg * abs(pos) + price * qty) / abs(new) if new else _ZERO
+        else:
+            closed = min(abs(pos), qty)
+            realized = (price - avg) * closed * (1 if pos > 0 else -1)
+            new = pos + signed
+            if new == 0:
+                avg = _ZERO
+            elif (new > 0) != (pos > 0):
+                avg = price  # flipped: the rest opened at this price
+        self._avg[symbol] = (new, avg)
+        self.record_realized(realized)
+        return realized
+
+    def record_realized(self, pnl: Decimal) -> None:
+        """Add realized PnL (negative: a loss); reaching ``max_daily_loss`` latches."""
+        self._roll_day()
+        self._realized += pnl
+        limit = self.limits.max_daily_loss
+        if limit is not None and -self._realized >= limit and not self._latched:
+            self._latched = True
+            log.error("[risk] risk_daily_loss realized_pnl_today=%s max_daily_loss=%s: "
+                      "new risk refused, REDUCE_ONLY latched", self._realized, limit)
+        if self._latched and not self._flags_latched:
+            self.latch_flags()
+
+    def latch_flags(self) -> bool:
+        """Write the ``REDUCE_ONLY`` latch (retried on the next call after a failed write)."""
+        if self.runtime_dir is None:
+            self._flags_latched = True
+            return True
+        reason = (f"risk_daily_loss realized_pnl_today={self._realized} "
+                  f"max_daily_loss={self.limits.max_daily_loss}")
+        try:
+            outcome = latch_reduce_only(self.runtime_dir, reason)
+        except OSError as exc:
+            log.error("[risk] cannot write REDUCE_ONLY to %s: %s (new risk stays refused "
+                      "here; retried)", self.runtime_dir / FLAGS_FILENAME, exc)
+            return False
+        if outcome == "unreadable":
+            log.error("[risk] %s unreadable: REDUCE_ONLY not written (the file halts trading "
+                      "as it is; retried)", self.runtime_dir / FLAGS_FILENAME)
+            return False
+        log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
+        self._flags_latched = True
+        return True
