@@ -12,6 +12,8 @@ from pathlib import Path
 
 import msgspec
 
+from autoheal.guard.risk import RiskLimits
+
 ENVIRONMENTS = ("live", "testnet", "paper")
 PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http")
 WEBHOOK_FORMATS = ("generic", "slack", "telegram", "alertmanager")
@@ -72,6 +74,8 @@ class DaemonConfig(Frozen, frozen=True):
     stop_services_on_exit: bool = True
     status_listen: tuple[str, int] | None = None
     status_listen_public: bool = False
+    #: Environment variable holding the status page's operator token; None: read-only page.
+    status_token_env: str | None = None
     log_file: Path | None = None
     #: Group allowed to read the journal (file mode 0660); None keeps it 0600.
     journal_group: str | None = None
@@ -156,3 +160,5 @@ class Config(Frozen, frozen=True):
     dependencies: dict[str, DependencyConfig]
     webhooks: tuple[WebhookConfig, ...]
     chaos: ChaosConfig = ChaosConfig()
+    #: ``[risk]``: pre-trade limits (:mod:`autoheal.guard.risk`); ``None`` when absent.
+    risk: RiskLimits | None = None

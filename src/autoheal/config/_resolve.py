@@ -31,6 +31,8 @@ from autoheal.config._schema import (
     RawDaemon,
     RawDependency,
     RawPolicy,
+    RawRisk,
+    RawRiskSymbol,
     RawService,
     RawWebhook,
     convert,
@@ -49,6 +51,7 @@ from autoheal.config._values import (
     expand,
     is_loopback_host,
 )
+from autoheal.guard.risk import RiskConfigError, RiskLimits, parse_limits
 
 #: The daemon's own files use this name (``auto_heal.heartbeat.json``).
 _RESERVED_NAMES = frozenset({"auto_heal"})
@@ -70,7 +73,11 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
             f"unknown environment {raw.environment!r} (expected live, testnet or paper)",
         )
     config_dir = config_file.parent
-    values = {"python": sys.executable, "config_dir": str(config_dir)}
+    values = {
+        "python": sys.executable,
+        "config_dir": str(config_dir),
+        "config_file": str(config_file),
+    }
     runtime_dir = as_path(raw.paths.runtime_dir, config_dir, "paths.runtime_dir", values)
     values["runtime_dir"] = str(runtime_dir)
     stop_file = (
@@ -108,7 +115,21 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         dependencies=dependencies,
         webhooks=_webhooks(raw.webhooks, ctx),
         chaos=_chaos(raw.chaos, dependencies, ctx),
+        risk=None if raw.risk is None else _risk(raw.risk),
     )
+
+
+def _risk(raw: RawRisk) -> RiskLimits:
+    """``[risk]``: msgspec checked the types; ``autoheal.guard.risk`` checks the values."""
+    table = {f: getattr(raw, f) for f in raw.__struct_fields__ if f != "symbols"}
+    symbols = {}
+    for symbol, body in raw.symbols.items():
+        one = convert(body, RawRiskSymbol, f"risk.symbols.{symbol}")
+        symbols[symbol] = {f: getattr(one, f) for f in one.__struct_fields__}
+    try:
+        return parse_limits({**table, "symbols": symbols}, "risk")
+    except RiskConfigError as exc:
+        fail(exc.key, exc.problem)
 
 
 def _chaos(raw: RawChaos, dependencies: dict[str, DependencyConfig], ctx: Context) -> ChaosConfig:
@@ -176,6 +197,11 @@ def _daemon(raw: RawDaemon, ctx: Context) -> DaemonConfig:
             f"{listen[0]!r} is not a loopback address: the status page would be reachable "
             "from other machines; set daemon.status_listen_public = true to mean it",
         )
+    if raw.status_token_env and not ENV_NAME.fullmatch(raw.status_token_env):
+        fail(
+            "daemon.status_token_env",
+            "must be the name of an environment variable, not the token",
+        )
     return DaemonConfig(
         heartbeat_interval=as_duration(
             raw.heartbeat_interval, "daemon.heartbeat_interval", positive=True
@@ -183,6 +209,7 @@ def _daemon(raw: RawDaemon, ctx: Context) -> DaemonConfig:
         stop_services_on_exit=raw.stop_services_on_exit,
         status_listen=listen,
         status_listen_public=raw.status_listen_public,
+        status_token_env=raw.status_token_env or None,
         log_file=(
             as_path(raw.log_file, ctx.config_dir, "daemon.log_file", ctx.placeholders)
             if raw.log_file

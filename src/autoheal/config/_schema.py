@@ -59,6 +59,7 @@ class RawDaemon(_Raw, frozen=True):
     stop_services_on_exit: bool = True
     status_listen: str = ""
     status_listen_public: bool = False
+    status_token_env: str = ""
     log_file: str = ""
     journal_group: str = ""
 
@@ -110,6 +111,27 @@ class RawChaos(_Raw, frozen=True):
     protected_files: list[str] = []
 
 
+Number = int | float  # a limit; Decimal-exact through its shortest repr (0.1 is 0.1)
+
+
+class RawRiskSymbol(_Raw, frozen=True):
+    """``[risk.symbols.<SYMBOL>]``: per-symbol overrides of the ``[risk]`` defaults."""
+
+    max_order_qty: Number | None = None
+    max_order_notional: Number | None = None
+    max_position: Number | None = None
+    price_collar_pct: Number | None = None
+
+
+class RawRisk(RawRiskSymbol, frozen=True):
+    """``[risk]``: pre-trade limits; the values are checked by ``autoheal.guard.risk``."""
+
+    max_live_notional_total: Number | None = None
+    max_orders_per_second: int | None = None
+    max_daily_loss: Number | None = None
+    symbols: dict[str, Any] = {}  # converted one symbol at a time, so errors name it
+
+
 class RawConfig(_Raw, frozen=True):
     environment: str
     paths: RawPaths = msgspec.field(default_factory=RawPaths)
@@ -121,6 +143,7 @@ class RawConfig(_Raw, frozen=True):
     dependencies: dict[str, Any] = {}
     webhooks: list[RawWebhook] = []
     chaos: RawChaos = msgspec.field(default_factory=RawChaos)
+    risk: RawRisk | None = None
 
 
 _KNOWN_FIELDS = sorted(
@@ -136,6 +159,7 @@ _KNOWN_FIELDS = sorted(
             RawDependency,
             RawWebhook,
             RawChaos,
+            RawRisk,
         )
         for f in t.__struct_fields__
     }

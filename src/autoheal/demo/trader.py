@@ -13,7 +13,12 @@ only when all of these agree, in this order (cheapest and safest first):
 4. the circuit breaker (open: buys paused, ``outage_circuit_breaker_active``);
 5. for buys, a balance read with retries (``fetch_balance.buy_pre``);
 6. idempotency (a repeated signal within the TTL is a duplicate);
-7. the placement itself: one attempt (a placement is not blindly retried),
+7. the pre-trade risk limits, when ``--risk-config`` names a file with a
+   ``[risk]`` table (:mod:`autoheal.guard.risk`: order size and notional,
+   position, total live notional, price collar against the feeder's last price,
+   throttle, daily realized loss, which latches ``REDUCE_ONLY`` in the flags);
+   a refusal is logged once with its numbers and releases the signature;
+8. the placement itself: one attempt (a placement is not blindly retried),
    with the signature as ``client_order_id``, classified and fed to the breaker.
 
 The session logic lives in :mod:`autoheal.demo.session`; this module is the
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tomllib
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
@@ -34,20 +41,93 @@ import httpx
 
 from autoheal.demo.lifecycle import configure_logging, run_program
 from autoheal.demo.session import TradingSession
+from autoheal.guard.risk import (
+    RiskBook,
+    RiskConfigError,
+    RiskGuard,
+    RiskLimits,
+    RiskOrder,
+    parse_limits,
+    to_decimal,
+)
 
-__all__ = ["main", "parse_args"]
+__all__ = ["RiskCheckedSession", "load_risk_limits", "main", "parse_args"]
 
 log = logging.getLogger("autoheal.demo.trader")
 
 
+def load_risk_limits(path: Path | None) -> RiskLimits | None:
+    """The ``[risk]`` table of an autoheal config file; ``None`` without a path or a table.
+
+    Raises:
+        RiskConfigError: the file cannot be read or a limit is invalid (key named).
+    """
+    if path is None:
+        return None
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RiskConfigError("risk", f"cannot read {path}: {exc}") from None
+    table = doc.get("risk")
+    return None if table is None else parse_limits(table, "risk")
+
+
+class RiskCheckedSession(TradingSession):
+    """A :class:`TradingSession` whose every placement first passes the pre-trade risk limits."""
+
+    def __init__(self, args: argparse.Namespace, http: httpx.AsyncClient,
+                 limits: RiskLimits) -> None:
+        super().__init__(args, http)
+        self.risk = RiskGuard(limits, args.runtime_dir)
+        self._fill_price: Decimal | None = None
+
+    def _book(self, symbol: str, price: float) -> RiskBook | None:
+        positions = self.inventory.positions()
+        if positions is None:
+            return None  # unreadable: the guard refuses new risk
+        held = {s: to_decimal(q, f"positions.{s}") for s, q in positions.items()}
+        # Demo orders fill at once: nothing rests at the exchange. The mark is the
+        # feeder's last price, the one the signal was computed from.
+        return RiskBook(positions=held, marks={symbol: to_decimal(price, "price")})
+
+    async def _place(self, symbol: str, side: str, qty: float, price: float, sig: str) -> bool:
+        try:
+            order = RiskOrder(symbol, side, to_decimal(qty, "qty"), to_decimal(price, "price"))
+            book = self._book(symbol, price)
+        except RiskConfigError as exc:  # a NaN price or position: fail closed
+            log.warning("%s %s blocked: risk_invalid_order %s", side.upper(), symbol, exc)
+            self.ledger.release(sig)
+            return False
+        allowed, _reasons = self.risk.check(order, book)  # a refusal is logged by the guard
+        if not allowed:
+            self.ledger.release(sig)
+            return False
+        self.risk.note_sent()
+        self._fill_price = order.price
+        return await super()._place(symbol, side, qty, price, sig)
+
+    def _apply_fill(self, symbol: str, side: str, qty: float) -> None:
+        super()._apply_fill(symbol, side, qty)
+        if self._fill_price is not None:
+            self.risk.record_fill(symbol, side, to_decimal(qty, "qty"), self._fill_price)
+
+
 async def run(args: argparse.Namespace) -> int:
     args.runtime_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        limits = load_risk_limits(args.risk_config)
+    except RiskConfigError as exc:
+        log.error("trader refuses to start: %s: %s", args.risk_config, exc)
+        return 2
     if args.no_gate:
         log.warning("!!! TRADING GATE DISABLED (--no-gate): STOP.TXT and the failsafe are "
                     "IGNORED; for mutation tests only !!!")
     timeout = httpx.Timeout(args.http_timeout)
     async with httpx.AsyncClient(base_url=args.exchange, timeout=timeout) as client:
-        session = TradingSession(args, client)
+        session = (TradingSession(args, client) if limits is None
+                   else RiskCheckedSession(args, client, limits))
+        if limits is not None:
+            log.info("trader risk limits from %s [risk]", args.risk_config)
         log.info("trader started exchange=%s symbol=%s qty=%g interval=%gs stop_file=%s",
                  args.exchange, args.symbol, args.qty, args.interval, args.stop_file)
         async with anyio.create_task_group() as tg:
@@ -83,6 +163,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=5, help="attempts for exchange reads")
     parser.add_argument("--backoff", type=float, default=0.2, help="first retry delay (s)")
     parser.add_argument("--http-timeout", type=float, default=2.0)
+    parser.add_argument("--risk-config", type=Path, default=None,
+                        help="an autoheal config file whose [risk] table limits every order")
     parser.add_argument("--no-gate", action="store_true",
                         help="DANGER: ignore STOP.TXT and the failsafe (mutation tests only)")
     parser.add_argument("--verbose", action="store_true")

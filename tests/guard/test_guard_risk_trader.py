@@ -1,0 +1,136 @@
+"""The demo trader with ``[risk]``: refused orders never reach the exchange; losses latch."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+import pytest
+
+from autoheal.demo.trader import RiskCheckedSession, load_risk_limits, parse_args
+from autoheal.guard.inventory import write_positions_snapshot
+from autoheal.guard.risk import RiskConfigError, parse_limits
+from autoheal.store.flags import read_flags
+
+
+class FakeExchange:
+    """Just enough of the demo exchange's REST API: markets, balance, orders fill at once."""
+
+    def __init__(self) -> None:
+        self.orders: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/markets":
+            return httpx.Response(200, json={"symbols": ["BTCUSDT"]})
+        if request.url.path == "/api/balance":
+            return httpx.Response(200, json={"balances": {"USDT": {"free": 1e9}}})
+        if request.url.path == "/api/orders" and request.method == "POST":
+            body = orjson.loads(request.content)
+            self.orders.append(body)
+            return httpx.Response(200, json={**body, "order_id": len(self.orders),
+                                             "filled": body["qty"]})
+        return httpx.Response(404, json={"error": "not_found"})
+
+
+def args_for(tmp_path: Path, qty: float) -> argparse.Namespace:
+    args = parse_args(["--runtime-dir", str(tmp_path), "--stop-file", str(tmp_path / "STOP.TXT"),
+                       "--qty", str(qty), "--retries", "1", "--backoff", "0.001"])
+    return args
+
+
+def run_signals(tmp_path: Path, limits: dict[str, Any], qty: float,
+                signals: list[tuple[str, float]]) -> tuple[FakeExchange, RiskCheckedSession,
+                                                           list[bool]]:
+    exchange = FakeExchange()
+    results: list[bool] = []
+
+    async def main() -> RiskCheckedSession:
+        transport = httpx.MockTransport(exchange)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as http:
+            session = RiskCheckedSession(args_for(tmp_path, qty), http, parse_limits(limits))
+            for side, price in signals:
+                results.append(await session.on_signal(side, price))
+            return session
+
+    session = anyio.run(main)
+    return exchange, session, results
+
+
+def test_an_order_over_a_limit_never_reaches_the_exchange(tmp_path: Path, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="autoheal.guard.risk"):
+        exchange, _session, results = run_signals(
+            tmp_path, {"max_order_notional": 50}, 0.001, [("buy", 60000.0)])
+    assert results == [False]
+    assert exchange.orders == []
+    assert "risk_max_order_notional notional=60.0000 (qty=0.001 x price=60000.0) " \
+           "> max_order_notional=50" in caplog.text
+
+
+def test_orders_inside_the_limits_are_placed(tmp_path: Path) -> None:
+    exchange, session, results = run_signals(
+        tmp_path, {"max_order_qty": 0.01, "max_position": 0.05}, 0.001,
+        [("buy", 60000.0), ("sell", 60010.0)])
+    assert results == [True, True]
+    assert len(exchange.orders) == 2
+    assert session.risk.realized_pnl_today == Decimal("0.010")  # (60010 - 60000) x 0.001
+
+
+def test_max_position_stops_buys_but_lets_the_position_be_sold(tmp_path: Path) -> None:
+    exchange, _s, results = run_signals(
+        tmp_path, {"max_position": 0.002}, 0.001,
+        [("buy", 100.0), ("buy", 101.0), ("buy", 102.0), ("sell", 103.0), ("sell", 104.0)])
+    assert results == [True, True, False, True, True]
+    assert [o["side"] for o in exchange.orders] == ["buy", "buy", "sell", "sell"]
+
+
+def test_daily_loss_latches_reduce_only_in_the_flags(tmp_path: Path) -> None:
+    (tmp_path / "global_flags.json").write_bytes(orjson.dumps({"failsafe_active": False}))
+    exchange, session, results = run_signals(
+        tmp_path, {"max_daily_loss": 5}, 1.0,
+        [("buy", 100.0), ("sell", 94.0), ("buy", 95.0)])
+    assert results == [True, True, False]
+    assert len(exchange.orders) == 2
+    flags = read_flags(tmp_path).flags
+    assert flags is not None and flags.mode == "REDUCE_ONLY" and flags.set_by == "risk"
+    assert flags.failsafe_active is False
+    assert session.risk.loss_latched
+
+
+def test_an_unreadable_positions_book_refuses_new_risk(tmp_path: Path) -> None:
+    write_positions_snapshot(tmp_path, {"BTCUSDT": 0.0})
+
+    async def main() -> list[bool]:
+        exchange = FakeExchange()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(exchange),
+                                     base_url="http://x") as http:
+            session = RiskCheckedSession(args_for(tmp_path, 0.001), http, parse_limits({}))
+            # Corrupt the book after start: the inventory gate then sees no position either.
+            book = session._book("BTCUSDT", 100.0)
+            assert book is not None
+            (tmp_path / "positions_snapshot.json").write_bytes(b"\x00garbage")
+            return [session._book("BTCUSDT", 100.0) is None,
+                    await session.on_signal("buy", 100.0), len(exchange.orders) == 0]
+
+    assert anyio.run(main) == [True, False, True]
+
+
+def test_load_risk_limits_reads_the_risk_table(tmp_path: Path) -> None:
+    path = tmp_path / "autoheal.toml"
+    path.write_text('environment = "paper"\n[risk]\nmax_order_qty = 0.5\n')
+    limits = load_risk_limits(path)
+    assert limits is not None and str(limits.default.max_order_qty) == "0.5"
+    assert load_risk_limits(None) is None
+    path.write_text('environment = "paper"\n')
+    assert load_risk_limits(path) is None
+    path.write_text('[risk.symbols.BTCUSDT]\nmax_position = -1\n')
+    with pytest.raises(RiskConfigError) as info:
+        load_risk_limits(path)
+    assert info.value.key == "risk.symbols.BTCUSDT.max_position"
+    with pytest.raises(RiskConfigError):
+        load_risk_limits(tmp_path / "missing.toml")
