@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run every probe once, now; exit 0 when DOR would be true")
     _add_config(p)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("metrics", help="restarts, incidents, detect/recover times (journal)")
+    _add_config(p)
+    p.add_argument("--since", default="7d", help="the window, e.g. 7d, 24h, 90m (default 7d)")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -473,3 +478,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 _HANDLERS["check"] = _cmd_check
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    from autoheal.metrics_cli import metrics_command
+
+    return metrics_command(cfg, since=args.since, as_json=args.json)
+
+
+_HANDLERS["metrics"] = _cmd_metrics
