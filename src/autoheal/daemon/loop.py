@@ -149,6 +149,7 @@ class Daemon:
         self.ready = False
         self.stopping = False
         self._health_dirty = True
+        self.last_health: dict[str, Any] | None = None
         self._send: Any = None
         self._reload_lock = anyio.Lock()
         self._config_sig = self._config_signature()
@@ -189,8 +190,35 @@ class Daemon:
         return doc
 
     def write_health(self) -> None:
-        if files.write_health(self.runtime_dir, self.health_doc()):
+        doc = self.health_doc()
+        # The status page streams this very object: the page and the file cannot disagree.
+        self.last_health = doc
+        if files.write_health(self.runtime_dir, doc):
             self._health_dirty = False
+
+    def recent_events(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last journal events, newest first, as one line each (for the status page)."""
+        if self.journal is None:
+            return []
+        out = []
+        for event in reversed(self.journal.events(limit=limit)):
+            data = event.data or {}
+            detail = data.get("message") or (
+                f"{data['from']}->{data['to']}" if "from" in data and "to" in data else ""
+            )
+            what = " ".join(str(x) for x in (event.component, event.reason, detail) if x)
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.ts))
+            out.append({"when": when, "kind": event.kind, "what": what})
+        return out
+
+    def submit_command(self, kind: str, target: str, reason: str, actor: str) -> str:
+        """Queue an operator command (the status page's buttons), as the CLI does."""
+        from autoheal.store import commands as queue
+
+        assert self.journal is not None
+        submitted = queue.submit(self.journal, kind, target, {"reason": reason}, actor)
+        self.commands.poke()
+        return submitted.command.id
 
     # ------------------------------------------------------------------ the core
 
@@ -568,10 +596,29 @@ class Daemon:
         if listen is None:
             return
         from autoheal.daemon.metrics import Metrics, serve_status
+        from autoheal.daemon.statuspage import StatusPage
+        from autoheal.status import stale_after_s
 
         metrics = Metrics(self.health_doc)
         self.metrics = metrics
-        port = await tg.start(serve_status, listen[0], listen[1], metrics, self.health_doc)
+        token_env = self.config.daemon.status_token_env
+        token = os.environ.get(token_env) if token_env else None
+        if token_env and not token:
+            log.error("status_token_missing env=%s; the status page stays read-only", token_env)
+        page = StatusPage(
+            lambda: self.last_health,
+            self.recent_events,
+            stale_after_s=stale_after_s(self.config.daemon.heartbeat_interval),
+            token=token or None,
+            submit=self.submit_command,
+        )
+        port = await tg.start(
+            functools.partial(serve_status, page=page),
+            listen[0],
+            listen[1],
+            metrics,
+            self.health_doc,
+        )
         write_json_atomic(
             self.runtime_dir / runtime_files.STATUS_ENDPOINT,
             {"host": listen[0], "port": port},

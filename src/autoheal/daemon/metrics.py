@@ -38,6 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from autoheal import runtime_files
 from autoheal.core.stages import Stage
+from autoheal.daemon.statuspage import StatusPage
 from autoheal.store.atomic import read_json
 
 __all__ = [
@@ -253,9 +254,10 @@ def _route(method: bytes, target: bytes, metrics: Metrics, health_fn: HealthFn) 
     return _raw_response(404, "Not Found", b"try /metrics or /status\n", "text/plain")
 
 
-async def _read_request(stream: anyio.abc.ByteStream) -> h11.Request | None:
+async def _read_request(
+    stream: anyio.abc.ByteStream, conn: h11.Connection
+) -> h11.Request | None:
     """Read one request head; None when the peer closed early, h11 error when malformed."""
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
     while True:
         event = conn.next_event()
         if isinstance(event, h11.Request):
@@ -286,21 +288,28 @@ async def _handle(
     health_fn: HealthFn,
     limiter: anyio.CapacityLimiter,
     timeout_s: float,
+    *,
+    page: StatusPage | None = None,
 ) -> None:
     async with stream, limiter:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+        request = None
         # The whole exchange runs under one deadline: a client that sends slowly or
-        # never reads its response cannot pin a task for ever.
+        # never reads its response cannot pin a task for ever (the page's event
+        # stream is bounded by the page itself).
         with anyio.move_on_after(timeout_s):
             try:
                 try:
-                    request = await _read_request(stream)
+                    request = await _read_request(stream, conn)
                 except h11.RemoteProtocolError:
                     body = b"bad request\n"
                     await stream.send(_raw_response(400, "Bad Request", body, "text/plain"))
                     await _drain(stream)
                     return
-                if request is not None:
+                path = b"" if request is None else request.target.split(b"?", 1)[0]
+                if request is not None and not (page and page.handles(request.method, path)):
                     await stream.send(_route(request.method, request.target, metrics, health_fn))
+                    request = None
             except (
                 anyio.BrokenResourceError,
                 anyio.ClosedResourceError,
@@ -316,6 +325,19 @@ async def _handle(
                     await stream.send(
                         _raw_response(500, "Internal Server Error", b"", "text/plain")
                     )
+                return
+        if request is None or page is None:
+            return
+        peer = "?"
+        if isinstance(stream, anyio.abc.SocketStream):
+            with contextlib.suppress(Exception):
+                peer = str(stream.extra(anyio.abc.SocketAttribute.remote_address)[0])  # noqa: S610
+        try:
+            await page.serve(stream, conn, request, peer)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
+            return
+        except Exception:
+            log.exception("status_page_error")
 
 
 async def serve_status(
@@ -325,9 +347,10 @@ async def serve_status(
     health_fn: HealthFn,
     *,
     timeout_s: float = 5.0,
+    page: StatusPage | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``/metrics`` and ``/status`` until cancelled.
+    """Serve ``/metrics`` and ``/status`` (and the status page, given one) until cancelled.
 
     Args:
         host: address to bind; keep it loopback (``DEFAULT_HOST``) unless a scraper
@@ -336,6 +359,7 @@ async def serve_status(
         metrics: the registry to render on ``/metrics``.
         health_fn: returns the latest health document for ``/status``.
         timeout_s: deadline for one connection (read the request, send the response).
+        page: the operator's page (``/``, ``/events``, ``/api/command``), or None.
         task_status: receives the bound port once the socket listens.
 
     Raises:
@@ -349,6 +373,6 @@ async def serve_status(
         task_status.started(bound)
 
         async def handler(stream: anyio.abc.SocketStream) -> None:
-            await _handle(stream, metrics, health_fn, limiter, timeout_s)
+            await _handle(stream, metrics, health_fn, limiter, timeout_s, page=page)
 
         await listener.serve(handler)

@@ -1,0 +1,351 @@
+"""The operator's status page: ``/`` (HTML), ``/events`` (Server-Sent Events), ``/api/command``.
+
+One self-contained page shipped in the package (no CDN, no build step, works offline):
+DOR, mode, the failsafe and who set it, each component's stage, reason, PID, restarts
+and heartbeat age, each dependency's probes with their latency, the last events.
+
+* The page is rendered on the server from the health document, so it shows the
+  current state without JavaScript (and then refreshes itself every few seconds).
+* With JavaScript it stays live: ``/events`` pushes the document the daemon last
+  wrote to ``health_v2.json`` (the same object, not a second rendering) whenever it
+  changes, within a fraction of a second. When nothing arrives for the same stale
+  threshold ``autoheal status`` uses, the page says STALE instead of showing old green.
+* Alerts (failsafe entered, degraded, a restart, a failing write) appear as fixed
+  overlays; every box on the page has a fixed size, so nothing moves when they come
+  and go (cumulative layout shift 0: runbook success metric 4).
+* Read-only unless ``[daemon] status_token_env`` names a token: then buttons appear
+  and ``POST /api/command`` queues the same durable commands as the CLI (actor
+  ``web:<address>``). CSRF-safe: the token travels in a custom header that no
+  cross-site form can set, the body must be JSON, and a foreign ``Origin`` is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import html
+import logging
+import re
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+import orjson
+
+log = logging.getLogger("autoheal")
+
+HealthFn = Callable[[], Mapping[str, Any] | None]
+EventsFn = Callable[[], list[dict[str, Any]]]
+SubmitFn = Callable[[str, str, str, str], str]  # (type, target, reason, actor) -> command id
+
+#: Commands the page may queue, and whether they name a component.
+COMMANDS = {
+    "restart": True,
+    "failsafe_enter": False,
+    "failsafe_clear": False,
+}
+_OPERATOR_BAR = (
+    '<div id="opbar">token <input id="token" type="password" autocomplete="off">'
+    ' reason <input id="reason" value="">'
+    ' <button class="op" data-type="failsafe_enter">failsafe enter</button>'
+    ' <button class="op" data-type="failsafe_clear">failsafe clear</button>'
+    ' <span id="opresult"></span></div>'
+)
+MAX_BODY_BYTES = 4096
+MAX_STREAMS = 8
+POLL_S = 0.2
+KEEPALIVE_S = 10.0
+MAX_STREAM_S = 3600.0
+EVENT_ROWS = 10
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt_age(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+    return "-"
+
+
+def _heartbeat_age(component: Mapping[str, Any]) -> Any:
+    probe = _mapping(_mapping(component.get("probes")).get("heartbeat"))
+    return probe.get("value")
+
+
+def _component_rows(doc: Mapping[str, Any], operator: bool) -> str:
+    rows = []
+    for name, raw in sorted(_mapping(doc.get("components")).items()):
+        c = _mapping(raw)
+        button = (
+            f'<button class="op" data-type="restart" data-target="{_esc(name)}">restart</button>'
+            if operator
+            else ""
+        )
+        rows.append(
+            f'<tr data-component="{_esc(name)}">'
+            f'<td class="name">{_esc(name)}</td>'
+            f'<td class="stage {_esc(c.get("stage"))}">{_esc(c.get("stage"))}</td>'
+            f'<td class="ok">{"ok" if c.get("ok") else "FAIL"}</td>'
+            f'<td class="reason">{_esc(c.get("reason") or "-")}</td>'
+            f'<td class="pid">{_esc(c.get("pid") or "-")}</td>'
+            f'<td class="restarts">{_esc(c.get("restarts"))}</td>'
+            f'<td class="heartbeat">{_esc(_fmt_age(_heartbeat_age(c)))}</td>'
+            f'<td class="action">{button}</td></tr>'
+        )
+    return "\n".join(rows)
+
+
+def _dependency_rows(doc: Mapping[str, Any]) -> str:
+    rows = []
+    for name, raw in sorted(_mapping(doc.get("dependencies")).items()):
+        d = _mapping(raw)
+        probes = " ".join(
+            f"{_esc(p)}={_esc(_fmt_age(_mapping(v).get('value')))}"
+            for p, v in sorted(_mapping(d.get("probes")).items())
+        )
+        rows.append(
+            f'<tr data-dependency="{_esc(name)}"><td class="name">{_esc(name)}</td>'
+            f'<td class="ok">{"ok" if d.get("ok") else "FAIL"}</td>'
+            f'<td class="reason">{_esc(d.get("reason") or "-")}</td>'
+            f'<td class="probes">{probes or "-"}</td></tr>'
+        )
+    return "\n".join(rows)
+
+
+def _event_rows(events: list[dict[str, Any]]) -> str:
+    rows = []
+    for i in range(EVENT_ROWS):
+        e = events[i] if i < len(events) else {}
+        rows.append(
+            f'<li data-row="{i}"><span class="ts">{_esc(e.get("when", ""))}</span>'
+            f'<span class="kind">{_esc(e.get("kind", ""))}</span>'
+            f'<span class="what">{_esc(e.get("what", ""))}</span></li>'
+        )
+    return "\n".join(rows)
+
+
+def _headline(doc: Mapping[str, Any]) -> dict[str, str]:
+    failsafe = "off"
+    if doc.get("failsafe"):
+        failsafe = f"ON: {doc.get('failsafe_reason') or 'no reason'}"
+    return {
+        "dor": "true" if doc.get("dor") else "false",
+        "mode": str(doc.get("mode") or "-"),
+        "failsafe": failsafe,
+        "degraded": "yes" if doc.get("degraded") else "no",
+    }
+
+
+def render_page(
+    doc: Mapping[str, Any] | None,
+    events: list[dict[str, Any]],
+    *,
+    stale_after_s: float,
+    operator: bool,
+) -> bytes:
+    """The whole page for ``doc`` (server-side: correct without JavaScript)."""
+    doc = _mapping(doc)
+    head = _headline(doc)
+    state = "dor-true" if doc.get("dor") else "dor-false"
+    initial = orjson.dumps({"health": doc, "events": events}).decode()
+    # </script> inside JSON must not end the script element.
+    initial = initial.replace("<", "\\u003c")
+    values = dict(
+        state=state,
+        dor=_esc(head["dor"]),
+        mode=_esc(head["mode"]),
+        failsafe=_esc(head["failsafe"]),
+        degraded=_esc(head["degraded"]),
+        components=_component_rows(doc, operator),
+        dependencies=_dependency_rows(doc),
+        events=_event_rows(events),
+        operator_bar=_OPERATOR_BAR if operator else "",
+        operator="true" if operator else "false",
+        stale_ms=int(stale_after_s * 1000),
+        initial=initial,
+    )
+    # One pass: text from the document can never be read as a placeholder.
+    page = re.sub(r"@@(\w+)@@", lambda m: str(values[m.group(1)]), _template())
+    return page.encode()
+
+
+@functools.cache
+def _template() -> str:
+    """``status_page.html``, shipped in the package: one file, inline CSS and script."""
+    return (resources.files("autoheal.daemon") / "status_page.html").read_text("utf-8")
+
+
+class StatusPage:
+    """Serves the page, its event stream and (with a token) operator commands.
+
+    Args:
+        health: the document the daemon last wrote to ``health_v2.json``.
+        events: the last journal events, newest first, as ``{when, kind, what}``.
+        stale_after_s: how long without an update before the page says STALE.
+        token: the operator token, or None for a read-only page.
+        submit: queues a command; returns its id (only used with a token).
+    """
+
+    def __init__(
+        self,
+        health: HealthFn,
+        events: EventsFn,
+        *,
+        stale_after_s: float,
+        token: str | None = None,
+        submit: SubmitFn | None = None,
+    ) -> None:
+        self._health = health
+        self._events = events
+        self._stale_after_s = stale_after_s
+        self._token = token
+        self._submit = submit
+        self._streams = anyio.CapacityLimiter(MAX_STREAMS)
+
+    @property
+    def operator(self) -> bool:
+        return self._token is not None and self._submit is not None
+
+    def handles(self, method: bytes, path: bytes) -> bool:
+        return path in (b"/", b"/index.html", b"/events") or (
+            path == b"/api/command" and method == b"POST"
+        )
+
+    async def serve(
+        self, stream: anyio.abc.ByteStream, conn: h11.Connection, request: h11.Request, peer: str
+    ) -> None:
+        path = request.target.split(b"?", 1)[0]
+        if path == b"/events":
+            await self._stream(stream)
+        elif path == b"/api/command":
+            with anyio.move_on_after(5.0):
+                await stream.send(await self._command(stream, conn, request, peer))
+        else:
+            with anyio.move_on_after(5.0):
+                body = render_page(
+                    self._health(),
+                    self._safe_events(),
+                    stale_after_s=self._stale_after_s,
+                    operator=self.operator,
+                )
+                await stream.send(_response(200, "OK", body, "text/html; charset=utf-8"))
+
+    def _safe_events(self) -> list[dict[str, Any]]:
+        try:
+            return self._events()[:EVENT_ROWS]
+        except Exception as exc:  # the page is an observer: a journal error costs the list
+            log.error("status_page_events_failed error=%s", exc)
+            return []
+
+    async def _stream(self, stream: anyio.abc.ByteStream) -> None:
+        """Push the health document whenever the daemon writes a new one."""
+        try:
+            self._streams.acquire_nowait()
+        except anyio.WouldBlock:
+            await stream.send(_response(503, "Busy", b"too many live pages\n", "text/plain"))
+            return
+        try:
+            await stream.send(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"cache-control: no-store\r\nconnection: close\r\n\r\n"
+                + b"retry: 1000\n\n"
+            )
+            last: object = None
+            quiet = 0.0
+            with anyio.move_on_after(MAX_STREAM_S):
+                while True:
+                    doc = self._health()
+                    if doc is not None and doc is not last:
+                        last = doc
+                        data = orjson.dumps({"health": doc, "events": self._safe_events()})
+                        await stream.send(b"event: health\ndata: " + data + b"\n\n")
+                        quiet = 0.0
+                    elif quiet >= KEEPALIVE_S:
+                        await stream.send(b": keepalive\n\n")
+                        quiet = 0.0
+                    await anyio.sleep(POLL_S)
+                    quiet += POLL_S
+        finally:
+            self._streams.release()
+
+    async def _command(
+        self, stream: anyio.abc.ByteStream, conn: h11.Connection, request: h11.Request, peer: str
+    ) -> bytes:
+        if not self.operator:
+            return _json(403, "Forbidden", {"error": "read-only status page (no token configured)"})
+        headers = {k.lower(): v for k, v in request.headers}
+        token = headers.get(b"x-autoheal-token", b"").decode("utf-8", "replace")
+        assert self._token is not None and self._submit is not None
+        if not hmac.compare_digest(token.encode(), self._token.encode()):
+            return _json(403, "Forbidden", {"error": "missing or wrong X-Autoheal-Token"})
+        host = headers.get(b"host", b"").decode("latin-1")
+        origin = headers.get(b"origin")
+        if origin is not None and origin.decode("latin-1") not in (
+            f"http://{host}",
+            f"https://{host}",
+        ):
+            return _json(403, "Forbidden", {"error": "cross-origin request refused"})
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return _json(415, "Unsupported Media Type", {"error": "send application/json"})
+        body = await _read_body(stream, conn)
+        if body is None:
+            return _json(413, "Payload Too Large", {"error": f"at most {MAX_BODY_BYTES} bytes"})
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _json(400, "Bad Request", {"error": "body is not JSON"})
+        if not isinstance(doc, dict):
+            return _json(400, "Bad Request", {"error": "body must be a JSON object"})
+        kind, target, reason = doc.get("type"), doc.get("target") or "", doc.get("reason")
+        if kind not in COMMANDS or not isinstance(target, str) or bool(target) != COMMANDS[kind]:
+            return _json(400, "Bad Request", {"error": f"type must be one of {sorted(COMMANDS)}"})
+        if not isinstance(reason, str) or not reason.strip():
+            return _json(400, "Bad Request", {"error": "a reason is required"})
+        actor = f"web:{peer}"
+        command_id = self._submit(kind, target, reason, actor)
+        log.warning("status_page_command type=%s target=%s actor=%s", kind, target or "-", actor)
+        return _json(202, "Accepted", {"id": command_id, "type": kind, "target": target})
+
+
+async def _read_body(stream: anyio.abc.ByteStream, conn: h11.Connection) -> bytes | None:
+    """The request body, or None when it is larger than :data:`MAX_BODY_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = conn.next_event()
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > MAX_BODY_BYTES:
+                return None
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            return b"".join(chunks)
+        elif event is h11.NEED_DATA:
+            try:
+                conn.receive_data(await stream.receive(4096))
+            except anyio.EndOfStream:
+                conn.receive_data(b"")
+        else:
+            return b"".join(chunks)
+
+
+def _response(status: int, reason: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+        f"content-length: {len(body)}\r\ncache-control: no-store\r\n"
+        "x-content-type-options: nosniff\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def _json(status: int, reason: str, doc: Any) -> bytes:
+    return _response(status, reason, orjson.dumps(doc), "application/json")
