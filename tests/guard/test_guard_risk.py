@@ -146,7 +146,7 @@ def test_max_live_notional_total_across_symbols():
     assert check_order(limits, held, buy("0.05", symbol="ETHUSDT"), 0.0).allowed  # 1000
     verdict = check_order(limits, held, buy("0.06", symbol="ETHUSDT"), 0.0)
     assert verdict.reasons == ("risk_notional_total",)
-    assert "live_notional_after=1020.000 > max_live_notional_total=1000" in verdict.details[0]
+    assert "live_notional_after=1020 > max_live_notional_total=1000" in verdict.details[0]
 
 
 def test_price_collar():

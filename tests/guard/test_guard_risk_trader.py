@@ -68,7 +68,7 @@ def test_an_order_over_a_limit_never_reaches_the_exchange(tmp_path: Path, caplog
             tmp_path, {"max_order_notional": 50}, 0.001, [("buy", 60000.0)])
     assert results == [False]
     assert exchange.orders == []
-    assert "risk_max_order_notional notional=60.0000 (qty=0.001 x price=60000.0) " \
+    assert "risk_max_order_notional notional=60 (qty=0.001 x price=60000) " \
            "> max_order_notional=50" in caplog.text
 
 

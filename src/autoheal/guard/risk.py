@@ -43,6 +43,7 @@ from autoheal.store.flags import FLAGS_FILENAME, parse_flags
 
 __all__ = [
     "GLOBAL_KEYS",
+    "LIMIT_OF_REASON",
     "REASONS",
     "SYMBOL_KEYS",
     "Activity",
@@ -75,6 +76,16 @@ REASONS = (
     "risk_book_unreadable",
     "risk_invalid_order",
 )
+#: The ``[risk]`` key behind each limit's reason token (what an operator would change).
+LIMIT_OF_REASON = {
+    "risk_max_order_qty": "max_order_qty",
+    "risk_max_order_notional": "max_order_notional",
+    "risk_max_position": "max_position",
+    "risk_notional_total": "max_live_notional_total",
+    "risk_price_collar": "price_collar_pct",
+    "risk_throttle": "max_orders_per_second",
+    "risk_daily_loss": "max_daily_loss",
+}
 #: Limits that may be set per symbol (``[risk.symbols.BTCUSDT]``) as well as globally.
 SYMBOL_KEYS = ("max_order_qty", "max_order_notional", "max_position", "price_collar_pct")
 #: Limits that only exist across all symbols.
@@ -306,6 +317,13 @@ def _valid(order: RiskOrder) -> str | None:
     return None
 
 
+def _n(value: Decimal | None) -> str:
+    """A Decimal as an operator reads it: ``1200``, ``0.01``, never ``1.2E+3`` or ``1200.000``."""
+    if value is None:
+        return "None"
+    return format(value.normalize(), "f")
+
+
 def total_exposure(book: RiskBook) -> Decimal | None:
     """The book's live notional across symbols, at the marks; ``None`` when a mark is missing."""
     total = _ZERO
@@ -360,13 +378,14 @@ def check_order(
     if sym.price_collar_pct is not None and order.price is not None:
         if ref is None:
             refuse("risk_no_reference_price",
-                   f"symbol={order.symbol} limit_price={order.price} (price collar needs a mark)")
+                   f"symbol={order.symbol} limit_price={_n(order.price)} "
+                   "(price collar needs a mark)")
         else:
             off = abs(order.price - ref) / ref * _HUNDRED
             if off > sym.price_collar_pct:
                 refuse("risk_price_collar",
-                       f"limit_price={order.price} reference={ref} off_pct={off:.4f} "
-                       f"> price_collar_pct={sym.price_collar_pct}")
+                       f"limit_price={_n(order.price)} reference={_n(ref)} off_pct={off:.4f} "
+                       f"> price_collar_pct={_n(sym.price_collar_pct)}")
     if book is None:
         if not order.reduce_only:
             refuse("risk_book_unreadable", "positions book unreadable: new risk refused")
@@ -378,9 +397,10 @@ def check_order(
     daily = limits.max_daily_loss
     if daily is not None and (activity.loss_latched or -activity.realized_pnl_today >= daily):
         refuse("risk_daily_loss",
-               f"realized_pnl_today={activity.realized_pnl_today} max_daily_loss={daily}")
+               f"realized_pnl_today={_n(activity.realized_pnl_today)} max_daily_loss={_n(daily)}")
     if sym.max_order_qty is not None and order.qty > sym.max_order_qty:
-        refuse("risk_max_order_qty", f"qty={order.qty} > max_order_qty={sym.max_order_qty}")
+        refuse("risk_max_order_qty",
+               f"qty={_n(order.qty)} > max_order_qty={_n(sym.max_order_qty)}")
     price = order.price if order.price is not None else ref
     if price is not None and ref is not None and order.side == "buy":
         price = max(price, ref)  # a buy's worth is at least what the market says
@@ -392,15 +412,16 @@ def check_order(
         notional = order.qty * price
         if notional > sym.max_order_notional:
             refuse("risk_max_order_notional",
-                   f"notional={notional} (qty={order.qty} x price={price}) "
-                   f"> max_order_notional={sym.max_order_notional}")
+                   f"notional={_n(notional)} (qty={_n(order.qty)} x price={_n(price)}) "
+                   f"> max_order_notional={_n(sym.max_order_notional)}")
     new_buy = open_buy + (order.qty if order.side == "buy" else _ZERO)
     new_sell = open_sell + (order.qty if order.side == "sell" else _ZERO)
     after = _exposure(pos, new_buy, new_sell)
     if sym.max_position is not None and after > sym.max_position:
         refuse("risk_max_position",
-               f"position={pos} open_buy={open_buy} open_sell={open_sell} qty={order.qty} "
-               f"worst_case={after} > max_position={sym.max_position}")
+               f"position={_n(pos)} open_buy={_n(open_buy)} open_sell={_n(open_sell)} "
+               f"qty={_n(order.qty)} "
+               f"worst_case={_n(after)} > max_position={_n(sym.max_position)}")
     cap = limits.max_live_notional_total
     if cap is not None and ref is not None:
         before = total_exposure(book)
@@ -411,7 +432,7 @@ def check_order(
             total = before - mine + after * ref
             if total > cap:
                 refuse("risk_notional_total",
-                       f"live_notional_after={total} > max_live_notional_total={cap}")
+                       f"live_notional_after={_n(total)} > max_live_notional_total={_n(cap)}")
     elif cap is not None and "risk_no_reference_price" not in reasons:
         refuse("risk_no_reference_price",
                f"symbol={order.symbol}: no mark to value the live notional")
@@ -525,7 +546,7 @@ class RiskGuard:
             self.latch_flags()
         verdict = check_order(self.limits, book, order, now, self.activity(now))
         if not verdict.allowed:
-            log.warning("[risk] %s %s qty=%s price=%s refused: %s", order.side.upper(),
+            log.warning("[risk] %s %s qty=%s price=%s refused: %s", str(order.side).upper(),
                         order.symbol, order.qty, order.price, "; ".join(verdict.details))
         return verdict
 

@@ -2,7 +2,9 @@
 
 A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
 
-* ``ctx.mark_fault()`` when the fault goes in (time zero of every measurement);
+* ``ctx.mark_fault()`` when the fault goes in (time zero of every measurement),
+  and ``ctx.fault_lasts(seconds)`` once it is in, for a fault that ends by itself;
+* ``ctx.track(health_doc)`` each health document it polls (the timeline picture);
 * ``ctx.event(name)`` the first time an observation holds (``breaker_open``);
 * ``ctx.observe(key, value)`` a measured value that criteria compare;
 * ``ctx.gate(name)`` a gate or limit that fired;
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.chaos.drills.model import Scenario
+from autoheal.chaos.drills.trace import HealthTrace
 
 if TYPE_CHECKING:
     from autoheal.chaos.drills.target import DrillTarget
@@ -116,6 +119,8 @@ class DrillContext:
     logs: LogCapture = field(default_factory=LogCapture)
     target: DrillTarget | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    trace: HealthTrace = field(default_factory=HealthTrace)
+    fault_ends_at: float | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.scenario.seed)
@@ -130,6 +135,14 @@ class DrillContext:
         """The fault is in: time zero for every event (only the first call counts)."""
         if self.fault_at is None:
             self.fault_at = self.time_fn()
+
+    def fault_lasts(self, seconds: float) -> None:
+        """The fault just went in and ends by itself ``seconds`` from now (timeline only)."""
+        self.fault_ends_at = self.time_fn() + seconds
+
+    def track(self, health: dict[str, Any]) -> None:
+        """Fold one polled health document into the drill's timeline."""
+        self.trace.sample(self.time_fn(), health)
 
     # -- records ---------------------------------------------------------------------
     def event(self, name: str) -> None:

@@ -87,13 +87,18 @@ def check_criterion(spec: CriterionSpec, observations: Mapping[str, Any]) -> Cri
 
 
 def check_expectation(exp: Expectation, after_fault_s: float | None, scale: float) -> Criterion:
-    """An expected observation: seen, and no later than its scaled deadline."""
+    """An expected observation: seen, and no later than its scaled deadline.
+
+    The result carries the measured time and the deadline, so its margin can be shown.
+    """
     deadline = exp.within_s * scale + exp.slack_s
     expected = f"within {deadline:.2f}s ({exp.within_s:g}s at {scale_label(scale)})"
     if after_fault_s is None:
-        return Criterion(f"event:{exp.event}", expected, "never observed", False)
+        return Criterion(f"event:{exp.event}", expected, "never observed", False,
+                         bound_s=deadline)
     return Criterion(
-        f"event:{exp.event}", expected, f"after {after_fault_s:.2f}s", after_fault_s <= deadline
+        f"event:{exp.event}", expected, f"after {after_fault_s:.2f}s", after_fault_s <= deadline,
+        measured_s=after_fault_s, bound_s=deadline,
     )
 
 

@@ -119,12 +119,46 @@ class Scenario:
 
 @dataclass(frozen=True, slots=True)
 class Criterion:
-    """One criterion as evaluated: what was expected, what was seen, whether it held."""
+    """One criterion as evaluated: what was expected, what was seen, whether it held.
+
+    A time criterion (an ``[[expect]]`` deadline) also carries ``measured_s`` (seconds
+    from the fault, ``None`` when never seen) and ``bound_s`` (the scaled deadline), so
+    the report can show its margin; a count or value criterion leaves both ``None``.
+    """
 
     name: str
     expected: str
     observed: str
     held: bool
+    measured_s: float | None = None
+    bound_s: float | None = None
+
+    @property
+    def margin_s(self) -> float | None:
+        """``bound_s - measured_s``: how much earlier than its deadline it happened."""
+        if self.measured_s is None or self.bound_s is None:
+            return None
+        return self.bound_s - self.measured_s
+
+    @property
+    def margin_pct(self) -> float | None:
+        """The margin as a percentage of the bound (negative when the deadline was missed)."""
+        margin = self.margin_s
+        if margin is None or self.bound_s is None or self.bound_s <= 0:
+            return None
+        return 100.0 * margin / self.bound_s
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "expected": self.expected,
+                               "observed": self.observed, "held": self.held}
+        if self.bound_s is not None:
+            doc["kind"] = "time"
+            doc["bound_s"] = round(self.bound_s, 4)
+            doc["measured_s"] = None if self.measured_s is None else round(self.measured_s, 4)
+            margin, pct = self.margin_s, self.margin_pct
+            doc["margin_s"] = None if margin is None else round(margin, 4)
+            doc["margin_pct"] = None if pct is None else round(pct, 1)
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +177,29 @@ class DrillResult:
     started_at: str = ""
     duration_s: float = 0.0
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: What happened when, in seconds from the fault, for the timeline picture
+    #: (:mod:`autoheal.chaos.drills.trace`); empty when nothing was recorded.
+    timeline: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def failed_criteria(self) -> list[Criterion]:
         return [c for c in self.criteria if not c.held]
 
+    @property
+    def tightest(self) -> Criterion | None:
+        """The time criterion with the smallest margin in % of its bound (``None``: none)."""
+        timed = [c for c in self.criteria if c.margin_pct is not None]
+        return min(timed, key=lambda c: c.margin_pct or 0.0) if timed else None
+
     def to_doc(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["status"] = str(self.status)
+        doc["criteria"] = [c.to_doc() for c in self.criteria]
         doc["details"] = dict(self.details)
+        if not self.timeline:
+            del doc["timeline"]
+        else:
+            doc["timeline"] = dict(self.timeline)
         return doc
 
 
@@ -170,6 +218,8 @@ class Report:
     json_path: str | None = None
     target: str | None = None
     on_target: tuple[str, ...] = ()
+    #: Every report file written (JSON reports and their timeline pictures), for the text.
+    files: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
-from autoheal.chaos.drills.model import DrillResult, Report, Status
+from autoheal.chaos.drills.model import Criterion, DrillResult, Report, Status
+from autoheal.chaos.drills.timeline import render_svg
 from autoheal.store.atomic import write_bytes_atomic
 
-__all__ = ["render", "render_text", "write_json_report"]
+__all__ = ["margin_text", "render", "render_text", "svg_path_for", "write_json_report"]
 
 WIDE = "=" * 70
 THIN = "─" * 70
@@ -21,8 +22,11 @@ OK, BAD = "✓", "✗"
 def write_json_report(report: Report, target: Path) -> Path:
     """Write the JSON report atomically; a directory gets ``<UTC timestamp>.json`` inside.
 
+    The timeline picture (:func:`~autoheal.chaos.drills.timeline.render_svg`) goes
+    beside it, same name with ``.svg`` (:func:`svg_path_for`), written after the JSON.
+
     Returns:
-        The file written.
+        The JSON file written.
     """
     if target.suffix != ".json":
         target.mkdir(parents=True, exist_ok=True)
@@ -30,9 +34,16 @@ def write_json_report(report: Report, target: Path) -> Path:
         target = target / f"{stamp}.json"
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
-    data = orjson.dumps(report.to_doc(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    doc = report.to_doc()
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     write_bytes_atomic(target, data + b"\n")
+    write_bytes_atomic(svg_path_for(target), render_svg(doc).encode())
     return target
+
+
+def svg_path_for(json_path: Path) -> Path:
+    """``r.json`` -> ``r.svg``: where the timeline picture of a JSON report goes."""
+    return json_path.with_suffix(".svg")
 
 
 def render(report: Report, fmt: str) -> str:
@@ -50,6 +61,18 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
+def margin_text(c: Criterion) -> str:
+    """``margin 0.82s (82%)`` for a time criterion; ``""`` for the others or one never seen."""
+    if c.margin_s is None or c.margin_pct is None:
+        return ""
+    return f"margin {c.margin_s:+.2f}s ({c.margin_pct:+.0f}% of {c.bound_s:.2f}s)"
+
+
+def _margin(c: Criterion) -> str:
+    text = margin_text(c)
+    return f", {text}" if text else ""
+
+
 def _drill(result: DrillResult) -> list[str]:
     mark = OK if result.status is Status.PASSED else BAD
     lines = [THIN, f"Drill: {result.name} - {result.title}", THIN,
@@ -63,9 +86,12 @@ def _drill(result: DrillResult) -> list[str]:
     lines.append("Criteria:")
     for c in result.criteria:
         lines.append(f"  {OK if c.held else BAD} {c.name}: expected {c.expected}, "
-                     f"observed {c.observed}")
+                     f"observed {c.observed}{_margin(c)}")
     if not result.criteria:
         lines.append("  (none evaluated)")
+    tight = result.tightest
+    if tight is not None:
+        lines.append(_row("Tightest margin", f"{tight.name} {margin_text(tight)}"))
     if result.details.get("skipped_criteria"):
         why = result.details.get("skipped_why") or {}
         lines.extend(f"  - {name}: skipped ({why.get(name, 'not checked')})"
@@ -113,7 +139,8 @@ def render_text(report: Report) -> str:
                      f"{report.target}{others}.")
     else:
         lines.append(f"{verdict}; drills ran on their own runtime directories.")
-    if report.json_path:
-        lines.append(f"JSON report: {report.json_path}")
+    for path in report.files or ((report.json_path,) if report.json_path else ()):
+        label = "Timeline picture" if path.endswith(".svg") else "JSON report"
+        lines.append(f"{label}: {path}")
     lines.append(WIDE)
     return "\n".join(lines)

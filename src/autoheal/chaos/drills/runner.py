@@ -31,9 +31,10 @@ from autoheal.chaos.drills.catalog import load_catalog, select
 from autoheal.chaos.drills.context import DrillContext
 from autoheal.chaos.drills.evaluate import evaluate, scale_label
 from autoheal.chaos.drills.model import DrillResult, Report, Scenario, Status
-from autoheal.chaos.drills.report import render, write_json_report
+from autoheal.chaos.drills.report import render, svg_path_for, write_json_report
 from autoheal.chaos.drills.steps import KINDS
 from autoheal.chaos.drills.target import TARGET_KINDS, DrillTarget
+from autoheal.chaos.drills.trace import timeline_doc
 
 __all__ = ["progress_line", "run_drills", "run_one"]
 
@@ -139,7 +140,18 @@ async def run_one(
         criteria=tuple(criteria), gates_fired=tuple(ctx.gates_fired),
         violations=tuple(str(v) for v in violations), seed=scenario.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
-        details=_jsonable(ctx.details))
+        details=_jsonable(ctx.details), timeline=_timeline(ctx))
+
+
+def _timeline(ctx: DrillContext) -> dict[str, Any]:
+    fault = ctx.details.get("fault")
+    label = (f"{fault.get('fault', '')} {fault.get('target', '')}".strip()
+             if isinstance(fault, dict) else ctx.scenario.kind)
+    # A drill whose fault clears itself as a step (the breaker drills) ends its window there.
+    ends_at = ctx.fault_ends_at if ctx.fault_ends_at is not None \
+        else ctx.events.get("fault_cleared")
+    return timeline_doc(ctx.trace, fault_at=ctx.fault_at, fault_ends_at=ends_at,
+                        fault_label=label or "fault", events=ctx.events)
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +199,8 @@ def run_drills(
         work_dir: parent of the drills' own runtime directories; a temporary one
             (removed afterwards if every drill passed) when ``None``.
         fmt: ``text`` or ``json`` for the final report handed to ``progress``.
-        report_path: also write the JSON report here.
+        report_path: also write the JSON report here (and its timeline picture beside
+            it, ``.svg``).
         progress: receives one line per drill as it finishes, then the report.
         runtime_dir: the JSON report goes to ``<runtime_dir>/drills/<UTC>.json``
             (``<work_dir>/drills/`` when only ``work_dir`` is given).
@@ -229,7 +242,8 @@ def run_drills(
     if report_path is not None:
         paths.append(write_json_report(report, Path(report_path)))
     if paths:
-        report = replace(report, json_path=str(paths[0]))
+        files = [str(f) for path in paths for f in (path, svg_path_for(path))]
+        report = replace(report, json_path=str(paths[0]), files=tuple(files))
     (output or progress)(render(report, fmt))
     if work_dir is None and report.passed:
         shutil.rmtree(base, ignore_errors=True)

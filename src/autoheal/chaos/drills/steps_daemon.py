@@ -192,6 +192,7 @@ async def _poll(ctx: DrillContext, stack: Stack, watches: Sequence[Mapping[str, 
         if not stack.alive():
             raise DrillUnavailableError(stack.gone_message())
         doc = stack.health()
+        ctx.track(doc)
         for event in watches_fired(doc, watches, set(ctx.events)):
             if event in pending:
                 ctx.event(event)
@@ -238,6 +239,8 @@ async def _inject(ctx: DrillContext, stack: Stack) -> None:
             result = {"fault": "fail_on_start", "component": target}
         case _:
             raise DrillUnavailableError(f"unknown fault {fault!r}")
+    if fault in ("stall", "netcut", "latency"):
+        ctx.fault_lasts(ctx.scaled(float(p.get("fault_for_s", 60))))
     ctx.details["chaos_result"] = result
 
 

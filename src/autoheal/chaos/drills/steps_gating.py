@@ -12,11 +12,21 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from autoheal.chaos.drills.context import DrillContext
 from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
+from autoheal.guard.risk import (
+    LIMIT_OF_REASON,
+    OpenOrder,
+    RiskBook,
+    RiskOrder,
+    check_order,
+    parse_limits,
+    to_decimal,
+)
 from autoheal.store.flags import Flags, write_flags
 
 __all__ = ["hash_tree", "live_gating"]
@@ -36,12 +46,35 @@ def hash_tree(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _risk(params: dict[str, Any]) -> tuple[bool, float, float | None]:
-    limits = params.get("risk_limits", {}) or {}
-    limit = limits.get("max_live_notional_total")
-    total = sum(float(o.get("notional", 0.0)) for o in params.get("simulated_orders", []) or [])
-    blocked = limit is not None and total > float(limit)
-    return blocked, total, None if limit is None else float(limit)
+def _risk(params: dict[str, Any]) -> tuple[bool, list[str], dict[str, Any]]:
+    """Drill E: the simulated orders, one by one, through the real pre-trade risk check.
+
+    ``risk_limits`` is a ``[risk]`` table; ``marks`` the reference prices; each allowed
+    order joins the book as an open order, so later ones see the exposure it adds.
+    Pure (``check_order``): nothing is written, as every gating drill promises.
+    """
+    table = params.get("risk_limits")
+    if not table:
+        return False, [], {}
+    limits = parse_limits(table, "params.risk_limits")
+    marks = {s: to_decimal(v, f"params.marks.{s}") for s, v in (params.get("marks") or {}).items()}
+    book = RiskBook(marks=marks)
+    reasons: list[str] = []
+    orders: list[dict[str, Any]] = []
+    for i, o in enumerate(params.get("simulated_orders") or []):
+        key = f"params.simulated_orders[{i}]"
+        price = o.get("price")
+        order = RiskOrder(str(o.get("symbol", "")), str(o.get("side", "buy")),
+                          to_decimal(o.get("qty"), f"{key}.qty"),
+                          None if price is None else to_decimal(price, f"{key}.price"))
+        verdict = check_order(limits, book, order, 0.0)
+        orders.append({"symbol": order.symbol, "side": order.side, "qty": str(order.qty),
+                       "allowed": verdict.allowed, "reasons": list(verdict.details)})
+        if verdict.allowed:
+            book = replace(book, open_orders=(*book.open_orders,
+                                              OpenOrder(order.symbol, order.side, order.qty)))
+        reasons += [r for r in verdict.reasons if r not in reasons]
+    return bool(reasons), reasons, {"orders": orders}
 
 
 async def live_gating(ctx: DrillContext) -> None:
@@ -65,7 +98,7 @@ async def live_gating(ctx: DrillContext) -> None:
     before = hash_tree(rt)
     ctx.mark_fault()
     allowed, reason = is_live_execution_allowed(env)
-    risk_blocked, total, limit = _risk(p)
+    risk_blocked, risk_reasons, risk_details = _risk(p)
     ctx.event("gating_decided")
     after = hash_tree(rt)
     mode = env.mode.lower()
@@ -74,12 +107,15 @@ async def live_gating(ctx: DrillContext) -> None:
     ctx.observe("reason", reason)
     ctx.observe("effective_mode", effective)
     ctx.observe("risk_blocked", risk_blocked)
+    ctx.observe("risk_reasons", ",".join(risk_reasons))
+    ctx.observe("risk_limits_named",
+                ",".join(LIMIT_OF_REASON.get(r, r) for r in risk_reasons))
     ctx.observe("would_send_order", allowed and not risk_blocked)
     ctx.observe("disk_unchanged", before == after)
     if not allowed:
         ctx.gate(reason)
-    if risk_blocked:
-        ctx.gate(f"max_live_notional_total ({total:g} > {limit:g})")
+    for token in risk_reasons:
+        ctx.gate(token)
     token_shown = {"valid": "SET (valid)", "invalid": "SET (invalid)"}.get(token_mode, "NOT SET")
     ctx.details.update({
         "mode": env.mode, "effective_mode": effective,
@@ -88,5 +124,5 @@ async def live_gating(ctx: DrillContext) -> None:
         "reason": reason, "runtime_dir_sha256_before": before[:16],
         "runtime_dir_sha256_after": after[:16],
     })
-    if limit is not None:
-        ctx.details["risk"] = {"max_live_notional_total": limit, "simulated_notional": total}
+    if risk_details:
+        ctx.details["risk"] = risk_details
