@@ -37,7 +37,15 @@ Rules driven by counters and clocks, written as code below rather than a table:
   counted either while a dependency is merely *suspect* (it failed its last
   check but not yet ``failures_before_degraded`` in a row), so the dependency's
   verdict comes first.
-* FAILSAFE is latched: nothing but ``OperatorClearedFailsafe`` leaves it.
+* FAILSAFE is latched: nothing but ``OperatorClearedFailsafe`` leaves it, except
+  a failsafe the fleet set (``set_by = "fleet"``), which the fleet's RUN clears.
+* The fleet (``core.fleet`` judges the reads): a fleet HALT enters a failsafe with
+  ``set_by = "fleet"`` only when none is active; REDUCE_ONLY likewise. A local
+  failsafe (``max_restarts``) or an operator's halt entered during a fleet halt
+  takes it over, so the fleet's RUN, which clears only what ``set_by = "fleet"``
+  holds, never clears it. A lost fleet link makes the runtime DEGRADED (or
+  halted, ``on_lost = "halt"``) and clears nothing; only a fresh read ends it. A
+  switch version lower than the one applied is never applied.
 
 Observations are facts and ``step`` is total over them. Operator commands may
 raise ``IllegalCommandError`` / ``CommandRefusedError``. Not here: reading
@@ -52,7 +60,9 @@ from dataclasses import dataclass, replace
 from autoheal.core import stages as S
 from autoheal.core.actions import (
     Action,
+    ClearAlert,
     LogTransition,
+    RaiseAlert,
     RemoveStop,
     RestartProcess,
     SendNotice,
@@ -63,9 +73,12 @@ from autoheal.core.actions import (
 )
 from autoheal.core.backoff import delay_for
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+from autoheal.core.fleet import FLEET, FLEET_LOST
 from autoheal.core.observations import (
     ConfigReloaded,
     DeadlineReached,
+    FleetLost,
+    FleetSwitchRead,
     Observation,
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
@@ -121,6 +134,7 @@ class _Step:
         self.dependencies: dict[str, DependencyState] = dict(state.dependencies)
         self.failsafe = state.failsafe
         self.reduce_only = state.reduce_only
+        self.fleet = state.fleet
         self.now = now
         self.policy = policy
         self.actions: list[Action] = []
@@ -128,7 +142,9 @@ class _Step:
     # -- helpers
 
     def snapshot(self) -> RuntimeState:
-        return RuntimeState(self.components, self.dependencies, self.failsafe, self.reduce_only)
+        return RuntimeState(
+            self.components, self.dependencies, self.failsafe, self.reduce_only, self.fleet
+        )
 
     def dep_blocked(self, name: str) -> bool:
         spec = self.policy.components[name]
@@ -216,7 +232,9 @@ class _Step:
         self.components[name] = cs
         cs = self.move(name, cs, Stage.FAILSAFE, S.MAX_RESTARTS_EXCEEDED)
         self.actions.append(StopProcess(name, S.MAX_RESTARTS_EXCEEDED))
-        if self.failsafe is None:
+        if self.failsafe is None or self.failsafe.set_by == FLEET:
+            # A local failsafe during a fleet halt takes it over: the fleet's RUN
+            # must not clear it.
             self.failsafe = FailsafeState(
                 f"{name}: {S.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
             )
@@ -536,6 +554,19 @@ class _Step:
                 )
             )
             return
+        if self.failsafe is not None and self.failsafe.set_by == FLEET:
+            # The operator's halt takes over the fleet's: the fleet's RUN must not clear it.
+            self.failsafe = FailsafeState(obs.reason, obs.actor)
+            self.fleet = replace(self.fleet, displaced=None)
+            self.actions.append(
+                SendNotice(
+                    "operator",
+                    "runtime",
+                    S.OPERATOR,
+                    f"failsafe taken over from the fleet by {obs.actor}: {obs.reason}",
+                )
+            )
+            return
         if self.failsafe is not None:
             raise IllegalCommandError(
                 f"the failsafe is already active ({self.failsafe.reason}, "
@@ -578,6 +609,7 @@ class _Step:
                 "the failsafe is not active; nothing to clear", reason="not_active"
             )
         self.reduce_only = None
+        self.fleet = replace(self.fleet, displaced=None)
         if self.failsafe is None:
             self.actions.append(
                 SendNotice(
@@ -604,6 +636,82 @@ class _Step:
             parked = cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE
             if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or (parked and not cs.held):
                 self.restart_now(name, cs, S.OPERATOR)
+
+    # -- the fleet
+
+    def fleet_lost(self, obs: FleetLost) -> None:
+        """The switch could not be read for ``stale_after``: fail closed, clear nothing."""
+        if self.fleet.lost:
+            return
+        self.fleet = replace(self.fleet, lost=obs.reason or FLEET_LOST)
+        halt = obs.on_lost == "halt"
+        if halt and self.failsafe is None:
+            self.failsafe = FailsafeState(f"{FLEET_LOST}: {obs.reason}", FLEET)
+            if self.reduce_only is not None and self.reduce_only.set_by != FLEET:
+                self.fleet = replace(self.fleet, displaced=self.reduce_only)
+            self.reduce_only = None
+            self.actions.append(WriteStop(self.failsafe.reason, FLEET))
+        self.actions.append(RaiseAlert(FLEET_LOST, "fleet switch", obs.reason))
+        self.actions.append(
+            SendNotice(
+                "failsafe" if halt else "degraded",
+                FLEET,
+                FLEET_LOST,
+                f"fleet switch unreadable ({obs.reason}); runtime "
+                + ("HALTED" if halt else "DEGRADED: new entries paused, exits allowed"),
+            )
+        )
+
+    def fleet_read(self, obs: FleetSwitchRead) -> None:
+        """A fresh valid read of the fleet switch: end a loss, then apply what it says."""
+        if obs.version < self.fleet.version:
+            return  # never applied (core.fleet already reports it as unreadable)
+        if self.fleet.lost:
+            self.fleet = replace(self.fleet, lost="")
+            self.actions.append(ClearAlert(FLEET_LOST, "fleet switch", "read again"))
+            self.actions.append(
+                SendNotice("recovered", FLEET, S.RECOVERED, "fleet switch read again")
+            )
+        self.fleet = replace(self.fleet, version=obs.version)
+        what = f"fleet {obs.state} v{obs.version} by {obs.set_by or '?'}: {obs.reason}"
+        fleet_halt = self.failsafe is not None and self.failsafe.set_by == FLEET
+        if obs.state == "HALT":
+            if self.failsafe is None:
+                self.failsafe = FailsafeState(what, FLEET)
+                if self.reduce_only is not None and self.reduce_only.set_by != FLEET:
+                    self.fleet = replace(self.fleet, displaced=self.reduce_only)
+                self.reduce_only = None
+                self.actions.append(WriteStop(what, FLEET))
+                self.actions.append(SendNotice("failsafe", FLEET, "fleet_halt", what))
+            elif fleet_halt and self.failsafe.reason != what:
+                self.failsafe = replace(self.failsafe, reason=what)
+            elif self.reduce_only is not None and self.reduce_only.set_by == FLEET:
+                # A local failsafe was unwinding under the fleet's REDUCE_ONLY: halt again.
+                self.reduce_only = None
+                self.actions.append(WriteStop(self.failsafe.reason, self.failsafe.set_by))
+            return
+        if fleet_halt:
+            self.clear_fleet_failsafe(what)
+        if obs.state == "REDUCE_ONLY":
+            if self.failsafe is None and self.reduce_only is None:
+                self.reduce_only = ReduceOnlyState(what, FLEET)
+                self.actions.append(SendNotice("operator", FLEET, "fleet_reduce_only", what))
+            return
+        if self.reduce_only is not None and self.reduce_only.set_by == FLEET:
+            self.reduce_only = None
+            self.actions.append(SendNotice("recovered", FLEET, "fleet_run", what))
+
+    def clear_fleet_failsafe(self, what: str) -> None:
+        """Lift the fleet's own halt, give back what it displaced, resume parked components."""
+        self.failsafe = None
+        if self.reduce_only is None and self.fleet.displaced is not None:
+            self.reduce_only = self.fleet.displaced
+        self.fleet = replace(self.fleet, displaced=None)
+        self.actions.append(RemoveStop(what, FLEET))
+        self.actions.append(SendNotice("failsafe_cleared", FLEET, "fleet_run", what))
+        for name, cs in list(self.components.items()):
+            if cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE and not cs.held:
+                self.restart_now(name, replace(cs, attempts=0), FLEET)
 
 
 def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> Decision:
@@ -663,6 +771,10 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
             st.operator_clear_failsafe(obs)
         case ConfigReloaded(changed):
             st.config_reloaded(changed, added, removed)
+        case FleetSwitchRead():
+            st.fleet_read(obs)
+        case FleetLost():
+            st.fleet_lost(obs)
     st.advance()
     new_state = st.snapshot()
     after = flags_for(new_state)

@@ -110,6 +110,28 @@ class ConfigReloaded:
     changed: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class FleetSwitchRead:
+    """A fresh, valid read of the fleet switch (``core.fleet`` judged it): ``state`` is
+    ``RUN``, ``REDUCE_ONLY`` or ``HALT``. A fact: the fleet's state, not a command."""
+
+    state: str
+    version: int
+    set_by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetLost:
+    """The fleet switch could not be read (or was unreadable) for ``stale_after``.
+
+    ``on_lost`` is the configured answer: ``degrade`` or ``halt``.
+    """
+
+    reason: str
+    on_lost: str = "degrade"
+
+
 Observation = (
     ProbeSucceeded
     | ProbeFailed
@@ -123,4 +145,6 @@ Observation = (
     | OperatorStopped
     | OperatorStarted
     | ConfigReloaded
+    | FleetSwitchRead
+    | FleetLost
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoheal.core import stages as S
+from autoheal.core.fleet import FLEET, FLEET_LOST
 from autoheal.core.policy import Policy
 from autoheal.core.stages import Stage
 from autoheal.core.state import ComponentState, RuntimeState
@@ -41,8 +42,9 @@ def failing_dependencies(state: RuntimeState, policy: Policy, component: str) ->
 
 
 def dor(state: RuntimeState, policy: Policy) -> bool:
-    """Ready to trade: no failsafe, no failing dependency, all required components healthy."""
-    if state.failsafe is not None:
+    """Ready to trade: no failsafe, fleet switch read, no failing dependency, all required
+    components healthy."""
+    if state.failsafe is not None or state.fleet.lost:
         return False
     if any(d.failing for d in state.dependencies.values()):
         return False
@@ -72,6 +74,9 @@ def flags_for(state: RuntimeState) -> FlagsView:
     if failing:
         detail = ",".join(f"{n}:{state.dependencies[n].reason}" for n in failing)
         return FlagsView(False, "DEGRADED", f"{S.DEPENDENCY_FAILING} {detail}", "autoheal")
+    if state.fleet.lost:
+        # The fleet switch cannot be read: it may say HALT. Fail closed (buys paused).
+        return FlagsView(False, "DEGRADED", f"{FLEET_LOST} {state.fleet.lost}", FLEET)
     return FlagsView(False, "NORMAL", "", "autoheal")
 
 

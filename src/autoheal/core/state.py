@@ -71,11 +71,28 @@ class ReduceOnlyState:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetState:
+    """What this host knows of the fleet switch (``core.fleet`` has the rules).
+
+    ``version`` is the highest switch version applied: a lower one is never applied.
+    ``lost`` is the reason the switch has not been read for ``stale_after`` ("" while
+    it is read fine): the runtime is DEGRADED (or halted) until a fresh read.
+    ``displaced`` is an operator's REDUCE_ONLY that a fleet HALT set aside; the fleet's
+    RUN gives it back rather than loosen it to NORMAL.
+    """
+
+    version: int = 0
+    lost: str = ""
+    displaced: ReduceOnlyState | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeState:
     components: Mapping[str, ComponentState]
     dependencies: Mapping[str, DependencyState]
     failsafe: FailsafeState | None = None
     reduce_only: ReduceOnlyState | None = None
+    fleet: FleetState = field(default_factory=FleetState)
 
 
 def initial_state(policy: Policy) -> RuntimeState:
@@ -131,6 +148,16 @@ def state_to_dict(state: RuntimeState) -> dict[str, Any]:
         "reduce_only": None
         if state.reduce_only is None
         else {"reason": state.reduce_only.reason, "set_by": state.reduce_only.set_by},
+        "fleet": {
+            "version": state.fleet.version,
+            "lost": state.fleet.lost,
+            "displaced": None
+            if state.fleet.displaced is None
+            else {
+                "reason": state.fleet.displaced.reason,
+                "set_by": state.fleet.displaced.set_by,
+            },
+        },
         "components": {
             name: {
                 "stage": cs.stage.value,
@@ -249,12 +276,31 @@ def state_from_dict(doc: Mapping[str, Any], policy: Policy) -> RuntimeState:
         )
     elif any(c.stage in (Stage.FAILSAFE, Stage.NOTIFY) for c in components.values()):
         failsafe = FailsafeState("restored", "autoheal")
-    reduce_only = None
-    raw_ro = doc.get("reduce_only")
-    if isinstance(raw_ro, dict):
-        ro_reason, ro_by = raw_ro.get("reason"), raw_ro.get("set_by")
-        reduce_only = ReduceOnlyState(
-            ro_reason if isinstance(ro_reason, str) else "restored",
-            ro_by if isinstance(ro_by, str) else "operator",
-        )
-    return RuntimeState(components, dependencies, failsafe, reduce_only)
+    reduce_only = _reduce_only_from(doc.get("reduce_only"))
+    return RuntimeState(components, dependencies, failsafe, reduce_only, _fleet_from(doc))
+
+
+def _reduce_only_from(raw: object) -> ReduceOnlyState | None:
+    if not isinstance(raw, dict):
+        return None
+    reason, by = raw.get("reason"), raw.get("set_by")
+    return ReduceOnlyState(
+        reason if isinstance(reason, str) else "restored",
+        by if isinstance(by, str) else "operator",
+    )
+
+
+def _fleet_from(doc: Mapping[str, Any]) -> FleetState:
+    """The fleet part; a state file from before the fleet existed has none (all defaults).
+
+    A damaged ``lost`` reads as lost ("restored"): what fails closed must stay closed.
+    """
+    raw = doc.get("fleet")
+    if not isinstance(raw, dict):
+        return FleetState()
+    lost = raw.get("lost", "")
+    return FleetState(
+        version=_int(raw.get("version")),
+        lost=lost if isinstance(lost, str) else "restored",
+        displaced=_reduce_only_from(raw.get("displaced")),
+    )

@@ -1,0 +1,298 @@
+"""The fleet switch's meaning: what a read of Redis, or the lack of one, says.
+
+A fleet is several hosts, each with its own daemon, sharing one Redis. Two kinds of
+key live there (names below, one home):
+
+* ``autoheal:fleet:<fleet>:switch``: the fleet switch, one JSON record
+  ``{"state": "RUN"|"REDUCE_ONLY"|"HALT", "version": int, "set_by", "reason", "ts"}``,
+  changed only by a compare-and-set that raises ``version`` by one or more;
+* ``autoheal:fleet:<fleet>:host:<host>``: each host's summary, with a TTL.
+
+A fleet flag is *state*, not an event: every valid read says what the fleet wants
+now. The rules, each a reason the fleet can never loosen a host by accident:
+
+* A read that fails, times out, or returns a record that does not parse, has an
+  unknown state or a version lower than the one applied is *unreadable*. After
+  ``stale_after`` without a valid read the link is *lost* (:class:`FleetLost`): the
+  machine makes the host DEGRADED or halts it (``on_lost``), and never clears
+  anything because of it.
+* Only a fresh valid read (:class:`FleetSwitchRead`) ends a loss; the machine
+  (``core.machine``) applies the switch: HALT and REDUCE_ONLY are entered with
+  ``set_by = "fleet"``; RUN clears only what the fleet set.
+* A missing switch key is ``RUN`` at version 0: a fleet nobody ever switched. After
+  any higher version was applied, that is a version going backwards (a Redis that
+  lost its data may have lost a HALT): unreadable.
+
+Pure: no clock, no sockets. The shell (``autoheal.daemon.fleet``) reads Redis, maps
+its exceptions to the problem tokens below, and feeds the outcomes here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from autoheal.core.actions import ClearAlert, RaiseAlert
+from autoheal.core.observations import FleetLost, FleetSwitchRead, Observation
+
+__all__ = [
+    "FLEET",
+    "FLEET_LOST",
+    "ON_LOST",
+    "SWITCH_STATES",
+    "FleetLink",
+    "HostView",
+    "Judgement",
+    "SwitchRecord",
+    "Unreadable",
+    "channel",
+    "encode_switch",
+    "host_key",
+    "host_prefix",
+    "judge_read",
+    "judge_time",
+    "lost_at",
+    "next_record",
+    "parse_host",
+    "parse_switch",
+    "switch_key",
+]
+
+#: ``set_by`` of everything the fleet sets on a host, and a reason token.
+FLEET = "fleet"
+#: Reason token of a host that cannot read the fleet switch.
+FLEET_LOST = "fleet_lost"
+#: Problem tokens of an unreadable switch (the shell adds its own for I/O failures:
+#: ``fleet_unreachable``, ``fleet_timeout``, ``fleet_auth_failed``, ``fleet_tls_failed``).
+SWITCH_INVALID = "fleet_switch_invalid"
+VERSION_BACKWARDS = "fleet_version_backwards"
+SWITCH_STATES = ("RUN", "REDUCE_ONLY", "HALT")
+ON_LOST = ("degrade", "halt")
+#: The alert a bad record raises (cleared by the next valid one).
+INVALID_ALERT = "fleet_switch_invalid"
+#: A record bigger than this is not ours.
+MAX_RECORD_BYTES = 64 * 1024
+
+
+def switch_key(fleet: str) -> str:
+    return f"autoheal:fleet:{fleet}:switch"
+
+
+def channel(fleet: str) -> str:
+    """Pub/sub channel announcing a new switch version (a speed-up: polling decides)."""
+    return f"autoheal:fleet:{fleet}:switch:changed"
+
+
+def host_prefix(fleet: str) -> str:
+    return f"autoheal:fleet:{fleet}:host:"
+
+
+def host_key(fleet: str, host: str) -> str:
+    return host_prefix(fleet) + host
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchRecord:
+    state: str
+    version: int
+    set_by: str
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A read that gave no valid switch: ``problem`` is a token, ``detail`` words (no secrets)."""
+
+    problem: str
+    detail: str = ""
+
+
+def parse_switch(raw: bytes | str | None) -> SwitchRecord | Unreadable:
+    """The switch record from the key's value; None (no key) is RUN at version 0."""
+    if raw is None:
+        return SwitchRecord("RUN", 0, "", "fleet switch never set", 0.0)
+    if len(raw) > MAX_RECORD_BYTES:
+        return Unreadable(SWITCH_INVALID, f"record larger than {MAX_RECORD_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Unreadable(SWITCH_INVALID, f"not JSON ({type(exc).__name__})")
+    if not isinstance(doc, dict):
+        return Unreadable(SWITCH_INVALID, "not a JSON object")
+    state, version = doc.get("state"), doc.get("version")
+    if state not in SWITCH_STATES:
+        return Unreadable(SWITCH_INVALID, f"unknown state {str(state)[:40]!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        return Unreadable(SWITCH_INVALID, "version is not a whole number >= 0")
+    set_by, reason, ts = doc.get("set_by", ""), doc.get("reason", ""), doc.get("ts", 0.0)
+    if not isinstance(set_by, str) or not isinstance(reason, str):
+        return Unreadable(SWITCH_INVALID, "set_by and reason must be strings")
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        return Unreadable(SWITCH_INVALID, "ts is not a number")
+    return SwitchRecord(str(state), version, set_by[:200], reason[:500], float(ts))
+
+
+def encode_switch(record: SwitchRecord) -> str:
+    return json.dumps(
+        {
+            "state": record.state,
+            "version": record.version,
+            "set_by": record.set_by,
+            "reason": record.reason,
+            "ts": record.ts,
+        },
+        sort_keys=True,
+    )
+
+
+def next_record(
+    current: SwitchRecord, state: str, *, set_by: str, reason: str, ts: float, floor: int = 0
+) -> SwitchRecord:
+    """The record an operator's ``fleet halt|reduce-only|run`` writes over ``current``.
+
+    The version goes above both the current one and ``floor`` (the highest version any
+    host reports having applied), so a Redis that lost its data can be set again.
+
+    Raises:
+        ValueError: ``state`` is not a switch state.
+    """
+    if state not in SWITCH_STATES:
+        raise ValueError(f"unknown fleet switch state {state!r}")
+    return SwitchRecord(state, max(current.version, floor) + 1, set_by, reason, ts)
+
+
+# ------------------------------------------------------------------ the link
+
+
+@dataclass(frozen=True, slots=True)
+class FleetLink:
+    """How this host's reads of the switch have gone.
+
+    ``good_at`` starts the stale clock: the last valid read, or the agent's start.
+    ``lost`` is True once :class:`FleetLost` was sent for this outage. ``invalid`` is
+    the problem token of the bad record an alert is up for ("" when none).
+    """
+
+    good_at: float
+    problem: str = ""
+    detail: str = ""
+    lost: bool = False
+    invalid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    link: FleetLink
+    observations: tuple[Observation, ...]
+    actions: tuple[RaiseAlert | ClearAlert, ...]
+
+
+def lost_at(link: FleetLink, stale_after: float) -> float | None:
+    """When the link counts as lost if no valid read comes; None once it is lost."""
+    return None if link.lost else link.good_at + stale_after
+
+
+def judge_time(link: FleetLink, now: float, *, stale_after: float, on_lost: str) -> Judgement:
+    """Time passed without a valid read: the link is lost once ``stale_after`` has run out."""
+    deadline = lost_at(link, stale_after)
+    if deadline is None or now < deadline:
+        return Judgement(link, (), ())
+    reason = link.problem or "fleet_no_read"
+    if link.detail:
+        reason = f"{reason}: {link.detail}"
+    lost = FleetLink(link.good_at, link.problem, link.detail, True, link.invalid)
+    return Judgement(lost, (FleetLost(reason, on_lost),), ())
+
+
+def judge_read(
+    link: FleetLink,
+    outcome: SwitchRecord | Unreadable,
+    now: float,
+    *,
+    applied_version: int,
+    stale_after: float,
+    on_lost: str,
+) -> Judgement:
+    """One read of the switch, judged.
+
+    Args:
+        link: how reads have gone so far.
+        outcome: the parsed record, or why there is none.
+        now: monotonic seconds.
+        applied_version: the highest version this host applied (``FleetState.version``).
+        stale_after: seconds without a valid read before the link is lost.
+        on_lost: ``degrade`` or ``halt``.
+
+    Returns:
+        The new link, the observations for ``step`` (a :class:`FleetSwitchRead`, or a
+        :class:`FleetLost` when the stale clock ran out) and alert actions for bad records.
+    """
+    if isinstance(outcome, SwitchRecord) and outcome.version < applied_version:
+        outcome = Unreadable(
+            VERSION_BACKWARDS,
+            f"version {outcome.version} is lower than the applied {applied_version}",
+        )
+    if isinstance(outcome, SwitchRecord):
+        actions: tuple[RaiseAlert | ClearAlert, ...] = ()
+        if link.invalid:
+            actions = (ClearAlert(INVALID_ALERT, "fleet switch", "a valid record was read"),)
+        obs = FleetSwitchRead(outcome.state, outcome.version, outcome.set_by, outcome.reason)
+        return Judgement(FleetLink(now), (obs,), actions)
+    alerts: tuple[RaiseAlert | ClearAlert, ...] = ()
+    invalid = link.invalid
+    # One alert per kind of bad record, not one per read.
+    bad_record = outcome.problem in (SWITCH_INVALID, VERSION_BACKWARDS)
+    if bad_record and outcome.problem != link.invalid:
+        detail = f"{outcome.problem}: {outcome.detail}"
+        alerts = (RaiseAlert(INVALID_ALERT, "fleet switch", detail),)
+        invalid = outcome.problem
+    failed = FleetLink(link.good_at, outcome.problem, outcome.detail, link.lost, invalid)
+    later = judge_time(failed, now, stale_after=stale_after, on_lost=on_lost)
+    return Judgement(later.link, later.observations, alerts)
+
+
+# ------------------------------------------------------------------ hosts
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """One host's published summary as ``autoheal fleet status`` shows it.
+
+    ``problem`` is non-empty for a key that cannot be shown as a host (it does not
+    parse, or it claims another host's name): such a key is ignored and reported.
+    """
+
+    host: str
+    age_s: float | None
+    lost: bool
+    doc: Mapping[str, Any]
+    problem: str = ""
+
+
+def parse_host(key_host: str, raw: bytes | str | None, *, now_wall: float) -> HostView:
+    """A host key's value, checked: it must parse and name the host its key names.
+
+    An absent value (the TTL ran out between listing and reading) is a lost host.
+    """
+    if raw is None:
+        return HostView(key_host, None, True, {})
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return HostView(key_host, None, True, {}, "summary is not JSON")
+    if not isinstance(doc, dict):
+        return HostView(key_host, None, True, {}, "summary is not a JSON object")
+    claimed = doc.get("host")
+    if claimed != key_host:
+        return HostView(
+            key_host, None, True, {}, f"claims host {str(claimed)[:80]!r}: ignored"
+        )
+    ts = doc.get("ts")
+    age = None
+    if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
+        age = max(0.0, now_wall - float(ts))
+    return HostView(key_host, age, False, doc)
