@@ -43,7 +43,7 @@ from autoheal.store.lock import LOCK_FILENAME
 
 if TYPE_CHECKING:
     from autoheal.daemon.commands import PendingCommand
-    from autoheal.daemon.loop import Daemon
+    from autoheal.daemon.injector import InjectorPorts
 
 log = logging.getLogger("autoheal")
 
@@ -116,8 +116,8 @@ def establish_stop_conditions(protected_files: tuple[Path, ...]) -> Any:
 class ChaosHandler:
     """Executes ``chaos_*`` commands for one daemon."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, ports: InjectorPorts) -> None:
+        self.ports = ports
         self.active: dict[tuple[str, str], _Fault] = {}
         #: ``(reason token, message)`` once chaos is stopped for good; ``chaos heal`` still runs.
         self.refusal: tuple[str, str] | None = None
@@ -126,11 +126,11 @@ class ChaosHandler:
     def start(self, tg: TaskGroup) -> None:
         """Capture the blast-radius baseline and watch it; without one, refuse every fault."""
         self._tg = tg
-        if self.daemon.config.environment == "live":  # the CLI refused already; belt and braces
+        if self.ports.config().environment == "live":  # the CLI refused already; belt and braces
             self.refusal = ("chaos_disabled", 'environment = "live": fault injection is refused')
             return
         try:
-            protected = establish_stop_conditions(self.daemon.config.chaos.protected_files)
+            protected = establish_stop_conditions(self.ports.config().chaos.protected_files)
         except ChaosError as exc:  # checked by the CLI; changed since
             self.refusal = ("chaos_disabled", str(exc))
             log.error("chaos_disabled reason=%s", exc)
@@ -145,7 +145,7 @@ class ChaosHandler:
         changed = "; ".join(str(v) for v in violations)
         self.refusal = ("chaos_aborted", f"chaos stopped: a protected file changed ({changed})")
         log.error("chaos_aborted protected_changed=%s; healing every fault", changed)
-        self.daemon.journal_event(
+        self.ports.journal_event(
             "chaos_aborted",
             reason="protected_changed",
             data={"violations": [v.to_doc() for v in violations]},
@@ -160,7 +160,7 @@ class ChaosHandler:
         if already and not healed:
             return
         log.error("chaos_disabled reason=%s healed=%s", reason, healed)
-        self.daemon.journal_event(
+        self.ports.journal_event(
             "chaos_disabled", reason=reason, data={"message": message, "healed": healed}
         )
 
@@ -169,10 +169,10 @@ class ChaosHandler:
     def __call__(self, pending: PendingCommand) -> None:
         if self.refusal is not None and pending.command.type != "chaos_heal":
             reason, message = self.refusal
-            self.daemon.commands.fail_reason(pending, reason, message, refused=True)
+            self.ports.fail(pending, reason, message, True)
             return
         if self._tg is None:
-            self.daemon.commands.fail_reason(pending, "chaos_not_ready", "chaos is not started yet")
+            self.ports.fail(pending, "chaos_not_ready", "chaos is not started yet", False)
             return
         pending.waits_for_process = True
         self._tg.start_soon(self._run, pending)
@@ -191,9 +191,9 @@ class ChaosHandler:
             log.warning("chaos_refused kind=%s target=%s reason=%s", kind, target, reason)
             # A protected target is a safety gate (exit 3), not a fault that failed.
             refused = reason == "protected"
-            self.daemon.commands.fail_reason(pending, reason, str(exc), refused=refused)
+            self.ports.fail(pending, reason, str(exc), refused)
             return
-        self.daemon.journal_event(
+        self.ports.journal_event(
             "chaos_action",
             component=target or None,
             reason=kind,
@@ -201,7 +201,7 @@ class ChaosHandler:
             data=result,
         )
         log.warning("chaos_action kind=%s target=%s %s", kind, target or "-", result)
-        self.daemon.commands.succeed(pending, result)
+        self.ports.succeed(pending, result)
 
     async def _inject(
         self, kind: str, target: str, payload: dict[str, Any], duration_s: float | None
@@ -234,11 +234,11 @@ class ChaosHandler:
     # -- faults
 
     async def _owned(self, name: str) -> Any:
-        d = self.daemon
-        if name not in d.services:
+        services = self.ports.services
+        if name not in services:
             raise ChaosError("unknown_component", f"unknown service {name!r}")
-        identity = d.services.identity(name)
-        if identity is None or not await d.services.control.is_ours(identity):
+        identity = services.identity(name)
+        if identity is None or not await services.control.is_ours(identity):
             raise ChaosError("not_running", f"{name} has no running process the daemon owns")
         return identity
 
@@ -252,24 +252,24 @@ class ChaosHandler:
         os.kill(identity.pid, signal.SIGSTOP)
 
         async def undo() -> None:
-            if await self.daemon.services.control.is_ours(identity):
+            if await self.ports.services.control.is_ours(identity):
                 os.kill(identity.pid, signal.SIGCONT)
 
         self._arm("stall", name, duration_s, undo)
         return {"fault": "stall", "component": name, "pid": identity.pid, "for_s": duration_s}
 
     def _runtime_file(self, name: str) -> Path:
-        d = self.daemon
+        runtime_dir, config = self.ports.runtime_dir, self.ports.config()
         if not name:
             raise ChaosError(
                 "invalid_argument", "corrupt needs a file name in the runtime directory"
             )
-        path = Path(os.path.normpath(d.runtime_dir / name))
-        if path.parent != d.runtime_dir and d.runtime_dir not in path.parents:
-            raise ChaosError("outside_runtime_dir", f"{name} is outside {d.runtime_dir}")
-        if path in d.config.chaos.protected_files:
+        path = Path(os.path.normpath(runtime_dir / name))
+        if path.parent != runtime_dir and runtime_dir not in path.parents:
+            raise ChaosError("outside_runtime_dir", f"{name} is outside {runtime_dir}")
+        if path in config.chaos.protected_files:
             raise ChaosError("protected", f"{path} is protected (chaos.protected_files)")
-        builtin = protected_runtime_files(d.config)
+        builtin = protected_runtime_files(config)
         # Through a symlink too: compare where both sides really lead.
         real = {p.resolve(): what for p, what in builtin.items()}
         what = builtin.get(path) or real.get(path.resolve())
@@ -306,8 +306,7 @@ class ChaosHandler:
         }
 
     def _control_port(self, dep: str) -> int:
-        d = self.daemon
-        control = d.config.chaos.proxies.get(dep)
+        control = self.ports.config().chaos.proxies.get(dep)
         if control is None:
             raise ChaosError(
                 "no_proxy", f"no fault proxy configured for {dep!r} (config [chaos] proxies)"
@@ -365,7 +364,7 @@ class ChaosHandler:
         with anyio.CancelScope(shield=True):
             await fault.undo()
         log.warning("chaos_ended kind=%s target=%s why=%s", fault.kind, fault.target, why)
-        self.daemon.journal_event(
+        self.ports.journal_event(
             "chaos_ended", component=fault.target, reason=fault.kind, data={"why": why}
         )
 

@@ -56,7 +56,7 @@ from autoheal.daemon import files, wiring
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.health import build_health
-from autoheal.daemon.injector import FaultInjector, InjectorFactory
+from autoheal.daemon.injector import FaultInjector, InjectorFactory, InjectorPorts
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.probing import Probing
 from autoheal.daemon.services import Services
@@ -154,7 +154,20 @@ class Daemon:
         self._reload_lock = anyio.Lock()
         self._config_sig = self._config_signature()
         # Handed in by the CLI (``run --chaos``); the daemon never imports autoheal.chaos.
-        self.chaos_handler: FaultInjector | None = None if chaos is None else chaos(self)
+        self.chaos_handler: FaultInjector | None = None
+        if chaos is not None:
+            self.chaos_handler = chaos(
+                InjectorPorts(
+                    config=lambda: self.config,
+                    runtime_dir=self.runtime_dir,
+                    services=self.services,
+                    succeed=self.commands.succeed,
+                    fail=lambda pending, reason, message, refused: self.commands.fail_reason(
+                        pending, reason, message, refused=refused
+                    ),
+                    journal_event=self.journal_event,
+                )
+            )
 
     # ------------------------------------------------------------------ files
 
