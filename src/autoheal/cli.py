@@ -93,8 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drill", help="list or run the safety drills")
     p.add_argument("action", choices=["list", "run"])
     p.add_argument("names", nargs="*")
-    p.add_argument("--config", default=None, help="a testnet config to run against (--target)")
-    p.add_argument("--target", default=None)
+    p.add_argument(
+        "--config",
+        default=None,
+        help="which config (report location, files to protect); never a target: "
+        "the drills still run on their own stacks",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="CONFIG",
+        help="a testnet/paper config whose daemon runs with --chaos: the daemon drills "
+        "inject their faults into it",
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--report", default=None)
     p.add_argument(
@@ -113,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--since", default="7d", help="the window, e.g. 7d, 24h, 90m (default 7d)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("breaker", help="the guard's circuit breakers: status, or reset (journaled)")
+    _add_config(p)
+    p.add_argument("action", choices=["status", "reset"])
+    p.add_argument("keys", nargs="*", help="reset: the keys (symbols; '*' is the global breaker)")
+    p.add_argument("--all", action="store_true", help="reset: every key")
+    p.add_argument("--reason", default=None, help="reset: why (required, journaled)")
+    p.add_argument("--idempotency-key", default=None)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--json", action="store_true", help="status: JSON")
     return parser
 
 
@@ -407,7 +428,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     return drill_command(
         args.action,
         list(args.names),
-        target=args.target or args.config,
+        target=args.target,
+        config=args.config,
         fmt=args.format,
         report=args.report,
         runtime_dir=None,
@@ -490,3 +512,33 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 _HANDLERS["metrics"] = _cmd_metrics
+
+
+def _cmd_breaker(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    from autoheal import breaker_cli
+
+    if args.action == "status":
+        if args.keys or args.all or args.reason is not None:
+            print("autoheal: usage error: breaker status takes no keys", file=sys.stderr)
+            return EXIT_USAGE
+        return breaker_cli.status_command(cfg, as_json=args.json)
+    keys = breaker_cli.parse_keys(args.keys, args.all)
+    if isinstance(keys, str) or not (args.reason or "").strip():
+        problem = keys if isinstance(keys, str) else "breaker reset needs --reason TEXT"
+        print(f"autoheal: usage error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    code, command = breaker_cli.submit_reset(
+        cfg,
+        keys,
+        reason=args.reason,
+        user=_os_user(),
+        idempotency_key=args.idempotency_key,
+        timeout=args.timeout,
+    )
+    return code if command is None else _print_result(command)
+
+
+_HANDLERS["breaker"] = _cmd_breaker
