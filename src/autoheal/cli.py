@@ -93,19 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drill", help="list or run the safety drills")
     p.add_argument("action", choices=["list", "run"])
     p.add_argument("names", nargs="*")
-    p.add_argument(
-        "--config",
-        default=None,
-        help="which config (report location, files to protect); never a target: "
-        "the drills still run on their own stacks",
-    )
-    p.add_argument(
-        "--target",
-        default=None,
-        metavar="CONFIG",
-        help="a testnet/paper config whose daemon runs with --chaos: the daemon drills "
-        "inject their faults into it",
-    )
+    p.add_argument("--config", default=None, help="a testnet config to run against (--target)")
+    p.add_argument("--target", default=None)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--report", default=None)
     p.add_argument(
@@ -428,8 +417,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     return drill_command(
         args.action,
         list(args.names),
-        target=args.target,
-        config=args.config,
+        target=args.target or args.config,
         fmt=args.format,
         report=args.report,
         runtime_dir=None,
