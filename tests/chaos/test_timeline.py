@@ -138,6 +138,8 @@ def test_render_svg_shows_each_margin_as_text() -> None:
     assert "margin +1.00s (+20%)" in texts
     # The count criterion: expected against observed, no margin.
     assert any("no_restart: expected == 0, observed 0" in t for t in texts)
+    # Detection and recovery name the event the scenario counts as each.
+    assert {"detected (conn_timeout) 1.00s", "recovered (dor_back) 4.00s"} <= set(texts)
 
 
 def test_render_svg_marks_a_missed_deadline_and_an_event_never_seen() -> None:

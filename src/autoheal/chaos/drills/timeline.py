@@ -47,6 +47,8 @@ COLORS = {
     "degraded": "#ffb300",
     "failsafe": "#7b1fa2",
     "stage": "#5c6bc0",
+    "RESTART": "#283593",
+    "BACKOFF": "#7986cb",
     "restart": "#ef6c00",
     "detect": "#1e88e5",
     "recover": "#2e7d32",
@@ -189,14 +191,20 @@ class _Lane:
             recover=_num(drill.get("time_to_recover_s")),
             until=_num(tl.get("observed_until_s")))
 
+    def event_at(self, t: float) -> str | None:
+        """The first time criterion's event measured at ``t`` (detection, recovery)."""
+        for c in self.timed:
+            measured = _num(c.get("measured_s"))
+            if measured is not None and abs(measured - t) < 1e-3:
+                return str(c.get("name", "")).removeprefix("event:")
+        return None
+
     def span_rows(self) -> list[tuple[str, str]]:
-        """``(kind, label)`` of each health row to draw; restarts go on the ``stage`` row."""
+        """``(kind, label)`` of each health row to draw, the restarts last."""
         kinds = {str(s.get("kind")) for s in self.spans}
-        rows = [(k, label) for k, label in SPAN_ROWS if k in kinds and k != "stage"]
-        if "stage" in kinds or self.marks:
-            label = "stages" if not self.marks else \
-                f"stages, {len(self.marks)} restart{'s' * (len(self.marks) != 1)}"
-            rows.append(("stage", label))
+        rows = [(k, label) for k, label in SPAN_ROWS if k in kinds]
+        if self.marks:
+            rows.append(("restart", f"restarts: {len(self.marks)}"))
         return rows
 
     def upper(self) -> float:
@@ -232,7 +240,8 @@ def _legend(svg: _Svg, y: float) -> None:
     x = 20.0
     items: Sequence[tuple[str, str]] = (
         ("fault", "fault window"), ("not_ready", "DOR false"), ("degraded", "DEGRADED"),
-        ("failsafe", "FAILSAFE"), ("stage", "component stage"), ("restart", "restart"),
+        ("failsafe", "FAILSAFE"), ("RESTART", "RESTART"), ("BACKOFF", "BACKOFF"),
+        ("restart", "restart"),
         ("detect", "detection"), ("recover", "recovery"), ("measured", "measured"),
         ("deadline", "deadline"), ("held", "margin"), ("missed", "missed by"))
     for key, label in items:
@@ -281,13 +290,22 @@ def _fault_row(svg: _Svg, g: ET.Element, lane: _Lane, scale: Scale, y: float) ->
                 width=max(scale.x(end) - scale.x(0), 1), height=ROW_H - 2, fill=color,
                 fill_opacity="0.3", stroke=color, class_="fault-window",
                 data_start_s=0, data_end_s=end)
-        svg.text(scale.x(0) + 4, y + 13, f"{label} for {_secs(end)}", parent=g,
+        svg.text(scale.x(0) + 4, y + 13, f"{label} until {end:.2f}s", parent=g,
                  fill="#b71c1c", font_size="11")
     else:
         svg.add("rect", g, title=f"{label} at 0s", x=scale.x(0), y=y, width=3, height=ROW_H,
                 fill=color, class_="fault-window", data_start_s=0, data_end_s=0)
         svg.text(scale.x(0) + 7, y + 13, f"{label} at 0s", parent=g, fill="#b71c1c",
                  font_size="11")
+
+
+def _span_color(kind: str, label: str) -> str:
+    """A component stage by its stage (``"feeder BACKOFF"``), the others by their kind."""
+    if kind == "stage":
+        stage = label.rsplit(" ", 1)[-1]
+        return COLORS.get(stage, COLORS["failsafe" if stage in ("FAILSAFE", "NOTIFY")
+                                     else "stage"])
+    return COLORS.get(kind, COLORS["stage"])
 
 
 def _span_rows(svg: _Svg, g: ET.Element, lane: _Lane, scale: Scale, y: float) -> float:
@@ -306,7 +324,7 @@ def _span_rows(svg: _Svg, g: ET.Element, lane: _Lane, scale: Scale, y: float) ->
                         else _secs(stop))
             tip = f"{text}: {_secs(max(start, 0))} to {end_text}"
             svg.add("rect", g, title=tip, x=x0, y=y + 2, width=max(x1 - x0, 2),
-                    height=ROW_H - 4, fill=COLORS.get(kind, COLORS["stage"]),
+                    height=ROW_H - 4, fill=_span_color(kind, text),
                     fill_opacity="0.85", rx=2, class_=f"span span-{kind}",
                     stroke_dasharray="3 2" if open_end else "none",
                     stroke=COLORS["text"] if open_end else "none")
@@ -316,13 +334,17 @@ def _span_rows(svg: _Svg, g: ET.Element, lane: _Lane, scale: Scale, y: float) ->
                 svg.text(scale.x(last) + 4, y + 13, "still on at the end", parent=g,
                          fill="#ffffff" if kind != "degraded" else COLORS["text"],
                          font_size="10")
-        if kind == "stage":
-            for m in lane.marks:
+        if kind == "restart":
+            for n, m in enumerate(lane.marks, 1):
                 at = _num(m.get("at_s"))
-                if at is not None:
-                    svg.add("circle", g, title=f"restart of {m.get('label')} at {_secs(at)}",
-                            cx=scale.x(at), cy=y + ROW_H / 2, r=5, fill=COLORS["restart"],
-                            stroke="#ffffff", class_="restart")
+                if at is None:
+                    continue
+                x = scale.x(at)
+                svg.add("circle", g, title=f"restart {n} of {m.get('label')} at {_secs(at)}",
+                        cx=x, cy=y + ROW_H / 2, r=7, fill=COLORS["restart"], stroke="#ffffff",
+                        class_="restart")
+                svg.text(x, y + ROW_H / 2 + 3.5, str(n), parent=g, fill="#ffffff",
+                         font_size="9", font_weight="bold", text_anchor="middle")
         y += ROW_H + 4
     return y
 
@@ -367,9 +389,12 @@ def _criterion_row(svg: _Svg, g: ET.Element, c: Mapping[str, Any], scale: Scale,
 
 
 def _marker(svg: _Svg, g: ET.Element, scale: Scale, t: float, kind: str, *, top: float,
-            bottom: float) -> None:
+            bottom: float, event: str | None) -> None:
     x = scale.x(t)
     word = "detected" if kind == "detect" else "recovered"
+    # Which event counts as recovery is the scenario's choice (FAILSAFE, for a feeder
+    # that cannot start): name it.
+    word = word if event in (None, word) else f"{word} ({event})"
     svg.add("line", g, title=f"{word} at {_secs(round(t, 3))}", x1=x, y1=top, x2=x, y2=bottom,
             stroke=COLORS[kind], stroke_width=1.5, stroke_dasharray="5 3", class_=kind,
             data_t_s=t)
@@ -405,7 +430,8 @@ def _lane(svg: _Svg, lane: _Lane, index: int, top: float) -> float:
         y += ROW_H + 4
     for t, kind in ((lane.detect, "detect"), (lane.recover, "recover")):
         if t is not None and t >= 0:
-            _marker(svg, g, scale, t, kind, top=marks_top, bottom=bottom)
+            _marker(svg, g, scale, t, kind, top=marks_top, bottom=bottom,
+                    event=lane.event_at(t))
     y = bottom + 34
     for line in lane.other_lines():
         svg.text(12, y, line, parent=g, fill=COLORS["muted"], font_size="11")
