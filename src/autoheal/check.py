@@ -97,7 +97,9 @@ class CheckReport:
             "failsafe": v.failsafe,
             "degraded": list(v.degraded),
             "failing_components": list(v.failing_components),
-            "stages": dict(v.stages),
+            # the stage the core puts each component in from these facts alone (e.g.
+            # RESTART for a missing process): what the daemon would do, not what it did
+            "stages_from_facts": dict(v.stages),
             "probes": [asdict(f) for f in self.facts],
         }
 

@@ -403,7 +403,7 @@ def summarize(
         ]
         deps[name] = {
             "degraded_periods": [p.to_doc(now) for p in periods],
-            "degraded_s": round(sum(_clipped(p, since, now) for p in periods), 4),
+            "degraded_s": round(sum((_clipped(p, since, now) for p in periods), 0.0), 4),
         }
     failsafes = [
         p.to_doc(now)
