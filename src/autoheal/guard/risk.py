@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from autoheal.store.atomic import read_json, write_json_atomic
 from autoheal.store.flags import FLAGS_FILENAME, parse_flags
@@ -95,6 +95,7 @@ THROTTLE_WINDOW_S = 1.0
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]*")
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
+_NONE_OPEN = (_ZERO, _ZERO)
 
 
 # -- limits ---------------------------------------------------------------------------------
@@ -261,8 +262,7 @@ class RiskBook:
     marks: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Activity:
+class Activity(NamedTuple):
     """The recent past the throttle and the daily loss need: send times, realized PnL today."""
 
     sent_at: tuple[float, ...] = ()
@@ -270,8 +270,10 @@ class Activity:
     loss_latched: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+_NO_ACTIVITY = Activity()
+
+
+class Verdict(NamedTuple):
     """The decision: ``allowed``, the reason tokens, and one line of numbers per reason."""
 
     allowed: bool
@@ -287,15 +289,14 @@ def _exposure(pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
     return max(abs(pos + open_buy), abs(pos - open_sell))
 
 
-def _open_by_side(book: RiskBook, symbol: str) -> tuple[Decimal, Decimal]:
-    buy = sell = _ZERO
+def _open_sums(book: RiskBook) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per symbol, the quantity of open buys and of open sells (one pass over the orders)."""
+    buys: dict[str, Decimal] = {}
+    sells: dict[str, Decimal] = {}
     for o in book.open_orders:
-        if o.symbol == symbol:
-            if o.side == "buy":
-                buy += o.qty
-            else:
-                sell += o.qty
-    return buy, sell
+        side = buys if o.side == "buy" else sells
+        side[o.symbol] = side.get(o.symbol, _ZERO) + o.qty
+    return {s: (buys.get(s, _ZERO), sells.get(s, _ZERO)) for s in buys.keys() | sells.keys()}
 
 
 def _reduces(order: RiskOrder, pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> bool:
@@ -326,13 +327,18 @@ def _n(value: Decimal | None) -> str:
 
 def total_exposure(book: RiskBook) -> Decimal | None:
     """The book's live notional across symbols, at the marks; ``None`` when a mark is missing."""
+    return _total(book, _open_sums(book))
+
+
+def _total(book: RiskBook, sums: dict[str, tuple[Decimal, Decimal]]) -> Decimal | None:
     total = _ZERO
-    symbols = {s for s, q in book.positions.items() if q} | {o.symbol for o in book.open_orders}
-    for symbol in symbols:
-        open_buy, open_sell = _open_by_side(book, symbol)
-        exposure = _exposure(book.positions.get(symbol, _ZERO), open_buy, open_sell)
+    positions, marks = book.positions, book.marks
+    for symbol in positions.keys() | sums.keys():
+        open_buy, open_sell = sums.get(symbol, _NONE_OPEN)
+        pos = positions.get(symbol, _ZERO)
+        exposure = max(abs(pos + open_buy), abs(pos - open_sell))  # _exposure, inlined
         if exposure:
-            mark = book.marks.get(symbol)
+            mark = marks.get(symbol)
             if mark is None:
                 return None
             total += exposure * mark
@@ -344,7 +350,7 @@ def check_order(
     book: RiskBook | None,
     order: RiskOrder,
     now: float,
-    activity: Activity = Activity(),
+    activity: Activity = _NO_ACTIVITY,
 ) -> Verdict:
     """Decide whether ``order`` may be sent; pure (no I/O, no clock).
 
@@ -391,7 +397,8 @@ def check_order(
             refuse("risk_book_unreadable", "positions book unreadable: new risk refused")
         return Verdict(not reasons, tuple(reasons), tuple(details))
     pos = book.positions.get(order.symbol, _ZERO)
-    open_buy, open_sell = _open_by_side(book, order.symbol)
+    sums = _open_sums(book)
+    open_buy, open_sell = sums.get(order.symbol, _NONE_OPEN)
     if _reduces(order, pos, open_buy, open_sell):
         return Verdict(not reasons, tuple(reasons), tuple(details))
     daily = limits.max_daily_loss
@@ -424,7 +431,7 @@ def check_order(
                f"worst_case={_n(after)} > max_position={_n(sym.max_position)}")
     cap = limits.max_live_notional_total
     if cap is not None and ref is not None:
-        before = total_exposure(book)
+        before = _total(book, sums)
         if before is None:
             refuse("risk_no_reference_price", "a symbol with exposure has no mark")
         else:
@@ -542,9 +549,10 @@ class RiskGuard:
 
     def verdict(self, order: RiskOrder, book: RiskBook | None) -> Verdict:
         now = self._time()
-        if self.loss_latched and not self._flags_latched:
+        activity = self.activity(now)
+        if activity.loss_latched and not self._flags_latched:
             self.latch_flags()
-        verdict = check_order(self.limits, book, order, now, self.activity(now))
+        verdict = check_order(self.limits, book, order, now, activity)
         if not verdict.allowed:
             log.warning("[risk] %s %s qty=%s price=%s refused: %s", str(order.side).upper(),
                         order.symbol, order.qty, order.price, "; ".join(verdict.details))
