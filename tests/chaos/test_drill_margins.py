@@ -14,6 +14,7 @@ from autoheal.chaos.drills.model import (
     Status,
 )
 from autoheal.chaos.drills.report import margin_text, render_text
+from autoheal.chaos.drills.runner import progress_line
 
 
 def test_check_expectation_carries_the_measured_time_and_the_scaled_bound() -> None:
@@ -83,3 +84,12 @@ def test_text_report_names_every_report_file() -> None:
                     files=("a/r.json", "a/r.svg"))
     text = render_text(report)
     assert "JSON report: a/r.json\nTimeline picture: a/r.svg" in text
+
+
+def test_progress_line_names_the_tightest_margin() -> None:
+    line = progress_line(1, 2, _result())
+    assert line == ("[1/2] kill_feeder ... PASSED (detect 0.18s, recover 0.79s) "
+                    "tightest margin +26% (dor_back +1.25s)")
+    no_time = DrillResult("d", "t", Status.PASSED, None, None,
+                          criteria=(Criterion("one_restart", "== 1", "1", True),))
+    assert progress_line(1, 1, no_time) == "[1/1] d ... PASSED (detect -, recover -)"

@@ -163,12 +163,17 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 
 def progress_line(index: int, total: int, result: DrillResult) -> str:
-    """``[3/9] breaker_trip ... PASSED (detect 0.00s, recover 1.21s)``."""
+    """``[3/9] breaker_trip ... PASSED (detect 0.00s, recover 1.21s) tightest margin +25%
+    (breaker_half_open 0.42s)``: the time criterion closest to its deadline, if any."""
     def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}s"
 
     line = (f"[{index}/{total}] {result.name} ... {result.status} "
             f"(detect {fmt(result.time_to_detect_s)}, recover {fmt(result.time_to_recover_s)})")
+    tight = result.tightest
+    if tight is not None and tight.margin_s is not None:
+        line += (f" tightest margin {tight.margin_pct:+.0f}% "
+                 f"({tight.name.removeprefix('event:')} {tight.margin_s:+.2f}s)")
     failed = [c.name for c in result.failed_criteria]
     if result.status is Status.FAILED and failed:
         line += f" violated: {', '.join(failed)}"
