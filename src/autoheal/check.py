@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 SERVICE = "service"
+#: The process probe's bound when the config names no process probe for a service.
+_PROCESS_TIMEOUT_S = 5.0
 DEPENDENCY = "dependency"
 RUNTIME = "runtime"
 
@@ -200,8 +202,15 @@ async def _process_fact(cfg: Config, name: str) -> Fact:
     from autoheal.daemon.wiring import PROCESS_PROBE, service_spec
     from autoheal.procs.leftovers import prove_ours
 
-    spec = service_spec(cfg, cfg.services[name])
-    adopted = await anyio.to_thread.run_sync(prove_ours, spec, None)
+    svc = cfg.services[name]
+    spec = service_spec(cfg, svc)
+    timeout = next((p.timeout for p in svc.probes if p.kind == "process"), _PROCESS_TIMEOUT_S)
+    adopted = None
+    with anyio.move_on_after(timeout):
+        adopted = await anyio.to_thread.run_sync(prove_ours, spec, None, abandon_on_cancel=True)
+    if adopted is None:  # /proc did not answer in time (a hung filesystem, a D-state read)
+        detail = f"no answer from /proc within {timeout} s"
+        return Fact(name, SERVICE, PROCESS_PROBE, False, None, None, "probe_timeout", detail)
     if adopted.identity is None:
         reason = adopted.reason or "process_missing"
         return Fact(name, SERVICE, PROCESS_PROBE, False, None, None, reason, adopted.detail)

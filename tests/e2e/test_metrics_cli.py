@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,20 @@ def test_killed_then_hung_feeder_show_as_incidents_with_detect_and_recover_times
         assert second["time_to_recover_s"] > second["time_to_detect_s"]
         assert feeder["time_to_detect_s"]["max"] == second["time_to_detect_s"]
 
+        # A failsafe an operator entered and cleared, with who did each.
+        for verb, why in (("enter", "maintenance"), ("clear", "done")):
+            proc = rt.cli("failsafe", verb, "--reason", why)
+            assert proc.returncode == 0, proc.stderr
+        [failsafe] = _metrics(rt)["failsafe"]
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        assert failsafe["started_by"] == user and failsafe["ended_by"] == user
+        assert failsafe["ongoing"] is False and failsafe["duration_s"] > 0
+
         text = rt.cli("metrics", "--since", "1h")
         assert text.returncode == 0, text.stderr
         assert "feeder: restarts 2 in 24h" in text.stdout
         assert "evidence heartbeat" in text.stdout
+        assert f"cleared by {user}" in text.stdout
 
 
 def test_metrics_reads_the_newest_drill_report_and_rejects_a_bad_window(tmp_path: Path) -> None:
