@@ -1,0 +1,54 @@
+"""The daily-loss latch against a real daemon: REDUCE_ONLY set by risk is kept, never loosened."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from autoheal.guard import RiskGuard, TradingGate, parse_limits
+from autoheal.guard.risk import RiskBook, RiskOrder
+from tests.e2e.harness_simple import Runtime, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+def test_running_daemon_keeps_the_risk_latch(tmp_path: Path) -> None:
+    with Runtime(tmp_path) as rt:
+        rt.start_daemon()
+        wait_for(lambda: (rt.health() or {}).get("mode") == "NORMAL", 5, "NORMAL")
+        risk = RiskGuard(parse_limits({"max_daily_loss": 100}), rt.runtime_dir)
+        risk.record_fill("BTCUSDT", "buy", Decimal(1), Decimal(1000))
+        risk.record_fill("BTCUSDT", "sell", Decimal(1), Decimal(850))  # realized -150
+        assert risk.loss_latched
+        wait_for(lambda: rt.health()["mode"] == "REDUCE_ONLY", 5, "REDUCE_ONLY adopted")
+        # Many health rounds later it still holds: nothing automatic loosens it.
+        ts = rt.health()["ts"]
+        wait_for(lambda: rt.health()["ts"] > ts + 1.0, 10, "more health writes")
+        flags = rt.flags()
+        assert (flags["mode"], flags["set_by"], flags["failsafe_active"]) == (
+            "REDUCE_ONLY", "risk", False)
+        assert flags["reason"].startswith("risk_daily_loss realized_pnl_today=-150")
+        assert rt.health()["mode"] == "REDUCE_ONLY" and rt.health()["failsafe"] is False
+        gate = TradingGate(rt.runtime_dir, rt.stop_file)
+        assert gate.allowed("buy") == (False, "reduce_only")
+        assert gate.allowed("sell", reduces_position=True)[0]
+        book = RiskBook(positions={"BTCUSDT": Decimal(1)}, marks={"BTCUSDT": Decimal(850)})
+        assert risk.check(RiskOrder("BTCUSDT", "buy", Decimal(1)), book) == (
+            False, ("risk_daily_loss",))
+        assert risk.check(RiskOrder("BTCUSDT", "sell", Decimal(1)), book)[0]
+
+
+def test_latch_during_a_failsafe_keeps_the_failsafe(tmp_path: Path) -> None:
+    with Runtime(tmp_path) as rt:
+        rt.start_daemon()
+        assert rt.cli("failsafe", "enter", "--reason", "exchange trouble").returncode == 0
+        before = rt.flags()
+        risk = RiskGuard(parse_limits({"max_daily_loss": 1}), rt.runtime_dir)
+        risk.record_realized(Decimal(-5))
+        ts = rt.health()["ts"]
+        wait_for(lambda: rt.health()["ts"] > ts + 0.5, 10, "more health writes")
+        assert rt.flags() == before  # the stricter halt is left exactly as it was
+        assert rt.flags()["failsafe_active"] is True and rt.stop_file.exists()
+        assert rt.health()["failsafe"] is True
