@@ -27,6 +27,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"autoheal: usage error: {message}\n")
 
 
+class _DrillParser(_Parser):
+    """``autoheal drill``: drill names may come after options (``run --config X kill_feeder``).
+
+    argparse binds ``names`` (``nargs="*"``) with the first run of positionals, so names
+    after an option would be "unrecognized arguments"; intermixed parsing takes them.
+    """
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if self._inside:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
 
@@ -91,10 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0)
 
     p = sub.add_parser("drill", help="list or run the safety drills")
+    p.__class__ = _DrillParser  # add_parser builds every subparser with one class
     p.add_argument("action", choices=["list", "run"])
     p.add_argument("names", nargs="*")
-    p.add_argument("--config", default=None, help="a testnet config to run against (--target)")
-    p.add_argument("--target", default=None)
+    p.add_argument(
+        "--config",
+        default=None,
+        help="which config (report location, files to protect); never a target: "
+        "the drills still run on their own stacks",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="CONFIG",
+        help="a testnet/paper config whose daemon runs with --chaos: the daemon drills "
+        "inject their faults into it",
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--report", default=None)
     p.add_argument(
@@ -122,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default=None, help="reset: why (required, journaled)")
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--json", action="store_true", help="status: JSON")
+
+    p = sub.add_parser("fleet", help="the fleet (Redis): every host's status, the fleet switch")
+    _add_config(p)
+    p.add_argument("action", choices=["status", "halt", "reduce-only", "run"])
+    p.add_argument("--reason", default=None, help="halt, reduce-only, run: why (journaled)")
     p.add_argument("--json", action="store_true", help="status: JSON")
     return parser
 
@@ -417,7 +454,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     return drill_command(
         args.action,
         list(args.names),
-        target=args.target or args.config,
+        target=args.target,
+        config=args.config,
         fmt=args.format,
         report=args.report,
         runtime_dir=None,
@@ -530,3 +568,20 @@ def _cmd_breaker(args: argparse.Namespace) -> int:
 
 
 _HANDLERS["breaker"] = _cmd_breaker
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    from autoheal import fleet_cli  # imports redis only now
+
+    if args.action == "status":
+        return fleet_cli.status_command(cfg, as_json=args.json)
+    if not (args.reason or "").strip():
+        print(f"autoheal: usage error: fleet {args.action} needs --reason TEXT", file=sys.stderr)
+        return EXIT_USAGE
+    return fleet_cli.set_command(cfg, args.action, reason=args.reason, user=_os_user())
+
+
+_HANDLERS["fleet"] = _cmd_fleet

@@ -7,6 +7,12 @@ Exit codes: 0 every drill passed (or the list was printed), 1 a drill did not pa
 With ``--target CONFIG`` the ``daemon`` drills run against that config's running
 daemon (``autoheal run --chaos``) and its runtime directory; the others still run
 on their own temporary directories (:mod:`autoheal.chaos.drills.target`).
+
+``--config CONFIG`` never means a target: as for every other command it only says
+which config, here for where the report goes (its runtime directory's ``drills/``)
+and which files every drill must leave alone (the config, its ``STOP.TXT``, flags,
+state bus, positions, breakers and ``[chaos] protected_files``); every drill still
+runs on its own stack, and a note on stderr points at ``--target``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ def drill_command(
     report: str | None,
     runtime_dir: Path | None,
     scenario_dirs: Sequence[Path] = (),
+    config: str | None = None,
 ) -> int:
     """List or run drills.
 
@@ -68,6 +75,10 @@ def drill_command(
             directory, else ``shared_data``).
         scenario_dirs: operator scenario folders; a file there adds a drill or replaces
             a shipped one of the same name.
+        config: ``--config``: which config, never a target. Its runtime directory gets
+            the report and, with its stop file and protected files, is guarded by the
+            blast-radius guard; the drills run on their own stacks. With ``target`` too,
+            both must name the same file.
 
     Returns:
         The exit code.
@@ -81,6 +92,24 @@ def drill_command(
             return EXIT_USAGE
         protect_files: list[Path] = []
         drill_target: DrillTarget | None = None
+        if config is not None and target is None:
+            from autoheal.config import ConfigError, load_config
+
+            try:
+                own = load_config(config)
+            except ConfigError as exc:
+                _err(f"config error: {exc}")
+                return EXIT_USAGE
+            _err(f"--config {config} is not a target: every drill runs on its own stack "
+                 "(the report goes to its runtime directory, and its files are protected); "
+                 f"to run the daemon drills against its running daemon: --target {config}")
+            runtime_dir = runtime_dir or own.paths.runtime_dir
+            protect_files += [own.path, own.paths.stop_file, *own.chaos.protected_files]
+        elif config is not None and target is not None \
+                and Path(config).resolve() != Path(target).resolve():
+            _err(f"--config {config} and --target {target} name different files; "
+                 "the target is the config (give --target alone)")
+            return EXIT_USAGE
         if target is not None:
             from autoheal.config import ConfigError, load_config
 

@@ -28,6 +28,15 @@ A scenario of this kind says (all keys under ``[params]``)::
     value = "feeder"
     record = { failing_at_detect = "failing_components" }
 
+A watch's ``path`` (and its ``record`` paths) may also read what the trading processes
+obey, beside the health document: ``global_flags.<key>`` is ``global_flags.json`` as
+the guard reads it (``mode``, ``failsafe_active``, ``reason``; ``global_flags.mode`` is
+the read's failure reason, e.g. ``flags_invalid``, when it cannot be read), and
+``gate.buy`` / ``gate.sell`` are the reasons a real :class:`~autoheal.guard.gate.TradingGate`
+on the runtime directory gives for a new buy and a position-reducing sell (``ok`` when
+allowed, ``degraded`` when paused, ``failsafe_active``, ...). The outage drills use
+them to check, while the fault lasts, that buys are refused and sells still go through.
+
 With a target (``--target CONFIG``, :mod:`autoheal.chaos.drills.target`) no stack is
 started: the fault goes through the target's own queue and the target's health is
 watched; ``orders_before_fault`` and ``new_orders_after_*`` are then not recorded and
@@ -35,7 +44,8 @@ the criteria on them are skipped.
 
 Observations every drill of this kind records for its criteria: ``orders_before_fault``,
 ``restarts_added`` (all services, from the fault to the end), ``stop_file_present``,
-``flags_failsafe_active``, ``flags_mode``, ``notifications`` (lines in
+``flags_failsafe_active``, ``flags_mode``, ``gate_buy_at_end`` and ``gate_sell_at_end``
+(a real trading gate's reasons, ``ok`` when allowed), ``notifications`` (lines in
 ``notifications.log``), ``notification_kinds``, ``final_dor``, ``daemon_alive`` and,
 with ``orders_after``, ``new_orders_after_<event>``.
 """
@@ -63,6 +73,7 @@ from autoheal.chaos.drills.daemon_stack import (
 from autoheal.chaos.drills.evaluate import MISSING, holds
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.chaos.drills.target import TargetStack
+from autoheal.guard.gate import TradingGate
 from autoheal.store.atomic import read_json, write_json_atomic
 from autoheal.store.flags import read_flags, stop_file_present
 
@@ -70,6 +81,8 @@ __all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
 
 HEALTH = runtime_files.HEALTH
 POLL_S = 0.05
+#: How long past its deadline an event is still waited for (for the report only).
+OVERDUE_GRACE_S = 0.5
 DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
 
 
@@ -180,6 +193,79 @@ class _Stack:
 
 
 Stack = _Stack | TargetStack
+#: Roots a watch path may start with besides the health document's own keys.
+FLAGS_ROOT, GATE_ROOT = "global_flags", "gate"
+
+
+def _paths(watches: Sequence[Mapping[str, Any]]) -> set[str]:
+    out = {str(w.get("path", "")) for w in watches}
+    for w in watches:
+        out.update(str(v) for v in dict(w.get("record", {})).values())
+    return out
+
+
+def _flags_view(shared: Path) -> dict[str, Any]:
+    """``global_flags.json`` as the guard reads it; an unreadable file names its reason."""
+    read = read_flags(shared)
+    if read.flags is None:
+        return {"mode": read.reason, "failsafe_active": read.reason, "reason": read.detail}
+    return read.flags.to_doc()
+
+
+def _gate_view(gate: TradingGate) -> dict[str, str]:
+    """What a real trading gate says now for the runtime as a whole: the reason for a new
+    buy and for an exit (``ok`` when allowed).
+
+    No symbol is named: a symbol's own circuit breaker, which the demo trader may open
+    on its slow or failing calls, is the trader's business, not the daemon's.
+    """
+    return {"buy": gate.allowed("buy")[1],
+            "sell": gate.allowed("sell", reduces_position=True)[1]}
+
+
+def trading_dir(ctx: DrillContext, stack: Stack) -> tuple[Path, Path]:
+    """The runtime directory and ``STOP.TXT`` the trading side reads: the daemon's.
+
+    ``params.trading_runtime_dir`` (relative to the drill's directory) is a mutation
+    hook only: trading processes that read another directory than the one the daemon
+    writes (a relative path resolved from the wrong working directory), so that the
+    flags and gate criteria can be shown to fail while everything else holds.
+    """
+    other = str(ctx.params.get("trading_runtime_dir", ""))
+    if not other:
+        return stack.shared, stack.stop_file
+    rt = ctx.runtime_dir / other
+    rt.mkdir(parents=True, exist_ok=True)
+    return rt, rt / "STOP.TXT"
+
+
+def trading_gate(ctx: DrillContext, stack: Stack) -> TradingGate:
+    """A trading gate on the trading side's runtime directory and kill switch (reads only)."""
+    return TradingGate(*trading_dir(ctx, stack))
+
+
+def view(ctx: DrillContext, stack: Stack, watches: Sequence[Mapping[str, Any]],
+         gate: TradingGate) -> dict[str, Any]:
+    """The health document, plus the flags and the gate's answers when a watch reads them."""
+    doc = stack.health()
+    paths = _paths(watches)
+    if any(p.split(".", 1)[0] == FLAGS_ROOT for p in paths):
+        doc = {**doc, FLAGS_ROOT: _flags_view(trading_dir(ctx, stack)[0])}
+    if any(p.split(".", 1)[0] == GATE_ROOT for p in paths):
+        doc = {**doc, GATE_ROOT: _gate_view(gate)}
+    return doc
+
+
+def _all_overdue(ctx: DrillContext, pending: set[str]) -> bool:
+    """Every pending event has an expectation whose deadline has passed: seen now or
+    never, each fails the same, so waiting on cannot change the verdict."""
+    if ctx.fault_at is None:
+        return False
+    deadlines = {e.event: ctx.scaled(e.within_s) + e.slack_s for e in ctx.scenario.expect}
+    if not pending <= deadlines.keys():
+        return False
+    since = ctx.time_fn() - ctx.fault_at
+    return all(since > deadlines[e] + OVERDUE_GRACE_S for e in pending)
 
 
 async def _poll(ctx: DrillContext, stack: Stack, watches: Sequence[Mapping[str, Any]],
@@ -188,10 +274,11 @@ async def _poll(ctx: DrillContext, stack: Stack, watches: Sequence[Mapping[str, 
     end = anyio.current_time() + deadline_s
     pending = {str(w["event"]) for w in watches}
     by_event = {str(w["event"]): w for w in watches}
-    while pending and anyio.current_time() < end:
+    gate = trading_gate(ctx, stack)
+    while pending and anyio.current_time() < end and not _all_overdue(ctx, pending):
         if not stack.alive():
             raise DrillUnavailableError(stack.gone_message())
-        doc = stack.health()
+        doc = view(ctx, stack, watches, gate)
         ctx.track(doc)
         for event in watches_fired(doc, watches, set(ctx.events)):
             if event in pending:
@@ -295,6 +382,9 @@ def _final(ctx: DrillContext, stack: Stack, restarts_before: int) -> None:
     # Unreadable flags are recorded as such: a criterion then fails naming them.
     ctx.observe("flags_failsafe_active", read.flags.failsafe_active if read.flags else read.reason)
     ctx.observe("flags_mode", read.flags.mode if read.flags else read.reason)
+    gate = _gate_view(trading_gate(ctx, stack))
+    ctx.observe("gate_buy_at_end", gate["buy"])
+    ctx.observe("gate_sell_at_end", gate["sell"])
     lines = notes.read_text(errors="replace").splitlines() if notes.exists() else []
     lines = lines[stack.notes_offset:]
     ctx.observe("notifications", len(lines))

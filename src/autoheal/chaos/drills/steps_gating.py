@@ -77,9 +77,42 @@ def _risk(params: dict[str, Any]) -> tuple[bool, list[str], dict[str, Any]]:
     return bool(reasons), reasons, {"orders": orders}
 
 
+#: What each gate name in ``params.ignore_gates`` forces open (the mutation hook).
+_OPEN: dict[str, dict[str, Any]] = {
+    "mode": {"mode": "live"},
+    "enable_live_trading": {"enable_live_trading": True},
+    "live_mode_armed": {"live_mode_armed": True},
+    "live_dry_run_mode": {"live_dry_run_mode": False},
+    "confirm_token": {"confirm_token": "valid"},
+    "risk_limits": {"risk_limits": {}},
+}
+
+
+def _mutated(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as a defective gating would see them: each gate in ``ignore_gates``
+    forced open (as if its check were missing or inverted)."""
+    ignored = [str(g) for g in params.get("ignore_gates", []) or []]
+    unknown = sorted(set(ignored) - _OPEN.keys())
+    if unknown:
+        raise ValueError(f"ignore_gates: unknown gate(s) {unknown}; known: {sorted(_OPEN)}")
+    out = dict(params)
+    for gate in ignored:
+        out.update(_OPEN[gate])
+    return out
+
+
 async def live_gating(ctx: DrillContext) -> None:
-    """One gating scenario: evaluate ``is_live_execution_allowed`` and the risk limits."""
-    p = ctx.params
+    """One gating scenario: evaluate ``is_live_execution_allowed`` and the risk limits.
+
+    ``params.ignore_gates`` is the mutation hook: the named gates (``mode``,
+    ``enable_live_trading``, ``live_mode_armed``, ``live_dry_run_mode``,
+    ``confirm_token``, ``risk_limits``) are forced open, as a gating whose check is
+    missing or inverted would treat them; ``params.write_during = true`` writes a file
+    while the gating is evaluated (a drill that is not read-only).
+    """
+    p = _mutated(ctx.params)
+    if p.get("ignore_gates"):
+        ctx.details["mutation_ignore_gates"] = list(p["ignore_gates"])
     rt = ctx.runtime_dir
     write_flags(rt, Flags(mode="NORMAL", reason="drill setup", set_by="drill"))
     token = secrets.token_hex(16)
@@ -98,6 +131,8 @@ async def live_gating(ctx: DrillContext) -> None:
     before = hash_tree(rt)
     ctx.mark_fault()
     allowed, reason = is_live_execution_allowed(env)
+    if p.get("write_during"):
+        write_flags(rt, Flags(mode="NORMAL", reason="written during the drill", set_by="drill"))
     risk_blocked, risk_reasons, risk_details = _risk(p)
     ctx.event("gating_decided")
     after = hash_tree(rt)

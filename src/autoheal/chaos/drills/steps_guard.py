@@ -21,7 +21,7 @@ from autoheal.guard.errors import StateBusValidationError
 from autoheal.guard.idempotency import OrderLedger, order_signature
 from autoheal.guard.inventory import POSITIONS_FILENAME, InventoryGate
 from autoheal.guard.retry import acall_with_retry
-from autoheal.guard.state_bus import StateBus
+from autoheal.guard.state_bus import StateBus, StateSchema
 from autoheal.store.atomic import read_json
 
 __all__ = ["breaker_trip", "duplicate_signals", "make_session", "sell_without_position",
@@ -63,6 +63,20 @@ class _NoLedger(OrderLedger):
         pass
 
 
+class _NoInventoryCheck(InventoryGate):
+    """The mutation: an inventory gate that allows every order (the check disabled)."""
+
+    def validate_order(self, symbol: str, side: str, qty: float) -> tuple[bool, str]:
+        return True, "ok"
+
+
+class _AnySchema(StateSchema):
+    """The mutation: a state bus whose schema validation accepts any document."""
+
+    def validate(self, doc: object) -> list[str]:
+        return []
+
+
 async def duplicate_signals(ctx: DrillContext) -> None:
     """N identical signals at once through gate, idempotency and the order path."""
     p = ctx.params
@@ -97,11 +111,17 @@ async def duplicate_signals(ctx: DrillContext) -> None:
 
 
 async def sell_without_position(ctx: DrillContext) -> None:
-    """Positions ``{}``, then a SELL signal: skipped before any exchange call."""
+    """Positions ``{}``, then a SELL signal: skipped before any exchange call.
+
+    ``params.inventory_check = false`` is the mutation hook: the trader's inventory
+    gate allows every order (the check disabled).
+    """
     p = ctx.params
     ex = await ctx.start_exchange()
     async with ex.client() as http:
         session = make_session(ctx, http)
+        if not bool(p.get("inventory_check", True)):
+            session.inventory = _NoInventoryCheck(ctx.runtime_dir)
         session.markets = set(await session.exchange.load_markets())  # a healthy, warm trader
         calls0 = await ex.calls()
         # The runbook's `Set-Content positions_snapshot.json -Value "{}"`, byte for byte.
@@ -109,9 +129,11 @@ async def sell_without_position(ctx: DrillContext) -> None:
         ctx.mark_fault()
         mark = ctx.logs.mark()
         placed = await session.on_signal("sell", float(p.get("price", 50000.0)))
-        allowed, reason = InventoryGate(ctx.runtime_dir).validate_order(
+        # The trader's own gate (the one its order path used), asked once more for the reason.
+        allowed, reason = session.inventory.validate_order(
             session.args.symbol, "sell", session.args.qty)
-        ctx.event("sell_rejected")
+        if not allowed:
+            ctx.event("sell_rejected")
         calls = await ex.calls() - calls0
     ctx.observe("placed", placed)
     ctx.observe("allowed", allowed)
@@ -190,8 +212,14 @@ async def breaker_trip(ctx: DrillContext) -> None:
 
 
 async def state_bus_corrupt(ctx: DrillContext) -> None:
-    """``{ invalid json`` in state_bus.json: backup read, alert, invalid write rejected."""
-    bus = StateBus(ctx.runtime_dir)
+    """``{ invalid json`` in state_bus.json: backup read, alert, invalid write rejected.
+
+    ``params.schema_validation = false`` is the mutation hook: the bus's schema accepts
+    any document (validation disabled).
+    """
+    validate = bool(ctx.params.get("schema_validation", True))
+    bus = StateBus(ctx.runtime_dir) if validate else StateBus(ctx.runtime_dir,
+                                                              schema=_AnySchema())
     good = bus.write({"schema_version": 1, "mode": "NORMAL", "positions": {"BTCUSDT": 0.5},
                       "signals": {}, "components": {}, "note": "before the drill"})
     bus.path.write_text(str(ctx.params.get("corrupt_with", "{ invalid json")))

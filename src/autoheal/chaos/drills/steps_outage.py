@@ -14,9 +14,12 @@ Phases (each recorded as an observation ``phase<N>_<name>`` plus its measurement
 2. retry: a read failing 4x then succeeding returns after exactly 5 calls;
 3. breaker trip: a 502 storm on the balance read exhausts 5 retries and opens it;
 4. buy paused: ``paused: outage_circuit_breaker_active``, zero calls at the exchange;
+   a real :class:`TradingGate` reading the persisted breaker refuses buys for the
+   symbol and lets a position-reducing sell through;
 5. sell: one placement attempt only (502, and a permanent ``insufficient_funds``);
 6. markets cache: empty cache, reload retried 5x, a held position stays tradable;
-7. recovery: cooldown passes, half_open, two successful probes close it, a buy goes out;
+7. recovery: cooldown passes, half_open, two successful probes close it, the gate
+   allows buys again, a buy goes out;
 8. telemetry: the exact ``[outage-retry]`` and ``paused:`` lines were logged.
 """
 
@@ -70,7 +73,8 @@ async def _phase2_retry(ctx: DrillContext, ex: ExchangeHarness, s: TradingSessio
     calls0 = await ex.calls(BALANCE)
     try:
         result = await acall_with_retry(s.exchange.fetch_balance, op_label="fetch_balance",
-                                        attempts=5, backoff=s.backoff, sleep_fn=anyio.sleep,
+                                        attempts=s.args.retries, backoff=s.backoff,
+                                        sleep_fn=anyio.sleep,
                                         rng=ctx.rng)
         ok = "USDT" in result
     except Exception:
@@ -97,6 +101,12 @@ async def _phase4_buy_pause(ctx: DrillContext, ex: ExchangeHarness, s: TradingSe
     placed = await s.on_signal("buy", 50001.0)
     ctx.observe("paused_buy_placed", placed)
     ctx.observe("paused_buy_exchange_calls", await ex.calls() - calls0)
+    # A real trading gate on the same runtime directory reads the persisted breaker:
+    # new buys for the symbol refused, a position-reducing sell let through.
+    symbol = s.args.symbol
+    ctx.observe("gate_buy_while_open", s.gate.allowed("buy", symbol=symbol)[1])
+    ctx.observe("gate_sell_while_open",
+                s.gate.allowed("sell", symbol=symbol, reduces_position=True)[1])
     if ctx.logs.count("paused: outage_circuit_breaker_active"):
         ctx.gate("outage_circuit_breaker_active")
 
@@ -142,6 +152,7 @@ async def _phase7_recover(ctx: DrillContext, ex: ExchangeHarness, s: TradingSess
     if allowed and breaker.state(symbol) == breaker.state(None) == "closed":
         ctx.event("breaker_closed")
     ctx.observe("breaker_after_recovery", breaker.state(symbol))
+    ctx.observe("gate_buy_after_recovery", s.gate.allowed("buy", symbol=symbol)[1])
     orders0 = await ex.orders()
     placed = await s.on_signal("buy", 50005.0)
     ctx.observe("recovered_buy_placed", placed and await ex.orders() - orders0 == 1)
