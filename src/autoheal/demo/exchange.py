@@ -8,6 +8,13 @@ test or the daemon knows where it is. Endpoints:
 * ``POST /api/orders`` ``{symbol, side, qty, price, client_order_id}`` fills at
   once; a repeated ``client_order_id`` returns the same order and is not
   counted again; ``GET /api/orders`` lists them;
+* ``POST /api/orders`` with ``"type": "limit"`` (a price is required) rests in the
+  book instead (:mod:`autoheal.demo.resting`); ``GET /api/open_orders`` lists the
+  resting orders and the countdown, ``DELETE /api/open_orders`` (``?symbol=``)
+  cancels them all at once;
+* ``POST /api/countdown_cancel_all`` ``{"countdown_ms": N}``: the exchange's dead
+  man's switch (Binance ``countdownCancelAll``, BitMEX ``cancelAllAfter``): unless
+  armed again within N ms, every resting order is cancelled; ``0`` switches it off;
 * ``GET /ws`` (websocket): ``{"symbol", "price", "ts"}`` per symbol per tick;
 * ``POST /admin/fault`` (see :mod:`autoheal.demo.faults`) and
   ``GET /admin/stats``; admin paths are never faulted.
@@ -43,6 +50,7 @@ from autoheal.demo.httpserver import (
 )
 from autoheal.demo.lifecycle import configure_logging, run_program
 from autoheal.demo.market import Ledger, OrderRejectedError, PriceWalk
+from autoheal.demo.resting import CANCEL_ALL, RestingBook
 from autoheal.store.atomic import write_json_atomic
 
 __all__ = ["Exchange", "main", "parse_args"]
@@ -58,6 +66,7 @@ class Exchange:
     def __init__(self, rng: random.Random, tick_s: float, time_fn: Any = time.time) -> None:
         self.walk = PriceWalk(rng)
         self.ledger = Ledger()
+        self.resting = RestingBook()
         self.faults = FaultState()
         self.calls: Counter[str] = Counter()
         self.tick_s = tick_s
@@ -72,6 +81,7 @@ class Exchange:
             return self._admin(request)
         self.calls[f"{request.method} {request.path}"] += 1
         self.dirty = True
+        self.expire_countdown()
         fault = self.faults.take(request.method, request.path)
         if fault is not None:
             return await self._inject(fault)
@@ -114,11 +124,54 @@ class Exchange:
             return json_response(200, {"orders": self.ledger.orders})
         if route == ("POST", "/api/orders"):
             return self._place(request, now)
+        if route == ("GET", "/api/open_orders"):
+            return json_response(200, {"orders": list(self.resting.open.values()),
+                                       "countdown": self.resting.countdown_doc(now)})
+        if route == ("DELETE", "/api/open_orders"):
+            gone = self.resting.cancel_all(now, CANCEL_ALL, request.query.get("symbol") or None)
+            log.info("cancel-all: cancelled %d resting orders", len(gone))
+            return json_response(200, {"cancelled": len(gone), "orders": gone})
+        if route == ("POST", "/api/countdown_cancel_all"):
+            return self._countdown(request, now)
         return json_response(404, {"error": "not_found"})
+
+    def _countdown(self, request: HttpRequest, now: float) -> HttpResponse:
+        try:
+            doc = request.json()
+            ms = doc.get("countdown_ms") if isinstance(doc, dict) else None
+            if isinstance(ms, bool) or not isinstance(ms, int):
+                raise ValueError("countdown_ms must be an integer number of milliseconds")
+            was_armed = self.resting.countdown.armed
+            self.resting.arm(ms / 1000.0, now)
+        except ValueError as exc:
+            return json_response(400, {"error": "invalid_countdown", "detail": str(exc)})
+        if not self.resting.countdown.armed:
+            log.info("countdown cancel-all switched off")
+        elif not was_armed:
+            log.info("countdown cancel-all armed countdown_ms=%d", ms)
+        else:
+            log.debug("countdown cancel-all refreshed countdown_ms=%d", ms)
+        return json_response(200, self.resting.countdown_doc(now))
+
+    def expire_countdown(self) -> None:
+        """Let the countdown fire if it ran out (called per request and by a timer task)."""
+        gone = self.resting.expire(self._time())
+        if gone is not None:
+            self.dirty = True
+            log.warning("countdown expired: cancelled %d resting orders", len(gone))
 
     def _place(self, request: HttpRequest, now: float) -> HttpResponse:
         try:
-            order, created = self.ledger.place(request.json(), self.walk, now)
+            doc = request.json()
+            client_id = doc.get("client_order_id") if isinstance(doc, dict) else None
+            if isinstance(client_id, str) and client_id in self.resting.by_client_id:
+                order = self.resting.by_client_id[client_id]
+                log.info("order duplicate client_order_id=%s order_id=%s", client_id,
+                         order["order_id"])
+                return json_response(200, {**order, "duplicate": True})
+            if isinstance(doc, dict) and doc.get("type") == "limit":
+                return self._rest(doc, client_id, now)
+            order, created = self.ledger.place(doc, self.walk, now)
         except ValueError as exc:  # orjson.JSONDecodeError and OrderRejectedError both are
             reason = exc.reason if isinstance(exc, OrderRejectedError) else "invalid_order"
             log.info("order rejected reason=%s detail=%s", reason, exc)
@@ -131,6 +184,22 @@ class Exchange:
             log.info("order duplicate client_order_id=%s order_id=%s",
                      order["client_order_id"], order["order_id"])
         return json_response(200, {**order, "duplicate": not created})
+
+    def _rest(self, doc: dict[str, Any], client_id: Any, now: float) -> HttpResponse:
+        if client_id is not None and client_id in self.ledger.by_client_id:
+            order = self.ledger.by_client_id[client_id]
+            return json_response(200, {**order, "duplicate": True})
+        if client_id is not None and (not isinstance(client_id, str) or not client_id):
+            raise OrderRejectedError("invalid_order", "client_order_id must be a string")
+        if doc.get("price") is None:
+            raise OrderRejectedError("invalid_order", "a limit order needs a price")
+        symbol, side, qty, price = Ledger._validate(doc, self.walk)
+        cid = client_id or f"auto-rest-{len(self.resting.by_client_id) + 1}"
+        order = self.resting.add(symbol, side, qty, price, client_order_id=cid, now=now)
+        log.info("order resting order_id=%s client_order_id=%s symbol=%s side=%s qty=%g "
+                 "price=%g", order["order_id"], order["client_order_id"], symbol, side, qty,
+                 price)
+        return json_response(200, {**order, "duplicate": False})
 
     def _admin(self, request: HttpRequest) -> HttpResponse:
         if (request.method, request.path) == ("GET", "/admin/stats"):
@@ -159,6 +228,9 @@ class Exchange:
         return {
             "orders_placed": len(self.ledger.orders),
             "orders": self.ledger.orders,
+            "open_orders": list(self.resting.open.values()),
+            "cancelled_orders": self.resting.cancelled,
+            "countdown": self.resting.countdown_doc(self._time()),
             "calls": dict(self.calls),
             "fault": self.faults.to_doc(),
             "balances": self.ledger.balance_doc(),
@@ -190,6 +262,12 @@ class Exchange:
             self.walk.step()
             await anyio.sleep(self.tick_s)
 
+    async def run_countdown(self, every_s: float = 0.02) -> None:
+        """Fire the countdown on time even when nobody calls the exchange (a dead host)."""
+        while True:
+            self.expire_countdown()
+            await anyio.sleep(every_s)
+
 
 async def _write_stats(exchange: Exchange, runtime_dir: Path, every_s: float = 0.25) -> None:
     path = runtime_dir / STATS_FILENAME
@@ -212,6 +290,7 @@ async def serve(args: argparse.Namespace) -> int:
                       ws_paths={"/ws": exchange.stream_prices})
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(exchange.run_ticker)
+        tg.start_soon(exchange.run_countdown)
         if args.runtime_dir:
             args.runtime_dir.mkdir(parents=True, exist_ok=True)
             tg.start_soon(_write_stats, exchange, args.runtime_dir)
