@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.model import Scenario
 from autoheal.chaos.drills.trace import HealthTrace, timeline_doc
 
 
@@ -58,3 +61,19 @@ def test_no_fault_no_timeline() -> None:
     trace = HealthTrace()
     trace.sample(1.0, _health(dor=False))
     assert timeline_doc(trace, fault_at=None) == {}
+
+
+def test_context_records_the_trace_and_the_fault_end_on_its_own_clock(tmp_path: Path) -> None:
+    now = [100.0]
+    ctx = DrillContext(Scenario("d", "t", "daemon"), tmp_path, time_fn=lambda: now[0])
+    ctx.track(_health())
+    ctx.mark_fault()
+    now[0] = 100.2
+    ctx.fault_lasts(3.0)
+    ctx.track(_health(dor=False, degraded=True))
+    now[0] = 103.5
+    ctx.track(_health())
+    doc = timeline_doc(ctx.trace, fault_at=ctx.fault_at, fault_ends_at=ctx.fault_ends_at)
+    assert doc["fault"]["end_s"] == 3.2
+    assert [(s["label"], s["start_s"], s["end_s"]) for s in doc["spans"]] == [
+        ("DOR false", 0.2, 3.5), ("DEGRADED", 0.2, 3.5)]
