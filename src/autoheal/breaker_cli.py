@@ -26,7 +26,9 @@ half-open, in wall-clock UTC.
   ``circuit_breaker.json.lock``, then an atomic replace, with the guard's own load and
   save functions and clock conversion. A trader recording a failure at the same moment
   waits for the lock and then reads the reset file: nothing it writes is lost, and
-  keys not named are left as they are.
+  keys not named are left as they are. The reset waits for the lock at most
+  ``--timeout`` seconds (a trader stopped while holding it must not hang the
+  operator): then the command fails with ``breaker_file_locked`` and changes nothing.
 
 :func:`execute_reset` is the executor of a claimed ``breaker_reset`` command, so that
 another front end (the status page's buttons) can run the same command the same way.
@@ -34,10 +36,13 @@ another front end (the status page's buttons) can run the same command the same 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,8 @@ COMMAND = "breaker_reset"
 ALL = "*all*"
 #: The guard's global breaker key (the exchange as a whole).
 GLOBAL_KEY = "*"
+#: How often a busy breaker lock is tried again.
+_LOCK_POLL_S = 0.01
 
 
 def _path(runtime_dir: Path) -> Path:
@@ -171,50 +178,93 @@ def status_command(cfg: Config, *, as_json: bool) -> int:
 # --------------------------------------------------------------------------- reset
 
 
-def reset_breakers(runtime_dir: Path, keys: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+class LockTimeoutError(Exception):
+    """The breaker file's lock stayed held (a trader stopped while holding it?)."""
+
+
+@contextlib.contextmanager
+def locked_within(path: Path, timeout: float) -> Iterator[None]:
+    """The guard's exclusive ``flock`` on ``<path>.lock`` (:mod:`autoheal.guard._filelock`:
+    same file, same lock), but waited for at most ``timeout`` seconds.
+
+    Raises:
+        LockTimeoutError: it was still held after ``timeout``.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeoutError(
+                        f"{lock_path} is still locked after {timeout} s (a trading process "
+                        "holding it may be stopped or hung)"
+                    ) from None
+                time.sleep(_LOCK_POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def reset_breakers(
+    runtime_dir: Path, keys: Sequence[str], *, lock_timeout: float = 10.0
+) -> tuple[bool, dict[str, Any]]:
     """Close the named keys (``[ALL]``: every key) under the guard's file lock.
 
     Returns:
         ``(ok, result)``: which keys were reset (with their state before), which were
         not in the file (closed already), or why nothing was done.
     """
-    from autoheal.guard import breaker_state as bs
-    from autoheal.guard._filelock import locked
-    from autoheal.guard.breaker import load_breaker_keys
-    from autoheal.store.atomic import read_json, write_json_atomic
-
     path = _path(runtime_dir)
     if not path.parent.is_dir():
         return True, {"reset": {}, "absent": list(keys), "file": "missing"}
-    with locked(path):
-        mono, wall = time.monotonic(), time.time()
-        current = load_breaker_keys(path, mono, wall)
-        if current is None:
-            if read_json(path).reason == "missing":
-                current = {}
-            elif keys != [ALL]:
-                return False, {
-                    "reason": "breaker_file_unreadable",
-                    "message": f"{path} is unreadable; only --all replaces it",
-                }
-            else:
-                current = {}
-        if keys == [ALL]:
-            before = {k: v.state for k, v in current.items()}
-            new: dict[str, bs.KeyState] = {}
-            absent: list[str] = []
-        else:
-            before = {k: current[k].state for k in keys if k in current}
-            absent = [k for k in keys if k not in current]
-            new = dict(current)
-            for k in before:
-                new[k] = bs.KeyState()
-        if before or (keys == [ALL] and path.exists()):
-            write_json_atomic(path, bs.keys_to_doc(new, mono, wall))
+    try:
+        with locked_within(path, lock_timeout):
+            return _reset_locked(path, list(keys))
+    except LockTimeoutError as exc:
+        return False, {"reason": "breaker_file_locked", "message": str(exc)}
+
+
+def _reset_locked(path: Path, keys: list[str]) -> tuple[bool, dict[str, Any]]:
+    """The read-modify-write, the guard's way; the caller holds the lock."""
+    from autoheal.guard import breaker_state as bs
+    from autoheal.guard.breaker import load_breaker_keys
+    from autoheal.store.atomic import read_json, write_json_atomic
+
+    mono, wall = time.monotonic(), time.time()
+    current = load_breaker_keys(path, mono, wall)
+    if current is None:
+        if read_json(path).reason != "missing" and keys != [ALL]:
+            return False, {
+                "reason": "breaker_file_unreadable",
+                "message": f"{path} is unreadable; only --all replaces it",
+            }
+        current = {}
+    new: dict[str, bs.KeyState]
+    if keys == [ALL]:
+        before = {k: v.state for k, v in current.items()}
+        new, absent = {}, []
+    else:
+        before = {k: current[k].state for k in keys if k in current}
+        absent = [k for k in keys if k not in current]
+        new = dict(current)
+        for k in before:
+            new[k] = bs.KeyState()
+    if before or (keys == [ALL] and path.exists()):
+        write_json_atomic(path, bs.keys_to_doc(new, mono, wall))
     return True, {"reset": before, "absent": absent}
 
 
-def execute_reset(journal: Any, command: Any, runtime_dir: Path) -> Any:
+def execute_reset(
+    journal: Any, command: Any, runtime_dir: Path, *, lock_timeout: float = 10.0
+) -> Any:
     """Run a claimed ``breaker_reset`` command and journal it; returns the finished command."""
     from autoheal.store import commands as queue
 
@@ -222,7 +272,7 @@ def execute_reset(journal: Any, command: Any, runtime_dir: Path) -> Any:
     queue.record_started(journal, command)
     queue.record_action(journal, command, "started", data={"keys": keys})
     try:
-        ok, result = reset_breakers(runtime_dir, keys)
+        ok, result = reset_breakers(runtime_dir, keys, lock_timeout=lock_timeout)
     except Exception as exc:  # an unwritable file: a failed command, never a stuck claim
         ok, result = False, {"reason": type(exc).__name__, "message": str(exc)[:300]}
     queue.record_action(journal, command, "succeeded" if ok else "failed", data=result)
@@ -271,7 +321,7 @@ def submit_reset(
                 f"{command.id} ({command.status})"
             )
         if claimed is not None:
-            return -1, execute_reset(journal, claimed, runtime_dir)
+            return -1, execute_reset(journal, claimed, runtime_dir, lock_timeout=timeout)
         command = queue.settle_if_claimer_gone(journal, command, settled_by=settler) or command
         if command.status not in queue.TERMINAL_STATUSES:
             command = queue.wait_result(journal, command.id, timeout, settled_by=settler)

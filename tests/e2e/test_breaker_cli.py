@@ -163,3 +163,25 @@ def test_a_reset_beside_a_running_daemon_and_a_trader_writing_loses_nothing(
         for e in rt.events(kind="started"):
             assert e.data == {"claimed_by": f"cli:{USER}"}
         assert len(rt.events(kind="breaker_reset.succeeded")) == 3
+
+
+def test_a_held_lock_bounds_the_reset_and_fails_it_cleanly(tmp_path: Path) -> None:
+    from autoheal.guard._filelock import locked
+
+    rt = Runtime(tmp_path, ("feeder",))
+    _trip(rt, "BTCUSDT")
+    path = rt.runtime_dir / "circuit_breaker.json"
+    with locked(path):  # a trader holding the lock (stopped mid-write, say)
+        started = time.monotonic()
+        proc = rt.cli("breaker", "reset", "BTCUSDT", "--reason", "x", "--timeout", "1")
+        took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stdout
+    assert "still locked" in proc.stderr
+    assert took < 10
+    assert _status(rt)["BTCUSDT"]["state"] == "open"  # nothing changed
+    [failed] = rt.events(kind="breaker_reset.failed")
+    assert (failed.data or {}).get("reason") == "breaker_file_locked"
+    # with the lock free again the same reset goes through
+    again = rt.cli("breaker", "reset", "BTCUSDT", "--reason", "x")
+    assert again.returncode == 0, again.stderr
+    assert _status(rt)["BTCUSDT"]["state"] == "closed"
