@@ -147,6 +147,23 @@ class ChaosConfig(Frozen, frozen=True):
     protected_files: tuple[Path, ...] = ()
 
 
+class FleetConfig(Frozen, frozen=True):
+    """``[fleet]``: the fleet switch and host summaries in Redis (docs/fleet.md).
+
+    ``redis_url`` may hold ``{secret}``, replaced at connect time by the value of the
+    environment variable ``secret_env``; the URL itself never holds a password, and is
+    never logged whole.
+    """
+
+    redis_url: str
+    name: str
+    host: str
+    secret_env: str | None
+    stale_after: float
+    on_lost: str
+    poll_interval: float
+
+
 class Config(Frozen, frozen=True):
     """The whole, validated configuration."""
 
@@ -160,5 +177,6 @@ class Config(Frozen, frozen=True):
     dependencies: dict[str, DependencyConfig]
     webhooks: tuple[WebhookConfig, ...]
     chaos: ChaosConfig = ChaosConfig()
+    fleet: FleetConfig | None = None
     #: ``[risk]``: pre-trade limits (:mod:`autoheal.guard.risk`); ``None`` when absent.
     risk: RiskLimits | None = None

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from autoheal.config._fleet import resolve_fleet
 from autoheal.config._model import (
     ENVIRONMENTS,
     WEBHOOK_FORMATS,
@@ -115,6 +116,7 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         dependencies=dependencies,
         webhooks=_webhooks(raw.webhooks, ctx),
         chaos=_chaos(raw.chaos, dependencies, ctx),
+        fleet=None if raw.fleet is None else resolve_fleet(raw.fleet, ctx.placeholders),
         risk=None if raw.risk is None else _risk(raw.risk),
     )
 

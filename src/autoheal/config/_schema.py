@@ -132,6 +132,16 @@ class RawRisk(RawRiskSymbol, frozen=True):
     symbols: dict[str, Any] = {}  # converted one symbol at a time, so errors name it
 
 
+class RawFleet(_Raw, frozen=True):
+    redis_url: str
+    name: str
+    host: str = ""
+    secret_env: str | None = None
+    stale_after: Duration = "5s"
+    on_lost: str = "degrade"
+    poll_interval: Duration = "500ms"
+
+
 class RawConfig(_Raw, frozen=True):
     environment: str
     paths: RawPaths = msgspec.field(default_factory=RawPaths)
@@ -143,6 +153,7 @@ class RawConfig(_Raw, frozen=True):
     dependencies: dict[str, Any] = {}
     webhooks: list[RawWebhook] = []
     chaos: RawChaos = msgspec.field(default_factory=RawChaos)
+    fleet: RawFleet | None = None
     risk: RawRisk | None = None
 
 
@@ -159,6 +170,7 @@ _KNOWN_FIELDS = sorted(
             RawDependency,
             RawWebhook,
             RawChaos,
+            RawFleet,
             RawRisk,
         )
         for f in t.__struct_fields__

@@ -6,7 +6,8 @@ key live there (names below, one home):
 * ``autoheal:fleet:<fleet>:switch``: the fleet switch, one JSON record
   ``{"state": "RUN"|"REDUCE_ONLY"|"HALT", "version": int, "set_by", "reason", "ts"}``,
   changed only by a compare-and-set that raises ``version`` by one or more;
-* ``autoheal:fleet:<fleet>:host:<host>``: each host's summary, with a TTL.
+* ``autoheal:fleet:<fleet>:host:<host>``: each host's summary, with a TTL, and
+  ``autoheal:fleet:<fleet>:hosts``, the set of hosts that ever reported.
 
 A fleet flag is *state*, not an event: every valid read says what the fleet wants
 now. The rules, each a reason the fleet can never loosen a host by accident:
@@ -52,6 +53,7 @@ __all__ = [
     "encode_switch",
     "host_key",
     "host_prefix",
+    "hosts_key",
     "judge_read",
     "judge_time",
     "lost_at",
@@ -92,6 +94,12 @@ def host_prefix(fleet: str) -> str:
 
 def host_key(fleet: str, host: str) -> str:
     return host_prefix(fleet) + host
+
+
+def hosts_key(fleet: str) -> str:
+    """A set of every host that ever reported (no TTL): a member without a live host
+    key is a lost host."""
+    return f"autoheal:fleet:{fleet}:hosts"
 
 
 @dataclass(frozen=True, slots=True)

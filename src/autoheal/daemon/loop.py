@@ -520,6 +520,16 @@ class Daemon:
         if sender is not None:
             tg.start_soon(sender.run)
         self._start_alertmanager(tg)
+        if self.config.fleet is not None:  # Redis is imported only with [fleet]
+            from autoheal.daemon.fleet import FleetAgent
+
+            agent = FleetAgent(
+                self.config.fleet, observe=self.observe, execute=self.effects.execute,
+                state=lambda: self.state, health=self.health_doc,
+                journal_event=self.journal_event, beat=self.config.daemon.heartbeat_interval,
+                clock=self.clock, wall=self.wall,
+            )  # fmt: skip
+            tg.start_soon(agent.run)
         await self._start_status_server(tg)
         interval = notifier.watchdog_interval()
         if interval:

@@ -1,0 +1,81 @@
+"""``[fleet]``: one Redis for a fleet's switch and host summaries (docs/fleet.md).
+
+The URL is checked without ever being echoed: it may hold credentials. A password
+belongs in an environment variable (``secret_env``), written ``{secret}`` in the URL.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from urllib.parse import urlsplit
+
+from autoheal.config._model import FleetConfig
+from autoheal.config._schema import RawFleet, fail
+from autoheal.config._values import ENV_NAME, NAME, as_duration, expand, is_loopback_host
+
+SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+ON_LOST = ("degrade", "halt")
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+_TLS = ("rediss", "rediss+sentinel", "unix")
+
+
+def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
+    """Check ``[fleet]``.
+
+    Raises:
+        Invalid: the first problem, at its dotted key.
+    """
+    if not NAME.fullmatch(raw.name):
+        fail("fleet.name", "names may hold only letters, digits, '_' and '-'")
+    host = raw.host or socket.gethostname()
+    if not _HOST.fullmatch(host):
+        fail("fleet.host", "may hold only letters, digits, '.', '_' and '-'")
+    if raw.secret_env is not None and not ENV_NAME.fullmatch(raw.secret_env):
+        fail("fleet.secret_env", "must be the name of an environment variable, not the secret")
+    # {secret} stays for connect time; the other placeholders expand now.
+    url = expand(raw.redis_url.replace("{secret}", "{{secret}}"), "fleet.redis_url", placeholders)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        fail("fleet.redis_url", "not a valid URL")
+    if parts.scheme not in SCHEMES:
+        fail("fleet.redis_url", f"must start with one of {', '.join(s + '://' for s in SCHEMES)}")
+    if parts.scheme != "unix" and not parts.netloc.rpartition("@")[2]:
+        fail("fleet.redis_url", "needs a host")
+    password = parts.password or ""
+    if password and password != "{secret}":  # noqa: S105 - the placeholder, not a secret
+        fail(
+            "fleet.redis_url",
+            "holds a password: put it in an environment variable, name it in "
+            "fleet.secret_env and write {secret} in its place",
+        )
+    if "{secret}" in url and raw.secret_env is None:
+        fail("fleet.secret_env", "required: fleet.redis_url uses {secret}")
+    hosts = [h.rpartition(":")[0] or h for h in parts.netloc.rpartition("@")[2].split(",")]
+    remote = [h for h in hosts if not is_loopback_host(h.strip("[]"))]
+    if raw.secret_env is not None and parts.scheme not in _TLS and remote:
+        fail(
+            "fleet.redis_url",
+            "a password travels only over TLS (rediss://) unless Redis is on a loopback address",
+        )
+    if raw.on_lost not in ON_LOST:
+        fail("fleet.on_lost", f"expected 'degrade' or 'halt', got {raw.on_lost[:20]!r}")
+    stale_after = as_duration(raw.stale_after, "fleet.stale_after", positive=True)
+    poll = as_duration(raw.poll_interval, "fleet.poll_interval", positive=True)
+    if poll >= stale_after:
+        fail(
+            "fleet.poll_interval",
+            f"must be shorter than fleet.stale_after ({stale_after:g}s): "
+            "one slow poll would count as a lost fleet",
+        )
+    return FleetConfig(
+        redis_url=url,
+        name=raw.name,
+        host=host,
+        secret_env=raw.secret_env,
+        stale_after=stale_after,
+        on_lost=raw.on_lost,
+        poll_interval=poll,
+    )

@@ -1,0 +1,224 @@
+"""``autoheal fleet status|halt|reduce-only|run``: the fleet's view and its switch.
+
+``status`` lists every host that ever reported (its summary's age, DOR, mode,
+failsafe, failing components); a host whose summary expired is shown as lost, and
+a key that claims another host's name is ignored and reported. ``halt``,
+``reduce-only`` and ``run`` write a new switch record with a compare-and-set (a Lua
+script: the record is replaced only if it is still the one this command read), so
+two operators never silently overwrite each other; each is journaled locally with
+the OS user. The daemons read the record; this command never touches local files
+other than the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from autoheal.config import Config
+from autoheal.core import fleet as core_fleet
+from autoheal.core.fleet import HostView, SwitchRecord, Unreadable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+#: Replace the switch only if it is still what the caller read (KEYS: switch, channel;
+#: ARGV: "1" if a record was read else "0", the record read, the new record, its version).
+CAS_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('PUBLISH', KEYS[2], ARGV[4])
+return 1
+"""
+
+STATES = {"halt": "HALT", "reduce-only": "REDUCE_ONLY", "run": "RUN"}
+
+
+def _client(cfg: Config) -> Any:
+    from autoheal.daemon.fleet import sync_client
+
+    assert cfg.fleet is not None
+    return sync_client(cfg.fleet, os.environ)
+
+
+def _fail(cfg: Config, verb: str, exc: BaseException) -> int:
+    from autoheal.daemon.fleet import problem_of, redact
+
+    assert cfg.fleet is not None
+    print(
+        f"autoheal: fleet {verb}: {problem_of(exc)}: cannot use Redis at "
+        f"{redact(cfg.fleet.redis_url)} ({type(exc).__name__})",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def read_hosts(client: Any, fleet: str, now_wall: float) -> list[HostView]:
+    """Every host that ever reported, and any other host key found."""
+    names = {
+        m.decode() if isinstance(m, bytes) else m
+        for m in client.smembers(core_fleet.hosts_key(fleet))
+    }
+    prefix = core_fleet.host_prefix(fleet)
+    for key in client.scan_iter(match=prefix + "*", count=500):
+        name = key.decode() if isinstance(key, bytes) else key
+        names.add(name[len(prefix) :])
+    ordered = sorted(names)
+    values = client.mget([core_fleet.host_key(fleet, h) for h in ordered]) if ordered else []
+    return [
+        core_fleet.parse_host(h, v, now_wall=now_wall) for h, v in zip(ordered, values, strict=True)
+    ]
+
+
+def status_command(cfg: Config, *, as_json: bool) -> int:
+    if cfg.fleet is None:
+        print(f"autoheal: fleet status: {cfg.path}: no [fleet] table", file=sys.stderr)
+        return EXIT_USAGE
+    name = cfg.fleet.name
+    try:
+        client = _client(cfg)
+        raw = client.get(core_fleet.switch_key(name))
+        hosts = read_hosts(client, name, time.time())
+    except Exception as exc:  # every Redis failure is one line
+        return _fail(cfg, "status", exc)
+    switch = core_fleet.parse_switch(raw)
+    if as_json:
+        print(json.dumps(_as_doc(name, switch, hosts), indent=2, sort_keys=True))
+    else:
+        _print_text(name, switch, hosts)
+    bad = isinstance(switch, Unreadable) or any(h.lost or h.problem for h in hosts)
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _as_doc(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView]) -> dict[str, Any]:
+    sw: dict[str, Any]
+    if isinstance(switch, SwitchRecord):
+        sw = {
+            "state": switch.state,
+            "version": switch.version,
+            "set_by": switch.set_by,
+            "reason": switch.reason,
+            "ts": switch.ts,
+        }
+    else:
+        sw = {"unreadable": switch.problem, "detail": switch.detail}
+    out = []
+    for h in hosts:
+        d = h.doc
+        out.append(
+            {
+                "host": h.host,
+                "lost": h.lost,
+                "problem": h.problem,
+                "age_s": None if h.age_s is None else round(h.age_s, 3),
+                "dor": d.get("dor"),
+                "mode": d.get("mode"),
+                "failsafe": d.get("failsafe"),
+                "failsafe_set_by": d.get("failsafe_set_by"),
+                "failing_components": d.get("failing_components", []),
+                "fleet_version": d.get("fleet_version"),
+                "fleet_lost": d.get("fleet_lost", ""),
+            }
+        )
+    return {"fleet": name, "switch": sw, "hosts": out}
+
+
+def _print_text(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView]) -> None:
+    if isinstance(switch, SwitchRecord):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(switch.ts)) if switch.ts else "-"
+        print(
+            f"fleet {name}: switch {switch.state} v{switch.version} "
+            f"by {switch.set_by or '-'} at {when}: {switch.reason or '-'}"
+        )
+    else:
+        print(f"fleet {name}: switch UNREADABLE ({switch.problem}: {switch.detail})")
+    print(f"{'HOST':<20} {'AGE':>7} {'DOR':<5} {'MODE':<17} {'FAILSAFE':<10} FAILING")
+    for h in hosts:
+        if h.problem:
+            print(f"{h.host:<20} {'-':>7} {'-':<5} {'IGNORED':<17} {'-':<10} {h.problem}")
+            continue
+        if h.lost:
+            print(f"{h.host:<20} {'-':>7} {'-':<5} {'LOST':<17} {'-':<10} report expired")
+            continue
+        d = h.doc
+        age = "-" if h.age_s is None else f"{h.age_s:.1f}s"
+        failsafe = d.get("failsafe_set_by") or "-" if d.get("failsafe") else "-"
+        failing = ",".join(d.get("failing_components") or []) or "-"
+        if d.get("fleet_lost"):
+            failing = f"{failing} (fleet switch unreadable)"
+        dor = "true" if d.get("dor") else "false"
+        print(f"{h.host:<20} {age:>7} {dor:<5} {d.get('mode')!s:<17} {failsafe:<10} {failing}")
+
+
+def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
+    """Compare-and-set the switch to ``action``'s state, journaled locally with ``user``."""
+    if cfg.fleet is None:
+        print(f"autoheal: fleet {action}: {cfg.path}: no [fleet] table", file=sys.stderr)
+        return EXIT_USAGE
+    name = cfg.fleet.name
+    state = STATES[action]
+    try:
+        client = _client(cfg)
+        raw = client.get(core_fleet.switch_key(name))
+        current = core_fleet.parse_switch(raw)
+        # Above what any host applied: a Redis that lost its data can be set again.
+        floor = max(
+            (int(h.doc.get("fleet_version") or 0) for h in read_hosts(client, name, time.time())),
+            default=0,
+        )
+        base = current if isinstance(current, SwitchRecord) else SwitchRecord("RUN", 0, "", "", 0)
+        record = core_fleet.next_record(
+            base, state, set_by=user, reason=reason, ts=time.time(), floor=floor
+        )
+        encoded = core_fleet.encode_switch(record)
+        expected = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else raw)
+        done = client.eval(
+            CAS_SCRIPT,
+            2,
+            core_fleet.switch_key(name),
+            core_fleet.channel(name),
+            "0" if raw is None else "1",
+            expected,
+            encoded,
+            str(record.version),
+        )
+    except Exception as exc:  # every Redis failure is one line
+        return _fail(cfg, action, exc)
+    if int(done) != 1:
+        print(
+            f"autoheal: fleet {action}: the switch changed while this command ran "
+            "(another operator?); nothing written. Check 'autoheal fleet status' and retry.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    _journal(cfg, record, user)
+    print(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}")
+    return EXIT_OK
+
+
+def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
+    from autoheal.store.journal import Journal
+
+    try:
+        cfg.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
+        with Journal.open(cfg.paths.runtime_dir, group=cfg.daemon.journal_group) as journal:
+            journal.record(
+                "fleet_switch_set",
+                actor=user,
+                reason=record.reason,
+                data={
+                    "state": record.state,
+                    "version": record.version,
+                    "fleet": cfg.fleet.name if cfg.fleet else "",
+                },
+            )
+    except Exception as exc:
+        # The switch is set; say plainly that the local record of it is missing.
+        print(f"autoheal: fleet: set, but not journaled locally: {exc}", file=sys.stderr)
