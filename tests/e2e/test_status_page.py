@@ -209,3 +209,13 @@ def test_operator_buttons_need_the_token_and_the_same_origin(
         assert "queued failsafe_enter" in page.locator("#opresult").inner_text()
         events = rt.events(kind="result_written")
         assert any((e.actor or "").startswith("web:127.0.0.1") for e in events), events
+
+        reset = httpx.post(
+            api,
+            json={"type": "breaker_reset", "reason": "exchange is back"},
+            headers={"x-autoheal-token": TOKEN},
+            timeout=15,
+        )
+        assert reset.status_code == 202, reset.text
+        done = rt.events(kind="breaker_reset.succeeded")
+        assert [e.actor for e in done] == ["web:127.0.0.1"], done

@@ -225,9 +225,21 @@ class Daemon:
         return out
 
     def submit_command(self, kind: str, target: str, reason: str, actor: str) -> str:
-        """Queue an operator command (the status page's buttons), as the CLI does."""
+        """Queue an operator command (the status page's buttons), as the CLI does.
+
+        A breaker reset is the CLI's own durable path (``autoheal breaker reset --all``):
+        submitted, claimed and run under the guard's file lock, on its own journal
+        connection; the caller runs it in a worker thread.
+        """
         from autoheal.store import commands as queue
 
+        if kind == "breaker_reset":
+            from autoheal.breaker_cli import ALL, submit_reset
+
+            _, command = submit_reset(
+                self.config, [ALL], reason=reason, user=actor, idempotency_key=None, timeout=5.0
+            )
+            return str(command.id)
         assert self.journal is not None
         submitted = queue.submit(self.journal, kind, target, {"reason": reason}, actor)
         self.commands.poke()

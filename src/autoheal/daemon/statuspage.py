@@ -46,12 +46,14 @@ COMMANDS = {
     "restart": True,
     "failsafe_enter": False,
     "failsafe_clear": False,
+    "breaker_reset": False,  # every breaker; run under the guard's file lock, off the loop
 }
 _OPERATOR_BAR = (
     '<div id="opbar">token <input id="token" type="password" autocomplete="off">'
     ' reason <input id="reason" value="">'
     ' <button class="op" data-type="failsafe_enter">failsafe enter</button>'
     ' <button class="op" data-type="failsafe_clear">failsafe clear</button>'
+    ' <button class="op" data-type="breaker_reset">reset breakers</button>'
     ' <span id="opresult"></span></div>'
 )
 MAX_BODY_BYTES = 4096
@@ -311,7 +313,11 @@ class StatusPage:
         if not isinstance(reason, str) or not reason.strip():
             return _json(400, "Bad Request", {"error": "a reason is required"})
         actor = f"web:{peer}"
-        command_id = self._submit(kind, target, reason, actor)
+        if kind == "breaker_reset":
+            # It waits for the guard's file lock: never on the daemon's loop.
+            command_id = await anyio.to_thread.run_sync(self._submit, kind, target, reason, actor)
+        else:
+            command_id = self._submit(kind, target, reason, actor)
         log.warning("status_page_command type=%s target=%s actor=%s", kind, target or "-", actor)
         return _json(202, "Accepted", {"id": command_id, "type": kind, "target": target})
 
