@@ -1,0 +1,163 @@
+"""Three real daemons (three runtime directories) stand in for three hosts of a fleet,
+sharing one real ``redis-server``: the fleet switch, a local halt that outlives the
+fleet's RUN, Redis killed, restarted and SIGSTOPped (hung, not refused)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness_simple import Runtime, read_doc, toml_str, wait_for
+from tests.redis_server import RedisServer
+from tests.sysdeps import require_binary
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+STALE_S = 1.0
+POLL_S = 0.1
+#: Writing the flags and this test's own 20 ms polling, on a loaded 2-core CI machine.
+SLACK_S = 1.0
+
+
+def fleet_toml(url: str, host: str) -> str:
+    return f"""
+[fleet]
+redis_url = {toml_str(url)}
+name = "desk"
+host = {toml_str(host)}
+stale_after = "{STALE_S}s"
+poll_interval = "{int(POLL_S * 1000)}ms"
+"""
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(require_binary("redis-server", "redis-server"), tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, redis: RedisServer) -> Iterator[list[Runtime]]:
+    runtimes = []
+    try:
+        for i in range(3):
+            root = tmp_path / f"host{i}"
+            root.mkdir()
+            rt = Runtime(root, services=())
+            rt.config.write_text(rt.config.read_text() + fleet_toml(redis.url, f"host{i}"))
+            runtimes.append(rt)
+            rt.start_daemon(wait_ready=False)
+        for rt in runtimes:
+            wait_for(lambda rt=rt: mode(rt) == "NORMAL", 20, f"{rt.root.name} NORMAL")
+        yield runtimes
+    finally:
+        for rt in runtimes:
+            rt.close()
+
+
+def mode(rt: Runtime) -> str | None:
+    flags = rt.flags()
+    if not isinstance(flags, dict):
+        return None
+    return flags.get("mode") or ("NORMAL" if flags.get("failsafe_active") is False else None)
+
+
+def fleet(rt: Runtime, *args: str) -> tuple[int, str]:
+    done = rt.cli("fleet", *args)
+    return done.returncode, done.stdout + done.stderr
+
+
+def status(rt: Runtime) -> dict:  # type: ignore[type-arg]
+    code, out = fleet(rt, "status", "--json")
+    return json.loads(out[: out.rindex("}") + 1])
+
+
+def test_fleet_halt_run_and_a_local_halt_that_survives(
+    hosts: list[Runtime], redis: RedisServer
+) -> None:
+    h0, h1, h2 = hosts
+    wait_for(lambda: len(status(h0)["hosts"]) == 3, 10, "three hosts in fleet status")
+    # An operator halts host0 locally first.
+    assert h0.cli("failsafe", "enter", "--reason", "local check").returncode == 0
+    assert h0.stop_file.exists()
+
+    code, out = fleet(h1, "halt", "--reason", "drill")
+    assert code == 0, out
+    for rt in hosts:
+        wait_for(rt.stop_file.exists, 5, f"STOP.TXT on {rt.root.name}")
+    for rt in (h1, h2):
+        wait_for(lambda rt=rt: (rt.flags() or {}).get("set_by") == "fleet", 5, "set_by fleet")
+    doc = status(h0)
+    assert doc["switch"]["state"] == "HALT" and doc["switch"]["version"] == 1
+    assert all(h["mode"] == "SIGNAL_READ_ONLY" for h in doc["hosts"])
+    assert [e for e in h1.events() if e.kind == "fleet_switch_set"][-1].actor
+
+    code, out = fleet(h2, "run", "--reason", "all clear")
+    assert code == 0, out
+    for rt in (h1, h2):
+        wait_for(lambda rt=rt: not rt.stop_file.exists(), 5, f"STOP.TXT gone on {rt.root.name}")
+        wait_for(lambda rt=rt: mode(rt) == "NORMAL", 5, "NORMAL")
+    # Well past a few polls, the operator's local halt on host0 still holds.
+    wait_for(lambda: status(h0)["hosts"][0]["fleet_version"] == 2, 5, "host0 applied v2")
+    assert h0.stop_file.exists()
+    assert (h0.flags() or {}).get("failsafe_active") is True
+
+    # A host key claiming another host's name is ignored and reported.
+    redis.command("SET", "autoheal:fleet:desk:host:evil", json.dumps({"host": "host1"}))
+    code, out = fleet(h0, "status")
+    assert code == 1 and "evil" in out and "ignored" in out
+    # A stopped daemon's report expires: that host is shown as lost.
+    h2.stop_daemon()
+    wait_for(
+        lambda: any(h["host"] == "host2" and h["lost"] for h in status(h0)["hosts"]),
+        10,
+        "host2 shown as lost",
+    )
+
+
+def test_redis_killed_restarted_and_hung_fails_closed(
+    hosts: list[Runtime], redis: RedisServer
+) -> None:
+    def all_mode(want: str) -> bool:
+        return all(mode(rt) == want for rt in hosts)
+
+    bound = STALE_S + POLL_S + SLACK_S
+    t0 = time.monotonic()
+    redis.stop()  # SIGKILL: connections refused from now on
+    wait_for(lambda: all_mode("DEGRADED"), 10, "all three DEGRADED after Redis died")
+    assert time.monotonic() - t0 < bound
+    for rt in hosts:
+        alert = rt.runtime_dir / "alerts" / "fleet_lost.json"
+        wait_for(alert.exists, 2, "the fleet_lost alert")  # written just after the flags
+        assert (rt.health() or {}).get("dor") is False
+        assert not rt.stop_file.exists()  # degrade, not halt
+    redis.start()
+    wait_for(lambda: all_mode("NORMAL"), 10, "all three NORMAL after Redis came back")
+
+    t0 = time.monotonic()
+    redis.pause()  # SIGSTOP: connections accepted by the kernel, never answered
+    try:
+        wait_for(lambda: all_mode("DEGRADED"), 10, "all three DEGRADED while Redis hangs")
+        assert time.monotonic() - t0 < bound
+    finally:
+        redis.resume()
+    wait_for(lambda: all_mode("NORMAL"), 10, "all three NORMAL after Redis resumed")
+
+    # A record that does not parse is unreadable, never RUN: fail closed, alerted.
+    redis.command("SET", "autoheal:fleet:desk:switch", "HALT please")
+    wait_for(lambda: all_mode("DEGRADED"), 10, "DEGRADED on a garbage switch record")
+    for rt in hosts:
+        path = rt.runtime_dir / "alerts" / "fleet_switch_invalid.json"
+        wait_for(lambda path=path: read_doc(path), 2, "the fleet_switch_invalid alert")
+    code, out = fleet(hosts[0], "halt", "--reason", "replace the garbage")
+    assert code == 0, out
+    for rt in hosts:
+        wait_for(rt.stop_file.exists, 5, "STOP.TXT after the garbage was replaced")

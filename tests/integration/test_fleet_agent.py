@@ -1,0 +1,68 @@
+"""The fleet agent against a real ``redis-server``: a wrong password, the lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness_simple import Runtime, toml_str, wait_for
+from tests.redis_server import RedisServer
+from tests.sysdeps import require_binary
+
+SECRET = "s3cr3t-Pa55word"
+WRONG = "not-the-Pa55word"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_fleet_wrong_password_is_one_clear_line_and_fails_closed(tmp_path: Path) -> None:
+    server = RedisServer(
+        require_binary("redis-server", "redis-server"), tmp_path / "redis", password=SECRET
+    )
+    server.start()
+    (tmp_path / "h").mkdir()
+    rt = Runtime(tmp_path / "h", services=(), env={"FLEET_PW": WRONG})
+    try:
+        rt.config.write_text(
+            rt.config.read_text()
+            + f"""
+[fleet]
+redis_url = {toml_str(f"redis://:{{secret}}@127.0.0.1:{server.port}/0")}
+secret_env = "FLEET_PW"
+name = "desk"
+host = "h"
+stale_after = "1s"
+poll_interval = "100ms"
+"""
+        )
+        rt.start_daemon(wait_ready=False)
+        wait_for(lambda: (rt.flags() or {}).get("mode") == "DEGRADED", 15, "DEGRADED")
+        wait_for(lambda: "fleet_auth_failed" in rt.log_text(), 5, "the auth failure line")
+        log = rt.log_text()
+        failures = [ln for ln in log.splitlines() if "fleet_link_failed" in ln]
+        assert len(failures) == 1, failures  # one line, not one per poll
+        assert "fleet_auth_failed" in failures[0]
+        assert WRONG not in log and SECRET not in log
+        assert not rt.stop_file.exists()
+        assert "fleet_lost" in (rt.flags() or {}).get("reason", "")
+    finally:
+        rt.close()
+        server.stop()
+
+
+def test_no_fleet_table_never_imports_redis(tmp_path: Path) -> None:
+    rt = Runtime(tmp_path, services=())
+    code = (
+        "import sys; from autoheal.config import load_config; "
+        "from autoheal.daemon.loop import Daemon; "
+        f"Daemon(load_config({str(rt.config)!r})); "
+        "import autoheal.cli; "
+        "print(any(m == 'redis' or m.startswith('redis.') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"
