@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,25 +18,15 @@ from autoheal.demo.trader import RiskCheckedSession, load_risk_limits, parse_arg
 from autoheal.guard.inventory import write_positions_snapshot
 from autoheal.guard.risk import RiskConfigError, parse_limits
 from autoheal.store.flags import read_flags
+from tests.integration.test_demo import ExchangeInfo, Spawner, start_exchange
 
 
-class FakeExchange:
-    """Just enough of the demo exchange's REST API: markets, balance, orders fill at once."""
-
-    def __init__(self) -> None:
-        self.orders: list[dict[str, Any]] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/api/markets":
-            return httpx.Response(200, json={"symbols": ["BTCUSDT"]})
-        if request.url.path == "/api/balance":
-            return httpx.Response(200, json={"balances": {"USDT": {"free": 1e9}}})
-        if request.url.path == "/api/orders" and request.method == "POST":
-            body = orjson.loads(request.content)
-            self.orders.append(body)
-            return httpx.Response(200, json={**body, "order_id": len(self.orders),
-                                             "filled": body["qty"]})
-        return httpx.Response(404, json={"error": "not_found"})
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExchangeInfo]:
+    """The real demo exchange on a free loopback port, one per module (about 0.5 s)."""
+    spawner = Spawner(tmp_path_factory.mktemp("exchange"))
+    yield start_exchange(spawner, spawner.directory)
+    spawner.close()
 
 
 def args_for(tmp_path: Path, qty: float) -> argparse.Namespace:
@@ -44,78 +35,84 @@ def args_for(tmp_path: Path, qty: float) -> argparse.Namespace:
     return args
 
 
-def run_signals(tmp_path: Path, limits: dict[str, Any], qty: float,
-                signals: list[tuple[str, float]]) -> tuple[FakeExchange, RiskCheckedSession,
-                                                           list[bool]]:
-    exchange = FakeExchange()
+def run_signals(exchange: ExchangeInfo, tmp_path: Path, limits: dict[str, Any], qty: float,
+                signals: list[tuple[str, float]]) -> tuple[int, RiskCheckedSession, list[bool]]:
+    """Feed the signals to a risk-checked session; returns (orders the exchange got, ...)."""
+    before = exchange.orders()
     results: list[bool] = []
 
     async def main() -> RiskCheckedSession:
-        transport = httpx.MockTransport(exchange)
-        async with httpx.AsyncClient(transport=transport, base_url="http://x") as http:
+        async with httpx.AsyncClient(base_url=exchange.url, timeout=5) as http:
             session = RiskCheckedSession(args_for(tmp_path, qty), http, parse_limits(limits))
             for side, price in signals:
                 results.append(await session.on_signal(side, price))
             return session
 
     session = anyio.run(main)
-    return exchange, session, results
+    return exchange.orders() - before, session, results
 
 
-def test_an_order_over_a_limit_never_reaches_the_exchange(tmp_path: Path, caplog) -> None:
+def test_an_order_over_a_limit_never_reaches_the_exchange(
+    exchange: ExchangeInfo, tmp_path: Path, caplog
+) -> None:
     with caplog.at_level(logging.WARNING, logger="autoheal.guard.risk"):
-        exchange, _session, results = run_signals(
-            tmp_path, {"max_order_notional": 50}, 0.001, [("buy", 60000.0)])
+        placed, _session, results = run_signals(
+            exchange, tmp_path, {"max_order_notional": 50}, 0.001, [("buy", 60000.0)])
     assert results == [False]
-    assert exchange.orders == []
+    assert placed == 0
     assert "risk_max_order_notional notional=60 (qty=0.001 x price=60000) " \
            "> max_order_notional=50" in caplog.text
 
 
-def test_orders_inside_the_limits_are_placed(tmp_path: Path) -> None:
-    exchange, session, results = run_signals(
-        tmp_path, {"max_order_qty": 0.01, "max_position": 0.05}, 0.001,
+def test_orders_inside_the_limits_are_placed(exchange: ExchangeInfo, tmp_path: Path) -> None:
+    placed, session, results = run_signals(
+        exchange, tmp_path, {"max_order_qty": 0.01, "max_position": 0.05}, 0.001,
         [("buy", 60000.0), ("sell", 60010.0)])
     assert results == [True, True]
-    assert len(exchange.orders) == 2
+    assert placed == 2
     assert session.risk.realized_pnl_today == Decimal("0.010")  # (60010 - 60000) x 0.001
 
 
-def test_max_position_stops_buys_but_lets_the_position_be_sold(tmp_path: Path) -> None:
-    exchange, _s, results = run_signals(
-        tmp_path, {"max_position": 0.002}, 0.001,
+def test_max_position_stops_buys_but_lets_the_position_be_sold(
+    exchange: ExchangeInfo, tmp_path: Path
+) -> None:
+    placed, _s, results = run_signals(
+        exchange, tmp_path, {"max_position": 0.002}, 0.001,
         [("buy", 100.0), ("buy", 101.0), ("buy", 102.0), ("sell", 103.0), ("sell", 104.0)])
     assert results == [True, True, False, True, True]
-    assert [o["side"] for o in exchange.orders] == ["buy", "buy", "sell", "sell"]
+    assert placed == 4
 
 
-def test_daily_loss_latches_reduce_only_in_the_flags(tmp_path: Path) -> None:
+def test_daily_loss_latches_reduce_only_in_the_flags(
+    exchange: ExchangeInfo, tmp_path: Path
+) -> None:
     (tmp_path / "global_flags.json").write_bytes(orjson.dumps({"failsafe_active": False}))
-    exchange, session, results = run_signals(
-        tmp_path, {"max_daily_loss": 5}, 1.0,
+    placed, session, results = run_signals(
+        exchange, tmp_path, {"max_daily_loss": 5}, 1.0,
         [("buy", 100.0), ("sell", 94.0), ("buy", 95.0)])
     assert results == [True, True, False]
-    assert len(exchange.orders) == 2
+    assert placed == 2
     flags = read_flags(tmp_path).flags
     assert flags is not None and flags.mode == "REDUCE_ONLY" and flags.set_by == "risk"
     assert flags.failsafe_active is False
     assert session.risk.loss_latched
 
 
-def test_an_unreadable_positions_book_refuses_new_risk(tmp_path: Path) -> None:
+def test_an_unreadable_positions_book_refuses_new_risk(
+    exchange: ExchangeInfo, tmp_path: Path
+) -> None:
     write_positions_snapshot(tmp_path, {"BTCUSDT": 0.0})
+    before = exchange.orders()
 
     async def main() -> list[bool]:
-        exchange = FakeExchange()
-        async with httpx.AsyncClient(transport=httpx.MockTransport(exchange),
-                                     base_url="http://x") as http:
+        async with httpx.AsyncClient(base_url=exchange.url, timeout=5) as http:
             session = RiskCheckedSession(args_for(tmp_path, 0.001), http, parse_limits({}))
             # Corrupt the book after start: the inventory gate then sees no position either.
             book = session._book("BTCUSDT", 100.0)
             assert book is not None
             (tmp_path / "positions_snapshot.json").write_bytes(b"\x00garbage")
             return [session._book("BTCUSDT", 100.0) is None,
-                    await session.on_signal("buy", 100.0), len(exchange.orders) == 0]
+                    await session.on_signal("buy", 100.0), exchange.orders() == before]
 
     assert anyio.run(main) == [True, False, True]
 
