@@ -76,8 +76,7 @@ def fleet(rt: Runtime, *args: str) -> tuple[int, str]:
 
 
 def status(rt: Runtime) -> dict:  # type: ignore[type-arg]
-    code, out = fleet(rt, "status", "--json")
-    return json.loads(out[: out.rindex("}") + 1])
+    return json.loads(rt.cli("fleet", "status", "--json").stdout)
 
 
 def test_fleet_halt_run_and_a_local_halt_that_survives(
