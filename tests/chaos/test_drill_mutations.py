@@ -152,6 +152,18 @@ def test_network_cut_flags_never_degraded_fails_only_the_flags_and_gate_criteria
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
+def test_network_cut_feeder_without_depends_on_fails_no_restart(tmp_path: Path) -> None:
+    # A config that forgets the feeder's depends_on: its stale stream during the cut is
+    # then the feeder's own failure, and the daemon restarts it (which cannot help).
+    scenario_vars = dict(load_catalog()["network_cut"].params["vars"])
+    bad = violated(run_mutant(tmp_path, "network_cut",
+                              {"vars": {**scenario_vars, "feeder_depends_on": "[]"}}))
+    assert "no_restart_counted" in bad and int(bad["no_restart_counted"]) >= 1
+    assert "event:conn_timeout" not in bad and "event:flags_degraded" not in bad
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_rest_latency_degraded_out_of_reach_fails_flags_and_gate(tmp_path: Path) -> None:
     # failures_before_degraded follows failures_before_restart: the daemon never marks
     # the slow dependency failing, so global_flags.json never says DEGRADED.

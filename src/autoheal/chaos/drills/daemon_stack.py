@@ -13,7 +13,9 @@ replaced as text before the config is written:
 * ``{proxy_port}``: the proxy's listening port (feeder, trader and REST probe use it);
 * ``{proxy_control}``: the file holding the proxy's control port (``[chaos] proxies``);
 * ``{feeder_extra}``, ``{trader_extra}``: extra argv items (``, "--fail-on-start"``);
-* ``{name}`` for each entry of ``params.vars`` (e.g. ``{rest_timeout}``);
+* ``{name}`` for each entry of ``params.vars`` (e.g. ``{rest_timeout}``), with
+  :data:`TEMPLATE_DEFAULTS` for the ones a caller leaves out (``{feeder_depends_on}``:
+  ``["exchange_rest"]``; a mutation test empties it);
 * the line ``# {scaled_policy}``: the ``[policy]`` keys, the runbook's numbers
   (:data:`RUNBOOK_POLICY`) with durations multiplied by the scenario's ``time_scale``,
   then ``params.policy_overrides`` (taken as they are, not scaled).
@@ -39,6 +41,7 @@ from autoheal.store.atomic import write_bytes_atomic
 
 __all__ = [
     "RUNBOOK_POLICY",
+    "TEMPLATE_DEFAULTS",
     "ChaosCommandError",
     "DaemonHarness",
     "DrillUnavailableError",
@@ -57,6 +60,8 @@ RUNBOOK_POLICY: Mapping[str, Any] = {
     "stable_reset": 600,
     "verify_min_uptime": 2,
 }
+#: Template markers with a default value (``params.vars`` may override them).
+TEMPLATE_DEFAULTS: Mapping[str, str] = {"feeder_depends_on": '["exchange_rest"]'}
 _DURATIONS = frozenset({"restart_backoff", "verify_window", "stable_reset", "verify_min_uptime"})
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
@@ -138,7 +143,7 @@ def render_config(
         "{feeder_extra}": _argv_extra(feeder_args),
         "{trader_extra}": _argv_extra(trader_args),
         "# {scaled_policy}": "\n".join(f"{k} = {_toml_value(v)}" for k, v in policy.items()),
-        **{"{" + k + "}": str(v) for k, v in (variables or {}).items()},
+        **{"{" + k + "}": str(v) for k, v in {**TEMPLATE_DEFAULTS, **(variables or {})}.items()},
     }.items():
         text = text.replace(marker, value)
     write_bytes_atomic(target, text.encode())
