@@ -61,10 +61,16 @@ class ExchangeClient:
         return [str(s) for s in doc.get("symbols", [])]
 
     async def create_order(self, symbol: str, side: str, qty: float, price: float | None,
-                           client_order_id: str) -> dict[str, Any]:
-        """Place an order; a repeated ``client_order_id`` returns the original order."""
-        body = {"symbol": symbol, "side": side, "qty": qty, "price": price,
-                "client_order_id": client_order_id}
+                           client_order_id: str, *, order_type: str = "market"
+                           ) -> dict[str, Any]:
+        """Place an order; a repeated ``client_order_id`` returns the original order.
+
+        ``order_type="limit"`` rests it in the book at ``price`` instead of filling it.
+        """
+        body: dict[str, Any] = {"symbol": symbol, "side": side, "qty": qty, "price": price,
+                                "client_order_id": client_order_id}
+        if order_type != "market":
+            body["type"] = order_type
         return await self._request("POST", "/api/orders", json=body)
 
     async def fetch_orders(self) -> list[dict[str, Any]]:

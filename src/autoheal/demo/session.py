@@ -17,6 +17,7 @@ import argparse
 import logging
 import random
 import time
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -178,7 +179,13 @@ class TradingSession:
     async def _place(self, symbol: str, side: str, qty: float, price: float, sig: str) -> bool:
         # One attempt only: a placement that timed out may have filled. The signature is the
         # client_order_id, so even a later resend would be recognised by the exchange.
-        place = partial(self.exchange.create_order, symbol, side, qty, price, sig)
+        order_type = getattr(self.args, "order_type", "market")
+        if order_type == "limit":  # rests in the book, away from the price, until cancelled
+            offset = Decimal(str(getattr(self.args, "limit_offset_pct", 1.0))) / 100
+            factor = 1 - offset if side == "buy" else 1 + offset
+            price = float((Decimal(str(price)) * factor).quantize(Decimal("1e-8")))
+        place = partial(self.exchange.create_order, symbol, side, qty, price, sig,
+                        order_type=order_type)
         try:
             order: dict[str, Any] = await acall_with_retry(
                 place, op_label=f"create_market_{side}_order", attempts=1, backoff=self.backoff,

@@ -21,6 +21,11 @@ only when all of these agree, in this order (cheapest and safest first):
 8. the placement itself: one attempt (a placement is not blindly retried),
    with the signature as ``client_order_id``, classified and fed to the breaker.
 
+With ``--order-type limit`` the orders rest in the exchange's book; with
+``--deadman-countdown S`` a :class:`~autoheal.guard.deadman.DeadmanSwitch` task keeps
+the exchange's cancel-all-after countdown armed while the gate allows trading, and
+cancels all at once on ``STOP.TXT`` or a failsafe (:mod:`autoheal.guard.deadman`).
+
 The session logic lives in :mod:`autoheal.demo.session`; this module is the
 command line and the tick loop. ``--no-gate`` disables step 1 on purpose, for
 the mutation test that must see a drill fail; it logs a loud warning.
@@ -39,8 +44,10 @@ from pathlib import Path
 import anyio
 import httpx
 
+from autoheal.demo.deadman_http import CancelDisabledPort, DemoCountdownPort
 from autoheal.demo.lifecycle import configure_logging, run_program
 from autoheal.demo.session import TradingSession
+from autoheal.guard.deadman import DeadmanPolicy, DeadmanSwitch
 from autoheal.guard.risk import (
     RiskBook,
     RiskConfigError,
@@ -128,14 +135,34 @@ async def run(args: argparse.Namespace) -> int:
                    else RiskCheckedSession(args, client, limits))
         if limits is not None:
             log.info("trader risk limits from %s [risk]", args.risk_config)
+        try:
+            deadman = None if args.deadman_countdown is None else _deadman(args, client, session)
+        except ValueError as exc:
+            log.error("trader refuses to start: %s", exc)
+            return 2
         log.info("trader started exchange=%s symbol=%s qty=%g interval=%gs stop_file=%s",
                  args.exchange, args.symbol, args.qty, args.interval, args.stop_file)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_beat, session, args.heartbeat_interval)
+            if deadman is not None:
+                tg.start_soon(deadman.run)
             while True:
                 await session.tick()
                 await anyio.sleep(args.interval)
     return 0
+
+
+def _deadman(args: argparse.Namespace, client: httpx.AsyncClient,
+             session: TradingSession) -> DeadmanSwitch:
+    # On the trading loop's own event loop: a hung trader stops refreshing too.
+    policy = DeadmanPolicy(args.deadman_countdown,
+                           args.deadman_refresh or args.deadman_countdown / 4)
+    port = DemoCountdownPort(client)
+    if args.deadman_no_cancel:
+        log.warning("!!! DEADMAN CANCEL-ALL DISABLED (--deadman-no-cancel): a halt leaves "
+                    "resting orders at the exchange; for mutation tests only !!!")
+        port = CancelDisabledPort(client)
+    return DeadmanSwitch(port, session.gate, policy, sleep_fn=anyio.sleep)
 
 
 async def _beat(session: TradingSession, every_s: float) -> None:
@@ -165,6 +192,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-timeout", type=float, default=2.0)
     parser.add_argument("--risk-config", type=Path, default=None,
                         help="an autoheal config file whose [risk] table limits every order")
+    parser.add_argument("--order-type", choices=("market", "limit"), default="market",
+                        help="limit: orders rest in the book, --limit-offset-pct from the price")
+    parser.add_argument("--limit-offset-pct", type=float, default=1.0,
+                        help="a limit buy rests this far below the price, a sell above")
+    parser.add_argument("--deadman-countdown", type=float, default=None,
+                        help="keep the exchange's cancel-all-after countdown armed with this "
+                             "many seconds (Binance: 120) while trading is allowed")
+    parser.add_argument("--deadman-refresh", type=float, default=None,
+                        help="re-arm it this often (Binance: 30; default countdown / 4)")
+    parser.add_argument("--deadman-no-cancel", action="store_true",
+                        help="DANGER: no cancel-all on STOP.TXT/failsafe (mutation tests only)")
     parser.add_argument("--no-gate", action="store_true",
                         help="DANGER: ignore STOP.TXT and the failsafe (mutation tests only)")
     parser.add_argument("--verbose", action="store_true")

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from autoheal.chaos.drills.context import DrillContext
 from autoheal.chaos.drills.steps_daemon import daemon
+from autoheal.chaos.drills.steps_deadman import deadman_host_dies, deadman_stop_file
 from autoheal.chaos.drills.steps_gating import live_gating
 from autoheal.chaos.drills.steps_guard import (
     breaker_trip,
@@ -33,4 +34,6 @@ KINDS: dict[str, Step] = {
     "exchange_outage": exchange_outage,
     "live_gating": live_gating,
     "daemon": daemon,
+    "deadman_host_dies": deadman_host_dies,
+    "deadman_stop_file": deadman_stop_file,
 }

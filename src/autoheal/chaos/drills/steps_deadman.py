@@ -1,0 +1,227 @@
+"""The exchange's dead man's switch, for real: a demo trader process with resting orders.
+
+Both drills start the fake exchange and the real demo trader
+(``python -m autoheal.demo.trader --order-type limit --deadman-countdown C``), feed
+it a moving price, and wait until its limit orders rest in the exchange's book and
+its :class:`~autoheal.guard.deadman.DeadmanSwitch` has armed the exchange's
+countdown. The countdown and its refresh are the runbook's (Binance: 120 s and
+30 s) times the scenario's ``time_scale`` (1/60: 2 s and 0.5 s). Then:
+
+* ``deadman_host_dies``: the trader is SIGKILLed. No supervisor runs in this
+  drill, so nothing restarts it (as when autoheal is told not to). Nobody cancels
+  anything on the host's behalf: the exchange's own countdown must empty the book
+  within the countdown plus one refresh. Mutation: ``deadman = false`` (the trader
+  never arms the countdown) leaves the orders resting.
+* ``deadman_stop_file``: ``STOP.TXT`` appears; the trader stays up, stops
+  refreshing and cancels all at once, long before the countdown could. Mutation:
+  ``cancel_on_halt = false`` (the trader's cancel-all disabled) leaves the orders
+  until the countdown, with the wrong cancel reason.
+
+Everything is counted at the exchange (``/admin/stats``): the resting orders, and
+for each cancelled one the exchange's reason (``countdown`` or ``cancel_all``).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.exchange import ExchangeHarness
+from autoheal.store.atomic import write_json_atomic
+
+__all__ = ["deadman_host_dies", "deadman_stop_file"]
+
+ORDERS = "POST /api/orders"
+#: Real seconds the setup may take (start a Python process, place the orders, arm).
+SETUP_TIMEOUT_S = 10.0
+POLL_S = 0.02
+
+
+class _Trader:
+    """The demo trader as a subprocess, with its log file."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    async def kill(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+        return await anyio.to_thread.run_sync(self.popen.wait, 5.0)
+
+    async def stop(self) -> int | None:
+        """SIGTERM, wait up to 5 s, then SIGKILL (the rollback)."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                return await anyio.to_thread.run_sync(self.popen.wait, 5.0)
+            except subprocess.TimeoutExpired:
+                return await self.kill()
+        return self.popen.returncode
+
+    def lines(self, needle: str) -> list[str]:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [line for line in text.splitlines() if needle in line]
+
+
+async def _feed_prices(ctx: DrillContext, path: Path, symbol: str) -> None:
+    """A fresh, moving price every 50 ms (the feeder's file), so no signal is a duplicate."""
+    price = 60_000.0
+    while True:
+        price = round(price * (1 + ctx.rng.uniform(-0.001, 0.001)), 2)
+        now = time.time()
+        write_json_atomic(path, {"ts": now, "prices": {symbol: {"price": price, "ts": now}}},
+                          durable=False)
+        await anyio.sleep(0.05)
+
+
+def _policy(ctx: DrillContext) -> tuple[float, float]:
+    p = ctx.params
+    return ctx.scaled(float(p.get("countdown_s", 120.0))), ctx.scaled(float(p.get("refresh_s",
+                                                                                   30.0)))
+
+
+def _start_trader(ctx: DrillContext, ex: ExchangeHarness, *, max_orders: int | None) -> _Trader:
+    p = ctx.params
+    countdown, refresh = _policy(ctx)
+    trader_dir = ctx.runtime_dir / "trader"
+    trader_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "autoheal.demo.trader", "--exchange", ex.url,
+            "--runtime-dir", str(trader_dir), "--stop-file", str(trader_dir / "STOP.TXT"),
+            "--symbol", str(p.get("symbol", "BTCUSDT")), "--qty", str(p.get("qty", 0.001)),
+            "--interval", str(p.get("interval_s", 0.05)), "--heartbeat-interval", "0.2",
+            "--http-timeout", "1.0", "--order-type", "limit",
+            "--limit-offset-pct", str(p.get("limit_offset_pct", 1.0))]
+    if max_orders is not None:
+        argv += ["--max-orders", str(max_orders)]
+    if bool(p.get("deadman", True)):
+        argv += ["--deadman-countdown", f"{countdown:.6f}", "--deadman-refresh", f"{refresh:.6f}"]
+    if not bool(p.get("cancel_on_halt", True)):
+        argv.append("--deadman-no-cancel")
+    ctx.details["trader_argv"] = argv[3:]
+    trader = _Trader(argv, ctx.runtime_dir / "trader.log")
+
+    async def stop() -> Any:
+        return await trader.stop()
+
+    ctx.add_rollback("stop_trader", stop)
+    ctx.details["trader_pid"] = trader.popen.pid
+    ctx.details["countdown_s"] = countdown
+    ctx.details["refresh_s"] = refresh
+    return trader
+
+
+async def _until(predicate: Any, timeout_s: float) -> Any:
+    """Poll the async ``predicate`` until it returns something truthy or time runs out."""
+    deadline = anyio.current_time() + timeout_s
+    while True:
+        value = await predicate()
+        if value or anyio.current_time() >= deadline:
+            return value
+        await anyio.sleep(POLL_S)
+
+
+async def _setup(ctx: DrillContext, trader: _Trader, ex: ExchangeHarness) -> dict[str, Any]:
+    """Wait until ``resting_orders`` rest and (if the trader arms it) the countdown is armed."""
+    want = int(ctx.params.get("resting_orders", 3))
+    started = anyio.current_time()
+
+    async def resting() -> dict[str, Any] | None:
+        if not trader.alive():
+            raise RuntimeError(f"the trader exited with {trader.popen.returncode}; see "
+                               f"{trader.log_path}")
+        stats = await ex.stats()
+        return stats if len(stats["open_orders"]) >= want else None
+
+    stats = await _until(resting, SETUP_TIMEOUT_S)
+    if stats is None:
+        raise RuntimeError(f"fewer than {want} resting orders after {SETUP_TIMEOUT_S}s; see "
+                           f"{trader.log_path}")
+    # Armed is what a working switch shows; the mutated trader never arms, so this wait
+    # is bounded by two refreshes and its result is an observation, not a precondition.
+    _countdown, refresh = _policy(ctx)
+
+    async def armed() -> dict[str, Any] | None:
+        doc = await ex.stats()
+        return doc if doc["countdown"]["armed"] else None
+
+    stats = await _until(armed, 2 * refresh) or await ex.stats()
+    ctx.details["setup_s"] = round(anyio.current_time() - started, 3)
+    ctx.observe("resting_before_fault", len(stats["open_orders"]))
+    ctx.observe("countdown_armed_before_fault", bool(stats["countdown"]["armed"]))
+    return stats
+
+
+async def _watch_book(ctx: DrillContext, ex: ExchangeHarness, observe_s: float,
+                      cancelled0: int) -> None:
+    """Poll the exchange's book from the fault on until it is empty or ``observe_s`` passed."""
+
+    async def empty() -> bool:
+        return not (await ex.stats())["open_orders"]
+
+    if await _until(empty, observe_s):
+        ctx.event("book_empty")
+    stats = await ex.stats()
+    ctx.observe("open_after", len(stats["open_orders"]))
+    reasons = {str(o.get("cancel_reason")) for o in stats["cancelled_orders"][cancelled0:]}
+    ctx.observe("cancel_reasons", sorted(reasons))
+    emptied = ctx.event_after_fault("book_empty")
+    ctx.observe("empty_after_s", None if emptied is None else round(emptied, 3))
+
+
+async def deadman_host_dies(ctx: DrillContext) -> None:
+    """Resting orders, then SIGKILL of the trader: the exchange's countdown empties the book."""
+    p = ctx.params
+    ex = await ctx.start_exchange()
+    symbol = str(p.get("symbol", "BTCUSDT"))
+    async with anyio.create_task_group() as feed:
+        feed.start_soon(_feed_prices, ctx, ctx.runtime_dir / "trader" / "prices.json", symbol)
+        trader = _start_trader(ctx, ex, max_orders=int(p.get("resting_orders", 3)))
+        stats = await _setup(ctx, trader, ex)
+        feed.cancel_scope.cancel()
+    status = await trader.kill()
+    ctx.mark_fault()
+    ctx.event("trader_killed")
+    ctx.observe("trader_exit", status)
+    await _watch_book(ctx, ex, ctx.scaled(float(p.get("observe_for_s", 180.0))),
+                      len(stats["cancelled_orders"]))
+    if "book_empty" in ctx.events:
+        ctx.gate("exchange_countdown_cancel_all")
+
+
+async def deadman_stop_file(ctx: DrillContext) -> None:
+    """Resting orders, then ``STOP.TXT``: the trader cancels all at once and places nothing."""
+    p = ctx.params
+    ex = await ctx.start_exchange()
+    symbol = str(p.get("symbol", "BTCUSDT"))
+    stop_file = ctx.runtime_dir / "trader" / "STOP.TXT"
+    async with anyio.create_task_group() as feed:
+        feed.start_soon(_feed_prices, ctx, ctx.runtime_dir / "trader" / "prices.json", symbol)
+        trader = _start_trader(ctx, ex, max_orders=None)  # keeps trading until STOP.TXT
+        stats = await _setup(ctx, trader, ex)
+        stop_file.write_text("drill deadman_stop_file: operator stop\n")
+        ctx.mark_fault()
+        await _watch_book(ctx, ex, ctx.scaled(float(p.get("observe_for_s", 180.0))),
+                          len(stats["cancelled_orders"]))
+        # Orders sent from one trader interval after the stop on (one already past the
+        # gate may land); checked while prices keep moving, so only the gate can stop them.
+        orders0 = await ex.calls(ORDERS)
+        await anyio.sleep(ctx.scaled(float(p.get("quiet_for_s", 30.0))))
+        ctx.observe("orders_after_stop", await ex.calls(ORDERS) - orders0)
+        ctx.observe("open_after_quiet", len((await ex.stats())["open_orders"]))
+        feed.cancel_scope.cancel()
+    ctx.observe("trader_alive", trader.alive())
+    ctx.observe("trader_log", trader.lines("[deadman]"))
+    if "book_empty" in ctx.events:
+        ctx.gate("deadman_cancel_all")
