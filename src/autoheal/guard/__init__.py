@@ -28,6 +28,7 @@ Pre-trade risk limits (``[risk]``, see :mod:`autoheal.guard.risk`)::
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.breaker_state import BreakerPolicy
 from autoheal.guard.classify import Classification, classify
+from autoheal.guard.deadman import CountdownPort, DeadmanPolicy, DeadmanSwitch
 from autoheal.guard.errors import (
     BreakerOpenError,
     CallFailedError,
@@ -64,6 +65,9 @@ __all__ = [
     "CallFailedError",
     "CircuitBreaker",
     "Classification",
+    "CountdownPort",
+    "DeadmanPolicy",
+    "DeadmanSwitch",
     "GateStatus",
     "GuardError",
     "Heartbeat",
