@@ -113,6 +113,19 @@ def test_fleet_halt_run_and_a_local_halt_that_survives(
     redis.command("SET", "autoheal:fleet:desk:host:evil", json.dumps({"host": "host1"}))
     code, out = fleet(h0, "status")
     assert code == 1 and "evil" in out and "ignored" in out
+    # Redis restarted without its data: the switch (v2) is gone, which is a version
+    # going backwards (it may have been a HALT): fail closed until an operator sets it
+    # again, above the version the hosts report having applied.
+    redis.stop()
+    redis.start()
+    wait_for(lambda: "fleet_version_backwards" in (h1.flags() or {}).get("reason", ""), 10, "DEG")
+    assert mode(h2) == "DEGRADED"
+    wait_for(lambda: len(status(h0)["hosts"]) == 3, 10, "hosts republished")
+    code, out = fleet(h1, "run", "--reason", "redis was restarted")
+    assert code == 0 and "v3" in out, out
+    wait_for(lambda: mode(h1) == "NORMAL" and mode(h2) == "NORMAL", 5, "NORMAL after fleet run")
+    assert h0.stop_file.exists()
+
     # A stopped daemon's report expires: that host is shown as lost.
     h2.stop_daemon()
     wait_for(
