@@ -102,3 +102,36 @@ def test_countdown_zero_switches_it_off_and_bad_values_are_refused(exchange: str
             assert response.json()["error"] == "invalid_countdown"
         time.sleep(0.4)  # longer than the switched-off countdown: nothing may fire
         assert len(open_orders(client)["orders"]) == 1
+
+
+def test_client_order_ids_lookup_duplicate_and_conflict(exchange: str) -> None:
+    with httpx.Client(base_url=exchange, timeout=5.0) as client:
+        body = {"symbol": "BTCUSDT", "side": "buy", "qty": 0.001, "price": 60000.0,
+                "client_order_id": "sig-1"}
+        assert client.get("/api/orders", params={"client_order_id": "sig-1"}).status_code == 404
+        first = client.post("/api/orders", json=body).json()
+        again = client.post("/api/orders", json=body).json()
+        assert again["duplicate"] and again["order_id"] == first["order_id"]
+        found = client.get("/api/orders", params={"client_order_id": "sig-1"}).json()
+        assert found["order_id"] == first["order_id"] and found["status"] == "filled"
+        for change in ({"qty": 0.002}, {"side": "sell"}, {"price": 1.0}, {"type": "limit"}):
+            response = client.post("/api/orders", json={**body, **change})
+            assert response.status_code == 400, change
+            assert response.json()["error"] == "client_order_id_conflict"
+        resting = limit(client, "rest-1")
+        assert client.get("/api/orders",
+                          params={"client_order_id": "rest-1"}).json()["order_id"] == \
+            resting["order_id"]
+        assert client.get("/admin/stats").json()["orders_placed"] == 1
+
+
+def test_accept_then_drop_creates_the_order_and_loses_the_answer(exchange: str) -> None:
+    with httpx.Client(base_url=exchange, timeout=5.0) as client:
+        client.post("/admin/fault", json={"mode": "accept_then_drop",
+                                          "paths": ["POST /api/orders"], "count": 1})
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post("/api/orders", json={"symbol": "BTCUSDT", "side": "buy", "qty": 0.001,
+                                             "price": 60000.0, "client_order_id": "lost"})
+        found = client.get("/api/orders", params={"client_order_id": "lost"})
+        assert found.status_code == 200 and found.json()["client_order_id"] == "lost"
+        assert client.get("/admin/stats").json()["orders_placed"] == 1

@@ -37,6 +37,7 @@ _REJECTIONS: dict[str, type[ExchangeRejectedError]] = {
     "insufficient_funds": InsufficientFunds,
     "invalid_order": InvalidOrder,
     "invalid_symbol": InvalidOrder,
+    "client_order_id_conflict": InvalidOrder,
 }
 
 
@@ -72,6 +73,18 @@ class ExchangeClient:
         if order_type != "market":
             body["type"] = order_type
         return await self._request("POST", "/api/orders", json=body)
+
+    async def fetch_order(self, client_order_id: str) -> dict[str, Any] | None:
+        """The order with this client order id, or ``None`` when the exchange has none."""
+        response = await self._http.get("/api/orders",
+                                        params={"client_order_id": client_order_id})
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        doc = response.json()
+        if not isinstance(doc, dict):
+            raise httpx.DecodingError("/api/orders did not return a JSON object")
+        return doc
 
     async def fetch_orders(self) -> list[dict[str, Any]]:
         doc = await self._request("GET", "/api/orders")

@@ -83,6 +83,11 @@ class Exchange:
         self.dirty = True
         self.expire_countdown()
         fault = self.faults.take(request.method, request.path)
+        if fault is not None and fault.mode == "accept_then_drop":
+            served = self._api(request)  # done at the exchange; the answer is lost
+            log.info("fault accept_then_drop: %s %s served (status %d), answer dropped",
+                     request.method, request.path, served.status)
+            return DROP
         if fault is not None:
             return await self._inject(fault)
         if request.path == "/ws":
@@ -120,6 +125,8 @@ class Exchange:
             if symbol not in self.walk.prices:
                 return json_response(400, {"error": "invalid_symbol", "detail": symbol})
             return json_response(200, self.walk.quote(symbol, now))
+        if route == ("GET", "/api/orders") and "client_order_id" in request.query:
+            return self._lookup(request.query["client_order_id"])
         if route == ("GET", "/api/orders"):
             return json_response(200, {"orders": self.ledger.orders})
         if route == ("POST", "/api/orders"):
@@ -160,15 +167,29 @@ class Exchange:
             self.dirty = True
             log.warning("countdown expired: cancelled %d resting orders", len(gone))
 
+    def _known(self, client_id: str) -> dict[str, Any] | None:
+        return self.ledger.by_client_id.get(client_id) or self.resting.by_client_id.get(client_id)
+
+    def _lookup(self, client_id: str) -> HttpResponse:
+        """``GET /api/orders?client_order_id=``: how a client settles an unknown outcome."""
+        order = self._known(client_id)
+        if order is None:
+            return json_response(404, {"error": "order_not_found", "detail": client_id})
+        return json_response(200, order)
+
     def _place(self, request: HttpRequest, now: float) -> HttpResponse:
         try:
             doc = request.json()
             client_id = doc.get("client_order_id") if isinstance(doc, dict) else None
-            if isinstance(client_id, str) and client_id in self.resting.by_client_id:
-                order = self.resting.by_client_id[client_id]
+            known = self._known(client_id) if isinstance(client_id, str) else None
+            if known is not None and isinstance(doc, dict):
+                conflict = _conflict(known, doc)
+                if conflict:
+                    raise OrderRejectedError("client_order_id_conflict", f"{client_id} was "
+                                             f"used for another order ({conflict} differs)")
                 log.info("order duplicate client_order_id=%s order_id=%s", client_id,
-                         order["order_id"])
-                return json_response(200, {**order, "duplicate": True})
+                         known["order_id"])
+                return json_response(200, {**known, "duplicate": True})
             if isinstance(doc, dict) and doc.get("type") == "limit":
                 return self._rest(doc, client_id, now)
             order, created = self.ledger.place(doc, self.walk, now)
@@ -267,6 +288,25 @@ class Exchange:
         while True:
             self.expire_countdown()
             await anyio.sleep(every_s)
+
+
+def _conflict(order: dict[str, Any], doc: dict[str, Any]) -> str:
+    """The first field in which a reused client order id's request differs ('' if none)."""
+    if doc.get("symbol") != order["symbol"]:
+        return "symbol"
+    if str(doc.get("side", "")).lower() != order["side"]:
+        return "side"
+    wanted_type = "limit" if doc.get("type") == "limit" else "market"
+    if wanted_type != order.get("type", "market"):
+        return "type"
+    for key in ("qty", "price"):
+        value = doc.get(key)
+        if key == "price" and value is None and wanted_type == "market":
+            continue  # a market order without a price filled at the market's
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                float(value) != order[key]):
+            return key
+    return ""
 
 
 async def _write_stats(exchange: Exchange, runtime_dir: Path, every_s: float = 0.25) -> None:

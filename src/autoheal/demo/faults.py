@@ -4,8 +4,9 @@ Pure: a :class:`FaultPlan` is parsed from the admin document, and
 :meth:`FaultState.take` decides, for one request, which fault (if any) applies,
 consuming one unit of a counted plan. The shell (``exchange.py``) turns the
 decision into bytes on the wire: a 502/503 page, a 429 with ``Retry-After``, a
-request that is never answered (``timeout``), or a connection closed at once
-(``down``).
+request that is never answered (``timeout``), a connection closed at once
+(``down``), or a request served and *then* the connection closed unanswered
+(``accept_then_drop``: the order exists, the client cannot know).
 
 A path selector is either a path prefix on segment boundaries (``/api`` matches
 ``/api/orders`` but not ``/apix``) or ``"METHOD /path"`` to pick one verb, e.g.
@@ -21,7 +22,7 @@ from typing import Any
 __all__ = ["FAULT_MODES", "FaultPlan", "FaultState", "parse_fault"]
 
 #: Every mode the admin endpoint accepts; ``none`` clears the fault.
-FAULT_MODES = ("none", "http_502", "http_503", "timeout", "rate_limit", "down")
+FAULT_MODES = ("none", "http_502", "http_503", "timeout", "rate_limit", "down", "accept_then_drop")
 DEFAULT_PATHS = ("/api",)
 
 
