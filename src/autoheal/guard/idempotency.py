@@ -20,6 +20,14 @@ or the balance) answers ``"placed"`` (keep blocking until the TTL) or ``"absent"
 (forget it). Only ``placed`` records expire, ``ttl_s`` (120 s) after the placement,
 and are pruned on the next write.
 
+Order identity. The signature is the order's ``client_order_id``, so the exchange
+itself recognises a resend of the same order. A caller may instead name its own
+idempotency *key* (:meth:`OrderLedger.check_and_record_key`, ``place(key=...)``): the
+record then remembers the order's signature, and the same key with different
+parameters is an error (:class:`IdempotencyKeyConflictError`), never a duplicate. An
+executed order's result is kept with its record (:meth:`~OrderLedger.keep_result`)
+and returned to a repeat call for as long as the record lives.
+
 An unreadable ledger fails closed. A file that is not a valid ledger (torn, binary,
 wrongly shaped, a record with an unknown status) is never read as an empty one: it
 is kept aside as ``order_sigs.json.corrupt-<UTC stamp>`` (hard-linked, else copied;
@@ -48,18 +56,22 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
-from autoheal.guard.errors import LedgerUnreadableError, OrderOutcomeUnknownError
+from autoheal.guard.errors import GuardError, LedgerUnreadableError, OrderOutcomeUnknownError
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
 from autoheal.store.alerts import alert_path, clear_alert, write_alert
 from autoheal.store.atomic import ReadResult, read_json, write_json_atomic
 
 __all__ = [
+    "KEY_CONFLICT",
     "LEDGER_UNREADABLE",
     "ORDER_SIGS_RELPATH",
+    "IdempotencyKeyConflictError",
     "LedgerView",
     "OrderLedger",
     "PlaceResult",
@@ -75,6 +87,17 @@ LEGACY_RECORDED = "recorded"
 IN_FLIGHT = "in_flight"
 LEDGER_UNREADABLE = "ledger_unreadable"
 REFUSED = "refused"
+KEY_CONFLICT = "idempotency_key_conflict"
+
+
+class IdempotencyKeyConflictError(GuardError, ValueError):
+    """An idempotency key reused for an order with different parameters: an error, not a
+    duplicate (``reason`` ``idempotency_key_conflict``)."""
+
+    def __init__(self, key: str, *, recorded: str, requested: str) -> None:
+        super().__init__(f"idempotency key {key!r} was used for another order "
+                         f"(recorded {recorded}, requested {requested})", reason=KEY_CONFLICT)
+        self.key = key
 
 T = TypeVar("T")
 log = logging.getLogger("autoheal.guard.idempotency")
@@ -143,6 +166,16 @@ class LedgerView:
     sigs: dict[str, dict[str, Any]] = field(default_factory=dict)
     problem: str | None = None
     blocked: bool = False
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    return (f"{entry.get('side')} {entry.get('qty')} {entry.get('symbol')} "
+            f"@ {entry.get('price') or 'market'}")
+
+
+def _describe_order(symbol: str, side: str, qty: Any, price: Any) -> str:
+    return _describe({"symbol": normalize_symbol(symbol), "side": normalize_action(side),
+                      "qty": str(qty), "price": None if price is None else str(price)})
 
 
 def _entry_problem(entry: Any) -> str | None:
@@ -248,6 +281,75 @@ class OrderLedger:
             }
         return False, sig
 
+    def check_and_record_key(
+        self,
+        key: str,
+        symbol: str,
+        side: str,
+        qty: float | str | Decimal,
+        price: float | str | Decimal | None = None,
+    ) -> tuple[bool, str]:
+        """:meth:`check_and_record` under the caller's idempotency ``key`` (its client order id).
+
+        Returns:
+            ``(is_dup, key)``.
+
+        Raises:
+            IdempotencyKeyConflictError: ``key`` is recorded for an order with other
+                parameters.
+            LedgerUnreadableError: the ledger is unreadable; no order may be sent.
+        """
+        if not isinstance(key, str) or not key or len(key) > 128:
+            raise ValueError("an idempotency key must be a non-empty string of at most 128")
+        sig = order_signature(symbol, side, qty, price)
+        with self._locked_sigs() as sigs:
+            entry = sigs.get(key)
+            if entry is not None:
+                recorded = str(entry.get("order_sig", key))
+                if recorded != sig:
+                    raise IdempotencyKeyConflictError(key, recorded=_describe(entry),
+                                                      requested=_describe_order(
+                                                          symbol, side, qty, price))
+                return True, key
+            sigs[key] = {
+                "symbol": normalize_symbol(symbol),
+                "side": normalize_action(side),
+                "qty": str(qty),
+                "price": None if price is None else str(price),
+                "order_sig": sig,
+                "ts": self._time_fn(),
+                "status": PENDING,
+                "reason": IN_FLIGHT,
+                "pid": os.getpid(),
+            }
+        return False, key
+
+    def keep_result(self, sig: str, result: Any) -> bool:
+        """Keep an executed order's result (a JSON document) with its record, for repeats.
+
+        Returns:
+            Whether it was kept (not when the record is gone or the result is not JSON).
+        """
+        try:
+            orjson.dumps(result)
+        except TypeError:
+            return False
+        with self._locked_sigs() as sigs:
+            if sig not in sigs:
+                return False
+            sigs[sig] = {**sigs[sig], "result": result}
+        return True
+
+    def result(self, sig: str) -> Any:
+        """The kept result of an executed order (``None`` if none was kept or it expired).
+
+        Raises:
+            LedgerUnreadableError: the ledger is unreadable.
+        """
+        with self._locked_sigs() as sigs:
+            entry = sigs.get(sig)
+        return None if entry is None else entry.get("result")
+
     def status(self, sig: str) -> str | None:
         """``placed``, ``pending`` or ``None`` (unknown or expired).
 
@@ -305,28 +407,38 @@ class OrderLedger:
         place_fn: Callable[[], T],
         *,
         reconcile_fn: Callable[[dict[str, Any]], str] | None = None,
+        key: str | None = None,
     ) -> PlaceResult[T]:
         """Place an order at most once: record (pending), call ``place_fn`` once, settle.
 
         A pending earlier attempt is reconciled first (when ``reconcile_fn`` is given);
         only an ``"absent"`` verdict lets this signal be placed again. An unreadable
         ledger gives ``PlaceResult("refused", sig, reason="ledger_unreadable")`` and
-        ``place_fn`` is not called.
+        ``place_fn`` is not called. A repeat of an executed order is a ``duplicate``
+        carrying the first call's result (when it is JSON). ``key`` names the record
+        instead of the signature (see :meth:`check_and_record_key`).
 
         Raises:
             OrderOutcomeUnknownError: the placement raised an error after which the order
                 may exist (timeout, reset, 5xx); the record stays ``pending``.
             Exception: any other error of ``place_fn``, unchanged; the record is released.
         """
+        def record() -> tuple[bool, str]:
+            if key is None:
+                return self.check_and_record(symbol, side, qty, price)
+            return self.check_and_record_key(key, symbol, side, qty, price)
+
         try:
-            is_dup, sig = self.check_and_record(symbol, side, qty, price)
+            is_dup, sig = record()
             pending = is_dup and self.status(sig) == PENDING
             if pending and reconcile_fn is not None and self.reconcile(sig, reconcile_fn) is None:
-                is_dup, sig = self.check_and_record(symbol, side, qty, price)
+                is_dup, sig = record()
             if is_dup:
-                return PlaceResult(PENDING if self.status(sig) == PENDING else "duplicate", sig)
+                if self.status(sig) == PENDING:
+                    return PlaceResult(PENDING, sig)
+                return PlaceResult("duplicate", sig, self.result(sig))
         except LedgerUnreadableError as exc:
-            sig = order_signature(symbol, side, qty, price)
+            sig = key if key is not None else order_signature(symbol, side, qty, price)
             return PlaceResult(REFUSED, sig, reason=exc.reason)
         try:
             result = place_fn()
@@ -338,6 +450,7 @@ class OrderLedger:
             self.release(sig)
             raise
         self.mark_placed(sig)
+        self.keep_result(sig, result)
         return PlaceResult(PLACED, sig, result)
 
     def repair(self) -> bool:
