@@ -64,6 +64,7 @@ class RedisServer:
         deadline = time.monotonic() + START_S
         while not ping(self.port, self.password):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise AssertionError(f"redis-server did not start on port {self.port}")
             time.sleep(0.02)
 
@@ -96,3 +97,39 @@ class RedisServer:
                 s.recv(64)
             s.sendall(b"".join(parts))
             return s.recv(65536)
+
+
+class SentinelServer:
+    """``redis-server --sentinel`` watching ``master`` as ``mymaster`` (quorum 1)."""
+
+    def __init__(self, binary: str, folder: Path, master: RedisServer) -> None:
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        self.master = master
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        conf = self.folder / "sentinel.conf"  # sentinel rewrites its config: a file of its own
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.folder}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
+        )
+        with (self.folder / "sentinel.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, str(conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_S
+        while not ping(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"redis sentinel did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)

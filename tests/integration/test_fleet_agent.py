@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness_simple import Runtime, toml_str, wait_for
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, SentinelServer
 from tests.sysdeps import require_binary
 
 SECRET = "s3cr3t-Pa55word"
@@ -24,8 +24,9 @@ def test_fleet_wrong_password_is_one_clear_line_and_fails_closed(tmp_path: Path)
     )
     server.start()
     (tmp_path / "h").mkdir()
-    rt = Runtime(tmp_path / "h", services=(), env={"FLEET_PW": WRONG})
+    rt: Runtime | None = None
     try:
+        rt = Runtime(tmp_path / "h", services=(), env={"FLEET_PW": WRONG})
         rt.config.write_text(
             rt.config.read_text()
             + f"""
@@ -49,8 +50,46 @@ poll_interval = "100ms"
         assert not rt.stop_file.exists()
         assert "fleet_lost" in (rt.flags() or {}).get("reason", "")
     finally:
-        rt.close()
+        if rt is not None:
+            rt.close()
         server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_fleet_through_a_sentinel_url(tmp_path: Path) -> None:
+    binary = require_binary("redis-server", "redis-server")
+    master = RedisServer(binary, tmp_path / "master")
+    sentinel = SentinelServer(binary, tmp_path / "sentinel", master)
+    rt: Runtime | None = None
+    master.start()
+    try:
+        sentinel.start()
+        (tmp_path / "h").mkdir()
+        rt = Runtime(tmp_path / "h", services=())
+        url = f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/0"
+        rt.config.write_text(
+            rt.config.read_text()
+            + f"""
+[fleet]
+redis_url = {toml_str(url)}
+name = "desk"
+host = "h"
+stale_after = "1s"
+poll_interval = "100ms"
+"""
+        )
+        rt.start_daemon(wait_ready=False)
+        wait_for(lambda: (rt.flags() or {}).get("mode") == "NORMAL", 15, "NORMAL")
+        done = rt.cli("fleet", "halt", "--reason", "through sentinel")
+        assert done.returncode == 0, done.stdout + done.stderr
+        wait_for(rt.stop_file.exists, 5, "STOP.TXT through the sentinel's master")
+        assert b"HALT" in master.command("GET", "autoheal:fleet:desk:switch")
+    finally:
+        if rt is not None:
+            rt.close()
+        sentinel.stop()
+        master.stop()
 
 
 def test_no_fleet_table_never_imports_redis(tmp_path: Path) -> None:
