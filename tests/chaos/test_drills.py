@@ -18,7 +18,8 @@ from autoheal.chaos.drills.steps_daemon import watches_fired
 GUARD_SET = {"duplicate_signals", "sell_without_position", "breaker_trip", "state_bus_corrupt",
              "exchange_outage", *(f"live_gating_{c}" for c in "abcdefg")}
 DAEMON_SET = {"kill_feeder", "feeder_cannot_start", "network_cut", "rest_latency", "hung_trader"}
-DEADMAN_SET = {"host_dies_with_resting_orders", "stop_file_cancels_resting_orders"}  # own tests
+DEADMAN_SET = {"host_dies_with_resting_orders", "stop_file_cancels_resting_orders",
+               "unknown_outcome_never_resent"}  # test_drill_deadman.py, test_drill_orders.py
 DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "

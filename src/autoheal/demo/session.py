@@ -26,7 +26,7 @@ import httpx
 
 from autoheal.demo.client import ExchangeClient
 from autoheal.guard.breaker import CircuitBreaker
-from autoheal.guard.classify import outcome_unknown
+from autoheal.guard.classify import classify, outcome_unknown
 from autoheal.guard.errors import CallFailedError, LedgerUnreadableError
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.heartbeat import Heartbeat
@@ -138,11 +138,46 @@ class TradingSession:
             # Fail closed: the ledger has alerted and logged; no order until it is repaired.
             log.debug("%s %s blocked: %s", label, symbol, exc.reason)
             return False
+        if is_dup and self.ledger.status(sig) == "pending":
+            # An earlier send of this very order has an unknown outcome: ask the exchange
+            # for its client order id before anything else is sent for it.
+            if not await self._reconcile(symbol, side, sig):
+                return False
+            is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price)
         if is_dup:
             log.info("%s %s duplicate signal sig=%s status=%s: not placed", label, symbol, sig,
                      self.ledger.status(sig))
             return False
         return await self._place(symbol, side, qty, price, sig)
+
+    async def _reconcile(self, symbol: str, side: str, sig: str) -> bool:
+        """Settle a pending order by its client order id; True when it may be sent again.
+
+        Found at the exchange: settled as placed (its fill applied), never resent. Not
+        there: released, so this signal goes out once more, with the same client order
+        id (a late arrival of the first send is then still the same order). The
+        exchange cannot be asked: it stays pending and nothing is sent.
+        """
+        label = side.upper()
+        try:
+            found = await self.exchange.fetch_order(sig)
+        except Exception as exc:  # a failed lookup settles nothing
+            log.warning("%s %s order %s outcome unknown; reconcile failed reason=%s: not "
+                        "resent", label, symbol, sig, classify(exc).reason)
+            return False
+        if found is None:
+            self.ledger.reconcile(sig, lambda _entry: "absent")
+            log.warning("%s %s order %s not at the exchange: released, sent again with the "
+                        "same client_order_id", label, symbol, sig)
+            return True
+        self.ledger.reconcile(sig, lambda _entry: "placed")
+        self.ledger.keep_result(sig, found)
+        self._apply_fill(symbol, side, float(found.get("filled", 0.0)))
+        self.orders_placed += 1
+        log.warning("%s %s order %s found at the exchange order_id=%s status=%s: settled as "
+                    "placed, not resent", label, symbol, sig, found.get("order_id"),
+                    found.get("status"))
+        return False
 
     async def _tradable(self, symbol: str, side: str) -> bool:
         if not self.markets:
@@ -200,6 +235,7 @@ class TradingSession:
                         exc.category)
             return False
         self.ledger.mark_placed(sig)
+        self.ledger.keep_result(sig, order)
         self._apply_fill(symbol, side, float(order.get("filled", qty)))
         self.orders_placed += 1
         log.info("order placed %s %s qty=%g price=%g order_id=%s client_order_id=%s total=%d",

@@ -20,6 +20,7 @@ from autoheal.chaos.drills.steps_guard import (
     sell_without_position,
     state_bus_corrupt,
 )
+from autoheal.chaos.drills.steps_orders import unknown_outcome_never_resent
 from autoheal.chaos.drills.steps_outage import exchange_outage
 
 __all__ = ["KINDS", "Step"]
@@ -36,4 +37,5 @@ KINDS: dict[str, Step] = {
     "daemon": daemon,
     "deadman_host_dies": deadman_host_dies,
     "deadman_stop_file": deadman_stop_file,
+    "order_unknown_outcome": unknown_outcome_never_resent,
 }
