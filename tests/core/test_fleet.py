@@ -147,6 +147,25 @@ def test_judge_backwards_version_is_unreadable_with_an_alert() -> None:
     assert j3.observations == (FleetSwitchRead("RUN", 4, "alice", "why"),)
 
 
+def test_judge_first_failed_read_after_start_is_lost_at_once() -> None:
+    """A daemon that just started knows nothing of the switch: fail closed at once."""
+    boot = FleetLink(10.0, booting=True)
+    j = judge_read(
+        boot, Unreadable("fleet_unreachable"), 10.2,
+        applied_version=0, stale_after=STALE, on_lost="degrade",
+    )
+    assert j.observations == (FleetLost("fleet_unreachable", "degrade"),)
+    ok = judge_read(
+        boot, parse_switch(None), 10.2, applied_version=0, stale_after=STALE, on_lost="degrade"
+    )
+    assert ok.link == FleetLink(10.2)  # no longer booting: later failures get stale_after
+    later = judge_read(
+        ok.link, Unreadable("fleet_unreachable"), 10.5,
+        applied_version=0, stale_after=STALE, on_lost="degrade",
+    )
+    assert later.observations == ()
+
+
 # ------------------------------------------------------------------ step
 
 

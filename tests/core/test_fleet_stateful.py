@@ -44,7 +44,7 @@ class FleetModel(RuleBasedStateMachine):
         self.policy = make_policy()
         self.state = initial_state(self.policy)
         self.now = 0.0
-        self.link = FleetLink(0.0)
+        self.link = FleetLink(0.0, booting=True)
         self.on_lost = "degrade"
         self.redis_version = 0
         self.last: tuple[RuntimeState, Observation, RuntimeState] | None = None

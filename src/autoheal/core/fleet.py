@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autoheal.core.actions import ClearAlert, RaiseAlert
@@ -183,6 +183,9 @@ class FleetLink:
     ``good_at`` starts the stale clock: the last valid read, or the agent's start.
     ``lost`` is True once :class:`FleetLost` was sent for this outage. ``invalid`` is
     the problem token of the bad record an alert is up for ("" when none).
+    ``booting``: no read has succeeded since the agent started. Nothing is known of
+    the switch then (a HALT may have been set while this daemon was down), so the
+    first failed read is a loss at once, not after ``stale_after``.
     """
 
     good_at: float
@@ -190,6 +193,7 @@ class FleetLink:
     detail: str = ""
     lost: bool = False
     invalid: str = ""
+    booting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +213,14 @@ def judge_time(link: FleetLink, now: float, *, stale_after: float, on_lost: str)
     deadline = lost_at(link, stale_after)
     if deadline is None or now < deadline:
         return Judgement(link, (), ())
+    return _lose(link, on_lost)
+
+
+def _lose(link: FleetLink, on_lost: str) -> Judgement:
     reason = link.problem or "fleet_no_read"
     if link.detail:
         reason = f"{reason}: {link.detail}"
-    lost = FleetLink(link.good_at, link.problem, link.detail, True, link.invalid)
-    return Judgement(lost, (FleetLost(reason, on_lost),), ())
+    return Judgement(replace(link, lost=True), (FleetLost(reason, on_lost),), ())
 
 
 def judge_read(
@@ -258,8 +265,11 @@ def judge_read(
         detail = f"{outcome.problem}: {outcome.detail}"
         alerts = (RaiseAlert(INVALID_ALERT, "fleet switch", detail),)
         invalid = outcome.problem
-    failed = FleetLink(link.good_at, outcome.problem, outcome.detail, link.lost, invalid)
-    later = judge_time(failed, now, stale_after=stale_after, on_lost=on_lost)
+    failed = replace(link, problem=outcome.problem, detail=outcome.detail, invalid=invalid)
+    if failed.booting and not failed.lost:
+        later = _lose(failed, on_lost)
+    else:
+        later = judge_time(failed, now, stale_after=stale_after, on_lost=on_lost)
     return Judgement(later.link, later.observations, alerts)
 
 

@@ -204,7 +204,7 @@ class FleetAgent:
         self._wall = wall
         self._env = os.environ if env is None else env
         self._secret = ""
-        self.link = FleetLink(clock())
+        self.link = FleetLink(clock(), booting=True)
         self._poke = anyio.Event()
         self._logged_problem = ""
         self._client: Any = None
