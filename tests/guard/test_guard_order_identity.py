@@ -110,3 +110,13 @@ def test_a_key_names_one_order_forever(uses: list[tuple[str, int]]) -> None:
             first.setdefault(key, qty)
             assert first[key] == qty and result.status in ("placed", "duplicate")
         assert sorted(sent) == sorted(first)  # each key sent exactly once
+
+
+def test_entry_shows_who_is_sending_and_why_it_is_pending(tmp_path, clock) -> None:
+    ledger = OrderLedger(tmp_path, time_fn=clock)
+    _, sig = ledger.check_and_record("BTCUSDT", "buy", 0.001)
+    entry = ledger.entry(sig)
+    assert entry is not None and entry["reason"] == "in_flight" and entry["pid"] > 0
+    ledger.mark_pending(sig, "conn_reset")
+    assert ledger.entry(sig)["reason"] == "conn_reset"
+    assert ledger.entry("nope") is None

@@ -9,13 +9,16 @@ the order was never served (``down``) or served with the answer lost
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from autoheal.chaos.drills.exchange import ExchangeHarness
-from autoheal.demo.session import TradingSession
+from autoheal.demo.session import TradingSession, _outcome_unknown
 from autoheal.store.atomic import read_json
 
 pytestmark = pytest.mark.slow
@@ -79,3 +82,16 @@ def test_a_failed_lookup_settles_nothing_and_sends_nothing(tmp_path: Path) -> No
 
 def _sigs(session: TradingSession) -> dict[str, dict[str, object]]:
     return dict((read_json(session.ledger.path).doc or {}).get("sigs") or {})
+
+
+def test_only_unknown_outcomes_are_reconciled_never_a_live_send_in_flight() -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True, timeout=30)
+    dead_pid = int(dead.stdout)
+    pending = {"status": "pending", "reason": "in_flight"}
+    assert not _outcome_unknown(None)
+    assert not _outcome_unknown({"status": "placed"})
+    assert not _outcome_unknown({**pending, "pid": os.getpid()})  # this process is sending
+    assert not _outcome_unknown({**pending, "pid": os.getppid()})  # a live process is sending
+    assert _outcome_unknown({**pending, "pid": dead_pid})  # the sender died mid-send
+    assert _outcome_unknown({"status": "pending", "reason": "conn_reset", "pid": os.getpid()})

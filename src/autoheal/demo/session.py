@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import time
 from decimal import Decimal
@@ -42,6 +43,24 @@ PRICES_FILENAME = "prices.json"
 #: Gate reasons that stop every order (buys and sells): the kill switch, not a pause.
 HALT_REASONS = frozenset({"stop_file_present", "failsafe_active", "flags_invalid",
                           "signal_read_only"})
+
+
+def _outcome_unknown(entry: dict[str, Any] | None) -> bool:
+    """A pending record whose sender gave up (timeout, reset) or died mid-send."""
+    if entry is None or entry.get("status") != "pending":
+        return False
+    if entry.get("reason") != "in_flight":
+        return True
+    pid = entry.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True  # the sender died before it could settle the record
+    except PermissionError:
+        return False
+    return False
 
 
 class TradingSession:
@@ -138,9 +157,10 @@ class TradingSession:
             # Fail closed: the ledger has alerted and logged; no order until it is repaired.
             log.debug("%s %s blocked: %s", label, symbol, exc.reason)
             return False
-        if is_dup and self.ledger.status(sig) == "pending":
+        if is_dup and _outcome_unknown(self.ledger.entry(sig)):
             # An earlier send of this very order has an unknown outcome: ask the exchange
-            # for its client order id before anything else is sent for it.
+            # for its client order id before anything else is sent for it. (A send still
+            # in flight in a live process is left alone: it settles its own record.)
             if not await self._reconcile(symbol, side, sig):
                 return False
             is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price)

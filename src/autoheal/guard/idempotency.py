@@ -350,6 +350,20 @@ class OrderLedger:
             entry = sigs.get(sig)
         return None if entry is None else entry.get("result")
 
+    def entry(self, sig: str) -> dict[str, Any] | None:
+        """A copy of the live record (``status``, ``reason``, ``pid``, ...), or ``None``.
+
+        A ``pending`` record with reason ``in_flight`` is still being sent by process
+        ``pid`` (or that process died mid-send); any other reason is an outcome known
+        to be unknown, to be reconciled before anything else is sent for it.
+
+        Raises:
+            LedgerUnreadableError: the ledger is unreadable.
+        """
+        with self._locked_sigs() as sigs:
+            entry = sigs.get(sig)
+        return None if entry is None else dict(entry)
+
     def status(self, sig: str) -> str | None:
         """``placed``, ``pending`` or ``None`` (unknown or expired).
 
