@@ -341,3 +341,18 @@ def test_components_parked_by_a_fleet_halt_restart_on_fleet_run(policy: Policy) 
     state, actions = run(state, policy, FleetSwitchRead("RUN", 2, "al", "ok"))
     assert state.failsafe is None
     assert any(isinstance(a, RestartProcess) and a.component == "feeder" for a in actions)
+
+
+def test_fleet_detached_ends_a_persisted_loss_but_not_a_fleet_halt(policy: Policy) -> None:
+    from autoheal.core import FleetDetached
+
+    state, _ = run(
+        initial_state(policy),
+        policy,
+        FleetSwitchRead("HALT", 1, "al", "x"),
+        FleetLost("fleet_timeout", "degrade"),
+        FleetDetached(),
+    )
+    assert state.fleet.lost == "" and state.failsafe is not None
+    state, _ = run(state, policy, OperatorClearedFailsafe("fleet gone", "bob"))
+    assert flags_for(state).mode == "NORMAL"

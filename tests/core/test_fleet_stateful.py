@@ -28,7 +28,12 @@ from autoheal.core.fleet import (
     parse_switch,
 )
 from autoheal.core.machine import flags_for
-from autoheal.core.observations import FleetLost, FleetSwitchRead, Observation
+from autoheal.core.observations import (
+    FleetDetached,
+    FleetLost,
+    FleetSwitchRead,
+    Observation,
+)
 from autoheal.core.state import RuntimeState, initial_state, state_from_dict, state_to_dict
 
 from .conftest import make_policy
@@ -129,6 +134,10 @@ class FleetModel(RuleBasedStateMachine):
         self.apply(OperatorSetReduceOnly("unwind", "bob"))
 
     @rule()
+    def fleet_table_removed(self) -> None:
+        self.apply(FleetDetached())
+
+    @rule()
     def operator_clears(self) -> None:
         self.apply(OperatorClearedFailsafe("done", "bob"))
 
@@ -139,7 +148,7 @@ class FleetModel(RuleBasedStateMachine):
         if self.last is None:
             return
         before, obs, after = self.last
-        if isinstance(obs, FleetSwitchRead | FleetLost):
+        if isinstance(obs, FleetSwitchRead | FleetLost | FleetDetached):
             if before.failsafe is not None and before.failsafe.set_by != "fleet":
                 assert after.failsafe == before.failsafe
             if before.reduce_only is not None and before.reduce_only.set_by != "fleet":

@@ -92,6 +92,37 @@ poll_interval = "100ms"
         master.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_unreachable_at_start_is_lost_at_once_and_removing_fleet_ends_it(tmp_path: Path) -> None:
+    from tests.redis_server import free_port
+
+    rt = Runtime(tmp_path, services=())
+    plain = rt.config.read_text()
+    try:
+        rt.config.write_text(
+            plain
+            + f"""
+[fleet]
+redis_url = "redis://127.0.0.1:{free_port()}/0"
+name = "desk"
+stale_after = "30s"
+poll_interval = "100ms"
+"""
+        )
+        rt.start_daemon(wait_ready=False)
+        # Nothing listens there: the first read fails and, just started, the host
+        # knows nothing of the switch: DEGRADED at once, not after 30 s.
+        wait_for(lambda: (rt.flags() or {}).get("mode") == "DEGRADED", 10, "DEGRADED")
+        rt.stop_daemon()
+        assert (rt.flags() or {}).get("mode") == "DEGRADED"  # persisted, fail closed
+        rt.config.write_text(plain)  # the operator removes [fleet]
+        rt.start_daemon(wait_ready=False)
+        wait_for(lambda: (rt.flags() or {}).get("mode") == "NORMAL", 10, "NORMAL")
+    finally:
+        rt.close()
+
+
 def test_no_fleet_table_never_imports_redis(tmp_path: Path) -> None:
     rt = Runtime(tmp_path, services=())
     code = (

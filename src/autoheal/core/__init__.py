@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from autoheal.core.observations import (
         ConfigReloaded,
         DeadlineReached,
+        FleetDetached,
         FleetLost,
         FleetSwitchRead,
         Observation,
@@ -52,6 +53,7 @@ _LAZY: dict[str, str] = {
     "ComponentState": "autoheal.core.state",
     "DeadlineReached": "autoheal.core.observations",
     "Decision": "autoheal.core.machine",
+    "FleetDetached": "autoheal.core.observations",
     "FleetLost": "autoheal.core.observations",
     "FleetSwitchRead": "autoheal.core.observations",
     "IllegalCommandError": "autoheal.core.errors",
@@ -98,6 +100,7 @@ __all__ = [
     "ConfigReloaded",
     "DeadlineReached",
     "Decision",
+    "FleetDetached",
     "FleetLost",
     "FleetSwitchRead",
     "IllegalCommandError",

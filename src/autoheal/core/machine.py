@@ -77,6 +77,7 @@ from autoheal.core.fleet import FLEET, FLEET_LOST
 from autoheal.core.observations import (
     ConfigReloaded,
     DeadlineReached,
+    FleetDetached,
     FleetLost,
     FleetSwitchRead,
     Observation,
@@ -701,6 +702,16 @@ class _Step:
             self.reduce_only = None
             self.actions.append(SendNotice("recovered", FLEET, "fleet_run", what))
 
+    def fleet_detached(self) -> None:
+        """No ``[fleet]`` any more: end a persisted loss; a fleet failsafe stays latched."""
+        if not self.fleet.lost:
+            return
+        self.fleet = replace(self.fleet, lost="")
+        self.actions.append(ClearAlert(FLEET_LOST, "fleet switch", "[fleet] removed"))
+        self.actions.append(
+            SendNotice("recovered", FLEET, S.RECOVERED, "[fleet] removed from the config")
+        )
+
     def clear_fleet_failsafe(self, what: str) -> None:
         """Lift the fleet's own halt, give back what it displaced, resume parked components."""
         self.failsafe = None
@@ -775,6 +786,8 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
             st.fleet_read(obs)
         case FleetLost():
             st.fleet_lost(obs)
+        case FleetDetached():
+            st.fleet_detached()
     st.advance()
     new_state = st.snapshot()
     after = flags_for(new_state)

@@ -132,6 +132,13 @@ class FleetLost:
     on_lost: str = "degrade"
 
 
+@dataclass(frozen=True, slots=True)
+class FleetDetached:
+    """The daemon runs without ``[fleet]`` (an operator removed it): a fleet loss that
+    was persisted ends, since nothing will read the switch again. A failsafe the fleet
+    set stays until an operator clears it."""
+
+
 Observation = (
     ProbeSucceeded
     | ProbeFailed
@@ -147,4 +154,5 @@ Observation = (
     | ConfigReloaded
     | FleetSwitchRead
     | FleetLost
+    | FleetDetached
 )

@@ -31,6 +31,7 @@ from autoheal.core import (
     CommandRefusedError,
     ConfigReloaded,
     DeadlineReached,
+    FleetDetached,
     IllegalCommandError,
     Observation,
     SpawnFinished,
@@ -542,6 +543,8 @@ class Daemon:
                 clock=self.clock, wall=self.wall,
             )  # fmt: skip
             tg.start_soon(agent.run)
+        elif self.state.fleet.lost:  # [fleet] removed: nothing will ever read the switch again
+            self.apply(FleetDetached())
         await self._start_status_server(tg)
         interval = notifier.watchdog_interval()
         if interval:
