@@ -9,10 +9,12 @@ stay plain data that any module can import cheaply.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from autoheal.guard.risk import RiskLimits
+if TYPE_CHECKING:  # a value, never decoded here: importing the guard costs ~50 ms
+    from autoheal.guard.risk import RiskLimits
 
 ENVIRONMENTS = ("live", "testnet", "paper")
 PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from autoheal.config._fleet import resolve_fleet
@@ -52,7 +53,9 @@ from autoheal.config._values import (
     expand,
     is_loopback_host,
 )
-from autoheal.guard.risk import RiskConfigError, RiskLimits, parse_limits
+
+if TYPE_CHECKING:
+    from autoheal.guard.risk import RiskLimits
 
 #: The daemon's own files use this name (``auto_heal.heartbeat.json``).
 _RESERVED_NAMES = frozenset({"auto_heal"})
@@ -122,7 +125,12 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
 
 
 def _risk(raw: RawRisk) -> RiskLimits:
-    """``[risk]``: msgspec checked the types; ``autoheal.guard.risk`` checks the values."""
+    """``[risk]``: msgspec checked the types; ``autoheal.guard.risk`` checks the values.
+
+    Imported here, only for a config with ``[risk]``: ``autoheal status`` must start fast.
+    """
+    from autoheal.guard.risk import RiskConfigError, parse_limits
+
     table = {f: getattr(raw, f) for f in raw.__struct_fields__ if f != "symbols"}
     symbols = {}
     for symbol, body in raw.symbols.items():

@@ -25,37 +25,88 @@ Pre-trade risk limits (``[risk]``, see :mod:`autoheal.guard.risk`)::
                              RiskBook(positions=..., open_orders=..., marks=...))
 """
 
-from autoheal.guard.breaker import CircuitBreaker
-from autoheal.guard.breaker_state import BreakerPolicy
-from autoheal.guard.classify import Classification, classify
-from autoheal.guard.deadman import CountdownPort, DeadmanPolicy, DeadmanSwitch
-from autoheal.guard.errors import (
-    BreakerOpenError,
-    CallFailedError,
-    GuardError,
-    LedgerUnreadableError,
-    NonRetryableError,
-    OrderOutcomeUnknownError,
-    RetriesExhaustedError,
-    StateBusValidationError,
-)
-from autoheal.guard.gate import GateStatus, TradingGate
-from autoheal.guard.heartbeat import Heartbeat
-from autoheal.guard.idempotency import OrderLedger, PlaceResult, order_signature
-from autoheal.guard.inventory import InventoryGate, check_inventory
-from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
-from autoheal.guard.retry import Backoff, acall_with_retry, call_with_retry
-from autoheal.guard.risk import (
-    OpenOrder,
-    RiskBook,
-    RiskConfigError,
-    RiskGuard,
-    RiskLimits,
-    RiskOrder,
-    check_order,
-    parse_limits,
-)
-from autoheal.guard.state_bus import BusRead, StateBus, StateSchema
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autoheal.guard.breaker import CircuitBreaker
+    from autoheal.guard.breaker_state import BreakerPolicy
+    from autoheal.guard.classify import Classification, classify
+    from autoheal.guard.deadman import CountdownPort, DeadmanPolicy, DeadmanSwitch
+    from autoheal.guard.errors import (
+        BreakerOpenError,
+        CallFailedError,
+        GuardError,
+        LedgerUnreadableError,
+        NonRetryableError,
+        OrderOutcomeUnknownError,
+        RetriesExhaustedError,
+        StateBusValidationError,
+    )
+    from autoheal.guard.gate import GateStatus, TradingGate
+    from autoheal.guard.heartbeat import Heartbeat
+    from autoheal.guard.idempotency import OrderLedger, PlaceResult, order_signature
+    from autoheal.guard.inventory import InventoryGate, check_inventory
+    from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
+    from autoheal.guard.retry import Backoff, acall_with_retry, call_with_retry
+    from autoheal.guard.risk import (
+        OpenOrder,
+        RiskBook,
+        RiskConfigError,
+        RiskGuard,
+        RiskLimits,
+        RiskOrder,
+        check_order,
+        parse_limits,
+    )
+    from autoheal.guard.state_bus import BusRead, StateBus, StateSchema
+
+#: Where each public name lives: imported on first use, so that importing one guard
+#: module (e.g. ``autoheal.guard.risk`` from the config) does not load all of them.
+_EXPORTS = {
+    "Backoff": "autoheal.guard.retry",
+    "BreakerOpenError": "autoheal.guard.errors",
+    "BreakerPolicy": "autoheal.guard.breaker_state",
+    "BusRead": "autoheal.guard.state_bus",
+    "CallFailedError": "autoheal.guard.errors",
+    "CircuitBreaker": "autoheal.guard.breaker",
+    "Classification": "autoheal.guard.classify",
+    "CountdownPort": "autoheal.guard.deadman",
+    "DeadmanPolicy": "autoheal.guard.deadman",
+    "DeadmanSwitch": "autoheal.guard.deadman",
+    "GateStatus": "autoheal.guard.gate",
+    "GuardError": "autoheal.guard.errors",
+    "Heartbeat": "autoheal.guard.heartbeat",
+    "InventoryGate": "autoheal.guard.inventory",
+    "LedgerUnreadableError": "autoheal.guard.errors",
+    "LiveEnv": "autoheal.guard.live_gating",
+    "NonRetryableError": "autoheal.guard.errors",
+    "OpenOrder": "autoheal.guard.risk",
+    "OrderLedger": "autoheal.guard.idempotency",
+    "OrderOutcomeUnknownError": "autoheal.guard.errors",
+    "PlaceResult": "autoheal.guard.idempotency",
+    "RetriesExhaustedError": "autoheal.guard.errors",
+    "RiskBook": "autoheal.guard.risk",
+    "RiskConfigError": "autoheal.guard.risk",
+    "RiskGuard": "autoheal.guard.risk",
+    "RiskLimits": "autoheal.guard.risk",
+    "RiskOrder": "autoheal.guard.risk",
+    "StateBus": "autoheal.guard.state_bus",
+    "StateBusValidationError": "autoheal.guard.errors",
+    "StateSchema": "autoheal.guard.state_bus",
+    "TradingGate": "autoheal.guard.gate",
+    "acall_with_retry": "autoheal.guard.retry",
+    "call_with_retry": "autoheal.guard.retry",
+    "check_inventory": "autoheal.guard.inventory",
+    "check_order": "autoheal.guard.risk",
+    "classify": "autoheal.guard.classify",
+    "hash_confirm_token": "autoheal.guard.live_gating",
+    "is_live_execution_allowed": "autoheal.guard.live_gating",
+    "order_signature": "autoheal.guard.idempotency",
+    "parse_limits": "autoheal.guard.risk",
+}
 
 __all__ = [
     "Backoff",
@@ -99,3 +150,16 @@ __all__ = [
     "order_signature",
     "parse_limits",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autoheal.guard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
