@@ -74,3 +74,12 @@ def test_stop_file_mutation_cancel_disabled_leaves_the_orders_to_the_countdown(
     assert set(bad) == {"event:book_empty", "cancel_reasons"}
     assert bad["cancel_reasons"] == "['countdown']"  # the exchange's backstop, too late
     assert result.details["events_after_fault_s"]["book_empty"] > 0.75
+
+
+def test_frozen_trader_variant_the_exchange_countdown_empties_the_book(tmp_path: Path) -> None:
+    """SIGSTOP, not SIGKILL: alive but frozen, its switch refreshes nothing."""
+    result = run(tmp_path, "host_hangs_with_resting_orders")
+    passed(result)
+    assert not load_catalog()["host_hangs_with_resting_orders"].default
+    assert result.details["events_after_fault_s"]["book_empty"] <= 2.5
+    assert result.details["rollback"][0] == "stop_trader: 0"  # thawed, then a clean SIGTERM exit

@@ -12,6 +12,8 @@ countdown. The countdown and its refresh are the runbook's (Binance: 120 s and
   anything on the host's behalf: the exchange's own countdown must empty the book
   within the countdown plus one refresh. Mutation: ``deadman = false`` (the trader
   never arms the countdown) leaves the orders resting.
+  With ``fault = "hang"`` (scenario ``host_hangs_with_resting_orders``, not in the
+  default run) the trader is SIGSTOPped instead: alive, frozen, refreshing nothing.
 * ``deadman_stop_file``: ``STOP.TXT`` appears; the trader stays up, stops
   refreshing and cancels all at once, long before the countdown could. Mutation:
   ``cancel_on_halt = false`` (the trader's cancel-all disabled) leaves the orders
@@ -61,8 +63,9 @@ class _Trader:
         return await anyio.to_thread.run_sync(self.popen.wait, 5.0)
 
     async def stop(self) -> int | None:
-        """SIGTERM, wait up to 5 s, then SIGKILL (the rollback)."""
+        """SIGCONT (it may be frozen), SIGTERM, wait up to 5 s, then SIGKILL (the rollback)."""
         if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGCONT)
             self.popen.send_signal(signal.SIGTERM)
             try:
                 return await anyio.to_thread.run_sync(self.popen.wait, 5.0)
@@ -190,12 +193,18 @@ async def deadman_host_dies(ctx: DrillContext) -> None:
         trader = _start_trader(ctx, ex, max_orders=int(p.get("resting_orders", 3)))
         stats = await _setup(ctx, trader, ex)
         feed.cancel_scope.cancel()
-    status = await trader.kill()
-    ctx.mark_fault()
-    ctx.event("trader_killed")
-    ctx.observe("trader_exit", status)
+    if str(p.get("fault", "kill")) == "hang":
+        trader.popen.send_signal(signal.SIGSTOP)  # alive and frozen: its loop refreshes nothing
+        ctx.mark_fault()
+        ctx.event("trader_frozen")
+    else:
+        status = await trader.kill()
+        ctx.mark_fault()
+        ctx.event("trader_killed")
+        ctx.observe("trader_exit", status)
     await _watch_book(ctx, ex, ctx.scaled(float(p.get("observe_for_s", 180.0))),
                       len(stats["cancelled_orders"]))
+    ctx.observe("trader_process_alive", trader.alive())
     if "book_empty" in ctx.events:
         ctx.gate("exchange_countdown_cancel_all")
 
