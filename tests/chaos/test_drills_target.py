@@ -3,13 +3,16 @@
 The target is built here as an operator would run one: a fake exchange on port 0
 behind a loopback fault proxy, a ``testnet`` config rendered from the drills' demo
 template, and ``python -m autoheal run --chaos --config target.toml`` as a real
-subprocess that the drills neither start nor stop.
+subprocess that the drills neither start nor stop. Its policy is the runbook's at
+1/20, except ``stable_reset`` (3 s), so that a restart episode ends within a test.
+The drills judge it by its own settings (``from target policy``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,10 +26,18 @@ import pytest
 
 from autoheal.chaos.drills import drill_command
 from autoheal.chaos.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.chaos.drills.daemon_stack import ProxyHarness, render_config, scaled_policy
+from autoheal.chaos.drills.command import EXIT_REFUSED
+from autoheal.chaos.drills.daemon_stack import (
+    ProxyHarness,
+    queue_chaos,
+    render_config,
+    scaled_policy,
+)
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.chaos.drills.target import (
+    BASIS_TARGET,
     NOT_RUNNING,
+    DrillLock,
     DrillTarget,
     daemon_problem,
     exchange_criteria,
@@ -36,6 +47,8 @@ from autoheal.config import load_config
 from autoheal.store.atomic import read_json
 
 VARS = {"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
+#: The target's policy: the runbook's at 1/20, with an episode that ends 3 s after it healed.
+POLICY = scaled_policy(0.05, {"stable_reset": "3s"})
 
 
 # ----------------------------------------------------------------------- pure checks
@@ -128,7 +141,7 @@ def target_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         text = (SCENARIO_DIR / "daemon_demo.toml.in").read_text()
         template.write_text(text.replace('environment = "paper"', 'environment = "testnet"'))
         yield render_config(template, root / "target.toml", proxy_port=proxy.port,
-                            proxy_control=proxy.control_file, policy=scaled_policy(0.05),
+                            proxy_control=proxy.control_file, policy=POLICY,
                             variables=VARS)
     finally:
         anyio.run(proxy.stop)
@@ -156,10 +169,11 @@ def target_daemon(cfg: Path, *, chaos: bool) -> Iterator[subprocess.Popen[bytes]
             popen.wait()
 
 
-def _run(cfg: Path, names: list[str], tmp_path: Path) -> tuple[int, dict[str, Any]]:
+def _run(cfg: Path, names: list[str], tmp_path: Path, *,
+         wait: str | None = None) -> tuple[int, dict[str, Any]]:
     report = tmp_path / "report.json"
     code = drill_command("run", names, target=str(cfg), fmt="json", report=str(report),
-                         runtime_dir=tmp_path / "rt")
+                         runtime_dir=tmp_path / "rt", wait=wait)
     return code, json.loads(report.read_text())
 
 
@@ -218,6 +232,13 @@ def test_daemon_drills_run_against_the_target_and_leave_it_running(
             assert "chaos_heal" in " ".join(drill["details"]["rollback"])
             # Only the config is guarded: flags and health are what the drill moves.
             assert drill["details"]["protected"]["files"] == [str(target_cfg)]
+            # Judged by the target's own clock, and the report says so.
+            assert drill["details"]["time_basis"] == BASIS_TARGET
+            assert "drill_lock" in drill["details"]["rollback"][-1]  # released last
+        assert doc["time_basis"] == BASIS_TARGET
+        # The cut lasted what the target's own probes need (not the scenario's 1/20).
+        cut = by_name["network_cut"]["details"]
+        assert cut["fault"]["for"] == f"{cut['target_timing']['fault_for_s']:g}s"
         assert by_name["kill_feeder"]["details"]["chaos_result"]["fault"] == "kill"
         print(f"target drills took {took:.2f}s: " + ", ".join(
             f"{n} detect {d['time_to_detect_s']:.2f}s recover {d['time_to_recover_s']:.2f}s"
@@ -236,3 +257,54 @@ def test_daemon_drills_run_against_the_target_and_leave_it_running(
         assert popen.poll() is None
     assert hashlib.sha256(target_cfg.read_bytes()).hexdigest() == config_sha
     assert not (target_cfg.parent / "STOP.TXT").exists()
+
+
+def _component(runtime: Path, name: str) -> dict[str, Any]:
+    comp = _health(runtime).get("components", {}).get(name, {})
+    return comp if isinstance(comp, dict) else {}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_drill_waits_for_the_preconditions_or_is_refused_naming_them(
+        target_cfg: Path, tmp_path: Path) -> None:
+    """A feeder inside its restart episode holds a kill_feeder back: refused after a short
+    wait (exit 3, nothing injected), then, with a longer one, it waits and passes. A drill
+    lock held by someone else refuses a drill the same way."""
+    runtime = target_cfg.parent / "shared_data"
+    with target_daemon(target_cfg, chaos=True) as popen:
+        _wait_for("the target's DOR and no open episode", lambda: _health(runtime).get(
+            "dor") is True and all(c.get("attempts") == 0 for c in _health(runtime).get(
+                "components", {}).values()), timeout_s=30.0)
+        anyio.run(lambda: queue_chaos(runtime, "kill", "feeder", timeout_s=10.0))
+        _wait_for("the kill in the health document",
+                  lambda: _component(runtime, "feeder").get("attempts", 0) >= 1)
+
+        code, doc = _run(target_cfg, ["kill_feeder"], tmp_path / "short", wait="0.5s")
+        (drill,) = doc["drills"]
+        assert code == EXIT_REFUSED and drill["status"] == "ERROR"
+        refused = drill["details"]["refused"]
+        assert refused.startswith("preconditions not met after 0.5s: ") and "feeder" in refused
+        assert "chaos_calls" not in drill["details"]  # nothing injected
+        assert "chaos_heal" not in " ".join(drill["details"]["rollback"])
+
+        t0 = time.monotonic()
+        code, doc = _run(target_cfg, ["kill_feeder"], tmp_path / "long", wait="20s")
+        (drill,) = doc["drills"]
+        assert code == 0, (drill["details"].get("error"),
+                           [c for c in drill["criteria"] if not c["held"]])
+        pre = drill["details"]["preconditions"]
+        assert pre["waited_s"] > 0.5 and any("feeder" in w for w in pre["waited_for"])
+        print(f"waited {pre['waited_s']}s for {pre['waited_for']}; "
+              f"drill took {time.monotonic() - t0:.2f}s")
+
+        lock = DrillLock(runtime)
+        assert lock.try_acquire() is None
+        try:
+            code, doc = _run(target_cfg, ["network_cut"], tmp_path / "locked", wait="0.5s")
+        finally:
+            lock.release()
+        (drill,) = doc["drills"]
+        assert code == EXIT_REFUSED
+        assert drill["details"]["refused"].startswith(f"another drill (pid {os.getpid()})")
+        assert popen.poll() is None

@@ -1,8 +1,11 @@
 """``autoheal drill list|run``: the entry the CLI calls, returning the exit code.
 
 Exit codes: 0 every drill passed (or the list was printed), 1 a drill did not pass,
-2 a usage or configuration error (bad name, bad scenario file, bad config),
-3 refused by a safety gate (the target config's ``environment`` is ``live``).
+2 a usage or configuration error (bad name, bad scenario file, bad config, a
+``--time-scale`` or ``--wait`` without ``--target``), 3 refused by a safety gate (the
+target config's ``environment`` is ``live``, or a drill against the target was refused
+because its preconditions or the drill lock did not come within ``--wait``, and no
+other drill failed).
 
 With ``--target CONFIG`` the ``daemon`` drills run against that config's running
 daemon (``autoheal run --chaos``) and its runtime directory; the others still run
@@ -25,7 +28,7 @@ from autoheal import runtime_files
 from autoheal.chaos.blast import ProtectedSet
 from autoheal.chaos.drills.catalog import load_catalog
 from autoheal.chaos.drills.evaluate import scale_label
-from autoheal.chaos.drills.model import ScenarioError
+from autoheal.chaos.drills.model import ScenarioError, Status
 from autoheal.chaos.drills.runner import run_drills
 from autoheal.chaos.drills.target import DrillTarget
 
@@ -61,6 +64,8 @@ def drill_command(
     runtime_dir: Path | None,
     scenario_dirs: Sequence[Path] = (),
     config: str | None = None,
+    time_scale: float | None = None,
+    wait: str | None = None,
 ) -> int:
     """List or run drills.
 
@@ -79,6 +84,10 @@ def drill_command(
             the report and, with its stop file and protected files, is guarded by the
             blast-radius guard; the drills run on their own stacks. With ``target`` too,
             both must name the same file.
+        time_scale: ``--time-scale``: judge the target's drills by the runbook's timings
+            times this (``1``: real timings) instead of the target's own settings.
+        wait: ``--wait``: how long a target drill waits for the drill lock and its
+            preconditions before it is refused (a duration; default from the target).
 
     Returns:
         The exit code.
@@ -92,6 +101,21 @@ def drill_command(
             return EXIT_USAGE
         protect_files: list[Path] = []
         drill_target: DrillTarget | None = None
+        if (time_scale is not None or wait is not None) and target is None:
+            _err("--time-scale and --wait apply to drills against a target: give --target")
+            return EXIT_USAGE
+        if time_scale is not None and not 0 < time_scale <= 1:
+            _err(f"--time-scale {time_scale:g}: must be in (0, 1] (1: the runbook's timings)")
+            return EXIT_USAGE
+        wait_s: float | None = None
+        if wait is not None:
+            from autoheal.core.durations import parse_duration
+
+            try:
+                wait_s = parse_duration(wait)
+            except ValueError as exc:
+                _err(f"--wait {wait}: {exc}")
+                return EXIT_USAGE
         if config is not None and target is None:
             from autoheal.config import ConfigError, load_config
 
@@ -125,7 +149,7 @@ def drill_command(
             runtime_dir = runtime_dir or cfg.paths.runtime_dir
             # Drills on their own directories must not touch any of the target's files.
             protect_files += [cfg.path, cfg.paths.stop_file, *cfg.chaos.protected_files]
-            drill_target = DrillTarget.from_config(cfg)
+            drill_target = DrillTarget.from_config(cfg, time_scale=time_scale, wait_s=wait_s)
         runtime_dir = Path(runtime_dir) if runtime_dir is not None else Path("shared_data")
         protect_files += [runtime_dir / f for f in PROTECTED_RUNTIME_FILES]
         # JSON on stdout stays parseable: the progress lines go to stderr then.
@@ -138,5 +162,10 @@ def drill_command(
     except ScenarioError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    return EXIT_OK if result.passed else EXIT_FAILED
+    if result.passed:
+        return EXIT_OK
+    not_passed = [r for r in result.results if r.status is not Status.PASSED]
+    if not_passed and all(r.details.get("refused") for r in not_passed):
+        return EXIT_REFUSED
+    return EXIT_FAILED
 

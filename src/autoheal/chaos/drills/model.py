@@ -220,6 +220,9 @@ class Report:
     on_target: tuple[str, ...] = ()
     #: Every report file written (JSON reports and their timeline pictures), for the text.
     files: tuple[str, ...] = ()
+    #: By whose clock the drills judged (``scaled 1/20``, ``from target policy``,
+    #: ``runbook``, ``--time-scale X``), each basis used once, comma-separated.
+    time_basis: str = ""
 
     @property
     def passed(self) -> bool:
@@ -237,6 +240,7 @@ class Report:
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
             "time_scale": self.time_scale,
+            "time_basis": self.time_basis,
             "passed": self.passed,
             "counts": self.counts(),
             "drills": [r.to_doc() for r in self.results],

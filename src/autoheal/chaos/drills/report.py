@@ -80,7 +80,8 @@ def _drill(result: DrillResult) -> list[str]:
              _row("Time to detect", _secs(result.time_to_detect_s)),
              _row("Time to recover", _secs(result.time_to_recover_s)),
              _row("Duration", f"{result.duration_s:.2f}s (seed {result.seed}, "
-                              f"time scale {result.details.get('time_scale', '1/1')})")]
+                              f"time scale {result.details.get('time_scale', '1/1')})"),
+             _row("Time basis", result.details.get("time_basis", "-"))]
     if result.details.get("error"):
         lines.append(_row("Error", result.details["error"]))
     lines.append("Criteria:")
@@ -104,7 +105,7 @@ def _drill(result: DrillResult) -> list[str]:
         lines.append(_row("Rollback", "; ".join(rollback)))
     shown = {k: v for k, v in result.details.items()
              if k not in ("rollback", "error", "time_scale", "protected", "skipped_criteria",
-                          "skipped_why")}
+                          "skipped_why", "time_basis")}
     if shown:
         lines.append("Details:")
         lines.extend(f"  • {k}: {v}" for k, v in shown.items())
@@ -116,6 +117,7 @@ def render_text(report: Report) -> str:
     counts = report.counts()
     lines = [WIDE, "autoheal - drill report", WIDE,
              f"Time scale {report.time_scale} (runbook seconds are scaled; criteria give both)",
+             f"Time basis {report.time_basis or '-'}",
              f"Started {report.started_at}, took {report.duration_s:.1f}s", "",
              THIN, "Summary", THIN,
              _row("Drills", len(report.results)),

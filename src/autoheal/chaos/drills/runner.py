@@ -36,7 +36,7 @@ from autoheal.chaos.drills.steps import KINDS
 from autoheal.chaos.drills.target import TARGET_KINDS, DrillTarget
 from autoheal.chaos.drills.trace import timeline_doc
 
-__all__ = ["progress_line", "run_drills", "run_one"]
+__all__ = ["progress_line", "run_drills", "run_one", "time_basis"]
 
 WATCH_INTERVAL_S = 0.2
 ROLLBACK_TIMEOUT_S = 15.0
@@ -113,7 +113,8 @@ async def run_one(
     if not violations:
         violations.extend(await anyio.to_thread.run_sync(guard.check))  # the "after" check
     ctx.details.update(rollback=rolled_back, protected=guard.describe(),
-                       time_scale=scale_label(scenario.time_scale))
+                       time_scale=scale_label(scenario.time_scale),
+                       time_basis=time_basis(scenario))
     if target is not None:
         ctx.details["ran_against"] = f"target {target.config}"
     if ctx.skipped:
@@ -141,6 +142,18 @@ async def run_one(
         violations=tuple(str(v) for v in violations), seed=scenario.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
         details=_jsonable(ctx.details), timeline=_timeline(ctx))
+
+
+def time_basis(scenario: Scenario) -> str:
+    """By whose clock a drill judged: ``from target policy``, ``runbook``, ``--time-scale
+    X`` (against a target, :func:`~autoheal.chaos.drills.target.target_plan`), or
+    ``scaled 1/20`` (its own stack at its scenario's time scale)."""
+    plan = scenario.params.get("target_timing")
+    if isinstance(plan, dict) and plan.get("basis"):
+        return str(plan["basis"])
+    if scenario.time_scale == 1.0:
+        return "runbook"
+    return f"scaled {scale_label(scenario.time_scale)}"
 
 
 def _timeline(ctx: DrillContext) -> dict[str, Any]:
@@ -228,7 +241,9 @@ def run_drills(
         for i, scenario in enumerate(scenarios, 1):
             work = base / f"{i:02d}-{scenario.name}"
             if target is not None and scenario.name in on_target:
-                result = await run_one(scenario, work, protect=target.protect(), target=target)
+                # Judged by the target's clock: its own settings, or --time-scale.
+                planned, _ = target.plan(scenario)
+                result = await run_one(planned, work, protect=target.protect(), target=target)
             else:
                 result = await run_one(scenario, work, protect=protect)
             results.append(result)
@@ -236,10 +251,12 @@ def run_drills(
 
     anyio.run(run_all)
     scales = sorted({scale_label(s.time_scale) for s in scenarios if s.time_scale != 1.0})
+    bases = sorted({str(r.details.get("time_basis")) for r in results
+                    if r.details.get("time_basis")})
     report = Report(tuple(results), started_at, time.monotonic() - t0,
                     ", ".join(scales) if scales else "1/1",
                     target=None if target is None else str(target.config),
-                    on_target=tuple(on_target))
+                    on_target=tuple(on_target), time_basis=", ".join(bases))
     json_dir = runtime_dir if runtime_dir is not None else work_dir
     paths = []
     if json_dir is not None:
