@@ -46,11 +46,14 @@ def test_host_dies_the_exchange_countdown_empties_the_book(tmp_path: Path) -> No
     passed(result)
     countdown, refresh = result.details["countdown_s"], result.details["refresh_s"]
     assert (countdown, refresh) == pytest.approx((2.0, 0.5))
-    emptied = result.details["events_after_fault_s"]["book_empty"]
+    events = result.details["events_after_fault_s"]
     # Not before the countdown since the last refresh could have run out; not after one more.
-    assert countdown - refresh - 0.1 <= emptied <= countdown + refresh
+    assert countdown - refresh - 0.1 <= events["book_empty"] - events["trader_killed"]
+    assert events["book_empty"] <= countdown + refresh
     assert result.gates_fired == ("exchange_countdown_cancel_all",)
-    assert result.duration_s < 6
+    assert result.details["daemon_pid"] > 0  # supervised by a real autoheal run
+    assert "stop_daemon" in result.details["rollback"][0]
+    assert result.duration_s < 7
 
 
 def test_host_dies_mutation_countdown_never_armed_leaves_the_orders(tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ its :class:`~autoheal.guard.deadman.DeadmanSwitch` has armed the exchange's
 countdown. The countdown and its refresh are the runbook's (Binance: 120 s and
 30 s) times the scenario's ``time_scale`` (1/60: 2 s and 0.5 s). Then:
 
-* ``deadman_host_dies``: the trader is SIGKILLed. No supervisor runs in this
-  drill, so nothing restarts it (as when autoheal is told not to). Nobody cancels
-  anything on the host's behalf: the exchange's own countdown must empty the book
-  within the countdown plus one refresh. Mutation: ``deadman = false`` (the trader
-  never arms the countdown) leaves the orders resting.
+* ``deadman_host_dies``: the trader runs under a real ``autoheal run`` (its only
+  service, ``stop_signal = "SIGKILL"``), and autoheal is told to stop it (the
+  operator's durable ``stop`` command): the daemon SIGKILLs it and does not restart
+  it. Nobody cancels anything on the host's behalf: the exchange's own countdown
+  must empty the book within the countdown plus one refresh. Mutation:
+  ``deadman = false`` (the trader never arms the countdown) leaves the orders
+  resting. (``supervised = false`` runs the trader bare and SIGKILLs it directly.)
   With ``fault = "hang"`` (scenario ``host_hangs_with_resting_orders``, not in the
   default run) the trader is SIGSTOPped instead: alive, frozen, refreshing nothing.
 * ``deadman_stop_file``: ``STOP.TXT`` appears; the trader stays up, stops
@@ -25,6 +27,7 @@ for each cancelled one the exchange's reason (``countdown`` or ``cancel_all``).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -35,8 +38,11 @@ from typing import Any
 import anyio
 
 from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.daemon_stack import DaemonHarness
 from autoheal.chaos.drills.exchange import ExchangeHarness
-from autoheal.store.atomic import write_json_atomic
+from autoheal.store import commands as queue
+from autoheal.store.atomic import read_json, write_json_atomic
+from autoheal.store.journal import Journal
 
 __all__ = ["deadman_host_dies", "deadman_stop_file"]
 
@@ -95,23 +101,32 @@ def _policy(ctx: DrillContext) -> tuple[float, float]:
                                                                                    30.0)))
 
 
-def _start_trader(ctx: DrillContext, ex: ExchangeHarness, *, max_orders: int | None) -> _Trader:
+def _trader_args(ctx: DrillContext, ex: ExchangeHarness, *,
+                 max_orders: int | None) -> list[str]:
+    """The demo trader's options (after ``-m autoheal.demo.trader``), without its paths."""
     p = ctx.params
     countdown, refresh = _policy(ctx)
-    trader_dir = ctx.runtime_dir / "trader"
-    trader_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "autoheal.demo.trader", "--exchange", ex.url,
-            "--runtime-dir", str(trader_dir), "--stop-file", str(trader_dir / "STOP.TXT"),
-            "--symbol", str(p.get("symbol", "BTCUSDT")), "--qty", str(p.get("qty", 0.001)),
-            "--interval", str(p.get("interval_s", 0.05)), "--heartbeat-interval", "0.2",
-            "--http-timeout", "1.0", "--order-type", "limit",
+    args = ["--exchange", ex.url, "--symbol", str(p.get("symbol", "BTCUSDT")),
+            "--qty", str(p.get("qty", 0.001)), "--interval", str(p.get("interval_s", 0.05)),
+            "--heartbeat-interval", "0.2", "--http-timeout", "1.0", "--order-type", "limit",
             "--limit-offset-pct", str(p.get("limit_offset_pct", 1.0))]
     if max_orders is not None:
-        argv += ["--max-orders", str(max_orders)]
+        args += ["--max-orders", str(max_orders)]
     if bool(p.get("deadman", True)):
-        argv += ["--deadman-countdown", f"{countdown:.6f}", "--deadman-refresh", f"{refresh:.6f}"]
+        args += ["--deadman-countdown", f"{countdown:.6f}", "--deadman-refresh", f"{refresh:.6f}"]
     if not bool(p.get("cancel_on_halt", True)):
-        argv.append("--deadman-no-cancel")
+        args.append("--deadman-no-cancel")
+    ctx.details["countdown_s"] = countdown
+    ctx.details["refresh_s"] = refresh
+    return args
+
+
+def _start_trader(ctx: DrillContext, ex: ExchangeHarness, *, max_orders: int | None) -> _Trader:
+    trader_dir = ctx.runtime_dir / "trader"
+    trader_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "autoheal.demo.trader", "--runtime-dir", str(trader_dir),
+            "--stop-file", str(trader_dir / "STOP.TXT"),
+            *_trader_args(ctx, ex, max_orders=max_orders)]
     ctx.details["trader_argv"] = argv[3:]
     trader = _Trader(argv, ctx.runtime_dir / "trader.log")
 
@@ -120,9 +135,80 @@ def _start_trader(ctx: DrillContext, ex: ExchangeHarness, *, max_orders: int | N
 
     ctx.add_rollback("stop_trader", stop)
     ctx.details["trader_pid"] = trader.popen.pid
-    ctx.details["countdown_s"] = countdown
-    ctx.details["refresh_s"] = refresh
     return trader
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(_toml_str(i) for i in items) + "]"
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def _start_supervised(ctx: DrillContext, ex: ExchangeHarness,
+                            max_orders: int) -> tuple[DaemonHarness, Path]:
+    """``autoheal run`` with the trader as its one service (stopped with SIGKILL)."""
+    home = ctx.runtime_dir / "autoheal"
+    home.mkdir(parents=True, exist_ok=True)
+    argv = ["{python}", "-m", "autoheal.demo.trader", "--runtime-dir", "{runtime_dir}",
+            "--stop-file", "{stop_file}", *_trader_args(ctx, ex, max_orders=max_orders)]
+    config = home / "autoheal.toml"
+    config.write_text(f"""# written by the host_dies_with_resting_orders drill
+environment = "paper"
+
+[paths]
+runtime_dir = "shared_data"
+stop_file = "STOP.TXT"
+
+[daemon]
+heartbeat_interval = "200ms"
+
+[services.trader]
+argv = {_toml_list(argv)}
+stop_signal = "SIGKILL"    # "the host dies": no chance to clean up
+stop_timeout = "1s"
+
+[[services.trader.probes]]
+kind = "process"
+
+[[services.trader.probes]]
+kind = "heartbeat"
+interval = "200ms"
+max_age = "1s"
+""")
+    shared = home / "shared_data"
+    shared.mkdir(exist_ok=True)
+    daemon = DaemonHarness(config, shared, ctx.runtime_dir / "daemon.log").start()
+
+    async def stop() -> Any:
+        return await daemon.stop()
+
+    ctx.add_rollback("stop_daemon", stop)
+    ctx.details["daemon_pid"] = daemon.pid
+    return daemon, shared
+
+
+async def _operator_stop(shared: Path, service: str, timeout_s: float = 10.0) -> str:
+    """The operator's durable ``stop`` command (what ``autoheal stop`` submits); its status."""
+
+    def submit_and_wait() -> str:
+        with Journal.open(shared) as journal:
+            submitted = queue.submit(journal, "stop", service, {"reason": "drill: host dies"},
+                                     "autoheal-drill", ttl=60.0)
+            return str(queue.wait_result(journal, submitted.command.id, timeout_s).status)
+
+    return await anyio.to_thread.run_sync(submit_and_wait)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _until(predicate: Any, timeout_s: float) -> Any:
@@ -135,15 +221,15 @@ async def _until(predicate: Any, timeout_s: float) -> Any:
         await anyio.sleep(POLL_S)
 
 
-async def _setup(ctx: DrillContext, trader: _Trader, ex: ExchangeHarness) -> dict[str, Any]:
+async def _setup(ctx: DrillContext, trader: _Trader | DaemonHarness,
+                 ex: ExchangeHarness) -> dict[str, Any]:
     """Wait until ``resting_orders`` rest and (if the trader arms it) the countdown is armed."""
     want = int(ctx.params.get("resting_orders", 3))
     started = anyio.current_time()
 
     async def resting() -> dict[str, Any] | None:
         if not trader.alive():
-            raise RuntimeError(f"the trader exited with {trader.popen.returncode}; see "
-                               f"{trader.log_path}")
+            raise RuntimeError(f"the trader (or its daemon) exited; see {trader.log_path}")
         stats = await ex.stats()
         return stats if len(stats["open_orders"]) >= want else None
 
@@ -184,16 +270,36 @@ async def _watch_book(ctx: DrillContext, ex: ExchangeHarness, observe_s: float,
 
 
 async def deadman_host_dies(ctx: DrillContext) -> None:
-    """Resting orders, then SIGKILL of the trader: the exchange's countdown empties the book."""
+    """Resting orders, then the trader dies (SIGKILL) or freezes (SIGSTOP), nothing restarts
+    it: the exchange's own countdown empties the book."""
     p = ctx.params
     ex = await ctx.start_exchange()
     symbol = str(p.get("symbol", "BTCUSDT"))
+    hang = str(p.get("fault", "kill")) == "hang"
+    supervised = bool(p.get("supervised", True)) and not hang
+    max_orders = int(p.get("resting_orders", 3))
     async with anyio.create_task_group() as feed:
-        feed.start_soon(_feed_prices, ctx, ctx.runtime_dir / "trader" / "prices.json", symbol)
-        trader = _start_trader(ctx, ex, max_orders=int(p.get("resting_orders", 3)))
-        stats = await _setup(ctx, trader, ex)
+        if supervised:
+            daemon, shared = await _start_supervised(ctx, ex, max_orders)
+            feed.start_soon(_feed_prices, ctx, shared / "prices.json", symbol)
+            stats = await _setup(ctx, daemon, ex)
+        else:
+            feed.start_soon(_feed_prices, ctx, ctx.runtime_dir / "trader" / "prices.json",
+                            symbol)
+            trader = _start_trader(ctx, ex, max_orders=max_orders)
+            stats = await _setup(ctx, trader, ex)
         feed.cancel_scope.cancel()
-    if str(p.get("fault", "kill")) == "hang":
+    if supervised:
+        pid = _service_pid(shared)
+        if pid is None:
+            raise RuntimeError("the daemon's health document names no trader pid")
+        ctx.details["trader_pid"] = pid
+        ctx.mark_fault()
+        ctx.observe("operator_stop", await _operator_stop(shared, "trader"))
+        if not _pid_alive(pid):
+            ctx.event("trader_killed")
+        ctx.observe("trader_dead", not _pid_alive(pid))
+    elif hang:
         trader.popen.send_signal(signal.SIGSTOP)  # alive and frozen: its loop refreshes nothing
         ctx.mark_fault()
         ctx.event("trader_frozen")
@@ -201,12 +307,24 @@ async def deadman_host_dies(ctx: DrillContext) -> None:
         status = await trader.kill()
         ctx.mark_fault()
         ctx.event("trader_killed")
-        ctx.observe("trader_exit", status)
+        ctx.observe("trader_dead", status == -signal.SIGKILL)
     await _watch_book(ctx, ex, ctx.scaled(float(p.get("observe_for_s", 180.0))),
                       len(stats["cancelled_orders"]))
-    ctx.observe("trader_process_alive", trader.alive())
+    if supervised:
+        pid_now = _service_pid(shared)
+        ctx.observe("trader_process_alive", pid_now is not None and _pid_alive(pid_now))
+        ctx.observe("daemon_alive", daemon.alive())
+    else:
+        ctx.observe("trader_process_alive", trader.alive())
     if "book_empty" in ctx.events:
         ctx.gate("exchange_countdown_cancel_all")
+
+
+def _service_pid(shared: Path) -> int | None:
+    """The trader's pid as the daemon's health document reports it (``None``: not running)."""
+    doc = read_json(shared / "health_v2.json").doc or {}
+    pid = ((doc.get("components") or {}).get("trader") or {}).get("pid")
+    return pid if isinstance(pid, int) and pid > 0 else None
 
 
 async def deadman_stop_file(ctx: DrillContext) -> None:
