@@ -46,6 +46,7 @@ class RedisServer:
         self.password = password
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []  # e.g. a TLS port beside the plain one
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -59,6 +60,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password is not None:
             argv += ["--requirepass", self.password]
+        argv += self.extra_args
         with (self.folder / "redis.log").open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_S

@@ -1,4 +1,5 @@
-"""The fleet agent against a real ``redis-server``: a wrong password, the lazy import."""
+"""The fleet agent against a real ``redis-server``: a wrong password, a TLS error, Sentinel,
+the lazy import."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness_simple import Runtime, toml_str, wait_for
-from tests.redis_server import RedisServer, SentinelServer
+from tests.redis_server import RedisServer, SentinelServer, free_port
 from tests.sysdeps import require_binary
 
 SECRET = "s3cr3t-Pa55word"
@@ -136,3 +137,51 @@ def test_no_fleet_table_never_imports_redis(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_fleet_tls_error_is_one_clear_line_and_fails_closed(tmp_path: Path) -> None:
+    """A ``rediss://`` server whose certificate this host does not trust (self-signed)."""
+    openssl = require_binary("openssl", "openssl")
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(folder / "key.pem"),
+         "-out", str(folder / "cert.pem")],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    server = RedisServer(require_binary("redis-server", "redis-server"), folder)
+    tls_port = free_port()
+    server.extra_args = [
+        "--tls-port", str(tls_port), "--tls-cert-file", str(folder / "cert.pem"),
+        "--tls-key-file", str(folder / "key.pem"), "--tls-auth-clients", "no",
+    ]  # fmt: skip
+    server.start()
+    (tmp_path / "h").mkdir()
+    rt: Runtime | None = None
+    try:
+        rt = Runtime(tmp_path / "h", services=())
+        rt.config.write_text(
+            rt.config.read_text()
+            + f"""
+[fleet]
+redis_url = {toml_str(f"rediss://127.0.0.1:{tls_port}/0")}
+name = "desk"
+host = "h"
+stale_after = "1s"
+poll_interval = "100ms"
+"""
+        )
+        rt.start_daemon(wait_ready=False)
+        wait_for(lambda: (rt.flags() or {}).get("mode") == "DEGRADED", 15, "DEGRADED")
+        wait_for(lambda: "fleet_tls_failed" in rt.log_text(), 5, "the TLS failure line")
+        failures = [ln for ln in rt.log_text().splitlines() if "fleet_link_failed" in ln]
+        assert len(failures) == 1, failures  # one line, not one per poll
+        assert "fleet_tls_failed" in failures[0]
+        assert not rt.stop_file.exists()
+    finally:
+        if rt is not None:
+            rt.close()
+        server.stop()
