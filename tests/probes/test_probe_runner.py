@@ -230,3 +230,17 @@ async def test_runner_is_cancellable_mid_check() -> None:
 def test_runner_rejects_non_positive_interval_or_timeout(interval: float, timeout: float) -> None:
     with pytest.raises(ValueError, match="positive"):
         ProbeRunner(ScriptedProbe(OK), lambda r: None, interval=interval, timeout=timeout)
+
+
+@pytest.mark.anyio
+async def test_runner_sleeps_past_the_interval_until_a_passing_results_deadline() -> None:
+    """Event-driven (issue 14): a fresh heartbeat is not looked at again until it would go
+    stale; a failing result keeps the interval, to see a recovery soon."""
+    rec = Recorder(3)
+    t0 = anyio.current_time()
+    fresh = ProbeResult(True, "", 0.0, 15.0, recheck_at=t0 + 15.0)
+    failing = ProbeResult(False, "heartbeat_stale", 16.0, 15.0, recheck_at=t0 + 100.0)
+    runner = make_runner(ScriptedProbe(fresh, failing, OK), rec, interval=1.0)
+    await run_until_done(runner, rec)
+    assert [t - t0 for t in rec.times] == pytest.approx([0.0, 15.005, 16.005])
+    assert runner.last_wake == "interval"

@@ -11,7 +11,12 @@ them, circus #987). One round is:
 3. Sleep until ``min(started + interval, result.recheck_at + slack)``, never
    less than ``min_gap`` (a probe whose deadline is already past must not spin),
    or until :meth:`ProbeRunner.poke` wakes it -- the daemon pokes a heartbeat
-   probe right after a restart instead of waiting out the interval.
+   probe right after a restart instead of waiting out the interval. A *passing*
+   result with a deadline (a fresh heartbeat: fresh until ``recheck_at``) sleeps
+   until that deadline even past the interval: event-driven, not a tick. Looking
+   earlier could only find the file replaced by garbage or deleted sooner, which
+   the deadline finds all the same, at most ``max_age`` later; a stale heartbeat is
+   seen within ``recheck_slack`` of going stale, as before.
 
 ``clock`` is the monotonic clock the probe's ``recheck_at`` is expressed in; the
 sleep itself is relative (``deadline - clock()``), so any clock that advances in
@@ -143,7 +148,9 @@ class ProbeRunner:
     async def _sleep_after(self, started: float, result: ProbeResult) -> None:
         cause: WakeCause = "interval"
         deadline = started + self.interval
-        if result.recheck_at is not None and result.recheck_at + self._slack < deadline:
+        if result.recheck_at is not None and (
+            result.ok or result.recheck_at + self._slack < deadline
+        ):
             deadline, cause = result.recheck_at + self._slack, "recheck"
         delay = max(deadline - self._clock(), self._min_gap)
         if self._wake is None:
