@@ -135,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a folder of your own scenario files (repeatable)",
     )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help="with --target: the runbook's timings times X (1: real timings) instead of "
+        "timings computed from the target's own probe and policy settings",
+    )
+    p.add_argument(
+        "--wait",
+        default=None,
+        metavar="DURATION",
+        help="with --target: how long a drill waits for the drill lock and its "
+        "preconditions (DOR, no episode, no failsafe) before it is refused (exit 3)",
+    )
 
     p = sub.add_parser("check", help="run every probe once, now; exit 0 when DOR would be true")
     _add_config(p)
@@ -454,6 +469,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         report=args.report,
         runtime_dir=None,
         scenario_dirs=[Path(d) for d in args.scenarios],
+        time_scale=args.time_scale,
+        wait=args.wait,
     )
 
 
