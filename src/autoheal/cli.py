@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--json", action="store_true", help="status: JSON")
+
+    p = sub.add_parser("fleet", help="the fleet (Redis): every host's status, the fleet switch")
+    _add_config(p)
+    p.add_argument("action", choices=["status", "halt", "reduce-only", "run"])
+    p.add_argument("--reason", default=None, help="halt, reduce-only, run: why (journaled)")
+    p.add_argument("--json", action="store_true", help="status: JSON")
     return parser
 
 
@@ -579,3 +585,20 @@ def _cmd_breaker(args: argparse.Namespace) -> int:
 
 
 _HANDLERS["breaker"] = _cmd_breaker
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    from autoheal import fleet_cli  # imports redis only now
+
+    if args.action == "status":
+        return fleet_cli.status_command(cfg, as_json=args.json)
+    if not (args.reason or "").strip():
+        print(f"autoheal: usage error: fleet {args.action} needs --reason TEXT", file=sys.stderr)
+        return EXIT_USAGE
+    return fleet_cli.set_command(cfg, args.action, reason=args.reason, user=_os_user())
+
+
+_HANDLERS["fleet"] = _cmd_fleet
