@@ -99,3 +99,18 @@ def test_guard_import_has_no_side_effects(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "ok"
+
+
+def test_every_export_is_the_object_not_a_module_even_after_its_module_was_imported():
+    """The exports are lazy: a submodule imported first must not shadow a same-named export."""
+    import importlib
+    import types
+
+    import autoheal.guard as guard
+
+    importlib.import_module("autoheal.guard.classify")  # the module named like its function
+    for name in guard.__all__:
+        assert not isinstance(getattr(guard, name), types.ModuleType), name
+    from autoheal.guard import classify
+
+    assert callable(classify)

@@ -30,10 +30,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# ``classify`` is both a module and its function: bound eagerly, or the first import of
+# the module ``autoheal.guard.classify`` would leave the module where the function belongs.
+from autoheal.guard.classify import classify
+
 if TYPE_CHECKING:
     from autoheal.guard.breaker import CircuitBreaker
     from autoheal.guard.breaker_state import BreakerPolicy
-    from autoheal.guard.classify import Classification, classify
+    from autoheal.guard.classify import Classification
     from autoheal.guard.deadman import CountdownPort, DeadmanPolicy, DeadmanSwitch
     from autoheal.guard.errors import (
         BreakerOpenError,
@@ -101,7 +105,6 @@ _EXPORTS = {
     "call_with_retry": "autoheal.guard.retry",
     "check_inventory": "autoheal.guard.inventory",
     "check_order": "autoheal.guard.risk",
-    "classify": "autoheal.guard.classify",
     "hash_confirm_token": "autoheal.guard.live_gating",
     "is_live_execution_allowed": "autoheal.guard.live_gating",
     "order_signature": "autoheal.guard.idempotency",
