@@ -37,6 +37,7 @@ from typing import Any
 
 import anyio
 
+from autoheal import runtime_files
 from autoheal.chaos.drills.context import DrillContext
 from autoheal.chaos.drills.daemon_stack import DaemonHarness
 from autoheal.chaos.drills.exchange import ExchangeHarness
@@ -322,7 +323,7 @@ async def deadman_host_dies(ctx: DrillContext) -> None:
 
 def _service_pid(shared: Path) -> int | None:
     """The trader's pid as the daemon's health document reports it (``None``: not running)."""
-    doc = read_json(shared / "health_v2.json").doc or {}
+    doc = read_json(shared / runtime_files.HEALTH).doc or {}
     pid = ((doc.get("components") or {}).get("trader") or {}).get("pid")
     return pid if isinstance(pid, int) and pid > 0 else None
 
