@@ -207,8 +207,15 @@ def test_operator_buttons_need_the_token_and_the_same_origin(
         page.click('button[data-type="failsafe_enter"]')
         wait_for(lambda: (rt.flags() or {}).get("failsafe_active") is True, 10, "the failsafe")
         assert "queued failsafe_enter" in page.locator("#opresult").inner_text()
-        events = rt.events(kind="result_written")
-        assert any((e.actor or "").startswith("web:127.0.0.1") for e in events), events
+        # The flags are written within the command's step; its result just after.
+        wait_for(
+            lambda: any(
+                (e.actor or "").startswith("web:127.0.0.1")
+                for e in rt.events(kind="result_written")
+            ),
+            5,
+            "the command's result_written by web:127.0.0.1",
+        )
 
         reset = httpx.post(
             api,
