@@ -32,7 +32,8 @@ def _trip(rt: Runtime, key: str, cooldown: float = 120.0) -> None:
     breaker = CircuitBreaker(rt.runtime_dir, BreakerPolicy(cooldown_s=cooldown))
     for _ in range(3):
         breaker.record_failure(key, reason="exchange_502")
-    assert breaker.state(key) == ("open" if cooldown > 1 else "half_open")
+    if cooldown > 1:  # a 1 ms cooldown may not have run out yet, in the same millisecond
+        assert breaker.state(key) == "open"
 
 
 def test_status_and_a_journaled_idempotent_reset_of_one_key(tmp_path: Path) -> None:
