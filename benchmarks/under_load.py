@@ -32,7 +32,8 @@ Output: a table, or with ``--json`` one object::
                              stale_seen_p50_ms, stale_seen_max_ms | stale_note}},
      "loaded": {... the same ...},
      "loaded_over_quiet": {supervisor: {restart_p50, restart_p95, stale_detect_p50}},
-     "meta": {commit, src_uncommitted, stress_argv, cpus, loadavg_1m_end_<phase>, ...}}
+     "meta": {commit, src_uncommitted, stress_argv, cpus, loadavg_1m_{start,end}_<phase>,
+              leftovers_reaped_<phase>, ...}}
 
 Needs Debian's ``stress-ng`` (``apt-get install stress-ng``); exits 2 without it.
 
@@ -62,6 +63,7 @@ from restart_latency import (
     Child,
     ensure_peers,
     find_pid,
+    proc_pids,
     run_trials,
     shutdown,
     stability_check,
@@ -256,15 +258,50 @@ def run_stale_trials(args: argparse.Namespace, bindir: Path) -> list[tuple[float
     return samples
 
 
+# --- leftovers ------------------------------------------------------------------------
+
+
+def reap_leftovers(base: Path) -> int:
+    """SIGKILL what a stopped supervisor left behind under ``base``; return how many.
+
+    restart_latency's circus.ini names a ``stats_endpoint``, which makes circus turn
+    ``statsd`` on; the ``circusd-stats`` process it starts outlives circusd's SIGTERM and
+    would go on polling through the later measurements. Every work directory of this run
+    lies under ``base``, so only this run's leftovers match.
+    """
+    killed = 0
+    for pid in proc_pids() - {os.getpid()}:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if os.fsencode(str(base)) in cmdline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 # --- phases and report ----------------------------------------------------------------
 
 
-def measure_phase(name: str, args: argparse.Namespace, bindir: Path) -> dict[str, Any]:
-    """Every supervisor's restart and stale-detection figures, one after the other."""
+def measure_phase(
+    name: str, args: argparse.Namespace, bindir: Path, base: Path
+) -> tuple[dict[str, Any], int]:
+    """Every supervisor's restart and stale-detection figures, one after the other.
+
+    Returns:
+        The figures per supervisor, and how many leftover processes were reaped.
+    """
     out: dict[str, Any] = {}
+    reaped = 0
     for kind in args.supervisors.split(","):
         print(f"[{name}] {kind}: {args.trials} restarts ...", file=sys.stderr, flush=True)
         restart = summarize(run_trials(kind, "sleep", args, bindir))
+        reaped += reap_leftovers(base)
         row: dict[str, Any] = {
             "restart_p50_ms": restart["p50_ms"],
             "restart_p95_ms": restart["p95_ms"],
@@ -273,6 +310,7 @@ def measure_phase(name: str, args: argparse.Namespace, bindir: Path) -> dict[str
         if kind == "autoheal" and args.stale_trials > 0:
             print(f"[{name}] {kind}: {args.stale_trials} stale heartbeats ...", file=sys.stderr)
             stale = run_stale_trials(args, bindir)
+            reaped += reap_leftovers(base)
             stamped, seen = [s[0] for s in stale], [s[1] for s in stale]
             row |= {
                 "stale_detect_p50_ms": round(statistics.median(stamped) * 1000, 1),
@@ -291,7 +329,7 @@ def measure_phase(name: str, args: argparse.Namespace, bindir: Path) -> dict[str
                 "stale_note": note,
             }
         out[kind] = row
-    return out
+    return out, reaped
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -378,10 +416,19 @@ def main() -> int:
         "max_age_s": MAX_AGE_S,
         "heartbeat_every_s": HEARTBEAT_EVERY_S,
     }
-    for phase in args.phases.split(","):
-        with stress_ng(stress_argv) if phase == "loaded" else nullcontext():
-            results[phase] = measure_phase(phase, args, bindir)
-            meta[f"loadavg_1m_end_{phase}"] = round(os.getloadavg()[0], 2)
+    # Every TemporaryDirectory of this run (restart_latency's too) goes under ``base``.
+    base = Path(tempfile.mkdtemp(prefix="under-load-"))
+    tempfile.tempdir = str(base)
+    try:
+        for phase in args.phases.split(","):
+            with stress_ng(stress_argv) if phase == "loaded" else nullcontext():
+                meta[f"loadavg_1m_start_{phase}"] = round(os.getloadavg()[0], 2)
+                results[phase], reaped = measure_phase(phase, args, bindir, base)
+                meta[f"loadavg_1m_end_{phase}"] = round(os.getloadavg()[0], 2)
+                meta[f"leftovers_reaped_{phase}"] = reaped
+    finally:
+        reap_leftovers(base)
+        shutil.rmtree(base, ignore_errors=True)
     if "quiet" in results and "loaded" in results:
         results["loaded_over_quiet"] = ratios(results["quiet"], results["loaded"])
     results["meta"] = meta
