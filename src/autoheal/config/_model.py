@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-if TYPE_CHECKING:  # a value, never decoded here: importing the guard costs ~50 ms
-    from autoheal.guard.risk import RiskLimits
+if TYPE_CHECKING:  # a value, never decoded here; built by autoheal.guard.risk_limits
+    from autoheal.guard.risk_limits import RiskLimits
 
 ENVIRONMENTS = ("live", "testnet", "paper")
 PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http")

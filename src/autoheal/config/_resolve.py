@@ -55,7 +55,7 @@ from autoheal.config._values import (
 )
 
 if TYPE_CHECKING:
-    from autoheal.guard.risk import RiskLimits
+    from autoheal.guard.risk_limits import RiskLimits
 
 #: The daemon's own files use this name (``auto_heal.heartbeat.json``).
 _RESERVED_NAMES = frozenset({"auto_heal"})
@@ -125,11 +125,13 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
 
 
 def _risk(raw: RawRisk) -> RiskLimits:
-    """``[risk]``: msgspec checked the types; ``autoheal.guard.risk`` checks the values.
+    """``[risk]``: msgspec checked the types; ``autoheal.guard.risk_limits`` checks the values.
 
-    Imported here, only for a config with ``[risk]``: ``autoheal status`` must start fast.
+    Imported here, only for a config with ``[risk]``, and only that light half of
+    ``autoheal.guard.risk`` (not the order check, its state files and logging):
+    ``autoheal status`` and ``autoheal check-config`` must start fast.
     """
-    from autoheal.guard.risk import RiskConfigError, parse_limits
+    from autoheal.guard.risk_limits import RiskConfigError, parse_limits
 
     table = {f: getattr(raw, f) for f in raw.__struct_fields__ if f != "symbols"}
     symbols = {}

@@ -93,9 +93,9 @@ _EXPORTS = {
     "PlaceResult": "autoheal.guard.idempotency",
     "RetriesExhaustedError": "autoheal.guard.errors",
     "RiskBook": "autoheal.guard.risk",
-    "RiskConfigError": "autoheal.guard.risk",
+    "RiskConfigError": "autoheal.guard.risk_limits",
     "RiskGuard": "autoheal.guard.risk",
-    "RiskLimits": "autoheal.guard.risk",
+    "RiskLimits": "autoheal.guard.risk_limits",
     "RiskOrder": "autoheal.guard.risk",
     "StateBus": "autoheal.guard.state_bus",
     "StateBusValidationError": "autoheal.guard.errors",
@@ -108,7 +108,7 @@ _EXPORTS = {
     "hash_confirm_token": "autoheal.guard.live_gating",
     "is_live_execution_allowed": "autoheal.guard.live_gating",
     "order_signature": "autoheal.guard.idempotency",
-    "parse_limits": "autoheal.guard.risk",
+    "parse_limits": "autoheal.guard.risk_limits",
 }
 
 __all__ = [

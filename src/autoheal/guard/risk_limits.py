@@ -1,0 +1,159 @@
+"""The ``[risk]`` table: the limits and the check that builds them from TOML.
+
+Split out of :mod:`autoheal.guard.risk`, which re-exports every name here, so that the
+config loader can validate ``[risk]`` without importing the order check, the guard's
+state files and logging: ``autoheal status`` and ``autoheal check-config`` must start
+fast. Import the names from :mod:`autoheal.guard.risk` (or :mod:`autoheal.guard`);
+this module stays stdlib-only (``decimal``, ``re``, ``dataclasses``, ``math``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = [
+    "GLOBAL_KEYS",
+    "SYMBOL_KEYS",
+    "RiskConfigError",
+    "RiskLimits",
+    "SymbolLimits",
+    "parse_limits",
+    "to_decimal",
+]
+
+#: Limits that may be set per symbol (``[risk.symbols.BTCUSDT]``) as well as globally.
+SYMBOL_KEYS = ("max_order_qty", "max_order_notional", "max_position", "price_collar_pct")
+#: Limits that only exist across all symbols.
+GLOBAL_KEYS = ("max_live_notional_total", "max_orders_per_second", "max_daily_loss")
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]*")
+
+
+class RiskConfigError(ValueError):
+    """A ``[risk]`` value that cannot be used, at its dotted key (``risk.max_order_qty``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(key, problem)
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolLimits:
+    """The limits that apply to one symbol; ``None`` means no limit."""
+
+    max_order_qty: Decimal | None = None
+    max_order_notional: Decimal | None = None
+    max_position: Decimal | None = None
+    price_collar_pct: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """The ``[risk]`` table: defaults for every symbol, overrides per symbol, global limits."""
+
+    default: SymbolLimits = SymbolLimits()
+    symbols: Mapping[str, SymbolLimits] = field(default_factory=dict)
+    max_live_notional_total: Decimal | None = None
+    max_orders_per_second: int | None = None
+    max_daily_loss: Decimal | None = None
+
+    def for_symbol(self, symbol: str) -> SymbolLimits:
+        """The symbol's own limits (already merged over the defaults by :func:`parse_limits`)."""
+        return self.symbols.get(symbol, self.default)
+
+
+def to_decimal(value: Any, key: str) -> Decimal:
+    """A finite Decimal from an int, a float (its shortest repr), a numeric string or a Decimal.
+
+    Raises:
+        RiskConfigError: a bool, another type, text that is no number, NaN or infinity.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise RiskConfigError(key, f"expected a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RiskConfigError(key, "must be a finite number")
+    try:
+        out = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise RiskConfigError(key, f"not a number: {value!r}") from None
+    if not out.is_finite():
+        raise RiskConfigError(key, "must be a finite number")
+    return out
+
+
+def _positive(table: Mapping[str, Any], name: str, prefix: str) -> Decimal | None:
+    if name not in table or table[name] is None:
+        return None
+    key = f"{prefix}.{name}"
+    value = to_decimal(table[name], key)
+    if value <= 0:
+        raise RiskConfigError(key, "must be greater than zero (leave the key out for no limit)")
+    return value
+
+
+def _symbol_limits(table: Mapping[str, Any], prefix: str, base: SymbolLimits) -> SymbolLimits:
+    values = {name: _positive(table, name, prefix) for name in SYMBOL_KEYS}
+    return SymbolLimits(
+        **{
+            name: getattr(base, name) if values[name] is None else values[name]
+            for name in SYMBOL_KEYS
+        }
+    )
+
+
+def _unknown(table: Mapping[str, Any], allowed: Iterable[str], prefix: str) -> None:
+    known = set(allowed)
+    for name in table:
+        if name not in known:
+            raise RiskConfigError(f"{prefix}.{name}", "unknown field")
+
+
+def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
+    """Check a ``[risk]`` table (as decoded from TOML) and build :class:`RiskLimits`.
+
+    Every limit is optional and must be greater than zero when given;
+    ``max_orders_per_second`` is a whole number of orders. ``symbols`` maps a symbol to
+    overrides of :data:`SYMBOL_KEYS`; an override inherits what it leaves out.
+
+    Raises:
+        RiskConfigError: the first problem, at its dotted key
+            (``risk.symbols.BTCUSDT.max_position``).
+    """
+    if not isinstance(table, Mapping):
+        raise RiskConfigError(prefix, f"expected a table, got {type(table).__name__}")
+    _unknown(table, (*SYMBOL_KEYS, *GLOBAL_KEYS, "symbols"), prefix)
+    default = _symbol_limits(table, prefix, SymbolLimits())
+    rate = table.get("max_orders_per_second")
+    if rate is not None:
+        key = f"{prefix}.max_orders_per_second"
+        if isinstance(rate, bool) or not isinstance(rate, int):
+            raise RiskConfigError(key, f"expected a whole number, got {type(rate).__name__}")
+        if rate < 1:
+            raise RiskConfigError(key, "must be at least 1 (leave the key out for no throttle)")
+    raw_symbols = table.get("symbols") or {}
+    if not isinstance(raw_symbols, Mapping):
+        raise RiskConfigError(f"{prefix}.symbols", "expected a table of symbols")
+    symbols: dict[str, SymbolLimits] = {}
+    for symbol, body in raw_symbols.items():
+        key = f"{prefix}.symbols.{symbol}"
+        if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+            raise RiskConfigError(key, "a symbol holds only letters, digits and _ . / : -")
+        if not isinstance(body, Mapping):
+            raise RiskConfigError(key, f"expected a table, got {type(body).__name__}")
+        _unknown(body, SYMBOL_KEYS, key)
+        symbols[symbol] = _symbol_limits(body, key, default)
+    return RiskLimits(
+        default=default,
+        symbols=symbols,
+        max_live_notional_total=_positive(table, "max_live_notional_total", prefix),
+        max_orders_per_second=rate,
+        max_daily_loss=_positive(table, "max_daily_loss", prefix),
+    )
