@@ -24,7 +24,6 @@ any exception carrying a status code (``exc.status_code``, ``exc.status`` or
 
 from __future__ import annotations
 
-import email.utils
 import errno
 import re
 import time
@@ -229,6 +228,10 @@ def retry_after_s(exc: BaseException, *, now: float | None = None) -> float | No
         try:
             return max(0.0, float(text))
         except ValueError:
+            # Imported here, for the rare HTTP date: importing autoheal.guard (the config
+            # loader does, for [risk]) stays free of the email package (~10 ms).
+            import email.utils
+
             when = email.utils.parsedate_to_datetime(text)
             # Wall clock only to turn an HTTP date into a delay; the wait itself is monotonic.
             return max(0.0, when.timestamp() - (time.time() if now is None else now))
