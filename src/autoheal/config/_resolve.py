@@ -317,9 +317,7 @@ def _webhooks(raws: list[RawWebhook], ctx: Context) -> tuple[WebhookConfig, ...]
             )
         if raw.secret_env is not None and not ENV_NAME.fullmatch(raw.secret_env):
             # Do not echo the value: someone may have pasted the secret itself here.
-            fail(
-                f"{key}.secret_env", "must be the name of an environment variable, not the secret"
-            )
+            fail(f"{key}.secret_env", "must be the name of an environment variable, not the secret")
         url = as_url(raw.url, f"{key}.url", ctx.placeholders)
         _check_secret_transport(url, raw.secret_env, f"{key}.url")
         out.append(
@@ -387,7 +385,5 @@ def _check_unique_pidfiles(services: dict[str, ServiceConfig]) -> None:
     owners: dict[Path, str] = {}
     for name, svc in services.items():
         if svc.pidfile in owners:
-            fail(
-                f"services.{name}.pidfile", f"same file as services.{owners[svc.pidfile]}.pidfile"
-            )
+            fail(f"services.{name}.pidfile", f"same file as services.{owners[svc.pidfile]}.pidfile")
         owners[svc.pidfile] = name

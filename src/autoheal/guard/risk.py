@@ -261,15 +261,18 @@ def check_order(
     ref = None if book is None else book.marks.get(order.symbol)
     if sym.price_collar_pct is not None and order.price is not None:
         if ref is None:
-            refuse("risk_no_reference_price",
-                   f"symbol={order.symbol} limit_price={_n(order.price)} "
-                   "(price collar needs a mark)")
+            refuse(
+                "risk_no_reference_price",
+                f"symbol={order.symbol} limit_price={_n(order.price)} (price collar needs a mark)",
+            )
         else:
             off = abs(order.price - ref) / ref * _HUNDRED
             if off > sym.price_collar_pct:
-                refuse("risk_price_collar",
-                       f"limit_price={_n(order.price)} reference={_n(ref)} off_pct={off:.4f} "
-                       f"> price_collar_pct={_n(sym.price_collar_pct)}")
+                refuse(
+                    "risk_price_collar",
+                    f"limit_price={_n(order.price)} reference={_n(ref)} off_pct={off:.4f} "
+                    f"> price_collar_pct={_n(sym.price_collar_pct)}",
+                )
     if book is None:
         if not order.reduce_only:
             refuse("risk_book_unreadable", "positions book unreadable: new risk refused")
@@ -281,32 +284,39 @@ def check_order(
         return Verdict(not reasons, tuple(reasons), tuple(details))
     daily = limits.max_daily_loss
     if daily is not None and (activity.loss_latched or -activity.realized_pnl_today >= daily):
-        refuse("risk_daily_loss",
-               f"realized_pnl_today={_n(activity.realized_pnl_today)} max_daily_loss={_n(daily)}")
+        refuse(
+            "risk_daily_loss",
+            f"realized_pnl_today={_n(activity.realized_pnl_today)} max_daily_loss={_n(daily)}",
+        )
     if sym.max_order_qty is not None and order.qty > sym.max_order_qty:
-        refuse("risk_max_order_qty",
-               f"qty={_n(order.qty)} > max_order_qty={_n(sym.max_order_qty)}")
+        refuse("risk_max_order_qty", f"qty={_n(order.qty)} > max_order_qty={_n(sym.max_order_qty)}")
     price = order.price if order.price is not None else ref
     if price is not None and ref is not None and order.side == "buy":
         price = max(price, ref)  # a buy's worth is at least what the market says
     needs_price = sym.max_order_notional is not None or limits.max_live_notional_total is not None
     if needs_price and price is None:
-        refuse("risk_no_reference_price",
-               f"symbol={order.symbol}: no limit price and no mark to value the order")
+        refuse(
+            "risk_no_reference_price",
+            f"symbol={order.symbol}: no limit price and no mark to value the order",
+        )
     if sym.max_order_notional is not None and price is not None:
         notional = order.qty * price
         if notional > sym.max_order_notional:
-            refuse("risk_max_order_notional",
-                   f"notional={_n(notional)} (qty={_n(order.qty)} x price={_n(price)}) "
-                   f"> max_order_notional={_n(sym.max_order_notional)}")
+            refuse(
+                "risk_max_order_notional",
+                f"notional={_n(notional)} (qty={_n(order.qty)} x price={_n(price)}) "
+                f"> max_order_notional={_n(sym.max_order_notional)}",
+            )
     new_buy = open_buy + (order.qty if order.side == "buy" else _ZERO)
     new_sell = open_sell + (order.qty if order.side == "sell" else _ZERO)
     after = _exposure(pos, new_buy, new_sell)
     if sym.max_position is not None and after > sym.max_position:
-        refuse("risk_max_position",
-               f"position={_n(pos)} open_buy={_n(open_buy)} open_sell={_n(open_sell)} "
-               f"qty={_n(order.qty)} "
-               f"worst_case={_n(after)} > max_position={_n(sym.max_position)}")
+        refuse(
+            "risk_max_position",
+            f"position={_n(pos)} open_buy={_n(open_buy)} open_sell={_n(open_sell)} "
+            f"qty={_n(order.qty)} "
+            f"worst_case={_n(after)} > max_position={_n(sym.max_position)}",
+        )
     cap = limits.max_live_notional_total
     if cap is not None and ref is not None:
         before = _total(book, sums)
@@ -316,11 +326,14 @@ def check_order(
             mine = _exposure(pos, open_buy, open_sell) * ref
             total = before - mine + after * ref
             if total > cap:
-                refuse("risk_notional_total",
-                       f"live_notional_after={_n(total)} > max_live_notional_total={_n(cap)}")
+                refuse(
+                    "risk_notional_total",
+                    f"live_notional_after={_n(total)} > max_live_notional_total={_n(cap)}",
+                )
     elif cap is not None and "risk_no_reference_price" not in reasons:
-        refuse("risk_no_reference_price",
-               f"symbol={order.symbol}: no mark to value the live notional")
+        refuse(
+            "risk_no_reference_price", f"symbol={order.symbol}: no mark to value the live notional"
+        )
     return Verdict(not reasons, tuple(reasons), tuple(details))
 
 
@@ -432,8 +445,14 @@ class RiskGuard:
             self.latch_flags()
         verdict = check_order(self.limits, book, order, now, activity)
         if not verdict.allowed:
-            log.warning("[risk] %s %s qty=%s price=%s refused: %s", str(order.side).upper(),
-                        order.symbol, order.qty, order.price, "; ".join(verdict.details))
+            log.warning(
+                "[risk] %s %s qty=%s price=%s refused: %s",
+                str(order.side).upper(),
+                order.symbol,
+                order.qty,
+                order.price,
+                "; ".join(verdict.details),
+            )
         return verdict
 
     def note_sent(self) -> None:
@@ -467,8 +486,12 @@ class RiskGuard:
         limit = self.limits.max_daily_loss
         if limit is not None and -self._realized >= limit and not self._latched:
             self._latched = True
-            log.error("[risk] risk_daily_loss realized_pnl_today=%s max_daily_loss=%s: "
-                      "new risk refused, REDUCE_ONLY latched", self._realized, limit)
+            log.error(
+                "[risk] risk_daily_loss realized_pnl_today=%s max_daily_loss=%s: "
+                "new risk refused, REDUCE_ONLY latched",
+                self._realized,
+                limit,
+            )
         if self._latched and not self._flags_latched:
             self.latch_flags()
 
@@ -477,17 +500,25 @@ class RiskGuard:
         if self.runtime_dir is None:
             self._flags_latched = True
             return True
-        reason = (f"risk_daily_loss realized_pnl_today={self._realized} "
-                  f"max_daily_loss={self.limits.max_daily_loss}")
+        reason = (
+            f"risk_daily_loss realized_pnl_today={self._realized} "
+            f"max_daily_loss={self.limits.max_daily_loss}"
+        )
         try:
             outcome = latch_reduce_only(self.runtime_dir, reason)
         except OSError as exc:
-            log.error("[risk] cannot write REDUCE_ONLY to %s: %s (new risk stays refused "
-                      "here; retried)", self.runtime_dir / FLAGS_FILENAME, exc)
+            log.error(
+                "[risk] cannot write REDUCE_ONLY to %s: %s (new risk stays refused here; retried)",
+                self.runtime_dir / FLAGS_FILENAME,
+                exc,
+            )
             return False
         if outcome == "unreadable":
-            log.error("[risk] %s unreadable: REDUCE_ONLY not written (the file halts trading "
-                      "as it is; retried)", self.runtime_dir / FLAGS_FILENAME)
+            log.error(
+                "[risk] %s unreadable: REDUCE_ONLY not written (the file halts trading "
+                "as it is; retried)",
+                self.runtime_dir / FLAGS_FILENAME,
+            )
             return False
         log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
         self._flags_latched = True
