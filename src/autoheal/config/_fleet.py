@@ -7,7 +7,6 @@ belongs in an environment variable (``secret_env``), written ``{secret}`` in the
 from __future__ import annotations
 
 import re
-import socket
 from urllib.parse import urlsplit
 
 from autoheal.config._model import FleetConfig
@@ -28,7 +27,12 @@ def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
     """
     if not NAME.fullmatch(raw.name):
         fail("fleet.name", "names may hold only letters, digits, '_' and '-'")
-    host = raw.host or socket.gethostname()
+    if raw.host:
+        host = raw.host
+    else:
+        import socket  # only here: a config without [fleet] need not load it
+
+        host = socket.gethostname()
     if not _HOST.fullmatch(host):
         fail("fleet.host", "may hold only letters, digits, '.', '_' and '-'")
     if raw.secret_env is not None and not ENV_NAME.fullmatch(raw.secret_env):
