@@ -32,8 +32,8 @@ Output: a table, or with ``--json`` one object::
                              stale_seen_p50_ms, stale_seen_max_ms | stale_note}},
      "loaded": {... the same ...},
      "loaded_over_quiet": {supervisor: {restart_p50, restart_p95, stale_detect_p50}},
-     "meta": {commit, src_uncommitted, stress_argv, cpus, loadavg_1m_{start,end}_<phase>,
-              leftovers_reaped_<phase>, ...}}
+     "meta": {commit, commit_at_end, src_uncommitted, stress_argv, cpus,
+              loadavg_1m_{start,end}_<phase>, leftovers_reaped_<phase>, ...}}
 
 Needs Debian's ``stress-ng`` (``apt-get install stress-ng``); exits 2 without it.
 
@@ -429,6 +429,8 @@ def main() -> int:
     finally:
         reap_leftovers(base)
         shutil.rmtree(base, ignore_errors=True)
+    # If someone committed while this ran, say so: the daemons import src/ from disk at start.
+    meta["commit_at_end"] = _git("log", "-1", "--format=%h")
     if "quiet" in results and "loaded" in results:
         results["loaded_over_quiet"] = ratios(results["quiet"], results["loaded"])
     results["meta"] = meta
