@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,9 @@ MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 #: Permission bits of every file written here unless the caller says otherwise.
 FILE_MODE = 0o640
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+_CREATE_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -70,14 +72,20 @@ def write_bytes_atomic(
     """
     path = Path(path)
     directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    # The temp file's name is random, hidden and ends in .tmp (remove_stale_temp_files);
+    # os.open and os.write directly: this runs every second for the daemon's heartbeat.
+    tmp = os.path.join(directory, f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, _CREATE_FLAGS, mode)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        try:
+            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if durable:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
