@@ -124,11 +124,30 @@ def test_status_missing_daemon_heartbeat_says_so(runtime: Path) -> None:
     assert "daemon heartbeat MISSING: is autoheal run running?" in text
 
 
-def test_status_stale_health_doc_exits_1(runtime: Path) -> None:
+def test_status_old_health_doc_of_the_beating_daemon_is_current(runtime: Path) -> None:
+    # The daemon rewrites health_v2.json when what it says changes: an old one is current
+    # while the daemon that wrote it beats.
+    write_json_atomic(runtime / "health_v2.json", health_doc(ts=NOW - 600), durable=False)
+    code, text = run_status(runtime)
+    assert code == 0
+    assert "STALE" not in text
+
+
+def test_status_health_doc_of_another_daemon_is_stale_exits_1(runtime: Path) -> None:
+    doc = health_doc(ts=NOW - 60)
+    doc["daemon"] = {**doc["daemon"], "pid": 4141}  # a daemon before the one beating now
+    write_json_atomic(runtime / "health_v2.json", doc, durable=False)
+    code, text = run_status(runtime)
+    assert code == 1
+    assert "health_v2.json STALE (written by another daemon than pid 4242, 60.0s ago)" in text
+
+
+def test_status_health_doc_of_a_daemon_not_beating_is_stale(runtime: Path) -> None:
+    write_daemon_heartbeat(runtime, age_s=30.0)
     write_json_atomic(runtime / "health_v2.json", health_doc(ts=NOW - 60), durable=False)
     code, text = run_status(runtime)
     assert code == 1
-    assert "health_v2.json STALE (written 60.0s ago)" in text
+    assert "health_v2.json STALE (written 60.0s ago; daemon not beating)" in text
 
 
 def test_status_missing_health_file_exits_1_plainly(runtime: Path) -> None:

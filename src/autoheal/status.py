@@ -74,11 +74,28 @@ class StatusSnapshot:
 
     @property
     def health_stale(self) -> bool:
-        return self.health_age_s is None or self.health_age_s > self.stale_after_s
+        """The health document is current while the daemon that wrote it beats.
+
+        The daemon rewrites ``health_v2.json`` when what it says changes, not every
+        beat, so its own age proves nothing; the daemon's heartbeat, written every
+        beat by the same process, does.
+        """
+        return self.health_age_s is None or self.daemon_stale or self.health_writer_differs
+
+    @property
+    def health_writer_differs(self) -> bool:
+        """The health document was written by another daemon than the one beating now."""
+        written_by = _dict(self.health.doc).get("daemon")
+        beating = _dict(self.daemon.doc).get("pid")
+        return _dict(written_by).get("pid") != beating
 
     @property
     def dor(self) -> bool:
         return self.health.doc is not None and self.health.doc.get("dor") is True
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _number(value: Any) -> float | None:
@@ -193,8 +210,13 @@ def _health_line(snap: StatusSnapshot) -> str | None:
         )
     if snap.health_age_s is None:
         return f"{HEALTH_FILENAME} has no numeric ts: cannot tell how old it is"
+    if snap.health_stale and not snap.daemon_stale and snap.health_writer_differs:
+        return (
+            f"{HEALTH_FILENAME} STALE (written by another daemon than pid "
+            f"{_clean(_dict(snap.daemon.doc).get('pid'))}, {snap.health_age_s:.1f}s ago)"
+        )
     if snap.health_stale:
-        return f"{HEALTH_FILENAME} STALE (written {snap.health_age_s:.1f}s ago)"
+        return f"{HEALTH_FILENAME} STALE (written {snap.health_age_s:.1f}s ago; daemon not beating)"
     return None
 
 

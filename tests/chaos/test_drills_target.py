@@ -77,18 +77,24 @@ def test_fault_problem_names_what_a_target_cannot_take() -> None:
 
 
 def test_daemon_problem_requires_a_fresh_chaos_daemon_holding_the_lock() -> None:
-    health = {"ts": 100.0, "daemon": {"pid": 42, "chaos": True, "stopped": False}}
-    assert daemon_problem(health, "42", now_wall=101.0, max_age_s=5.0) is None
-    assert "no daemon holds the lock" in str(
-        daemon_problem(health, None, now_wall=101.0, max_age_s=5.0))
+    # health_v2.json is written when it changes: its age says nothing; the heartbeat's does.
+    health = {"ts": 10.0, "daemon": {"pid": 42, "chaos": True, "stopped": False}}
+    beat = {"pid": 42, "ts": 100.0}
+
+    def problem(doc: object, holder: str | None, now: float = 101.0, hb: object = beat) -> str:
+        return str(daemon_problem(doc, holder, now_wall=now, max_age_s=5.0, beat=hb))
+
+    assert daemon_problem(health, "42", now_wall=101.0, max_age_s=5.0, beat=beat) is None
+    assert "no daemon holds the lock" in problem(health, None)
     no_chaos = {**health, "daemon": {"pid": 42, "chaos": False}}
-    assert "without --chaos" in str(daemon_problem(no_chaos, "42", now_wall=101, max_age_s=5))
-    assert "old" in str(daemon_problem(health, "42", now_wall=120.0, max_age_s=5.0))
-    assert "pid 41" in str(daemon_problem(health, "41", now_wall=101.0, max_age_s=5.0))
-    assert "unreadable" in str(daemon_problem(b"junk", "42", now_wall=101.0, max_age_s=5.0))
+    assert "without --chaos" in problem(no_chaos, "42")
+    assert "heartbeat is 20.0s old" in problem(health, "42", now=120.0)
+    assert "pid 41" in problem(health, "41")
+    assert "unreadable" in problem(b"junk", "42")
+    assert "another daemon" in problem(health, "42", hb={"pid": 7, "ts": 100.0})
+    assert "missing" in problem(health, "42", hb=None)
     for doc in (health, no_chaos, None):
-        problem = daemon_problem(doc, None, now_wall=101.0, max_age_s=5.0)
-        assert problem is not None and problem.startswith(NOT_RUNNING)
+        assert problem(doc, None).startswith(NOT_RUNNING)
 
 
 def test_exchange_criteria_are_the_order_counts() -> None:

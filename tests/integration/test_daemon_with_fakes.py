@@ -175,3 +175,27 @@ async def test_daemon_operator_restart_gives_a_new_pid(config: Config) -> None:
         assert fake.owned() == [second]
         await wait_for(lambda: dor_with_pid(config, second.pid), "DOR true with the new pid")
     assert fake.stops == ["feeder", "feeder"]
+
+
+async def test_daemon_idle_beats_without_rewriting_health_until_something_changes(
+    config: Config,
+) -> None:
+    # issue 14: health_v2.json is written when what it says changes, not every beat; the
+    # daemon's own heartbeat (every beat) is what tells a reader the daemon is alive.
+    fake = FakeProcessControl()
+    path = config.paths.runtime_dir / "health_v2.json"
+    async with running_daemon(config, fake) as daemon:
+        first = fake.current("feeder")
+        assert first is not None
+        await wait_for(lambda: dor_with_pid(config, first.pid), "DOR true with the first pid")
+        await wait_for(lambda: health(config)["daemon"]["ready"] is True, "ready")
+        written = path.stat().st_ino, path.stat().st_mtime_ns
+        seq = heartbeat_seq(config)
+        await wait_for(lambda: heartbeat_seq(config) >= seq + 5, "five more heartbeats")
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) == written
+        assert daemon.last_health is not None and daemon.last_health["ts"] > health(config)["ts"]
+
+        fake.exit("feeder", -9)
+        feeder = lambda: health(config)["components"]["feeder"]  # noqa: E731
+        await wait_for(lambda: feeder()["restarts"] >= 1, "the restart")
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) != written

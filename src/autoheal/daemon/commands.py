@@ -39,8 +39,11 @@ from autoheal.store.journal import Journal
 
 log = logging.getLogger("autoheal")
 
-#: The fallback when no journal change woke us (inotify missed, or not available).
+#: The fallback poll while no watch sees the journal change (failed, or not started yet).
 POLL_INTERVAL_S = 1.0
+#: The safety-net poll while the watch runs: each journal change pokes us at once, so this
+#: only bounds the wait for a change a watch could miss (a journal on a network filesystem).
+WATCHED_POLL_INTERVAL_S = 10.0
 
 
 @dataclass
@@ -105,9 +108,16 @@ class CommandBridge:
         self._injector = injector
         self.claimer = f"pid:{os.getpid()}"
         self._wake = anyio.Event()
+        self.poll_interval_s = POLL_INTERVAL_S
 
     def poke(self) -> None:
         """The journal changed: a command may be waiting."""
+        self._wake.set()
+
+    def watching(self, watched: bool) -> None:
+        """Whether a watch reports the journal's changes (then the poll is only a safety net)."""
+        self.poll_interval_s = WATCHED_POLL_INTERVAL_S if watched else POLL_INTERVAL_S
+        # Look once now: for what came before the watch began, or to poll at the new pace.
         self._wake.set()
 
     def settle_dead_claims(self) -> None:
@@ -143,7 +153,7 @@ class CommandBridge:
                 if command is not None:
                     await self._submit(PendingCommand(command))
                     continue
-            with anyio.move_on_after(POLL_INTERVAL_S):
+            with anyio.move_on_after(self.poll_interval_s):
                 await self._wake.wait()
             self._wake = anyio.Event()
 

@@ -17,6 +17,8 @@ from autoheal.core.state import RuntimeState
 
 HEALTH_FILENAME = runtime_files.HEALTH
 HEALTH_SCHEMA = 2
+#: The longest a written document's readings (probe values, loop lag) may lag behind.
+HEALTH_REFRESH_S = 30.0
 
 
 def _probe_doc(verdict_ok: bool | None, verdict_reason: str, reading: Any) -> dict[str, Any]:
@@ -106,3 +108,27 @@ def build_health(
         "components": components,
         "dependencies": dependencies,
     }
+
+
+def content_key(doc: Mapping[str, Any]) -> bytes:
+    """What a reader acts on: the document less what changes at every look.
+
+    ``health_v2.json`` is written when this changes (and every :data:`HEALTH_REFRESH_S`),
+    not every beat: the timestamp, the loop lag and the probes' values (a heartbeat's
+    age grows between two reads) are left out. Whether the daemon is alive is told by
+    its own heartbeat (``auto_heal.heartbeat.json``), written every beat.
+    """
+    import orjson
+
+    def probes(holder: Mapping[str, Any]) -> dict[str, Any]:
+        return {**holder, "probes": {p: {**v, "value": None} for p, v in holder["probes"].items()}}
+
+    return orjson.dumps(
+        {
+            **doc,
+            "ts": None,
+            "daemon": {**doc["daemon"], "loop_lag_s": None},
+            "components": {n: probes(c) for n, c in doc["components"].items()},
+            "dependencies": {n: probes(d) for n, d in doc["dependencies"].items()},
+        }
+    )

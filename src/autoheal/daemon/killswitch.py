@@ -220,40 +220,78 @@ class KillSwitch:
     # ------------------------------------------------------------------ watching
 
     async def watch(
-        self, *, on_journal_change: Callable[[], None], journal_names: set[str]
+        self,
+        *,
+        on_journal_change: Callable[[], None],
+        journal_names: set[str],
+        on_watching: Callable[[bool], None] = lambda _watching: None,
     ) -> None:
-        """React to changes at once (inotify through watchfiles); the heartbeat also reconciles.
+        """React to changes at once (inotify); the heartbeat also reconciles.
 
-        The same watcher wakes the command queue when the journal's WAL changes (a CLI
-        submitted a command), so neither needs a fast poll. ``step=100`` bounds the
-        watcher's wake-ups to 10 a second: its thread takes the GIL at every step.
+        The same watch wakes the command queue when the journal's WAL changes (a CLI
+        submitted a command), so neither needs a fast poll: ``on_watching(True)`` says
+        changes are being seen, ``on_watching(False)`` that they are not (the caller
+        polls faster meanwhile). On Linux the inotify descriptor sits on the event loop
+        (:mod:`autoheal.daemon.dirwatch`): nothing wakes until a folder changes.
+        Elsewhere, watchfiles (its thread takes the GIL every ``step=100`` ms).
         A folder that cannot be watched (the stop file's folder replaced by a plain
         file) is logged and tried again later; the heartbeat keeps reconciling.
         """
         import anyio
-        import watchfiles
+
+        from autoheal.daemon import dirwatch
 
         switch_names = {self.files.stop_file.name, FLAGS_FILENAME}
 
-        def interesting(_change: object, path: str) -> bool:
-            name = path.rsplit("/", 1)[-1]
-            return name in switch_names or name in journal_names
+        def changed(names: set[str]) -> None:
+            if dirwatch.OVERFLOW in names or names & journal_names:
+                on_journal_change()
+            if dirwatch.OVERFLOW in names or names & switch_names:
+                self.reconcile()
 
-        for attempt in range(1_000_000):
+        failures = 0
+        while True:
             dirs = {
                 d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()
             }
+            started = anyio.current_time()
             try:
-                async for changes in watchfiles.awatch(
-                    *dirs, watch_filter=interesting, recursive=False, debounce=30, step=100
-                ):
-                    names = {path.rsplit("/", 1)[-1] for _, path in changes}
-                    if names & journal_names:
-                        on_journal_change()
-                    if names & switch_names:
-                        self.reconcile()
+                if dirwatch.AVAILABLE:
+                    # The runtime folder is not watched as a folder: its heartbeats would
+                    # wake us every second each. Its files are watched one by one instead.
+                    await dirwatch.watch(
+                        {self.files.stop_file.parent} & dirs,
+                        [self.files.runtime_dir / n for n in (FLAGS_FILENAME, *journal_names)],
+                        changed,
+                        on_started=lambda: on_watching(True),
+                    )
+                else:
+                    await self._watch_portably(dirs, changed, on_watching)
+            except dirwatch.WatchLost as exc:
+                # A file removed, or replaced faster than we followed it: usual, not an error.
+                log.info("kill_switch_watch_lost detail=%s; watching again", exc)
             except (OSError, RuntimeError) as exc:
                 log.error(
                     "kill_switch_watch_failed error=%s; the heartbeat reconciles meanwhile", exc
                 )
-            await anyio.sleep(min(30.0, 1.0 + attempt))
+            finally:
+                on_watching(False)
+            # Whatever changed while nothing watched is read now, not at the next beat.
+            changed({dirwatch.OVERFLOW})
+            # A watch that ran a while starts the backoff afresh; one failing at once backs off.
+            failures = 0 if anyio.current_time() - started > 10.0 else failures + 1
+            await anyio.sleep(min(30.0, 0.25 * 2**failures))
+
+    async def _watch_portably(
+        self,
+        dirs: set[Path],
+        changed: Callable[[set[str]], None],
+        on_watching: Callable[[bool], None],
+    ) -> None:
+        import watchfiles
+
+        on_watching(True)
+        async for changes in watchfiles.awatch(
+            *dirs, recursive=False, debounce=30, step=100
+        ):
+            changed({path.rsplit("/", 1)[-1] for _, path in changes})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import signal
 import sys
@@ -56,7 +57,7 @@ from autoheal.core.state import RuntimeState, initial_state
 from autoheal.daemon import files, wiring
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.effects import Effects
-from autoheal.daemon.health import build_health
+from autoheal.daemon.health import HEALTH_REFRESH_S, build_health, content_key
 from autoheal.daemon.injector import FaultInjector, InjectorFactory, InjectorPorts
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.probing import Probing
@@ -71,6 +72,8 @@ log = logging.getLogger("autoheal")
 
 #: Heartbeats between checks of the services' log sizes (rotation also happens at each start).
 LOG_ROTATE_EVERY = 10
+#: Sent by the heartbeat through the observation queue each beat: the consumer turns.
+BEAT = object()
 
 
 class Daemon:
@@ -150,6 +153,8 @@ class Daemon:
         self.ready = False
         self.stopping = False
         self._health_dirty = True
+        self._health_key = b""
+        self._health_written_at = -math.inf
         self.last_health: dict[str, Any] | None = None
         self._send: Any = None
         self._reload_lock = anyio.Lock()
@@ -204,11 +209,21 @@ class Daemon:
         return doc
 
     def write_health(self) -> None:
+        """Build the health document; write it when what it says changed (or to refresh it).
+
+        The status page and ``/metrics`` get every document built, written or not.
+        """
         doc = self.health_doc()
         # The status page streams this very object: the page and the file cannot disagree.
         self.last_health = doc
+        key = content_key(doc)
+        now = self.clock()
+        if key == self._health_key and now - self._health_written_at < HEALTH_REFRESH_S:
+            self._health_dirty = False
+            return
         if files.write_health(self.runtime_dir, doc):
             self._health_dirty = False
+            self._health_key, self._health_written_at = key, now
 
     def recent_events(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last journal events, newest first, as one line each (for the status page)."""
@@ -413,6 +428,7 @@ class Daemon:
             if next_at < self.clock() - interval:
                 next_at = self.clock()
             seq += 1
+            await self._send.send(BEAT)  # the consumer's proof of life (loop_healthy)
             files.write_daemon_heartbeat(
                 self.runtime_dir, seq=seq, loop_lag=self.loop_lag, now_wall=self.wall()
             )
@@ -524,6 +540,7 @@ class Daemon:
                 self.killswitch.watch,
                 on_journal_change=self.commands.poke,
                 journal_names={JOURNAL_FILENAME, f"{JOURNAL_FILENAME}-wal"},
+                on_watching=self.commands.watching,
             )
         )
         tg.start_soon(self.commands.poll)
@@ -665,14 +682,21 @@ class Daemon:
         log.info("status_endpoint listening=%s:%s", listen[0], port)
 
     async def _consume(self, receive: Any) -> None:
+        """The one consumer: observations and commands in order, and the core's deadlines.
+
+        It sleeps until an item arrives or the core's ``wake_at``, never on a tick: the
+        heartbeat's :data:`BEAT` is what proves each second that it still turns.
+        """
         while True:
             self.last_iteration = self.clock()
-            timeout = 1.0
+            timeout = math.inf
             if self.wake_at is not None:
-                timeout = min(timeout, max(0.0, self.wake_at - self.clock()))
+                timeout = max(0.0, self.wake_at - self.clock())
             item = None
             with anyio.move_on_after(timeout):
                 item = await receive.receive()
+            if item is BEAT:
+                continue
             if item is None:
                 self.apply(DeadlineReached())
             elif isinstance(item, PendingCommand):

@@ -28,6 +28,18 @@ class _Timed:
         self._probe = probe
         self._clock = clock
         self.last_latency: float | None = None
+        inline = getattr(probe, "check_inline", None)
+        self.check_inline = None if inline is None else self._timed_inline(inline)
+
+    def _timed_inline(self, inline: Callable[[], Any]) -> Callable[[], Any]:
+        def check_inline() -> Any:
+            started = self._clock()
+            try:
+                return inline()
+            finally:
+                self.last_latency = self._clock() - started
+
+        return check_inline
 
     async def check(self) -> Any:
         started = self._clock()
@@ -68,6 +80,10 @@ class Probing:
         self._runners: dict[Key, Any] = {}
         self._scopes: dict[Key, anyio.CancelScope] = {}
         self._seen: set[Key] = set()
+        from autoheal.probes import HeartbeatFiles
+
+        #: Shared by the heartbeat probes: each write of a file is parsed once.
+        self._files = HeartbeatFiles()
 
     def start(self, tg: TaskGroup, config: Config) -> None:
         for pt in wiring.probe_targets(config):
@@ -98,7 +114,9 @@ class Probing:
         key = (pt.target, pt.config.name)
         scope = anyio.CancelScope()
         self._scopes[key] = scope
-        probe = _Timed(wiring.make_probe(pt.config, clock=self._clock), self._clock)
+        probe = _Timed(
+            wiring.make_probe(pt.config, clock=self._clock, files=self._files), self._clock
+        )
 
         async def emit(result: Any) -> None:
             await self._on_result(key, result, probe.last_latency)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autoheal.config import Config, ProbeConfig, ServiceConfig
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
@@ -140,19 +141,24 @@ def probe_targets(config: Config) -> list[ProbeTarget]:
     return out
 
 
-def make_probe(pc: ProbeConfig, *, clock: Callable[[], float] = time.monotonic):  # type: ignore[no-untyped-def]
-    """Build the probe object for a probe config (imports lazily: httpx is heavy)."""
+def make_probe(  # type: ignore[no-untyped-def]
+    pc: ProbeConfig, *, clock: Callable[[], float] = time.monotonic, files: Any = None
+):
+    """Build the probe object for a probe config (imports lazily: httpx is heavy).
+
+    ``files`` is the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
+    """
     if pc.kind == "heartbeat":
         from autoheal.probes import HeartbeatProbe
 
         assert pc.path is not None and pc.max_age is not None
-        return HeartbeatProbe(pc.path, pc.max_age, clock=clock)
+        return HeartbeatProbe(pc.path, pc.max_age, clock=clock, files=files)
     if pc.kind == "ws_freshness":
         from autoheal.probes import FieldFreshnessProbe
 
         assert pc.path is not None and pc.max_age is not None
         return FieldFreshnessProbe(
-            pc.path, pc.field or "ws_last_msg_ts", max_age=pc.max_age, clock=clock
+            pc.path, pc.field or "ws_last_msg_ts", max_age=pc.max_age, clock=clock, files=files
         )
     if pc.kind == "http":
         from autoheal.probes import HttpProbe

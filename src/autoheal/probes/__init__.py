@@ -7,7 +7,7 @@ as well as at its interval. Process liveness is not here: ``autoheal.procs``
 notices a child's exit as it happens.
 """
 
-from autoheal.probes.heartbeat import FieldFreshnessProbe, HeartbeatProbe
+from autoheal.probes.heartbeat import FieldFreshnessProbe, HeartbeatFiles, HeartbeatProbe
 from autoheal.probes.http import HttpProbe
 from autoheal.probes.result import (
     CONN_ERROR,
@@ -40,6 +40,7 @@ __all__ = [
     "WS_STALE",
     "Emit",
     "FieldFreshnessProbe",
+    "HeartbeatFiles",
     "HeartbeatProbe",
     "HttpProbe",
     "Probe",

@@ -16,21 +16,50 @@ timeout still bites.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
 
 from autoheal.probes.freshness import DEFAULT_FUTURE_TOLERANCE, judge_timestamp
 from autoheal.probes.result import HEARTBEAT_STALE, WS_STALE, ProbeResult
-from autoheal.store.atomic import read_json
+from autoheal.store.atomic import ReadResult, read_json
 
-__all__ = ["DEFAULT_MAX_BYTES", "FieldFreshnessProbe", "HeartbeatProbe"]
+__all__ = ["DEFAULT_MAX_BYTES", "FieldFreshnessProbe", "HeartbeatFiles", "HeartbeatProbe"]
 
 #: Heartbeats are a few hundred bytes; anything past this is a broken writer.
 DEFAULT_MAX_BYTES = 64 * 1024
+
+
+class HeartbeatFiles:
+    """Reads each heartbeat file once per version: ``stat`` first, parse only when it changed.
+
+    One per daemon, shared by its probes: the ``heartbeat`` and ``ws_freshness`` probes
+    of one file parse each write once, and a file that stopped changing (a hung
+    writer) costs one ``stat`` per look. A version is (device, inode, size, mtime,
+    ctime): writers replace the file atomically, so a new version is a new inode or
+    at least a new ctime. The stat comes before the read, so a write racing the two
+    can only cost one extra read later, never keep an old document.
+    """
+
+    def __init__(self) -> None:
+        self._versions: dict[Path, tuple[tuple[int, ...], ReadResult]] = {}
+
+    def read(self, path: Path, *, max_bytes: int) -> ReadResult:
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._versions.pop(path, None)
+            return read_json(path, max_bytes=max_bytes)  # says why: missing, unreadable
+        version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, max_bytes)
+        known = self._versions.get(path)
+        if known is not None and known[0] == version:
+            return known[1]
+        result = read_json(path, max_bytes=max_bytes)
+        self._versions[path] = (version, result)
+        return result
 
 
 class FieldFreshnessProbe:
@@ -45,6 +74,8 @@ class FieldFreshnessProbe:
         clock: monotonic time, for ``recheck_at``; must be the runner's clock.
         future_tolerance: how far ahead of ``wall()`` the field may lie.
         max_bytes: a larger file is ``heartbeat_invalid``.
+        files: the daemon's :class:`HeartbeatFiles` (reads shared with its other
+            probes); ``None`` reads the file at every check.
     """
 
     def __init__(
@@ -59,6 +90,7 @@ class FieldFreshnessProbe:
         future_tolerance: float = DEFAULT_FUTURE_TOLERANCE,
         max_bytes: int = DEFAULT_MAX_BYTES,
         in_thread: bool = False,
+        files: HeartbeatFiles | None = None,
     ) -> None:
         if max_age <= 0:
             raise ValueError(f"max_age must be positive, got {max_age!r}")
@@ -71,6 +103,10 @@ class FieldFreshnessProbe:
         self._future_tolerance = future_tolerance
         self._max_bytes = max_bytes
         self._in_thread = in_thread
+        self._files = files
+        #: A check that never blocks, for the runner to call without a timeout scope
+        #: (nothing could time out an inline read anyway); None when reads go to a thread.
+        self.check_inline: Callable[[], ProbeResult] | None = None if in_thread else self._judge
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -78,11 +114,19 @@ class FieldFreshnessProbe:
 
     async def check(self) -> ProbeResult:
         """Read the file once and judge the field's age; never raises on the file's content."""
-        reader = partial(read_json, self.path, max_bytes=self._max_bytes)
-        if self._in_thread:
-            read = await anyio.to_thread.run_sync(reader, abandon_on_cancel=True)
-        else:
-            read = reader()
+        if not self._in_thread:
+            return self._judge()
+        read = await anyio.to_thread.run_sync(self._read, abandon_on_cancel=True)
+        return self._judge(read)
+
+    def _read(self) -> ReadResult:
+        if self._files is None:
+            return read_json(self.path, max_bytes=self._max_bytes)
+        return self._files.read(self.path, max_bytes=self._max_bytes)
+
+    def _judge(self, read: ReadResult | None = None) -> ProbeResult:
+        if read is None:
+            read = self._read()
         # Both clocks are read *after* the read, so a slow read cannot make the age look younger.
         return judge_timestamp(
             read,
@@ -112,6 +156,7 @@ class HeartbeatProbe(FieldFreshnessProbe):
         future_tolerance: float = DEFAULT_FUTURE_TOLERANCE,
         max_bytes: int = DEFAULT_MAX_BYTES,
         in_thread: bool = False,
+        files: HeartbeatFiles | None = None,
     ) -> None:
         super().__init__(
             path,
@@ -123,4 +168,5 @@ class HeartbeatProbe(FieldFreshnessProbe):
             future_tolerance=future_tolerance,
             max_bytes=max_bytes,
             in_thread=in_thread,
+            files=files,
         )

@@ -76,7 +76,12 @@ class ProbeResult:
 
 @runtime_checkable
 class Probe(Protocol):
-    """Anything with an async ``check`` that returns a :class:`ProbeResult` and never blocks."""
+    """Anything with an async ``check`` that returns a :class:`ProbeResult` and never blocks.
+
+    A probe whose check cannot block at all (a read of a small local file) may also
+    have ``check_inline``, a plain callable doing the same: the runner then calls it
+    without a timeout scope, which costs more than such a check.
+    """
 
     async def check(self) -> ProbeResult:
         """Run the check once."""

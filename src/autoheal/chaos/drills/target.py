@@ -405,7 +405,7 @@ class DrillTarget:
     def protect(self) -> ProtectedSet:
         """The blast radius of a daemon drill on this target: its config and its own
         ``chaos.protected_files``, not the runtime files the drill is meant to move
-        (``global_flags.json`` goes DEGRADED, ``health_v2.json`` changes every beat)."""
+        (``global_flags.json`` goes DEGRADED, ``health_v2.json`` changes with the state)."""
         return ProtectedSet(files=[self.config, *self.protected_files])
 
 
@@ -431,14 +431,16 @@ def fault_problem(params: Mapping[str, Any], target: DrillTarget) -> str | None:
 
 
 def daemon_problem(health: Any, holder: str | None, *, now_wall: float,
-                   max_age_s: float) -> str | None:
+                   max_age_s: float, beat: Any) -> str | None:
     """Why the target's daemon cannot take a drill, or ``None`` (pure).
 
     Args:
         health: the decoded ``health_v2.json`` (anything: it may be unreadable).
         holder: the PID holding the runtime directory's lock, ``None`` when free.
         now_wall: unix seconds now.
-        max_age_s: how old the health document may be.
+        max_age_s: how old the daemon's heartbeat may be.
+        beat: the decoded ``auto_heal.heartbeat.json``: the daemon writes it every beat,
+            and ``health_v2.json`` only when what it says changes.
     """
     if holder is None:
         return f"{NOT_RUNNING}: no daemon holds the lock on its runtime directory"
@@ -452,11 +454,14 @@ def daemon_problem(health: Any, holder: str | None, *, now_wall: float,
     if holder.isdigit() and str(info.get("pid")) != holder:
         return (f"{NOT_RUNNING}: health_v2.json was written by pid {info.get('pid')}, "
                 f"the lock is held by pid {holder}")
-    ts = health.get("ts")
+    if not isinstance(beat, Mapping) or beat.get("pid") != info.get("pid"):
+        return (f"{NOT_RUNNING}: its heartbeat ({runtime_files.DAEMON_HEARTBEAT}) is missing "
+                "or written by another daemon than its health_v2.json")
+    ts = beat.get("ts")
     if isinstance(ts, bool) or not isinstance(ts, int | float):
-        return f"{NOT_RUNNING}: health_v2.json has no timestamp"
+        return f"{NOT_RUNNING}: its heartbeat has no timestamp"
     if now_wall - ts > max_age_s:
-        return (f"{NOT_RUNNING}: its health_v2.json is {now_wall - ts:.1f}s old "
+        return (f"{NOT_RUNNING}: its heartbeat is {now_wall - ts:.1f}s old "
                 f"(fresh means within {max_age_s:g}s)")
     return None
 
@@ -610,8 +615,9 @@ class TargetStack:
             problem = str(plan["problem"])
         holder = lock_holder(t.runtime_dir)
         if problem is None:
+            beat = read_json(self.shared / runtime_files.DAEMON_HEARTBEAT).doc
             problem = daemon_problem(self.health(), holder, now_wall=time.time(),
-                                     max_age_s=t.max_age_s)
+                                     max_age_s=t.max_age_s, beat=beat)
         if problem is not None:
             raise DrillUnavailableError(problem)
         self.holder = holder
