@@ -297,6 +297,21 @@ class Runtime:
     def flags(self) -> Any:
         return read_doc(self.runtime_dir / "global_flags.json")
 
+    def beats(self) -> int:
+        """The daemon heartbeat's ``seq`` (0 while unreadable): one more every beat.
+
+        health_v2.json is rewritten only when what it says changes; to let the daemon
+        run a few beats, wait for this to grow instead.
+        """
+        doc = read_doc(self.runtime_dir / "auto_heal.heartbeat.json")
+        seq = doc.get("seq") if isinstance(doc, dict) else None
+        return seq if isinstance(seq, int) else 0
+
+    def wait_beats(self, count: int, timeout: float = 10.0) -> None:
+        """Return once the daemon has beaten ``count`` more times."""
+        start = self.beats()
+        wait_for(lambda: self.beats() >= start + count, timeout, f"{count} more daemon beats")
+
     def pidfile(self, name: str) -> int | None:
         try:
             return int((self.runtime_dir / f"{name}.pid").read_text().split()[0])

@@ -36,8 +36,7 @@ def test_reduce_only_unwinds_inside_a_failsafe_then_halts_again(tmp_path: Path) 
         assert gate.allowed("buy") == (False, "reduce_only")
         assert gate.allowed("sell") == (False, "reduce_only")  # not reducing a position
         # the missing STOP.TXT is the daemon's own doing: the failsafe holds
-        seq = rt.health()["ts"]
-        wait_for(lambda: rt.health()["ts"] > seq + 0.3, 5, "two more health writes")
+        rt.wait_beats(2)
         assert rt.health()["failsafe"] is True
         refused = rt.cli("restart", "feeder")
         assert refused.returncode == 3

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from autoheal import runtime_files
@@ -74,6 +75,8 @@ log = logging.getLogger("autoheal")
 LOG_ROTATE_EVERY = 10
 #: Sent by the heartbeat through the observation queue each beat: the consumer turns.
 BEAT = object()
+#: The most queued items applied before the state is saved and health written.
+_BATCH_MAX = 1000
 
 
 class Daemon:
@@ -153,6 +156,8 @@ class Daemon:
         self.ready = False
         self.stopping = False
         self._health_dirty = True
+        self._state_dirty = False
+        self._batching = False
         self._health_key = b""
         self._health_written_at = -math.inf
         self.last_health: dict[str, Any] | None = None
@@ -181,7 +186,20 @@ class Daemon:
         return self.wall() - self.clock()
 
     def save_state(self) -> None:
+        self._state_dirty = False
         files.save_state(self.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.wall())
+
+    def flush(self) -> None:
+        """Save the state and write the health document once for a batch of changes.
+
+        While :attr:`_batching` (the consumer draining its queue, the start-up), ``apply``
+        leaves both to this: at 500 services, a save and a health document per
+        observation made the start quadratic. The kill-switch files are never batched.
+        """
+        if self._state_dirty:
+            self.save_state()
+        if self._health_dirty:
+            self.write_health()
 
     def health_doc(self) -> dict[str, Any]:
         doc = build_health(
@@ -288,8 +306,10 @@ class Daemon:
         for action in decision.actions:
             self.execute(action, command)
         if changed:
-            self.save_state()
             self._health_dirty = True
+            self._state_dirty = True
+            if not self._batching or command is not None:  # saved before it is answered
+                self.save_state()
         if command is not None and not command.waits_for_process:
             self.commands.succeed(command, {"dor": dor(self.state, self.policy)})
         return True
@@ -347,7 +367,18 @@ class Daemon:
         return await self.services.start(name, stale_files=stale)
 
     async def _adopt_or_start(self) -> None:
-        """At start: adopt what a previous daemon left running, start what should run."""
+        """At start: adopt what a previous daemon left running, start what should run.
+
+        The state is saved once at the end (:meth:`flush`), not once per service.
+        """
+        self._batching = True
+        try:
+            await self._adopt_or_start_each()
+        finally:
+            self._batching = False
+        self.flush()
+
+    async def _adopt_or_start_each(self) -> None:
         for name in wiring.start_order(self.config):
             if await self.services.adopt(name):
                 self.apply(SpawnFinished(name, True))
@@ -695,16 +726,29 @@ class Daemon:
             item = None
             with anyio.move_on_after(timeout):
                 item = await receive.receive()
-            if item is BEAT:
-                continue
-            if item is None:
-                self.apply(DeadlineReached())
-            elif isinstance(item, PendingCommand):
-                self.commands.execute(item)
-            else:
-                self.apply(item)
-            if self._health_dirty:
-                self.write_health()
+            self._batching = True
+            try:
+                self._take(DeadlineReached() if item is None else item)
+                # What else is queued already joins this batch: one save, one document.
+                for _ in range(_BATCH_MAX):
+                    try:
+                        self._take(receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+            finally:
+                self._batching = False
+            if self._state_dirty or self._health_dirty:
+                # Let the process work just decided (a restart's spawn) start first.
+                await anyio.lowlevel.checkpoint()
+                self.flush()
+
+    def _take(self, item: Any) -> None:
+        if item is BEAT:
+            return
+        if isinstance(item, PendingCommand):
+            self.commands.execute(item)
+        else:
+            self.apply(item)
 
 
 def run_daemon(config: Config, *, chaos: InjectorFactory | None = None) -> int:

@@ -38,7 +38,7 @@ def _backup(path: Path, index: int) -> Path:
     return path.with_name(f"{path.name}.{index}")
 
 
-def _needs_rotation(path: Path, max_bytes: int) -> bool:
+def needs_rotation(path: Path, max_bytes: int) -> bool:
     try:
         return path.stat().st_size > max_bytes
     except FileNotFoundError:
@@ -66,7 +66,7 @@ def rotate_by_rename(path: Path, max_bytes: int, backups: int) -> bool:
     Raises:
         OSError: a rename failed (permissions, read-only file system).
     """
-    if not _needs_rotation(path, max_bytes):
+    if not needs_rotation(path, max_bytes):
         return False
     if backups <= 0:
         path.unlink(missing_ok=True)
@@ -84,7 +84,7 @@ def rotate_by_copy(path: Path, max_bytes: int, backups: int) -> bool:
     Raises:
         OSError: the copy or the truncate failed.
     """
-    if not _needs_rotation(path, max_bytes):
+    if not needs_rotation(path, max_bytes):
         return False
     if backups > 0:
         _shift_backups(path, backups)
