@@ -617,7 +617,7 @@ class Daemon:
             if self.chaos_handler is not None:
                 await self.chaos_handler.heal_all()
             if self.config.daemon.stop_services_on_exit:
-                await self.services.stop_all(list(reversed(wiring.start_order(self.config))))
+                await self.services.stop_all(wiring.stop_waves(self.config))
             self.save_state()
             self.write_health()
         if self.journal is not None:

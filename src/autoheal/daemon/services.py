@@ -166,10 +166,13 @@ class Services:
             except OSError as exc:
                 log.error("log_rotate_failed component=%s error=%s", name, exc)
 
-    async def stop_all(self, order: list[str]) -> None:
-        for name in order:
-            if self._proc(name).identity is not None:
-                await self.stop(name, "daemon_shutdown")
+    async def stop_all(self, waves: list[list[str]]) -> None:
+        """Stop the running services wave after wave; those of one wave together."""
+        for wave in waves:
+            async with anyio.create_task_group() as tg:
+                for name in wave:
+                    if self._proc(name).identity is not None:
+                        tg.start_soon(self.stop, name, "daemon_shutdown")
 
     def running(self, name: str) -> Any:
         return self._proc(name).identity is not None

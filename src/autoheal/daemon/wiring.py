@@ -122,6 +122,29 @@ def start_order(config: Config) -> list[str]:
     return order
 
 
+def stop_waves(config: Config) -> list[list[str]]:
+    """The services in waves to stop at shutdown: each wave once nothing left depends on it.
+
+    A service is stopped only after every service that depends on it; the services of
+    one wave do not depend on each other and are stopped together (500 sequential
+    stops took about 10 s).
+    """
+    users: dict[str, set[str]] = {name: set() for name in config.services}
+    for name, svc in config.services.items():
+        for dep in svc.depends_on:
+            if dep in users:
+                users[dep].add(name)
+    waves: list[list[str]] = []
+    left = set(config.services)
+    while left:
+        wave = sorted(n for n in left if not users[n] & left)
+        if not wave:  # a dependency cycle (config validation refuses it): one by one
+            wave = [next(n for n in reversed(start_order(config)) if n in left)]
+        waves.append(wave)
+        left -= set(wave)
+    return waves
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeTarget:
     """One configured probe and whose it is."""
