@@ -13,7 +13,10 @@ every command alike):
 * ``python -c pass``: the interpreter's own start-up, the floor under any Python CLI;
 * ``supervisorctl status`` against a socket that does not exist (exit 4), a peer's
   cheapest real command, only when ``benchmarks/.venv-peers`` is already installed
-  (``restart_latency.py`` installs it); this script installs nothing.
+  (``restart_latency.py`` installs it); this script installs nothing;
+* with ``--baseline SRC``, both autoheal commands again with ``PYTHONPATH=SRC`` (the
+  ``src`` folder of another checkout, e.g. ``git worktree add /tmp/base <commit>``), so
+  a before/after comparison shares one run's noise.
 
 Bytecode: ``--bytecode cached`` (the default) gives every child a private, empty
 ``PYTHONPYCACHEPREFIX`` that the warm-ups fill, so each measured run imports from
@@ -24,7 +27,7 @@ modules are compiled from source on every run (slower, and what a development ch
 with that variable set sees).
 
 Usage: ``.venv/bin/python benchmarks/cli_startup.py [--runs 10] [--warmups 2]
-[--config config/autoheal.toml] [--bytecode cached|inherit] [--json]``
+[--config config/autoheal.toml] [--bytecode cached|inherit] [--baseline SRC] [--json]``
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -60,18 +64,30 @@ def autoheal_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "autoheal", *args]
 
 
-def commands(config: Path, workdir: Path) -> dict[str, list[str]]:
-    """Label -> argv of every command measured in this run."""
-    cmds = {
-        "autoheal status": autoheal_argv("status", "--config", str(config)),
-        "autoheal check-config": autoheal_argv("check-config", "--config", str(config)),
-        "python -c pass (floor)": [sys.executable, "-c", "pass"],
-    }
+@dataclass(frozen=True)
+class Command:
+    """One measured command: its argv and what its environment adds to the run's."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def commands(config: Path, workdir: Path, baseline: Path | None) -> dict[str, Command]:
+    """Label -> every command measured in this run, in the order they are run."""
+    status = autoheal_argv("status", "--config", str(config))
+    check = autoheal_argv("check-config", "--config", str(config))
+    cmds = {"autoheal status": Command(status), "autoheal check-config": Command(check)}
+    if baseline is not None:
+        # PYTHONPATH comes before the editable install's .pth entry: autoheal from there.
+        cmds["baseline: autoheal status"] = Command(status, {"PYTHONPATH": str(baseline)})
+        cmds["baseline: autoheal check-config"] = Command(check, {"PYTHONPATH": str(baseline)})
+    cmds["python -c pass (floor)"] = Command([sys.executable, "-c", "pass"])
     supervisorctl = PEER_BIN / "supervisorctl"
     if supervisorctl.exists():
         conf = workdir / "supervisorctl.conf"
         conf.write_text(f"[supervisorctl]\nserverurl = unix://{workdir / 'nosuch.sock'}\n")
-        cmds["supervisorctl status (no server)"] = [str(supervisorctl), "-c", str(conf), "status"]
+        argv = [str(supervisorctl), "-c", str(conf), "status"]
+        cmds["supervisorctl status (no server)"] = Command(argv)
     return cmds
 
 
@@ -93,27 +109,30 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 
 def measure(
-    cmds: dict[str, list[str]], env: dict[str, str], runs: int, warmups: int
+    cmds: dict[str, Command], env: dict[str, str], runs: int, warmups: int
 ) -> dict[str, dict[str, object]]:
+    """Round-robin: every command once per round, ``warmups`` unmeasured rounds first."""
+    envs = {label: {**env, **cmd.env} for label, cmd in cmds.items()}
     samples: dict[str, list[float]] = {label: [] for label in cmds}
     codes: dict[str, set[int]] = {label: set() for label in cmds}
     for i in range(warmups + runs):
-        for label, argv in cmds.items():
-            ms, code = run_once(argv, env)
+        for label, cmd in cmds.items():
+            ms, code = run_once(cmd.argv, envs[label])
             codes[label].add(code)
             if i >= warmups:
                 samples[label].append(ms)
     out: dict[str, dict[str, object]] = {}
-    for label, argv in cmds.items():
-        ms = samples[label]
+    for label, cmd in cmds.items():
+        got = samples[label]
         out[label] = {
-            "argv": argv,
+            "argv": cmd.argv,
+            "env": cmd.env,
             "exit_codes": sorted(codes[label]),
-            "median_ms": round(statistics.median(ms), 1),
-            "p90_ms": round(percentile(ms, 0.9), 1),
-            "min_ms": round(min(ms), 1),
-            "max_ms": round(max(ms), 1),
-            "samples_ms": [round(s, 1) for s in ms],
+            "median_ms": round(statistics.median(got), 1),
+            "p90_ms": round(percentile(got, 0.9), 1),
+            "min_ms": round(min(got), 1),
+            "max_ms": round(max(got), 1),
+            "samples_ms": [round(s, 1) for s in got],
         }
     return out
 
@@ -137,15 +156,28 @@ def main() -> int:
     parser.add_argument("--warmups", type=int, default=2, help="unmeasured runs first")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--bytecode", choices=["cached", "inherit"], default="cached")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="SRC",
+        help="also run the autoheal commands from this src folder (another checkout)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = parser.parse_args()
     if args.runs < 1 or args.warmups < 0:
         parser.error("--runs must be at least 1 and --warmups at least 0")
     config = args.config.resolve()
+    baseline = None if args.baseline is None else args.baseline.resolve()
+    if baseline is not None and not (baseline / "autoheal" / "__init__.py").exists():
+        parser.error(f"--baseline {baseline}: no autoheal package there")
     with tempfile.TemporaryDirectory(prefix="autoheal-cli-startup-") as tmp:
         workdir = Path(tmp)
         results = measure(
-            commands(config, workdir), child_env(args.bytecode, workdir), args.runs, args.warmups
+            commands(config, workdir, baseline),
+            child_env(args.bytecode, workdir),
+            args.runs,
+            args.warmups,
         )
     if args.json:
         doc = {
@@ -153,6 +185,7 @@ def main() -> int:
             "runs": args.runs,
             "warmups": args.warmups,
             "bytecode": args.bytecode,
+            "baseline": None if baseline is None else str(baseline),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "commands": results,

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ HEAVY = {
 }
 
 
-def _loaded_after(code: str) -> dict[str, object]:
+def _loaded_after(code: str) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter; it prints one JSON object as its last line."""
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -49,7 +50,7 @@ def _loaded_after(code: str) -> dict[str, object]:
         timeout=60,
         check=True,
     )
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -62,7 +63,7 @@ def test_loading_the_demo_config_validates_risk_without_the_heavy_modules() -> N
     )
     result = _loaded_after(code)
     assert result["risk"] is True  # the demo config has [risk], so it was validated
-    loaded = set(result["modules"])  # type: ignore[arg-type]
+    loaded = set(result["modules"])
     assert "autoheal.guard.risk_limits" in loaded
     assert sorted((LAZY | HEAVY) & loaded) == []
 
@@ -80,7 +81,7 @@ def test_cli_command_on_the_demo_config_imports_no_heavy_modules(command: str) -
     result = _loaded_after(code)
     # check-config passes; status exits 0 or 1 (no daemon, or a stale one, is fine here).
     assert result["code"] in ((0,) if command == "check-config" else (0, 1))
-    loaded = set(result["modules"])  # type: ignore[arg-type]
+    loaded = set(result["modules"])
     assert sorted((LAZY | HEAVY) & loaded) == []
 
 
