@@ -192,7 +192,7 @@ class Journal:
 
 
 def _fresh_from(workdir: Path, child: Child) -> bool:
-    """The heartbeat file was written by the child's current process, within max_age."""
+    """The heartbeat file was written by the child's current process, under max_age / 2 ago."""
     pid = find_pid(child.argv)
     doc = _heartbeat(workdir, child.name)
     return (
