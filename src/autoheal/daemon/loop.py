@@ -77,6 +77,8 @@ LOG_ROTATE_EVERY = 10
 BEAT = object()
 #: The most queued items applied before the state is saved and health written.
 _BATCH_MAX = 1000
+#: While the kill-switch watch runs, a beat reads the kill-switch files every this many.
+RECONCILE_EVERY = 10
 
 
 class Daemon:
@@ -158,6 +160,8 @@ class Daemon:
         self._health_dirty = True
         self._state_dirty = False
         self._batching = False
+        self._watching = False  # the kill-switch watch runs (then a beat need not read)
+        self._switch_in_health: object = None
         self._health_key = b""
         self._health_written_at = -math.inf
         self.last_health: dict[str, Any] | None = None
@@ -231,6 +235,7 @@ class Daemon:
 
         The status page and ``/metrics`` get every document built, written or not.
         """
+        self._switch_in_health = self.killswitch.switch
         doc = self.health_doc()
         # The status page streams this very object: the page and the file cannot disagree.
         self.last_health = doc
@@ -463,8 +468,13 @@ class Daemon:
             files.write_daemon_heartbeat(
                 self.runtime_dir, seq=seq, loop_lag=self.loop_lag, now_wall=self.wall()
             )
-            self.write_health()
-            self.killswitch.reconcile()
+            # The watch hears the kill-switch files at once: reading them every beat is a
+            # safety net needed only while it does not run, and every few beats in case
+            # it missed something. Failed writes are retried on time either way (sync).
+            if not self._watching or seq % RECONCILE_EVERY == 0:
+                self.killswitch.reconcile()
+            else:
+                self.killswitch.sync()
             # The config is compared each beat (one stat): a reload within a second of an
             # edit, without a watcher thread waking the interpreter all the time.
             if self._config_changed() and not self._reload_lock.locked():
@@ -476,9 +486,24 @@ class Daemon:
                 self._tg.start_soon(self.services.rotate_logs)
             if not self.ready and self._all_probed():
                 self.ready = True
+                self._health_dirty = True
                 notifier.ready(self.summary())
                 log.info("ready %s", self.summary())
-            notifier.status(self.summary())
+            # The document is built when something in it may have changed, for the status
+            # page's live stream, and to refresh its readings; not for nothing at 500 services.
+            if (
+                self._health_dirty
+                or self.killswitch.switch != self._switch_in_health
+                or self.config.daemon.status_listen is not None
+                or self.clock() - self._health_written_at >= HEALTH_REFRESH_S
+            ):
+                self.write_health()
+            if getattr(notifier, "enabled", True):
+                notifier.status(self.summary())
+
+    def _on_watching(self, watching: bool) -> None:
+        self._watching = watching
+        self.commands.watching(watching)
 
     def _all_probed(self) -> bool:
         return self.probing.all_reported() and all(
@@ -571,7 +596,7 @@ class Daemon:
                 self.killswitch.watch,
                 on_journal_change=self.commands.poke,
                 journal_names={JOURNAL_FILENAME, f"{JOURNAL_FILENAME}-wal"},
-                on_watching=self.commands.watching,
+                on_watching=self._on_watching,
             )
         )
         tg.start_soon(self.commands.poll)
