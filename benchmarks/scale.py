@@ -31,7 +31,7 @@ Measured per (supervisor, N):
 * ``loop_lag_p99_ms`` / ``loop_lag_max_ms`` (autoheal; null for the peers): the
   ``loop_lag_s`` of the daemon's ``auto_heal.heartbeat.json``, one sample per beat
   (1 s), over the idle window and the trials; ``loop_lag_startup_max_ms`` is the worst
-  beat between launch and READY.
+  beat between launch and READY (null when READY came with the first beat read).
 * ``stop_s``: SIGTERM to the supervisor's exit (it stops its N children first); circus
   gets another SIGTERM every 5 s (it sometimes drops one), ``stop_sigterms`` says how many.
 
