@@ -32,6 +32,7 @@ from autoheal.procs import (
     StopOutcome,
     cmdline_matches,
 )
+from autoheal.procs.identity import ParentMap, collect_descendants
 
 PY = (sys.executable, "-S", "-c")
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -275,6 +276,26 @@ async def test_stop_escalates_to_sigkill_for_term_ignorer(
     assert result.exit_code == -signal.SIGKILL
     assert result.killed >= 1
     assert result.elapsed_s >= 0.2
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_one_shared_proc_walk_finds_the_same_tree_as_psutil(
+    pc: ProcessControl, tmp_path: Path
+) -> None:
+    # issue 14: the stops of a shutdown share one /proc walk (ParentMap); what it finds
+    # must be exactly what psutil's walk of every process finds.
+    ready, pids_file = tmp_path / "ready", tmp_path / "pids.json"
+    spec = make_spec(tmp_path, (*PY, TREE, str(ready), str(pids_file)), stop_timeout=0.3)
+    identity = await pc.start(spec)
+    await wait_until(pids_file.exists, "the grandchildren")
+    main = psutil.Process(identity.pid)
+    tree = ParentMap(max_age_s=60.0)
+    shared = {p.pid for p in collect_descendants(main, tree)}
+    assert shared == {p.pid for p in collect_descendants(main)}
+    assert set(json.loads(pids_file.read_text())) <= shared
+    with anyio.fail_after(DEADLINE_S):
+        await pc.stop(identity, spec)
 
 
 @pytest.mark.anyio

@@ -16,6 +16,7 @@ __all__ = [
     "deadlines",
     "dor",
     "flags_for",
+    "has_deadline",
     "healthy",
     "stable_deadline",
     "starts_at_boot",
@@ -114,10 +115,26 @@ def verify_deadline(cs: ComponentState, verify_min_uptime: float) -> float | Non
     return None
 
 
+def has_deadline(cs: ComponentState) -> bool:
+    """Whether time alone may change a decision about ``cs`` (a cheap test, first).
+
+    False means every deadline below is None: no restart or verification pending, and
+    in OBSERVE with no restart episode open (so neither verified-at nor stable-at).
+    """
+    return not (
+        cs.restart_at is None
+        and cs.verify_until is None
+        and cs.stage is Stage.OBSERVE
+        and cs.attempts == 0
+    )
+
+
 def deadlines(state: RuntimeState, policy: Policy) -> float | None:
     """The earliest moment at which time alone changes a decision."""
     found: list[float] = []
     for name, cs in state.components.items():
+        if not has_deadline(cs):
+            continue
         heal = policy.components[name].heal
         for value in (
             cs.restart_at,

@@ -73,6 +73,7 @@ class ProcessControl:
         # pid -> (identity, child, service name); only unreaped children of ours.
         self._children: dict[int, tuple[ProcessIdentity, subprocess.Popen[bytes], str]] = {}
         self._exit_codes: OrderedDict[tuple[int, float], int] = OrderedDict()
+        self._parents = ident.ParentMap()  # one /proc walk for the stops of a shutdown
 
     # -- starting -----------------------------------------------------------------
 
@@ -175,7 +176,9 @@ class ProcessControl:
         )
         if main is None:
             return result(StopOutcome.ALREADY_GONE, self._exit_code_now(identity))
-        descendants = await anyio.to_thread.run_sync(ident.collect_descendants, main)
+        descendants = await anyio.to_thread.run_sync(
+            ident.collect_descendants, main, self._parents
+        )
         await anyio.to_thread.run_sync(_signal_tree, main, descendants, spec.stop_signal)
 
         code: int | None = None

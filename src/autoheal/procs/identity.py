@@ -13,10 +13,11 @@ start time as wall-clock seconds (boot time + jiffies since boot); a clock
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import psutil
@@ -25,6 +26,7 @@ from autoheal.procs.model import ProcessIdentity, ProcessStatus
 
 __all__ = [
     "CREATE_TIME_TOLERANCE_S",
+    "ParentMap",
     "cmdline_matches",
     "collect_descendants",
     "identity_of",
@@ -170,14 +172,83 @@ def cmdline_matches(expected: Sequence[str], actual: Sequence[str], cwd: Path) -
     return same_program(exp[0], act[extra], cwd)
 
 
-def collect_descendants(proc: psutil.Process) -> list[psutil.Process]:
+class ParentMap:
+    """Who is whose parent, from one walk of ``/proc`` shared by stops that run together.
+
+    psutil's ``children(recursive=True)`` reads every process's ``stat`` on each call;
+    a shutdown of 500 services made 500 such walks at once (about 20 s on two cores).
+    A walk is reused for at most ``max_age_s``; a process forked after it is still
+    reached by the process-group signal, and every PID found is checked again (its
+    parent and start time) before it counts, so a reused PID is never taken for ours.
+    """
+
+    def __init__(
+        self, max_age_s: float = 0.05, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        import threading
+
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()  # stops collect in worker threads
+        self._at = -math.inf
+        self._children: dict[int, list[int]] = {}
+
+    def children(self) -> dict[int, list[int]]:
+        with self._lock:
+            if self._clock() - self._at > self._max_age_s:
+                self._children = _read_children()
+                self._at = self._clock()
+            return self._children
+
+
+def _read_children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+            ppid = int(stat.rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def _descendants_from(proc: psutil.Process, tree: ParentMap) -> list[psutil.Process]:
+    children = tree.children()
+    found: list[psutil.Process] = []
+    parents = [proc]
+    while parents:
+        parent = parents.pop()
+        for pid in children.get(parent.pid, ()):
+            try:
+                child = psutil.Process(pid)
+                # Still the child of that parent, and not older: not a reused PID.
+                if child.ppid() != parent.pid or child.create_time() < parent.create_time():
+                    continue
+            except (psutil.Error, OSError):
+                continue
+            found.append(child)
+            parents.append(child)
+    return found
+
+
+def collect_descendants(
+    proc: psutil.Process, tree: ParentMap | None = None
+) -> list[psutil.Process]:
     """Every live descendant of ``proc``, taken *before* signalling (children reparent later).
 
     Each one's start time is read now and cached by psutil, so later identity
     checks (and waits) need no ``/proc`` read and cannot mistake a reused PID.
+    ``tree`` shares the walk of ``/proc`` between stops (Linux); without it, psutil's.
     """
     try:
-        children = proc.children(recursive=True)
+        if tree is not None and os.path.isdir("/proc/self"):
+            children = _descendants_from(proc, tree)
+        else:
+            children = proc.children(recursive=True)
     except (psutil.Error, OSError):
         return []
     primed = []
