@@ -256,11 +256,16 @@ class KillSwitch:
             }
             started = anyio.current_time()
             try:
+                if self.files.stop_file.parent not in dirs:
+                    # Nothing could hear STOP.TXT appear: not watching (each beat reads).
+                    raise NotADirectoryError(
+                        f"the stop file's folder {self.files.stop_file.parent} is not a folder"
+                    )
                 if dirwatch.AVAILABLE:
                     # The runtime folder is not watched as a folder: its heartbeats would
                     # wake us every second each. Its files are watched one by one instead.
                     await dirwatch.watch(
-                        {self.files.stop_file.parent} & dirs,
+                        {self.files.stop_file.parent},
                         [self.files.runtime_dir / n for n in (FLAGS_FILENAME, *journal_names)],
                         changed,
                         on_started=lambda: on_watching(True),
