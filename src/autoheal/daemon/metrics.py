@@ -221,7 +221,11 @@ class Metrics:
 
 
 def file_health_fn(runtime_dir: Path) -> HealthFn:
-    """A ``health_fn`` that reads ``health_v2.json`` at each call (None when unreadable)."""
+    """A ``health_fn`` that reads ``health_v2.json`` at each call (None when unreadable).
+
+    The daemon writes that file when what it says changes (at least every 30 s), so its
+    ``ts`` may be that old; the daemon's own ``/metrics`` builds the document per scrape.
+    """
     path = Path(runtime_dir) / runtime_files.HEALTH
     return lambda: read_json(path).doc
 
