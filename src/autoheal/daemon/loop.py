@@ -101,9 +101,12 @@ class Daemon:
         procs: ProcessControlLike | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        freeze_gc: bool = False,
     ) -> None:
         self.config = config
         self.chaos = chaos is not None
+        # A whole-process decision: only ``autoheal run``, which owns its process, asks.
+        self.freeze_gc = freeze_gc
         self.clock = clock
         self.wall = wall
         self.runtime_dir = config.paths.runtime_dir
@@ -646,8 +649,9 @@ class Daemon:
         # What start-up built (config, specs, probe runners, tasks) lives as long as the
         # daemon: out of the collector's way, a full collection at 500 services stops
         # the loop for tens of milliseconds less (benchmarks/scale.py, loop lag).
-        gc.collect()
-        gc.freeze()
+        if self.freeze_gc:
+            gc.collect()
+            gc.freeze()
         log.info(
             "started pid=%d runtime_dir=%s chaos=%s %s",
             os.getpid(),
@@ -813,7 +817,7 @@ class Daemon:
 def run_daemon(config: Config, *, chaos: InjectorFactory | None = None) -> int:
     """Entry for ``autoheal run``: returns the exit code; ``chaos`` is the fault injector."""
     try:
-        anyio.run(Daemon(config, chaos=chaos).run)
+        anyio.run(Daemon(config, chaos=chaos, freeze_gc=True).run)
     except LockHeldError as exc:
         print(f"autoheal: {exc}", flush=True, file=sys.stderr)
         return 1
