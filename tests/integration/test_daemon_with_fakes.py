@@ -198,3 +198,39 @@ async def test_daemon_idle_beats_without_rewriting_health_until_something_change
         feeder = lambda: health(config)["components"]["feeder"]  # noqa: E731
         await wait_for(lambda: feeder()["restarts"] >= 1, "the restart")
         assert (path.stat().st_ino, path.stat().st_mtime_ns) != written
+
+
+async def test_failing_state_and_health_writes_are_retried_each_beat_loudly_not_spun(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The seam: autoheal_state.json and health_v2.json cannot be written (a folder stands
+    # where each file should be, so the rename fails). The change must not be lost (it is
+    # written once the path is repaired), the failure is logged, and the consumer does
+    # not spin retrying: at most once per beat (50 ms here).
+    fake = FakeProcessControl()
+    runtime = config.paths.runtime_dir
+    state_path, health_path = runtime / "autoheal_state.json", runtime / "health_v2.json"
+    async with running_daemon(config, fake):
+        first = fake.current("feeder")
+        assert first is not None
+        await wait_for(lambda: dor_with_pid(config, first.pid), "DOR true with the first pid")
+        restarts_before = doc(state_path)["components"]["feeder"]["restarts"]
+        for path in (state_path, health_path):
+            path.unlink()
+            path.mkdir()
+        caplog.clear()
+        fake.exit("feeder", -9)
+        await wait_for(lambda: len(fake.started) == 2, "the restart")
+        seq = heartbeat_seq(config)
+        await wait_for(lambda: heartbeat_seq(config) >= seq + 10, "ten more beats")
+        failed = [r for r in caplog.records if "state_write_failed" in r.getMessage()]
+        assert 1 <= len(failed) <= 14  # about one per beat, not a busy loop
+        assert any("health_write_failed" in r.getMessage() for r in caplog.records)
+        for path in (state_path, health_path):
+            path.rmdir()
+        await wait_for(
+            lambda: doc(state_path).get("components", {}).get("feeder", {}).get("restarts", 0)
+            > restarts_before,
+            "the restart saved once the path is repaired",
+        )
+        await wait_for(lambda: health(config).get("components") is not None, "health again")

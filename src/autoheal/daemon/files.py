@@ -50,13 +50,16 @@ def load_state(runtime_dir: Path, policy: Policy, *, to_wall: float) -> RuntimeS
     return state
 
 
-def save_state(runtime_dir: Path, state: RuntimeState, *, to_wall: float, now_wall: float) -> None:
+def save_state(runtime_dir: Path, state: RuntimeState, *, to_wall: float, now_wall: float) -> bool:
+    """``autoheal_state.json``, durable; False when the write failed (logged; retry later)."""
     doc = state_to_dict(shift_deadlines(state, to_wall))
     doc["written_at_unix"] = now_wall
     try:
         write_json_atomic(runtime_dir / STATE_FILENAME, doc)
     except OSError as exc:
         log.error("state_write_failed error=%s", exc)
+        return False
+    return True
 
 
 def write_health(runtime_dir: Path, doc: dict[str, Any]) -> bool:

@@ -198,8 +198,10 @@ class Daemon:
         return self.wall() - self.clock()
 
     def save_state(self) -> None:
-        self._state_dirty = False
-        files.save_state(self.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.wall())
+        # A failed write stays due: the next flush (each beat at the latest) tries again.
+        self._state_dirty = not files.save_state(
+            self.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.wall()
+        )
 
     def flush(self) -> None:
         """Save the state and write the health document once for a batch of changes.
@@ -215,6 +217,9 @@ class Daemon:
             self.write_health()
         ended = self.clock()
         self._flush_after = ended + (ended - started) * (1 / FLUSH_DUTY - 1)
+        if self._dirty():  # a write failed (logged): the beats retry it, not a busy loop
+            retry_at = ended + self.config.daemon.heartbeat_interval
+            self._flush_after = max(self._flush_after, retry_at)
 
     def health_doc(self) -> dict[str, Any]:
         doc = build_health(
