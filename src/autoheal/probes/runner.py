@@ -106,25 +106,16 @@ class ProbeRunner:
         result: ProbeResult | None = None
         started = self._clock()
         inline = getattr(self.probe, "check_inline", None)
-        if inline is not None:  # never blocks: no timeout scope to set up and tear down
-            try:
-                result = inline()
-            except Exception as exc:
-                result = self._error_result(exc)
+        try:
+            if inline is not None:  # never blocks: no timeout scope to set up and tear down
+                result = _checked(inline())
             else:
-                self._error_logged = False
-            self.last = result
-            self.checks += 1
-            return result
-        with anyio.move_on_after(self.timeout):
-            try:
-                answer = await self.probe.check()
-                if not isinstance(answer, ProbeResult):
-                    raise TypeError(f"check() returned {type(answer).__name__}, not ProbeResult")
-                result = answer
-            except Exception as exc:
-                result = self._error_result(exc)
-            else:
+                with anyio.move_on_after(self.timeout):
+                    result = _checked(await self.probe.check())
+        except Exception as exc:
+            result = self._error_result(exc)
+        else:
+            if result is not None:  # an answer ends an error streak; a timeout does not
                 self._error_logged = False
         if result is None:
             result = self._timeout_result(self._clock() - started)
@@ -190,6 +181,12 @@ class ProbeRunner:
         return ProbeResult(
             False, PROBE_TIMEOUT, after, self.timeout, detail=f"no answer in {self.timeout} s"
         )
+
+
+def _checked(answer: object) -> ProbeResult:
+    if not isinstance(answer, ProbeResult):
+        raise TypeError(f"check() returned {type(answer).__name__}, not ProbeResult")
+    return answer
 
 
 async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
