@@ -26,6 +26,7 @@ left for the config loader.
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from typing import Any
 import anyio
 import orjson
 
-from autoheal.store.atomic import write_bytes_atomic
+from autoheal.store.atomic import write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "RUNBOOK_POLICY",
@@ -304,3 +305,21 @@ async def queue_chaos(runtime_dir: Path, fault: str, target: str = "", *,
         raise ChaosCommandError(f"chaos {fault} {target}: {command.status} "
                                 f"{orjson.dumps(command.result).decode()}")
     return dict(command.result)
+
+
+async def feed_prices(path: Path, symbol: str, rng: random.Random, *, every_s: float) -> None:
+    """Stand in for a market-data source: a fresh, moving price every ``every_s``.
+
+    With the feeder down, the trader's last price never changes, and its idempotency
+    guard (same symbol, side, qty and price within the TTL) then blocks every repeat
+    by itself: the drill could not tell a working kill switch from a broken one.
+    A moving price leaves the trading gate as the only thing that can stop orders.
+    """
+    price = 60_000.0
+    while True:
+        price = round(price * (1 + rng.uniform(-0.001, 0.001)), 2)
+        now = time.time()
+        write_json_atomic(
+            path, {"ts": now, "prices": {symbol: {"price": price, "ts": now}}}, durable=False
+        )
+        await anyio.sleep(every_s)

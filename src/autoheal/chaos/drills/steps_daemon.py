@@ -52,7 +52,7 @@ with ``orders_after``, ``new_orders_after_<event>``.
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from autoheal.chaos.drills.daemon_stack import (
     DaemonHarness,
     DrillUnavailableError,
     ProxyHarness,
+    feed_prices,
     render_config,
     scaled_policy,
 )
@@ -74,7 +75,7 @@ from autoheal.chaos.drills.evaluate import MISSING, holds
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.chaos.drills.target import TargetStack
 from autoheal.guard.gate import TradingGate
-from autoheal.store.atomic import read_json, write_json_atomic
+from autoheal.store.atomic import read_json
 from autoheal.store.flags import read_flags, stop_file_present
 
 __all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
@@ -336,23 +337,6 @@ def _restarts(doc: Mapping[str, Any]) -> int:
     return sum(int(c.get("restarts", 0)) for c in comps.values() if isinstance(c, dict))
 
 
-async def _feed_prices(ctx: DrillContext, path: Path, symbol: str) -> None:
-    """Stand in for a second market-data source: a fresh, moving price every 100 ms.
-
-    With the feeder down, the trader's last price never changes, and its idempotency
-    guard (same symbol, side, qty and price within the TTL) then blocks every repeat
-    by itself: the drill could not tell a working kill switch from a broken one.
-    A moving price leaves the trading gate as the only thing that can stop orders.
-    """
-    price = 60_000.0
-    while True:
-        price = round(price * (1 + ctx.rng.uniform(-0.001, 0.001)), 2)
-        now = time.time()
-        write_json_atomic(path, {"ts": now, "prices": {symbol: {"price": price, "ts": now}}},
-                          durable=False)
-        await anyio.sleep(0.1)
-
-
 async def _count_orders_after(ctx: DrillContext, event: str, window_s: float) -> None:
     exchange = _exchange(ctx)
     if event not in ctx.events:
@@ -415,8 +399,9 @@ async def daemon(ctx: DrillContext) -> None:
     watches = list(p.get("watch", []))
     async with anyio.create_task_group() as feed:
         if p.get("feed_prices") and stack.has_exchange:
-            feed.start_soon(_feed_prices, ctx, stack.shared / "prices.json",
-                            str(p.get("symbol", "BTCUSDT")))
+            feed.start_soon(functools.partial(
+                feed_prices, stack.shared / "prices.json", str(p.get("symbol", "BTCUSDT")),
+                ctx.rng, every_s=0.1))
         async with anyio.create_task_group() as tg:
             # Watch from before the fault: a fast heal must not slip between two polls.
             tg.start_soon(_poll, ctx, stack, watches,

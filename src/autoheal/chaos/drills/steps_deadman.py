@@ -31,7 +31,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,10 @@ import anyio
 
 from autoheal import runtime_files
 from autoheal.chaos.drills.context import DrillContext
-from autoheal.chaos.drills.daemon_stack import DaemonHarness
+from autoheal.chaos.drills.daemon_stack import DaemonHarness, feed_prices
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.store import commands as queue
-from autoheal.store.atomic import read_json, write_json_atomic
+from autoheal.store.atomic import read_json
 from autoheal.store.journal import Journal
 
 __all__ = ["deadman_host_dies", "deadman_stop_file"]
@@ -83,17 +82,6 @@ class _Trader:
     def lines(self, needle: str) -> list[str]:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return [line for line in text.splitlines() if needle in line]
-
-
-async def _feed_prices(ctx: DrillContext, path: Path, symbol: str) -> None:
-    """A fresh, moving price every 50 ms (the feeder's file), so no signal is a duplicate."""
-    price = 60_000.0
-    while True:
-        price = round(price * (1 + ctx.rng.uniform(-0.001, 0.001)), 2)
-        now = time.time()
-        write_json_atomic(path, {"ts": now, "prices": {symbol: {"price": price, "ts": now}}},
-                          durable=False)
-        await anyio.sleep(0.05)
 
 
 def _policy(ctx: DrillContext) -> tuple[float, float]:
@@ -145,6 +133,11 @@ def _toml_list(items: list[str]) -> str:
 
 def _toml_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def _feed(ctx: DrillContext, path: Path, symbol: str) -> None:
+    """A fresh, moving price every 50 ms (the feeder's file), so no signal is a duplicate."""
+    await feed_prices(path, symbol, ctx.rng, every_s=0.05)
 
 
 async def _start_supervised(ctx: DrillContext, ex: ExchangeHarness,
@@ -282,11 +275,10 @@ async def deadman_host_dies(ctx: DrillContext) -> None:
     async with anyio.create_task_group() as feed:
         if supervised:
             daemon, shared = await _start_supervised(ctx, ex, max_orders)
-            feed.start_soon(_feed_prices, ctx, shared / "prices.json", symbol)
+            feed.start_soon(_feed, ctx, shared / "prices.json", symbol)
             stats = await _setup(ctx, daemon, ex)
         else:
-            feed.start_soon(_feed_prices, ctx, ctx.runtime_dir / "trader" / "prices.json",
-                            symbol)
+            feed.start_soon(_feed, ctx, ctx.runtime_dir / "trader" / "prices.json", symbol)
             trader = _start_trader(ctx, ex, max_orders=max_orders)
             stats = await _setup(ctx, trader, ex)
         feed.cancel_scope.cancel()
@@ -335,7 +327,7 @@ async def deadman_stop_file(ctx: DrillContext) -> None:
     symbol = str(p.get("symbol", "BTCUSDT"))
     stop_file = ctx.runtime_dir / "trader" / "STOP.TXT"
     async with anyio.create_task_group() as feed:
-        feed.start_soon(_feed_prices, ctx, ctx.runtime_dir / "trader" / "prices.json", symbol)
+        feed.start_soon(_feed, ctx, ctx.runtime_dir / "trader" / "prices.json", symbol)
         trader = _start_trader(ctx, ex, max_orders=None)  # keeps trading until STOP.TXT
         stats = await _setup(ctx, trader, ex)
         stop_file.write_text("drill deadman_stop_file: operator stop\n")
