@@ -36,15 +36,16 @@ from tests.e2e.harness_simple import Runtime, wait_for  # noqa: E402
 SERVICE = "svc"
 
 
-def _p95(samples: list[float]) -> float:
+def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def _summary(label: str, samples: list[float]) -> str:
+def summary(label: str, samples: list[float], *, width: int = 36, mid: str = "median") -> str:
+    """One line: median (called ``mid``), p95, min, max in ms, and n."""
     ms = [s * 1000 for s in samples]
     return (
-        f"{label:<36} median {statistics.median(ms):7.1f} ms   p95 {_p95(ms):7.1f} ms   "
+        f"{label:<{width}} {mid} {statistics.median(ms):7.1f} ms   p95 {p95(ms):7.1f} ms   "
         f"min {min(ms):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
     )
 
@@ -104,9 +105,9 @@ def main() -> int:
         signalled, whole = measure_restarts(rt, args.rounds)
         startup = measure_cli_startup(args.rounds)
     print(f"python {sys.version.split()[0]}, {args.rounds} rounds")
-    print(_summary("restart invoked -> old signalled", signalled))
-    print(_summary("restart invoked -> CLI exited", whole))
-    print(_summary("CLI start-up alone (--help)", startup))
+    print(summary("restart invoked -> old signalled", signalled))
+    print(summary("restart invoked -> CLI exited", whole))
+    print(summary("CLI start-up alone (--help)", startup))
     verdict = "PASS" if statistics.median(signalled) < 0.300 else "FAIL"
     print(f"target: median invoked -> old signalled < 300 ms: {verdict}")
     return 0 if verdict == "PASS" else 1

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,21 +35,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from command_latency import p95, summary  # noqa: E402
 from tests.e2e.harness_simple import Runtime, toml_str, wait_for  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 
-def _p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def _summary(label: str, samples: list[float]) -> str:
-    ms = [s * 1000 for s in samples]
-    return (
-        f"{label:<40} p50 {statistics.median(ms):7.1f} ms   p95 {_p95(ms):7.1f} ms   "
-        f"min {min(ms):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
-    )
+    return summary(label, samples, width=40, mid="p50")
 
 
 def _mode(rt: Runtime) -> str | None:
@@ -167,7 +158,7 @@ poll_interval = "{int(args.poll * 1000)}ms"
     print(_summary("  of which: CLI exited -> every STOP.TXT", after_cli))
     print(_summary("redis SIGKILL -> DEGRADED on every host", killed))
     print(_summary("redis SIGSTOP -> DEGRADED on every host", hung))
-    ok = _p95(halts) < 1.0 and max(killed + hung) < args.stale_after + 1.0
+    ok = p95(halts) < 1.0 and max(killed + hung) < args.stale_after + 1.0
     print("targets (halt p95 < 1 s; lost within stale_after + 1 s):", "met" if ok else "MISSED")
     return 0 if ok else 1
 
