@@ -24,32 +24,51 @@ class LockHeldError(Exception):
         self.holder = holder
 
 
-class RuntimeLock:
-    """Exclusive lock on the runtime directory, held for the daemon's life."""
+class PidLock:
+    """An exclusive, non-blocking ``flock`` on ``path``; the file holds the holder's PID.
 
-    def __init__(self, runtime_dir: Path) -> None:
-        self.path = Path(runtime_dir) / LOCK_FILENAME
+    The kernel drops it with the process; the PID is only for the message of whoever
+    finds it taken. Used for the runtime directory (one daemon) and for drill runs
+    against a target (one at a time).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> None:
-        """Raises: LockHeldError when another process holds it."""
+    def try_acquire(self) -> str | None:
+        """Take the lock: ``None`` when taken, else the holder's PID (as text)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise LockHeldError(self.path, holder) from None
+            return holder
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        return None
 
     def release(self) -> None:
         if self._fd is not None:
+            fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the only descriptor drops the flock
+
+
+class RuntimeLock(PidLock):
+    """Exclusive lock on the runtime directory, held for the daemon's life."""
+
+    def __init__(self, runtime_dir: Path) -> None:
+        super().__init__(Path(runtime_dir) / LOCK_FILENAME)
+
+    def acquire(self) -> None:
+        """Raises: LockHeldError when another process holds it."""
+        holder = self.try_acquire()
+        if holder is not None:
+            raise LockHeldError(self.path, holder)
 
 
 def lock_holder(runtime_dir: Path) -> str | None:

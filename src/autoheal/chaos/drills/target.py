@@ -39,9 +39,7 @@ and return a reason, ``None`` or numbers.
 
 from __future__ import annotations
 
-import fcntl
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -56,7 +54,7 @@ from autoheal.chaos.drills.daemon_stack import DrillUnavailableError, queue_chao
 from autoheal.chaos.drills.model import Expectation, Scenario
 from autoheal.store.atomic import read_json
 from autoheal.store.flags import stop_file_present
-from autoheal.store.lock import lock_holder
+from autoheal.store.lock import PidLock, lock_holder
 
 if TYPE_CHECKING:
     from autoheal.chaos.drills.context import DrillContext
@@ -516,35 +514,17 @@ def precondition_problem(health: Any, *, fault: str, name: str,
     return "; ".join(found) or None
 
 
-class DrillLock:
+class DrillLock(PidLock):
     """``<runtime_dir>/drills/.lock``: an exclusive ``flock`` held while a drill runs
     against the target, so two drill runs never overlap. The kernel drops it with the
     process; the file holds the holder's PID for the message only."""
 
     def __init__(self, runtime_dir: Path) -> None:
-        self.path = Path(runtime_dir) / "drills" / ".lock"
-        self._fd: int | None = None
+        super().__init__(Path(runtime_dir) / "drills" / ".lock")
 
     def try_acquire(self) -> str | None:
-        """Take the lock: ``None`` when taken, else the holder's PID (as text)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            return holder
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-        return None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.ftruncate(fd, 0)
-            os.close(fd)  # closing the only descriptor drops the flock
+        return super().try_acquire()
 
 
 def exchange_criteria(scenario: Scenario) -> list[str]:
