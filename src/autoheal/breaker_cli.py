@@ -36,13 +36,10 @@ another front end (the status page's buttons) can run the same command the same 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +60,6 @@ COMMAND = "breaker_reset"
 ALL = "*all*"
 #: The guard's global breaker key (the exchange as a whole).
 GLOBAL_KEY = "*"
-#: How often a busy breaker lock is tried again.
-_LOCK_POLL_S = 0.01
 
 
 def _path(runtime_dir: Path) -> Path:
@@ -178,41 +173,6 @@ def status_command(cfg: Config, *, as_json: bool) -> int:
 # --------------------------------------------------------------------------- reset
 
 
-class LockTimeoutError(Exception):
-    """The breaker file's lock stayed held (a trader stopped while holding it?)."""
-
-
-@contextlib.contextmanager
-def locked_within(path: Path, timeout: float) -> Iterator[None]:
-    """The guard's exclusive ``flock`` on ``<path>.lock`` (:mod:`autoheal.guard._filelock`:
-    same file, same lock), but waited for at most ``timeout`` seconds.
-
-    Raises:
-        LockTimeoutError: it was still held after ``timeout``.
-    """
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeoutError(
-                        f"{lock_path} is still locked after {timeout} s (a trading process "
-                        "holding it may be stopped or hung)"
-                    ) from None
-                time.sleep(_LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 def reset_breakers(
     runtime_dir: Path, keys: Sequence[str], *, lock_timeout: float = 10.0
 ) -> tuple[bool, dict[str, Any]]:
@@ -225,10 +185,13 @@ def reset_breakers(
     path = _path(runtime_dir)
     if not path.parent.is_dir():
         return True, {"reset": {}, "absent": list(keys), "file": "missing"}
+    # The guard's own lock (same file, same flock), waited for at most lock_timeout.
+    from autoheal.guard._filelock import LockTimeout, locked
+
     try:
-        with locked_within(path, lock_timeout):
+        with locked(path, lock_timeout):
             return _reset_locked(path, list(keys))
-    except LockTimeoutError as exc:
+    except LockTimeout as exc:
         return False, {"reason": "breaker_file_locked", "message": str(exc)}
 
 

@@ -12,30 +12,58 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["locked"]
+__all__ = ["LockTimeout", "locked"]
+
+_POLL_S = 0.01
+
+
+class LockTimeout(TimeoutError):
+    """The lock stayed held (a trader stopped while holding it?) past the timeout."""
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive lock for ``path`` (on ``path`` + ``.lock``) for the ``with`` body.
 
     Args:
         path: the data file being protected; its directory must exist.
+        timeout: wait at most this long (polling every 10 ms); ``None`` waits as long
+            as it takes.
 
     Raises:
         OSError: the lock file cannot be created.
+        LockTimeout: still held by another process after ``timeout``.
     """
     lock_path = Path(path).with_name(Path(path).name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _take(fd, lock_path, timeout)
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _take(fd: int, lock_path: Path, timeout: float | None) -> None:
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"{lock_path} is still locked after {timeout} s (a trading process "
+                    "holding it may be stopped or hung)"
+                ) from None
+            time.sleep(_POLL_S)
