@@ -129,6 +129,11 @@ class WriteFailure:
     attempts: int
     retry_at: float
 
+    def message(self, key: str) -> str:
+        """What the alert, the notice, health_v2.json and ``autoheal status`` say of it."""
+        verb = "written" if self.op == "write" else "removed"
+        return f"{FILE_LABEL[key]} could not be {verb}: {self.errno} {self.detail}".rstrip()
+
 
 @dataclass(frozen=True, slots=True)
 class SwitchState:
@@ -385,10 +390,8 @@ def write_failed(
     switch = replace(switch, failures=failures)
     if old is not None and old.op == op and old.errno == errno:
         return switch, ()
-    label = FILE_LABEL[key]
-    verb = "written" if op == "write" else "removed"
-    message = f"{label} could not be {verb}: {errno} {detail}".rstrip()
+    message = failure.message(key)
     return switch, (
-        RaiseAlert(WRITE_FAILED_ALERT[key], label, message),
+        RaiseAlert(WRITE_FAILED_ALERT[key], FILE_LABEL[key], message),
         SendNotice("write_failed", "runtime", f"{key}_write_failed", message),
     )

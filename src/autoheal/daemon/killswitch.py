@@ -208,10 +208,7 @@ class KillSwitch:
                     "attempts": f.attempts,
                     "since": f.since + to_wall,
                     "next_try_at": f.retry_at + to_wall,
-                    "message": (
-                        f"{labels[key]} could not be "
-                        f"{'written' if f.op == 'write' else 'removed'}: {f.errno} {f.detail}"
-                    ),
+                    "message": f.message(key),
                 }
                 for key, f in sorted(self.switch.failures.items())
             },
