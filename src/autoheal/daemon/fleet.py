@@ -132,18 +132,22 @@ def async_client(config: FleetConfig, env: Mapping[str, str]) -> Any:
     url = real_url(config, env)
     kwargs = _kwargs(config, url)
     if "+sentinel" in urlsplit(url).scheme:
-        from redis.asyncio.sentinel import Sentinel
+        from redis.asyncio import sentinel as sentinel_mod
 
         sentinels, service, db, password, tls = _sentinel_parts(url)
         t = io_timeout(config)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # Through Any: redis-py before 8.2 ships no annotations here and 8.2 does; one
+        # line has to type-check against both (the lock and whatever a user installed).
+        sentinel_cls: Any = sentinel_mod.Sentinel
+        sentinel = sentinel_cls(
             sentinels,
             sentinel_kwargs={"socket_timeout": t, "socket_connect_timeout": t, "ssl": tls},
             **kwargs,
         )
         amaster = sentinel.master_for
         return amaster(service, db=db, password=password, ssl=tls)
-    return aioredis.from_url(url, **kwargs)
+    from_url: Any = aioredis.from_url  # see above
+    return from_url(url, **kwargs)
 
 
 def sync_client(config: FleetConfig, env: Mapping[str, str]) -> Any:
@@ -154,14 +158,15 @@ def sync_client(config: FleetConfig, env: Mapping[str, str]) -> Any:
     kwargs = _kwargs(config, url)
     kwargs["socket_timeout"] = kwargs["socket_connect_timeout"] = 3.0
     if "+sentinel" in urlsplit(url).scheme:
-        from redis.sentinel import Sentinel
+        from redis import sentinel as sentinel_mod
 
         sentinels, service, db, password, tls = _sentinel_parts(url)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel_cls: Any = sentinel_mod.Sentinel  # see async_client
+        sentinel = sentinel_cls(
             sentinels, sentinel_kwargs={"socket_timeout": 3.0, "ssl": tls}, **kwargs
         )
         master = sentinel.master_for
-        return master(service, db=db, password=password, ssl=tls)  # type: ignore[no-untyped-call]
+        return master(service, db=db, password=password, ssl=tls)
     return redis.Redis.from_url(url, **kwargs)
 
 
