@@ -18,6 +18,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoheal.core.admission import budget_for_fds
 from tests.e2e.harness_simple import Runtime, alive, read_doc, wait_for
 from tests.sysdeps import require_binary
 
@@ -27,12 +28,12 @@ FD_LIMIT = 256
 FLOOD = 1000
 
 
-def shed_total(text: str) -> float:
+def total(text: str, name: str) -> float:
     return sum(
         s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "autoheal_http_connections_shed_total"
+        if s.name == name
     )
 
 
@@ -63,7 +64,10 @@ def test_idle_flood_with_a_low_fd_limit_keeps_the_daemon_and_its_services_issue1
 
         after = httpx.get(url, timeout=5)
         assert after.status_code == 200
-        assert shed_total(after.text) > 0  # the flood was shed, not queued
+        assert total(after.text, "autoheal_http_connections_shed_total") > 0  # shed, not queued
+        # The cap was sized from the descriptor limit the daemon found at start.
+        cap = budget_for_fds(FD_LIMIT, len(rt.services)).limits.max_connections
+        assert total(after.text, "autoheal_http_connections_max") == cap < FD_LIMIT // 2
         assert daemon.poll() is None, rt.log_text()[-3000:]
         assert {name: rt.healthy_pid(name) for name in rt.services} == pids
         assert all(alive(pid) for pid in pids.values())
