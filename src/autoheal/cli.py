@@ -251,7 +251,7 @@ def _stop_file_refused(cfg) -> bool:  # type: ignore[no-untyped-def]
     """Print why the stop file cannot be written, if it cannot; True when refused."""
     from autoheal.config._paths import stop_file_problem
 
-    problem = stop_file_problem(cfg.paths.stop_file)
+    problem = stop_file_problem(cfg)
     if problem is not None:
         print(f"autoheal: config error: {cfg.path}: {problem}", file=sys.stderr)
     return problem is not None

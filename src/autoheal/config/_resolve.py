@@ -26,6 +26,7 @@ from autoheal.config._model import (
     ServiceConfig,
     WebhookConfig,
 )
+from autoheal.config._paths import stop_file_clash
 from autoheal.config._probes import resolve_probes
 from autoheal.config._schema import (
     RawChaos,
@@ -108,7 +109,7 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         dependencies[name] = _dependency(name, raw_dep, ctx)
     _check_depends_on(services, dependencies)
     _check_unique_pidfiles(services)
-    return Config(
+    config = Config(
         path=config_file,
         config_dir=config_dir,
         environment=raw.environment,
@@ -122,6 +123,11 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         fleet=None if raw.fleet is None else resolve_fleet(raw.fleet, ctx.placeholders),
         risk=None if raw.risk is None else _risk(raw.risk),
     )
+    # Last: it needs every path the config names (pidfiles, probes, logs, ...).
+    clash = stop_file_clash(config)
+    if clash is not None:
+        fail("paths.stop_file", clash)
+    return config
 
 
 def _risk(raw: RawRisk) -> RiskLimits:

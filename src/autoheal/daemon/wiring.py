@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoheal import runtime_files
 from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.procs import ServiceSpec
@@ -76,7 +77,7 @@ def build_policy(config: Config) -> Policy:
 
 
 def logs_dir(config: Config) -> Path:
-    return config.paths.runtime_dir / "logs"
+    return config.paths.runtime_dir / runtime_files.LOGS_DIR
 
 
 def service_spec(
