@@ -65,8 +65,8 @@ def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
         )
     if raw.on_lost not in ON_LOST:
         fail("fleet.on_lost", f"expected 'degrade' or 'halt', got {raw.on_lost[:20]!r}")
-    stale_after = as_duration(raw.stale_after, "fleet.stale_after", positive=True)
-    poll = as_duration(raw.poll_interval, "fleet.poll_interval", positive=True)
+    stale_after = as_duration(raw.stale_after, "fleet.stale_after")
+    poll = as_duration(raw.poll_interval, "fleet.poll_interval")
     if poll >= stale_after:
         fail(
             "fleet.poll_interval",
