@@ -14,9 +14,18 @@ Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
 Reason tokens (stable; add new ones, never rename): ``risk_max_order_qty``,
 ``risk_max_order_notional``, ``risk_max_position``, ``risk_notional_total``,
 ``risk_price_collar``, ``risk_throttle``, ``risk_daily_loss``,
-``risk_no_reference_price``, ``risk_book_unreadable``, ``risk_invalid_order``.
+``risk_no_reference_price``, ``risk_book_unreadable``, ``risk_invalid_order``,
+``risk_invalid_time``, ``risk_pnl_unreadable``.
 
-Fail closed: a missing reference price where one is needed refuses the order; an
+Fail closed: every number passes :mod:`autoheal.guard.risk_numbers` before it is used,
+and a bad one is a refusal, never a pass and never an exception. An order with a bad
+quantity or price is ``risk_invalid_order``; a mark that is not a positive finite
+number is a missing mark (``risk_no_reference_price`` where one is needed); a book
+with a bad position or open order is an unreadable book; a non-finite ``now`` or send
+time refuses when the throttle needs them (``risk_invalid_time``); a day's PnL that is
+not a finite number refuses new risk when ``max_daily_loss`` needs it
+(``risk_pnl_unreadable``).
+A missing reference price where one is needed refuses the order; an
 unreadable book (``book=None``) refuses everything except orders the exchange itself
 keeps reduce-only (``RiskOrder.reduce_only``). An order that reduces the position (after
 every open order on its side has filled) is never refused by the size limits
@@ -28,6 +37,7 @@ lowers it. The price collar and the throttle apply to every order.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -46,6 +56,13 @@ from autoheal.guard.risk_limits import (
     SymbolLimits,
     parse_limits,
     to_decimal,
+)
+from autoheal.guard.risk_numbers import (
+    amount_problem,
+    is_amount,
+    is_signed,
+    signed_problem,
+    total_problem,
 )
 from autoheal.store.atomic import read_json, write_json_atomic
 from autoheal.store.flags import FLAGS_FILENAME, parse_flags
@@ -84,6 +101,8 @@ REASONS = (
     "risk_no_reference_price",
     "risk_book_unreadable",
     "risk_invalid_order",
+    "risk_invalid_time",
+    "risk_pnl_unreadable",
 )
 #: The ``[risk]`` key behind each limit's reason token (what an operator would change).
 LIMIT_OF_REASON = {
@@ -100,6 +119,7 @@ THROTTLE_WINDOW_S = 1.0
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 _NONE_OPEN = (_ZERO, _ZERO)
+_SIDES = ("buy", "sell")
 
 
 # -- the book and the order -----------------------------------------------------------------
@@ -167,14 +187,41 @@ def _exposure(pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
     return max(abs(pos + open_buy), abs(pos - open_sell))
 
 
-def _open_sums(book: RiskBook) -> dict[str, tuple[Decimal, Decimal]]:
-    """Per symbol, the quantity of open buys and of open sells (one pass over the orders)."""
+def _scan(book: RiskBook) -> tuple[dict[str, tuple[Decimal, Decimal]], str | None]:
+    """Per symbol the open buys and sells; or why the book cannot be used (one pass each).
+
+    A position that is not a finite Decimal, an open order with a bad side or quantity:
+    the book was read wrong, so it is an unreadable book, not one to value.
+    """
+    positions, opens = book.positions, book.open_orders
+    if not isinstance(positions, Mapping) or not isinstance(book.marks, Mapping):
+        return {}, "positions and marks must be mappings"
+    if not isinstance(opens, tuple | list):
+        return {}, "open_orders must be a tuple"
+    for symbol, pos in positions.items():
+        if not is_signed(pos):
+            return {}, f"position {symbol}={pos!r} {signed_problem(pos)}"
     buys: dict[str, Decimal] = {}
     sells: dict[str, Decimal] = {}
-    for o in book.open_orders:
+    for o in opens:
+        if not isinstance(o, OpenOrder):
+            return {}, f"open order {o!r} is not an OpenOrder"
+        if not isinstance(o.symbol, str) or o.side not in _SIDES or not is_amount(o.qty):
+            what = amount_problem(o.qty) or "has no symbol, or no side buy or sell"
+            return {}, f"open order {o!r} {what}"
         side = buys if o.side == "buy" else sells
         side[o.symbol] = side.get(o.symbol, _ZERO) + o.qty
-    return {s: (buys.get(s, _ZERO), sells.get(s, _ZERO)) for s in buys.keys() | sells.keys()}
+    return {s: (buys.get(s, _ZERO), sells.get(s, _ZERO)) for s in buys.keys() | sells.keys()}, None
+
+
+def _mark(book: RiskBook, symbol: str) -> tuple[Decimal | None, str]:
+    """The symbol's usable mark, or ``None`` and what was wrong with it (a missing mark)."""
+    mark = book.marks.get(symbol)
+    if mark is None:
+        return None, "no mark"
+    if is_amount(mark):
+        return mark, ""
+    return None, f"mark={mark!r} {amount_problem(mark)}"
 
 
 def _reduces(order: RiskOrder, pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> bool:
@@ -185,14 +232,22 @@ def _reduces(order: RiskOrder, pos: Decimal, open_buy: Decimal, open_sell: Decim
 
 
 def _valid(order: RiskOrder) -> str | None:
-    if order.side not in ("buy", "sell"):
+    if not isinstance(order.symbol, str) or not order.symbol:
+        return f"symbol={order.symbol!r} is not a symbol"
+    if order.side not in _SIDES:
         return f"side={order.side!r} is not buy or sell"
-    if not isinstance(order.qty, Decimal) or not order.qty.is_finite() or order.qty <= 0:
-        return f"qty={order.qty!r} is not a positive Decimal"
-    if order.price is not None and (
-        not isinstance(order.price, Decimal) or not order.price.is_finite() or order.price <= 0
-    ):
-        return f"price={order.price!r} is not a positive Decimal"
+    if not is_amount(order.qty):
+        return f"qty={order.qty!r} {amount_problem(order.qty)}"
+    if order.price is not None and not is_amount(order.price):
+        return f"price={order.price!r} {amount_problem(order.price)}"
+    return None
+
+
+def _time_problem(now: float, sent_at: tuple[float, ...]) -> str | None:
+    """Why the throttle cannot count (a NaN compares false and would count nothing)."""
+    for name, t in (("now", now), *(("sent_at", t) for t in sent_at)):
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+            return f"{name}={t!r} is not a finite time"
     return None
 
 
@@ -204,8 +259,10 @@ def _n(value: Decimal | None) -> str:
 
 
 def total_exposure(book: RiskBook) -> Decimal | None:
-    """The book's live notional across symbols, at the marks; ``None`` when a mark is missing."""
-    return _total(book, _open_sums(book))
+    """The book's live notional across symbols, at the marks; ``None`` when a mark is missing
+    (or not a positive finite number) or the book holds a bad number."""
+    sums, bad = _scan(book)
+    return None if bad is not None else _total(book, sums)
 
 
 def _total(book: RiskBook, sums: dict[str, tuple[Decimal, Decimal]]) -> Decimal | None:
@@ -217,7 +274,7 @@ def _total(book: RiskBook, sums: dict[str, tuple[Decimal, Decimal]]) -> Decimal 
         exposure = max(abs(pos + open_buy), abs(pos - open_sell))  # _exposure, inlined
         if exposure:
             mark = marks.get(symbol)
-            if mark is None:
+            if not is_amount(mark):
                 return None
             total += exposure * mark
     return total
@@ -255,15 +312,26 @@ def check_order(
     sym = limits.for_symbol(order.symbol)
     rate = limits.max_orders_per_second
     if rate is not None:
-        recent = sum(1 for t in activity.sent_at if now - THROTTLE_WINDOW_S < t <= now)
-        if recent >= rate:
-            refuse("risk_throttle", f"sent_last_1s={recent} >= max_orders_per_second={rate}")
-    ref = None if book is None else book.marks.get(order.symbol)
+        bad_time = _time_problem(now, activity.sent_at)
+        if bad_time is not None:
+            refuse("risk_invalid_time", f"{bad_time}: the throttle cannot count")
+        else:
+            recent = sum(1 for t in activity.sent_at if now - THROTTLE_WINDOW_S < t <= now)
+            if recent >= rate:
+                refuse("risk_throttle", f"sent_last_1s={recent} >= max_orders_per_second={rate}")
+    sums: dict[str, tuple[Decimal, Decimal]] = {}
+    unreadable = "positions book unreadable"
+    if book is not None:
+        sums, bad_book = _scan(book)
+        if bad_book is not None:
+            book, unreadable = None, f"positions book unusable: {bad_book}"
+    ref, no_mark = (None, "no book") if book is None else _mark(book, order.symbol)
     if sym.price_collar_pct is not None and order.price is not None:
         if ref is None:
             refuse(
                 "risk_no_reference_price",
-                f"symbol={order.symbol} limit_price={_n(order.price)} (price collar needs a mark)",
+                f"symbol={order.symbol} limit_price={_n(order.price)} "
+                f"(price collar needs a mark: {no_mark})",
             )
         else:
             off = abs(order.price - ref) / ref * _HUNDRED
@@ -275,19 +343,14 @@ def check_order(
                 )
     if book is None:
         if not order.reduce_only:
-            refuse("risk_book_unreadable", "positions book unreadable: new risk refused")
+            refuse("risk_book_unreadable", f"{unreadable}: new risk refused")
         return Verdict(not reasons, tuple(reasons), tuple(details))
     pos = book.positions.get(order.symbol, _ZERO)
-    sums = _open_sums(book)
     open_buy, open_sell = sums.get(order.symbol, _NONE_OPEN)
     if _reduces(order, pos, open_buy, open_sell):
         return Verdict(not reasons, tuple(reasons), tuple(details))
-    daily = limits.max_daily_loss
-    if daily is not None and (activity.loss_latched or -activity.realized_pnl_today >= daily):
-        refuse(
-            "risk_daily_loss",
-            f"realized_pnl_today={_n(activity.realized_pnl_today)} max_daily_loss={_n(daily)}",
-        )
+    if limits.max_daily_loss is not None:
+        _check_daily_loss(limits.max_daily_loss, activity, refuse)
     if sym.max_order_qty is not None and order.qty > sym.max_order_qty:
         refuse("risk_max_order_qty", f"qty={_n(order.qty)} > max_order_qty={_n(sym.max_order_qty)}")
     price = order.price if order.price is not None else ref
@@ -297,7 +360,7 @@ def check_order(
     if needs_price and price is None:
         refuse(
             "risk_no_reference_price",
-            f"symbol={order.symbol}: no limit price and no mark to value the order",
+            f"symbol={order.symbol}: no limit price and no mark to value the order ({no_mark})",
         )
     if sym.max_order_notional is not None and price is not None:
         notional = order.qty * price
@@ -321,7 +384,7 @@ def check_order(
     if cap is not None and ref is not None:
         before = _total(book, sums)
         if before is None:
-            refuse("risk_no_reference_price", "a symbol with exposure has no mark")
+            refuse("risk_no_reference_price", "a symbol with exposure has no usable mark")
         else:
             mine = _exposure(pos, open_buy, open_sell) * ref
             total = before - mine + after * ref
@@ -332,9 +395,25 @@ def check_order(
                 )
     elif cap is not None and "risk_no_reference_price" not in reasons:
         refuse(
-            "risk_no_reference_price", f"symbol={order.symbol}: no mark to value the live notional"
+            "risk_no_reference_price",
+            f"symbol={order.symbol}: no mark to value the live notional ({no_mark})",
         )
     return Verdict(not reasons, tuple(reasons), tuple(details))
+
+
+def _check_daily_loss(
+    daily: Decimal, activity: Activity, refuse: Callable[[str, str], None]
+) -> None:
+    """The daily loss, for an order that adds risk: a PnL that is not known refuses too."""
+    realized = activity.realized_pnl_today
+    bad = total_problem(realized)
+    if bad is not None:
+        refuse("risk_pnl_unreadable", f"realized_pnl_today={realized!r} {bad}")
+    elif activity.loss_latched or -realized >= daily:
+        refuse(
+            "risk_daily_loss",
+            f"realized_pnl_today={_n(realized)} max_daily_loss={_n(daily)}",
+        )
 
 
 # -- the daily-loss latch -------------------------------------------------------------------
