@@ -40,6 +40,8 @@ STATE_BUS = "state_bus.json"
 #: (``flock`` on ``<file>.lock`` beside each file it shares between processes).
 BACKUP_SUFFIX = ".bak"
 GUARD_LOCK_SUFFIX = ".lock"
+#: The day's realized PnL, loss latch and cost basis (``[risk]``), under ``risk_pnl.json.lock``.
+RISK_PNL = "risk_pnl.json"
 
 #: A service's own files: ``<name>.pid`` and ``<name>.heartbeat.json``.
 PIDFILE_SUFFIX = ".pid"
@@ -75,6 +77,7 @@ def owned_files(runtime_dir: PurePath, services: Iterable[str]) -> dict[PurePath
         (BREAKERS, "the guard's circuit breakers"),
         (POSITIONS, "the guard's positions snapshot"),
         (STATE_BUS, "the guard's state bus"),
+        (RISK_PNL, "the guard's day of realized PnL"),
     ):
         found[rt / name] = what
         found[rt / (name + GUARD_LOCK_SUFFIX)] = f"the lock of {what}"

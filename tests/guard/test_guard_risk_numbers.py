@@ -1,12 +1,13 @@
 """Issue 18 A7: a bad number is a refusal with a ``risk_*`` token, never a pass, never a raise.
 
-The tests named for a defect failed on the branch point (59fb9bc): a mark of zero
-passed the notional limits, a NaN raised in the check, ``1E+999999`` overflowed the
-Decimal context.
+Each test here failed on the branch point (59fb9bc): a mark of zero passed the notional
+limits, an infinite or negative fill booked a gain no loss could cross, a NaN raised in
+a later check, ``1E+999999`` overflowed the Decimal context.
 """
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal as D
 
 import pytest
@@ -16,6 +17,7 @@ from autoheal.guard.risk import (
     OpenOrder,
     RiskBook,
     RiskConfigError,
+    RiskGuard,
     RiskLimits,
     RiskOrder,
     SymbolLimits,
@@ -23,6 +25,7 @@ from autoheal.guard.risk import (
     parse_limits,
     total_exposure,
 )
+from tests.guard.conftest import FakeClock
 
 MARKS = {"BTCUSDT": D("50000"), "ETHUSDT": D("2000")}
 BAD_MARKS = [
@@ -194,3 +197,87 @@ def test_parse_limits_refuses_non_finite_huge_and_tiny_strings(text):
     with pytest.raises(RiskConfigError) as info:
         parse_limits({"max_order_notional": text})
     assert info.value.key == "risk.max_order_notional"
+
+
+# -- fills: validated, never booked with a bad number ---------------------------------------------
+def test_an_infinite_fill_does_not_disable_the_daily_loss():
+    guard = RiskGuard(parse_limits({"max_daily_loss": 500}), wall_fn=lambda: 0.0)
+    guard.record_fill("BTCUSDT", "sell", D(1), D("Infinity"))  # used to book +Infinity
+    guard.record_fill("BTCUSDT", "buy", D(1), D(100))
+    guard.record_realized(D(-1000))
+    ok, reasons = guard.check(buy("0.001"), book())
+    assert not ok and "risk_pnl_incomplete" in reasons and "risk_daily_loss" in reasons
+    assert guard.realized_pnl_today.is_finite()
+
+
+def test_a_negative_fill_quantity_books_no_phantom_gain():
+    guard = RiskGuard(parse_limits({"max_daily_loss": 500}), wall_fn=lambda: 0.0)
+    guard.record_fill("BTCUSDT", "sell", D(-5), D(100))  # used to open +5 at an average of -100
+    guard.record_fill("BTCUSDT", "sell", D(5), D(100))  # ...and realize +1000 here
+    guard.record_realized(D(-600))
+    assert guard.realized_pnl_today == D(-600)
+    ok, reasons = guard.check(buy("0.001"), book())
+    assert not ok and "risk_daily_loss" in reasons
+
+
+def test_a_nan_fill_never_makes_a_later_check_raise():
+    guard = RiskGuard(
+        parse_limits({"max_daily_loss": 500, "max_order_notional": 10**6}), wall_fn=lambda: 0.0
+    )
+    guard.record_fill("BTCUSDT", "buy", D(1), D("NaN"))
+    guard.record_fill("BTCUSDT", "sell", D(1), D(100))
+    assert guard.check(buy("0.001"), book()) == (False, ("risk_pnl_incomplete",))
+    assert guard.realized_pnl_today == D(0)
+
+
+@pytest.mark.parametrize(
+    ("side", "qty", "price"),
+    [
+        ("buy", D(-1), D(100)),
+        ("buy", D(1), D("NaN")),
+        ("buy", D(1), D("sNaN")),
+        ("sell", D(1), D("Infinity")),
+        ("buy", D("1E+999999"), D(1)),
+        ("buy", D(1), D(0)),
+        ("hold", D(1), D(100)),
+        ("buy", 1.0, D(100)),
+        ("buy", D(1), None),
+    ],
+)
+def test_a_bad_fill_is_refused_with_a_token_and_logged_once(side, qty, price, caplog):
+    guard = RiskGuard(parse_limits({"max_daily_loss": 500}), wall_fn=lambda: 0.0)
+    with caplog.at_level(logging.WARNING, logger="autoheal.guard.risk"):
+        booked = guard.record_fill("BTCUSDT", side, qty, price)
+        for _ in range(3):
+            assert guard.check(buy("0.001"), book()) == (False, ("risk_pnl_incomplete",))
+    assert (booked.booked, booked.reason, booked.realized) == (False, "risk_invalid_fill", D(0))
+    lines = [r.getMessage() for r in caplog.records]
+    fill_lines = [
+        r for r in caplog.records if r.getMessage().startswith("[risk] risk_invalid_fill")
+    ]
+    assert len(fill_lines) == 1 and fill_lines[0].levelno == logging.ERROR
+    # The state it leaves, once; then each refused order has its own line.
+    assert sum(line.startswith("[risk] risk_pnl_incomplete") for line in lines) == 1
+    assert sum(" refused: risk_pnl_incomplete" in line for line in lines) == 3
+    # A sell that reduces is still allowed: the guard never traps a position.
+    assert guard.check(RiskOrder("BTCUSDT", "sell", D(1)), book({"BTCUSDT": D(1)}))[0]
+
+
+@pytest.mark.parametrize("pnl", [D("NaN"), D("-Infinity"), D("1E+999999"), -5.0])
+def test_a_bad_realized_amount_is_refused(pnl):
+    guard = RiskGuard(parse_limits({"max_daily_loss": 500}), wall_fn=lambda: 0.0)
+    booked = guard.record_realized(pnl)
+    assert (booked.booked, booked.reason) == (False, "risk_invalid_pnl")
+    assert guard.check(buy("0.001"), book()) == (False, ("risk_pnl_incomplete",))
+
+
+def test_a_fill_of_nothing_books_nothing():
+    guard = RiskGuard(parse_limits({"max_daily_loss": 500}), wall_fn=lambda: 0.0)
+    assert guard.record_fill("BTCUSDT", "buy", D(0), D("NaN")).booked
+    assert guard.check(buy("0.001"), book())[0]
+
+
+def test_without_a_daily_loss_limit_a_bad_fill_refuses_nothing(clock: FakeClock):
+    guard = RiskGuard(parse_limits({"max_order_qty": 1}), time_fn=clock, wall_fn=lambda: 0.0)
+    assert not guard.record_fill("BTCUSDT", "buy", D(1), D("NaN")).booked
+    assert guard.check(buy("0.5"), book()) == (True, ())

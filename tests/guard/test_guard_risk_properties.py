@@ -182,3 +182,42 @@ def test_no_input_ever_raises_and_every_bad_number_is_a_refusal(
             assert q * valued <= limits.default.max_order_notional
             assert all(usable(marks.get(s)) for s in SYMBOLS if positions.get(s) or any(
                 o[0] == s for o in opens))
+
+
+fill_op = st.one_of(
+    st.tuples(st.just("fill"), st.sampled_from(SYMBOLS), st.sampled_from(("buy", "sell")),
+              maybe_bad(qty), maybe_bad(good_price)),
+    st.tuples(st.just("pnl"), maybe_bad(st.decimals(min_value=-300, max_value=300, places=2))),
+    st.tuples(st.just("order"), st.sampled_from(("buy", "sell")), qty),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(fill_op, max_size=30), daily=st.integers(min_value=10, max_value=1000))
+def test_no_fill_with_a_bad_number_raises_or_hides_a_loss(ops, daily):
+    guard = RiskGuard(parse_limits({"max_daily_loss": daily}), time_fn=FakeClock(),
+                      wall_fn=FakeClock(start=86400.0 * 10))
+    unbooked = False
+    for op in ops:
+        if op[0] == "fill":
+            _, symbol, side, q, p = op
+            booked = guard.record_fill(symbol, side, q, p)
+            good = (usable(q) and usable(p)) or (isinstance(q, D) and q.is_zero())  # 0: no-op
+            assert booked.booked == good
+            assert booked.reason == (None if good else "risk_invalid_fill")
+            unbooked = unbooked or not good
+        elif op[0] == "pnl":
+            booked = guard.record_realized(op[1])
+            assert booked.booked == usable_position(op[1])
+            unbooked = unbooked or not booked.booked
+        else:
+            # A flat book: any order is new risk, judged by the day's PnL.
+            ok, reasons = guard.check(RiskOrder("BTCUSDT", op[1], op[2]), RiskBook(marks=MARKS))
+            assert all(r in REASONS for r in reasons)
+            if unbooked:
+                assert "risk_pnl_incomplete" in reasons
+            if -guard.realized_pnl_today >= daily:
+                assert "risk_daily_loss" in reasons
+            assert ok == (not unbooked and not guard.loss_latched)
+        assert guard.realized_pnl_today.is_finite()

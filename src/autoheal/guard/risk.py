@@ -4,9 +4,11 @@ The decision is a pure function, :func:`check_order`, over the limits, a snapsho
 the book (positions, open orders, reference prices), the order, the time and the
 recent activity (orders sent in the throttle window, realized PnL of the day). It does
 no I/O and reads no clock. :class:`RiskGuard` is the thin stateful wrapper a trading
-process holds: it keeps the throttle window and the day's realized PnL, logs every
-refusal once with its numbers, and latches ``REDUCE_ONLY`` in ``global_flags.json``
-when the day's realized loss reaches ``max_daily_loss``.
+process holds: it keeps the throttle window, keeps the day's realized PnL durable in
+``risk_pnl.json`` (shared by the runtime's trading processes, read back at start; see
+:mod:`autoheal.guard.risk_day`), logs every refusal once with its numbers, and latches
+``REDUCE_ONLY`` in ``global_flags.json`` when the day's realized loss reaches
+``max_daily_loss``.
 
 Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
 :func:`to_decimal` goes through its shortest ``repr`` (``0.1`` is ``Decimal('0.1')``).
@@ -15,16 +17,17 @@ Reason tokens (stable; add new ones, never rename): ``risk_max_order_qty``,
 ``risk_max_order_notional``, ``risk_max_position``, ``risk_notional_total``,
 ``risk_price_collar``, ``risk_throttle``, ``risk_daily_loss``,
 ``risk_no_reference_price``, ``risk_book_unreadable``, ``risk_invalid_order``,
-``risk_invalid_time``, ``risk_pnl_unreadable``.
+``risk_invalid_time``, ``risk_pnl_unreadable``, ``risk_pnl_unsaved``,
+``risk_pnl_incomplete``; a fill or an amount that cannot be booked is refused with
+``risk_invalid_fill`` or ``risk_invalid_pnl``.
 
 Fail closed: every number passes :mod:`autoheal.guard.risk_numbers` before it is used,
 and a bad one is a refusal, never a pass and never an exception. An order with a bad
 quantity or price is ``risk_invalid_order``; a mark that is not a positive finite
 number is a missing mark (``risk_no_reference_price`` where one is needed); a book
 with a bad position or open order is an unreadable book; a non-finite ``now`` or send
-time refuses when the throttle needs them (``risk_invalid_time``); a day's PnL that is
-not a finite number refuses new risk when ``max_daily_loss`` needs it
-(``risk_pnl_unreadable``).
+time refuses when the throttle needs them (``risk_invalid_time``); the day's PnL that
+cannot be read, saved or trusted refuses new risk when ``max_daily_loss`` needs it.
 A missing reference price where one is needed refuses the order; an
 unreadable book (``book=None``) refuses everything except orders the exchange itself
 keeps reduce-only (``RiskOrder.reduce_only``). An order that reduces the position (after
@@ -45,6 +48,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from autoheal.guard.risk_day import Amount, Booking, Fill, RiskDay, Unbookable, fill_problem
+from autoheal.guard.risk_daybook import DayBook
 
 # The limits live in their own light module (the config loader imports it alone);
 # they are part of this module's surface, as they always were.
@@ -73,6 +79,7 @@ __all__ = [
     "REASONS",
     "SYMBOL_KEYS",
     "Activity",
+    "Booked",
     "OpenOrder",
     "RiskBook",
     "RiskConfigError",
@@ -103,6 +110,10 @@ REASONS = (
     "risk_invalid_order",
     "risk_invalid_time",
     "risk_pnl_unreadable",
+    "risk_pnl_unsaved",
+    "risk_pnl_incomplete",
+    "risk_invalid_fill",
+    "risk_invalid_pnl",
 )
 #: The ``[risk]`` key behind each limit's reason token (what an operator would change).
 LIMIT_OF_REASON = {
@@ -161,11 +172,17 @@ class RiskBook:
 
 
 class Activity(NamedTuple):
-    """The recent past the throttle and the daily loss need: send times, realized PnL today."""
+    """The recent past the throttle and the daily loss need: send times, realized PnL today.
+
+    ``pnl_refusal``: ``(token, detail)`` when the day's PnL is not known (its file is
+    unreadable or unsaved, or a fill could not be booked): new risk is refused with it
+    wherever ``max_daily_loss`` would have been checked.
+    """
 
     sent_at: tuple[float, ...] = ()
     realized_pnl_today: Decimal = _ZERO
     loss_latched: bool = False
+    pnl_refusal: tuple[str, str] | None = None
 
 
 _NO_ACTIVITY = Activity()
@@ -180,6 +197,16 @@ class Verdict(NamedTuple):
 
     def as_tuple(self) -> tuple[bool, tuple[str, ...]]:
         return self.allowed, self.reasons
+
+
+class Booked(NamedTuple):
+    """What a fill or an amount did to the day: ``booked`` and the PnL it realized, or
+    the refusal (``reason`` a ``risk_*`` token, ``detail`` its numbers)."""
+
+    booked: bool
+    realized: Decimal = _ZERO
+    reason: str | None = None
+    detail: str = ""
 
 
 def _exposure(pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
@@ -406,6 +433,8 @@ def _check_daily_loss(
 ) -> None:
     """The daily loss, for an order that adds risk: a PnL that is not known refuses too."""
     realized = activity.realized_pnl_today
+    if activity.pnl_refusal is not None:
+        refuse(*activity.pnl_refusal)
     bad = total_problem(realized)
     if bad is not None:
         refuse("risk_pnl_unreadable", f"realized_pnl_today={realized!r} {bad}")
@@ -455,10 +484,20 @@ def latch_reduce_only(runtime_dir: Path, reason: str) -> str:
 class RiskGuard:
     """Checks orders against ``limits``; keeps the throttle window and the day's realized PnL.
 
+    The day (realized PnL, loss latch, cost basis; :mod:`autoheal.guard.risk_day`) is
+    durable in ``<runtime_dir>/risk_pnl.json``, shared by every trading process of the
+    runtime (:class:`~autoheal.guard.risk_daybook.DayBook`): it is read at
+    construction, re-read before a check whenever another process changed it (a
+    ``stat`` per check), and every fill is booked into it by a read-modify-write under
+    its lock. A restarted trader resumes the day's loss; two traders add up. When the
+    file cannot be read or written, or a fill could not be booked, new risk is refused
+    where ``max_daily_loss`` is checked (``risk_pnl_unreadable``, ``risk_pnl_unsaved``,
+    ``risk_pnl_incomplete``), logged once, with an alert of the same name.
+
     Args:
         limits: the ``[risk]`` limits (:func:`parse_limits`).
-        runtime_dir: where ``global_flags.json`` lives, for the daily-loss latch; ``None``
-            keeps the latch in memory only.
+        runtime_dir: where ``global_flags.json`` (the daily-loss latch) and
+            ``risk_pnl.json`` live; ``None`` keeps both in memory only.
         time_fn: the clock for the throttle (monotonic) ...
         wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
 
@@ -477,39 +516,50 @@ class RiskGuard:
         self.limits = limits
         self.runtime_dir = None if runtime_dir is None else Path(runtime_dir)
         self._time = time_fn
-        self._wall = wall_fn
         self._sent: deque[float] = deque()
-        self._day = self._today()
-        self._realized = _ZERO
-        self._latched = False
+        self._days = DayBook(
+            self.runtime_dir, limits.max_daily_loss, time_fn=time_fn, wall_fn=wall_fn
+        )
+        self._latch_logged = ""  # the day whose latch was logged
+        self._flags_day = self._days.today()
         self._flags_latched = False
-        self._avg: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (position, avg price)
 
     # -- state ---------------------------------------------------------------------------
-    def _today(self) -> int:
-        return int(self._wall() // 86400)
+    def _view(self) -> RiskDay:
+        view = self._days.view()
+        if view.day != self._flags_day:  # a new day's latch is written to the flags afresh
+            self._flags_day, self._flags_latched = view.day, False
+        return view
 
-    def _roll_day(self) -> None:
-        today = self._today()
-        if today != self._day:
-            self._day, self._realized, self._latched = today, _ZERO, False
+    @property
+    def _realized(self) -> Decimal:
+        return self._view().realized
+
+    @property
+    def _latched(self) -> bool:
+        return self._view().loss_latched
 
     @property
     def realized_pnl_today(self) -> Decimal:
-        self._roll_day()
+        """Today's realized PnL across the runtime's trading processes (negative: a loss)."""
+        self._days.sync()
         return self._realized
 
     @property
     def loss_latched(self) -> bool:
         """Whether today's realized loss reached ``max_daily_loss`` (new risk refused)."""
-        self._roll_day()
+        self._days.sync()
         return self._latched
 
     def activity(self, now: float) -> Activity:
         while self._sent and self._sent[0] <= now - THROTTLE_WINDOW_S:
             self._sent.popleft()
-        self._roll_day()
-        return Activity(tuple(self._sent), self._realized, self._latched)
+        if self.limits.max_daily_loss is not None:
+            problem = self._days.sync()  # a stat; a read only when another process wrote
+        else:
+            problem = self._days.problem()  # nothing here needs the day's PnL
+        view = self._view()
+        return Activity(tuple(self._sent), view.realized, view.loss_latched, problem)
 
     # -- the check -----------------------------------------------------------------------
     def check(self, order: RiskOrder, book: RiskBook | None) -> tuple[bool, tuple[str, ...]]:
@@ -538,41 +588,55 @@ class RiskGuard:
         """Count an order that was sent, for the throttle."""
         self._sent.append(self._time())
 
-    def record_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
-        """RiskBook a fill at ``price``; returns the PnL it realized (average-cost method)."""
-        pos, avg = self._avg.get(symbol, (_ZERO, _ZERO))
-        signed = qty if side == "buy" else -qty
-        realized = _ZERO
-        if pos == 0 or (pos > 0) == (signed > 0):
-            new = pos + signed
-            avg = (avg * abs(pos) + price * qty) / abs(new) if new else _ZERO
-        else:
-            closed = min(abs(pos), qty)
-            realized = (price - avg) * closed * (1 if pos > 0 else -1)
-            new = pos + signed
-            if new == 0:
-                avg = _ZERO
-            elif (new > 0) != (pos > 0):
-                avg = price  # flipped: the rest opened at this price
-        self._avg[symbol] = (new, avg)
-        self.record_realized(realized)
-        return realized
+    # -- booking -------------------------------------------------------------------------
+    def record_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Booked:
+        """Book a fill at ``price`` (average-cost method) into the day, durably.
 
-    def record_realized(self, pnl: Decimal) -> None:
-        """Add realized PnL (negative: a loss); reaching ``max_daily_loss`` latches."""
-        self._roll_day()
-        self._realized += pnl
-        limit = self.limits.max_daily_loss
-        if limit is not None and -self._realized >= limit and not self._latched:
-            self._latched = True
+        A fill of quantity zero books nothing. A fill with a bad number is refused
+        (``risk_invalid_fill``): not booked, logged, counted as ``unbooked`` (new risk
+        refused with ``risk_pnl_incomplete`` until an operator clears it).
+
+        Returns:
+            :class:`Booked`: whether it was booked and the PnL it realized.
+        """
+        if isinstance(qty, Decimal) and qty.is_zero():
+            return Booked(True)
+        bad = fill_problem(symbol, side, qty, price)
+        if bad is not None:
+            what = f"fill symbol={symbol!r} side={side!r} qty={qty!r} price={price!r}: {bad}"
+            return self._refuse_booking("risk_invalid_fill", what)
+        return self._book(Fill(symbol, side, qty, price))
+
+    def record_realized(self, pnl: Decimal) -> Booked:
+        """Add realized PnL (negative: a loss); reaching ``max_daily_loss`` latches.
+
+        An amount that is not a finite Decimal is refused like a bad fill
+        (``risk_invalid_pnl``).
+        """
+        bad = signed_problem(pnl)
+        if bad is not None:
+            return self._refuse_booking("risk_invalid_pnl", f"realized pnl={pnl!r} {bad}")
+        return self._book(Amount(pnl))
+
+    def _refuse_booking(self, token: str, what: str) -> Booked:
+        log.error("[risk] %s %s: not booked", token, what)
+        self._days.book(Unbookable(f"{token} {what}"))
+        return Booked(False, _ZERO, token, what)
+
+    def _book(self, booking: Booking) -> Booked:
+        realized = self._days.book(booking)
+        view = self._view()
+        if view.loss_latched and self._latch_logged != view.day:
+            self._latch_logged = view.day
             log.error(
                 "[risk] risk_daily_loss realized_pnl_today=%s max_daily_loss=%s: "
                 "new risk refused, REDUCE_ONLY latched",
-                self._realized,
-                limit,
+                view.realized,
+                self.limits.max_daily_loss,
             )
         if self._latched and not self._flags_latched:
             self.latch_flags()
+        return Booked(True, realized)
 
     def latch_flags(self) -> bool:
         """Write the ``REDUCE_ONLY`` latch (retried on the next call after a failed write)."""

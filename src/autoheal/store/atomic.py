@@ -31,6 +31,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "ReadResult",
     "append_jsonl",
+    "decode_json",
     "fsync_dir",
     "read_json",
     "write_bytes_atomic",
@@ -95,9 +96,7 @@ def write_bytes_atomic(
         fsync_dir(directory)
 
 
-def write_json_atomic(
-    path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE
-) -> None:
+def write_json_atomic(path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE) -> None:
     """Serialise ``doc`` with orjson (sorted keys, trailing newline) and write it atomically.
 
     Serialisation happens before any file is touched, so a document that cannot be
@@ -137,6 +136,11 @@ def read_json(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
         return ReadResult(None, "unreadable", "is a directory")
     except OSError as exc:
         return ReadResult(None, "unreadable", exc.strerror or str(exc))
+    return decode_json(data, max_bytes=max_bytes)
+
+
+def decode_json(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
+    """What :func:`read_json` makes of the bytes it read (for a caller that read them itself)."""
     if len(data) > max_bytes:
         return ReadResult(None, "too_large", f"more than {max_bytes} bytes")
     try:
