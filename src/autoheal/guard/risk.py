@@ -64,9 +64,10 @@ from autoheal.guard.risk_limits import (
     to_decimal,
 )
 from autoheal.guard.risk_numbers import (
+    MAX_AMOUNT,
+    MIN_AMOUNT,
     amount_problem,
     is_amount,
-    is_signed,
     signed_problem,
     total_problem,
 )
@@ -218,26 +219,43 @@ def _scan(book: RiskBook) -> tuple[dict[str, tuple[Decimal, Decimal]], str | Non
     """Per symbol the open buys and sells; or why the book cannot be used (one pass each).
 
     A position that is not a finite Decimal, an open order with a bad side or quantity:
-    the book was read wrong, so it is an unreadable book, not one to value.
+    the book was read wrong, so it is an unreadable book, not one to value. The tests
+    are :func:`~autoheal.guard.risk_numbers.is_signed` and ``is_amount``, inlined: this
+    runs over the whole book on every check.
     """
-    positions, opens = book.positions, book.open_orders
-    if not isinstance(positions, Mapping) or not isinstance(book.marks, Mapping):
+    positions, opens, marks = book.positions, book.open_orders, book.marks
+    if not (type(positions) is dict or isinstance(positions, Mapping)) or not (
+        type(marks) is dict or isinstance(marks, Mapping)
+    ):
         return {}, "positions and marks must be mappings"
     if not isinstance(opens, tuple | list):
         return {}, "open_orders must be a tuple"
     for symbol, pos in positions.items():
-        if not is_signed(pos):
+        if (
+            type(pos) is not Decimal
+            or not pos.is_finite()
+            or (pos and not MIN_AMOUNT <= pos.copy_abs() <= MAX_AMOUNT)
+        ):
             return {}, f"position {symbol}={pos!r} {signed_problem(pos)}"
     buys: dict[str, Decimal] = {}
     sells: dict[str, Decimal] = {}
     for o in opens:
-        if not isinstance(o, OpenOrder):
+        if type(o) is not OpenOrder:
             return {}, f"open order {o!r} is not an OpenOrder"
-        if not isinstance(o.symbol, str) or o.side not in _SIDES or not is_amount(o.qty):
-            what = amount_problem(o.qty) or "has no symbol, or no side buy or sell"
-            return {}, f"open order {o!r} {what}"
-        side = buys if o.side == "buy" else sells
-        side[o.symbol] = side.get(o.symbol, _ZERO) + o.qty
+        qty, side = o.qty, o.side
+        if (
+            type(qty) is not Decimal
+            or not qty.is_finite()
+            or not MIN_AMOUNT <= qty <= MAX_AMOUNT
+            or type(o.symbol) is not str
+        ):
+            return {}, f"open order {o!r} {amount_problem(qty) or 'has no symbol'}"
+        if side == "buy":
+            buys[o.symbol] = buys.get(o.symbol, _ZERO) + qty
+        elif side == "sell":
+            sells[o.symbol] = sells.get(o.symbol, _ZERO) + qty
+        else:
+            return {}, f"open order {o!r} has no side buy or sell"
     return {s: (buys.get(s, _ZERO), sells.get(s, _ZERO)) for s in buys.keys() | sells.keys()}, None
 
 
@@ -272,6 +290,11 @@ def _valid(order: RiskOrder) -> str | None:
 
 def _time_problem(now: float, sent_at: tuple[float, ...]) -> str | None:
     """Why the throttle cannot count (a NaN compares false and would count nothing)."""
+    try:
+        if math.isfinite(now) and all(map(math.isfinite, sent_at)):
+            return None
+    except (TypeError, ValueError):  # not a number at all: named below
+        pass
     for name, t in (("now", now), *(("sent_at", t) for t in sent_at)):
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
             return f"{name}={t!r} is not a finite time"
@@ -301,7 +324,13 @@ def _total(book: RiskBook, sums: dict[str, tuple[Decimal, Decimal]]) -> Decimal 
         exposure = max(abs(pos + open_buy), abs(pos - open_sell))  # _exposure, inlined
         if exposure:
             mark = marks.get(symbol)
-            if not is_amount(mark):
+            if (
+                type(mark) is not Decimal
+                or not mark.is_finite()
+                or not (  # is_amount, inlined
+                    MIN_AMOUNT <= mark <= MAX_AMOUNT
+                )
+            ):
                 return None
             total += exposure * mark
     return total

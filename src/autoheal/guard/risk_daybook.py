@@ -95,17 +95,21 @@ class DayBook:
         """Catch up with the file if another process changed it (a ``stat`` when it did not);
         retry a save that failed. Returns the problem, if any."""
         file = self._file
-        if file is not None:
-            if force or file.changed():
-                read = file.read()
-                self._unreadable = read.problem
-                if read.day is not None:
-                    self._day = read.day
-                elif read.problem is None and self._knows_something():
-                    self._save(file)  # it vanished: write back what this process knows
-            if self._pending and (force or self._time() >= self._save_at):
-                self._save(file)
-        return self._announce()
+        if file is None:
+            return self._announced if not force else self._announce()
+        moved = force or file.changed()
+        if moved:
+            read = file.read()
+            self._unreadable = read.problem
+            if read.day is not None:
+                self._day = read.day
+            elif read.problem is None and self._knows_something():
+                self._save(file)  # it vanished: write back what this process knows
+        if self._pending and (force or self._time() >= self._save_at):
+            self._save(file)
+            moved = True
+        # Nothing changes the problem but a read or a save (or a booking, which announces).
+        return self._announce() if moved else self._announced
 
     def book(self, booking: Booking) -> Decimal:
         """Book into the file (under its lock) or, failing that, keep it pending.
