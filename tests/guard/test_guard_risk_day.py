@@ -60,6 +60,9 @@ def test_the_latch_is_set_at_the_limit_and_kept():
     day, _ = apply(day, (Amount(D(300)),), TODAY, D(500))
     assert day.loss_latched and day.realized == D(-200)
     assert not apply(RiskDay(TODAY), (Amount(D(-499)),), TODAY, D(500))[0].loss_latched
+    # Booked in one save (after a failed write, say), the crossing still latches.
+    day, _ = apply(RiskDay(TODAY), (Amount(D(-600)), Amount(D(200))), TODAY, D(500))
+    assert day.loss_latched and day.realized == D(-400)
 
 
 def test_an_unbookable_is_counted_never_added():

@@ -235,6 +235,20 @@ def test_an_unsaved_day_refuses_new_risk_and_retries(tmp_path: Path, wall: FakeC
     assert read_alerts(tmp_path) == {}
 
 
+def test_a_loss_booked_while_unsaved_latches_when_saved(tmp_path: Path, wall: FakeClock):
+    clock = FakeClock()
+    g = guard(tmp_path, wall, clock)
+    blocker = tmp_path / "risk_pnl.json.lock"
+    blocker.mkdir()
+    g.record_realized(D(-600))
+    g.record_realized(D(200))  # -400 in the end, but the day crossed -500
+    shutil.rmtree(blocker)
+    clock.advance(1.0)
+    assert g.check(BUY, BOOK) == (False, ("risk_daily_loss",))
+    doc = orjson.loads(pnl_file(tmp_path).read_bytes())
+    assert (doc["realized_pnl"], doc["loss_latched"]) == ("-400", True)
+
+
 def test_an_unbooked_fill_is_kept_in_the_file_until_an_operator_clears_it(
     tmp_path: Path, wall: FakeClock
 ):

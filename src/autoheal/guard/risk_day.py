@@ -140,6 +140,7 @@ def apply(
     realized = day.realized
     basis = day.basis
     unbooked, last = day.unbooked, day.unbooked_last
+    latched = day.loss_latched
     results: list[Decimal] = []
     for booking in bookings:
         gained = _ZERO
@@ -151,7 +152,10 @@ def apply(
             unbooked, last = unbooked + 1, booking.detail[:_DETAIL_CHARS]
         realized += gained
         results.append(gained)
-    latched = day.loss_latched or (max_daily_loss is not None and -realized >= max_daily_loss)
+        # After each booking: a loss that crossed the limit latches even if a later
+        # booking of the same save wins some of it back.
+        if max_daily_loss is not None and -realized >= max_daily_loss:
+            latched = True
     new = replace(
         day,
         realized=realized,
