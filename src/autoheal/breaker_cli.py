@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from autoheal.config import Config
+from autoheal.terminal import clean
 
 __all__ = [
     "ALL",
@@ -131,37 +132,33 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def _clean(text: Any) -> str:
-    return " ".join(str(text).split()) or "-"
-
-
 def status_command(cfg: Config, *, as_json: bool) -> int:
     rows, why = breaker_rows(cfg.paths.runtime_dir)
     path = _path(cfg.paths.runtime_dir)
     if rows is None:
-        print(
+        message = (
             f"autoheal: breaker: {path} unreadable ({why}); the guard treats every key as "
-            "closed; 'autoheal breaker reset --all' writes a fresh file",
-            file=sys.stderr,
+            "closed; 'autoheal breaker reset --all' writes a fresh file"
         )
+        print(clean(message), file=sys.stderr)
         return 1
     if as_json:
         print(json.dumps({"path": str(path), "keys": rows}, sort_keys=True))
         return 0
     if not rows:
-        print(f"no breaker recorded in {path}: every key is closed")
+        print(clean(f"no breaker recorded in {path}: every key is closed"))
         return 0
     table = [["KEY", "STATE", "FAILURES", "OPENED AT", "HALF-OPEN AT", "TRIPS", "LAST REASON"]]
     for r in rows:
         table.append(
             [
-                _clean(r["key"]),
-                r["state"],
+                clean(r["key"]),
+                clean(r["state"]),
                 f"{r['consecutive_failures']} ({r['recorded_failures']} recorded)",
                 _when(r["opened_at"]),
                 _when(r["half_open_at"]),
                 str(r["trips"]),
-                _clean(r["last_reason"]),
+                clean(r["last_reason"]),
             ]
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -275,13 +272,15 @@ def submit_reset(
                 if submitted.command.status == "pending":
                     claimed = queue.claim(journal, submitted.command.id, f"cli:{user}")
         except queue.KeyConflictError as exc:
-            print(f"autoheal: usage error: {exc}", file=sys.stderr)
+            print(clean(f"autoheal: usage error: {exc}"), file=sys.stderr)
             return 2, None
         command = submitted.command
         if submitted.duplicate:
             print(
-                f"duplicate: idempotency key {command.idempotency_key!r} already used by "
-                f"{command.id} ({command.status})"
+                clean(
+                    f"duplicate: idempotency key {command.idempotency_key!r} already used by "
+                    f"{command.id} ({command.status})"
+                )
             )
         if claimed is not None:
             return -1, execute_reset(journal, claimed, runtime_dir, lock_timeout=timeout)

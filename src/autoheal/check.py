@@ -32,6 +32,7 @@ from typing import Any
 
 from autoheal.config import Config
 from autoheal.core.policy import Policy
+from autoheal.terminal import clean
 
 __all__ = [
     "CheckReport",
@@ -276,21 +277,17 @@ def _num(value: float | None, probe: str) -> str:
     return f"{value:.3f}"
 
 
-def _clean(text: str) -> str:
-    return " ".join(str(text).split()) or "-"
-
-
 def render_text(report: CheckReport) -> str:
     rows = [["COMPONENT", "PROBE", "OK", "VALUE", "THRESHOLD", "REASON"]]
     for f in report.facts:
         rows.append(
             [
-                _clean(f.target),
-                _clean(f.probe),
+                clean(f.target),
+                clean(f.probe),
                 "ok" if f.ok else "FAIL",
                 _num(f.value, f.probe),
                 _num(f.threshold, f.probe),
-                _clean(f.reason) if f.reason else "-",
+                clean(f.reason),
             ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -299,11 +296,11 @@ def render_text(report: CheckReport) -> str:
     head = f"DOR {'true' if v.dor else 'false'}"
     why = []
     if v.failsafe:
-        why.append(f"failsafe: {_clean(v.failsafe)}")
+        why.append(f"failsafe: {clean(v.failsafe)}")
     if v.degraded:
-        why.append(f"degraded: {', '.join(v.degraded)}")
+        why.append(f"degraded: {', '.join(map(clean, v.degraded))}")
     if v.failing_components:
-        why.append(f"failing: {', '.join(v.failing_components)}")
+        why.append(f"failing: {', '.join(map(clean, v.failing_components))}")
     if why:
         head += " (" + "; ".join(why) + ")"
     lines.append("")

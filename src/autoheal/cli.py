@@ -4,6 +4,10 @@
 0 ok, 1 the thing failed or is unhealthy, 2 usage or configuration error,
 3 refused by a safety gate. Imports are lazy per command so that
 ``autoheal status`` starts fast.
+
+Whatever a command prints that came from outside (a reason, a journal row, a key, an
+error's text) goes through :mod:`autoheal.terminal` first: no command prints a
+control character it did not write (issue 18 A10).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from autoheal.terminal import clean
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -51,7 +57,8 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"autoheal: usage error: {message}\n")
+        # The message may quote the command line (unrecognized arguments: ...).
+        self.exit(EXIT_USAGE, f"autoheal: usage error: {clean(message)}\n")
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -236,14 +243,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return build_parser().parse_args(list(argv))
 
 
+def _err(message: str) -> None:
+    """One line on stderr, cleaned whole: its values came from outside (argv, files, errors)."""
+    print(clean(message), file=sys.stderr)
+
+
 def _load_config(path: str):  # type: ignore[no-untyped-def]
     """Load the config or print one clear line; returns None on error."""
     from autoheal.config import ConfigError, load_config
 
     try:
         return load_config(path)
-    except ConfigError as err:
-        print(f"autoheal: config error: {err}", file=sys.stderr)
+    except ConfigError as err:  # quotes the file's keys and values
+        _err(f"autoheal: config error: {err}")
         return None
 
 
@@ -253,7 +265,7 @@ def _stop_file_refused(cfg) -> bool:  # type: ignore[no-untyped-def]
 
     problem = stop_file_problem(cfg)
     if problem is not None:
-        print(f"autoheal: config error: {cfg.path}: {problem}", file=sys.stderr)
+        _err(f"autoheal: config error: {cfg.path}: {problem}")
     return problem is not None
 
 
@@ -263,7 +275,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None or _stop_file_refused(cfg):
         return EXIT_USAGE
-    print(summary(cfg))
+    print(clean(summary(cfg)))  # names the runtime directory, which may be any path
     return EXIT_OK
 
 
@@ -272,21 +284,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     handler = _HANDLERS.get(args.command)
     if handler is None:
-        print(f"autoheal: {args.command}: not available yet", file=sys.stderr)
+        _err(f"autoheal: {args.command}: not available yet")
         return EXIT_USAGE
+    if args.command not in _FAST:
+        # Daemon code run in this process (restart with no daemon, drills, probes) logs
+        # warnings through Python's last-resort handler: make it a cleaning one.
+        from autoheal.logformat import clean_last_resort
+
+        clean_last_resort()
     try:
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
     except OSError as exc:
         # An unusable runtime directory, a full disk, a permission: one line, no traceback.
-        print(f"autoheal: {args.command}: {exc}", file=sys.stderr)
+        _err(f"autoheal: {args.command}: {exc}")
         return EXIT_FAILED
     except Exception as exc:
         from autoheal.store.journal import JournalError
 
         if isinstance(exc, JournalError):
-            print(f"autoheal: {args.command}: {exc}", file=sys.stderr)
+            _err(f"autoheal: {args.command}: {exc}")
             return EXIT_FAILED
         raise
 
@@ -294,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 _HANDLERS = {
     "check-config": _cmd_check_config,
 }
+#: Commands that must start fast (tests/test_import_cost.py): they import no logging.
+_FAST = frozenset({"status", "check-config"})
 
 
 # ---------------------------------------------------------------------- daemon & operator
@@ -302,15 +322,15 @@ _HANDLERS = {
 def _setup_logging(log_file: object = None) -> None:
     import logging
 
+    from autoheal.logformat import CleanFormatter
+
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
         handlers.append(logging.FileHandler(str(log_file)))
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+    formatter = CleanFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
@@ -320,10 +340,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if cfg is None or _stop_file_refused(cfg):
         return EXIT_USAGE
     if args.chaos and cfg.environment == "live":
-        print(
+        _err(
             f'autoheal: refused: --chaos with environment = "live" in {cfg.path}; '
-            "fault injection runs only against testnet or paper",
-            file=sys.stderr,
+            "fault injection runs only against testnet or paper"
         )
         return EXIT_REFUSED
     injector = None
@@ -334,10 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             establish_stop_conditions(cfg.chaos.protected_files)
         except ChaosError as exc:
-            print(
-                f"autoheal: refused: --chaos: {exc} (chaos.protected_files in {cfg.path})",
-                file=sys.stderr,
-            )
+            _err(f"autoheal: refused: --chaos: {exc} (chaos.protected_files in {cfg.path})")
             return EXIT_REFUSED
     import os
 
@@ -361,10 +377,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return status_command(runtime_dir, stop, as_json=args.json)
     cfg = _load_config(args.config)
     if cfg is None:
-        print(
+        _err(
             "autoheal: the daemon keeps running its last valid config; "
-            "'autoheal status --runtime-dir DIR' reads its files without the config",
-            file=sys.stderr,
+            "'autoheal status --runtime-dir DIR' reads its files without the config"
         )
         return EXIT_USAGE
     from autoheal.status import status_command
@@ -388,29 +403,23 @@ def _os_user() -> str:
 
 
 def _print_result(command) -> int:  # type: ignore[no-untyped-def]
+    """The command's outcome in one line (its fields come from the journal: cleaned)."""
     import json
 
     result = command.result or {}
     if command.status == "succeeded":
-        what = f"{command.type} {command.target}".strip()
-        print(f"{what} succeeded: {json.dumps(result, sort_keys=True)}")
+        print(clean(f"{command.describe()} succeeded: {json.dumps(result, sort_keys=True)}"))
         return EXIT_OK
     if command.status in ("pending", "claimed"):
         # Not done is not success: exit 1, whatever may still happen to it.
         by = f" by {command.claimed_by}" if command.status == "claimed" else ""
-        print(
+        _err(
             f"autoheal: {command.describe()}: no result yet: command {command.id} is still "
-            f"{command.status}{by}",
-            file=sys.stderr,
+            f"{command.status}{by}"
         )
         return EXIT_FAILED
     message = result.get("message") or result.get("reason") or command.status
-    print(
-        f"autoheal: {command.type} {command.target or ''} {command.status}: {message}".replace(
-            "  ", " "
-        ),
-        file=sys.stderr,
-    )
+    _err(f"autoheal: {command.describe()} {command.status}: {message}")
     return EXIT_REFUSED if result.get("refused") else EXIT_FAILED
 
 
@@ -419,10 +428,8 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
     if cfg is None:
         return EXIT_USAGE
     if target and ctype in ("restart", "stop", "start") and target not in cfg.services:
-        print(
-            f"autoheal: usage error: unknown service {target!r} (known: {', '.join(cfg.services)})",
-            file=sys.stderr,
-        )
+        known = ", ".join(cfg.services)
+        _err(f"autoheal: usage error: unknown service {target!r} (known: {known})")
         return EXIT_USAGE
     from autoheal.store import commands as queue
     from autoheal.store.journal import Journal
@@ -443,13 +450,15 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
                 ttl=max(60.0, args.timeout * 2),
             )
         except queue.KeyConflictError as exc:
-            print(f"autoheal: usage error: {exc}", file=sys.stderr)
+            _err(f"autoheal: usage error: {exc}")
             return EXIT_USAGE
         command = submitted.command
         if submitted.duplicate:
             print(
-                f"duplicate: idempotency key {command.idempotency_key!r} already used by "
-                f"{command.id} ({command.status})"
+                clean(
+                    f"duplicate: idempotency key {command.idempotency_key!r} already used by "
+                    f"{command.id} ({command.status})"
+                )
             )
             # Its claimer may have died: then nobody will ever finish it.
             command = queue.settle_if_claimer_gone(journal, command, settled_by=settler) or command
@@ -457,7 +466,7 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
                 return _print_result(command)  # the recorded result, the original's exit code
             if command.status == "claimed" or lock_holder(cfg.paths.runtime_dir) is not None:
                 if args.no_wait:
-                    print(f"queued command {command.id} ({command.status}); not waiting")
+                    print(clean(f"queued command {command.id} ({command.status}); not waiting"))
                     return EXIT_OK
                 return _print_result(
                     queue.wait_result(journal, command.id, args.timeout, settled_by=settler)
@@ -466,13 +475,10 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
         if lock_holder(cfg.paths.runtime_dir) is None and ctype.startswith("chaos_"):
             queue.claim(journal, command.id, "cli")
             queue.finish(journal, command.id, False, {"reason": "no_daemon"})
-            print(
-                "autoheal: no daemon running: chaos faults need 'autoheal run --chaos'",
-                file=sys.stderr,
-            )
+            _err("autoheal: no daemon running: chaos faults need 'autoheal run --chaos'")
             return EXIT_FAILED
         if lock_holder(cfg.paths.runtime_dir) is None:
-            print("no daemon running (its lock is free): executing directly", file=sys.stderr)
+            _err("no daemon running (its lock is free): executing directly")
             from autoheal.daemon.direct import execute_directly
 
             command = execute_directly(cfg, journal, command)
@@ -482,7 +488,7 @@ def _submit(args: argparse.Namespace, ctype: str, target: str, payload: dict) ->
             return _print_result(command)
         if args.no_wait:
             # Exit 0 here means "durably queued", not "done": the caller chose not to wait.
-            print(f"queued command {command.id}; not waiting for its result")
+            print(clean(f"queued command {command.id}; not waiting for its result"))
             return EXIT_OK
         command = queue.wait_result(journal, command.id, args.timeout, settled_by=settler)
         return _print_result(command)
@@ -502,12 +508,10 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_USAGE
     if cfg.environment == "live":
-        print(
-            f'autoheal: refused: chaos against environment = "live" ({cfg.path})', file=sys.stderr
-        )
+        _err(f'autoheal: refused: chaos against environment = "live" ({cfg.path})')
         return EXIT_REFUSED
     if args.fault != "heal" and not args.target:
-        print(f"autoheal: usage error: chaos {args.fault} needs a target", file=sys.stderr)
+        _err(f"autoheal: usage error: chaos {args.fault} needs a target")
         return EXIT_USAGE
     payload = {"duration": args.duration, "ms": args.ms, "mode": args.mode, "reason": "chaos"}
     args.idempotency_key = None
@@ -548,13 +552,13 @@ def _cmd_events(args: argparse.Namespace) -> int:
         try:
             since = time.time() - parse_duration(args.since)
         except ValueError as exc:
-            print(f"autoheal: usage error: --since: {exc}", file=sys.stderr)
+            _err(f"autoheal: usage error: --since: {exc}")
             return EXIT_USAGE
     from autoheal import runtime_files
 
     path = cfg.paths.runtime_dir / runtime_files.JOURNAL
     if not path.exists():
-        print(f"autoheal: no journal yet at {path}", file=sys.stderr)
+        _err(f"autoheal: no journal yet at {path}")
         return EXIT_FAILED
     with Journal.open(path) as journal:
         events = journal.events(since=since, component=args.component, limit=args.limit)
@@ -619,13 +623,13 @@ def _cmd_breaker(args: argparse.Namespace) -> int:
 
     if args.action == "status":
         if args.keys or args.all or args.reason is not None:
-            print("autoheal: usage error: breaker status takes no keys", file=sys.stderr)
+            _err("autoheal: usage error: breaker status takes no keys")
             return EXIT_USAGE
         return breaker_cli.status_command(cfg, as_json=args.json)
     keys = breaker_cli.parse_keys(args.keys, args.all)
     if isinstance(keys, str) or not (args.reason or "").strip():
         problem = keys if isinstance(keys, str) else "breaker reset needs --reason TEXT"
-        print(f"autoheal: usage error: {problem}", file=sys.stderr)
+        _err(f"autoheal: usage error: {problem}")
         return EXIT_USAGE
     code, command = breaker_cli.submit_reset(
         cfg,
@@ -650,7 +654,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     if args.action == "status":
         return fleet_cli.status_command(cfg, as_json=args.json)
     if not (args.reason or "").strip():
-        print(f"autoheal: usage error: fleet {args.action} needs --reason TEXT", file=sys.stderr)
+        _err(f"autoheal: usage error: fleet {args.action} needs --reason TEXT")
         return EXIT_USAGE
     return fleet_cli.set_command(cfg, args.action, reason=args.reason, user=_os_user())
 

@@ -26,6 +26,7 @@ from typing import Any
 from autoheal.config import Config
 from autoheal.core import fleet as core_fleet
 from autoheal.core.fleet import HostView, SwitchRecord, Unreadable
+from autoheal.terminal import clean
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -146,30 +147,37 @@ def _as_doc(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView])
 
 
 def _print_text(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView]) -> None:
+    """The fleet for people. Host names, modes and reasons are read from Redis, which
+    anyone with access can write: every such value goes through :func:`clean`."""
     if isinstance(switch, SwitchRecord):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(switch.ts)) if switch.ts else "-"
         print(
-            f"fleet {name}: switch {switch.state} v{switch.version} "
-            f"by {switch.set_by or '-'} at {when}: {switch.reason or '-'}"
+            f"fleet {clean(name)}: switch {clean(switch.state)} v{switch.version} "
+            f"by {clean(switch.set_by)} at {when}: {clean(switch.reason)}"
         )
     else:
-        print(f"fleet {name}: switch UNREADABLE ({switch.problem}: {switch.detail})")
+        print(
+            f"fleet {clean(name)}: switch UNREADABLE "
+            f"({clean(switch.problem)}: {clean(switch.detail)})"
+        )
     print(f"{'HOST':<20} {'AGE':>7} {'DOR':<5} {'MODE':<17} {'FAILSAFE':<10} FAILING")
     for h in hosts:
+        host = clean(h.host)
         if h.problem:
-            print(f"{h.host:<20} {'-':>7} {'-':<5} {'IGNORED':<17} {'-':<10} {h.problem}")
+            print(f"{host:<20} {'-':>7} {'-':<5} {'IGNORED':<17} {'-':<10} {clean(h.problem)}")
             continue
         if h.lost:
-            print(f"{h.host:<20} {'-':>7} {'-':<5} {'LOST':<17} {'-':<10} report expired")
+            print(f"{host:<20} {'-':>7} {'-':<5} {'LOST':<17} {'-':<10} report expired")
             continue
         d = h.doc
         age = "-" if h.age_s is None else f"{h.age_s:.1f}s"
-        failsafe = d.get("failsafe_set_by") or "-" if d.get("failsafe") else "-"
-        failing = ",".join(d.get("failing_components") or []) or "-"
+        failsafe = clean(d.get("failsafe_set_by") or "-" if d.get("failsafe") else "-")
+        listed = d.get("failing_components") or []
+        failing = ",".join(map(clean, listed if isinstance(listed, list) else [listed])) or "-"
         if d.get("fleet_lost"):
             failing = f"{failing} (fleet switch unreadable)"
         dor = "true" if d.get("dor") else "false"
-        print(f"{h.host:<20} {age:>7} {dor:<5} {d.get('mode')!s:<17} {failsafe:<10} {failing}")
+        print(f"{host:<20} {age:>7} {dor:<5} {clean(d.get('mode')):<17} {failsafe:<10} {failing}")
 
 
 def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
@@ -218,7 +226,7 @@ def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
         )
         return EXIT_FAILED
     _journal(cfg, record, user)
-    print(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}")
+    print(clean(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}"))
     return EXIT_OK
 
 
@@ -263,4 +271,4 @@ def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
             )
     except Exception as exc:
         # The switch is set; say plainly that the local record of it is missing.
-        print(f"autoheal: fleet: set, but not journaled locally: {exc}", file=sys.stderr)
+        print(clean(f"autoheal: fleet: set, but not journaled locally: {exc}"), file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autoheal.config import Config
+from autoheal.terminal import clean
 
 __all__ = ["last_drill_report", "metrics_command", "parse_since"]
 
@@ -67,11 +68,11 @@ def metrics_command(cfg: Config, *, since: str, as_json: bool) -> int:
     try:
         window = parse_since(since)
     except ValueError as exc:
-        print(f"autoheal: usage error: --since: {exc}", file=sys.stderr)
+        print(clean(f"autoheal: usage error: --since: {exc}"), file=sys.stderr)
         return 2
     path = cfg.paths.runtime_dir / runtime_files.JOURNAL
     if not path.exists():
-        print(f"autoheal: no journal yet at {path}", file=sys.stderr)
+        print(clean(f"autoheal: no journal yet at {path}"), file=sys.stderr)
         return 1
     now = time.time()
     with Journal.open(path) as journal:

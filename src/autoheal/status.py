@@ -30,6 +30,7 @@ from autoheal import runtime_files
 from autoheal.store.alerts import read_alerts
 from autoheal.store.atomic import ReadResult, read_json
 from autoheal.store.flags import FlagsRead, read_flags, stop_file_present
+from autoheal.terminal import clean, clean_json
 
 __all__ = [
     "DAEMON_HEARTBEAT_FILENAME",
@@ -149,14 +150,6 @@ def exit_code(snap: StatusSnapshot) -> int:
 # -- text -----------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> str:
-    """Render a value from a file for a terminal: no control characters or escape codes."""
-    if value is None:
-        return "-"
-    text = value if isinstance(value, str) else str(value)
-    return "".join(ch if ch.isprintable() else "?" for ch in text) or "-"
-
-
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -174,11 +167,11 @@ def _headline(snap: StatusSnapshot) -> str:
     flags = snap.flags.flags
     if flags is None:
         mode = "UNKNOWN"
-        failsafe = f"UNKNOWN (global_flags.json {snap.flags.reason}: {_clean(snap.flags.detail)})"
+        failsafe = f"UNKNOWN (global_flags.json {snap.flags.reason}: {clean(snap.flags.detail)})"
     else:
-        mode = _clean(flags.mode)
+        mode = clean(flags.mode)
         if flags.failsafe_active or doc.get("failsafe"):
-            failsafe = f"ON ({_clean(flags.reason or 'no reason')}, set by {_clean(flags.set_by)})"
+            failsafe = f"ON ({clean(flags.reason or 'no reason')}, set by {clean(flags.set_by)})"
         else:
             failsafe = "off"
     degraded = "yes" if doc.get("degraded") is True or mode == "DEGRADED" else "no"
@@ -190,14 +183,14 @@ def _daemon_line(snap: StatusSnapshot) -> str:
         return "daemon heartbeat MISSING: is autoheal run running?"
     if snap.daemon.doc is None:
         return (
-            f"daemon heartbeat UNREADABLE ({snap.daemon.reason}: {_clean(snap.daemon.detail)}):"
+            f"daemon heartbeat UNREADABLE ({snap.daemon.reason}: {clean(snap.daemon.detail)}):"
             " the daemon may be down"
         )
     if snap.daemon_age_s is None:
         return "daemon heartbeat INVALID (no numeric ts): the daemon may be down"
     if snap.daemon_stale:
         return f"daemon heartbeat STALE ({snap.daemon_age_s:.1f}s old): the daemon may be down"
-    return f"daemon pid {_clean(snap.daemon.doc.get('pid'))} heartbeat {snap.daemon_age_s:.1f}s ago"
+    return f"daemon pid {clean(snap.daemon.doc.get('pid'))} heartbeat {snap.daemon_age_s:.1f}s ago"
 
 
 def _health_line(snap: StatusSnapshot) -> str | None:
@@ -205,7 +198,7 @@ def _health_line(snap: StatusSnapshot) -> str | None:
         return f"{HEALTH_FILENAME} MISSING: the daemon has not written it (is it running?)"
     if snap.health.doc is None:
         return (
-            f"{HEALTH_FILENAME} UNREADABLE ({snap.health.reason}: {_clean(snap.health.detail)}):"
+            f"{HEALTH_FILENAME} UNREADABLE ({snap.health.reason}: {clean(snap.health.detail)}):"
             " health unknown"
         )
     if snap.health_age_s is None:
@@ -213,7 +206,7 @@ def _health_line(snap: StatusSnapshot) -> str | None:
     if snap.health_stale and not snap.daemon_stale and snap.health_writer_differs:
         return (
             f"{HEALTH_FILENAME} STALE (written by another daemon than pid "
-            f"{_clean(_dict(snap.daemon.doc).get('pid'))}, {snap.health_age_s:.1f}s ago)"
+            f"{clean(_dict(snap.daemon.doc).get('pid'))}, {snap.health_age_s:.1f}s ago)"
         )
     if snap.health_stale:
         return f"{HEALTH_FILENAME} STALE (written {snap.health_age_s:.1f}s ago; daemon not beating)"
@@ -226,19 +219,19 @@ def _rows(doc: dict[str, Any]) -> list[list[str]]:
         comp = _mapping(raw)
         heartbeat = _mapping(_mapping(comp.get("probes")).get("heartbeat"))
         rows.append([
-            _clean(name), _clean(comp.get("stage")), "ok" if comp.get("ok") is True else "FAIL",
-            _clean(comp.get("reason") or None), _clean(comp.get("pid")),
-            _clean(comp.get("restarts")), _fmt_s(heartbeat.get("value")),
+            clean(name), clean(comp.get("stage")), "ok" if comp.get("ok") is True else "FAIL",
+            clean(comp.get("reason") or None), clean(comp.get("pid")),
+            clean(comp.get("restarts")), _fmt_s(heartbeat.get("value")),
         ])  # fmt: skip
     for name, raw in sorted(_mapping(doc.get("dependencies")).items()):
         dep = _mapping(raw)
         values = [
-            f"{_clean(probe)}={_fmt_s(_mapping(result).get('value'))}"
+            f"{clean(probe)}={_fmt_s(_mapping(result).get('value'))}"
             for probe, result in sorted(_mapping(dep.get("probes")).items())
         ]
         rows.append([
-            _clean(name), "dependency", "ok" if dep.get("ok") is True else "FAIL",
-            _clean(dep.get("reason") or None), "-", "-", " ".join(values) or "-",
+            clean(name), "dependency", "ok" if dep.get("ok") is True else "FAIL",
+            clean(dep.get("reason") or None), "-", "-", " ".join(values) or "-",
         ])  # fmt: skip
     return rows
 
@@ -251,15 +244,15 @@ def _alert_lines(snap: StatusSnapshot) -> list[str]:
     for key, raw in sorted(_mapping(switch.get("write_failures")).items()):
         failure = _mapping(raw)
         lines.append(
-            f"ALERT {_clean(failure.get('message'))} "
-            f"(attempt {_clean(failure.get('attempts'))}, retrying; the failsafe holds)"
+            f"ALERT {clean(failure.get('message'))} "
+            f"(attempt {clean(failure.get('attempts'))}, retrying; the failsafe holds)"
         )
         shown.add(f"{key}_write_failed")
     for name, alert in sorted(snap.alerts.items()):
         if name in shown:
             continue
         detail = alert.get("detail") or alert.get("problem") or alert.get("unreadable") or ""
-        lines.append(f"ALERT {_clean(name)}: {_clean(detail)}")
+        lines.append(f"ALERT {clean(name)}: {clean(detail)}")
     return lines
 
 
@@ -272,7 +265,7 @@ def render_text(snap: StatusSnapshot) -> str:
     if snap.flags.flags is not None and snap.flags.missing:
         lines.append("global_flags.json missing: defaults apply (NORMAL, no failsafe)")
     if snap.stop_present:
-        lines.append(f"STOP.TXT present: {_clean(snap.stop_line)}  (new orders halted)")
+        lines.append(f"STOP.TXT present: {clean(snap.stop_line)}  (new orders halted)")
     else:
         lines.append("STOP.TXT absent")
     lines.extend(_alert_lines(snap))
@@ -339,7 +332,7 @@ def status_command(
     snap = read_status(runtime_dir, stop_file, now=now(), heartbeat_interval_s=heartbeat_interval_s)
     if as_json:
         data = orjson.dumps(render_json(snap), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-        stream.write(data.decode() + "\n")
+        stream.write(clean_json(data.decode()) + "\n")  # orjson writes DEL, C1, bidi raw
     else:
         stream.write(render_text(snap))
     stream.flush()

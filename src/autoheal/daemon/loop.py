@@ -68,6 +68,7 @@ from autoheal.store.alerts import clear_alert
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.journal import JOURNAL_FILENAME, Journal
 from autoheal.store.lock import LockHeldError, RuntimeLock
+from autoheal.terminal import clean
 
 log = logging.getLogger("autoheal")
 
@@ -840,14 +841,14 @@ def run_daemon(config: Config, *, chaos: InjectorFactory | None = None) -> int:
     try:
         anyio.run(Daemon(config, chaos=chaos, freeze_gc=True).run)
     except LockHeldError as exc:
-        print(f"autoheal: {exc}", flush=True, file=sys.stderr)
+        print(clean(f"autoheal: {exc}"), flush=True, file=sys.stderr)
         return 1
     except ExceptionGroup as group:
         # A task group failing on the disk (full, read-only) says so in one line.
         oserrors, rest = group.split(OSError)
         if rest is not None or oserrors is None:
             raise
-        print(f"autoheal: run: {oserrors.exceptions[0]}", flush=True, file=sys.stderr)
+        print(clean(f"autoheal: run: {oserrors.exceptions[0]}"), flush=True, file=sys.stderr)
         return 1
     return 0
 

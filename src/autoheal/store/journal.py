@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from autoheal import runtime_files
+from autoheal.terminal import clean
 
 __all__ = [
     "JOURNAL_FILENAME",
@@ -367,23 +368,19 @@ def _row_to_event(row: sqlite3.Row) -> Event:
     )
 
 
-def _one_line(value: str | None) -> str:
-    if not value:
-        return "-"
-    return " ".join(value.split())
-
-
 def format_event(event: Event) -> str:
     """One line for ``autoheal events``: ISO UTC time, kind, component, reason, actor.
 
-    Free text (an operator's ``--reason``) is folded onto one line so that a newline in it
-    cannot forge a second event in the output.
+    Every field came from outside (an operator's ``--reason``, a row anyone with the
+    file could have written) and goes through :func:`~autoheal.terminal.clean`:
+    folded onto one line, so a newline cannot forge a second event, with nothing a
+    terminal would obey (issue 18 A10).
     """
     when = datetime.fromtimestamp(event.ts, tz=UTC).isoformat(timespec="milliseconds")
     when = when.replace("+00:00", "Z")
     line = (
-        f"{when} {_one_line(event.kind):<24} {_one_line(event.component):<12} "
-        f"reason={_one_line(event.reason)} actor={_one_line(event.actor)}"
+        f"{when} {clean(event.kind):<24} {clean(event.component):<12} "
+        f"reason={clean(event.reason)} actor={clean(event.actor)}"
     )
     return line + _details(event.data)
 
@@ -394,13 +391,10 @@ def _details(data: Any) -> str:
         return ""
     parts = []
     if "from" in data and "to" in data:
-        parts.append(f"{_one_line(data['from'])}->{_one_line(data['to'])}")
+        parts.append(f"{clean(data['from'])}->{clean(data['to'])}")
         if "attempt" in data and "max_attempts" in data:
-            parts.append(f"attempt={data['attempt']}/{data['max_attempts']}")
-    if "pid" in data:
-        parts.append(f"pid={data['pid']}")
-    if "probe" in data:
-        parts.append(f"probe={_one_line(data['probe'])}")
-    if "message" in data:
-        parts.append(f"message={_one_line(data['message'])}")
+            parts.append(f"attempt={clean(data['attempt'])}/{clean(data['max_attempts'])}")
+    for key in ("pid", "probe", "message"):
+        if key in data:
+            parts.append(f"{key}={clean(data[key])}")
     return (" " + " ".join(parts)) if parts else ""

@@ -31,6 +31,7 @@ from autoheal.chaos.drills.evaluate import scale_label
 from autoheal.chaos.drills.model import ScenarioError, Status
 from autoheal.chaos.drills.runner import run_drills
 from autoheal.chaos.drills.target import DrillTarget
+from autoheal.terminal import clean
 
 __all__ = ["drill_command", "list_text"]
 
@@ -41,7 +42,8 @@ PROTECTED_RUNTIME_FILES = (runtime_files.FLAGS, runtime_files.STATE_BUS,
 
 
 def _err(message: str) -> None:
-    print(f"autoheal drill: {message}", file=sys.stderr)
+    """One line on stderr; it may quote a drill name, a path or a scenario file's error."""
+    print(clean(f"autoheal drill: {message}"), file=sys.stderr)
 
 
 def list_text(scenario_dirs: Sequence[Path] = ()) -> str:
@@ -49,8 +51,8 @@ def list_text(scenario_dirs: Sequence[Path] = ()) -> str:
     lines = []
     for s in load_catalog(scenario_dirs).values():
         extra = "" if s.default else "  (not in the default set)"
-        lines.append(f"{s.name:<24} {s.kind:<28} {scale_label(s.time_scale):>6}  "
-                     f"{s.title}{extra}")
+        lines.append(f"{clean(s.name):<24} {clean(s.kind):<28} {scale_label(s.time_scale):>6}  "
+                     f"{clean(s.title)}{extra}")
     return "\n".join(lines)
 
 
@@ -156,7 +158,7 @@ def drill_command(
         stream = sys.stdout if fmt == "text" else sys.stderr
         result = run_drills(
             list(names) or None, fmt=fmt, report_path=Path(report) if report else None,
-            progress=lambda line: print(line, file=stream, flush=True), output=print,
+            progress=lambda line: print(clean(line), file=stream, flush=True), output=print,
             runtime_dir=runtime_dir, protect=ProtectedSet(files=protect_files),
             scenario_dirs=scenario_dirs, target=drill_target)
     except ScenarioError as exc:

@@ -1,4 +1,10 @@
-"""The drill report as text (for a human, shaped like the reference's) and as JSON (for tools)."""
+"""The drill report as text (for a human, shaped like the reference's) and as JSON (for tools).
+
+Both are for a terminal, and a report quotes what came from outside -- a scenario's
+title and expectations from its TOML file, observed values, error text -- so every
+such value goes through :mod:`autoheal.terminal` (issue 18 A10). The JSON file
+written beside it keeps the values as they are.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import orjson
 from autoheal.chaos.drills.model import Criterion, DrillResult, Report, Status
 from autoheal.chaos.drills.timeline import render_svg
 from autoheal.store.atomic import write_bytes_atomic
+from autoheal.terminal import clean, clean_json
 
 __all__ = ["margin_text", "render", "render_text", "svg_path_for", "write_json_report"]
 
@@ -49,12 +56,13 @@ def svg_path_for(json_path: Path) -> Path:
 def render(report: Report, fmt: str) -> str:
     """``text`` or ``json``."""
     if fmt == "json":
-        return orjson.dumps(report.to_doc(), option=orjson.OPT_INDENT_2).decode()
+        return clean_json(orjson.dumps(report.to_doc(), option=orjson.OPT_INDENT_2).decode())
     return render_text(report)
 
 
 def _row(label: str, value: Any) -> str:
-    return f"{label + ':':<25}{value}"
+    """``Label:   value``; the value is cleaned (it may come from a scenario or a probe)."""
+    return f"{label + ':':<25}{clean(value, empty='')}"
 
 
 def _secs(value: float | None) -> str:
@@ -75,7 +83,7 @@ def _margin(c: Criterion) -> str:
 
 def _drill(result: DrillResult) -> list[str]:
     mark = OK if result.status is Status.PASSED else BAD
-    lines = [THIN, f"Drill: {result.name} - {result.title}", THIN,
+    lines = [THIN, f"Drill: {clean(result.name)} - {clean(result.title)}", THIN,
              _row("Status", f"{mark} {result.status}"),
              _row("Time to detect", _secs(result.time_to_detect_s)),
              _row("Time to recover", _secs(result.time_to_recover_s)),
@@ -86,20 +94,20 @@ def _drill(result: DrillResult) -> list[str]:
         lines.append(_row("Error", result.details["error"]))
     lines.append("Criteria:")
     for c in result.criteria:
-        lines.append(f"  {OK if c.held else BAD} {c.name}: expected {c.expected}, "
-                     f"observed {c.observed}{_margin(c)}")
+        lines.append(f"  {OK if c.held else BAD} {clean(c.name)}: expected {clean(c.expected)}, "
+                     f"observed {clean(c.observed)}{_margin(c)}")
     if not result.criteria:
         lines.append("  (none evaluated)")
     tight = result.tightest
     if tight is not None:
-        lines.append(_row("Tightest margin", f"{tight.name} {margin_text(tight)}"))
+        lines.append(_row("Tightest margin", f"{clean(tight.name)} {margin_text(tight)}"))
     if result.details.get("skipped_criteria"):
         why = result.details.get("skipped_why") or {}
-        lines.extend(f"  - {name}: skipped ({why.get(name, 'not checked')})"
+        lines.extend(f"  - {clean(name)}: skipped ({clean(why.get(name, 'not checked'))})"
                      for name in result.details["skipped_criteria"])
     lines.append(_row("Gates/limits fired", ", ".join(result.gates_fired) or "none"))
     lines.append(_row("Violations", "none" if not result.violations else ""))
-    lines.extend(f"  • {v}" for v in result.violations)
+    lines.extend(f"  • {clean(v)}" for v in result.violations)
     rollback = result.details.get("rollback") or []
     if rollback:
         lines.append(_row("Rollback", "; ".join(rollback)))
@@ -108,7 +116,7 @@ def _drill(result: DrillResult) -> list[str]:
                           "skipped_why", "time_basis")}
     if shown:
         lines.append("Details:")
-        lines.extend(f"  • {k}: {v}" for k, v in shown.items())
+        lines.extend(f"  • {clean(k)}: {clean(v)}" for k, v in shown.items())
     return lines
 
 
@@ -116,9 +124,10 @@ def render_text(report: Report) -> str:
     """The human report: a summary, then each drill with its measured times and criteria."""
     counts = report.counts()
     lines = [WIDE, "autoheal - drill report", WIDE,
-             f"Time scale {report.time_scale} (runbook seconds are scaled; criteria give both)",
-             f"Time basis {report.time_basis or '-'}",
-             f"Started {report.started_at}, took {report.duration_s:.1f}s", "",
+             f"Time scale {clean(report.time_scale)} (runbook seconds are scaled; criteria give "
+             "both)",
+             f"Time basis {clean(report.time_basis)}",
+             f"Started {clean(report.started_at)}, took {report.duration_s:.1f}s", "",
              THIN, "Summary", THIN,
              _row("Drills", len(report.results)),
              _row("Passed", f"{counts['PASSED']} {OK}"),
@@ -137,12 +146,12 @@ def render_text(report: Report) -> str:
     if report.on_target:
         others = (", the others on their own runtime directories"
                   if len(report.on_target) < len(report.results) else "")
-        lines.append(f"{verdict}; {', '.join(report.on_target)} ran against the target "
-                     f"{report.target}{others}.")
+        lines.append(clean(f"{verdict}; {', '.join(report.on_target)} ran against the target "
+                           f"{report.target}{others}."))
     else:
         lines.append(f"{verdict}; drills ran on their own runtime directories.")
     for path in report.files or ((report.json_path,) if report.json_path else ()):
         label = "Timeline picture" if path.endswith(".svg") else "JSON report"
-        lines.append(f"{label}: {path}")
+        lines.append(f"{label}: {clean(path)}")
     lines.append(WIDE)
     return "\n".join(lines)
