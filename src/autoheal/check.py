@@ -11,6 +11,12 @@ probe proves the pidfile's PID the way the daemon adopts a process
 (:func:`autoheal.procs.leftovers.prove_ours`: alive, not a zombie, the service's
 command line), so a PID reused by another program is ``process_missing``.
 
+A busy host is not a failing process (issue 18 C): every import and client is set up
+before the first timeout starts, and the process probe's ``/proc`` read is timed from
+the moment its worker thread starts it (:mod:`autoheal.probes.worker`), so a check
+beside ``stress-ng`` sees live processes as live; only a read that itself hangs is
+``probe_timeout``.
+
 The verdict is not re-implemented here: :func:`verdict` feeds the results as
 observations into the core's :func:`~autoheal.core.step`, from a fresh state, and asks
 :func:`autoheal.core.queries.dor`. A fact seen now is taken as persisting: each
@@ -198,20 +204,27 @@ def _stop_set_by(stop_file: Path) -> str:
 
 
 async def _process_fact(cfg: Config, name: str) -> Fact:
-    import anyio.to_thread
+    """The process probe: the pidfile's PID proven to be the service, read from ``/proc``.
 
+    The read runs in a worker thread, bounded by the probe's timeout counted from the
+    moment the worker starts it (:func:`~autoheal.probes.worker.call_in_worker`): a
+    host too busy to run the worker promptly is not a hung ``/proc``.
+    """
     from autoheal.daemon.wiring import PROCESS_PROBE, service_spec
+    from autoheal.probes.worker import START_WITHIN_S, call_in_worker
     from autoheal.procs.leftovers import prove_ours
 
     svc = cfg.services[name]
     spec = service_spec(cfg, svc)
     timeout = next((p.timeout for p in svc.probes if p.kind == "process"), _PROCESS_TIMEOUT_S)
-    adopted = None
-    with anyio.move_on_after(timeout):
-        adopted = await anyio.to_thread.run_sync(prove_ours, spec, None, abandon_on_cancel=True)
-    if adopted is None:  # /proc did not answer in time (a hung filesystem, a D-state read)
+    answer = await call_in_worker(lambda: prove_ours(spec, None), timeout)
+    if answer.outcome == "hung":  # /proc did not answer (a hung filesystem, a D-state read)
         detail = f"no answer from /proc within {timeout} s"
         return Fact(name, SERVICE, PROCESS_PROBE, False, None, None, "probe_timeout", detail)
+    if answer.outcome == "not_started" or answer.value is None:
+        detail = f"no worker thread could start within {START_WITHIN_S} s: the host is overloaded"
+        return Fact(name, SERVICE, PROCESS_PROBE, False, None, None, "probe_timeout", detail)
+    adopted = answer.value
     if adopted.identity is None:
         reason = adopted.reason or "process_missing"
         return Fact(name, SERVICE, PROCESS_PROBE, False, None, None, reason, adopted.detail)
@@ -219,38 +232,49 @@ async def _process_fact(cfg: Config, name: str) -> Fact:
     return Fact(name, SERVICE, PROCESS_PROBE, True, float(pid), None, "", f"pid {pid}")
 
 
-async def _probe_fact(target: str, kind: str, pc: Any) -> Fact:
-    from autoheal.daemon.wiring import make_probe
+async def _probe_fact(target: str, kind: str, pc: Any, probe: Any) -> Fact:
     from autoheal.probes import ProbeRunner
 
-    probe = make_probe(pc)
-    try:
-        runner = ProbeRunner(probe, lambda _r: None, interval=pc.interval, timeout=pc.timeout)
-        r = await runner.check_once()
-    finally:
-        aclose = getattr(probe, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    runner = ProbeRunner(probe, lambda _r: None, interval=pc.interval, timeout=pc.timeout)
+    r = await runner.check_once()
     return Fact(target, kind, pc.name, r.ok, r.value, r.threshold, r.reason, r.detail)
 
 
 async def _gather(cfg: Config) -> list[Fact]:
+    """Every probe at once, each under its own timeout.
+
+    Everything slow that is not the check itself -- the imports (httpx, psutil), the
+    HTTP clients -- happens here first, before any timeout starts: on a busy host an
+    import on the event loop took over a second and ran out the process probes'
+    clocks while they waited for it (issue 18 C).
+    """
     import anyio
 
-    from autoheal.daemon.wiring import probe_targets
+    # What the probes import (httpx, psutil) is loaded now, before any clock starts.
+    import autoheal.probes.worker
+    import autoheal.procs.leftovers  # noqa: F401
+    from autoheal.daemon.wiring import make_probe, probe_targets
 
     jobs: list[Any] = [(_process_fact, (cfg, name)) for name in cfg.services]
-    for pt in probe_targets(cfg):
-        kind = SERVICE if pt.target in cfg.services else DEPENDENCY
-        jobs.append((_probe_fact, (pt.target, kind, pt.config)))
-    results: list[Fact | None] = [None] * len(jobs)
+    probes: list[Any] = []
+    try:
+        for pt in probe_targets(cfg):
+            kind = SERVICE if pt.target in cfg.services else DEPENDENCY
+            probes.append(make_probe(pt.config))
+            jobs.append((_probe_fact, (pt.target, kind, pt.config, probes[-1])))
+        results: list[Fact | None] = [None] * len(jobs)
 
-    async def one(i: int, fn: Any, args: tuple[Any, ...]) -> None:
-        results[i] = await fn(*args)
+        async def one(i: int, fn: Any, args: tuple[Any, ...]) -> None:
+            results[i] = await fn(*args)
 
-    async with anyio.create_task_group() as tg:
-        for i, (fn, args) in enumerate(jobs):
-            tg.start_soon(one, i, fn, args)
+        async with anyio.create_task_group() as tg:
+            for i, (fn, args) in enumerate(jobs):
+                tg.start_soon(one, i, fn, args)
+    finally:
+        for probe in probes:
+            aclose = getattr(probe, "aclose", None)
+            if aclose is not None:
+                await aclose()
     return [r for r in results if r is not None]
 
 
