@@ -455,7 +455,7 @@ def ctx(
     [pytest.param(k, marks=pytest.mark.slow) if k in SLOW else k for k in KEYS],
     ids=[" ".join(k) for k in KEYS],
 )
-def test_command_prints_no_control_character_it_did_not_write(
+def test_command_prints_no_control_character_it_did_not_write_issue18(
     key: tuple[str, ...], ctx: Ctx
 ) -> None:
     runs = CASES[key](ctx, key)
@@ -466,7 +466,7 @@ def test_command_prints_no_control_character_it_did_not_write(
         assert_clean(printed.out + printed.err, shows=printed.shows)
 
 
-def test_usage_error_quoting_the_command_line_is_clean(ctx: Ctx) -> None:
+def test_usage_error_quoting_the_command_line_is_clean_issue18(ctx: Ctx) -> None:
     printed = ctx.main("status", HOSTILE_ARG)
     assert printed.code == 2
     assert_clean(printed.err, shows=("pwned",))

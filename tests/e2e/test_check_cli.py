@@ -194,7 +194,7 @@ def test_check_with_a_broken_config_exits_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_check_under_cpu_load_calls_the_live_demo_processes_live(tmp_path: Path) -> None:
+def test_check_under_cpu_load_calls_the_live_demo_processes_live_issue18(tmp_path: Path) -> None:
     """Issue 18 C: beside ``stress-ng --cpu 4`` a healthy demo stack checked again and again
     is healthy every time -- no ``probe_timeout`` for a live process -- and the daemon
     supervising it, same probes, same load, restarts nothing and fails no probe.
