@@ -30,6 +30,9 @@ def test_runtime_files_are_not_world_readable(tmp_path: Path) -> None:
         wait_for(rt.stop_file.exists, 10, "STOP.TXT")
         wait_for((rt.runtime_dir / "notifications.log").exists, 10, "notification")
         wait_for((rt.runtime_dir / "logs" / "feeder.log").exists, 10, "service log")
+        # The daemon's heartbeat file appears one beat after start: wait for it
+        # rather than race it (failed 2 of 10 on a busy machine).
+        wait_for((rt.runtime_dir / "auto_heal.heartbeat.json").exists, 10, "daemon heartbeat")
         rd = rt.runtime_dir
         owned = [
             rd,
