@@ -12,14 +12,19 @@ business reading the runtime's state. The mode is set explicitly, so a lax umask
 cannot widen it.
 
 Readers never raise on bad content: they return a :class:`ReadResult` whose
-``reason`` is a stable token (``missing``, ``unreadable``, ``too_large``,
-``invalid``, ``not_object``) so callers turn it into a failed check or a default.
+``reason`` is a stable token (``missing``, ``not_a_regular_file``, ``unreadable``,
+``too_large``, ``invalid``, ``not_object``) so callers turn it into a failed check
+or a default. They open regular files only (:func:`read_regular`): a FIFO blocks
+``open`` until a writer comes and a device may never end, so anything else placed
+at a runtime file's name is a failed read, never a hang.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +34,13 @@ import orjson
 __all__ = [
     "FILE_MODE",
     "MAX_DOCUMENT_BYTES",
+    "NOT_REGULAR",
+    "NotRegularFileError",
     "ReadResult",
     "append_jsonl",
     "fsync_dir",
     "read_json",
+    "read_regular",
     "write_bytes_atomic",
     "write_json_atomic",
 ]
@@ -45,6 +53,59 @@ FILE_MODE = 0o640
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 _CREATE_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: if a FIFO replaced the file between the stat and the open, the open
+# returns at once (and fstat refuses it) instead of waiting for a writer.
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+#: ``ReadResult.reason`` of a path that exists but is not a regular file.
+NOT_REGULAR = "not_a_regular_file"
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class NotRegularFileError(OSError):
+    """A path that exists, but names a FIFO, a directory, a device or a socket."""
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    raise NotRegularFileError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` of the regular file at ``path`` (symlinks followed).
+
+    Anything else is never opened for reading: a FIFO would block ``open`` until a
+    writer came (a guard's ``allowed()``, the daemon's event loop), a device or
+    ``/dev/zero`` might never end.
+
+    Raises:
+        FileNotFoundError: nothing is there.
+        NotRegularFileError: something is there that is not a regular file.
+        OSError: it could not be read (EACCES, EIO, ...).
+    """
+    _require_regular(path, os.stat(path).st_mode)
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)
+        chunks: list[bytes] = []
+        left = max_bytes
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -95,9 +156,7 @@ def write_bytes_atomic(
         fsync_dir(directory)
 
 
-def write_json_atomic(
-    path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE
-) -> None:
+def write_json_atomic(path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE) -> None:
     """Serialise ``doc`` with orjson (sorted keys, trailing newline) and write it atomically.
 
     Serialisation happens before any file is touched, so a document that cannot be
@@ -125,16 +184,16 @@ def read_json(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
 
     Returns:
         ``ReadResult(doc)`` for a JSON object; otherwise ``doc=None`` and ``reason`` one of
-        ``missing``, ``unreadable``, ``too_large``, ``invalid`` (not JSON, truncated, binary),
+        ``missing``, ``not_a_regular_file`` (a FIFO, directory, device or socket: never
+        opened), ``unreadable``, ``too_large``, ``invalid`` (not JSON, truncated, binary),
         ``not_object`` (valid JSON but not an object).
     """
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = read_regular(path, max_bytes + 1)
     except FileNotFoundError:
         return ReadResult(None, "missing")
-    except IsADirectoryError:
-        return ReadResult(None, "unreadable", "is a directory")
+    except NotRegularFileError as exc:
+        return ReadResult(None, NOT_REGULAR, exc.strerror or NOT_REGULAR)
     except OSError as exc:
         return ReadResult(None, "unreadable", exc.strerror or str(exc))
     if len(data) > max_bytes:

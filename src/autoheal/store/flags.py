@@ -8,6 +8,8 @@ flags, and the guard treats that as halted (fail closed).
 
 ``STOP.TXT`` halts new orders by its mere presence; its first line says when and
 why, for the human who finds it.
+
+Nothing here opens a file that is not a regular file (a FIFO would block).
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from autoheal import runtime_files
-from autoheal.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
+from autoheal.store.atomic import (
+    NOT_REGULAR,
+    fsync_dir,
+    read_json,
+    read_regular,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 __all__ = [
     "FLAGS_FILENAME",
@@ -28,6 +37,7 @@ __all__ = [
     "Flags",
     "FlagsRead",
     "read_flags",
+    "read_stop_line",
     "remove_stop_file",
     "stop_file_present",
     "write_flags",
@@ -35,6 +45,9 @@ __all__ = [
 ]
 
 FLAGS_FILENAME = runtime_files.FLAGS
+#: How much of STOP.TXT is read: the first line says everything, and a huge file must
+#: not flood a terminal.
+_HEAD_BYTES = 4096
 #: Trading modes, most severe first.
 MODES = ("SIGNAL_READ_ONLY", "REDUCE_ONLY", "DEGRADED", "NORMAL")
 
@@ -64,7 +77,9 @@ class FlagsRead:
     """``flags`` when the file is missing (defaults) or valid; else ``reason`` says why not.
 
     ``named`` is the document with only the keys it actually names: what an operator's
-    partial edit says, as opposed to the defaults that fill ``flags``.
+    partial edit says, as opposed to the defaults that fill ``flags``. A missing file
+    is the defaults to the daemon (which writes it), but to the guard it means the kill
+    switch is unknown (:func:`autoheal.guard.kill_switch.flags_problem`).
     """
 
     flags: Flags | None
@@ -72,6 +87,9 @@ class FlagsRead:
     detail: str = ""
     missing: bool = False
     named: dict[str, Any] = field(default_factory=dict)
+    #: A file is there but is not a regular file (never opened): to the guard, like a
+    #: missing one, the kill switch is unknown.
+    not_regular: bool = False
 
 
 def parse_flags(doc: dict[str, Any]) -> FlagsRead:
@@ -105,6 +123,8 @@ def read_flags(runtime_dir: Path) -> FlagsRead:
     result = read_json(Path(runtime_dir) / FLAGS_FILENAME)
     if result.reason == "missing":
         return FlagsRead(Flags(), missing=True)
+    if result.reason == NOT_REGULAR:
+        return FlagsRead(None, "flags_invalid", result.detail, not_regular=True)
     if result.doc is None:
         return FlagsRead(None, "flags_invalid", f"{result.reason}: {result.detail}".rstrip(": "))
     return parse_flags(result.doc)
@@ -129,6 +149,17 @@ def write_stop_file(
         "New orders are halted until an operator clears the failsafe.\n"
     )
     write_bytes_atomic(Path(stop_file), text.encode())
+
+
+def read_stop_line(stop_file: Path) -> str:
+    """The first line of ``STOP.TXT`` for a human; what went wrong if it cannot be read."""
+    try:
+        head = read_regular(Path(stop_file), _HEAD_BYTES)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:  # NotRegularFileError included: a FIFO is never opened
+        return f"(unreadable: {exc.strerror or exc})"
+    return head.decode("utf-8", "replace").split("\n", 1)[0].strip()
 
 
 def remove_stop_file(stop_file: Path) -> bool:
