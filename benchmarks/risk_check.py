@@ -37,6 +37,7 @@ from autoheal.guard.risk import (
     check_order,
     parse_limits,
 )
+from autoheal.store.flags import Flags, write_flags
 
 LIMITS = {
     "max_order_qty": 1, "max_order_notional": 50_000, "max_position": 5,
@@ -109,6 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp) / "shared_data"
         runtime.mkdir()
+        write_flags(runtime, Flags())  # as the daemon does at start (else: kill_switch_unknown)
         with TradingGate(runtime, Path(tmp) / "STOP.TXT", recheck_interval_s=3600) as gate:
             results["peer: TradingGate.allowed"] = _per_call(
                 lambda: gate.allowed("buy", symbol="BTCUSDT"), n, r)

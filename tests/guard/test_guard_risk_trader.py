@@ -18,6 +18,7 @@ from autoheal.demo.trader import RiskCheckedSession, load_risk_limits, parse_arg
 from autoheal.guard.inventory import write_positions_snapshot
 from autoheal.guard.risk import RiskConfigError, parse_limits
 from autoheal.store.flags import read_flags
+from tests.guard.conftest import daemon_runtime
 from tests.integration.test_demo import ExchangeInfo, Spawner, start_exchange
 
 
@@ -30,6 +31,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExchangeInfo]
 
 
 def args_for(tmp_path: Path, qty: float) -> argparse.Namespace:
+    daemon_runtime(tmp_path)
     args = parse_args(["--runtime-dir", str(tmp_path), "--stop-file", str(tmp_path / "STOP.TXT"),
                        "--qty", str(qty), "--retries", "1", "--backoff", "0.001"])
     return args
