@@ -470,9 +470,7 @@ class _Step:
         for name in added:
             cs = self.components[name]
             if self.failsafe is not None:
-                self.components[name] = replace(
-                    cs, stage=Stage.BACKOFF, reason=S.FAILSAFE_ACTIVE
-                )
+                self.components[name] = replace(cs, stage=Stage.BACKOFF, reason=S.FAILSAFE_ACTIVE)
                 continue
             heal = self.policy.components[name].heal
             self.components[name] = replace(
@@ -543,6 +541,19 @@ class _Step:
         self.actions.append(StartProcess(obs.component, S.OPERATOR))
 
     def operator_enter_failsafe(self, obs: OperatorEnteredFailsafe) -> None:
+        fleet_held = self.failsafe is not None and self.failsafe.set_by == FLEET
+        if fleet_held:
+            # The operator's halt takes over the fleet's: the fleet's RUN must not clear it.
+            self.failsafe = FailsafeState(obs.reason, obs.actor)
+            self.fleet = replace(self.fleet, displaced=None)
+            self.actions.append(
+                SendNotice(
+                    "operator",
+                    "runtime",
+                    S.OPERATOR,
+                    f"failsafe taken over from the fleet by {obs.actor}: {obs.reason}",
+                )
+            )
         if self.failsafe is not None and self.reduce_only is not None:
             # Unwinding is over: halt everything again.
             self.reduce_only = None
@@ -556,18 +567,7 @@ class _Step:
                 )
             )
             return
-        if self.failsafe is not None and self.failsafe.set_by == FLEET:
-            # The operator's halt takes over the fleet's: the fleet's RUN must not clear it.
-            self.failsafe = FailsafeState(obs.reason, obs.actor)
-            self.fleet = replace(self.fleet, displaced=None)
-            self.actions.append(
-                SendNotice(
-                    "operator",
-                    "runtime",
-                    S.OPERATOR,
-                    f"failsafe taken over from the fleet by {obs.actor}: {obs.reason}",
-                )
-            )
+        if fleet_held:
             return
         if self.failsafe is not None:
             raise IllegalCommandError(

@@ -19,6 +19,13 @@ The rules, each a reason the kill switch cannot be loosened by accident:
   daemon last wrote or saw, and it changes only the keys it names: a missing key
   never means "clear". Only an explicit ``"failsafe_active": false``, the removal
   of a ``STOP.TXT`` the daemon saw, or ``failsafe clear`` clears a failsafe.
+* Only the daemon and an operator clear. A flags document signed by a writer that
+  may only tighten (:data:`TIGHTEN_ONLY`: the guard's risk latch, the fleet) is
+  never read as a clear, nor as a REDUCE_ONLY that would unwind a failsafe; it
+  can only tighten.
+* An operator's halt written by hand (``failsafe_active: true`` or mode
+  ``SIGNAL_READ_ONLY``) during the fleet's halt takes the failsafe over from the
+  fleet, as ``failsafe enter`` does, so the fleet's RUN cannot lift it.
 * At start nothing on disk can loosen: what the previous daemon's state and the
   files say is merged towards the stricter side.
 * A write that fails is loud (a notice and an alert, once per episode) and is
@@ -41,6 +48,7 @@ from autoheal.core.actions import (
     WriteFlags,
     WriteStop,
 )
+from autoheal.core.fleet import FLEET
 from autoheal.core.observations import (
     Observation,
     OperatorClearedFailsafe,
@@ -54,7 +62,9 @@ __all__ = [
     "FLAGS",
     "RETRY_BASE_S",
     "RETRY_CAP_S",
+    "RISK",
     "STOP",
+    "TIGHTEN_ONLY",
     "DiskView",
     "FlagsDoc",
     "Interpretation",
@@ -73,6 +83,11 @@ __all__ = [
 #: The two kill-switch files, as keys of :attr:`SwitchState.failures`.
 STOP = "stop_file"
 FLAGS = "flags"
+
+#: ``set_by`` of the guard's daily-loss latch.
+RISK = "risk"
+#: Writers that may only tighten: a document they signed is never read as a clear.
+TIGHTEN_ONLY = frozenset({RISK, FLEET})
 
 #: First retry of a failed kill-switch write after this long; doubling up to the cap.
 RETRY_BASE_S = 1.0
@@ -151,10 +166,20 @@ class SwitchState:
 
 @dataclass(frozen=True, slots=True)
 class SwitchEvent:
-    """One thing an operator did to the files, with the command it amounts to."""
+    """One thing someone did to the files, with what it amounts to for ``step``.
+
+    ``actor`` is who did it: an operator (a name from the document, or
+    ``operator``) or a writer that may only tighten (``risk``, ``fleet``).
+    """
 
     token: str  # stop_file_created | stop_file_removed | flags_cleared | ...
     observation: Observation
+    actor: str = "operator"
+
+    @property
+    def journal_kind(self) -> str:
+        """``operator_kill_switch`` for an operator's act, else ``kill_switch_tightened``."""
+        return "kill_switch_tightened" if self.actor in TIGHTEN_ONLY else "operator_kill_switch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,47 +215,68 @@ def _interpret_stop(
 
 
 def _interpret_flags(
-    doc: FlagsDoc, active: bool, ro: bool, *, startup: bool
-) -> list[SwitchEvent]:
-    """An operator's flags document: each named key that disagrees is a command."""
+    doc: FlagsDoc, active: bool, ro: bool, *, fleet_held: bool, startup: bool
+) -> tuple[list[SwitchEvent], bool]:
+    """A flags document someone wrote: each named key that disagrees is a command.
+
+    Returns the events, and whether the document asked to loosen what only the
+    daemon and an operator may loosen (it was signed by a tighten-only writer).
+    """
     out: list[SwitchEvent] = []
     actor = doc.set_by or "operator"
+    # Only an operator's document clears; a tighten-only writer's never does.
+    may_loosen = doc.set_by not in TIGHTEN_ONLY
+    refused = False
+    # An operator's halt during the fleet's takes it over (the fleet's RUN must not
+    # lift it); the fleet's own document, read back, does not.
+    takes_over = fleet_held and doc.set_by != FLEET
     if doc.failsafe_active is False and active and not startup:
-        out.append(
-            SwitchEvent(
-                "flags_cleared",
-                OperatorClearedFailsafe(
-                    "failsafe_active=false written to global_flags.json", "operator"
-                ),
+        if may_loosen:
+            out.append(
+                SwitchEvent(
+                    "flags_cleared",
+                    OperatorClearedFailsafe(
+                        "failsafe_active=false written to global_flags.json", "operator"
+                    ),
+                )
             )
-        )
-        active, ro = False, False
-    elif doc.failsafe_active is True and not active:
+            active, ro, takes_over = False, False, False
+        else:
+            refused = True
+    elif doc.failsafe_active is True and (not active or takes_over):
         out.append(
             SwitchEvent(
                 "flags_entered",
                 OperatorEnteredFailsafe(
                     doc.reason or "failsafe_active=true written to global_flags.json", actor
                 ),
+                actor,
             )
         )
-        active, ro = True, False
+        active, ro, takes_over = True, False, False
     if doc.mode == "REDUCE_ONLY" and not ro:
-        out.append(
-            SwitchEvent(
-                "flags_reduce_only",
-                OperatorSetReduceOnly(
-                    doc.reason or "mode REDUCE_ONLY written to global_flags.json", actor
-                ),
+        # Inside a failsafe REDUCE_ONLY unwinds its halt: only an operator's document
+        # does that, and never one found at start (it may be older than the failsafe).
+        if not active or (may_loosen and not startup):
+            out.append(
+                SwitchEvent(
+                    "flags_reduce_only",
+                    OperatorSetReduceOnly(
+                        doc.reason or "mode REDUCE_ONLY written to global_flags.json", actor
+                    ),
+                    actor,
+                )
             )
-        )
-    elif doc.mode == "SIGNAL_READ_ONLY" and (ro or not active):
+        else:
+            refused = not may_loosen
+    elif doc.mode == "SIGNAL_READ_ONLY" and (ro or not active or takes_over):
         out.append(
             SwitchEvent(
                 "flags_halt",
                 OperatorEnteredFailsafe(
-                    "mode SIGNAL_READ_ONLY written to global_flags.json", actor
+                    doc.reason or "mode SIGNAL_READ_ONLY written to global_flags.json", actor
                 ),
+                actor,
             )
         )
     elif doc.mode in ("NORMAL", "DEGRADED") and ro and not startup:
@@ -241,18 +287,21 @@ def _interpret_flags(
                 SwitchEvent(
                     "flags_left_reduce_only",
                     OperatorEnteredFailsafe(
-                        f"mode {doc.mode} written while the failsafe holds: full halt", "operator"
+                        f"mode {doc.mode} written while the failsafe holds: full halt", actor
                     ),
+                    actor,
                 )
             )
-        else:
+        elif may_loosen:
             out.append(
                 SwitchEvent(
                     "flags_left_reduce_only",
                     OperatorClearedFailsafe(f"mode {doc.mode} written by hand", "operator"),
                 )
             )
-    return out
+        else:
+            refused = True
+    return out, refused
 
 
 def interpret(
@@ -272,6 +321,7 @@ def interpret(
     """
     active = state.failsafe is not None
     ro = state.reduce_only is not None
+    fleet_held = state.failsafe is not None and state.failsafe.set_by == FLEET
     events: list[SwitchEvent] = []
     actions: list[SwitchNotice] = []
     stop_event = _interpret_stop(
@@ -296,7 +346,12 @@ def interpret(
         if switch.flags_invalid:
             actions.append(ClearAlert(FLAGS_INVALID_ALERT, FILE_LABEL[FLAGS], "valid again"))
         if disk.flags != flags_on_disk:
-            events.extend(_interpret_flags(disk.flags, active, ro, startup=startup))
+            flag_events, refused = _interpret_flags(
+                disk.flags, active, ro, fleet_held=fleet_held, startup=startup
+            )
+            events.extend(flag_events)
+            if refused:
+                actions.append(_refusal(disk.flags))
             flags_on_disk = disk.flags
     new = replace(
         switch,
@@ -306,6 +361,18 @@ def interpret(
         flags_invalid=invalid,
     )
     return Interpretation(new, tuple(events), tuple(actions))
+
+
+def _refusal(doc: FlagsDoc) -> SendNotice:
+    """What a tighten-only writer's attempt to loosen is: refused, said once."""
+    return SendNotice(
+        "operator",
+        "runtime",
+        "flags_loosen_refused",
+        f"global_flags.json signed set_by={doc.set_by} asks to loosen the kill switch: "
+        "ignored (only the daemon and an operator clear; `autoheal failsafe clear`, or "
+        "a document signed with your own name)",
+    )
 
 
 def _halted_after(active: bool, ro: bool) -> bool:
@@ -323,9 +390,9 @@ def due_writes(switch: SwitchState, state: RuntimeState, now: float) -> tuple[Sw
         failure = switch.failures.get(key)
         return failure is None or failure.retry_at <= now
 
-    if _halted(state) and switch.stop_on_disk is not True and due(STOP):
-        assert state.failsafe is not None
-        out.append(WriteStop(state.failsafe.reason, state.failsafe.set_by))
+    failsafe = state.failsafe
+    if failsafe is not None and _halted(state) and switch.stop_on_disk is not True and due(STOP):
+        out.append(WriteStop(failsafe.reason, failsafe.set_by))
     elif not _halted(state) and switch.stop_on_disk is True and due(STOP):
         # Only a removal of ours that failed leaves this (interpret() reads any other
         # STOP.TXT as an operator's halt first).

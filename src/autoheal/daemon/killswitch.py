@@ -111,8 +111,8 @@ class KillSwitch:
         for action in result.actions:
             self._execute(action)
         for event in result.events:
-            log.warning("operator_%s", event.token)
-            self._journal_event("operator_kill_switch", reason=event.token, actor="operator")
+            log.warning("%s %s actor=%s", event.journal_kind, event.token, event.actor)
+            self._journal_event(event.journal_kind, reason=event.token, actor=event.actor)
             self._apply(event.observation)
         self.sync()
 
@@ -248,9 +248,7 @@ class KillSwitch:
 
         failures = 0
         while True:
-            dirs = {
-                d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()
-            }
+            dirs = {d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()}
             started = anyio.current_time()
             try:
                 if self.files.stop_file.parent not in dirs:
@@ -293,7 +291,5 @@ class KillSwitch:
         import watchfiles
 
         on_watching(True)
-        async for changes in watchfiles.awatch(
-            *dirs, recursive=False, debounce=30, step=100
-        ):
+        async for changes in watchfiles.awatch(*dirs, recursive=False, debounce=30, step=100):
             changed({path.rsplit("/", 1)[-1] for _, path in changes})
