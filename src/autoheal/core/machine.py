@@ -39,6 +39,11 @@ Rules driven by counters and clocks, written as code below rather than a table:
   verdict comes first.
 * FAILSAFE is latched: nothing but ``OperatorClearedFailsafe`` leaves it, except
   a failsafe the fleet set (``set_by = "fleet"``), which the fleet's RUN clears.
+* The guard's daily-loss latch (``RiskLatchSeen``) only tightens: it sets
+  REDUCE_ONLY (``set_by = "risk"``) when nothing at least as strict holds, and is
+  ignored inside a failsafe (REDUCE_ONLY there would unwind the halt). An
+  operator's clear of REDUCE_ONLY (not of a failsafe) also removes the latch file
+  (``RemoveRiskLatch``); while the file stays, it asks again.
 * The fleet (``core.fleet`` judges the reads): a fleet HALT enters a failsafe with
   ``set_by = "fleet"`` only when none is active; REDUCE_ONLY likewise. A local
   failsafe (``max_restarts``) or an operator's halt entered during a fleet halt
@@ -63,6 +68,7 @@ from autoheal.core.actions import (
     ClearAlert,
     LogTransition,
     RaiseAlert,
+    RemoveRiskLatch,
     RemoveStop,
     RestartProcess,
     SendNotice,
@@ -90,6 +96,7 @@ from autoheal.core.observations import (
     ProbeFailed,
     ProbeSucceeded,
     ProcessExited,
+    RiskLatchSeen,
     SpawnFinished,
 )
 from autoheal.core.policy import Policy
@@ -114,6 +121,7 @@ from autoheal.core.state import (
     state_from_dict,
     state_to_dict,
 )
+from autoheal.core.switch import RISK
 
 __all__ = ["Decision", "FlagsView", "deadlines", "dor", "flags_for", "healthy", "step"]
 
@@ -613,6 +621,9 @@ class _Step:
         self.reduce_only = None
         self.fleet = replace(self.fleet, displaced=None)
         if self.failsafe is None:
+            # Clearing REDUCE_ONLY lifts the guard's daily-loss latch too; clearing a
+            # failsafe does not (the latch then asks for REDUCE_ONLY again).
+            self.actions.append(RemoveRiskLatch(obs.reason, obs.actor))
             self.actions.append(
                 SendNotice(
                     "operator",
@@ -638,6 +649,20 @@ class _Step:
             parked = cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE
             if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or (parked and not cs.held):
                 self.restart_now(name, cs, S.OPERATOR)
+
+    def risk_latched(self, obs: RiskLatchSeen) -> None:
+        """The guard's latch asks for REDUCE_ONLY: granted only where it tightens."""
+        if self.failsafe is not None or self.reduce_only is not None:
+            return  # as strict or stricter already; inside a failsafe it would unwind it
+        self.reduce_only = ReduceOnlyState(obs.reason, RISK)
+        self.actions.append(
+            SendNotice(
+                "operator",
+                RISK,
+                "risk_reduce_only",
+                f"REDUCE_ONLY latched by the risk guard: {obs.reason}",
+            )
+        )
 
     # -- the fleet
 
@@ -781,6 +806,8 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
             st.operator_set_reduce_only(obs)
         case OperatorClearedFailsafe():
             st.operator_clear_failsafe(obs)
+        case RiskLatchSeen():
+            st.risk_latched(obs)
         case ConfigReloaded(changed):
             st.config_reloaded(changed, added, removed)
         case FleetSwitchRead():

@@ -2,8 +2,9 @@
 
 ``STOP.TXT`` and ``global_flags.json`` are shared with people. An operator may
 create or remove ``STOP.TXT``, or write a partial flags document by hand; the
-daemon writes both, and any write may fail (EROFS, ENOSPC, ENOTDIR). This module
-decides what each of those facts means, from three inputs:
+daemon writes both, and any write may fail (EROFS, ENOSPC, ENOTDIR). The guard's
+daily-loss latch writes a file of its own, ``risk_latch.json``, never the flags.
+This module decides what each of those facts means, from three inputs:
 
 * :class:`SwitchState`: what the daemon last *knows* of each file: what it wrote
   successfully or saw on disk, and which of its writes are failing;
@@ -26,6 +27,11 @@ The rules, each a reason the kill switch cannot be loosened by accident:
 * An operator's halt written by hand (``failsafe_active: true`` or mode
   ``SIGNAL_READ_ONLY``) during the fleet's halt takes the failsafe over from the
   fleet, as ``failsafe enter`` does, so the fleet's RUN cannot lift it.
+* ``risk_latch.json`` on disk asks for REDUCE_ONLY for as long as it is there,
+  whenever nothing at least as strict holds (:class:`RiskLatchSeen`). Only the
+  removal by hand of a latch the daemon saw, while its REDUCE_ONLY holds, is an
+  operator's clear; an operator's clear of REDUCE_ONLY removes it
+  (``RemoveRiskLatch``).
 * At start nothing on disk can loosen: what the previous daemon's state and the
   files say is merged towards the stricter side.
 * A write that fails is loud (a notice and an alert, once per episode) and is
@@ -43,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from autoheal.core.actions import (
     ClearAlert,
     RaiseAlert,
+    RemoveRiskLatch,
     RemoveStop,
     SendNotice,
     WriteFlags,
@@ -54,12 +61,14 @@ from autoheal.core.observations import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorSetReduceOnly,
+    RiskLatchSeen,
 )
 from autoheal.core.queries import flags_for
 from autoheal.core.state import RuntimeState
 
 __all__ = [
     "FLAGS",
+    "LATCH",
     "RETRY_BASE_S",
     "RETRY_CAP_S",
     "RISK",
@@ -68,6 +77,7 @@ __all__ = [
     "DiskView",
     "FlagsDoc",
     "Interpretation",
+    "LatchView",
     "SwitchEvent",
     "SwitchNotice",
     "SwitchState",
@@ -80,9 +90,11 @@ __all__ = [
     "write_succeeded",
 ]
 
-#: The two kill-switch files, as keys of :attr:`SwitchState.failures`.
+#: The kill-switch files, as keys of :attr:`SwitchState.failures` (the daemon never
+#: writes the latch: it only removes it, on an operator's clear).
 STOP = "stop_file"
 FLAGS = "flags"
+LATCH = "risk_latch"
 
 #: ``set_by`` of the guard's daily-loss latch.
 RISK = "risk"
@@ -94,12 +106,16 @@ RETRY_BASE_S = 1.0
 RETRY_CAP_S = 30.0
 
 #: What the switch asks the shell to write, and to say.
-SwitchWrite = WriteFlags | WriteStop | RemoveStop
+SwitchWrite = WriteFlags | WriteStop | RemoveStop | RemoveRiskLatch
 SwitchNotice = RaiseAlert | ClearAlert | SendNotice
 
 FLAGS_INVALID_ALERT = "flags_invalid"
-WRITE_FAILED_ALERT = {STOP: "stop_file_write_failed", FLAGS: "flags_write_failed"}
-FILE_LABEL = {STOP: "STOP.TXT", FLAGS: "global_flags.json"}
+WRITE_FAILED_ALERT = {
+    STOP: "stop_file_write_failed",
+    FLAGS: "flags_write_failed",
+    LATCH: "risk_latch_remove_failed",
+}
+FILE_LABEL = {STOP: "STOP.TXT", FLAGS: "global_flags.json", LATCH: "risk_latch.json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +137,30 @@ class FlagsDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class LatchView:
+    """``risk_latch.json`` as read: why it asks for REDUCE_ONLY, and which file it is.
+
+    ``version`` tells one latch file from another (the shell's device, inode and
+    mtime), so an operator's clear removes only the latch the daemon saw.
+    """
+
+    reason: str
+    version: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DiskView:
     """The kill-switch files as read now.
 
     ``flags_invalid`` is the reason a flags file that exists does not parse; then
     ``flags`` is meaningless (the guard halts on such a file all by itself).
+    ``latch`` is the guard's ``risk_latch.json``, None when there is none.
     """
 
     stop_present: bool
     flags: FlagsDoc = field(default_factory=FlagsDoc)
     flags_invalid: str = ""
+    latch: LatchView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +185,15 @@ class SwitchState:
     """What the daemon knows of the files. ``None``: not known yet (a daemon that just started).
 
     ``stop_on_disk`` is True only for a ``STOP.TXT`` the daemon wrote successfully or
-    saw; ``flags_on_disk`` is the document it last wrote successfully or saw.
+    saw; ``flags_on_disk`` is the document it last wrote successfully or saw;
+    ``latch_on_disk`` the risk latch it last saw (None: none seen).
     """
 
     stop_on_disk: bool | None = None
     flags_on_disk: FlagsDoc | None = None
     failures: Mapping[str, WriteFailure] = field(default_factory=dict)
     flags_invalid: str = ""
+    latch_on_disk: LatchView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +204,7 @@ class SwitchEvent:
     ``operator``) or a writer that may only tighten (``risk``, ``fleet``).
     """
 
-    token: str  # stop_file_created | stop_file_removed | flags_cleared | ...
+    token: str  # stop_file_created | stop_file_removed | flags_cleared | risk_latch | ...
     observation: Observation
     actor: str = "operator"
 
@@ -304,6 +336,27 @@ def _interpret_flags(
     return out, refused
 
 
+def _interpret_latch(
+    known: LatchView | None, seen: LatchView | None, state: RuntimeState, *, startup: bool
+) -> SwitchEvent | None:
+    """The risk latch against the state before this round's acts.
+
+    A request while nothing at least as strict holds (after a clear, the next round
+    asks again: the clear removes the latch it saw first); the removal by hand of a
+    latch whose REDUCE_ONLY holds is an operator's clear of it.
+    """
+    if seen is not None and state.failsafe is None and state.reduce_only is None:
+        return SwitchEvent("risk_latch", RiskLatchSeen(seen.reason), RISK)
+    risk_holds = state.reduce_only is not None and state.reduce_only.set_by == RISK
+    removed = seen is None and known is not None and not startup
+    if removed and risk_holds and state.failsafe is None:
+        return SwitchEvent(
+            "risk_latch_removed",
+            OperatorClearedFailsafe("risk_latch.json removed by hand", "operator"),
+        )
+    return None
+
+
 def interpret(
     switch: SwitchState, state: RuntimeState, disk: DiskView, *, startup: bool = False
 ) -> Interpretation:
@@ -353,12 +406,18 @@ def interpret(
             if refused:
                 actions.append(_refusal(disk.flags))
             flags_on_disk = disk.flags
+    latch_event = _interpret_latch(switch.latch_on_disk, disk.latch, state, startup=startup)
+    if latch_event is not None:
+        events.append(latch_event)
+    if disk.latch is None and failures.pop(LATCH, None) is not None:
+        actions.append(ClearAlert(WRITE_FAILED_ALERT[LATCH], FILE_LABEL[LATCH], "gone"))
     new = replace(
         switch,
         stop_on_disk=disk.stop_present,
         flags_on_disk=flags_on_disk,
         failures=failures,
         flags_invalid=invalid,
+        latch_on_disk=disk.latch,
     )
     return Interpretation(new, tuple(events), tuple(actions))
 
@@ -413,11 +472,15 @@ def due_writes(switch: SwitchState, state: RuntimeState, now: float) -> tuple[Sw
 def write_succeeded(
     switch: SwitchState, key: str, *, present: bool | None = None, flags: FlagsDoc | None = None
 ) -> tuple[SwitchState, tuple[SwitchNotice, ...]]:
-    """Our write of ``key`` reached the disk: ``present`` for STOP.TXT, ``flags`` for the flags."""
+    """Our write of ``key`` reached the disk: ``present`` for STOP.TXT, ``flags`` for the
+    flags; for the latch, its removal (``present`` False) or a newer latch left standing."""
     failures = dict(switch.failures)
     old = failures.pop(key, None)
     if key == STOP:
         switch = replace(switch, stop_on_disk=present, failures=failures)
+    elif key == LATCH:
+        latch = switch.latch_on_disk if present else None
+        switch = replace(switch, latch_on_disk=latch, failures=failures)
     else:
         switch = replace(switch, flags_on_disk=flags, failures=failures)
     if old is None:

@@ -1,7 +1,7 @@
 """The trading gate: may this process send a new order right now?
 
 ``TradingGate(runtime_dir, stop_file).allowed("buy", symbol="BTCUSDT")`` →
-``(allowed, reason)``, decided from three files (most severe first). Both paths are
+``(allowed, reason)``, decided from four files (most severe first). Both paths are
 optional: by default they come from ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE``,
 which the daemon sets for every service (:mod:`autoheal.guard.kill_switch`); given or
 not, they must be absolute.
@@ -17,10 +17,15 @@ file that is not a regular file)
 ``global_flags.json`` unreadable    no ``flags_invalid``      no ``flags_invalid``
 ``REDUCE_ONLY`` (even in failsafe)  no ``reduce_only``        only with ``reduces_position``
 failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_active``
+``risk_latch.json`` present         no ``reduce_only``        only with ``reduces_position``
 ``DEGRADED``                        no ``degraded``           yes
 breaker open (symbol or global)     no ``outage_circuit_...`` yes
 ``NORMAL``                          yes ``ok``                yes ``ok``
 ==================================  ======================  ===============================
+
+The risk latch (the guard's daily-loss latch, :mod:`autoheal.guard.risk`) is honoured
+here directly, by its presence, so it holds even before the daemon has read it, or
+with no daemon at all; it never loosens a failsafe.
 
 The breaker's file is read with the breaker's own function
 (:func:`autoheal.guard.breaker.load_breaker_keys`: wall-clock deadlines, clamped) and
@@ -29,7 +34,7 @@ so the gate pauses buys exactly while the breaker is open, also after a reboot.
 
 How it stays cheap and fresh. The gate keeps the parsed state in memory. A call
 reads the monotonic clock and, at most once per ``recheck_interval_s`` (25 ms),
-``stat``\\s the three files; only a changed ``stat`` signature (inode, mtime,
+``stat``\\s the four files; only a changed ``stat`` signature (inode, mtime,
 ctime, size) makes it re-read a file. So the hot path is a clock read and a few
 comparisons (about a microsecond), and any change is noticed within the
 re-check interval by any process that keeps calling ``allowed()``.
@@ -71,14 +76,14 @@ from autoheal.guard.kill_switch import (
     flags_problem,
     resolve_kill_switch,
 )
-from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags
+from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME, Flags, read_flags
 
 __all__ = ["GateStatus", "TradingGate", "decide"]
 
 log = logging.getLogger("autoheal.guard.gate")
 
 _StatSig = tuple[int, int, int, int] | None
-_Sigs = tuple[bool, _StatSig, _StatSig]  # STOP.TXT, flags, breaker
+_Sigs = tuple[bool, _StatSig, bool, _StatSig]  # STOP.TXT, flags, risk latch, breaker
 _ACTIONS = {"buy": "buy", "sell": "sell", "BUY": "buy", "SELL": "sell"}
 
 
@@ -93,6 +98,8 @@ class GateStatus:
     open_until: Mapping[str, float] = field(default_factory=dict)
     #: False when the gate cannot find the kill switch (see the module's table).
     kill_switch_known: bool = True
+    #: The guard's daily-loss latch asks for REDUCE_ONLY.
+    risk_latched: bool = False
 
     @property
     def halted(self) -> bool:
@@ -132,6 +139,8 @@ def decide(
         return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
         return False, "failsafe_active"
+    if status.risk_latched:
+        return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if act == "sell":
         return True, "ok"
     if flags.mode == "DEGRADED":
@@ -171,7 +180,8 @@ def _flags_status(status: GateStatus, runtime_dir: Path) -> GateStatus:
 
 
 class TradingGate:
-    """Decides ``allowed(action)`` from ``STOP.TXT``, ``global_flags.json`` and the breakers.
+    """Decides ``allowed(action)`` from ``STOP.TXT``, ``global_flags.json``, the risk
+    latch and the breakers.
 
     Args:
         runtime_dir: the runtime directory holding the flags and breaker files, an
@@ -207,6 +217,7 @@ class TradingGate:
         rt = Path(os.devnull) if paths is None else paths.runtime_dir
         self._stop_path = Path(os.devnull) / "STOP.TXT" if paths is None else paths.stop_file
         self._flags_path = rt / FLAGS_FILENAME
+        self._latch_path = rt / RISK_LATCH_FILENAME
         self._breaker_path = rt / BREAKER_FILENAME if watch_breaker and self.known else None
         self._interval = recheck_interval_s
         self._time_fn = time_fn
@@ -270,6 +281,7 @@ class TradingGate:
         sigs: _Sigs = (
             os.path.lexists(self._stop_path),
             _stat_sig(self._flags_path),
+            os.path.lexists(self._latch_path),
             None if self._breaker_path is None else _stat_sig(self._breaker_path),
         )
         if sigs == self._sigs:
@@ -280,10 +292,10 @@ class TradingGate:
             status = self._status
             if old is None or old[1] != sigs[1]:
                 status = _flags_status(status, self._flags_path.parent)
-            if self._breaker_path is not None and (old is None or old[2] != sigs[2]):
+            if self._breaker_path is not None and (old is None or old[3] != sigs[3]):
                 breakers = _open_breakers(self._breaker_path, now, self._wall_fn())
                 status = replace(status, open_until=breakers)
-            status = replace(status, stop_present=sigs[0])
+            status = replace(status, stop_present=sigs[0], risk_latched=sigs[2])
             self._log_change(self._status, status)
             self._status = status
 
@@ -297,6 +309,11 @@ class TradingGate:
                     "[gate] kill_switch_unknown: %s; every new order is refused",
                     new.flags_detail,
                 )
+        if new.risk_latched != old.risk_latched:
+            log.warning(
+                "[gate] risk latch %s",
+                "present: REDUCE_ONLY" if new.risk_latched else "removed",
+            )
         if new.stop_present != old.stop_present:
             log.warning(
                 "[gate] STOP.TXT %s",
@@ -318,7 +335,7 @@ class TradingGate:
         self._dirty = True
 
     def _watch_targets(self) -> tuple[list[Path], Callable[[Any, str], bool]]:
-        names = {str(self._stop_path), str(self._flags_path)}
+        names = {str(self._stop_path), str(self._flags_path), str(self._latch_path)}
         if self._breaker_path is not None:
             names.add(str(self._breaker_path))
         dirs = sorted({self._flags_path.parent, self._stop_path.parent})

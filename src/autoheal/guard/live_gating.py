@@ -10,8 +10,9 @@ Gates, checked in this order; the reason names the first one that blocks:
 5. ``confirm_token`` hashes (SHA-256) to the configured ``confirm_token_sha256``,
    compared in constant time: ``confirm_token=missing`` / ``confirm_token=invalid``
 6. the kill switch is off (no ``STOP.TXT``, no failsafe, readable flags, no
-   REDUCE_ONLY): ``stop_file_present`` / ``failsafe_active`` / ``flags_invalid`` /
-   ``reduce_only``; ``kill_switch_unknown`` when it cannot be found
+   REDUCE_ONLY and no risk latch): ``stop_file_present`` / ``failsafe_active`` /
+   ``flags_invalid`` / ``reduce_only``; ``kill_switch_unknown`` when it cannot be
+   found
 
 Only the first five are pure; the kill switch is always read from disk: from the
 ``stop_file`` / ``runtime_dir`` the caller names, else from ``AUTOHEAL_STOP_FILE`` /
@@ -37,7 +38,7 @@ from autoheal.guard.kill_switch import (
     flags_problem,
     resolve_kill_switch,
 )
-from autoheal.store.flags import read_flags, stop_file_present
+from autoheal.store.flags import read_flags, risk_latch_present, stop_file_present
 
 __all__ = ["LiveEnv", "hash_confirm_token", "is_live_execution_allowed"]
 
@@ -85,7 +86,7 @@ def _kill_switch_reason(env: LiveEnv, environ: Mapping[str, str] | None) -> str 
         return "flags_invalid"
     if read.flags.failsafe_active or read.flags.mode == "SIGNAL_READ_ONLY":
         return "failsafe_active"
-    if read.flags.mode == "REDUCE_ONLY":
+    if read.flags.mode == "REDUCE_ONLY" or risk_latch_present(paths.runtime_dir):
         return "reduce_only"
     return None
 

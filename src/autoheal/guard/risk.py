@@ -5,8 +5,12 @@ the book (positions, open orders, reference prices), the order, the time and the
 recent activity (orders sent in the throttle window, realized PnL of the day). It does
 no I/O and reads no clock. :class:`RiskGuard` is the thin stateful wrapper a trading
 process holds: it keeps the throttle window and the day's realized PnL, logs every
-refusal once with its numbers, and latches ``REDUCE_ONLY`` in ``global_flags.json``
-when the day's realized loss reaches ``max_daily_loss``.
+refusal once with its numbers, and latches ``REDUCE_ONLY`` when the day's realized
+loss reaches ``max_daily_loss``: it creates ``risk_latch.json`` in the runtime
+directory (:func:`latch_reduce_only`). It never writes ``global_flags.json``: only the
+daemon and an operator write that, and only they clear. The gate honours the latch
+file at once; the daemon applies it as a REDUCE_ONLY that only tightens, and removes
+it on an operator's clear of REDUCE_ONLY.
 
 Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
 :func:`to_decimal` goes through its shortest ``repr`` (``0.1`` is ``Decimal('0.1')``).
@@ -34,7 +38,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from autoheal.core.switch import RISK
 
 # The limits live in their own light module (the config loader imports it alone);
 # they are part of this module's surface, as they always were.
@@ -47,8 +53,7 @@ from autoheal.guard.risk_limits import (
     parse_limits,
     to_decimal,
 )
-from autoheal.store.atomic import read_json, write_json_atomic
-from autoheal.store.flags import FLAGS_FILENAME, parse_flags
+from autoheal.store.flags import RISK_LATCH_FILENAME, write_risk_latch
 
 __all__ = [
     "GLOBAL_KEYS",
@@ -338,38 +343,27 @@ def check_order(
 
 
 # -- the daily-loss latch -------------------------------------------------------------------
-def latch_reduce_only(runtime_dir: Path, reason: str) -> str:
-    """Set ``mode: REDUCE_ONLY`` in ``global_flags.json``, changing no other key.
+def latch_reduce_only(runtime_dir: Path, reason: str, *, since: float | None = None) -> str:
+    """Ask for ``REDUCE_ONLY``: create ``risk_latch.json`` in ``runtime_dir``.
 
-    Read-modify-write, written atomically: ``failsafe_active`` and every other key the
-    document holds stay as they are. The daemon reads the hand-set mode as an operator's
-    ``REDUCE_ONLY`` that nothing automatic loosens.
+    A request that can only tighten: ``global_flags.json`` is never read or written
+    (a read-modify-write of it raced the daemon and could clear a failsafe). A latch
+    already there is never replaced: it asks for the same thing, since earlier.
+
+    Args:
+        runtime_dir: the runtime directory (it must exist).
+        reason: why, for the operator (``risk_daily_loss ...``).
+        since: unix seconds; default now.
 
     Returns:
-        ``"written"``; ``"already"`` when the mode is already ``REDUCE_ONLY`` or something
-        stricter holds (a failsafe or ``SIGNAL_READ_ONLY``: writing ``REDUCE_ONLY`` there
-        would loosen it); ``"unreadable"`` when the document cannot be parsed (it halts
-        everything already, and overwriting it could loosen it).
+        ``"written"``, or ``"already"`` when a latch is there (until an operator clears it).
 
     Raises:
         OSError: the write failed (the caller keeps its own latch and retries).
     """
-    path = Path(runtime_dir) / FLAGS_FILENAME
-    result = read_json(path)
-    if result.reason == "missing":
-        doc: dict[str, Any] = {}
-    elif result.doc is None or not isinstance(result.doc, dict):
-        return "unreadable"
-    else:
-        doc = dict(result.doc)
-    read = parse_flags(doc)
-    if read.flags is None:
-        return "unreadable"
-    if read.flags.failsafe_active or read.flags.mode in ("SIGNAL_READ_ONLY", "REDUCE_ONLY"):
-        return "already"
-    doc.update({"mode": "REDUCE_ONLY", "reason": reason, "set_by": "risk"})
-    write_json_atomic(path, doc)
-    return "written"
+    stamp = time.time() if since is None else since
+    written = write_risk_latch(Path(runtime_dir), reason, since=stamp, set_by=RISK)
+    return "written" if written else "already"
 
 
 # -- the stateful wrapper -------------------------------------------------------------------
@@ -378,8 +372,8 @@ class RiskGuard:
 
     Args:
         limits: the ``[risk]`` limits (:func:`parse_limits`).
-        runtime_dir: where ``global_flags.json`` lives, for the daily-loss latch; ``None``
-            keeps the latch in memory only.
+        runtime_dir: the runtime directory, where the daily-loss latch is written
+            (``risk_latch.json``); ``None`` keeps the latch in memory only.
         time_fn: the clock for the throttle (monotonic) ...
         wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
 
@@ -403,7 +397,7 @@ class RiskGuard:
         self._day = self._today()
         self._realized = _ZERO
         self._latched = False
-        self._flags_latched = False
+        self._latch_written_day: int | None = None  # the UTC day whose latch is on disk
         self._avg: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (position, avg price)
 
     # -- state ---------------------------------------------------------------------------
@@ -441,7 +435,7 @@ class RiskGuard:
     def verdict(self, order: RiskOrder, book: RiskBook | None) -> Verdict:
         now = self._time()
         activity = self.activity(now)
-        if activity.loss_latched and not self._flags_latched:
+        if activity.loss_latched and self._latch_written_day != self._day:
             self.latch_flags()
         verdict = check_order(self.limits, book, order, now, activity)
         if not verdict.allowed:
@@ -492,34 +486,32 @@ class RiskGuard:
                 self._realized,
                 limit,
             )
-        if self._latched and not self._flags_latched:
+        if self._latched and self._latch_written_day != self._day:
             self.latch_flags()
 
     def latch_flags(self) -> bool:
-        """Write the ``REDUCE_ONLY`` latch (retried on the next call after a failed write)."""
+        """Write the day's ``REDUCE_ONLY`` latch (retried on the next call after a failure).
+
+        Once per UTC day: after an operator cleared it, the same day's loss does not
+        latch again; a new day's does.
+        """
         if self.runtime_dir is None:
-            self._flags_latched = True
+            self._latch_written_day = self._day
             return True
         reason = (
             f"risk_daily_loss realized_pnl_today={self._realized} "
             f"max_daily_loss={self.limits.max_daily_loss}"
         )
         try:
-            outcome = latch_reduce_only(self.runtime_dir, reason)
+            outcome = latch_reduce_only(self.runtime_dir, reason, since=self._wall())
         except OSError as exc:
             log.error(
-                "[risk] cannot write REDUCE_ONLY to %s: %s (new risk stays refused here; retried)",
-                self.runtime_dir / FLAGS_FILENAME,
+                "[risk] cannot write the REDUCE_ONLY latch %s: %s (new risk stays refused "
+                "here; retried)",
+                self.runtime_dir / RISK_LATCH_FILENAME,
                 exc,
             )
             return False
-        if outcome == "unreadable":
-            log.error(
-                "[risk] %s unreadable: REDUCE_ONLY not written (the file halts trading "
-                "as it is; retried)",
-                self.runtime_dir / FLAGS_FILENAME,
-            )
-            return False
         log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
-        self._flags_latched = True
+        self._latch_written_day = self._day
         return True

@@ -38,6 +38,7 @@ __all__ = [
     "NotRegularFileError",
     "ReadResult",
     "append_jsonl",
+    "create_bytes_atomic",
     "fsync_dir",
     "read_json",
     "read_regular",
@@ -117,6 +118,29 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _write_temp(path: Path, data: bytes, *, durable: bool, mode: int) -> str:
+    """A temp file beside ``path`` holding ``data`` (fsynced when ``durable``); its name."""
+    # The temp file's name is random, hidden and ends in .tmp (remove_stale_temp_files);
+    # os.open and os.write directly: this runs every second for the daemon's heartbeat.
+    tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, _CREATE_FLAGS, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
 def write_bytes_atomic(
     path: Path, data: bytes, *, durable: bool = True, mode: int = FILE_MODE
 ) -> None:
@@ -132,28 +156,66 @@ def write_bytes_atomic(
         OSError: the write failed (e.g. ENOSPC); ``path`` still holds its old content.
     """
     path = Path(path)
-    directory = path.parent
-    # The temp file's name is random, hidden and ends in .tmp (remove_stale_temp_files);
-    # os.open and os.write directly: this runs every second for the daemon's heartbeat.
-    tmp = os.path.join(directory, f".{path.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, _CREATE_FLAGS, mode)
+    tmp = _write_temp(path, data, durable=durable, mode=mode)
     try:
-        try:
-            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     if durable:
-        fsync_dir(directory)
+        fsync_dir(path.parent)
+
+
+#: Where hard links are not supported, the create falls back to O_EXCL (not atomic).
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
+def create_bytes_atomic(path: Path, data: bytes, *, mode: int = FILE_MODE) -> bool:
+    """Create ``path`` holding ``data``, atomically and durably, only if nothing is there.
+
+    The complete temp file is hard-linked to its name, which fails if the name is
+    taken: a reader sees no file or the whole one, and an existing file (of any kind)
+    is never replaced. On a file system without hard links it falls back to an
+    exclusive create (still never replacing anything).
+
+    Returns:
+        True when created; False when something already had that name.
+
+    Raises:
+        OSError: the write failed (ENOSPC, EROFS, a missing directory).
+    """
+    path = Path(path)
+    tmp = _write_temp(path, data, durable=True, mode=mode)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        return _create_exclusive(path, data, mode)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+    return True
+
+
+def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        fd = os.open(path, _CREATE_FLAGS, mode)
+    except FileExistsError:
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+    return True
 
 
 def write_json_atomic(path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE) -> None:
