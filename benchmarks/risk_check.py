@@ -5,7 +5,8 @@ limit of ``[risk]`` set, against a book of 5 symbols (positions and marks) and
 10 open orders, on the allowed path (every limit evaluated, nothing logged):
 
 1. ``check_order`` (the pure decision) and ``RiskGuard.check`` (plus the throttle
-   window and the day's PnL);
+   window and the day's PnL), in memory and with a runtime directory (the durable
+   day: one ``stat`` of ``risk_pnl.json`` per check);
 2. the refused path of ``check_order`` (three limits crossed, details formatted);
 3. peers in the same run: the same checks written naively with floats and dicts
    (no Decimal, no details, no open-order exposure), and ``TradingGate.allowed``,
@@ -111,6 +112,11 @@ def main() -> None:
         runtime = Path(tmp) / "shared_data"
         runtime.mkdir()
         write_flags(runtime, Flags())  # as the daemon does at start (else: kill_switch_unknown)
+        durable = RiskGuard(limits, runtime)
+        durable.record_realized(D(-1))  # the day's file exists, as in a trading day
+        assert durable.check(order, book)[0]
+        results["RiskGuard.check (durable day)"] = _per_call(
+            lambda: durable.check(order, book), n, r)
         with TradingGate(runtime, Path(tmp) / "STOP.TXT", recheck_interval_s=3600) as gate:
             results["peer: TradingGate.allowed"] = _per_call(
                 lambda: gate.allowed("buy", symbol="BTCUSDT"), n, r)

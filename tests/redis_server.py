@@ -87,11 +87,14 @@ class RedisServer:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
 
-    def command(self, *args: str) -> bytes:
-        """One command through a raw socket (the tests' own look, independent of redis-py)."""
+    def command(self, *args: str | bytes) -> bytes:
+        """One command through a raw socket (the tests' own look, independent of redis-py).
+
+        A ``bytes`` argument goes as it is (a key or value that is not UTF-8).
+        """
         parts = [f"*{len(args)}\r\n".encode()]
         for a in args:
-            b = a.encode()
+            b = a if isinstance(a, bytes) else a.encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             if self.password is not None:

@@ -44,6 +44,21 @@ BAD_RISK: list[tuple[str, str, str, str]] = [
     ("zero_throttle", "[risk]\nmax_orders_per_second = 0\n", "risk.max_orders_per_second",
      "at least 1"),
     ("nan", "[risk]\nmax_live_notional_total = nan\n", "risk.max_live_notional_total", "finite"),
+    # Issue 18 A7: a non-finite or non-positive limit is an error, never "no limit".
+    ("inf", "[risk]\nmax_order_notional = inf\n", "risk.max_order_notional", "finite"),
+    ("minus_inf", "[risk]\nmax_daily_loss = -inf\n", "risk.max_daily_loss", "finite"),
+    ("overflows_to_inf", "[risk]\nmax_daily_loss = 1e400\n", "risk.max_daily_loss", "finite"),
+    ("negative_loss", "[risk]\nmax_daily_loss = -500\n", "risk.max_daily_loss",
+     "greater than zero"),
+    ("zero_loss", "[risk]\nmax_daily_loss = 0\n", "risk.max_daily_loss", "greater than zero"),
+    ("minus_zero", "[risk]\nmax_position = -0.0\n", "risk.max_position", "greater than zero"),
+    ("huge", "[risk]\nmax_live_notional_total = 1e40\n", "risk.max_live_notional_total",
+     "1E+40 is outside 1E-30 to 1E+30 in magnitude"),
+    ("tiny", "[risk]\nmax_order_qty = 1e-40\n", "risk.max_order_qty", "is outside"),
+    ("symbol_nan", "[risk.symbols.BTCUSDT]\nmax_order_notional = nan\n",
+     "risk.symbols.BTCUSDT.max_order_notional", "finite"),
+    ("symbol_inf", "[risk.symbols.BTCUSDT]\nprice_collar_pct = inf\n",
+     "risk.symbols.BTCUSDT.price_collar_pct", "finite"),
     ("unknown", "[risk]\nmax_order_quantity = 1\n", "risk.max_order_quantity",
      "unknown field (did you mean 'max_order_qty'?)"),
     ("symbol_negative", "[risk.symbols.BTCUSDT]\nmax_position = -0.5\n",
@@ -103,6 +118,20 @@ def test_check_config_exits_2_naming_the_risk_key(tmp_path: Path, capsys) -> Non
     assert main(["check-config", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}: risk.symbols.BTCUSDT.max_position: must be greater than zero" in err
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("[risk]\nmax_daily_loss = inf\n", "risk.max_daily_loss: must be a finite number"),
+    ("[risk]\nmax_daily_loss = -500\n", "risk.max_daily_loss: must be greater than zero"),
+    ("[risk.symbols.BTCUSDT]\nmax_order_notional = nan\n",
+     "risk.symbols.BTCUSDT.max_order_notional: must be a finite number"),
+])
+def test_check_config_refuses_non_finite_and_non_positive_limits(
+    tmp_path: Path, capsys, text: str, line: str
+) -> None:
+    path = write(tmp_path, HEAD + text)
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert f"{path}: {line}" in capsys.readouterr().err
 
 
 def test_config_file_placeholder_names_this_file(tmp_path: Path) -> None:

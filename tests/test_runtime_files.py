@@ -26,6 +26,7 @@ NAMES = [
     runtime_files.BREAKERS,
     runtime_files.POSITIONS,
     runtime_files.STATE_BUS,
+    runtime_files.RISK_PNL,
 ]
 
 

@@ -37,9 +37,7 @@ def autoheal(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["check-config", "run"])
-def test_a_missing_stop_file_folder_is_refused_naming_the_key(
-    tmp_path: Path, command: str
-) -> None:
+def test_a_missing_stop_file_folder_is_refused_naming_the_key(tmp_path: Path, command: str) -> None:
     config = config_with_stop_file(tmp_path, tmp_path / "nowhere" / "STOP.TXT")
     result = autoheal(command, "--config", str(config))
     assert_one_clear_error(result, config, "paths.stop_file")
@@ -88,7 +86,9 @@ def test_a_read_only_stop_file_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_writable_folder_passes(tmp_path: Path) -> None:
+    from autoheal.config import load_config
     from autoheal.config._paths import stop_file_problem
 
-    assert stop_file_problem(tmp_path / "STOP.TXT") is None
-    assert "does not exist" in (stop_file_problem(tmp_path / "a" / "STOP.TXT") or "")
+    assert stop_file_problem(load_config(write_config(tmp_path))) is None
+    missing = config_with_stop_file(tmp_path, tmp_path / "a" / "STOP.TXT")
+    assert "does not exist" in (stop_file_problem(load_config(missing)) or "")

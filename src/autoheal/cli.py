@@ -20,11 +20,53 @@ EXIT_REFUSED = 3
 DEFAULT_CONFIG = "config/autoheal.toml"
 
 
+def path_arg(text: str) -> str:
+    """Marks an argument as a file-system path (``type=path_arg``): it is opened, never
+    stored or shown as text, so it may hold any bytes a Linux path can."""
+    return text
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` is not text we can store, checksum, journal and print; None if it is.
+
+    Python hands argv bytes that are not UTF-8 over as lone surrogates
+    (``$'\\xff'`` is ``'\\udcff'``), which no UTF-8 writer (orjson, SQLite, a terminal)
+    accepts.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        return f"not valid UTF-8 text ({what} at position {exc.start})"
+    return None
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with one line, as every autoheal usage error does."""
+    """argparse that exits 2 with one line, as every autoheal usage error does.
+
+    Every string argument is free text (a reason, a key, a name) unless declared
+    ``type=path_arg``; free text that is not valid UTF-8 is a usage error here, the
+    one place argv is parsed, before anything is queued, checksummed or journaled.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"autoheal: usage error: {message}\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.type is path_arg or isinstance(action, argparse._SubParsersAction):
+                continue
+            value = getattr(parsed, action.dest, None)
+            for item in value if isinstance(value, list) else [value]:
+                problem = text_problem(item) if isinstance(item, str) else None
+                if problem is not None:
+                    name = "/".join(action.option_strings) or action.dest
+                    self.error(f"argument {name}: {problem}")
+        return parsed, extras
 
 
 class _DrillParser(_Parser):
@@ -47,7 +89,12 @@ class _DrillParser(_Parser):
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
+    p.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        type=path_arg,
+        help="config file (default %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--runtime-dir",
         default=None,
+        type=path_arg,
         help="read this runtime directory without loading the config (e.g. while it is broken)",
     )
-    p.add_argument("--stop-file", default=None, help="with --runtime-dir (default: beside it)")
+    p.add_argument(
+        "--stop-file", default=None, type=path_arg, help="with --runtime-dir (default: beside it)"
+    )
 
     for verb in ("restart", "stop", "start"):
         p = sub.add_parser(verb, help=f"{verb} a supervised service through the daemon")
@@ -116,22 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         default=None,
+        type=path_arg,
         help="which config (report location, files to protect); never a target: "
         "the drills still run on their own stacks",
     )
     p.add_argument(
         "--target",
         default=None,
+        type=path_arg,
         metavar="CONFIG",
         help="a testnet/paper config whose daemon runs with --chaos: the daemon drills "
         "inject their faults into it",
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--report", default=None)
+    p.add_argument("--report", default=None, type=path_arg)
     p.add_argument(
         "--scenarios",
         action="append",
         default=[],
+        type=path_arg,
         metavar="DIR",
         help="a folder of your own scenario files (repeatable)",
     )
@@ -198,7 +251,7 @@ def _stop_file_refused(cfg) -> bool:  # type: ignore[no-untyped-def]
     """Print why the stop file cannot be written, if it cannot; True when refused."""
     from autoheal.config._paths import stop_file_problem
 
-    problem = stop_file_problem(cfg.paths.stop_file)
+    problem = stop_file_problem(cfg)
     if problem is not None:
         print(f"autoheal: config error: {cfg.path}: {problem}", file=sys.stderr)
     return problem is not None
@@ -498,6 +551,7 @@ def _cmd_events(args: argparse.Namespace) -> int:
             print(f"autoheal: usage error: --since: {exc}", file=sys.stderr)
             return EXIT_USAGE
     from autoheal import runtime_files
+
     path = cfg.paths.runtime_dir / runtime_files.JOURNAL
     if not path.exists():
         print(f"autoheal: no journal yet at {path}", file=sys.stderr)

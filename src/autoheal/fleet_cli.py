@@ -8,6 +8,11 @@ script: the record is replaced only if it is still the one this command read), s
 two operators never silently overwrite each other; each is journaled locally with
 the OS user. The daemons read the record; this command never touches local files
 other than the journal.
+
+What a record means is the core's decision (:mod:`autoheal.core.fleet`): a malformed
+host summary is shown by name and skipped, never an error, so one bad host can
+neither hide the others from ``status`` nor stop a ``halt``. Only Redis itself
+failing (:func:`autoheal.daemon.fleet.redis_errors`) is the one-line exit 1 below.
 """
 
 from __future__ import annotations
@@ -61,32 +66,42 @@ def _fail(cfg: Config, verb: str, exc: BaseException) -> int:
 
 
 def read_hosts(client: Any, fleet: str, now_wall: float) -> list[HostView]:
-    """Every host that ever reported, and any other host key found."""
-    names = {
-        m.decode() if isinstance(m, bytes) else m
-        for m in client.smembers(core_fleet.hosts_key(fleet))
-    }
-    prefix = core_fleet.host_prefix(fleet)
-    for key in client.scan_iter(match=prefix + "*", count=500):
-        name = key.decode() if isinstance(key, bytes) else key
-        names.add(name[len(prefix) :])
-    ordered = sorted(names)
-    values = client.mget([core_fleet.host_key(fleet, h) for h in ordered]) if ordered else []
+    """Every host that ever reported, and any other host key found, each judged by the core.
+
+    Names stay bytes until shown: a key whose name is not UTF-8 is still read (by its
+    exact bytes) and reported, never a decoding error.
+    """
+    prefix = core_fleet.host_prefix(fleet).encode()
+    keys: dict[str, bytes] = {}  # the name as shown -> the key's exact bytes
+    for member in client.smembers(core_fleet.hosts_key(fleet)):
+        raw = _as_bytes(member)
+        keys.setdefault(core_fleet.host_name(raw), prefix + raw)
+    for key in client.scan_iter(match=prefix + b"*", count=500):
+        raw = _as_bytes(key)[len(prefix) :]
+        keys.setdefault(core_fleet.host_name(raw), prefix + raw)
+    ordered = sorted(keys)
+    values = client.mget([keys[h] for h in ordered]) if ordered else []
     return [
         core_fleet.parse_host(h, v, now_wall=now_wall) for h, v in zip(ordered, values, strict=True)
     ]
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def status_command(cfg: Config, *, as_json: bool) -> int:
     if cfg.fleet is None:
         print(f"autoheal: fleet status: {cfg.path}: no [fleet] table", file=sys.stderr)
         return EXIT_USAGE
+    from autoheal.daemon.fleet import redis_errors
+
     name = cfg.fleet.name
     try:
         client = _client(cfg)
         raw = client.get(core_fleet.switch_key(name))
         hosts = read_hosts(client, name, time.time())
-    except Exception as exc:  # every Redis failure is one line
+    except redis_errors() as exc:  # Redis failing is one line; bad records are not errors
         return _fail(cfg, "status", exc)
     switch = core_fleet.parse_switch(raw)
     if as_json:
@@ -162,23 +177,27 @@ def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
     if cfg.fleet is None:
         print(f"autoheal: fleet {action}: {cfg.path}: no [fleet] table", file=sys.stderr)
         return EXIT_USAGE
+    from autoheal.daemon.fleet import redis_errors
+
     name = cfg.fleet.name
     state = STATES[action]
     try:
         client = _client(cfg)
         raw = client.get(core_fleet.switch_key(name))
         current = core_fleet.parse_switch(raw)
-        # Above what any host applied: a Redis that lost its data can be set again.
-        floor = max(
-            (int(h.doc.get("fleet_version") or 0) for h in read_hosts(client, name, time.time())),
-            default=0,
-        )
+        hosts = _hosts_for_floor(client, name, action)
         base = current if isinstance(current, SwitchRecord) else SwitchRecord("RUN", 0, "", "", 0)
+        # Above what any host applied: a Redis that lost its data can be set again.
         record = core_fleet.next_record(
-            base, state, set_by=user, reason=reason, ts=time.time(), floor=floor
+            base,
+            state,
+            set_by=user,
+            reason=reason,
+            ts=time.time(),
+            floor=core_fleet.version_floor(hosts),
         )
         encoded = core_fleet.encode_switch(record)
-        expected = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else raw)
+        expected = b"" if raw is None else raw  # bytes as read: the record may not be UTF-8
         done = client.eval(
             CAS_SCRIPT,
             2,
@@ -189,7 +208,7 @@ def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
             encoded,
             str(record.version),
         )
-    except Exception as exc:  # every Redis failure is one line
+    except redis_errors() as exc:  # Redis failing is one line; bad records are not errors
         return _fail(cfg, action, exc)
     if int(done) != 1:
         print(
@@ -201,6 +220,29 @@ def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
     _journal(cfg, record, user)
     print(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}")
     return EXIT_OK
+
+
+def _hosts_for_floor(client: Any, name: str, action: str) -> list[HostView]:
+    """The hosts whose applied versions the new record must go above; a malformed one is
+    named and skipped (the switch still goes out)."""
+    import redis.exceptions as rx
+
+    try:
+        hosts = read_hosts(client, name, time.time())
+    except rx.ResponseError as exc:  # e.g. WRONGTYPE: a host key holds something else
+        print(
+            f"autoheal: fleet {action}: cannot list the hosts ({type(exc).__name__}); "
+            "the new version goes above the switch's own only",
+            file=sys.stderr,
+        )
+        return []
+    for host in hosts:
+        if host.problem:
+            print(
+                f"autoheal: fleet {action}: skipped host {host.host}: {host.problem}",
+                file=sys.stderr,
+            )
+    return hosts
 
 
 def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:

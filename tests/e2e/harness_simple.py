@@ -183,11 +183,23 @@ class Runtime:
 
     # ------------------------------------------------------------------ daemon
 
-    def start_daemon(self, *, wait_ready: bool = True) -> subprocess.Popen[bytes]:
-        """Start ``autoheal run``; by default wait until every service is up and probed."""
+    def start_daemon(
+        self, *, wait_ready: bool = True, fd_limit: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``autoheal run``; by default wait until every service is up and probed.
+
+        Args:
+            wait_ready: wait until every service is up and probed.
+            fd_limit: run the daemon with this RLIMIT_NOFILE (soft and hard), e.g. so
+                that a flood of connections can exhaust its descriptors for real.
+        """
+        argv = [sys.executable, "-m", "autoheal", "run", "--config", str(self.config)]
+        if fd_limit is not None:
+            # prlimit(1) sets the limit and execs the daemon: same PID, no preexec_fn.
+            argv = ["prlimit", f"--nofile={fd_limit}:{fd_limit}", "--", *argv]
         with self.log_path.open("ab") as log:
             self.daemon = subprocess.Popen(
-                [sys.executable, "-m", "autoheal", "run", "--config", str(self.config)],
+                argv,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -236,9 +236,9 @@ def test_record_fill_realizes_pnl_at_average_cost():
     guard = RiskGuard(parse_limits({}), wall_fn=lambda: 0.0)
     guard.record_fill("BTCUSDT", "buy", D(1), D(100))
     guard.record_fill("BTCUSDT", "buy", D(1), D(200))  # avg 150
-    assert guard.record_fill("BTCUSDT", "sell", D("0.5"), D(130)) == D(-10)
-    assert guard.record_fill("BTCUSDT", "sell", D("2.5"), D(160)) == D(15)  # flips short 1 @160
-    assert guard.record_fill("BTCUSDT", "buy", D(1), D(150)) == D(10)
+    assert guard.record_fill("BTCUSDT", "sell", D("0.5"), D(130)) == (True, D(-10), None, "")
+    assert guard.record_fill("BTCUSDT", "sell", D("2.5"), D(160)).realized == D(15)  # short 1
+    assert guard.record_fill("BTCUSDT", "buy", D(1), D(150)).realized == D(10)
     assert guard.realized_pnl_today == D(15)
 
 

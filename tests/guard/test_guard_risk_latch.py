@@ -114,7 +114,8 @@ def test_a_failed_latch_write_is_retried_and_refuses_meanwhile(tmp_path: Path) -
     guard = RiskGuard(parse_limits({"max_daily_loss": 1}), runtime)
     guard.record_realized(D(-5))
     book = RiskBook(marks=MARKS)
-    assert guard.check(_buy(), book) == (False, ("risk_daily_loss",))
+    allowed, reasons = guard.check(_buy(), book)
+    assert not allowed and "risk_daily_loss" in reasons
     daemon_runtime(runtime)
     guard.check(_buy(), book)  # the next check writes it
     assert read_risk_latch(runtime) is not None

@@ -38,6 +38,7 @@ from autoheal.config._model import (
     ServiceConfig,
     WebhookConfig,
 )
+from autoheal.config._secrets import secret_envs, telegram_chat_id_env
 from autoheal.config._values import is_loopback_host
 
 __all__ = [
@@ -58,5 +59,7 @@ __all__ = [
     "WebhookConfig",
     "is_loopback_host",
     "load_config",
+    "secret_envs",
     "summary",
+    "telegram_chat_id_env",
 ]

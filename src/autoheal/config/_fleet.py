@@ -6,16 +6,15 @@ belongs in an environment variable (``secret_env``), written ``{secret}`` in the
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from autoheal.config._model import FleetConfig
 from autoheal.config._schema import RawFleet, fail
 from autoheal.config._values import ENV_NAME, NAME, as_duration, expand, is_loopback_host
+from autoheal.core.fleet import HOST_NAME
 
 SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 ON_LOST = ("degrade", "halt")
-_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 _TLS = ("rediss", "rediss+sentinel", "unix")
 
 
@@ -33,7 +32,7 @@ def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
         import socket  # only here: a config without [fleet] need not load it
 
         host = socket.gethostname()
-    if not _HOST.fullmatch(host):
+    if not HOST_NAME.fullmatch(host):
         fail("fleet.host", "may hold only letters, digits, '.', '_' and '-'")
     if raw.secret_env is not None and not ENV_NAME.fullmatch(raw.secret_env):
         fail("fleet.secret_env", "must be the name of an environment variable, not the secret")
@@ -66,8 +65,8 @@ def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
         )
     if raw.on_lost not in ON_LOST:
         fail("fleet.on_lost", f"expected 'degrade' or 'halt', got {raw.on_lost[:20]!r}")
-    stale_after = as_duration(raw.stale_after, "fleet.stale_after", positive=True)
-    poll = as_duration(raw.poll_interval, "fleet.poll_interval", positive=True)
+    stale_after = as_duration(raw.stale_after, "fleet.stale_after")
+    poll = as_duration(raw.poll_interval, "fleet.poll_interval")
     if poll >= stale_after:
         fail(
             "fleet.poll_interval",

@@ -51,9 +51,7 @@ def resolve_probes(
     return tuple(out)
 
 
-def _probe(
-    raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bool
-) -> ProbeConfig:
+def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bool) -> ProbeConfig:
     if raw.kind not in _PROBE_FIELDS:
         fail(f"{key}.kind", f"unknown probe kind {raw.kind!r} (expected {', '.join(PROBE_KINDS)})")
     if raw.kind == "process" and not has_process:
@@ -68,8 +66,8 @@ def _probe(
     probe = ProbeConfig(
         kind=raw.kind,
         name=name,
-        interval=as_duration(raw.interval, f"{key}.interval", positive=True),
-        timeout=as_duration(raw.timeout, f"{key}.timeout", positive=True),
+        interval=as_duration(raw.interval, f"{key}.interval"),
+        timeout=as_duration(raw.timeout, f"{key}.timeout"),
     )
     if raw.kind in ("heartbeat", "ws_freshness"):
         if raw.max_age is None:
@@ -81,7 +79,7 @@ def _probe(
                 fail(f"{key}.field", "must not be empty")
         return replace(
             probe,
-            max_age=as_duration(raw.max_age, f"{key}.max_age", positive=True),
+            max_age=as_duration(raw.max_age, f"{key}.max_age"),
             path=as_path(
                 raw.path or f"{owner}.heartbeat.json",
                 ctx.runtime_dir,
@@ -105,7 +103,7 @@ def _probe(
             latency_p95=(
                 None
                 if raw.latency_p95 is None
-                else as_duration(raw.latency_p95, f"{key}.latency_p95", positive=True)
+                else as_duration(raw.latency_p95, f"{key}.latency_p95")
             ),
             window=raw.window if raw.window is not None else 20,
         )

@@ -26,6 +26,7 @@ from autoheal.config._model import (
     ServiceConfig,
     WebhookConfig,
 )
+from autoheal.config._paths import stop_file_clash
 from autoheal.config._probes import resolve_probes
 from autoheal.config._schema import (
     RawChaos,
@@ -108,7 +109,7 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         dependencies[name] = _dependency(name, raw_dep, ctx)
     _check_depends_on(services, dependencies)
     _check_unique_pidfiles(services)
-    return Config(
+    config = Config(
         path=config_file,
         config_dir=config_dir,
         environment=raw.environment,
@@ -122,6 +123,11 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         fleet=None if raw.fleet is None else resolve_fleet(raw.fleet, ctx.placeholders),
         risk=None if raw.risk is None else _risk(raw.risk),
     )
+    # Last: it needs every path the config names (pidfiles, probes, logs, ...).
+    clash = stop_file_clash(config)
+    if clash is not None:
+        fail("paths.stop_file", clash)
+    return config
 
 
 def _risk(raw: RawRisk) -> RiskLimits:
@@ -178,7 +184,7 @@ def _policy(raw: RawPolicy) -> PolicyConfig:
     for i in range(1, len(backoff)):
         if backoff[i] < backoff[i - 1]:
             fail(f"policy.restart_backoff[{i}]", "delays must not decrease")
-    verify_window = as_duration(raw.verify_window, "policy.verify_window", positive=True)
+    verify_window = as_duration(raw.verify_window, "policy.verify_window")
     if raw.verify_min_uptime is None:
         # The default (2 s) shrinks to fit a shorter window rather than refuse a config
         # that predates the setting; a value given explicitly must fit.
@@ -196,7 +202,7 @@ def _policy(raw: RawPolicy) -> PolicyConfig:
         restart_backoff=backoff,
         verify_window=verify_window,
         max_restarts=raw.max_restarts,
-        stable_reset=as_duration(raw.stable_reset, "policy.stable_reset", positive=True),
+        stable_reset=as_duration(raw.stable_reset, "policy.stable_reset"),
         verify_min_uptime=min_uptime,
     )
 
@@ -215,9 +221,7 @@ def _daemon(raw: RawDaemon, ctx: Context) -> DaemonConfig:
             "must be the name of an environment variable, not the token",
         )
     return DaemonConfig(
-        heartbeat_interval=as_duration(
-            raw.heartbeat_interval, "daemon.heartbeat_interval", positive=True
-        ),
+        heartbeat_interval=as_duration(raw.heartbeat_interval, "daemon.heartbeat_interval"),
         stop_services_on_exit=raw.stop_services_on_exit,
         status_listen=listen,
         status_listen_public=raw.status_listen_public,
@@ -326,7 +330,7 @@ def _webhooks(raws: list[RawWebhook], ctx: Context) -> tuple[WebhookConfig, ...]
                 url=url,
                 format=raw.format,
                 secret_env=raw.secret_env,
-                timeout=as_duration(raw.timeout, f"{key}.timeout", positive=True),
+                timeout=as_duration(raw.timeout, f"{key}.timeout"),
             )
         )
     return tuple(out)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from autoheal.config._model import Frozen
 from autoheal.config._schema import fail
-from autoheal.core.durations import parse_duration
+from autoheal.core.durations import format_duration, parse_duration
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -31,15 +31,55 @@ class Context(Frozen, frozen=True):
     placeholders: dict[str, str]
 
 
-def as_duration(value: str | int | float, key: str, *, positive: bool = False) -> float:
-    """Seconds from ``'15s'``, ``'1500ms'``, ``'5m'`` or a number; zero refused if ``positive``."""
+_MS, _MINUTE, _HOUR, _DAY = 0.001, 60.0, 3600.0, 86400.0
+
+#: Every duration of the config file, by its field's name: (shortest, longest) seconds.
+#: One table, so no duration escapes a bound: a zero where zero means nothing (an
+#: interval, a timeout) is refused, and so is a value so large that a deadline
+#: computed from it overflows or never comes (``heartbeat_interval = 1e308``).
+DURATION_BOUNDS: dict[str, tuple[float, float]] = {
+    "restart_backoff": (0.0, _DAY),  # 0: restart at once
+    "verify_window": (_MS, _DAY),
+    "verify_min_uptime": (0.0, _DAY),
+    "stable_reset": (_MS, 7 * _DAY),
+    "heartbeat_interval": (_MS, _HOUR),
+    "stop_timeout": (0.0, _HOUR),  # 0: no grace, straight to SIGKILL
+    "interval": (_MS, _HOUR),  # a probe's
+    "timeout": (_MS, 10 * _MINUTE),  # a probe's, a webhook's
+    "max_age": (_MS, _DAY),
+    "latency_p95": (_MS, 10 * _MINUTE),
+    "stale_after": (_MS, _HOUR),
+    "poll_interval": (_MS, _HOUR),
+}
+
+
+def as_duration(value: str | int | float, key: str) -> float:
+    """Seconds from ``'15s'``, ``'1500ms'``, ``'5m'`` or a number, within the key's bounds.
+
+    The bounds come from :data:`DURATION_BOUNDS` by the key's last part
+    (``services.feeder.probes[0].interval`` → ``interval``).
+
+    Raises:
+        Invalid: not a duration, or outside its bounds.
+        KeyError: a key with no bounds (a bug: add it to the table).
+    """
+    shortest, longest = DURATION_BOUNDS[_field(key)]
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
         fail(key, str(exc))
-    if positive and seconds == 0:
-        fail(key, "must be greater than zero")
+    if seconds < shortest:
+        if seconds == 0:
+            fail(key, "must be greater than zero")
+        fail(key, f"must be at least {format_duration(shortest)}, got {seconds:g}s")
+    if seconds > longest:
+        fail(key, f"must be at most {format_duration(longest)}, got {seconds:g}s")
     return seconds
+
+
+def _field(key: str) -> str:
+    """``policy.restart_backoff[2]`` → ``restart_backoff``."""
+    return key.rpartition(".")[2].partition("[")[0]
 
 
 def expand(text: str, key: str, values: dict[str, str]) -> str:

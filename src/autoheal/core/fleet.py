@@ -24,6 +24,17 @@ now. The rules, each a reason the fleet can never loosen a host by accident:
   any higher version was applied, that is a version going backwards (a Redis that
   lost its data may have lost a HALT): unreadable.
 
+What a record *means* is decided here, for the daemon and the CLI alike, and reading
+one never raises: whatever bytes a key holds (not JSON, nested past the parser's
+limit, a number like ``1e400``, a string with a lone surrogate) become a record, an
+:class:`Unreadable`, or a host shown with its ``problem``. Free text in a record
+(``set_by``, ``reason``, a host's ``mode``) is made valid text (a lone surrogate
+escaped), so it can be written to the local files, the journal and a terminal: a
+HALT with a strange reason still halts. A host summary that does not hold what the
+daemon writes is *malformed*: ``fleet status`` reports it by name and
+``fleet halt|reduce-only|run`` skips it (it cannot raise the version floor) and
+still sets the switch.
+
 Pure: no clock, no sockets. The shell (``autoheal.daemon.fleet``) reads Redis, maps
 its exceptions to the problem tokens below, and feeds the outcomes here.
 """
@@ -32,9 +43,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from autoheal.core.actions import ClearAlert, RaiseAlert
 from autoheal.core.observations import FleetLost, FleetSwitchRead, Observation
@@ -42,7 +54,9 @@ from autoheal.core.observations import FleetLost, FleetSwitchRead, Observation
 __all__ = [
     "FLEET",
     "FLEET_LOST",
+    "HOST_NAME",
     "ON_LOST",
+    "SUMMARY_FIELDS",
     "SWITCH_STATES",
     "FleetLink",
     "HostView",
@@ -52,6 +66,7 @@ __all__ = [
     "channel",
     "encode_switch",
     "host_key",
+    "host_name",
     "host_prefix",
     "hosts_key",
     "judge_read",
@@ -61,6 +76,7 @@ __all__ = [
     "parse_host",
     "parse_switch",
     "switch_key",
+    "version_floor",
 ]
 
 #: ``set_by`` of everything the fleet sets on a host, and a reason token.
@@ -77,6 +93,8 @@ ON_LOST = ("degrade", "halt")
 INVALID_ALERT = "fleet_switch_invalid"
 #: A record bigger than this is not ours.
 MAX_RECORD_BYTES = 64 * 1024
+#: What a host may be called (``[fleet] host``; a host key's last part).
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 
 
 def switch_key(fleet: str) -> str:
@@ -120,28 +138,60 @@ class Unreadable:
 
 
 def parse_switch(raw: bytes | str | None) -> SwitchRecord | Unreadable:
-    """The switch record from the key's value; None (no key) is RUN at version 0."""
+    """The switch record from the key's value; None (no key) is RUN at version 0.
+
+    Never raises: anything that is not a valid record is :class:`Unreadable`.
+    """
     if raw is None:
         return SwitchRecord("RUN", 0, "", "fleet switch never set", 0.0)
-    if len(raw) > MAX_RECORD_BYTES:
-        return Unreadable(SWITCH_INVALID, f"record larger than {MAX_RECORD_BYTES} bytes")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Unreadable(SWITCH_INVALID, f"not JSON ({type(exc).__name__})")
-    if not isinstance(doc, dict):
-        return Unreadable(SWITCH_INVALID, "not a JSON object")
+    doc = _load_object(raw)
+    if isinstance(doc, str):
+        return Unreadable(SWITCH_INVALID, doc)
     state, version = doc.get("state"), doc.get("version")
     if state not in SWITCH_STATES:
-        return Unreadable(SWITCH_INVALID, f"unknown state {str(state)[:40]!r}")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        return Unreadable(SWITCH_INVALID, f"unknown state {_text(str(state)[:40])!r}")
+    if not _is_whole(version):
         return Unreadable(SWITCH_INVALID, "version is not a whole number >= 0")
     set_by, reason, ts = doc.get("set_by", ""), doc.get("reason", ""), doc.get("ts", 0.0)
     if not isinstance(set_by, str) or not isinstance(reason, str):
         return Unreadable(SWITCH_INVALID, "set_by and reason must be strings")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+    if not _is_finite(ts):
         return Unreadable(SWITCH_INVALID, "ts is not a number")
-    return SwitchRecord(str(state), version, set_by[:200], reason[:500], float(ts))
+    return SwitchRecord(str(state), version, _text(set_by[:200]), _text(reason[:500]), float(ts))
+
+
+def _load_object(raw: bytes | str) -> dict[str, Any] | str:
+    """A record's JSON object, or why there is none (never raises)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return f"record larger than {MAX_RECORD_BYTES} bytes"
+    try:
+        doc = json.loads(raw)
+    except RecursionError:
+        # Nested deeper than the parser goes: "[[[[..." is a record, not a crash.
+        return "not JSON (nested too deeply)"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        return f"not JSON ({type(exc).__name__})"
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    return doc
+
+
+def _text(value: str) -> str:
+    """``value`` as valid text: a lone surrogate (JSON allows ``"\\udcff"``) escaped.
+
+    Such a string cannot be encoded as UTF-8, so the flags file, the journal or a
+    terminal would fail on it.
+    """
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_whole(value: object) -> TypeGuard[int]:
+    """A whole number >= 0 (JSON's ``true`` is not one, nor ``7.0`` or ``1e400``)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_finite(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def encode_switch(record: SwitchRecord) -> str:
@@ -280,8 +330,10 @@ def judge_read(
 class HostView:
     """One host's published summary as ``autoheal fleet status`` shows it.
 
-    ``problem`` is non-empty for a key that cannot be shown as a host (it does not
-    parse, or it claims another host's name): such a key is ignored and reported.
+    ``problem`` is non-empty for a key that cannot be shown as a host (its name is
+    not a host name, its summary does not parse or is malformed, or it claims another
+    host's name): such a key is ignored, and reported by name. ``doc`` holds only the
+    checked fields of a valid summary (:data:`SUMMARY_FIELDS`), ``{}`` otherwise.
     """
 
     host: str
@@ -290,27 +342,103 @@ class HostView:
     doc: Mapping[str, Any]
     problem: str = ""
 
+    @property
+    def fleet_version(self) -> int:
+        """The highest switch version this host applied (0 when not known)."""
+        version = self.doc.get("fleet_version", 0)
+        return version if _is_whole(version) else 0
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_mode(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_lost(value: object) -> bool:
+    return isinstance(value, str | bool)
+
+
+#: The summary fields ``fleet status`` and ``fleet halt`` use: each with its check,
+#: what it must be (for the problem's words) and its default when absent (a summary
+#: from an older daemon may lack one).
+SUMMARY_FIELDS: Mapping[str, tuple[Any, str, object]] = {
+    "ts": (_is_finite, "a finite number", None),
+    "dor": (_is_bool, "true or false", False),
+    "mode": (_is_mode, "a string", None),
+    "failsafe": (_is_bool, "true or false", False),
+    "failsafe_set_by": (_is_text, "a string", ""),
+    "failsafe_reason": (_is_text, "a string", ""),
+    "failing_components": (_is_names, "a list of strings", []),
+    "fleet_version": (_is_whole, "a whole number >= 0", 0),
+    "fleet_lost": (_is_lost, "a string", ""),
+}
+
+
+def host_name(raw: bytes | str) -> str:
+    """A host name from a Redis key or set member, safe to print.
+
+    A valid name comes back as it is; any other (not UTF-8, a control character, a
+    space) comes back escaped (``bad\\x1b[2J``), which :func:`parse_host` then
+    reports as not a host name.
+    """
+    name = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+    if HOST_NAME.fullmatch(name):
+        return name
+    return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in name)
+
 
 def parse_host(key_host: str, raw: bytes | str | None, *, now_wall: float) -> HostView:
-    """A host key's value, checked: it must parse and name the host its key names.
+    """A host key's value, checked: it must parse, name the host its key names, and hold
+    what a daemon publishes (:data:`SUMMARY_FIELDS`). Never raises.
 
     An absent value (the TTL ran out between listing and reading) is a lost host.
     """
+    if not HOST_NAME.fullmatch(key_host):
+        return HostView(key_host, None, True, {}, "not a valid host name: ignored")
     if raw is None:
         return HostView(key_host, None, True, {})
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return HostView(key_host, None, True, {}, "summary is not JSON")
-    if not isinstance(doc, dict):
-        return HostView(key_host, None, True, {}, "summary is not a JSON object")
+    doc = _load_object(raw)
+    if isinstance(doc, str):
+        return HostView(key_host, None, True, {}, f"summary is {doc}: ignored")
     claimed = doc.get("host")
     if claimed != key_host:
-        return HostView(
-            key_host, None, True, {}, f"claims host {str(claimed)[:80]!r}: ignored"
-        )
-    ts = doc.get("ts")
-    age = None
-    if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
-        age = max(0.0, now_wall - float(ts))
-    return HostView(key_host, age, False, doc)
+        shown = _text(str(claimed)[:80])
+        return HostView(key_host, None, True, {}, f"claims host {shown!r}: ignored")
+    checked: dict[str, Any] = {}
+    for name, (is_valid, words, default) in SUMMARY_FIELDS.items():
+        if name in doc and not is_valid(doc[name]):
+            return HostView(
+                key_host, None, True, {}, f"malformed summary: {name} is not {words}: ignored"
+            )
+        checked[name] = _clean(doc.get(name, default))
+    ts = checked["ts"]
+    age = None if ts is None else max(0.0, now_wall - float(ts))
+    return HostView(key_host, age, False, checked)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
+
+
+def version_floor(hosts: Iterable[HostView]) -> int:
+    """The highest switch version any valid host reports having applied (0 if none).
+
+    A new switch record goes above it, so a Redis that lost its data can be set
+    again; a malformed summary (``problem``) cannot raise it.
+    """
+    return max((h.fleet_version for h in hosts if not h.problem), default=0)

@@ -76,6 +76,17 @@ def io_timeout(config: FleetConfig) -> float:
     return min(1.0, max(0.05, config.stale_after / 4))
 
 
+def redis_errors() -> tuple[type[Exception], ...]:
+    """What a Redis call raises when Redis cannot be used (down, refused, timed out,
+    wrong password, TLS, a missing secret, an error reply); anything else is a bug.
+
+    Malformed *data* never raises: :mod:`autoheal.core.fleet` judges every record.
+    """
+    import redis.exceptions as rx
+
+    return (rx.RedisError, OSError, SecretMissingError)
+
+
 def problem_of(exc: BaseException) -> str:
     """Map a Redis (or socket) exception to a problem token."""
     import redis.exceptions as rx

@@ -735,10 +735,26 @@ class Daemon:
         listen = self.config.daemon.status_listen
         if listen is None:
             return
+        from autoheal.core.admission import budget_for_fds
+        from autoheal.daemon.connections import fd_soft_limit
         from autoheal.daemon.metrics import Metrics, serve_status
         from autoheal.daemon.statuspage import StatusPage
         from autoheal.status import stale_after_s
 
+        # The server's connections are sized from the descriptor limit, leaving the
+        # supervisor enough to spawn, journal and write the kill switch (issue 18 A2).
+        budget = budget_for_fds(fd_soft_limit(), len(self.config.services))
+        log.info(
+            "status_connections max=%d fd_soft_limit=%s",
+            budget.limits.max_connections,
+            budget.soft_limit if budget.soft_limit is not None else "unlimited",
+        )
+        if budget.short:
+            log.warning(
+                "fd_limit_low soft=%s needed=%d; raise it (LimitNOFILE= in the unit)",
+                budget.soft_limit,
+                budget.needed,
+            )
         metrics = Metrics(self.health_doc)
         self.metrics = metrics
         token_env = self.config.daemon.status_token_env
@@ -753,7 +769,7 @@ class Daemon:
             submit=self.submit_command,
         )
         port = await tg.start(
-            functools.partial(serve_status, page=page),
+            functools.partial(serve_status, page=page, limits=budget.limits),
             listen[0],
             listen[1],
             metrics,

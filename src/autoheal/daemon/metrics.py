@@ -14,15 +14,18 @@ Each :class:`Metrics` owns a fresh ``CollectorRegistry``; the global default
 registry is never touched, so two daemons (or two tests) in one process never
 collide.
 
-The server speaks just enough HTTP/1.1 (parsed by h11) for a scraper and a
-curl: ``GET`` only, one request per connection, bounded request size, a
-deadline per connection, each connection in its own task. A bad request is
-answered with 400 and never takes the server, let alone the daemon, down.
+* **the server's own**, counted by the HTTP server (:class:`ServerStats`): open
+  connections by kind, connections shed by reason, accept errors by errno; so a
+  flood against the status port is visible on the very endpoint it tries to blind.
+
+The endpoint itself is :func:`serve_status`: the routes for ``/metrics`` and
+``/status`` (``GET`` only) over the hardened server of
+:mod:`autoheal.daemon.httpserver`. A bad request is answered with 400 and never
+takes the server, let alone the daemon, down.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -31,13 +34,15 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import h11
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from autoheal import runtime_files
+from autoheal.core.admission import Kind, Limits
 from autoheal.core.stages import Stage
+from autoheal.daemon.connections import SHED_REASONS, ServerStats
+from autoheal.daemon.httpserver import Exchange, Handler, serve_http
+from autoheal.daemon.responses import json_response, response
 from autoheal.daemon.statuspage import StatusPage
 from autoheal.store.atomic import read_json
 
@@ -59,9 +64,8 @@ DEFAULT_HOST = "127.0.0.1"
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Probe latencies span sub-millisecond file reads to multi-second HTTP timeouts.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: Request line plus headers; a scraper sends a few hundred bytes.
-MAX_REQUEST_BYTES = 8192
-MAX_CONNECTIONS = 32
+#: Accept errors always shown (0 until they happen): the ones a flood causes.
+ACCEPT_ERRNOS = ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECONNABORTED")
 _MAX_LABEL = 64
 
 
@@ -182,16 +186,63 @@ def _dependencies(
     yield up
 
 
+class ServerCollector:
+    """Renders the status server's own counters (:class:`ServerStats`) at each scrape."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        self._stats = stats
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        yield GaugeMetricFamily(
+            "autoheal_http_connections_max",
+            "most connections the status server holds (sized from RLIMIT_NOFILE)",
+            value=float(stats.max_connections),
+        )
+        open_ = GaugeMetricFamily(
+            "autoheal_http_connections",
+            "open status-server connections by kind (head: request not read yet)",
+            labels=["kind"],
+        )
+        for kind in Kind:
+            open_.add_metric([kind.value], float(stats.open[kind]))
+        yield open_
+        shed = CounterMetricFamily(
+            "autoheal_http_connections_shed",
+            "status-server connections closed early or refused, by reason",
+            labels=["reason"],
+        )
+        for reason in sorted({*SHED_REASONS, *stats.shed}):
+            shed.add_metric([_label(reason)], float(stats.shed[reason]))
+        yield shed
+        errors = CounterMetricFamily(
+            "autoheal_http_accept_errors",
+            "failed accept() calls on the status port, by errno (retried after a back-off)",
+            labels=["errno"],
+        )
+        for name in sorted({*ACCEPT_ERRNOS, *stats.accept_errors}):
+            errors.add_metric([_label(name)], float(stats.accept_errors[name]))
+        yield errors
+
+
 class Metrics:
     """A fresh registry with the health collector and the daemon's live instruments.
 
     Args:
         health_fn: returns the latest health document (or None before the first one).
+
+    Attributes:
+        server: the status server's counters, rendered here (``autoheal_http_*``).
     """
 
     def __init__(self, health_fn: HealthFn) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(HealthCollector(health_fn))
+        self.server = ServerStats()
+        self.registry.register(ServerCollector(self.server))
         self._latency = Histogram(
             "autoheal_probe_latency_seconds",
             "time one probe took",
@@ -233,115 +284,18 @@ def file_health_fn(runtime_dir: Path) -> HealthFn:
 # -- the HTTP endpoint ----------------------------------------------------------------------
 
 
-def _raw_response(status: int, reason: str, body: bytes, content_type: str) -> bytes:
-    """A complete HTTP/1.1 response, written by hand so that it works whatever h11's state."""
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
-
-
-def _route(method: bytes, target: bytes, metrics: Metrics, health_fn: HealthFn) -> bytes:
+def _route(method: bytes, path: bytes, metrics: Metrics, health_fn: HealthFn) -> bytes:
     """Map one request to a complete response; never raises on the caller's input."""
-    path = target.split(b"?", 1)[0]
     if method != b"GET":
-        return _raw_response(405, "Method Not Allowed", b"GET only\n", "text/plain")
+        return response(405, b"GET only\n", "text/plain", extra=(("allow", "GET"),))
     if path == b"/metrics":
-        return _raw_response(200, "OK", metrics.render(), METRICS_CONTENT_TYPE)
+        return response(200, metrics.render(), METRICS_CONTENT_TYPE)
     if path == b"/status":
         doc = health_fn()
         if doc is None:
-            body = orjson.dumps({"error": "no health document yet"})
-            return _raw_response(503, "Service Unavailable", body, "application/json")
-        return _raw_response(200, "OK", orjson.dumps(doc), "application/json")
-    return _raw_response(404, "Not Found", b"try /metrics or /status\n", "text/plain")
-
-
-async def _read_request(
-    stream: anyio.abc.ByteStream, conn: h11.Connection
-) -> h11.Request | None:
-    """Read one request head; None when the peer closed early, h11 error when malformed."""
-    while True:
-        event = conn.next_event()
-        if isinstance(event, h11.Request):
-            return event
-        if event is h11.NEED_DATA:
-            try:
-                data = await stream.receive(4096)
-            except anyio.EndOfStream:
-                data = b""
-            conn.receive_data(data)
-        else:  # ConnectionClosed or PAUSED before a request: nothing to answer
-            return None
-
-
-async def _drain(stream: anyio.abc.ByteStream) -> None:
-    """Half-close, then read what the peer still sends, so that closing with unread
-    input does not turn into a TCP reset that destroys the 400 before it is read."""
-    if isinstance(stream, anyio.abc.SocketStream):
-        await stream.send_eof()
-    with anyio.move_on_after(0.5):
-        for _ in range(16):
-            await stream.receive(65536)
-
-
-async def _handle(
-    stream: anyio.abc.ByteStream,
-    metrics: Metrics,
-    health_fn: HealthFn,
-    limiter: anyio.CapacityLimiter,
-    timeout_s: float,
-    *,
-    page: StatusPage | None = None,
-) -> None:
-    async with stream, limiter:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
-        request = None
-        # The whole exchange runs under one deadline: a client that sends slowly or
-        # never reads its response cannot pin a task for ever (the page's event
-        # stream is bounded by the page itself).
-        with anyio.move_on_after(timeout_s):
-            try:
-                try:
-                    request = await _read_request(stream, conn)
-                except h11.RemoteProtocolError:
-                    body = b"bad request\n"
-                    await stream.send(_raw_response(400, "Bad Request", body, "text/plain"))
-                    await _drain(stream)
-                    return
-                path = b"" if request is None else request.target.split(b"?", 1)[0]
-                if request is not None and not (page and page.handles(request.method, path)):
-                    await stream.send(_route(request.method, request.target, metrics, health_fn))
-                    request = None
-            except (
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                anyio.EndOfStream,
-                OSError,
-            ):
-                return
-            except Exception:
-                # The endpoint is an observer: a bug here must cost one response,
-                # never the daemon's task group.
-                log.exception("metrics_endpoint_error")
-                with contextlib.suppress(Exception):
-                    await stream.send(
-                        _raw_response(500, "Internal Server Error", b"", "text/plain")
-                    )
-                return
-        if request is None or page is None:
-            return
-        peer = "?"
-        if isinstance(stream, anyio.abc.SocketStream):
-            with contextlib.suppress(Exception):
-                peer = str(stream.extra(anyio.abc.SocketAttribute.remote_address)[0])  # noqa: S610
-        try:
-            await page.serve(stream, conn, request, peer)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
-            return
-        except Exception:
-            log.exception("status_page_error")
+            return json_response(503, {"error": "no health document yet"})
+        return json_response(200, doc)
+    return response(404, b"try /metrics or /status\n", "text/plain")
 
 
 async def serve_status(
@@ -352,31 +306,47 @@ async def serve_status(
     *,
     timeout_s: float = 5.0,
     page: StatusPage | None = None,
+    limits: Limits | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``/metrics`` and ``/status`` (and the status page, given one) until cancelled.
+
+    ``/metrics``, ``/status`` and the short answers (404, 405) are *scrapes*: they
+    have slots that the page, its commands and its streams cannot take
+    (:mod:`autoheal.core.admission`), so a crowd of browser tabs or idle sockets
+    never blinds monitoring.
 
     Args:
         host: address to bind; keep it loopback (``DEFAULT_HOST``) unless a scraper
             elsewhere needs it.
         port: TCP port, 0 for any free one.
-        metrics: the registry to render on ``/metrics``.
+        metrics: the registry to render on ``/metrics``; it also counts the server's
+            connections (``autoheal_http_*``).
         health_fn: returns the latest health document for ``/status``.
-        timeout_s: deadline for one connection (read the request, send the response).
+        timeout_s: deadline for one answer (read the request, send the response).
         page: the operator's page (``/``, ``/events``, ``/api/command``), or None.
+        limits: the connection bounds (default: :class:`Limits`); the daemon sizes
+            them from its descriptor limit.
         task_status: receives the bound port once the socket listens.
 
     Raises:
         OSError: the address cannot be bound (e.g. the port is in use).
     """
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    limiter = anyio.CapacityLimiter(MAX_CONNECTIONS)
-    async with listener:
-        # A MultiListener (dual-stack host) binds one ephemeral port on every address.
-        bound = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 (not Django)
-        task_status.started(bound)
 
-        async def handler(stream: anyio.abc.SocketStream) -> None:
-            await _handle(stream, metrics, health_fn, limiter, timeout_s, page=page)
+    async def scrape(exchange: Exchange) -> None:
+        await exchange.send(_route(exchange.request.method, exchange.path, metrics, health_fn))
 
-        await listener.serve(handler)
+    def route(method: bytes, path: bytes) -> tuple[Kind, Handler]:
+        if page is not None and page.handles(method, path):
+            return (Kind.STREAM if page.streams(path) else Kind.PAGE), page.serve
+        return Kind.SCRAPE, scrape
+
+    await serve_http(
+        host,
+        port,
+        route,
+        limits=limits or Limits(),
+        stats=metrics.server,
+        timeout_s=timeout_s,
+        task_status=task_status,
+    )

@@ -36,7 +36,7 @@ import httpx
 import orjson
 from anyio.abc import TaskStatus
 
-from autoheal.config import is_loopback_host
+from autoheal.config import is_loopback_host, telegram_chat_id_env
 from autoheal.store.atomic import append_jsonl
 from autoheal.store.journal import Journal
 
@@ -183,7 +183,9 @@ def render_request(spec: WebhookSpec, n: Notification, env: Mapping[str, str]) -
     elif spec.format == "slack":
         body = {"text": summary_text(n)}
     elif spec.format == "telegram":
-        chat_id = spec.chat_id or env.get(f"{spec.secret_env}_CHAT_ID")
+        chat_id = spec.chat_id or (
+            env.get(telegram_chat_id_env(spec.secret_env)) if spec.secret_env else None
+        )
         if not chat_id:
             raise WebhookError("chat_id_missing")
         body = {"chat_id": chat_id, "text": summary_text(n)}

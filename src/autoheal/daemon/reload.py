@@ -86,7 +86,12 @@ def plan_reload(old: Config, old_specs: Mapping[str, ServiceSpec]) -> ReloadPlan
         policy = wiring.build_policy(new)
     except ValueError as exc:
         return ReloadRefused(str(exc), live=live)
-    specs = {name: wiring.service_spec(new, svc) for name, svc in new.services.items()}
+    # A secret the running config read stays out of the services' environment even if
+    # the new config no longer names it: the daemon's own environment still holds it.
+    withheld = frozenset().union(*(spec.env_remove for spec in old_specs.values()))
+    specs = {
+        name: wiring.service_spec(new, svc, keep_out=withheld) for name, svc in new.services.items()
+    }
     return ReloadPlan(
         config=new,
         policy=policy,

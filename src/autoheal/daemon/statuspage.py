@@ -17,6 +17,10 @@ and heartbeat age, each dependency's probes with their latency, the last events.
   and ``POST /api/command`` queues the same durable commands as the CLI (actor
   ``web:<address>``). CSRF-safe: the token travels in a custom header that no
   cross-site form can set, the body must be JSON, and a foreign ``Origin`` is refused.
+* The server (:mod:`autoheal.daemon.httpserver`) bounds it: page requests and
+  ``/events`` streams have a pool of their own that cannot take ``/metrics``'s slots,
+  streams are few (a new one replaces the oldest) and end after a while; the browser
+  reconnects on its own (``retry:``) and gets the current document at once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ import anyio
 import anyio.abc
 import h11
 import orjson
+
+from autoheal.daemon.httpserver import Exchange
+from autoheal.daemon.responses import event_stream_head, json_response, response
 
 log = logging.getLogger("autoheal")
 
@@ -57,10 +64,10 @@ _OPERATOR_BAR = (
     ' <span id="opresult"></span></div>'
 )
 MAX_BODY_BYTES = 4096
-MAX_STREAMS = 8
 POLL_S = 0.2
 KEEPALIVE_S = 10.0
-MAX_STREAM_S = 3600.0
+#: The browser's reconnect delay after a stream ends (its lifetime, or replaced).
+STREAM_RETRY_MS = 1000
 EVENT_ROWS = 10
 
 
@@ -211,35 +218,35 @@ class StatusPage:
         self._stale_after_s = stale_after_s
         self._token = token
         self._submit = submit
-        self._streams = anyio.CapacityLimiter(MAX_STREAMS)
 
     @property
     def operator(self) -> bool:
         return self._token is not None and self._submit is not None
 
     def handles(self, method: bytes, path: bytes) -> bool:
+        """Whether a request is the page's (the rest is ``/metrics``'s and ``/status``'s)."""
         return path in (b"/", b"/index.html", b"/events") or (
             path == b"/api/command" and method == b"POST"
         )
 
-    async def serve(
-        self, stream: anyio.abc.ByteStream, conn: h11.Connection, request: h11.Request, peer: str
-    ) -> None:
-        path = request.target.split(b"?", 1)[0]
-        if path == b"/events":
-            await self._stream(stream)
-        elif path == b"/api/command":
-            with anyio.move_on_after(5.0):
-                await stream.send(await self._command(stream, conn, request, peer))
+    def streams(self, path: bytes) -> bool:
+        """Whether a request of the page's is a long-lived stream (its own, smaller pool)."""
+        return path == b"/events"
+
+    async def serve(self, exchange: Exchange) -> None:
+        """Answer one request of the page's; the server holds its deadline."""
+        if exchange.path == b"/events":
+            await self._stream(exchange)
+        elif exchange.path == b"/api/command":
+            await exchange.send(await self._command(exchange))
         else:
-            with anyio.move_on_after(5.0):
-                body = render_page(
-                    self._health(),
-                    self._safe_events(),
-                    stale_after_s=self._stale_after_s,
-                    operator=self.operator,
-                )
-                await stream.send(_response(200, "OK", body, "text/html; charset=utf-8"))
+            body = render_page(
+                self._health(),
+                self._safe_events(),
+                stale_after_s=self._stale_after_s,
+                operator=self.operator,
+            )
+            await exchange.send(response(200, body, "text/html; charset=utf-8"))
 
     def _safe_events(self) -> list[dict[str, Any]]:
         try:
@@ -248,78 +255,68 @@ class StatusPage:
             log.error("status_page_events_failed error=%s", exc)
             return []
 
-    async def _stream(self, stream: anyio.abc.ByteStream) -> None:
-        """Push the health document whenever the daemon writes a new one."""
-        try:
-            self._streams.acquire_nowait()
-        except anyio.WouldBlock:
-            await stream.send(_response(503, "Busy", b"too many live pages\n", "text/plain"))
-            return
-        try:
-            await stream.send(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                b"cache-control: no-store\r\nconnection: close\r\n\r\n"
-                + b"retry: 1000\n\n"
-            )
-            last: object = None
-            quiet = 0.0
-            with anyio.move_on_after(MAX_STREAM_S):
-                while True:
-                    doc = self._health()
-                    if doc is not None and doc is not last:
-                        last = doc
-                        data = orjson.dumps({"health": doc, "events": self._safe_events()})
-                        await stream.send(b"event: health\ndata: " + data + b"\n\n")
-                        quiet = 0.0
-                    elif quiet >= KEEPALIVE_S:
-                        await stream.send(b": keepalive\n\n")
-                        quiet = 0.0
-                    await anyio.sleep(POLL_S)
-                    quiet += POLL_S
-        finally:
-            self._streams.release()
+    async def _stream(self, exchange: Exchange) -> None:
+        """Push the health document whenever the daemon writes a new one.
 
-    async def _command(
-        self, stream: anyio.abc.ByteStream, conn: h11.Connection, request: h11.Request, peer: str
-    ) -> bytes:
-        if not self.operator:
-            return _json(403, "Forbidden", {"error": "read-only status page (no token configured)"})
+        It runs until the server's stream lifetime ends it, a newer stream replaces
+        it, or a send is not taken within the send deadline (a client that stopped
+        reading); the browser then reconnects after ``STREAM_RETRY_MS``.
+        """
+        await exchange.send(event_stream_head(STREAM_RETRY_MS))
+        last: object = None
+        quiet = 0.0
+        while True:
+            doc = self._health()
+            if doc is not None and doc is not last:
+                last = doc
+                data = orjson.dumps({"health": doc, "events": self._safe_events()})
+                await exchange.send(b"event: health\ndata: " + data + b"\n\n")
+                quiet = 0.0
+            elif quiet >= KEEPALIVE_S:
+                await exchange.send(b": keepalive\n\n")
+                quiet = 0.0
+            await anyio.sleep(POLL_S)
+            quiet += POLL_S
+
+    async def _command(self, exchange: Exchange) -> bytes:
+        if self._token is None or self._submit is None:
+            return json_response(403, {"error": "read-only status page (no token configured)"})
+        request = exchange.request
         headers = {k.lower(): v for k, v in request.headers}
         token = headers.get(b"x-autoheal-token", b"").decode("utf-8", "replace")
-        assert self._token is not None and self._submit is not None
         if not hmac.compare_digest(token.encode(), self._token.encode()):
-            return _json(403, "Forbidden", {"error": "missing or wrong X-Autoheal-Token"})
+            return json_response(403, {"error": "missing or wrong X-Autoheal-Token"})
         host = headers.get(b"host", b"").decode("latin-1")
         origin = headers.get(b"origin")
         if origin is not None and origin.decode("latin-1") not in (
             f"http://{host}",
             f"https://{host}",
         ):
-            return _json(403, "Forbidden", {"error": "cross-origin request refused"})
+            return json_response(403, {"error": "cross-origin request refused"})
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
-            return _json(415, "Unsupported Media Type", {"error": "send application/json"})
-        body = await _read_body(stream, conn)
+            return json_response(415, {"error": "send application/json"})
+        body = await _read_body(exchange.stream, exchange.conn)
         if body is None:
-            return _json(413, "Payload Too Large", {"error": f"at most {MAX_BODY_BYTES} bytes"})
+            return json_response(413, {"error": f"at most {MAX_BODY_BYTES} bytes"})
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _json(400, "Bad Request", {"error": "body is not JSON"})
+            return json_response(400, {"error": "body is not JSON"})
         if not isinstance(doc, dict):
-            return _json(400, "Bad Request", {"error": "body must be a JSON object"})
+            return json_response(400, {"error": "body must be a JSON object"})
         kind, target, reason = doc.get("type"), doc.get("target") or "", doc.get("reason")
         if kind not in COMMANDS or not isinstance(target, str) or bool(target) != COMMANDS[kind]:
-            return _json(400, "Bad Request", {"error": f"type must be one of {sorted(COMMANDS)}"})
+            return json_response(400, {"error": f"type must be one of {sorted(COMMANDS)}"})
         if not isinstance(reason, str) or not reason.strip():
-            return _json(400, "Bad Request", {"error": "a reason is required"})
-        actor = f"web:{peer}"
+            return json_response(400, {"error": "a reason is required"})
+        actor = f"web:{exchange.peer}"
         if kind == "breaker_reset":
             # It waits for the guard's file lock: never on the daemon's loop.
             command_id = await anyio.to_thread.run_sync(self._submit, kind, target, reason, actor)
         else:
             command_id = self._submit(kind, target, reason, actor)
         log.warning("status_page_command type=%s target=%s actor=%s", kind, target or "-", actor)
-        return _json(202, "Accepted", {"id": command_id, "type": kind, "target": target})
+        return json_response(202, {"id": command_id, "type": kind, "target": target})
 
 
 async def _read_body(stream: anyio.abc.ByteStream, conn: h11.Connection) -> bytes | None:
@@ -342,16 +339,3 @@ async def _read_body(stream: anyio.abc.ByteStream, conn: h11.Connection) -> byte
                 conn.receive_data(b"")
         else:
             return b"".join(chunks)
-
-
-def _response(status: int, reason: str, body: bytes, content_type: str) -> bytes:
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
-        f"content-length: {len(body)}\r\ncache-control: no-store\r\n"
-        "x-content-type-options: nosniff\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
-
-
-def _json(status: int, reason: str, doc: Any) -> bytes:
-    return _response(status, reason, orjson.dumps(doc), "application/json")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoheal.config import Config, ProbeConfig, ServiceConfig
+from autoheal import runtime_files
+from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.procs import ServiceSpec
 
@@ -76,10 +77,13 @@ def build_policy(config: Config) -> Policy:
 
 
 def logs_dir(config: Config) -> Path:
-    return config.paths.runtime_dir / "logs"
+    return config.paths.runtime_dir / runtime_files.LOGS_DIR
 
 
-def service_spec(config: Config, svc: ServiceConfig) -> ServiceSpec:
+def service_spec(
+    config: Config, svc: ServiceConfig, *, keep_out: frozenset[str] = frozenset()
+) -> ServiceSpec:
+    """How to start ``svc``; ``keep_out``: more variables to withhold (see reload)."""
     return ServiceSpec(
         name=svc.name,
         argv=tuple(svc.argv),
@@ -93,8 +97,9 @@ def service_spec(config: Config, svc: ServiceConfig) -> ServiceSpec:
             "AUTOHEAL_RUNTIME_DIR": str(config.paths.runtime_dir),
             "AUTOHEAL_STOP_FILE": str(config.paths.stop_file),
         },
-        # The daemon reads the webhooks' secrets from its environment; services must not.
-        env_remove=frozenset(w.secret_env for w in config.webhooks if w.secret_env),
+        # Every secret the daemon reads from its environment (webhooks, the fleet's
+        # Redis, the status page's token): its services must not inherit them.
+        env_remove=frozenset(secret_envs(config)) | keep_out,
         stop_signal=int(svc.stop_signal),
         stop_timeout=svc.stop_timeout,
         lock_files=tuple(svc.lock_files),

@@ -4,13 +4,14 @@ The decision is a pure function, :func:`check_order`, over the limits, a snapsho
 the book (positions, open orders, reference prices), the order, the time and the
 recent activity (orders sent in the throttle window, realized PnL of the day). It does
 no I/O and reads no clock. :class:`RiskGuard` is the thin stateful wrapper a trading
-process holds: it keeps the throttle window and the day's realized PnL, logs every
-refusal once with its numbers, and latches ``REDUCE_ONLY`` when the day's realized
-loss reaches ``max_daily_loss``: it creates ``risk_latch.json`` in the runtime
-directory (:func:`latch_reduce_only`). It never writes ``global_flags.json``: only the
-daemon and an operator write that, and only they clear. The gate honours the latch
-file at once; the daemon applies it as a REDUCE_ONLY that only tightens, and removes
-it on an operator's clear of REDUCE_ONLY.
+process holds: it keeps the throttle window, keeps the day's realized PnL durable in
+``risk_pnl.json`` (shared by the runtime's trading processes, read back at start; see
+:mod:`autoheal.guard.risk_day`), logs every refusal once with its numbers, and latches
+``REDUCE_ONLY`` when the day's realized loss reaches ``max_daily_loss``: it creates
+``risk_latch.json`` in the runtime directory (:func:`latch_reduce_only`). It never
+writes ``global_flags.json``: only the daemon and an operator write that, and only
+they clear. The gate honours the latch file at once; the daemon applies it as a
+REDUCE_ONLY that only tightens, and removes it on an operator's clear of REDUCE_ONLY.
 
 Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
 :func:`to_decimal` goes through its shortest ``repr`` (``0.1`` is ``Decimal('0.1')``).
@@ -18,9 +19,19 @@ Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
 Reason tokens (stable; add new ones, never rename): ``risk_max_order_qty``,
 ``risk_max_order_notional``, ``risk_max_position``, ``risk_notional_total``,
 ``risk_price_collar``, ``risk_throttle``, ``risk_daily_loss``,
-``risk_no_reference_price``, ``risk_book_unreadable``, ``risk_invalid_order``.
+``risk_no_reference_price``, ``risk_book_unreadable``, ``risk_invalid_order``,
+``risk_invalid_time``, ``risk_pnl_unreadable``, ``risk_pnl_unsaved``,
+``risk_pnl_incomplete``; a fill or an amount that cannot be booked is refused with
+``risk_invalid_fill`` or ``risk_invalid_pnl``.
 
-Fail closed: a missing reference price where one is needed refuses the order; an
+Fail closed: every number passes :mod:`autoheal.guard.risk_numbers` before it is used,
+and a bad one is a refusal, never a pass and never an exception. An order with a bad
+quantity or price is ``risk_invalid_order``; a mark that is not a positive finite
+number is a missing mark (``risk_no_reference_price`` where one is needed); a book
+with a bad position or open order is an unreadable book; a non-finite ``now`` or send
+time refuses when the throttle needs them (``risk_invalid_time``); the day's PnL that
+cannot be read, saved or trusted refuses new risk when ``max_daily_loss`` needs it.
+A missing reference price where one is needed refuses the order; an
 unreadable book (``book=None``) refuses everything except orders the exchange itself
 keeps reduce-only (``RiskOrder.reduce_only``). An order that reduces the position (after
 every open order on its side has filled) is never refused by the size limits
@@ -32,6 +43,7 @@ lowers it. The price collar and the throttle apply to every order.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -41,6 +53,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from autoheal.core.switch import RISK
+from autoheal.guard.risk_day import Amount, Booking, Fill, RiskDay, Unbookable, fill_problem
+from autoheal.guard.risk_daybook import DayBook
 
 # The limits live in their own light module (the config loader imports it alone);
 # they are part of this module's surface, as they always were.
@@ -53,6 +67,14 @@ from autoheal.guard.risk_limits import (
     parse_limits,
     to_decimal,
 )
+from autoheal.guard.risk_numbers import (
+    MAX_AMOUNT,
+    MIN_AMOUNT,
+    amount_problem,
+    is_amount,
+    signed_problem,
+    total_problem,
+)
 from autoheal.store.flags import RISK_LATCH_FILENAME, write_risk_latch
 
 __all__ = [
@@ -61,6 +83,7 @@ __all__ = [
     "REASONS",
     "SYMBOL_KEYS",
     "Activity",
+    "Booked",
     "OpenOrder",
     "RiskBook",
     "RiskConfigError",
@@ -89,6 +112,12 @@ REASONS = (
     "risk_no_reference_price",
     "risk_book_unreadable",
     "risk_invalid_order",
+    "risk_invalid_time",
+    "risk_pnl_unreadable",
+    "risk_pnl_unsaved",
+    "risk_pnl_incomplete",
+    "risk_invalid_fill",
+    "risk_invalid_pnl",
 )
 #: The ``[risk]`` key behind each limit's reason token (what an operator would change).
 LIMIT_OF_REASON = {
@@ -105,6 +134,7 @@ THROTTLE_WINDOW_S = 1.0
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 _NONE_OPEN = (_ZERO, _ZERO)
+_SIDES = ("buy", "sell")
 
 
 # -- the book and the order -----------------------------------------------------------------
@@ -146,11 +176,17 @@ class RiskBook:
 
 
 class Activity(NamedTuple):
-    """The recent past the throttle and the daily loss need: send times, realized PnL today."""
+    """The recent past the throttle and the daily loss need: send times, realized PnL today.
+
+    ``pnl_refusal``: ``(token, detail)`` when the day's PnL is not known (its file is
+    unreadable or unsaved, or a fill could not be booked): new risk is refused with it
+    wherever ``max_daily_loss`` would have been checked.
+    """
 
     sent_at: tuple[float, ...] = ()
     realized_pnl_today: Decimal = _ZERO
     loss_latched: bool = False
+    pnl_refusal: tuple[str, str] | None = None
 
 
 _NO_ACTIVITY = Activity()
@@ -167,19 +203,73 @@ class Verdict(NamedTuple):
         return self.allowed, self.reasons
 
 
+class Booked(NamedTuple):
+    """What a fill or an amount did to the day: ``booked`` and the PnL it realized, or
+    the refusal (``reason`` a ``risk_*`` token, ``detail`` its numbers)."""
+
+    booked: bool
+    realized: Decimal = _ZERO
+    reason: str | None = None
+    detail: str = ""
+
+
 def _exposure(pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
     """The largest absolute position reachable if the open orders of one side all fill."""
     return max(abs(pos + open_buy), abs(pos - open_sell))
 
 
-def _open_sums(book: RiskBook) -> dict[str, tuple[Decimal, Decimal]]:
-    """Per symbol, the quantity of open buys and of open sells (one pass over the orders)."""
+def _scan(book: RiskBook) -> tuple[dict[str, tuple[Decimal, Decimal]], str | None]:
+    """Per symbol the open buys and sells; or why the book cannot be used (one pass each).
+
+    A position that is not a finite Decimal, an open order with a bad side or quantity:
+    the book was read wrong, so it is an unreadable book, not one to value. The tests
+    are :func:`~autoheal.guard.risk_numbers.is_signed` and ``is_amount``, inlined: this
+    runs over the whole book on every check.
+    """
+    positions, opens, marks = book.positions, book.open_orders, book.marks
+    if not (type(positions) is dict or isinstance(positions, Mapping)) or not (
+        type(marks) is dict or isinstance(marks, Mapping)
+    ):
+        return {}, "positions and marks must be mappings"
+    if not isinstance(opens, tuple | list):
+        return {}, "open_orders must be a tuple"
+    for symbol, pos in positions.items():
+        if (
+            type(pos) is not Decimal
+            or not pos.is_finite()
+            or (pos and not MIN_AMOUNT <= pos.copy_abs() <= MAX_AMOUNT)
+        ):
+            return {}, f"position {symbol}={pos!r} {signed_problem(pos)}"
     buys: dict[str, Decimal] = {}
     sells: dict[str, Decimal] = {}
-    for o in book.open_orders:
-        side = buys if o.side == "buy" else sells
-        side[o.symbol] = side.get(o.symbol, _ZERO) + o.qty
-    return {s: (buys.get(s, _ZERO), sells.get(s, _ZERO)) for s in buys.keys() | sells.keys()}
+    for o in opens:
+        if type(o) is not OpenOrder:
+            return {}, f"open order {o!r} is not an OpenOrder"
+        qty, side = o.qty, o.side
+        if (
+            type(qty) is not Decimal
+            or not qty.is_finite()
+            or not MIN_AMOUNT <= qty <= MAX_AMOUNT
+            or type(o.symbol) is not str
+        ):
+            return {}, f"open order {o!r} {amount_problem(qty) or 'has no symbol'}"
+        if side == "buy":
+            buys[o.symbol] = buys.get(o.symbol, _ZERO) + qty
+        elif side == "sell":
+            sells[o.symbol] = sells.get(o.symbol, _ZERO) + qty
+        else:
+            return {}, f"open order {o!r} has no side buy or sell"
+    return {s: (buys.get(s, _ZERO), sells.get(s, _ZERO)) for s in buys.keys() | sells.keys()}, None
+
+
+def _mark(book: RiskBook, symbol: str) -> tuple[Decimal | None, str]:
+    """The symbol's usable mark, or ``None`` and what was wrong with it (a missing mark)."""
+    mark = book.marks.get(symbol)
+    if mark is None:
+        return None, "no mark"
+    if is_amount(mark):
+        return mark, ""
+    return None, f"mark={mark!r} {amount_problem(mark)}"
 
 
 def _reduces(order: RiskOrder, pos: Decimal, open_buy: Decimal, open_sell: Decimal) -> bool:
@@ -190,14 +280,27 @@ def _reduces(order: RiskOrder, pos: Decimal, open_buy: Decimal, open_sell: Decim
 
 
 def _valid(order: RiskOrder) -> str | None:
-    if order.side not in ("buy", "sell"):
+    if not isinstance(order.symbol, str) or not order.symbol:
+        return f"symbol={order.symbol!r} is not a symbol"
+    if order.side not in _SIDES:
         return f"side={order.side!r} is not buy or sell"
-    if not isinstance(order.qty, Decimal) or not order.qty.is_finite() or order.qty <= 0:
-        return f"qty={order.qty!r} is not a positive Decimal"
-    if order.price is not None and (
-        not isinstance(order.price, Decimal) or not order.price.is_finite() or order.price <= 0
-    ):
-        return f"price={order.price!r} is not a positive Decimal"
+    if not is_amount(order.qty):
+        return f"qty={order.qty!r} {amount_problem(order.qty)}"
+    if order.price is not None and not is_amount(order.price):
+        return f"price={order.price!r} {amount_problem(order.price)}"
+    return None
+
+
+def _time_problem(now: float, sent_at: tuple[float, ...]) -> str | None:
+    """Why the throttle cannot count (a NaN compares false and would count nothing)."""
+    try:
+        if math.isfinite(now) and all(map(math.isfinite, sent_at)):
+            return None
+    except (TypeError, ValueError):  # not a number at all: named below
+        pass
+    for name, t in (("now", now), *(("sent_at", t) for t in sent_at)):
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+            return f"{name}={t!r} is not a finite time"
     return None
 
 
@@ -209,8 +312,10 @@ def _n(value: Decimal | None) -> str:
 
 
 def total_exposure(book: RiskBook) -> Decimal | None:
-    """The book's live notional across symbols, at the marks; ``None`` when a mark is missing."""
-    return _total(book, _open_sums(book))
+    """The book's live notional across symbols, at the marks; ``None`` when a mark is missing
+    (or not a positive finite number) or the book holds a bad number."""
+    sums, bad = _scan(book)
+    return None if bad is not None else _total(book, sums)
 
 
 def _total(book: RiskBook, sums: dict[str, tuple[Decimal, Decimal]]) -> Decimal | None:
@@ -222,7 +327,13 @@ def _total(book: RiskBook, sums: dict[str, tuple[Decimal, Decimal]]) -> Decimal 
         exposure = max(abs(pos + open_buy), abs(pos - open_sell))  # _exposure, inlined
         if exposure:
             mark = marks.get(symbol)
-            if mark is None:
+            if (
+                type(mark) is not Decimal
+                or not mark.is_finite()
+                or not (  # is_amount, inlined
+                    MIN_AMOUNT <= mark <= MAX_AMOUNT
+                )
+            ):
                 return None
             total += exposure * mark
     return total
@@ -260,15 +371,26 @@ def check_order(
     sym = limits.for_symbol(order.symbol)
     rate = limits.max_orders_per_second
     if rate is not None:
-        recent = sum(1 for t in activity.sent_at if now - THROTTLE_WINDOW_S < t <= now)
-        if recent >= rate:
-            refuse("risk_throttle", f"sent_last_1s={recent} >= max_orders_per_second={rate}")
-    ref = None if book is None else book.marks.get(order.symbol)
+        bad_time = _time_problem(now, activity.sent_at)
+        if bad_time is not None:
+            refuse("risk_invalid_time", f"{bad_time}: the throttle cannot count")
+        else:
+            recent = sum(1 for t in activity.sent_at if now - THROTTLE_WINDOW_S < t <= now)
+            if recent >= rate:
+                refuse("risk_throttle", f"sent_last_1s={recent} >= max_orders_per_second={rate}")
+    sums: dict[str, tuple[Decimal, Decimal]] = {}
+    unreadable = "positions book unreadable"
+    if book is not None:
+        sums, bad_book = _scan(book)
+        if bad_book is not None:
+            book, unreadable = None, f"positions book unusable: {bad_book}"
+    ref, no_mark = (None, "no book") if book is None else _mark(book, order.symbol)
     if sym.price_collar_pct is not None and order.price is not None:
         if ref is None:
             refuse(
                 "risk_no_reference_price",
-                f"symbol={order.symbol} limit_price={_n(order.price)} (price collar needs a mark)",
+                f"symbol={order.symbol} limit_price={_n(order.price)} "
+                f"(price collar needs a mark: {no_mark})",
             )
         else:
             off = abs(order.price - ref) / ref * _HUNDRED
@@ -280,19 +402,14 @@ def check_order(
                 )
     if book is None:
         if not order.reduce_only:
-            refuse("risk_book_unreadable", "positions book unreadable: new risk refused")
+            refuse("risk_book_unreadable", f"{unreadable}: new risk refused")
         return Verdict(not reasons, tuple(reasons), tuple(details))
     pos = book.positions.get(order.symbol, _ZERO)
-    sums = _open_sums(book)
     open_buy, open_sell = sums.get(order.symbol, _NONE_OPEN)
     if _reduces(order, pos, open_buy, open_sell):
         return Verdict(not reasons, tuple(reasons), tuple(details))
-    daily = limits.max_daily_loss
-    if daily is not None and (activity.loss_latched or -activity.realized_pnl_today >= daily):
-        refuse(
-            "risk_daily_loss",
-            f"realized_pnl_today={_n(activity.realized_pnl_today)} max_daily_loss={_n(daily)}",
-        )
+    if limits.max_daily_loss is not None:
+        _check_daily_loss(limits.max_daily_loss, activity, refuse)
     if sym.max_order_qty is not None and order.qty > sym.max_order_qty:
         refuse("risk_max_order_qty", f"qty={_n(order.qty)} > max_order_qty={_n(sym.max_order_qty)}")
     price = order.price if order.price is not None else ref
@@ -302,7 +419,7 @@ def check_order(
     if needs_price and price is None:
         refuse(
             "risk_no_reference_price",
-            f"symbol={order.symbol}: no limit price and no mark to value the order",
+            f"symbol={order.symbol}: no limit price and no mark to value the order ({no_mark})",
         )
     if sym.max_order_notional is not None and price is not None:
         notional = order.qty * price
@@ -326,7 +443,7 @@ def check_order(
     if cap is not None and ref is not None:
         before = _total(book, sums)
         if before is None:
-            refuse("risk_no_reference_price", "a symbol with exposure has no mark")
+            refuse("risk_no_reference_price", "a symbol with exposure has no usable mark")
         else:
             mine = _exposure(pos, open_buy, open_sell) * ref
             total = before - mine + after * ref
@@ -337,9 +454,27 @@ def check_order(
                 )
     elif cap is not None and "risk_no_reference_price" not in reasons:
         refuse(
-            "risk_no_reference_price", f"symbol={order.symbol}: no mark to value the live notional"
+            "risk_no_reference_price",
+            f"symbol={order.symbol}: no mark to value the live notional ({no_mark})",
         )
     return Verdict(not reasons, tuple(reasons), tuple(details))
+
+
+def _check_daily_loss(
+    daily: Decimal, activity: Activity, refuse: Callable[[str, str], None]
+) -> None:
+    """The daily loss, for an order that adds risk: a PnL that is not known refuses too."""
+    realized = activity.realized_pnl_today
+    if activity.pnl_refusal is not None:
+        refuse(*activity.pnl_refusal)
+    bad = total_problem(realized)
+    if bad is not None:
+        refuse("risk_pnl_unreadable", f"realized_pnl_today={realized!r} {bad}")
+    elif activity.loss_latched or -realized >= daily:
+        refuse(
+            "risk_daily_loss",
+            f"realized_pnl_today={_n(realized)} max_daily_loss={_n(daily)}",
+        )
 
 
 # -- the daily-loss latch -------------------------------------------------------------------
@@ -370,10 +505,20 @@ def latch_reduce_only(runtime_dir: Path, reason: str, *, since: float | None = N
 class RiskGuard:
     """Checks orders against ``limits``; keeps the throttle window and the day's realized PnL.
 
+    The day (realized PnL, loss latch, cost basis; :mod:`autoheal.guard.risk_day`) is
+    durable in ``<runtime_dir>/risk_pnl.json``, shared by every trading process of the
+    runtime (:class:`~autoheal.guard.risk_daybook.DayBook`): it is read at
+    construction, re-read before a check whenever another process changed it (a
+    ``stat`` per check), and every fill is booked into it by a read-modify-write under
+    its lock. A restarted trader resumes the day's loss; two traders add up. When the
+    file cannot be read or written, or a fill could not be booked, new risk is refused
+    where ``max_daily_loss`` is checked (``risk_pnl_unreadable``, ``risk_pnl_unsaved``,
+    ``risk_pnl_incomplete``), logged once, with an alert of the same name.
+
     Args:
         limits: the ``[risk]`` limits (:func:`parse_limits`).
-        runtime_dir: the runtime directory, where the daily-loss latch is written
-            (``risk_latch.json``); ``None`` keeps the latch in memory only.
+        runtime_dir: where the daily-loss latch (``risk_latch.json``) and
+            ``risk_pnl.json`` live; ``None`` keeps both in memory only.
         time_fn: the clock for the throttle (monotonic) ...
         wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
 
@@ -392,39 +537,51 @@ class RiskGuard:
         self.limits = limits
         self.runtime_dir = None if runtime_dir is None else Path(runtime_dir)
         self._time = time_fn
-        self._wall = wall_fn
+        self._wall = wall_fn  # stamps the latch's ``since``
         self._sent: deque[float] = deque()
-        self._day = self._today()
-        self._realized = _ZERO
-        self._latched = False
-        self._latch_written_day: int | None = None  # the UTC day whose latch is on disk
-        self._avg: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (position, avg price)
+        self._days = DayBook(
+            self.runtime_dir, limits.max_daily_loss, time_fn=time_fn, wall_fn=wall_fn
+        )
+        self._latch_logged = ""  # the day whose latch was logged
+        self._flags_day = self._days.today()
+        self._flags_latched = False
 
     # -- state ---------------------------------------------------------------------------
-    def _today(self) -> int:
-        return int(self._wall() // 86400)
+    def _view(self) -> RiskDay:
+        view = self._days.view()
+        if view.day != self._flags_day:  # a new day's latch is written afresh
+            self._flags_day, self._flags_latched = view.day, False
+        return view
 
-    def _roll_day(self) -> None:
-        today = self._today()
-        if today != self._day:
-            self._day, self._realized, self._latched = today, _ZERO, False
+    @property
+    def _realized(self) -> Decimal:
+        return self._view().realized
+
+    @property
+    def _latched(self) -> bool:
+        return self._view().loss_latched
 
     @property
     def realized_pnl_today(self) -> Decimal:
-        self._roll_day()
+        """Today's realized PnL across the runtime's trading processes (negative: a loss)."""
+        self._days.sync()
         return self._realized
 
     @property
     def loss_latched(self) -> bool:
         """Whether today's realized loss reached ``max_daily_loss`` (new risk refused)."""
-        self._roll_day()
+        self._days.sync()
         return self._latched
 
     def activity(self, now: float) -> Activity:
         while self._sent and self._sent[0] <= now - THROTTLE_WINDOW_S:
             self._sent.popleft()
-        self._roll_day()
-        return Activity(tuple(self._sent), self._realized, self._latched)
+        if self.limits.max_daily_loss is not None:
+            problem = self._days.sync()  # a stat; a read only when another process wrote
+        else:
+            problem = self._days.problem()  # nothing here needs the day's PnL
+        view = self._view()
+        return Activity(tuple(self._sent), view.realized, view.loss_latched, problem)
 
     # -- the check -----------------------------------------------------------------------
     def check(self, order: RiskOrder, book: RiskBook | None) -> tuple[bool, tuple[str, ...]]:
@@ -435,7 +592,7 @@ class RiskGuard:
     def verdict(self, order: RiskOrder, book: RiskBook | None) -> Verdict:
         now = self._time()
         activity = self.activity(now)
-        if activity.loss_latched and self._latch_written_day != self._day:
+        if activity.loss_latched and not self._flags_latched:
             self.latch_flags()
         verdict = check_order(self.limits, book, order, now, activity)
         if not verdict.allowed:
@@ -453,41 +610,55 @@ class RiskGuard:
         """Count an order that was sent, for the throttle."""
         self._sent.append(self._time())
 
-    def record_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
-        """RiskBook a fill at ``price``; returns the PnL it realized (average-cost method)."""
-        pos, avg = self._avg.get(symbol, (_ZERO, _ZERO))
-        signed = qty if side == "buy" else -qty
-        realized = _ZERO
-        if pos == 0 or (pos > 0) == (signed > 0):
-            new = pos + signed
-            avg = (avg * abs(pos) + price * qty) / abs(new) if new else _ZERO
-        else:
-            closed = min(abs(pos), qty)
-            realized = (price - avg) * closed * (1 if pos > 0 else -1)
-            new = pos + signed
-            if new == 0:
-                avg = _ZERO
-            elif (new > 0) != (pos > 0):
-                avg = price  # flipped: the rest opened at this price
-        self._avg[symbol] = (new, avg)
-        self.record_realized(realized)
-        return realized
+    # -- booking -------------------------------------------------------------------------
+    def record_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Booked:
+        """Book a fill at ``price`` (average-cost method) into the day, durably.
 
-    def record_realized(self, pnl: Decimal) -> None:
-        """Add realized PnL (negative: a loss); reaching ``max_daily_loss`` latches."""
-        self._roll_day()
-        self._realized += pnl
-        limit = self.limits.max_daily_loss
-        if limit is not None and -self._realized >= limit and not self._latched:
-            self._latched = True
+        A fill of quantity zero books nothing. A fill with a bad number is refused
+        (``risk_invalid_fill``): not booked, logged, counted as ``unbooked`` (new risk
+        refused with ``risk_pnl_incomplete`` until an operator clears it).
+
+        Returns:
+            :class:`Booked`: whether it was booked and the PnL it realized.
+        """
+        if isinstance(qty, Decimal) and qty.is_zero():
+            return Booked(True)
+        bad = fill_problem(symbol, side, qty, price)
+        if bad is not None:
+            what = f"fill symbol={symbol!r} side={side!r} qty={qty!r} price={price!r}: {bad}"
+            return self._refuse_booking("risk_invalid_fill", what)
+        return self._book(Fill(symbol, side, qty, price))
+
+    def record_realized(self, pnl: Decimal) -> Booked:
+        """Add realized PnL (negative: a loss); reaching ``max_daily_loss`` latches.
+
+        An amount that is not a finite Decimal is refused like a bad fill
+        (``risk_invalid_pnl``).
+        """
+        bad = signed_problem(pnl)
+        if bad is not None:
+            return self._refuse_booking("risk_invalid_pnl", f"realized pnl={pnl!r} {bad}")
+        return self._book(Amount(pnl))
+
+    def _refuse_booking(self, token: str, what: str) -> Booked:
+        log.error("[risk] %s %s: not booked", token, what)
+        self._days.book(Unbookable(f"{token} {what}"))
+        return Booked(False, _ZERO, token, what)
+
+    def _book(self, booking: Booking) -> Booked:
+        realized = self._days.book(booking)
+        view = self._view()
+        if view.loss_latched and self._latch_logged != view.day:
+            self._latch_logged = view.day
             log.error(
                 "[risk] risk_daily_loss realized_pnl_today=%s max_daily_loss=%s: "
                 "new risk refused, REDUCE_ONLY latched",
-                self._realized,
-                limit,
+                view.realized,
+                self.limits.max_daily_loss,
             )
-        if self._latched and self._latch_written_day != self._day:
+        if self._latched and not self._flags_latched:
             self.latch_flags()
+        return Booked(True, realized)
 
     def latch_flags(self) -> bool:
         """Write the day's ``REDUCE_ONLY`` latch (retried on the next call after a failure).
@@ -496,7 +667,7 @@ class RiskGuard:
         latch again; a new day's does.
         """
         if self.runtime_dir is None:
-            self._latch_written_day = self._day
+            self._flags_latched = True
             return True
         reason = (
             f"risk_daily_loss realized_pnl_today={self._realized} "
@@ -513,5 +684,5 @@ class RiskGuard:
             )
             return False
         log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
-        self._latch_written_day = self._day
+        self._flags_latched = True
         return True

@@ -5,6 +5,11 @@ config loader can validate ``[risk]`` without importing the order check, the gua
 state files and logging: ``autoheal status`` and ``autoheal check-config`` must start
 fast. Import the names from :mod:`autoheal.guard.risk` (or :mod:`autoheal.guard`);
 this module stays stdlib-only (``decimal``, ``re``, ``dataclasses``, ``math``).
+
+Every limit passes :mod:`autoheal.guard.risk_numbers`, the one rule for the numbers the
+checks use, twice: :func:`parse_limits` names the TOML key of a bad one, and the
+dataclasses refuse one built by hand (a NaN limit would make every later comparison
+raise, an infinite one is no limit at all).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from autoheal.guard.risk_numbers import amount_problem
 
 __all__ = [
     "GLOBAL_KEYS",
@@ -45,6 +52,12 @@ class RiskConfigError(ValueError):
         return f"{self.key}: {self.problem}"
 
 
+def _check_limit(name: str, value: Decimal | None) -> None:
+    problem = None if value is None else amount_problem(value)
+    if problem is not None:
+        raise RiskConfigError(name, f"{value!r} {problem}")
+
+
 @dataclass(frozen=True, slots=True)
 class SymbolLimits:
     """The limits that apply to one symbol; ``None`` means no limit."""
@@ -53,6 +66,10 @@ class SymbolLimits:
     max_order_notional: Decimal | None = None
     max_position: Decimal | None = None
     price_collar_pct: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name in SYMBOL_KEYS:
+            _check_limit(name, getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +81,13 @@ class RiskLimits:
     max_live_notional_total: Decimal | None = None
     max_orders_per_second: int | None = None
     max_daily_loss: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        _check_limit("max_live_notional_total", self.max_live_notional_total)
+        _check_limit("max_daily_loss", self.max_daily_loss)
+        rate = self.max_orders_per_second
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
+            raise RiskConfigError("max_orders_per_second", f"{rate!r} is not a whole number >= 1")
 
     def for_symbol(self, symbol: str) -> SymbolLimits:
         """The symbol's own limits (already merged over the defaults by :func:`parse_limits`)."""
@@ -96,6 +120,9 @@ def _positive(table: Mapping[str, Any], name: str, prefix: str) -> Decimal | Non
     value = to_decimal(table[name], key)
     if value <= 0:
         raise RiskConfigError(key, "must be greater than zero (leave the key out for no limit)")
+    problem = amount_problem(value)
+    if problem is not None:  # 1e-40, 1e40: no market has such a limit; a typo does
+        raise RiskConfigError(key, f"{value} {problem}")
     return value
 
 
@@ -119,7 +146,8 @@ def _unknown(table: Mapping[str, Any], allowed: Iterable[str], prefix: str) -> N
 def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
     """Check a ``[risk]`` table (as decoded from TOML) and build :class:`RiskLimits`.
 
-    Every limit is optional and must be greater than zero when given;
+    Every limit is optional and, when given, a finite number greater than zero (and
+    within :data:`~autoheal.guard.risk_numbers.MAX_AMOUNT`);
     ``max_orders_per_second`` is a whole number of orders. ``symbols`` maps a symbol to
     overrides of :data:`SYMBOL_KEYS`; an override inherits what it leaves out.
 

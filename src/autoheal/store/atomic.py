@@ -39,6 +39,7 @@ __all__ = [
     "ReadResult",
     "append_jsonl",
     "create_bytes_atomic",
+    "decode_json",
     "fsync_dir",
     "read_json",
     "read_regular",
@@ -258,6 +259,11 @@ def read_json(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
         return ReadResult(None, NOT_REGULAR, exc.strerror or NOT_REGULAR)
     except OSError as exc:
         return ReadResult(None, "unreadable", exc.strerror or str(exc))
+    return decode_json(data, max_bytes=max_bytes)
+
+
+def decode_json(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResult:
+    """What :func:`read_json` makes of the bytes it read (for a caller that read them itself)."""
     if len(data) > max_bytes:
         return ReadResult(None, "too_large", f"more than {max_bytes} bytes")
     try:
