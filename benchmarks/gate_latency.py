@@ -23,7 +23,7 @@ import timeit
 from pathlib import Path
 
 from autoheal.guard import TradingGate
-from autoheal.store.flags import remove_stop_file, write_stop_file
+from autoheal.store.flags import Flags, remove_stop_file, write_flags, write_stop_file
 
 
 def _notice_latency(gate: TradingGate, stop_file: Path, rounds: int) -> list[float]:
@@ -60,6 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp) / "shared_data"
         runtime.mkdir()
+        write_flags(runtime, Flags())  # as the daemon does at start (else: kill_switch_unknown)
         stop_file = Path(tmp) / "STOP.TXT"
 
         polling = TradingGate(runtime, stop_file)

@@ -38,6 +38,7 @@ from autoheal.guard.risk import (
     check_order,
     parse_limits,
 )
+from autoheal.store.flags import Flags, write_flags
 
 LIMITS = {
     "max_order_qty": 1, "max_order_notional": 50_000, "max_position": 5,
@@ -110,6 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp) / "shared_data"
         runtime.mkdir()
+        write_flags(runtime, Flags())  # as the daemon does at start (else: kill_switch_unknown)
         durable = RiskGuard(limits, runtime)
         durable.record_realized(D(-1))  # the day's file exists, as in a trading day
         assert durable.check(order, book)[0]

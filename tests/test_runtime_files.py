@@ -14,6 +14,7 @@ from autoheal import runtime_files
 SRC = Path(runtime_files.__file__).parent
 NAMES = [
     runtime_files.FLAGS,
+    runtime_files.RISK_LATCH,
     runtime_files.HEALTH,
     runtime_files.STATE,
     runtime_files.DAEMON_HEARTBEAT,

@@ -172,11 +172,11 @@ def verdict(policy: Policy, facts: Sequence[Fact], kill_switch: KillSwitchFact) 
 
 def read_kill_switch(runtime_dir: Path, stop_file: Path) -> tuple[KillSwitchFact, Fact]:
     """Read ``STOP.TXT`` and ``global_flags.json`` (read only) as a fact and a probe line."""
-    from autoheal.store.flags import read_flags, stop_file_present
+    from autoheal.store.flags import read_flags, read_stop_line, stop_file_present
 
     flags = read_flags(runtime_dir)
     if stop_file_present(stop_file):
-        ks = KillSwitchFact(True, "stop_file_present", _stop_set_by(stop_file))
+        ks = KillSwitchFact(True, "stop_file_present", _stop_set_by(read_stop_line(stop_file)))
         detail = f"{stop_file} exists"
     elif flags.flags is None:
         ks = KillSwitchFact(True, flags.reason or "flags_invalid", "")
@@ -191,13 +191,8 @@ def read_kill_switch(runtime_dir: Path, stop_file: Path) -> tuple[KillSwitchFact
     return ks, Fact(RUNTIME, RUNTIME, "kill_switch", not ks.active, None, None, reason, detail)
 
 
-def _stop_set_by(stop_file: Path) -> str:
-    try:
-        with open(stop_file, "rb") as fh:
-            first = fh.read(512).decode("utf-8", "replace").splitlines()[:1]
-    except OSError:
-        return ""
-    for word in (first[0] if first else "").split():
+def _stop_set_by(first_line: str) -> str:
+    for word in first_line.split():
         if word.startswith("set_by="):
             return word[len("set_by=") :]
     return ""

@@ -16,6 +16,9 @@ from pathlib import PurePath
 #: The kill switch (``STOP.TXT``'s default place is beside the runtime directory).
 STOP_FILE_DEFAULT = "STOP.TXT"
 FLAGS = "global_flags.json"
+#: The guard's daily-loss latch: a request for REDUCE_ONLY that only the daemon
+#: (on an operator's clear) or an operator removes.
+RISK_LATCH = "risk_latch.json"
 
 #: The daemon's own files.
 HEALTH = "health_v2.json"

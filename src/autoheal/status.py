@@ -29,7 +29,7 @@ import orjson
 from autoheal import runtime_files
 from autoheal.store.alerts import read_alerts
 from autoheal.store.atomic import ReadResult, read_json
-from autoheal.store.flags import FlagsRead, read_flags, stop_file_present
+from autoheal.store.flags import FlagsRead, read_flags, read_stop_line, stop_file_present
 from autoheal.terminal import clean, clean_json
 
 __all__ = [
@@ -46,8 +46,6 @@ __all__ = [
 
 HEALTH_FILENAME = runtime_files.HEALTH
 DAEMON_HEARTBEAT_FILENAME = runtime_files.DAEMON_HEARTBEAT
-#: Only the first line of STOP.TXT is shown; a huge file must not flood the terminal.
-_STOP_READ_BYTES = 4096
 
 
 def stale_after_s(heartbeat_interval_s: float) -> float:
@@ -112,15 +110,6 @@ def _age(doc: dict[str, Any] | None, now: float) -> float | None:
     return None if ts is None else max(0.0, now - ts)
 
 
-def _read_stop_line(stop_file: Path) -> str:
-    try:
-        with open(stop_file, "rb") as fh:
-            head = fh.read(_STOP_READ_BYTES)
-    except OSError as exc:
-        return f"(unreadable: {exc.strerror or exc})"
-    return head.decode("utf-8", "replace").split("\n", 1)[0].strip()
-
-
 def read_status(
     runtime_dir: Path, stop_file: Path, *, now: float, heartbeat_interval_s: float = 1.0
 ) -> StatusSnapshot:
@@ -136,7 +125,7 @@ def read_status(
         daemon_age_s=_age(daemon.doc, now),
         flags=read_flags(runtime_dir),
         stop_present=present,
-        stop_line=_read_stop_line(Path(stop_file)) if present else "",
+        stop_line=read_stop_line(Path(stop_file)) if present else "",
         stale_after_s=stale_after_s(heartbeat_interval_s),
         alerts=read_alerts(runtime_dir),
     )

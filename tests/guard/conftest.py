@@ -1,11 +1,24 @@
-"""Shared helpers for the guard tests: a fake clock and a deadline-based wait."""
+"""Shared helpers for the guard tests: a fake clock, a deadline-based wait, and a runtime
+directory as the daemon leaves it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+
+from autoheal.store.flags import Flags, write_flags
+
+
+def daemon_runtime(path: Path) -> Path:
+    """``path`` made a runtime directory as a running daemon keeps it: created, with
+    ``global_flags.json`` written (NORMAL). The daemon always writes the flags; without
+    them the guard reads the kill switch as unknown and refuses everything."""
+    path.mkdir(parents=True, exist_ok=True)
+    write_flags(path, Flags())
+    return path
 
 
 class FakeClock:

@@ -12,7 +12,7 @@ import pytest
 from autoheal.guard.deadman import DeadmanPolicy, DeadmanSwitch
 from autoheal.guard.gate import TradingGate
 from autoheal.store.flags import Flags, write_flags
-from tests.guard.conftest import FakeClock
+from tests.guard.conftest import FakeClock, daemon_runtime
 
 POLICY = DeadmanPolicy(countdown_s=120.0, refresh_s=30.0)
 
@@ -42,8 +42,7 @@ class RecordingPort:
 
 @pytest.fixture
 def rig(tmp_path: Path, clock: FakeClock) -> tuple[DeadmanSwitch, RecordingPort, Path]:
-    runtime = tmp_path / "shared_data"
-    runtime.mkdir()
+    runtime = daemon_runtime(tmp_path / "shared_data")
     gate = TradingGate(runtime, tmp_path / "STOP.TXT", time_fn=clock)
     port = RecordingPort()
     return DeadmanSwitch(port, gate, POLICY, time_fn=clock), port, tmp_path

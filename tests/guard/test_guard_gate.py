@@ -12,14 +12,12 @@ from autoheal.guard import BreakerPolicy, CircuitBreaker, TradingGate
 from autoheal.guard.gate import GateStatus, decide
 from autoheal.store.flags import Flags, remove_stop_file, write_flags, write_stop_file
 
-from .conftest import wait_for
+from .conftest import daemon_runtime, wait_for
 
 
 @pytest.fixture
 def runtime(tmp_path):
-    d = tmp_path / "shared_data"
-    d.mkdir()
-    return d
+    return daemon_runtime(tmp_path / "shared_data")
 
 
 def _gate(runtime, clock, **kw):
@@ -79,7 +77,7 @@ def test_gate_decide_open_breaker_pauses_buys_for_that_symbol_only():
 def test_gate_reads_files_and_notices_changes_after_the_recheck_interval(runtime, clock, caplog):
     caplog.set_level(logging.INFO)
     gate = _gate(runtime, clock, recheck_interval_s=0.025)
-    assert gate.allowed("buy") == (True, "ok")  # no files: NORMAL
+    assert gate.allowed("buy") == (True, "ok")  # the daemon's flags: NORMAL
     write_flags(runtime, _flags("DEGRADED"))
     assert gate.allowed("buy") == (True, "ok")  # cached: no re-check inside the interval
     clock.advance(0.025)

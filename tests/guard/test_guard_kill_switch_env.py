@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from autoheal.guard import TradingGate, hash_confirm_token, is_live_execution_allowed
 from autoheal.store.flags import Flags, write_flags, write_stop_file
+from tests.guard.conftest import daemon_runtime
 
 TOKEN = "I-UNDERSTAND-REAL-MONEY"
 ARMED = {
@@ -36,9 +37,7 @@ def no_env(monkeypatch):
 
 @pytest.fixture
 def runtime(tmp_path):
-    d = tmp_path / "shared_data"
-    d.mkdir()
-    return d
+    return daemon_runtime(tmp_path / "shared_data")
 
 
 def test_live_execution_reads_stop_file_from_env(no_env, runtime, tmp_path):
@@ -99,15 +98,6 @@ def test_gate_takes_its_paths_from_env(no_env, runtime, tmp_path):
     assert gate.allowed("sell", reduces_position=True) == (False, "stop_file_present")
 
 
-def test_gate_positional_relative_paths_as_in_the_readme(no_env, tmp_path):
-    no_env.chdir(tmp_path)
-    (tmp_path / "shared_data").mkdir()
-    gate = TradingGate("shared_data", "STOP.TXT", recheck_interval_s=0.0)
-    assert gate.allowed("buy") == (True, "ok")
-    write_stop_file(tmp_path / "STOP.TXT", "halt")
-    assert gate.allowed("buy") == (False, "stop_file_present")
-
-
 def test_other_guard_classes_default_to_the_env_runtime_dir(no_env, runtime):
     from autoheal.guard import CircuitBreaker, Heartbeat, InventoryGate, OrderLedger, StateBus
 
@@ -131,13 +121,13 @@ def test_other_guard_classes_without_a_runtime_dir_refuse_to_guess(no_env):
 
 
 @given(
-    explicit_rt=st.sampled_from([None, "/x/rt"]),
-    explicit_stop=st.sampled_from([None, "/x/STOP.TXT"]),
-    env_rt=st.sampled_from([None, "", "/e/rt"]),
-    env_stop=st.sampled_from([None, "", "/e/STOP.TXT"]),
+    explicit_rt=st.sampled_from([None, "/x/rt", "rt"]),
+    explicit_stop=st.sampled_from([None, "/x/STOP.TXT", "STOP.TXT"]),
+    env_rt=st.sampled_from([None, "", "/e/rt", "e/rt"]),
+    env_stop=st.sampled_from([None, "", "/e/STOP.TXT", "e/STOP.TXT"]),
 )
 def test_kill_switch_paths_resolution(explicit_rt, explicit_stop, env_rt, env_stop):
-    from autoheal.guard.kill_switch import resolve_kill_switch
+    from autoheal.guard.kill_switch import KillSwitchUnknown, resolve_kill_switch
 
     environ = {
         k: v
@@ -146,13 +136,17 @@ def test_kill_switch_paths_resolution(explicit_rt, explicit_stop, env_rt, env_st
     }
     paths = resolve_kill_switch(explicit_rt, explicit_stop, environ)
     runtime = explicit_rt or env_rt or None
-    if runtime is None:
-        assert paths is None  # nothing is allowed then
+    stop = explicit_stop or env_stop or None
+    if runtime is None or not Path(runtime).is_absolute():
+        assert isinstance(paths, KillSwitchUnknown)  # nothing is allowed then
         return
-    assert paths is not None
+    if stop is not None and not Path(stop).is_absolute():
+        assert isinstance(paths, KillSwitchUnknown)
+        assert "relative" in paths.detail
+        return
+    assert not isinstance(paths, KillSwitchUnknown)
     assert paths.runtime_dir == Path(runtime)
-    stop = explicit_stop or env_stop or Path(runtime).parent / "STOP.TXT"
-    assert paths.stop_file == Path(stop)
+    assert paths.stop_file == Path(stop or Path(runtime).parent / "STOP.TXT")
 
 
 def test_daemon_sets_the_kill_switch_env_for_every_service(tmp_path):

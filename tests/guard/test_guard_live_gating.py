@@ -6,6 +6,7 @@ import pytest
 
 from autoheal.guard import LiveEnv, hash_confirm_token, is_live_execution_allowed
 from autoheal.store.flags import Flags, write_flags, write_stop_file
+from tests.guard.conftest import daemon_runtime
 
 TOKEN = "I-UNDERSTAND-REAL-MONEY"
 ARMED = {
@@ -36,8 +37,7 @@ ARMED = {
     ],
 )
 def test_live_gating_drills(drill, overrides, expected, tmp_path):
-    runtime = tmp_path / "shared_data"
-    runtime.mkdir()
+    runtime = daemon_runtime(tmp_path / "shared_data")
     env = {**ARMED, "runtime_dir": runtime, "stop_file": tmp_path / "STOP.TXT", **overrides}
     assert is_live_execution_allowed(env) == expected, drill
 
@@ -65,8 +65,7 @@ def test_live_gating_reason_never_contains_the_token():
 
 
 def test_live_gating_obeys_the_kill_switch(tmp_path):
-    runtime = tmp_path / "shared_data"
-    runtime.mkdir()
+    runtime = daemon_runtime(tmp_path / "shared_data")
     env = {**ARMED, "runtime_dir": runtime, "stop_file": tmp_path / "STOP.TXT"}
     assert is_live_execution_allowed(env) == (True, "ok")
     write_flags(runtime, Flags(failsafe_active=True, mode="SIGNAL_READ_ONLY"))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from autoheal.guard import BreakerPolicy, CircuitBreaker, TradingGate
 from autoheal.guard import breaker_state as bs
 
-from .conftest import FakeClock
+from .conftest import FakeClock, daemon_runtime
 
 DAYS = 86_400.0
 POLICY = BreakerPolicy(failure_threshold=3, window_failures=0, cooldown_s=120.0)
@@ -37,9 +37,7 @@ def _gate(runtime: Path, **clocks) -> TradingGate:
 
 @pytest.fixture
 def runtime(tmp_path):
-    d = tmp_path / "shared_data"
-    d.mkdir()
-    return d
+    return daemon_runtime(tmp_path / "shared_data")
 
 
 def test_gate_after_reboot_does_not_pause_buys_for_days(runtime):
@@ -134,8 +132,7 @@ def test_gate_and_breaker_agree_after_any_reboot(mono, mono2, downtime, later):
     # Within a microsecond of the deadline float rounding (wall seconds ~1.8e9) may go either way.
     assume(abs(downtime + later - POLICY.cooldown_s) > 1e-3)
     with tempfile.TemporaryDirectory() as tmp:
-        runtime = Path(tmp) / "shared_data"
-        runtime.mkdir()
+        runtime = daemon_runtime(Path(tmp) / "shared_data")
         wall = FakeClock(start=1_800_000_000.0)
         _trip(runtime, time_fn=lambda: mono, wall_fn=wall)
         m2, w2 = FakeClock(start=mono2), FakeClock(start=wall.now + downtime)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal as D
-from pathlib import Path
 
-import orjson
 import pytest
 
 from autoheal.guard.risk import (
@@ -17,11 +15,9 @@ from autoheal.guard.risk import (
     RiskGuard,
     RiskOrder,
     check_order,
-    latch_reduce_only,
     parse_limits,
     to_decimal,
 )
-from autoheal.store.flags import read_flags
 from tests.guard.conftest import FakeClock
 
 MARKS = {"BTCUSDT": D("50000"), "ETHUSDT": D("2000")}
@@ -246,55 +242,3 @@ def test_record_fill_realizes_pnl_at_average_cost():
     assert guard.realized_pnl_today == D(15)
 
 
-def test_daily_loss_latches_reduce_only_keeping_the_failsafe_key(tmp_path: Path, caplog):
-    flags = tmp_path / "global_flags.json"
-    flags.write_bytes(orjson.dumps({"failsafe_active": False, "mode": "NORMAL",
-                                    "since": 5.0, "extra": "kept"}))
-    wall = FakeClock(start=86400.0 * 3 + 10)
-    guard = RiskGuard(parse_limits({"max_daily_loss": 50}), tmp_path, wall_fn=wall)
-    guard.record_fill("BTCUSDT", "buy", D(1), D(100))
-    with caplog.at_level(logging.WARNING, logger="autoheal.guard.risk"):
-        guard.record_fill("BTCUSDT", "sell", D(1), D(40))
-    doc = orjson.loads(flags.read_bytes())
-    assert doc["mode"] == "REDUCE_ONLY" and doc["set_by"] == "risk"
-    assert doc["reason"].startswith("risk_daily_loss realized_pnl_today=-60")
-    assert (doc["failsafe_active"], doc["since"], doc["extra"]) == (False, 5.0, "kept")
-    assert guard.check(buy("1"), book()) == (False, ("risk_daily_loss",))
-    assert guard.check(sell("1"), book({"BTCUSDT": D(1)}))[0]
-    # A new UTC day resets the guard's own count; the flag stays until an operator clears it.
-    wall.advance(86400)
-    assert guard.check(buy("1"), book())[0]
-    assert read_flags(tmp_path).flags.mode == "REDUCE_ONLY"
-
-
-@pytest.mark.parametrize("doc", [
-    {"failsafe_active": True, "mode": "SIGNAL_READ_ONLY"},
-    {"failsafe_active": True},
-    {"mode": "SIGNAL_READ_ONLY"},
-    {"mode": "REDUCE_ONLY", "set_by": "operator"},
-])
-def test_latch_never_loosens_a_stricter_mode(tmp_path: Path, doc):
-    flags = tmp_path / "global_flags.json"
-    flags.write_bytes(orjson.dumps(doc))
-    assert latch_reduce_only(tmp_path, "risk_daily_loss x") == "already"
-    assert orjson.loads(flags.read_bytes()) == doc
-
-
-def test_latch_leaves_an_unreadable_flags_file_alone_and_retries(tmp_path: Path):
-    flags = tmp_path / "global_flags.json"
-    flags.write_bytes(b"{not json")
-    guard = RiskGuard(parse_limits({"max_daily_loss": 1}), tmp_path)
-    guard.record_realized(D(-5))
-    assert flags.read_bytes() == b"{not json"
-    assert guard.check(buy("1"), book()) == (False, ("risk_daily_loss",))
-    flags.write_bytes(b'{"failsafe_active": false}')  # the operator repairs it
-    guard.check(buy("1"), book())
-    assert orjson.loads(flags.read_bytes()) == {
-        "failsafe_active": False, "mode": "REDUCE_ONLY", "set_by": "risk",
-        "reason": "risk_daily_loss realized_pnl_today=-5 max_daily_loss=1"}
-
-
-def test_latch_creates_a_missing_flags_file(tmp_path: Path):
-    assert latch_reduce_only(tmp_path, "risk_daily_loss r") == "written"
-    assert orjson.loads((tmp_path / "global_flags.json").read_bytes()) == {
-        "mode": "REDUCE_ONLY", "reason": "risk_daily_loss r", "set_by": "risk"}

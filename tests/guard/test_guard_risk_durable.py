@@ -19,7 +19,6 @@ import pytest
 from autoheal import runtime_files
 from autoheal.guard.risk import RiskBook, RiskGuard, RiskOrder, parse_limits
 from autoheal.store.alerts import read_alerts
-from autoheal.store.flags import read_flags
 from tests.guard.conftest import FakeClock
 
 DAY = 86400.0
@@ -140,15 +139,15 @@ def test_a_new_day_starts_at_zero_and_keeps_the_cost_basis(tmp_path: Path, wall:
     assert not g.check(BUY, BOOK)[0]
 
 
-def test_a_new_days_latch_is_written_to_the_flags_again(tmp_path: Path, wall: FakeClock):
-    flags = tmp_path / runtime_files.FLAGS
+def test_a_new_days_latch_is_written_again(tmp_path: Path, wall: FakeClock):
+    latch = tmp_path / runtime_files.RISK_LATCH
     g = guard(tmp_path, wall)
     g.record_realized(D(-600))
-    assert read_flags(tmp_path).flags.mode == "REDUCE_ONLY"
-    flags.write_bytes(orjson.dumps({"failsafe_active": False, "mode": "NORMAL"}))  # operator
+    assert latch.exists()
+    latch.unlink()  # an operator clears it
     wall.advance(DAY)
     g.record_realized(D(-600))
-    assert read_flags(tmp_path).flags.mode == "REDUCE_ONLY"
+    assert latch.exists()
 
 
 # -- the file failing fails closed ---------------------------------------------------------------

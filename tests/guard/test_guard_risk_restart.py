@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from autoheal.store.flags import read_flags
+from autoheal.store.flags import read_risk_latch
 from tests.guard.conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -74,8 +74,8 @@ def test_a_trader_restarted_after_losing_450_of_500_cannot_lose_450_more(tmp_pat
         "pnl": "-510",
         "next_buy": [False, ["risk_daily_loss"]],
     }
-    flags = read_flags(tmp_path).flags
-    assert flags is not None and flags.mode == "REDUCE_ONLY" and flags.set_by == "risk"
+    latch = read_risk_latch(tmp_path)  # the daily-loss latch, for the gate and the daemon
+    assert latch is not None and latch.reason.startswith("risk_daily_loss")
 
 
 def test_two_traders_booking_at_once_lose_no_fill(tmp_path: Path):

@@ -11,13 +11,14 @@ from typing import Any
 
 import anyio
 import httpx
-import orjson
 import pytest
 
 from autoheal.demo.trader import RiskCheckedSession, load_risk_limits, parse_args
+from autoheal.guard import TradingGate
 from autoheal.guard.inventory import write_positions_snapshot
 from autoheal.guard.risk import RiskConfigError, parse_limits
-from autoheal.store.flags import read_flags
+from autoheal.store.flags import read_flags, read_risk_latch
+from tests.guard.conftest import daemon_runtime
 from tests.integration.test_demo import ExchangeInfo, Spawner, start_exchange
 
 
@@ -30,6 +31,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExchangeInfo]
 
 
 def args_for(tmp_path: Path, qty: float) -> argparse.Namespace:
+    daemon_runtime(tmp_path)
     args = parse_args(["--runtime-dir", str(tmp_path), "--stop-file", str(tmp_path / "STOP.TXT"),
                        "--qty", str(qty), "--retries", "1", "--backoff", "0.001"])
     return args
@@ -83,18 +85,17 @@ def test_max_position_stops_buys_but_lets_the_position_be_sold(
     assert placed == 4
 
 
-def test_daily_loss_latches_reduce_only_in_the_flags(
-    exchange: ExchangeInfo, tmp_path: Path
-) -> None:
-    (tmp_path / "global_flags.json").write_bytes(orjson.dumps({"failsafe_active": False}))
+def test_daily_loss_latches_reduce_only(exchange: ExchangeInfo, tmp_path: Path) -> None:
     placed, session, results = run_signals(
         exchange, tmp_path, {"max_daily_loss": 5}, 1.0,
         [("buy", 100.0), ("sell", 94.0), ("buy", 95.0)])
     assert results == [True, True, False]
     assert placed == 2
-    flags = read_flags(tmp_path).flags
-    assert flags is not None and flags.mode == "REDUCE_ONLY" and flags.set_by == "risk"
-    assert flags.failsafe_active is False
+    latch = read_risk_latch(tmp_path)
+    assert latch is not None and latch.reason.startswith("risk_daily_loss")
+    flags = read_flags(tmp_path).flags  # the daemon's to write, not the guard's
+    assert flags is not None and flags.mode == "NORMAL" and flags.set_by == ""
+    assert TradingGate(tmp_path, tmp_path / "STOP.TXT").allowed("buy") == (False, "reduce_only")
     assert session.risk.loss_latched
 
 

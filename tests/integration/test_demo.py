@@ -23,6 +23,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from tests.guard.conftest import daemon_runtime
+
 pytestmark = pytest.mark.slow
 
 DEADLINE_S = 8.0
@@ -286,7 +288,7 @@ def test_feeder_fail_on_start_exits_1(spawn: Spawner, tmp_path: Path) -> None:
 def test_trader_places_orders_halts_on_stop_file_and_resumes(
     exchange: ExchangeInfo, spawn: Spawner, tmp_path: Path
 ) -> None:
-    runtime = tmp_path / "rt"
+    runtime = daemon_runtime(tmp_path / "rt")  # no daemon here: its flags, NORMAL
     stop_file = tmp_path / "STOP.TXT"
     spawn("feeder", "--exchange", exchange.url, "--runtime-dir", runtime,
           "--heartbeat-interval", "0.2")
@@ -339,7 +341,7 @@ def test_trader_no_gate_trades_through_stop_file_and_max_orders(
 def test_trader_under_502_storm_retries_trips_breaker_and_places_nothing(
     exchange: ExchangeInfo, spawn: Spawner, tmp_path: Path
 ) -> None:
-    runtime = tmp_path / "rt"
+    runtime = daemon_runtime(tmp_path / "rt")
     spawn("feeder", "--exchange", exchange.url, "--runtime-dir", runtime)
     trader = spawn("trader", "--exchange", exchange.url, "--runtime-dir", runtime,
                    "--stop-file", tmp_path / "STOP.TXT", "--interval", "0.05",

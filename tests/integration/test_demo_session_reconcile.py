@@ -20,6 +20,7 @@ import pytest
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.demo.session import TradingSession, _outcome_unknown
 from autoheal.store.atomic import read_json
+from tests.guard.conftest import daemon_runtime
 
 pytestmark = pytest.mark.slow
 ORDERS, LOOKUPS = "POST /api/orders", "GET /api/orders"
@@ -29,7 +30,7 @@ def session_for(tmp_path: Path, http: object) -> TradingSession:
     args = argparse.Namespace(runtime_dir=tmp_path / "rt", stop_file=tmp_path / "rt" / "STOP.TXT",
                               symbol="BTCUSDT", qty=0.001, backoff=0.01, retries=2,
                               no_gate=False, max_orders=None, max_price_age=5.0)
-    (tmp_path / "rt").mkdir(exist_ok=True)
+    daemon_runtime(tmp_path / "rt")  # as the daemon leaves it: flags written
     return TradingSession(args, http)  # type: ignore[arg-type]
 
 

@@ -4,16 +4,25 @@ A daemon-sized slice without processes or an event loop: ``step`` from the core,
 ``KillSwitch`` and ``Effects`` from the daemon, the store's atomic writers on a real
 directory, and a ``TradingGate`` reading whatever is on disk. The file layer injects
 faults (ENOSPC, EROFS, ENOTDIR) into the writes of ``STOP.TXT`` and
-``global_flags.json``. Rules: automatic failures, operator edits (create / remove
-``STOP.TXT``, partial flags, REDUCE_ONLY, garbage), operator commands, faults
-switched on and off, time passing, daemon restarts (state reloaded from disk), and
-operator commands through the real durable queue with fresh and reused keys.
+``global_flags.json`` and the removal of ``risk_latch.json``. Rules: automatic
+failures, operator edits (create / remove ``STOP.TXT``, partial flags, REDUCE_ONLY,
+garbage, documents signed by the writers that may only tighten), operator commands,
+the guard's daily-loss latch (the real ``latch_reduce_only``) and its removal by
+hand, the fleet switch (HALT, REDUCE_ONLY, RUN, as the fleet agent feeds its reads),
+faults switched on and off, time passing, daemon restarts (state reloaded from
+disk), and operator commands through the real durable queue with fresh and reused
+keys.
 
 Invariants, checked after every rule:
 
-* once a failsafe is active, only an operator's act clears it;
+* the runtime only loosens (halted > REDUCE_ONLY > NORMAL) by an operator's act, or
+  by the fleet's RUN lifting what the fleet itself set: never because of the risk
+  latch, a document signed ``risk`` or ``fleet``, time, a fault or a restart (issue
+  18 A1); an operator's halt, also one written by hand during a fleet halt, outlives
+  the fleet's RUN (A5);
 * while a failsafe is active, a ``TradingGate`` reading the disk refuses every buy,
   unless every file that carries the halt is failing to be written (and then:);
+* while ``risk_latch.json`` exists, the gate refuses every buy;
 * every failing write is visible: an alert file, the health document, a notice;
 * nothing is started or restarted while a failsafe is active;
 * an idempotency key stands for one command: reused for another, nothing runs.
@@ -40,17 +49,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from autoheal.core import switch as core_switch
 from autoheal.core.actions import (
-    RemoveStop,
     RestartProcess,
     StartProcess,
     StopProcess,
-    WriteFlags,
-    WriteStop,
 )
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+from autoheal.core.fleet import FLEET
 from autoheal.core.machine import step
 from autoheal.core.observations import (
     DeadlineReached,
+    FleetSwitchRead,
     Observation,
     ProbeSucceeded,
     ProcessExited,
@@ -58,15 +66,17 @@ from autoheal.core.observations import (
 )
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.core.state import RuntimeState, initial_state
+from autoheal.core.switch import RISK, SwitchWrite
 from autoheal.daemon import files as daemon_files
 from autoheal.daemon.commands import observation_for
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.notify import NotificationLog, Notifier
 from autoheal.guard.gate import TradingGate
+from autoheal.guard.risk import latch_reduce_only
 from autoheal.store import commands as queue
 from autoheal.store.alerts import alert_path
-from autoheal.store.flags import FLAGS_FILENAME, Flags
+from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME, Flags
 from autoheal.store.journal import Journal
 
 pytestmark = pytest.mark.slow
@@ -95,7 +105,13 @@ OPERATOR_DOCS = (
     {"failsafe_active": False, "mode": "REDUCE_ONLY"},
     {},
     b"\x00{not json",
+    # What the old read-modify-write latch wrote back over a failsafe (A1), and the
+    # fleet's documents: signed by writers that may only tighten.
+    {"failsafe_active": False, "mode": "REDUCE_ONLY", "set_by": RISK, "reason": "loss"},
+    {"failsafe_active": False, "mode": "NORMAL", "set_by": FLEET},
+    {"failsafe_active": True, "set_by": "alice", "reason": "holding"},
 )
+SWITCH_FILES = (core_switch.STOP, core_switch.FLAGS, core_switch.LATCH)
 
 
 class FaultyFiles(FileLayer):
@@ -121,6 +137,10 @@ class FaultyFiles(FileLayer):
     def remove_stop(self) -> None:
         self._check(core_switch.STOP)
         super().remove_stop()
+
+    def remove_latch(self, version: tuple[int, ...]) -> bool:
+        self._check(core_switch.LATCH)
+        return super().remove_latch(version)
 
 
 class Runtime:
@@ -166,7 +186,7 @@ class Runtime:
             self.files.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.wall()
         )
         for action in decision.actions:
-            if isinstance(action, WriteFlags | WriteStop | RemoveStop):
+            if isinstance(action, SwitchWrite):
                 self.killswitch.write(action)
             elif isinstance(action, RestartProcess | StartProcess):
                 self.started.append((action.component, self.state.failsafe is not None))
@@ -192,7 +212,8 @@ class KillSwitchMachine(RuleBasedStateMachine):
         self.rt = Runtime(self.files, self.clock, resume=False)
         self.rt.apply(SpawnFinished("feeder", True))
         self.rt.apply(ProbeSucceeded("feeder", "process"))
-        self.operator_may_clear = False
+        self.may_loosen = False
+        self.fleet_version = 0
         self.journal = Journal.open(runtime_dir)
         self.executed: dict[str, set[str]] = {}
 
@@ -206,38 +227,53 @@ class KillSwitchMachine(RuleBasedStateMachine):
     def active(self) -> bool:
         return self.rt.state.failsafe is not None
 
+    @property
+    def severity(self) -> int:
+        """2 halted, 1 REDUCE_ONLY (also unwinding a failsafe), 0 NORMAL."""
+        state = self.rt.state
+        if state.failsafe is not None and state.reduce_only is None:
+            return 2
+        return 1 if state.failsafe is not None or state.reduce_only is not None else 0
+
+    @property
+    def latch(self) -> Path:
+        return self.files.runtime_dir / RISK_LATCH_FILENAME
+
     def heartbeat(self) -> None:
+        # Twice: the daemon's own flags write wakes its watch, which reconciles again
+        # (a latch the clear of a failsafe left in place asks again then).
+        self.rt.killswitch.reconcile()
         self.rt.killswitch.reconcile()
 
     # -------------------------------------------------------------- automatic
 
     @rule(can_start=st.booleans())
     def feeder_crashes(self, can_start: bool) -> None:
-        self.operator_may_clear = False
+        self.may_loosen = False
         self.rt.can_start = can_start
         self.rt.apply(ProcessExited("feeder"))
         self.heartbeat()
 
     @rule(dt=st.sampled_from([0.2, 1.0, 2.5, 8.0, 40.0]))
     def time_passes(self, dt: float) -> None:
-        self.operator_may_clear = False
+        self.may_loosen = False
         self.clock[0] += dt
         self.rt.apply(DeadlineReached())
         self.heartbeat()
 
-    @rule(key=st.sampled_from([core_switch.STOP, core_switch.FLAGS]), code=st.sampled_from(ERRNOS))
+    @rule(key=st.sampled_from(SWITCH_FILES), code=st.sampled_from(ERRNOS))
     def write_fault_begins(self, key: str, code: int) -> None:
-        self.operator_may_clear = False
+        self.may_loosen = False
         self.files.faults[key] = code
 
-    @rule(key=st.sampled_from([core_switch.STOP, core_switch.FLAGS]))
+    @rule(key=st.sampled_from(SWITCH_FILES))
     def write_fault_ends(self, key: str) -> None:
-        self.operator_may_clear = False
+        self.may_loosen = False
         self.files.faults.pop(key, None)
 
     @rule()
     def daemon_restarts(self) -> None:
-        self.operator_may_clear = False
+        self.may_loosen = False
         can_start = self.rt.can_start
         self.rt = Runtime(self.files, self.clock, resume=True)
         self.rt.can_start = can_start
@@ -246,22 +282,50 @@ class KillSwitchMachine(RuleBasedStateMachine):
 
     @rule()
     def operator_creates_stop_file(self) -> None:
-        self.operator_may_clear = False
+        self.may_loosen = False
         self.files.stop_file.write_text("halt by hand\n")
         self.heartbeat()
 
     @precondition(lambda self: self.files.stop_file.exists())
     @rule()
     def operator_removes_stop_file(self) -> None:
-        self.operator_may_clear = True
+        self.may_loosen = True
         self.files.stop_file.unlink()
         self.heartbeat()
 
     @rule(doc=st.sampled_from(OPERATOR_DOCS))
     def operator_writes_flags(self, doc: dict[str, object] | bytes) -> None:
         raw = doc if isinstance(doc, bytes) else orjson.dumps(doc)
-        self.operator_may_clear = isinstance(doc, dict) and doc.get("failsafe_active") is False
+        self.may_loosen = isinstance(doc, dict) and doc.get("set_by") not in (RISK, FLEET)
         (self.files.runtime_dir / FLAGS_FILENAME).write_bytes(raw)
+        self.heartbeat()
+
+    # -------------------------------------------------------------- the other writers
+
+    @rule()
+    def risk_latch_written(self) -> None:
+        """The guard's daily-loss latch, as ``RiskGuard`` writes it: it may only tighten."""
+        self.may_loosen = False
+        latch_reduce_only(self.files.runtime_dir, "risk_daily_loss realized_pnl_today=-9")
+        self.heartbeat()
+
+    @precondition(lambda self: os.path.lexists(self.latch))
+    @rule()
+    def operator_removes_risk_latch(self) -> None:
+        self.may_loosen = True
+        self.latch.unlink()
+        self.heartbeat()
+
+    @rule(switch=st.sampled_from(["HALT", "REDUCE_ONLY", "RUN"]))
+    def fleet_switch_read(self, switch: str) -> None:
+        """A fresh read of the fleet switch: the fleet may lift only what it set."""
+        state = self.rt.state
+        fleet_held = (state.failsafe is not None and state.failsafe.set_by == FLEET) or (
+            state.reduce_only is not None and state.reduce_only.set_by == FLEET
+        )
+        self.may_loosen = switch != "HALT" and fleet_held
+        self.fleet_version += 1
+        self.rt.apply(FleetSwitchRead(switch, self.fleet_version, "ops", "drill"))
         self.heartbeat()
 
     @rule(
@@ -270,7 +334,7 @@ class KillSwitchMachine(RuleBasedStateMachine):
     )
     def operator_command(self, command: str, key: str | None) -> None:
         """Through the real durable queue: fresh keys, and keys reused for other commands."""
-        self.operator_may_clear = False
+        self.may_loosen = False
         try:
             submitted = queue.submit(
                 self.journal, command, "", {"reason": "drill"}, "op", idempotency_key=key
@@ -288,17 +352,29 @@ class KillSwitchMachine(RuleBasedStateMachine):
         ok = self.rt.apply(obs)
         queue.finish(self.journal, claimed.id, ok, {})
         self.executed.setdefault(key or claimed.id, set()).add(command)
-        self.operator_may_clear = command == "failsafe_clear" and ok
+        self.may_loosen = command in ("failsafe_clear", "failsafe_reduce_only") and ok
         self.heartbeat()
 
     # -------------------------------------------------------------- invariants
 
     @invariant()
-    def only_an_operator_clears(self) -> None:
-        was = getattr(self, "_was_active", False)
-        if was and not self.active:
-            assert self.operator_may_clear, "the failsafe was cleared without an operator's act"
-        self._was_active = self.active
+    def only_an_operator_loosens(self) -> None:
+        was = getattr(self, "_was_severity", 0)
+        if self.severity < was:
+            assert self.may_loosen, (
+                f"loosened from {was} to {self.severity} without an operator's act "
+                f"(or the fleet lifting its own): {self.rt.state.failsafe}, "
+                f"{self.rt.state.reduce_only}"
+            )
+        self._was_severity = self.severity
+
+    @invariant()
+    def the_gate_refuses_buys_while_the_risk_latch_stands(self) -> None:
+        if not os.path.lexists(self.latch):
+            return
+        gate = TradingGate(self.files.runtime_dir, self.files.stop_file, watch_breaker=False)
+        allowed, reason = gate.allowed("buy", symbol="BTCUSDT")
+        assert not allowed, f"a buy passed the gate while the risk latch stood ({reason})"
 
     @invariant()
     def the_gate_refuses_buys_while_the_failsafe_holds(self) -> None:

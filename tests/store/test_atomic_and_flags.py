@@ -48,7 +48,7 @@ def test_read_json_bad_content_gives_a_reason(tmp_path: Path, content: bytes, re
 def test_read_json_missing_directory_and_oversized(tmp_path: Path) -> None:
     assert read_json(tmp_path / "nope.json").reason == "missing"
     (tmp_path / "d.json").mkdir()
-    assert read_json(tmp_path / "d.json").reason == "unreadable"
+    assert read_json(tmp_path / "d.json").reason == "not_a_regular_file"
     (tmp_path / "big.json").write_bytes(b'{"a": "' + b"x" * 2000 + b'"}')
     assert read_json(tmp_path / "big.json", max_bytes=1000).reason == "too_large"
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from autoheal.core.actions import (
         Action,
         LogTransition,
+        RemoveRiskLatch,
         RemoveStop,
         RestartProcess,
         SendNotice,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         ProbeFailed,
         ProbeSucceeded,
         ProcessExited,
+        RiskLatchSeen,
         SpawnFinished,
     )
     from autoheal.core.policy import ComponentSpec, Policy
@@ -70,8 +72,10 @@ _LAZY: dict[str, str] = {
     "ProbeFailed": "autoheal.core.observations",
     "ProbeSucceeded": "autoheal.core.observations",
     "ProcessExited": "autoheal.core.observations",
+    "RemoveRiskLatch": "autoheal.core.actions",
     "RemoveStop": "autoheal.core.actions",
     "RestartProcess": "autoheal.core.actions",
+    "RiskLatchSeen": "autoheal.core.observations",
     "RuntimeState": "autoheal.core.state",
     "SendNotice": "autoheal.core.actions",
     "SpawnFinished": "autoheal.core.observations",
@@ -116,8 +120,10 @@ __all__ = [
     "ProbeFailed",
     "ProbeSucceeded",
     "ProcessExited",
+    "RemoveRiskLatch",
     "RemoveStop",
     "RestartProcess",
+    "RiskLatchSeen",
     "RuntimeState",
     "SendNotice",
     "SpawnFinished",

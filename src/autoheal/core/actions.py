@@ -56,6 +56,18 @@ class RemoveStop:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoveRiskLatch:
+    """Remove the guard's ``risk_latch.json``, if it is still the one the daemon saw.
+
+    Only an operator's clear of REDUCE_ONLY asks for it (the shell compares, so a
+    latch that appeared since is left, and asks for REDUCE_ONLY again).
+    """
+
+    reason: str
+    set_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendNotice:
     """Append to ``notifications.log`` and call the webhooks."""
 
@@ -100,6 +112,7 @@ Action = (
     | WriteFlags
     | WriteStop
     | RemoveStop
+    | RemoveRiskLatch
     | SendNotice
     | RaiseAlert
     | ClearAlert

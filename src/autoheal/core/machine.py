@@ -39,6 +39,11 @@ Rules driven by counters and clocks, written as code below rather than a table:
   verdict comes first.
 * FAILSAFE is latched: nothing but ``OperatorClearedFailsafe`` leaves it, except
   a failsafe the fleet set (``set_by = "fleet"``), which the fleet's RUN clears.
+* The guard's daily-loss latch (``RiskLatchSeen``) only tightens: it sets
+  REDUCE_ONLY (``set_by = "risk"``) when nothing at least as strict holds, and is
+  ignored inside a failsafe (REDUCE_ONLY there would unwind the halt). An
+  operator's clear of REDUCE_ONLY (not of a failsafe) also removes the latch file
+  (``RemoveRiskLatch``); while the file stays, it asks again.
 * The fleet (``core.fleet`` judges the reads): a fleet HALT enters a failsafe with
   ``set_by = "fleet"`` only when none is active; REDUCE_ONLY likewise. A local
   failsafe (``max_restarts``) or an operator's halt entered during a fleet halt
@@ -63,6 +68,7 @@ from autoheal.core.actions import (
     ClearAlert,
     LogTransition,
     RaiseAlert,
+    RemoveRiskLatch,
     RemoveStop,
     RestartProcess,
     SendNotice,
@@ -90,6 +96,7 @@ from autoheal.core.observations import (
     ProbeFailed,
     ProbeSucceeded,
     ProcessExited,
+    RiskLatchSeen,
     SpawnFinished,
 )
 from autoheal.core.policy import Policy
@@ -114,6 +121,7 @@ from autoheal.core.state import (
     state_from_dict,
     state_to_dict,
 )
+from autoheal.core.switch import RISK
 
 __all__ = ["Decision", "FlagsView", "deadlines", "dor", "flags_for", "healthy", "step"]
 
@@ -470,9 +478,7 @@ class _Step:
         for name in added:
             cs = self.components[name]
             if self.failsafe is not None:
-                self.components[name] = replace(
-                    cs, stage=Stage.BACKOFF, reason=S.FAILSAFE_ACTIVE
-                )
+                self.components[name] = replace(cs, stage=Stage.BACKOFF, reason=S.FAILSAFE_ACTIVE)
                 continue
             heal = self.policy.components[name].heal
             self.components[name] = replace(
@@ -543,6 +549,19 @@ class _Step:
         self.actions.append(StartProcess(obs.component, S.OPERATOR))
 
     def operator_enter_failsafe(self, obs: OperatorEnteredFailsafe) -> None:
+        fleet_held = self.failsafe is not None and self.failsafe.set_by == FLEET
+        if fleet_held:
+            # The operator's halt takes over the fleet's: the fleet's RUN must not clear it.
+            self.failsafe = FailsafeState(obs.reason, obs.actor)
+            self.fleet = replace(self.fleet, displaced=None)
+            self.actions.append(
+                SendNotice(
+                    "operator",
+                    "runtime",
+                    S.OPERATOR,
+                    f"failsafe taken over from the fleet by {obs.actor}: {obs.reason}",
+                )
+            )
         if self.failsafe is not None and self.reduce_only is not None:
             # Unwinding is over: halt everything again.
             self.reduce_only = None
@@ -556,18 +575,7 @@ class _Step:
                 )
             )
             return
-        if self.failsafe is not None and self.failsafe.set_by == FLEET:
-            # The operator's halt takes over the fleet's: the fleet's RUN must not clear it.
-            self.failsafe = FailsafeState(obs.reason, obs.actor)
-            self.fleet = replace(self.fleet, displaced=None)
-            self.actions.append(
-                SendNotice(
-                    "operator",
-                    "runtime",
-                    S.OPERATOR,
-                    f"failsafe taken over from the fleet by {obs.actor}: {obs.reason}",
-                )
-            )
+        if fleet_held:
             return
         if self.failsafe is not None:
             raise IllegalCommandError(
@@ -613,6 +621,9 @@ class _Step:
         self.reduce_only = None
         self.fleet = replace(self.fleet, displaced=None)
         if self.failsafe is None:
+            # Clearing REDUCE_ONLY lifts the guard's daily-loss latch too; clearing a
+            # failsafe does not (the latch then asks for REDUCE_ONLY again).
+            self.actions.append(RemoveRiskLatch(obs.reason, obs.actor))
             self.actions.append(
                 SendNotice(
                     "operator",
@@ -638,6 +649,20 @@ class _Step:
             parked = cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE
             if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY) or (parked and not cs.held):
                 self.restart_now(name, cs, S.OPERATOR)
+
+    def risk_latched(self, obs: RiskLatchSeen) -> None:
+        """The guard's latch asks for REDUCE_ONLY: granted only where it tightens."""
+        if self.failsafe is not None or self.reduce_only is not None:
+            return  # as strict or stricter already; inside a failsafe it would unwind it
+        self.reduce_only = ReduceOnlyState(obs.reason, RISK)
+        self.actions.append(
+            SendNotice(
+                "operator",
+                RISK,
+                "risk_reduce_only",
+                f"REDUCE_ONLY latched by the risk guard: {obs.reason}",
+            )
+        )
 
     # -- the fleet
 
@@ -781,6 +806,8 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
             st.operator_set_reduce_only(obs)
         case OperatorClearedFailsafe():
             st.operator_clear_failsafe(obs)
+        case RiskLatchSeen():
+            st.risk_latched(obs)
         case ConfigReloaded(changed):
             st.config_reloaded(changed, added, removed)
         case FleetSwitchRead():

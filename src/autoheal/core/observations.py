@@ -78,6 +78,15 @@ class OperatorSetReduceOnly:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskLatchSeen:
+    """The guard's daily-loss latch (``risk_latch.json``) is on disk: it asks for
+    REDUCE_ONLY. A fact, not a command: applied only where it tightens (never inside a
+    failsafe, whose halt it would loosen), and never a reason to clear anything."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorRestarted:
     component: str
     reason: str
@@ -148,6 +157,7 @@ Observation = (
     | OperatorEnteredFailsafe
     | OperatorClearedFailsafe
     | OperatorSetReduceOnly
+    | RiskLatchSeen
     | OperatorRestarted
     | OperatorStopped
     | OperatorStarted

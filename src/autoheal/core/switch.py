@@ -2,8 +2,9 @@
 
 ``STOP.TXT`` and ``global_flags.json`` are shared with people. An operator may
 create or remove ``STOP.TXT``, or write a partial flags document by hand; the
-daemon writes both, and any write may fail (EROFS, ENOSPC, ENOTDIR). This module
-decides what each of those facts means, from three inputs:
+daemon writes both, and any write may fail (EROFS, ENOSPC, ENOTDIR). The guard's
+daily-loss latch writes a file of its own, ``risk_latch.json``, never the flags.
+This module decides what each of those facts means, from three inputs:
 
 * :class:`SwitchState`: what the daemon last *knows* of each file: what it wrote
   successfully or saw on disk, and which of its writes are failing;
@@ -19,6 +20,18 @@ The rules, each a reason the kill switch cannot be loosened by accident:
   daemon last wrote or saw, and it changes only the keys it names: a missing key
   never means "clear". Only an explicit ``"failsafe_active": false``, the removal
   of a ``STOP.TXT`` the daemon saw, or ``failsafe clear`` clears a failsafe.
+* Only the daemon and an operator clear. A flags document signed by a writer that
+  may only tighten (:data:`TIGHTEN_ONLY`: the guard's risk latch, the fleet) is
+  never read as a clear, nor as a REDUCE_ONLY that would unwind a failsafe; it
+  can only tighten.
+* An operator's halt written by hand (``failsafe_active: true`` or mode
+  ``SIGNAL_READ_ONLY``) during the fleet's halt takes the failsafe over from the
+  fleet, as ``failsafe enter`` does, so the fleet's RUN cannot lift it.
+* ``risk_latch.json`` on disk asks for REDUCE_ONLY for as long as it is there,
+  whenever nothing at least as strict holds (:class:`RiskLatchSeen`). Only the
+  removal by hand of a latch the daemon saw, while its REDUCE_ONLY holds, is an
+  operator's clear; an operator's clear of REDUCE_ONLY removes it
+  (``RemoveRiskLatch``).
 * At start nothing on disk can loosen: what the previous daemon's state and the
   files say is merged towards the stricter side.
 * A write that fails is loud (a notice and an alert, once per episode) and is
@@ -36,28 +49,35 @@ from dataclasses import dataclass, field, replace
 from autoheal.core.actions import (
     ClearAlert,
     RaiseAlert,
+    RemoveRiskLatch,
     RemoveStop,
     SendNotice,
     WriteFlags,
     WriteStop,
 )
+from autoheal.core.fleet import FLEET
 from autoheal.core.observations import (
     Observation,
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorSetReduceOnly,
+    RiskLatchSeen,
 )
 from autoheal.core.queries import flags_for
 from autoheal.core.state import RuntimeState
 
 __all__ = [
     "FLAGS",
+    "LATCH",
     "RETRY_BASE_S",
     "RETRY_CAP_S",
+    "RISK",
     "STOP",
+    "TIGHTEN_ONLY",
     "DiskView",
     "FlagsDoc",
     "Interpretation",
+    "LatchView",
     "SwitchEvent",
     "SwitchNotice",
     "SwitchState",
@@ -70,21 +90,32 @@ __all__ = [
     "write_succeeded",
 ]
 
-#: The two kill-switch files, as keys of :attr:`SwitchState.failures`.
+#: The kill-switch files, as keys of :attr:`SwitchState.failures` (the daemon never
+#: writes the latch: it only removes it, on an operator's clear).
 STOP = "stop_file"
 FLAGS = "flags"
+LATCH = "risk_latch"
+
+#: ``set_by`` of the guard's daily-loss latch.
+RISK = "risk"
+#: Writers that may only tighten: a document they signed is never read as a clear.
+TIGHTEN_ONLY = frozenset({RISK, FLEET})
 
 #: First retry of a failed kill-switch write after this long; doubling up to the cap.
 RETRY_BASE_S = 1.0
 RETRY_CAP_S = 30.0
 
 #: What the switch asks the shell to write, and to say.
-SwitchWrite = WriteFlags | WriteStop | RemoveStop
+SwitchWrite = WriteFlags | WriteStop | RemoveStop | RemoveRiskLatch
 SwitchNotice = RaiseAlert | ClearAlert | SendNotice
 
 FLAGS_INVALID_ALERT = "flags_invalid"
-WRITE_FAILED_ALERT = {STOP: "stop_file_write_failed", FLAGS: "flags_write_failed"}
-FILE_LABEL = {STOP: "STOP.TXT", FLAGS: "global_flags.json"}
+WRITE_FAILED_ALERT = {
+    STOP: "stop_file_write_failed",
+    FLAGS: "flags_write_failed",
+    LATCH: "risk_latch_remove_failed",
+}
+FILE_LABEL = {STOP: "STOP.TXT", FLAGS: "global_flags.json", LATCH: "risk_latch.json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +137,30 @@ class FlagsDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class LatchView:
+    """``risk_latch.json`` as read: why it asks for REDUCE_ONLY, and which file it is.
+
+    ``version`` tells one latch file from another (the shell's device, inode and
+    mtime), so an operator's clear removes only the latch the daemon saw.
+    """
+
+    reason: str
+    version: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DiskView:
     """The kill-switch files as read now.
 
     ``flags_invalid`` is the reason a flags file that exists does not parse; then
     ``flags`` is meaningless (the guard halts on such a file all by itself).
+    ``latch`` is the guard's ``risk_latch.json``, None when there is none.
     """
 
     stop_present: bool
     flags: FlagsDoc = field(default_factory=FlagsDoc)
     flags_invalid: str = ""
+    latch: LatchView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,21 +185,33 @@ class SwitchState:
     """What the daemon knows of the files. ``None``: not known yet (a daemon that just started).
 
     ``stop_on_disk`` is True only for a ``STOP.TXT`` the daemon wrote successfully or
-    saw; ``flags_on_disk`` is the document it last wrote successfully or saw.
+    saw; ``flags_on_disk`` is the document it last wrote successfully or saw;
+    ``latch_on_disk`` the risk latch it last saw (None: none seen).
     """
 
     stop_on_disk: bool | None = None
     flags_on_disk: FlagsDoc | None = None
     failures: Mapping[str, WriteFailure] = field(default_factory=dict)
     flags_invalid: str = ""
+    latch_on_disk: LatchView | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SwitchEvent:
-    """One thing an operator did to the files, with the command it amounts to."""
+    """One thing someone did to the files, with what it amounts to for ``step``.
 
-    token: str  # stop_file_created | stop_file_removed | flags_cleared | ...
+    ``actor`` is who did it: an operator (a name from the document, or
+    ``operator``) or a writer that may only tighten (``risk``, ``fleet``).
+    """
+
+    token: str  # stop_file_created | stop_file_removed | flags_cleared | risk_latch | ...
     observation: Observation
+    actor: str = "operator"
+
+    @property
+    def journal_kind(self) -> str:
+        """``operator_kill_switch`` for an operator's act, else ``kill_switch_tightened``."""
+        return "kill_switch_tightened" if self.actor in TIGHTEN_ONLY else "operator_kill_switch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,47 +247,68 @@ def _interpret_stop(
 
 
 def _interpret_flags(
-    doc: FlagsDoc, active: bool, ro: bool, *, startup: bool
-) -> list[SwitchEvent]:
-    """An operator's flags document: each named key that disagrees is a command."""
+    doc: FlagsDoc, active: bool, ro: bool, *, fleet_held: bool, startup: bool
+) -> tuple[list[SwitchEvent], bool]:
+    """A flags document someone wrote: each named key that disagrees is a command.
+
+    Returns the events, and whether the document asked to loosen what only the
+    daemon and an operator may loosen (it was signed by a tighten-only writer).
+    """
     out: list[SwitchEvent] = []
     actor = doc.set_by or "operator"
+    # Only an operator's document clears; a tighten-only writer's never does.
+    may_loosen = doc.set_by not in TIGHTEN_ONLY
+    refused = False
+    # An operator's halt during the fleet's takes it over (the fleet's RUN must not
+    # lift it); the fleet's own document, read back, does not.
+    takes_over = fleet_held and doc.set_by != FLEET
     if doc.failsafe_active is False and active and not startup:
-        out.append(
-            SwitchEvent(
-                "flags_cleared",
-                OperatorClearedFailsafe(
-                    "failsafe_active=false written to global_flags.json", "operator"
-                ),
+        if may_loosen:
+            out.append(
+                SwitchEvent(
+                    "flags_cleared",
+                    OperatorClearedFailsafe(
+                        "failsafe_active=false written to global_flags.json", "operator"
+                    ),
+                )
             )
-        )
-        active, ro = False, False
-    elif doc.failsafe_active is True and not active:
+            active, ro, takes_over = False, False, False
+        else:
+            refused = True
+    elif doc.failsafe_active is True and (not active or takes_over):
         out.append(
             SwitchEvent(
                 "flags_entered",
                 OperatorEnteredFailsafe(
                     doc.reason or "failsafe_active=true written to global_flags.json", actor
                 ),
+                actor,
             )
         )
-        active, ro = True, False
+        active, ro, takes_over = True, False, False
     if doc.mode == "REDUCE_ONLY" and not ro:
-        out.append(
-            SwitchEvent(
-                "flags_reduce_only",
-                OperatorSetReduceOnly(
-                    doc.reason or "mode REDUCE_ONLY written to global_flags.json", actor
-                ),
+        # Inside a failsafe REDUCE_ONLY unwinds its halt: only an operator's document
+        # does that, and never one found at start (it may be older than the failsafe).
+        if not active or (may_loosen and not startup):
+            out.append(
+                SwitchEvent(
+                    "flags_reduce_only",
+                    OperatorSetReduceOnly(
+                        doc.reason or "mode REDUCE_ONLY written to global_flags.json", actor
+                    ),
+                    actor,
+                )
             )
-        )
-    elif doc.mode == "SIGNAL_READ_ONLY" and (ro or not active):
+        else:
+            refused = not may_loosen
+    elif doc.mode == "SIGNAL_READ_ONLY" and (ro or not active or takes_over):
         out.append(
             SwitchEvent(
                 "flags_halt",
                 OperatorEnteredFailsafe(
-                    "mode SIGNAL_READ_ONLY written to global_flags.json", actor
+                    doc.reason or "mode SIGNAL_READ_ONLY written to global_flags.json", actor
                 ),
+                actor,
             )
         )
     elif doc.mode in ("NORMAL", "DEGRADED") and ro and not startup:
@@ -241,18 +319,42 @@ def _interpret_flags(
                 SwitchEvent(
                     "flags_left_reduce_only",
                     OperatorEnteredFailsafe(
-                        f"mode {doc.mode} written while the failsafe holds: full halt", "operator"
+                        f"mode {doc.mode} written while the failsafe holds: full halt", actor
                     ),
+                    actor,
                 )
             )
-        else:
+        elif may_loosen:
             out.append(
                 SwitchEvent(
                     "flags_left_reduce_only",
                     OperatorClearedFailsafe(f"mode {doc.mode} written by hand", "operator"),
                 )
             )
-    return out
+        else:
+            refused = True
+    return out, refused
+
+
+def _interpret_latch(
+    known: LatchView | None, seen: LatchView | None, state: RuntimeState, *, startup: bool
+) -> SwitchEvent | None:
+    """The risk latch against the state before this round's acts.
+
+    A request while nothing at least as strict holds (after a clear, the next round
+    asks again: the clear removes the latch it saw first); the removal by hand of a
+    latch whose REDUCE_ONLY holds is an operator's clear of it.
+    """
+    if seen is not None and state.failsafe is None and state.reduce_only is None:
+        return SwitchEvent("risk_latch", RiskLatchSeen(seen.reason), RISK)
+    risk_holds = state.reduce_only is not None and state.reduce_only.set_by == RISK
+    removed = seen is None and known is not None and not startup
+    if removed and risk_holds and state.failsafe is None:
+        return SwitchEvent(
+            "risk_latch_removed",
+            OperatorClearedFailsafe("risk_latch.json removed by hand", "operator"),
+        )
+    return None
 
 
 def interpret(
@@ -272,6 +374,7 @@ def interpret(
     """
     active = state.failsafe is not None
     ro = state.reduce_only is not None
+    fleet_held = state.failsafe is not None and state.failsafe.set_by == FLEET
     events: list[SwitchEvent] = []
     actions: list[SwitchNotice] = []
     stop_event = _interpret_stop(
@@ -296,16 +399,39 @@ def interpret(
         if switch.flags_invalid:
             actions.append(ClearAlert(FLAGS_INVALID_ALERT, FILE_LABEL[FLAGS], "valid again"))
         if disk.flags != flags_on_disk:
-            events.extend(_interpret_flags(disk.flags, active, ro, startup=startup))
+            flag_events, refused = _interpret_flags(
+                disk.flags, active, ro, fleet_held=fleet_held, startup=startup
+            )
+            events.extend(flag_events)
+            if refused:
+                actions.append(_refusal(disk.flags))
             flags_on_disk = disk.flags
+    latch_event = _interpret_latch(switch.latch_on_disk, disk.latch, state, startup=startup)
+    if latch_event is not None:
+        events.append(latch_event)
+    if disk.latch is None and failures.pop(LATCH, None) is not None:
+        actions.append(ClearAlert(WRITE_FAILED_ALERT[LATCH], FILE_LABEL[LATCH], "gone"))
     new = replace(
         switch,
         stop_on_disk=disk.stop_present,
         flags_on_disk=flags_on_disk,
         failures=failures,
         flags_invalid=invalid,
+        latch_on_disk=disk.latch,
     )
     return Interpretation(new, tuple(events), tuple(actions))
+
+
+def _refusal(doc: FlagsDoc) -> SendNotice:
+    """What a tighten-only writer's attempt to loosen is: refused, said once."""
+    return SendNotice(
+        "operator",
+        "runtime",
+        "flags_loosen_refused",
+        f"global_flags.json signed set_by={doc.set_by} asks to loosen the kill switch: "
+        "ignored (only the daemon and an operator clear; `autoheal failsafe clear`, or "
+        "a document signed with your own name)",
+    )
 
 
 def _halted_after(active: bool, ro: bool) -> bool:
@@ -323,9 +449,9 @@ def due_writes(switch: SwitchState, state: RuntimeState, now: float) -> tuple[Sw
         failure = switch.failures.get(key)
         return failure is None or failure.retry_at <= now
 
-    if _halted(state) and switch.stop_on_disk is not True and due(STOP):
-        assert state.failsafe is not None
-        out.append(WriteStop(state.failsafe.reason, state.failsafe.set_by))
+    failsafe = state.failsafe
+    if failsafe is not None and _halted(state) and switch.stop_on_disk is not True and due(STOP):
+        out.append(WriteStop(failsafe.reason, failsafe.set_by))
     elif not _halted(state) and switch.stop_on_disk is True and due(STOP):
         # Only a removal of ours that failed leaves this (interpret() reads any other
         # STOP.TXT as an operator's halt first).
@@ -346,11 +472,15 @@ def due_writes(switch: SwitchState, state: RuntimeState, now: float) -> tuple[Sw
 def write_succeeded(
     switch: SwitchState, key: str, *, present: bool | None = None, flags: FlagsDoc | None = None
 ) -> tuple[SwitchState, tuple[SwitchNotice, ...]]:
-    """Our write of ``key`` reached the disk: ``present`` for STOP.TXT, ``flags`` for the flags."""
+    """Our write of ``key`` reached the disk: ``present`` for STOP.TXT, ``flags`` for the
+    flags; for the latch, its removal (``present`` False) or a newer latch left standing."""
     failures = dict(switch.failures)
     old = failures.pop(key, None)
     if key == STOP:
         switch = replace(switch, stop_on_disk=present, failures=failures)
+    elif key == LATCH:
+        latch = switch.latch_on_disk if present else None
+        switch = replace(switch, latch_on_disk=latch, failures=failures)
     else:
         switch = replace(switch, flags_on_disk=flags, failures=failures)
     if old is None:

@@ -1,5 +1,7 @@
-"""The kill switch's shell: reads ``STOP.TXT`` and ``global_flags.json``, writes them, and
-reports every outcome to :mod:`autoheal.core.switch`, which decides what it means.
+"""The kill switch's shell: reads ``STOP.TXT``, ``global_flags.json`` and the guard's
+``risk_latch.json``, writes the first two (and removes the latch on an operator's
+clear), and reports every outcome to :mod:`autoheal.core.switch`, which decides what
+it means.
 
 Nothing here decides whether a missing file is an operator's removal or a failed
 write of ours: it only reads the disk, executes the writes and says how each went.
@@ -16,23 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from autoheal.core import switch as core_switch
-from autoheal.core.actions import RemoveStop, WriteFlags, WriteStop
+from autoheal.core.actions import RemoveRiskLatch, RemoveStop, WriteFlags, WriteStop
 from autoheal.core.observations import Observation
 from autoheal.core.state import RuntimeState
-from autoheal.core.switch import DiskView, FlagsDoc, SwitchNotice, SwitchState
+from autoheal.core.switch import (
+    DiskView,
+    FlagsDoc,
+    LatchView,
+    SwitchNotice,
+    SwitchState,
+    SwitchWrite,
+)
 from autoheal.store.flags import (
     FLAGS_FILENAME,
+    RISK_LATCH_FILENAME,
     Flags,
     read_flags,
+    read_risk_latch,
+    remove_risk_latch,
     remove_stop_file,
+    risk_latch_present,
     stop_file_present,
     write_flags,
     write_stop_file,
 )
 
 log = logging.getLogger("autoheal")
-
-SwitchWrite = WriteFlags | WriteStop | RemoveStop
 
 
 def errno_name(exc: OSError) -> str:
@@ -55,7 +66,13 @@ class FileLayer:
     def read(self) -> DiskView:
         read = read_flags(self.runtime_dir)
         invalid = "" if read.flags is not None else (read.detail or read.reason or "invalid")
-        return DiskView(stop_file_present(self.stop_file), FlagsDoc(**read.named), invalid)
+        latch = read_risk_latch(self.runtime_dir)
+        return DiskView(
+            stop_file_present(self.stop_file),
+            FlagsDoc(**read.named),
+            invalid,
+            None if latch is None else LatchView(latch.reason, latch.version),
+        )
 
     def write_flags(self, flags: Flags) -> None:
         write_flags(self.runtime_dir, flags)
@@ -65,6 +82,12 @@ class FileLayer:
 
     def remove_stop(self) -> None:
         remove_stop_file(self.stop_file)
+
+    def remove_latch(self, version: tuple[int, ...]) -> bool:
+        """Remove the risk latch if it is still ``version``; False when a newer one stands."""
+        if len(version) != 3:
+            return False  # not a version this layer made: never remove blind
+        return remove_risk_latch(self.runtime_dir, (version[0], version[1], version[2]))
 
 
 class KillSwitch:
@@ -111,10 +134,18 @@ class KillSwitch:
         for action in result.actions:
             self._execute(action)
         for event in result.events:
-            log.warning("operator_%s", event.token)
-            self._journal_event("operator_kill_switch", reason=event.token, actor="operator")
+            log.warning("%s %s actor=%s", event.journal_kind, event.token, event.actor)
+            self._journal_event(event.journal_kind, reason=event.token, actor=event.actor)
             self._apply(event.observation)
         self.sync()
+
+    def latch_changed(self) -> bool:
+        """Whether the risk latch appeared or went since the last read (one ``lstat``).
+
+        The latch is usually absent, so the watch cannot follow it file by file (and
+        the runtime folder is not watched: heartbeats); the heartbeat asks this instead.
+        """
+        return risk_latch_present(self.files.runtime_dir) != (self.switch.latch_on_disk is not None)
 
     def sync(self) -> None:
         """Write whatever the files lack (a failed write's retry once its backoff ran out)."""
@@ -125,6 +156,8 @@ class KillSwitch:
 
     def write(self, action: SwitchWrite) -> bool:
         """Carry out one kill-switch write and report how it went; True when it landed."""
+        if isinstance(action, RemoveRiskLatch):
+            return self._remove_latch(action)
         key = core_switch.FLAGS if isinstance(action, WriteFlags) else core_switch.STOP
         op = "remove" if isinstance(action, RemoveStop) else "write"
         try:
@@ -190,6 +223,37 @@ class KillSwitch:
             self._execute(action_)
         return True
 
+    def _remove_latch(self, action: RemoveRiskLatch) -> bool:
+        """An operator's clear: remove the risk latch the daemon saw (and only that one)."""
+        seen = self.switch.latch_on_disk
+        if seen is None:
+            return True  # none seen: a latch that appeared since is read, and holds
+        key = core_switch.LATCH
+        try:
+            removed = self.files.remove_latch(seen.version)
+        except OSError as exc:
+            name, detail = errno_name(exc), exc.strerror or str(exc)
+            self.switch, follow = core_switch.write_failed(
+                self.switch, key, op="remove", errno=name, detail=detail, now=self._clock()
+            )
+            log.error(
+                "risk_latch_remove_failed errno=%s detail=%s; the latch holds: it asks "
+                "for REDUCE_ONLY again",
+                name,
+                detail,
+            )
+            for notice in follow:
+                self._execute(notice)
+            return False
+        self.switch, follow = core_switch.write_succeeded(self.switch, key, present=not removed)
+        if removed:
+            log.warning("risk_latch_removed by=%s reason=%s", action.set_by, action.reason)
+        else:
+            log.warning("risk_latch_kept: a newer latch was written since it was read")
+        for notice in follow:
+            self._execute(notice)
+        return removed
+
     # ------------------------------------------------------------------ reporting
 
     def health(self, *, to_wall: float) -> dict[str, Any]:
@@ -238,7 +302,7 @@ class KillSwitch:
 
         from autoheal.daemon import dirwatch
 
-        switch_names = {self.files.stop_file.name, FLAGS_FILENAME}
+        switch_names = {self.files.stop_file.name, FLAGS_FILENAME, RISK_LATCH_FILENAME}
 
         def changed(names: set[str]) -> None:
             if dirwatch.OVERFLOW in names or names & journal_names:
@@ -248,9 +312,7 @@ class KillSwitch:
 
         failures = 0
         while True:
-            dirs = {
-                d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()
-            }
+            dirs = {d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()}
             started = anyio.current_time()
             try:
                 if self.files.stop_file.parent not in dirs:
@@ -293,7 +355,5 @@ class KillSwitch:
         import watchfiles
 
         on_watching(True)
-        async for changes in watchfiles.awatch(
-            *dirs, recursive=False, debounce=30, step=100
-        ):
+        async for changes in watchfiles.awatch(*dirs, recursive=False, debounce=30, step=100):
             changed({path.rsplit("/", 1)[-1] for _, path in changes})

@@ -43,18 +43,16 @@ from autoheal.core.actions import (
     Action,
     ClearAlert,
     RaiseAlert,
-    RemoveStop,
     RestartProcess,
     SendNotice,
     StartProcess,
     StopProcess,
-    WriteFlags,
-    WriteStop,
 )
 from autoheal.core.machine import dor, flags_for
 from autoheal.core.queries import starts_at_boot
 from autoheal.core.stages import Stage
 from autoheal.core.state import RuntimeState, initial_state
+from autoheal.core.switch import SwitchWrite
 from autoheal.daemon import files, wiring
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.effects import Effects
@@ -343,11 +341,11 @@ class Daemon:
             assert self._tg is not None
             self._tg.start_soon(self._process_action, action, command)
         else:
-            if isinstance(action, WriteFlags | WriteStop | RemoveStop):
+            if isinstance(action, SwitchWrite):
                 self.killswitch.write(action)
             else:
                 self.effects.execute(action)
-            if isinstance(action, WriteFlags | WriteStop | RemoveStop | RaiseAlert | ClearAlert):
+            if isinstance(action, SwitchWrite | RaiseAlert | ClearAlert):
                 self._health_dirty = True
 
     def journal_event(self, kind: str, **fields: Any) -> None:
@@ -497,7 +495,7 @@ class Daemon:
             # The watch hears the kill-switch files at once: reading them every beat is a
             # safety net needed only while it does not run, and every few beats in case
             # it missed something. Failed writes are retried on time either way (sync).
-            if not self._watching or seq % RECONCILE_EVERY == 0:
+            if not self._watching or seq % RECONCILE_EVERY == 0 or self.killswitch.latch_changed():
                 self.killswitch.reconcile()
             else:
                 self.killswitch.sync()

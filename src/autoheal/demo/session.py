@@ -42,7 +42,7 @@ log = logging.getLogger("autoheal.demo.trader")
 PRICES_FILENAME = "prices.json"
 #: Gate reasons that stop every order (buys and sells): the kill switch, not a pause.
 HALT_REASONS = frozenset({"stop_file_present", "failsafe_active", "flags_invalid",
-                          "signal_read_only"})
+                          "signal_read_only", "kill_switch_unknown"})
 
 
 def _outcome_unknown(entry: dict[str, Any] | None) -> bool:

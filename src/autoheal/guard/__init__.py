@@ -1,12 +1,14 @@
 """autoheal.guard: what a trading process imports to obey the kill switch and survive outages.
 
-A small library in the manner of watchfiles: stdlib, orjson, watchfiles and
-``autoheal.store`` only; never the daemon. Importing it has no side effects, it
-holds no global state and starts no thread unless asked (``TradingGate.start``).
+A small library in the manner of watchfiles: stdlib, orjson, watchfiles,
+``autoheal.store`` and the pure ``autoheal.core`` only; never the daemon. Importing it
+has no side effects, it holds no global state and starts no thread unless asked
+(``TradingGate.start``).
 
 Typical use on every order (under the daemon the paths may be left out: they come
-from ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE``; with neither, the gate refuses
-everything with ``kill_switch_unknown``)::
+from ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE``). Paths are absolute; when the
+gate cannot find the kill switch (no paths, a relative one, no runtime directory or
+``global_flags.json``) it refuses everything with ``kill_switch_unknown``::
 
     gate = TradingGate(runtime_dir, stop_file)
     breaker = CircuitBreaker(runtime_dir)

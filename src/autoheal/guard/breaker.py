@@ -29,7 +29,13 @@ from autoheal import runtime_files
 from autoheal.guard import breaker_state as bs
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import RISK_REDUCING_ACTIONS, normalize_action, normalize_symbol
-from autoheal.guard.kill_switch import FROM_ENV, RUNTIME_DIR_ENV, FromEnv, PathArg
+from autoheal.guard.kill_switch import (
+    FROM_ENV,
+    RUNTIME_DIR_ENV,
+    FromEnv,
+    PathArg,
+    absolute_runtime_dir,
+)
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["BREAKER_FILENAME", "GLOBAL_KEY", "CircuitBreaker"]
@@ -47,8 +53,9 @@ class CircuitBreaker:
     """Per-key breakers with an injectable clock, optionally persisted and shared.
 
     Args:
-        runtime_dir: where ``circuit_breaker.json`` lives; by default ``AUTOHEAL_RUNTIME_DIR``
-            when set, else in memory; ``None`` keeps state in memory.
+        runtime_dir: where ``circuit_breaker.json`` lives (absolute: ``ValueError``
+            otherwise); by default ``AUTOHEAL_RUNTIME_DIR`` when set, else in memory;
+            ``None`` keeps state in memory.
         policy: thresholds, window and cooldown.
         time_fn: the clock (monotonic seconds); tests pass a fake.
         wall_fn: the wall clock, used only to store deadlines that survive a reboot.
@@ -67,9 +74,15 @@ class CircuitBreaker:
         self.policy = policy or bs.BreakerPolicy()
         self._time_fn = time_fn
         self._wall_fn = wall_clock_for(time_fn, wall_fn)
+        source = "runtime_dir"
         if runtime_dir is FROM_ENV:
-            runtime_dir = os.environ.get(RUNTIME_DIR_ENV) or None
-        self._path = None if runtime_dir is None else Path(runtime_dir) / BREAKER_FILENAME
+            runtime_dir, source = os.environ.get(RUNTIME_DIR_ENV) or None, RUNTIME_DIR_ENV
+        self._path = (
+            None
+            if runtime_dir is None
+            else absolute_runtime_dir(runtime_dir, what="CircuitBreaker", source=source)
+            / BREAKER_FILENAME
+        )
         self._keys: dict[str, bs.KeyState] = {}
         self._sig: _StatSig | None = None
 

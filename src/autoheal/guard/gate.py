@@ -1,22 +1,31 @@
 """The trading gate: may this process send a new order right now?
 
 ``TradingGate(runtime_dir, stop_file).allowed("buy", symbol="BTCUSDT")`` →
-``(allowed, reason)``, decided from three files (most severe first). Both paths are
+``(allowed, reason)``, decided from four files (most severe first). Both paths are
 optional: by default they come from ``AUTOHEAL_RUNTIME_DIR`` / ``AUTOHEAL_STOP_FILE``,
-which the daemon sets for every service (:mod:`autoheal.guard.kill_switch`).
+which the daemon sets for every service (:mod:`autoheal.guard.kill_switch`); given or
+not, they must be absolute.
 
 ==================================  ======================  ===============================
 state                               buys                    sells
 ==================================  ======================  ===============================
-no runtime dir (no path, no env)    no ``kill_switch_unknown`` no ``kill_switch_unknown``
+kill switch not found (no path, a   no ``kill_switch_unknown`` no ``kill_switch_unknown``
+relative path, no runtime dir, no
+``global_flags.json``, a flags
+file that is not a regular file)
 ``STOP.TXT`` present                no ``stop_file_present``  no ``stop_file_present``
 ``global_flags.json`` unreadable    no ``flags_invalid``      no ``flags_invalid``
 ``REDUCE_ONLY`` (even in failsafe)  no ``reduce_only``        only with ``reduces_position``
 failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_active``
+``risk_latch.json`` present         no ``reduce_only``        only with ``reduces_position``
 ``DEGRADED``                        no ``degraded``           yes
 breaker open (symbol or global)     no ``outage_circuit_...`` yes
 ``NORMAL``                          yes ``ok``                yes ``ok``
 ==================================  ======================  ===============================
+
+The risk latch (the guard's daily-loss latch, :mod:`autoheal.guard.risk`) is honoured
+here directly, by its presence, so it holds even before the daemon has read it, or
+with no daemon at all; it never loosens a failsafe.
 
 The breaker's file is read with the breaker's own function
 (:func:`autoheal.guard.breaker.load_breaker_keys`: wall-clock deadlines, clamped) and
@@ -25,7 +34,7 @@ so the gate pauses buys exactly while the breaker is open, also after a reboot.
 
 How it stays cheap and fresh. The gate keeps the parsed state in memory. A call
 reads the monotonic clock and, at most once per ``recheck_interval_s`` (25 ms),
-``stat``\\s the three files; only a changed ``stat`` signature (inode, mtime,
+``stat``\\s the four files; only a changed ``stat`` signature (inode, mtime,
 ctime, size) makes it re-read a file. So the hot path is a clock read and a few
 comparisons (about a microsecond), and any change is noticed within the
 re-check interval by any process that keeps calling ``allowed()``.
@@ -44,7 +53,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -60,14 +69,21 @@ from autoheal.guard.breaker import (
     load_breaker_keys,
     wall_clock_for,
 )
-from autoheal.guard.kill_switch import KILL_SWITCH_UNKNOWN, PathArg, resolve_kill_switch
-from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags
+from autoheal.guard.kill_switch import (
+    KILL_SWITCH_UNKNOWN,
+    KillSwitchUnknown,
+    PathArg,
+    flags_problem,
+    resolve_kill_switch,
+)
+from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME, Flags, read_flags
 
 __all__ = ["GateStatus", "TradingGate", "decide"]
 
 log = logging.getLogger("autoheal.guard.gate")
 
 _StatSig = tuple[int, int, int, int] | None
+_Sigs = tuple[bool, _StatSig, bool, _StatSig]  # STOP.TXT, flags, risk latch, breaker
 _ACTIONS = {"buy": "buy", "sell": "sell", "BUY": "buy", "SELL": "sell"}
 
 
@@ -77,10 +93,13 @@ class GateStatus:
 
     stop_present: bool = False
     flags: Flags | None = field(default_factory=Flags)
+    #: Why the flags are invalid, or why the kill switch is unknown.
     flags_detail: str = ""
     open_until: Mapping[str, float] = field(default_factory=dict)
-    #: False when the gate has no runtime directory (no path, no environment).
+    #: False when the gate cannot find the kill switch (see the module's table).
     kill_switch_known: bool = True
+    #: The guard's daily-loss latch asks for REDUCE_ONLY.
+    risk_latched: bool = False
 
     @property
     def halted(self) -> bool:
@@ -120,6 +139,8 @@ def decide(
         return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
         return False, "failsafe_active"
+    if status.risk_latched:
+        return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if act == "sell":
         return True, "ok"
     if flags.mode == "DEGRADED":
@@ -149,14 +170,24 @@ def _open_breakers(path: Path, now: float, wall_now: float) -> dict[str, float]:
     }
 
 
+def _flags_status(status: GateStatus, runtime_dir: Path) -> GateStatus:
+    """``status`` with the flags as read now: found and valid, invalid, or not found."""
+    read = read_flags(runtime_dir)
+    problem = flags_problem(read, runtime_dir)
+    if problem:
+        return replace(status, flags=None, flags_detail=problem, kill_switch_known=False)
+    return replace(status, flags=read.flags, flags_detail=read.detail, kill_switch_known=True)
+
+
 class TradingGate:
-    """Decides ``allowed(action)`` from ``STOP.TXT``, ``global_flags.json`` and the breakers.
+    """Decides ``allowed(action)`` from ``STOP.TXT``, ``global_flags.json``, the risk
+    latch and the breakers.
 
     Args:
-        runtime_dir: the runtime directory holding the flags and breaker files; default
-            ``AUTOHEAL_RUNTIME_DIR``. Without either, every answer is
-            ``(False, "kill_switch_unknown")``.
-        stop_file: the ``STOP.TXT`` path; default ``AUTOHEAL_STOP_FILE``, else
+        runtime_dir: the runtime directory holding the flags and breaker files, an
+            absolute path; default ``AUTOHEAL_RUNTIME_DIR``. Without either, or with a
+            relative one, every answer is ``(False, "kill_switch_unknown")``.
+        stop_file: the ``STOP.TXT`` path, absolute; default ``AUTOHEAL_STOP_FILE``, else
             ``<runtime_dir>/../STOP.TXT``.
         recheck_interval_s: the most time between two ``stat`` checks (the fallback poll).
         time_fn: monotonic seconds, shared with the breaker's clock; tests pass a fake.
@@ -174,25 +205,29 @@ class TradingGate:
         wall_fn: Callable[[], float] | None = None,
         watch_breaker: bool = True,
     ) -> None:
-        paths = resolve_kill_switch(runtime_dir, stop_file)
-        if paths is None:
-            log.error(
-                "[gate] kill_switch_unknown: no runtime_dir and AUTOHEAL_RUNTIME_DIR is not "
-                "set; every new order is refused"
-            )
+        found = resolve_kill_switch(runtime_dir, stop_file)
+        paths = None if isinstance(found, KillSwitchUnknown) else found
+        if isinstance(found, KillSwitchUnknown):
+            log.error("[gate] kill_switch_unknown: %s; every new order is refused", found.detail)
+        #: Whether the kill switch's paths are known (its files are checked on each call).
         self.known = paths is not None
-        #: ``None`` when the kill switch is unknown.
+        #: ``None`` when the kill switch's paths are unknown.
         self.runtime_dir: Path | None = None if paths is None else paths.runtime_dir
         self.stop_file: Path | None = None if paths is None else paths.stop_file
         rt = Path(os.devnull) if paths is None else paths.runtime_dir
         self._stop_path = Path(os.devnull) / "STOP.TXT" if paths is None else paths.stop_file
         self._flags_path = rt / FLAGS_FILENAME
+        self._latch_path = rt / RISK_LATCH_FILENAME
         self._breaker_path = rt / BREAKER_FILENAME if watch_breaker and self.known else None
         self._interval = recheck_interval_s
         self._time_fn = time_fn
         self._wall_fn = wall_clock_for(time_fn, wall_fn)
-        self._sigs: tuple[bool, _StatSig, _StatSig] | None = None
-        self._status = GateStatus(kill_switch_known=self.known)
+        self._sigs: _Sigs | None = None
+        self._status = GateStatus(
+            flags=None if paths is None else Flags(),
+            flags_detail="" if not isinstance(found, KillSwitchUnknown) else found.detail,
+            kill_switch_known=self.known,
+        )
         self._next_check = float("-inf")
         self._dirty = True
         self._stop_event: threading.Event | None = None
@@ -243,9 +278,10 @@ class TradingGate:
         self._next_check = now + self._interval
         if not self.known:
             return
-        sigs = (
+        sigs: _Sigs = (
             os.path.lexists(self._stop_path),
             _stat_sig(self._flags_path),
+            os.path.lexists(self._latch_path),
             None if self._breaker_path is None else _stat_sig(self._breaker_path),
         )
         if sigs == self._sigs:
@@ -255,27 +291,35 @@ class TradingGate:
             self._sigs = sigs
             status = self._status
             if old is None or old[1] != sigs[1]:
-                read = read_flags(self._flags_path.parent)
-                status = GateStatus(status.stop_present, read.flags, read.detail, status.open_until)
-            if self._breaker_path is not None and (old is None or old[2] != sigs[2]):
-                status = GateStatus(
-                    status.stop_present,
-                    status.flags,
-                    status.flags_detail,
-                    _open_breakers(self._breaker_path, now, self._wall_fn()),
-                )
-            status = GateStatus(sigs[0], status.flags, status.flags_detail, status.open_until)
+                status = _flags_status(status, self._flags_path.parent)
+            if self._breaker_path is not None and (old is None or old[3] != sigs[3]):
+                breakers = _open_breakers(self._breaker_path, now, self._wall_fn())
+                status = replace(status, open_until=breakers)
+            status = replace(status, stop_present=sigs[0], risk_latched=sigs[2])
             self._log_change(self._status, status)
             self._status = status
 
     @staticmethod
     def _log_change(old: GateStatus, new: GateStatus) -> None:
+        if new.kill_switch_known != old.kill_switch_known:
+            if new.kill_switch_known:
+                log.warning("[gate] kill switch found again")
+            else:
+                log.error(
+                    "[gate] kill_switch_unknown: %s; every new order is refused",
+                    new.flags_detail,
+                )
+        if new.risk_latched != old.risk_latched:
+            log.warning(
+                "[gate] risk latch %s",
+                "present: REDUCE_ONLY" if new.risk_latched else "removed",
+            )
         if new.stop_present != old.stop_present:
             log.warning(
                 "[gate] STOP.TXT %s",
                 "present: all new orders halted" if new.stop_present else "removed",
             )
-        if new.flags != old.flags:
+        if new.flags != old.flags and new.kill_switch_known:
             if new.flags is None:
                 log.error("[gate] flags_invalid (%s): all new orders halted", new.flags_detail)
             else:
@@ -291,7 +335,7 @@ class TradingGate:
         self._dirty = True
 
     def _watch_targets(self) -> tuple[list[Path], Callable[[Any, str], bool]]:
-        names = {str(self._stop_path), str(self._flags_path)}
+        names = {str(self._stop_path), str(self._flags_path), str(self._latch_path)}
         if self._breaker_path is not None:
             names.add(str(self._breaker_path))
         dirs = sorted({self._flags_path.parent, self._stop_path.parent})

@@ -9,15 +9,18 @@ Gates, checked in this order; the reason names the first one that blocks:
 4. ``live_dry_run_mode`` is false: ``live_dry_run_mode=True``
 5. ``confirm_token`` hashes (SHA-256) to the configured ``confirm_token_sha256``,
    compared in constant time: ``confirm_token=missing`` / ``confirm_token=invalid``
-6. the kill switch is off (no ``STOP.TXT``, no failsafe, readable flags):
-   ``stop_file_present`` / ``failsafe_active`` / ``flags_invalid`` / ``reduce_only``;
-   ``kill_switch_unknown`` when it cannot be found
+6. the kill switch is off (no ``STOP.TXT``, no failsafe, readable flags, no
+   REDUCE_ONLY and no risk latch): ``stop_file_present`` / ``failsafe_active`` /
+   ``flags_invalid`` / ``reduce_only``; ``kill_switch_unknown`` when it cannot be
+   found
 
 Only the first five are pure; the kill switch is always read from disk: from the
 ``stop_file`` / ``runtime_dir`` the caller names, else from ``AUTOHEAL_STOP_FILE`` /
 ``AUTOHEAL_RUNTIME_DIR`` (set by the daemon for its services; see
-:mod:`autoheal.guard.kill_switch`). With no runtime directory at all nothing is
-allowed. The token itself is never logged or put into a reason.
+:mod:`autoheal.guard.kill_switch`). Nothing is allowed when the kill switch cannot
+be found: no runtime directory, a relative path, a runtime directory or flags file
+that does not exist, a flags file that is not a regular file. The token itself is
+never logged or put into a reason.
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from autoheal.guard.kill_switch import KILL_SWITCH_UNKNOWN, resolve_kill_switch
-from autoheal.store.flags import read_flags, stop_file_present
+from autoheal.guard.kill_switch import (
+    KILL_SWITCH_UNKNOWN,
+    KillSwitchUnknown,
+    flags_problem,
+    resolve_kill_switch,
+)
+from autoheal.store.flags import read_flags, risk_latch_present, stop_file_present
 
 __all__ = ["LiveEnv", "hash_confirm_token", "is_live_execution_allowed"]
 
@@ -52,9 +60,10 @@ class LiveEnv:
     live_dry_run_mode: bool = True
     confirm_token: str | None = None
     confirm_token_sha256: str | None = None
-    #: ``None``: ``AUTOHEAL_STOP_FILE``, else beside the runtime directory.
+    #: ``None``: ``AUTOHEAL_STOP_FILE``, else beside the runtime directory. Absolute.
     stop_file: Path | None = None
     #: ``None``: ``AUTOHEAL_RUNTIME_DIR``, else the kill switch is unknown (not allowed).
+    #: Absolute.
     runtime_dir: Path | None = None
 
     @classmethod
@@ -66,16 +75,18 @@ class LiveEnv:
 
 def _kill_switch_reason(env: LiveEnv, environ: Mapping[str, str] | None) -> str | None:
     paths = resolve_kill_switch(env.runtime_dir, env.stop_file, environ)
-    if paths is None:
+    if isinstance(paths, KillSwitchUnknown):
+        return KILL_SWITCH_UNKNOWN
+    read = read_flags(paths.runtime_dir)
+    if flags_problem(read, paths.runtime_dir):
         return KILL_SWITCH_UNKNOWN
     if stop_file_present(paths.stop_file):
         return "stop_file_present"
-    read = read_flags(paths.runtime_dir)
     if read.flags is None:
         return "flags_invalid"
     if read.flags.failsafe_active or read.flags.mode == "SIGNAL_READ_ONLY":
         return "failsafe_active"
-    if read.flags.mode == "REDUCE_ONLY":
+    if read.flags.mode == "REDUCE_ONLY" or risk_latch_present(paths.runtime_dir):
         return "reduce_only"
     return None
 

@@ -7,8 +7,11 @@ no I/O and reads no clock. :class:`RiskGuard` is the thin stateful wrapper a tra
 process holds: it keeps the throttle window, keeps the day's realized PnL durable in
 ``risk_pnl.json`` (shared by the runtime's trading processes, read back at start; see
 :mod:`autoheal.guard.risk_day`), logs every refusal once with its numbers, and latches
-``REDUCE_ONLY`` in ``global_flags.json`` when the day's realized loss reaches
-``max_daily_loss``.
+``REDUCE_ONLY`` when the day's realized loss reaches ``max_daily_loss``: it creates
+``risk_latch.json`` in the runtime directory (:func:`latch_reduce_only`). It never
+writes ``global_flags.json``: only the daemon and an operator write that, and only
+they clear. The gate honours the latch file at once; the daemon applies it as a
+REDUCE_ONLY that only tightens, and removes it on an operator's clear of REDUCE_ONLY.
 
 Quantities, prices and money are :class:`~decimal.Decimal`; a float given to
 :func:`to_decimal` goes through its shortest ``repr`` (``0.1`` is ``Decimal('0.1')``).
@@ -47,8 +50,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from autoheal.core.switch import RISK
 from autoheal.guard.risk_day import Amount, Booking, Fill, RiskDay, Unbookable, fill_problem
 from autoheal.guard.risk_daybook import DayBook
 
@@ -71,8 +75,7 @@ from autoheal.guard.risk_numbers import (
     signed_problem,
     total_problem,
 )
-from autoheal.store.atomic import read_json, write_json_atomic
-from autoheal.store.flags import FLAGS_FILENAME, parse_flags
+from autoheal.store.flags import RISK_LATCH_FILENAME, write_risk_latch
 
 __all__ = [
     "GLOBAL_KEYS",
@@ -475,38 +478,27 @@ def _check_daily_loss(
 
 
 # -- the daily-loss latch -------------------------------------------------------------------
-def latch_reduce_only(runtime_dir: Path, reason: str) -> str:
-    """Set ``mode: REDUCE_ONLY`` in ``global_flags.json``, changing no other key.
+def latch_reduce_only(runtime_dir: Path, reason: str, *, since: float | None = None) -> str:
+    """Ask for ``REDUCE_ONLY``: create ``risk_latch.json`` in ``runtime_dir``.
 
-    Read-modify-write, written atomically: ``failsafe_active`` and every other key the
-    document holds stay as they are. The daemon reads the hand-set mode as an operator's
-    ``REDUCE_ONLY`` that nothing automatic loosens.
+    A request that can only tighten: ``global_flags.json`` is never read or written
+    (a read-modify-write of it raced the daemon and could clear a failsafe). A latch
+    already there is never replaced: it asks for the same thing, since earlier.
+
+    Args:
+        runtime_dir: the runtime directory (it must exist).
+        reason: why, for the operator (``risk_daily_loss ...``).
+        since: unix seconds; default now.
 
     Returns:
-        ``"written"``; ``"already"`` when the mode is already ``REDUCE_ONLY`` or something
-        stricter holds (a failsafe or ``SIGNAL_READ_ONLY``: writing ``REDUCE_ONLY`` there
-        would loosen it); ``"unreadable"`` when the document cannot be parsed (it halts
-        everything already, and overwriting it could loosen it).
+        ``"written"``, or ``"already"`` when a latch is there (until an operator clears it).
 
     Raises:
         OSError: the write failed (the caller keeps its own latch and retries).
     """
-    path = Path(runtime_dir) / FLAGS_FILENAME
-    result = read_json(path)
-    if result.reason == "missing":
-        doc: dict[str, Any] = {}
-    elif result.doc is None or not isinstance(result.doc, dict):
-        return "unreadable"
-    else:
-        doc = dict(result.doc)
-    read = parse_flags(doc)
-    if read.flags is None:
-        return "unreadable"
-    if read.flags.failsafe_active or read.flags.mode in ("SIGNAL_READ_ONLY", "REDUCE_ONLY"):
-        return "already"
-    doc.update({"mode": "REDUCE_ONLY", "reason": reason, "set_by": "risk"})
-    write_json_atomic(path, doc)
-    return "written"
+    stamp = time.time() if since is None else since
+    written = write_risk_latch(Path(runtime_dir), reason, since=stamp, set_by=RISK)
+    return "written" if written else "already"
 
 
 # -- the stateful wrapper -------------------------------------------------------------------
@@ -525,7 +517,7 @@ class RiskGuard:
 
     Args:
         limits: the ``[risk]`` limits (:func:`parse_limits`).
-        runtime_dir: where ``global_flags.json`` (the daily-loss latch) and
+        runtime_dir: where the daily-loss latch (``risk_latch.json``) and
             ``risk_pnl.json`` live; ``None`` keeps both in memory only.
         time_fn: the clock for the throttle (monotonic) ...
         wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
@@ -545,6 +537,7 @@ class RiskGuard:
         self.limits = limits
         self.runtime_dir = None if runtime_dir is None else Path(runtime_dir)
         self._time = time_fn
+        self._wall = wall_fn  # stamps the latch's ``since``
         self._sent: deque[float] = deque()
         self._days = DayBook(
             self.runtime_dir, limits.max_daily_loss, time_fn=time_fn, wall_fn=wall_fn
@@ -556,7 +549,7 @@ class RiskGuard:
     # -- state ---------------------------------------------------------------------------
     def _view(self) -> RiskDay:
         view = self._days.view()
-        if view.day != self._flags_day:  # a new day's latch is written to the flags afresh
+        if view.day != self._flags_day:  # a new day's latch is written afresh
             self._flags_day, self._flags_latched = view.day, False
         return view
 
@@ -668,7 +661,11 @@ class RiskGuard:
         return Booked(True, realized)
 
     def latch_flags(self) -> bool:
-        """Write the ``REDUCE_ONLY`` latch (retried on the next call after a failed write)."""
+        """Write the day's ``REDUCE_ONLY`` latch (retried on the next call after a failure).
+
+        Once per UTC day: after an operator cleared it, the same day's loss does not
+        latch again; a new day's does.
+        """
         if self.runtime_dir is None:
             self._flags_latched = True
             return True
@@ -677,19 +674,13 @@ class RiskGuard:
             f"max_daily_loss={self.limits.max_daily_loss}"
         )
         try:
-            outcome = latch_reduce_only(self.runtime_dir, reason)
+            outcome = latch_reduce_only(self.runtime_dir, reason, since=self._wall())
         except OSError as exc:
             log.error(
-                "[risk] cannot write REDUCE_ONLY to %s: %s (new risk stays refused here; retried)",
-                self.runtime_dir / FLAGS_FILENAME,
+                "[risk] cannot write the REDUCE_ONLY latch %s: %s (new risk stays refused "
+                "here; retried)",
+                self.runtime_dir / RISK_LATCH_FILENAME,
                 exc,
-            )
-            return False
-        if outcome == "unreadable":
-            log.error(
-                "[risk] %s unreadable: REDUCE_ONLY not written (the file halts trading "
-                "as it is; retried)",
-                self.runtime_dir / FLAGS_FILENAME,
             )
             return False
         log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)

@@ -1,13 +1,21 @@
-"""The kill switch on disk: ``global_flags.json`` and ``STOP.TXT``.
+"""The kill switch on disk: ``global_flags.json``, ``STOP.TXT`` and ``risk_latch.json``.
 
 ``global_flags.json`` is read by every trading process; an operator may write
 just ``{"failsafe_active": false}`` and the missing keys take their defaults.
 A flags file that is not a JSON object, or whose known keys have the wrong type
 or an unknown mode, is *invalid*: :func:`read_flags` returns a reason instead of
-flags, and the guard treats that as halted (fail closed).
+flags, and the guard treats that as halted (fail closed). Only the daemon and an
+operator write it.
 
 ``STOP.TXT`` halts new orders by its mere presence; its first line says when and
 why, for the human who finds it.
+
+``risk_latch.json`` is the guard's daily-loss latch: its presence asks for
+``REDUCE_ONLY``. The guard only ever creates it (never replacing one that is
+there); the daemon removes the one it saw on an operator's clear; an operator may
+remove it by hand. It never touches ``global_flags.json``, so it cannot loosen it.
+
+Nothing here opens a file that is not a regular file (a FIFO would block).
 """
 
 from __future__ import annotations
@@ -19,22 +27,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from autoheal import runtime_files
-from autoheal.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
+from autoheal.store.atomic import (
+    NOT_REGULAR,
+    create_bytes_atomic,
+    fsync_dir,
+    read_json,
+    read_regular,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 __all__ = [
     "FLAGS_FILENAME",
     "MODES",
+    "RISK_LATCH_FILENAME",
     "Flags",
     "FlagsRead",
+    "RiskLatchRead",
     "read_flags",
+    "read_risk_latch",
+    "read_stop_line",
+    "remove_risk_latch",
     "remove_stop_file",
+    "risk_latch_present",
     "stop_file_present",
     "write_flags",
+    "write_risk_latch",
     "write_stop_file",
 ]
 
 FLAGS_FILENAME = runtime_files.FLAGS
+RISK_LATCH_FILENAME = runtime_files.RISK_LATCH
+#: How much of STOP.TXT or the latch is read: the first line says everything, and a
+#: huge file must not flood a terminal.
+_HEAD_BYTES = 4096
 #: Trading modes, most severe first.
 MODES = ("SIGNAL_READ_ONLY", "REDUCE_ONLY", "DEGRADED", "NORMAL")
 
@@ -64,7 +93,9 @@ class FlagsRead:
     """``flags`` when the file is missing (defaults) or valid; else ``reason`` says why not.
 
     ``named`` is the document with only the keys it actually names: what an operator's
-    partial edit says, as opposed to the defaults that fill ``flags``.
+    partial edit says, as opposed to the defaults that fill ``flags``. A missing file
+    is the defaults to the daemon (which writes it), but to the guard it means the kill
+    switch is unknown (:func:`autoheal.guard.kill_switch.flags_problem`).
     """
 
     flags: Flags | None
@@ -72,6 +103,9 @@ class FlagsRead:
     detail: str = ""
     missing: bool = False
     named: dict[str, Any] = field(default_factory=dict)
+    #: A file is there but is not a regular file (never opened): to the guard, like a
+    #: missing one, the kill switch is unknown.
+    not_regular: bool = False
 
 
 def parse_flags(doc: dict[str, Any]) -> FlagsRead:
@@ -105,6 +139,8 @@ def read_flags(runtime_dir: Path) -> FlagsRead:
     result = read_json(Path(runtime_dir) / FLAGS_FILENAME)
     if result.reason == "missing":
         return FlagsRead(Flags(), missing=True)
+    if result.reason == NOT_REGULAR:
+        return FlagsRead(None, "flags_invalid", result.detail, not_regular=True)
     if result.doc is None:
         return FlagsRead(None, "flags_invalid", f"{result.reason}: {result.detail}".rstrip(": "))
     return parse_flags(result.doc)
@@ -131,6 +167,17 @@ def write_stop_file(
     write_bytes_atomic(Path(stop_file), text.encode())
 
 
+def read_stop_line(stop_file: Path) -> str:
+    """The first line of ``STOP.TXT`` for a human; what went wrong if it cannot be read."""
+    try:
+        head = read_regular(Path(stop_file), _HEAD_BYTES)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:  # NotRegularFileError included: a FIFO is never opened
+        return f"(unreadable: {exc.strerror or exc})"
+    return head.decode("utf-8", "replace").split("\n", 1)[0].strip()
+
+
 def remove_stop_file(stop_file: Path) -> bool:
     """Remove ``STOP.TXT`` durably; returns whether it was there.
 
@@ -144,4 +191,94 @@ def remove_stop_file(stop_file: Path) -> bool:
         return False
     with contextlib.suppress(OSError):
         fsync_dir(stop_file.parent)
+    return True
+
+
+# ------------------------------------------------------------------ the risk latch
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLatchRead:
+    """A latch that is there: its reason, and which file it is (compare-and-remove).
+
+    ``version`` is (device, inode, mtime in ns) of the file as read: the guard only
+    ever creates a latch, never rewrites one, so a new latch is a new version.
+    """
+
+    reason: str
+    version: tuple[int, int, int]
+    since: float | None = None
+
+
+def risk_latch_present(runtime_dir: Path) -> bool:
+    """Whether the latch asks for REDUCE_ONLY: anything at its name does (never opened)."""
+    return os.path.lexists(Path(runtime_dir) / RISK_LATCH_FILENAME)
+
+
+def read_risk_latch(runtime_dir: Path) -> RiskLatchRead | None:
+    """The latch, or None when there is none. Whatever is there asks for REDUCE_ONLY:
+    a latch that does not parse, or is not a regular file, still does (its reason
+    says what is wrong with it)."""
+    path = Path(runtime_dir) / RISK_LATCH_FILENAME
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return RiskLatchRead(f"risk latch unreadable: {exc.strerror or exc}", (0, 0, 0))
+    version = (st.st_dev, st.st_ino, st.st_mtime_ns)
+    result = read_json(path, max_bytes=_HEAD_BYTES)
+    if result.doc is None:
+        if result.reason == "missing":  # removed between the two looks
+            return None
+        detail = f"{result.reason}: {result.detail}".rstrip(": ")
+        return RiskLatchRead(f"risk latch unreadable ({detail})", version)
+    reason, since = result.doc.get("reason"), result.doc.get("since")
+    if not isinstance(reason, str) or not reason:
+        reason = "risk latch (no reason given)"
+    if isinstance(since, bool) or not isinstance(since, int | float):
+        since = None
+    return RiskLatchRead(reason[:500], version, None if since is None else float(since))
+
+
+def write_risk_latch(runtime_dir: Path, reason: str, *, since: float, set_by: str) -> bool:
+    """Create the latch, atomically and durably, unless one is already there.
+
+    Returns:
+        True when written; False when a latch (or anything else) already has the name:
+        it asks for REDUCE_ONLY already and is never replaced.
+
+    Raises:
+        OSError: the write failed (EROFS, ENOSPC, a runtime directory that is not there).
+    """
+    doc = {"mode": "REDUCE_ONLY", "reason": reason, "since": since, "set_by": set_by}
+    data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    return create_bytes_atomic(Path(runtime_dir) / RISK_LATCH_FILENAME, data)
+
+
+def remove_risk_latch(runtime_dir: Path, version: tuple[int, int, int]) -> bool:
+    """Remove the latch if it is still the one read as ``version`` (compare and remove).
+
+    A latch created after it was read (a new one, after the seen one was removed)
+    is left for the daemon to read: an operator's clear lifts only what was seen.
+
+    Returns:
+        True when it was removed or is gone; False when another latch stands there.
+
+    Raises:
+        OSError: it could not be removed (EROFS, EISDIR, EACCES): it still holds.
+    """
+    path = Path(runtime_dir) / RISK_LATCH_FILENAME
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    if (st.st_dev, st.st_ino, st.st_mtime_ns) != version:
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return True
+    with contextlib.suppress(OSError):
+        fsync_dir(path.parent)
     return True

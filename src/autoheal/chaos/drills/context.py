@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.chaos.drills.model import Scenario
 from autoheal.chaos.drills.trace import HealthTrace
+from autoheal.store.flags import FLAGS_FILENAME, Flags, write_flags
 
 if TYPE_CHECKING:
     from autoheal.chaos.drills.target import DrillTarget
@@ -37,6 +38,17 @@ if TYPE_CHECKING:
 __all__ = ["DrillContext", "LogCapture", "OffsetClock"]
 
 Rollback = Callable[[], Awaitable[Any]]
+
+
+def as_the_daemon_leaves_it(runtime_dir: Path) -> Path:
+    """Make ``runtime_dir`` a runtime directory as a daemon keeps it, for drills that run
+    guard code without one: the daemon always writes ``global_flags.json`` (NORMAL at
+    start), and the guard reads a missing one as ``kill_switch_unknown``. A flags file
+    already there is left as it is."""
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    if not (runtime_dir / FLAGS_FILENAME).exists():
+        write_flags(runtime_dir, Flags(reason="drill runtime directory", set_by="drill"))
+    return runtime_dir
 
 
 class OffsetClock:

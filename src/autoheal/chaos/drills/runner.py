@@ -28,7 +28,7 @@ import anyio
 
 from autoheal.chaos.blast import ProtectedSet, Violation, watch
 from autoheal.chaos.drills.catalog import load_catalog, select
-from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.chaos.drills.evaluate import evaluate, scale_label
 from autoheal.chaos.drills.model import DrillResult, Report, Scenario, Status
 from autoheal.chaos.drills.report import render, svg_path_for, write_json_report
@@ -78,7 +78,9 @@ async def run_one(
         target: play the drill against this running target instead of a stack of
             its own (``daemon`` kind only; see :mod:`autoheal.chaos.drills.target`).
     """
-    runtime_dir.mkdir(parents=True, exist_ok=True)
+    # The guard code of a drill without a daemon needs the flags a daemon writes; before
+    # the blast-radius capture: part of the setup, not of the drill.
+    as_the_daemon_leaves_it(runtime_dir)
     guard = ProtectedSet(
         files=[*(protect.files if protect else ()),
                *(runtime_dir / f for f in scenario.protect_files)],

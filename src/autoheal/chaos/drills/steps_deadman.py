@@ -37,7 +37,7 @@ from typing import Any
 import anyio
 
 from autoheal import runtime_files
-from autoheal.chaos.drills.context import DrillContext
+from autoheal.chaos.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.chaos.drills.daemon_stack import DaemonHarness, feed_prices
 from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.store import commands as queue
@@ -111,8 +111,7 @@ def _trader_args(ctx: DrillContext, ex: ExchangeHarness, *,
 
 
 def _start_trader(ctx: DrillContext, ex: ExchangeHarness, *, max_orders: int | None) -> _Trader:
-    trader_dir = ctx.runtime_dir / "trader"
-    trader_dir.mkdir(parents=True, exist_ok=True)
+    trader_dir = as_the_daemon_leaves_it(ctx.runtime_dir / "trader")  # a bare trader
     argv = [sys.executable, "-m", "autoheal.demo.trader", "--runtime-dir", str(trader_dir),
             "--stop-file", str(trader_dir / "STOP.TXT"),
             *_trader_args(ctx, ex, max_orders=max_orders)]
