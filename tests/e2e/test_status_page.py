@@ -206,7 +206,12 @@ def test_operator_buttons_need_the_token_and_the_same_origin(
         page.fill("#reason", "from the page")
         page.click('button[data-type="failsafe_enter"]')
         wait_for(lambda: (rt.flags() or {}).get("failsafe_active") is True, 10, "the failsafe")
-        assert "queued failsafe_enter" in page.locator("#opresult").inner_text()
+        # The daemon may write the flags before the page has shown the POST's answer.
+        wait_for(
+            lambda: "queued failsafe_enter" in page.locator("#opresult").inner_text(),
+            10,
+            "the page's answer",
+        )
         # The flags are written within the command's step; its result just after.
         wait_for(
             lambda: any(
