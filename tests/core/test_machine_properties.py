@@ -108,7 +108,9 @@ class StageMachineModel(RuleBasedStateMachine):
                 assert (action.from_stage, action.to_stage) == (Stage.BACKOFF, Stage.OBSERVE)
                 spawned = self.spawned_at[name]
                 assert spawned is not None, "verified without a spawn"
-                assert self.now - spawned >= HEAL.verify_min_uptime, "verified too soon"
+                # As the core's deadline is computed (spawned + uptime), not now - spawned:
+                # 4.0664 - 2.0664 is 1.999... in floats while 2.0664 + 2.0 == 4.0664.
+                assert self.now >= spawned + HEAL.verify_min_uptime, "verified too soon"
                 assert self.passed[name] >= set(self.policy.components[name].probes)
         for action in decision.actions:
             if isinstance(action, RestartProcess | StopProcess):
