@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from autoheal.store.atomic import FILE_MODE
+
 __all__ = ["LockTimeout", "locked"]
 
 _POLL_S = 0.01
@@ -40,7 +42,9 @@ def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
         LockTimeout: still held by another process after ``timeout``.
     """
     lock_path = Path(path).with_name(Path(path).name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # The runtime's file mode (nothing for "other"), and never through a symlink.
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(lock_path, flags, FILE_MODE)
     try:
         _take(fd, lock_path, timeout)
         try:
