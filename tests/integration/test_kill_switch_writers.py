@@ -171,6 +171,10 @@ def test_regression_issue18_a1_latch_racing_a_failsafe_never_clears_it(rt: Slice
     latch.join(10.0)
     assert not latch.is_alive()
     assert risk.loss_latched
+    if fd is None:
+        # The latch never opened the flags: take the test's FIFO away (a missing flags
+        # file says nothing; the daemon writes its own), else it holds the flags invalid.
+        flags_path.unlink()
     for _ in range(3):
         rt.reconcile()
     assert rt.state.failsafe is not None and rt.state.failsafe.set_by == "alice"
@@ -272,3 +276,22 @@ def test_the_latch_is_applied_once_and_cleared_only_with_an_operators_clear(rt: 
     assert not latch.exists()
     rt.reconcile()
     assert rt.state.reduce_only is None and rt.flags()["mode"] == "NORMAL"
+
+
+# ------------------------------------------------------------------ a hand edit before our write
+
+
+def test_a_hand_written_halt_not_yet_read_is_never_written_over(rt: Slice) -> None:
+    """The daemon writes the flags from its state; an operator's edit that landed since
+    its last read (the watch's event still queued) must be read first, not erased."""
+    rt.reconcile()
+    assert rt.flags()["failsafe_active"] is False
+    doc = {"failsafe_active": True, "set_by": "alice", "reason": "holding"}
+    (rt.runtime_dir / FLAGS_FILENAME).write_bytes(orjson.dumps(doc))
+    # No reconcile: the exchange fails and the core asks for DEGRADED to be written.
+    for _ in range(POLICY.failures_before_degraded):
+        rt.apply(ProbeFailed("exchange", "http", "CONN_TIMEOUT"))
+    assert rt.state.failsafe is not None and rt.state.failsafe.set_by == "alice"
+    assert ("operator_kill_switch", "flags_entered", "alice") in rt.events()
+    assert rt.flags()["failsafe_active"] is True
+    assert rt.stop_file.exists()

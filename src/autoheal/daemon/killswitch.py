@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno as errno_names
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ from autoheal.store.flags import (
 
 log = logging.getLogger("autoheal")
 
+#: The flags file's signature before the daemon first read it.
+_UNREAD = object()
+
 
 def errno_name(exc: OSError) -> str:
     """``EROFS`` for an ``OSError`` with errno 30; ``OSError`` when it has none."""
@@ -76,6 +80,18 @@ class FileLayer:
 
     def write_flags(self, flags: Flags) -> None:
         write_flags(self.runtime_dir, flags)
+
+    def flags_signature(self) -> tuple[int, int, int, int] | None:
+        """Which flags file is on disk (inode, mtime, ctime, size); None when there is none.
+
+        Compared before a write: a different signature means someone wrote the file
+        since the daemon last read or wrote it, and that must be read first.
+        """
+        try:
+            st = os.lstat(self.runtime_dir / FLAGS_FILENAME)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def write_stop(self, reason: str, set_by: str) -> None:
         write_stop_file(self.stop_file, reason, set_by=set_by)
@@ -122,22 +138,33 @@ class KillSwitch:
         self._clock = clock
         self._wall = wall
         self.switch = SwitchState()
+        #: The flags file as the daemon last read or wrote it (``flags_signature``);
+        #: ``_UNREAD`` until the first read.
+        self._flags_sig: object = _UNREAD
+        self._reconciling = False
 
     # ------------------------------------------------------------------ reading
 
     def reconcile(self, *, startup: bool = False) -> None:
         """Read the files, act on what an operator did, then write what is due."""
-        result = core_switch.interpret(
-            self.switch, self._state(), self.files.read(), startup=startup
-        )
-        self.switch = result.switch
-        for action in result.actions:
-            self._execute(action)
-        for event in result.events:
-            log.warning("%s %s actor=%s", event.journal_kind, event.token, event.actor)
-            self._journal_event(event.journal_kind, reason=event.token, actor=event.actor)
-            self._apply(event.observation)
-        self.sync()
+        self._reconciling = True
+        try:
+            # The signature first: a write landing after it reads as a change next time.
+            sig = self.files.flags_signature()
+            result = core_switch.interpret(
+                self.switch, self._state(), self.files.read(), startup=startup
+            )
+            self.switch = result.switch
+            self._flags_sig = sig
+            for action in result.actions:
+                self._execute(action)
+            for event in result.events:
+                log.warning("%s %s actor=%s", event.journal_kind, event.token, event.actor)
+                self._journal_event(event.journal_kind, reason=event.token, actor=event.actor)
+                self._apply(event.observation)
+            self.sync()
+        finally:
+            self._reconciling = False
 
     def latch_changed(self) -> bool:
         """Whether the risk latch appeared or went since the last read (one ``lstat``).
@@ -158,6 +185,13 @@ class KillSwitch:
         """Carry out one kill-switch write and report how it went; True when it landed."""
         if isinstance(action, RemoveRiskLatch):
             return self._remove_latch(action)
+        if isinstance(action, WriteFlags) and self._flags_changed_unread():
+            # Someone (an operator's editor) wrote the flags since the daemon last read
+            # them, and the watch has not told us yet: writing now would erase their
+            # act unseen. Read first; the reconcile writes whatever is then due.
+            log.info("flags_changed_before_write: reading global_flags.json first")
+            self.reconcile()
+            return core_switch.FLAGS not in self.switch.failures
         key = core_switch.FLAGS if isinstance(action, WriteFlags) else core_switch.STOP
         op = "remove" if isinstance(action, RemoveStop) else "write"
         try:
@@ -171,6 +205,7 @@ class KillSwitch:
                         action.set_by,
                     )
                     self.files.write_flags(flags)
+                    self._flags_sig = self.files.flags_signature()
                     self.switch, follow = core_switch.write_succeeded(
                         self.switch, key, flags=as_written(flags)
                     )
@@ -253,6 +288,11 @@ class KillSwitch:
         for notice in follow:
             self._execute(notice)
         return removed
+
+    def _flags_changed_unread(self) -> bool:
+        if self._reconciling or self._flags_sig is _UNREAD:
+            return False
+        return self.files.flags_signature() != self._flags_sig
 
     # ------------------------------------------------------------------ reporting
 
