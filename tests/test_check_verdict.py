@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoheal.check import DEPENDENCY, SERVICE, Fact, KillSwitchFact, verdict
+from autoheal.cli.check import DEPENDENCY, SERVICE, Fact, KillSwitchFact, verdict
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 
 HEAL = HealPolicy(

@@ -293,7 +293,7 @@ def _chaos(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
 
 def _hostile_scenarios(ctx: Ctx) -> Path:
     """The shipped live_gating_a drill with a hostile title and a hostile expectation."""
-    from autoheal.chaos.drills.catalog import SCENARIO_DIR
+    from autoheal.drills.catalog import SCENARIO_DIR
 
     folder = ctx.tmp / "scenarios"
     folder.mkdir()

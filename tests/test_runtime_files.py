@@ -1,4 +1,4 @@
-"""The runtime contract's file names live in one module (``autoheal.runtime_files``).
+"""The runtime contract's file names live in one module (``autoheal.store.layout``).
 
 A quoted runtime file name anywhere else in the package is a second source of truth
 that can drift from the docs and the other readers; this test finds one.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from autoheal import runtime_files
+from autoheal.store import layout as runtime_files
 
-SRC = Path(runtime_files.__file__).parent
+LAYOUT = Path(runtime_files.__file__)
+SRC = LAYOUT.parent.parent  # src/autoheal
 NAMES = [
     runtime_files.FLAGS,
     runtime_files.RISK_LATCH,
@@ -36,7 +37,7 @@ def test_no_module_spells_a_runtime_file_name_itself() -> None:
         f"{path.relative_to(SRC)}:{number}: {line.strip()}"
         for path in sorted(SRC.rglob("*.py"))
         # The core imports only the standard library; it names files only in messages.
-        if path.name != "runtime_files.py" and path.parent.name != "core"
+        if path != LAYOUT and path.parent.name != "core"
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if pattern.search(line)
     ]

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from autoheal.status import stale_after_s, status_command
+from autoheal.cli.status import stale_after_s, status_command
 from autoheal.store.atomic import write_bytes_atomic, write_json_atomic
 from autoheal.store.flags import Flags, write_flags, write_stop_file
 
@@ -241,7 +241,7 @@ def test_status_json_with_missing_files_still_one_object(tmp_path: Path) -> None
 
 def test_status_imports_no_heavy_modules() -> None:
     code = (
-        "import sys, autoheal.status\n"
+        "import sys, autoheal.cli.status\n"
         "heavy = {'anyio', 'httpx', 'psutil', 'prometheus_client', 'autoheal.core'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )

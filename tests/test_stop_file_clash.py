@@ -7,7 +7,7 @@ passed ``check-config``: the daemon then started halted ("STOP.TXT present"), an
 ``autoheal failsafe clear`` deleted the journal. Now every command that loads the
 config refuses it (exit 2, one line naming the file, the key and the problem), and
 ``check-config``/``run`` also refuse a folder there and a clash through a symlink.
-The list of runtime files comes from ``autoheal.runtime_files``, its one home.
+The list of runtime files comes from ``autoheal.store.layout``, its one home.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from autoheal import runtime_files
 from autoheal.cli import main
 from autoheal.config import ConfigError, load_config
+from autoheal.store import layout as runtime_files
 from tests.test_check_config_cli import assert_one_clear_error
 
 

@@ -7,8 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoheal.store.journal import Event
-from autoheal.summary import (
+from autoheal.cli.summary import (
     DAY_S,
     degraded_periods,
     failsafe_periods,
@@ -20,6 +19,7 @@ from autoheal.summary import (
     summarize,
     uptime,
 )
+from autoheal.store.journal import Event
 
 
 class _Log:

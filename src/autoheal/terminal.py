@@ -26,7 +26,7 @@ points -- is shown as its Python escape: ``\\x1b``, ``\\u202e``, ``\\U000e0041``
 An operator can read what was there; the terminal obeys none of it. Printable
 text, non-ASCII letters included, passes unchanged.
 
-A leaf beside :mod:`autoheal.runtime_files`: pure, and it imports nothing, so any
+A leaf beside :mod:`autoheal.store.layout`: pure, and it imports nothing, so any
 layer (the journal's event formatter, the drills' report, the daemon's log format,
 the CLI) can use it, and ``autoheal status`` pays nothing at start-up for it
 (``tests/test_terminal.py`` keeps it so).

@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 from autoheal.chaos.blast import ProtectedSet, Violation, watch
-from autoheal.chaos.drills import Status, run_drills
-from autoheal.chaos.drills.catalog import SCENARIO_DIR
+from autoheal.drills import Status, run_drills
+from autoheal.drills.catalog import SCENARIO_DIR
 
 
 def changes(violations: list[Violation]) -> set[str]:

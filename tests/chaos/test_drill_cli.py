@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import autoheal.chaos
+import autoheal.drills
 from autoheal.cli import main
 
-SHIPPED = Path(autoheal.chaos.__file__).parent / "scenarios"
+SHIPPED = Path(autoheal.drills.__file__).parent / "scenarios"
 
 
 def test_operator_scenario_folder_adds_a_drill(

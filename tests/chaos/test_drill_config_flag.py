@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autoheal.chaos.drills import Status
 from autoheal.cli import main
+from autoheal.drills import Status
 
 
 def _config(tmp_path: Path) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from autoheal.chaos.drills import DrillResult, Status, load_catalog, run_one
+from autoheal.drills import DrillResult, Status, load_catalog, run_one
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoheal.chaos.drills import Status, run_drills
+from autoheal.drills import Status, run_drills
 from tests.chaos.test_drills import mutated
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoheal.chaos.drills.evaluate import check_criterion, check_expectation
-from autoheal.chaos.drills.model import (
+from autoheal.drills.evaluate import check_criterion, check_expectation
+from autoheal.drills.model import (
     Criterion,
     CriterionSpec,
     DrillResult,
@@ -13,8 +13,8 @@ from autoheal.chaos.drills.model import (
     Report,
     Status,
 )
-from autoheal.chaos.drills.report import margin_text, render_text
-from autoheal.chaos.drills.runner import progress_line
+from autoheal.drills.report import margin_text, render_text
+from autoheal.drills.runner import progress_line
 
 
 def test_check_expectation_carries_the_measured_time_and_the_scaled_bound() -> None:

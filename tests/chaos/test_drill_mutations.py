@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 
-from autoheal.chaos.drills import DrillResult, Status, load_catalog, run_one
+from autoheal.drills import DrillResult, Status, load_catalog, run_one
 
 
 def run_mutant(tmp_path: Path, drill: str, params: dict[str, Any]) -> DrillResult:

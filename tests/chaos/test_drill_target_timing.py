@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from autoheal.chaos.drills import drill_command
-from autoheal.chaos.drills.catalog import load_catalog
-from autoheal.chaos.drills.command import EXIT_USAGE
-from autoheal.chaos.drills.runner import time_basis
-from autoheal.chaos.drills.target import (
+from autoheal.cli.drill import EXIT_USAGE, drill_command
+from autoheal.config import load_config
+from autoheal.drills.catalog import load_catalog
+from autoheal.drills.runner import time_basis
+from autoheal.drills.target import (
     BASIS_TARGET,
     DrillLock,
     DrillTarget,
@@ -32,7 +32,6 @@ from autoheal.chaos.drills.target import (
     precondition_problem,
     target_plan,
 )
-from autoheal.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "autoheal.toml"

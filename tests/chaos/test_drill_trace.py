@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autoheal.chaos.drills.context import DrillContext
-from autoheal.chaos.drills.model import Scenario
-from autoheal.chaos.drills.trace import HealthTrace, timeline_doc
+from autoheal.drills.context import DrillContext
+from autoheal.drills.model import Scenario
+from autoheal.drills.trace import HealthTrace, timeline_doc
 
 
 def _health(*, dor: bool = True, degraded: bool = False, failsafe: bool = False,

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from autoheal.chaos.drills import ScenarioError, Status, drill_command, parse_scenario, run_drills
-from autoheal.chaos.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.chaos.drills.evaluate import evaluate
-from autoheal.chaos.drills.steps_daemon import watches_fired
+from autoheal.cli.drill import drill_command
+from autoheal.drills import ScenarioError, Status, parse_scenario, run_drills
+from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
+from autoheal.drills.evaluate import evaluate
+from autoheal.drills.steps_daemon import watches_fired
 
 # The drills that need no daemon: run here in full. The daemon-backed ones are in
 # test_drills_daemon.py, and .ci/run runs the whole default set with `autoheal drill run`.

@@ -24,17 +24,17 @@ from typing import Any
 import anyio
 import pytest
 
-from autoheal.chaos.drills import drill_command
-from autoheal.chaos.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.chaos.drills.command import EXIT_REFUSED
-from autoheal.chaos.drills.daemon_stack import (
+from autoheal.cli.drill import EXIT_REFUSED, drill_command
+from autoheal.config import load_config
+from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
+from autoheal.drills.daemon_stack import (
     ProxyHarness,
     queue_chaos,
     render_config,
     scaled_policy,
 )
-from autoheal.chaos.drills.exchange import ExchangeHarness
-from autoheal.chaos.drills.target import (
+from autoheal.drills.exchange import ExchangeHarness
+from autoheal.drills.target import (
     BASIS_TARGET,
     NOT_RUNNING,
     DrillLock,
@@ -43,7 +43,6 @@ from autoheal.chaos.drills.target import (
     exchange_criteria,
     fault_problem,
 )
-from autoheal.config import load_config
 from autoheal.store.atomic import read_json
 
 VARS = {"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}

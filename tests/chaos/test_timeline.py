@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from autoheal.chaos.drills.timeline import Scale, nice_ticks, render_svg
+from autoheal.drills.timeline import Scale, nice_ticks, render_svg
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from autoheal.chaos.drills.model import Status
-from autoheal.chaos.drills.runner import run_drills
 from autoheal.cli import main
+from autoheal.drills.model import Status
+from autoheal.drills.runner import run_drills
 
 NS = "{http://www.w3.org/2000/svg}"
 

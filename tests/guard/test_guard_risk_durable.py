@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from autoheal import runtime_files
 from autoheal.guard.risk import RiskBook, RiskGuard, RiskOrder, parse_limits
+from autoheal.store import layout as runtime_files
 from autoheal.store.alerts import read_alerts
 from tests.guard.conftest import FakeClock
 

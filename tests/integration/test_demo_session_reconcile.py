@@ -17,8 +17,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from autoheal.chaos.drills.exchange import ExchangeHarness
 from autoheal.demo.session import TradingSession, _outcome_unknown
+from autoheal.drills.exchange import ExchangeHarness
 from autoheal.store.atomic import read_json
 from tests.guard.conftest import daemon_runtime
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from autoheal.check import read_kill_switch
+from autoheal.cli.check import read_kill_switch
+from autoheal.cli.status import read_status
 from autoheal.core.state import initial_state
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
-from autoheal.status import read_status
 from autoheal.store.alerts import alert_path
 from autoheal.store.atomic import read_json
 from autoheal.store.flags import FLAGS_FILENAME, Flags, read_flags, write_flags

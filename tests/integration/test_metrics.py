@@ -13,8 +13,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoheal.daemon.metrics import Metrics, file_health_fn, serve_status
 from autoheal.store.atomic import write_json_atomic
+from autoheal.web.metrics import Metrics, file_health_fn, serve_status
 
 pytestmark = pytest.mark.anyio
 

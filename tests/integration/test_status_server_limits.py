@@ -22,8 +22,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoheal.daemon.metrics import Metrics, serve_status
-from autoheal.daemon.statuspage import StatusPage
+from autoheal.web.metrics import Metrics, serve_status
+from autoheal.web.statuspage import StatusPage
 
 pytestmark = pytest.mark.anyio
 
@@ -212,7 +212,7 @@ async def test_the_stream_tells_the_browser_when_to_reconnect() -> None:
 
 EMFILE_SERVER = """\
 import os, resource, anyio
-from autoheal.daemon.metrics import Metrics, serve_status
+from autoheal.web.metrics import Metrics, serve_status
 
 DOC = {"dor": True}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from autoheal.daemon.statuspage import EVENT_ROWS, render_page
+from autoheal.web.statuspage import EVENT_ROWS, render_page
 
 EVIL = '</script><script>alert(1)</script>@@initial@@ & "quoted"'
 DOC = {

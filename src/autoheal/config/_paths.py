@@ -15,7 +15,7 @@ the daemon halted. So it is refused, naming ``paths.stop_file``:
   rather than found out during the first failsafe (the daemon still copes with it
   failing later: it alerts and retries).
 
-The runtime files' names come from :mod:`autoheal.runtime_files`, their one home.
+The runtime files' names come from :mod:`autoheal.store.layout`, their one home.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
-from autoheal import runtime_files
 from autoheal.config._model import Config
+from autoheal.store import layout as runtime_files
 
 __all__ = ["owned_paths", "stop_file_clash", "stop_file_problem"]
 

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from autoheal import runtime_files
 from autoheal.core.policy import Policy
 from autoheal.core.state import RuntimeState, shift_deadlines, state_from_dict, state_to_dict
 from autoheal.daemon.health import HEALTH_FILENAME
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json, write_json_atomic
 
 log = logging.getLogger("autoheal")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from autoheal import runtime_files
 from autoheal.core.machine import dor, flags_for, healthy
 from autoheal.core.policy import Policy
 from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
+from autoheal.store import layout as runtime_files
 
 HEALTH_FILENAME = runtime_files.HEALTH
 HEALTH_SCHEMA = 2

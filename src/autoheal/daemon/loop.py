@@ -27,7 +27,6 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from autoheal import runtime_files
 from autoheal.config import Config
 from autoheal.core import (
     CommandRefusedError,
@@ -62,6 +61,7 @@ from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.probing import Probing
 from autoheal.daemon.services import Services
 from autoheal.procs import ProcessControl, ProcessControlLike, ServiceSpec
+from autoheal.store import layout as runtime_files
 from autoheal.store.alerts import clear_alert
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.journal import JOURNAL_FILENAME, Journal
@@ -288,7 +288,7 @@ class Daemon:
         from autoheal.store import commands as queue
 
         if kind == "breaker_reset":
-            from autoheal.breaker_cli import ALL, submit_reset
+            from autoheal.cli.breaker import ALL, submit_reset
 
             _, command = submit_reset(
                 self.config, [ALL], reason=reason, user=actor, idempotency_key=None, timeout=5.0
@@ -736,11 +736,11 @@ class Daemon:
         listen = self.config.daemon.status_listen
         if listen is None:
             return
+        from autoheal.cli.status import stale_after_s
         from autoheal.core.admission import budget_for_fds
-        from autoheal.daemon.connections import fd_soft_limit
-        from autoheal.daemon.metrics import Metrics, serve_status
-        from autoheal.daemon.statuspage import StatusPage
-        from autoheal.status import stale_after_s
+        from autoheal.web.connections import fd_soft_limit
+        from autoheal.web.metrics import Metrics, serve_status
+        from autoheal.web.statuspage import StatusPage
 
         # The server's connections are sized from the descriptor limit, leaving the
         # supervisor enough to spawn, journal and write the kill switch (issue 18 A2).

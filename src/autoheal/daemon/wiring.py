@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoheal import runtime_files
 from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.procs import ServiceSpec
+from autoheal.store import layout as runtime_files
 
 PROCESS_PROBE = "process"
 

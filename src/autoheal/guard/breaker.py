@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autoheal import runtime_files
 from autoheal.guard import breaker_state as bs
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import RISK_REDUCING_ACTIONS, normalize_action, normalize_symbol
@@ -36,6 +35,7 @@ from autoheal.guard.kill_switch import (
     PathArg,
     absolute_runtime_dir,
 )
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["BREAKER_FILENAME", "GLOBAL_KEY", "CircuitBreaker"]

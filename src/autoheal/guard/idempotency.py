@@ -58,12 +58,12 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
 from autoheal.guard.errors import GuardError, LedgerUnreadableError, OrderOutcomeUnknownError
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
+from autoheal.store import layout as runtime_files
 from autoheal.store.alerts import alert_path, clear_alert, write_alert
 from autoheal.store.atomic import ReadResult, read_json, write_json_atomic
 

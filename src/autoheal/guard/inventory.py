@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autoheal import runtime_files
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = [

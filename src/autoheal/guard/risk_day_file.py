@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard.risk_day import DayRead, RiskDay, day_doc, parse_day
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import MAX_DOCUMENT_BYTES, decode_json, write_json_atomic
 
 __all__ = ["RISK_PNL_FILENAME", "DayFile"]

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoheal import runtime_files
 from autoheal.guard._filelock import locked
 from autoheal.guard.errors import StateBusValidationError
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
+from autoheal.store import layout as runtime_files
 from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.atomic import read_json, write_json_atomic
 

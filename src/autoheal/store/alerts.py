@@ -16,7 +16,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from autoheal import runtime_files
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["ALERTS_DIRNAME", "alert_path", "clear_alert", "read_alerts", "write_alert"]

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from autoheal import runtime_files
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import (
     NOT_REGULAR,
     create_bytes_atomic,

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from autoheal import runtime_files
+from autoheal.store import layout as runtime_files
 from autoheal.terminal import clean
 
 __all__ = [

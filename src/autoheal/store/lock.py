@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from autoheal import runtime_files
+from autoheal.store import layout as runtime_files
 
 LOCK_FILENAME = runtime_files.LOCK
 

@@ -1,6 +1,6 @@
 """``autoheal metrics``: read the journal and the last drill report, print the summary.
 
-The arithmetic is :mod:`autoheal.summary` (pure); this module only reads: the journal
+The arithmetic is :mod:`autoheal.cli.summary` (pure); this module only reads: the journal
 (every event, so that the stage at the window's start is known), and the newest
 ``<runtime_dir>/drills/*.json``, which is where ``autoheal drill run`` writes its
 report by default (``--report PATH`` adds another copy elsewhere, not read here).
@@ -45,8 +45,8 @@ def parse_since(text: str) -> float:
 
 def last_drill_report(runtime_dir: Path) -> dict[str, Any] | None:
     """The verdicts of the newest readable drill report under ``runtime_dir/drills``."""
+    from autoheal.cli.summary import drill_verdicts
     from autoheal.store.atomic import read_json
-    from autoheal.summary import drill_verdicts
 
     folder = runtime_dir / "drills"
     try:
@@ -61,9 +61,9 @@ def last_drill_report(runtime_dir: Path) -> dict[str, Any] | None:
 
 
 def metrics_command(cfg: Config, *, since: str, as_json: bool) -> int:
-    from autoheal import runtime_files
+    from autoheal.cli.summary import render_text, summarize
+    from autoheal.store import layout as runtime_files
     from autoheal.store.journal import Journal
-    from autoheal.summary import render_text, summarize
 
     try:
         window = parse_since(since)

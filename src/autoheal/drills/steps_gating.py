@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from autoheal.chaos.drills.context import DrillContext
+from autoheal.drills.context import DrillContext
 from autoheal.guard.live_gating import LiveEnv, hash_confirm_token, is_live_execution_allowed
 from autoheal.guard.risk import (
     LIMIT_OF_REASON,

@@ -9,7 +9,7 @@ other drill failed).
 
 With ``--target CONFIG`` the ``daemon`` drills run against that config's running
 daemon (``autoheal run --chaos``) and its runtime directory; the others still run
-on their own temporary directories (:mod:`autoheal.chaos.drills.target`).
+on their own temporary directories (:mod:`autoheal.drills.target`).
 
 ``--config CONFIG`` never means a target: as for every other command it only says
 which config, here for where the report goes (its runtime directory's ``drills/``)
@@ -24,13 +24,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from autoheal import runtime_files
 from autoheal.chaos.blast import ProtectedSet
-from autoheal.chaos.drills.catalog import load_catalog
-from autoheal.chaos.drills.evaluate import scale_label
-from autoheal.chaos.drills.model import ScenarioError, Status
-from autoheal.chaos.drills.runner import run_drills
-from autoheal.chaos.drills.target import DrillTarget
+from autoheal.drills.catalog import load_catalog
+from autoheal.drills.evaluate import scale_label
+from autoheal.drills.model import ScenarioError, Status
+from autoheal.drills.runner import run_drills
+from autoheal.drills.target import DrillTarget
+from autoheal.store import layout as runtime_files
 from autoheal.terminal import clean
 
 __all__ = ["drill_command", "list_text"]

@@ -48,17 +48,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from autoheal import runtime_files
 from autoheal.chaos.blast import ProtectedSet
-from autoheal.chaos.drills.daemon_stack import DrillUnavailableError, queue_chaos
-from autoheal.chaos.drills.model import Expectation, Scenario
+from autoheal.drills.daemon_stack import DrillUnavailableError, queue_chaos
+from autoheal.drills.model import Expectation, Scenario
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json
 from autoheal.store.flags import stop_file_present
 from autoheal.store.lock import PidLock, lock_holder
 
 if TYPE_CHECKING:
-    from autoheal.chaos.drills.context import DrillContext
     from autoheal.config import Config
+    from autoheal.drills.context import DrillContext
 
 __all__ = [
     "EXCHANGE_ONLY",

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from autoheal.chaos.drills.model import Criterion, DrillResult, Report, Status
-from autoheal.chaos.drills.timeline import render_svg
+from autoheal.drills.model import Criterion, DrillResult, Report, Status
+from autoheal.drills.timeline import render_svg
 from autoheal.store.atomic import write_bytes_atomic
 from autoheal.terminal import clean, clean_json
 
@@ -29,7 +29,7 @@ OK, BAD = "✓", "✗"
 def write_json_report(report: Report, target: Path) -> Path:
     """Write the JSON report atomically; a directory gets ``<UTC timestamp>.json`` inside.
 
-    The timeline picture (:func:`~autoheal.chaos.drills.timeline.render_svg`) goes
+    The timeline picture (:func:`~autoheal.drills.timeline.render_svg`) goes
     beside it, same name with ``.svg`` (:func:`svg_path_for`), written after the JSON.
 
     Returns:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import anyio
 
-from autoheal.chaos.drills.context import DrillContext, OffsetClock
-from autoheal.chaos.drills.exchange import ExchangeHarness
-from autoheal.chaos.drills.steps_guard import ORDERS, make_session
 from autoheal.demo.session import TradingSession
+from autoheal.drills.context import DrillContext, OffsetClock
+from autoheal.drills.exchange import ExchangeHarness
+from autoheal.drills.steps_guard import ORDERS, make_session
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.breaker_state import BreakerPolicy
 from autoheal.guard.classify import classify

@@ -15,7 +15,7 @@ first). From top to bottom a lane shows:
 * dashed lines across the lane at detection (blue) and recovery (green).
 
 Pure: :func:`render_svg` takes the JSON document of a
-:class:`~autoheal.chaos.drills.model.Report` (old reports without a ``timeline``
+:class:`~autoheal.drills.model.Report` (old reports without a ``timeline``
 still draw, with what they have) and returns the SVG text. It is built with
 :mod:`xml.etree.ElementTree`, so names and titles from scenario files are always
 escaped as text; characters XML cannot hold are dropped. No scripts, no external

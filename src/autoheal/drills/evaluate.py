@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from autoheal.chaos.drills.model import Criterion, CriterionSpec, Expectation, Scenario
+from autoheal.drills.model import Criterion, CriterionSpec, Expectation, Scenario
 
 __all__ = ["MISSING", "check_criterion", "check_expectation", "evaluate", "holds", "scale_label"]
 

@@ -64,7 +64,7 @@ GLOBAL_KEY = "*"
 
 
 def _path(runtime_dir: Path) -> Path:
-    from autoheal import runtime_files
+    from autoheal.store import layout as runtime_files
 
     return Path(runtime_dir) / runtime_files.BREAKERS
 

@@ -1,6 +1,6 @@
 """The drill data model: scenarios as data in, results as data out.
 
-A :class:`Scenario` is read from a TOML file (see ``autoheal/chaos/scenarios/``)::
+A :class:`Scenario` is read from a TOML file (see ``autoheal/drills/scenarios/``)::
 
     name = "breaker_trip"                # unique; also the file's stem
     title = "Circuit breaker trip"
@@ -178,7 +178,7 @@ class DrillResult:
     duration_s: float = 0.0
     details: Mapping[str, Any] = field(default_factory=dict)
     #: What happened when, in seconds from the fault, for the timeline picture
-    #: (:mod:`autoheal.chaos.drills.trace`); empty when nothing was recorded.
+    #: (:mod:`autoheal.drills.trace`); empty when nothing was recorded.
     timeline: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -14,7 +14,7 @@ A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
   drill against a target has no fake exchange to count orders at).
 
 The step never decides PASSED or FAILED: the scenario's expectations and
-criteria, evaluated by :mod:`autoheal.chaos.drills.evaluate`, do.
+criteria, evaluated by :mod:`autoheal.drills.evaluate`, do.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoheal.chaos.drills.exchange import ExchangeHarness
-from autoheal.chaos.drills.model import Scenario
-from autoheal.chaos.drills.trace import HealthTrace
+from autoheal.drills.exchange import ExchangeHarness
+from autoheal.drills.model import Scenario
+from autoheal.drills.trace import HealthTrace
 from autoheal.store.flags import FLAGS_FILENAME, Flags, write_flags
 
 if TYPE_CHECKING:
-    from autoheal.chaos.drills.target import DrillTarget
+    from autoheal.drills.target import DrillTarget
 
 __all__ = ["DrillContext", "LogCapture", "OffsetClock"]
 

@@ -1,7 +1,7 @@
 """The status server's HTTP/1.1 machinery: accept, admit, read the head, route, answer.
 
 It serves ``/metrics``, ``/status``, the page and its event stream (the routes are
-handed in, see :func:`autoheal.daemon.metrics.serve_status`), and it can never take
+handed in, see :func:`autoheal.web.metrics.serve_status`), and it can never take
 the daemon down or blind ``/metrics`` (DESIGN.md §8, issue 18 A2/A3):
 
 * **It owns its accept loop.** anyio's ``Listener.serve`` lets an accept error end
@@ -37,8 +37,8 @@ import anyio.abc
 import h11
 
 from autoheal.core.admission import Kind, Limits, accept_error_is_peers, accept_retry_after
-from autoheal.daemon.connections import ConnectionTable, ServerStats, Slot
-from autoheal.daemon.responses import event_stream_head, response
+from autoheal.web.connections import ConnectionTable, ServerStats, Slot
+from autoheal.web.responses import event_stream_head, response
 
 __all__ = ["Exchange", "Handler", "Route", "serve_http"]
 

@@ -17,7 +17,7 @@ and heartbeat age, each dependency's probes with their latency, the last events.
   and ``POST /api/command`` queues the same durable commands as the CLI (actor
   ``web:<address>``). CSRF-safe: the token travels in a custom header that no
   cross-site form can set, the body must be JSON, and a foreign ``Origin`` is refused.
-* The server (:mod:`autoheal.daemon.httpserver`) bounds it: page requests and
+* The server (:mod:`autoheal.web.httpserver`) bounds it: page requests and
   ``/events`` streams have a pool of their own that cannot take ``/metrics``'s slots,
   streams are few (a new one replaces the oldest) and end after a while; the browser
   reconnects on its own (``retry:``) and gets the current document at once.
@@ -39,8 +39,8 @@ import anyio.abc
 import h11
 import orjson
 
-from autoheal.daemon.httpserver import Exchange
-from autoheal.daemon.responses import event_stream_head, json_response, response
+from autoheal.web.httpserver import Exchange
+from autoheal.web.responses import event_stream_head, json_response, response
 
 log = logging.getLogger("autoheal")
 

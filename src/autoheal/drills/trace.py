@@ -9,9 +9,9 @@ poll goes through :meth:`HealthTrace.sample`, which keeps only the *changes*:
 * marks: one ``restart`` per increment of a component's ``restarts`` counter.
 
 :func:`timeline_doc` turns that, the fault window and the drill's events into the
-``timeline`` of a :class:`~autoheal.chaos.drills.model.DrillResult`: every time in
+``timeline`` of a :class:`~autoheal.drills.model.DrillResult`: every time in
 seconds from the fault, the document the SVG timeline
-(:mod:`autoheal.chaos.drills.timeline`) is drawn from. Pure: the caller passes the
+(:mod:`autoheal.drills.timeline`) is drawn from. Pure: the caller passes the
 time of each sample; nothing here reads a clock or a file.
 """
 

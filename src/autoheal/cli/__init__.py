@@ -370,7 +370,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.runtime_dir is not None:
-        from autoheal.status import status_command
+        from autoheal.cli.status import status_command
 
         runtime_dir = Path(args.runtime_dir)
         stop = Path(args.stop_file) if args.stop_file else runtime_dir.parent / "STOP.TXT"
@@ -382,7 +382,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             "'autoheal status --runtime-dir DIR' reads its files without the config"
         )
         return EXIT_USAGE
-    from autoheal.status import status_command
+    from autoheal.cli.status import status_command
 
     return status_command(
         cfg.paths.runtime_dir,
@@ -521,7 +521,7 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 def _cmd_drill(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from autoheal.chaos.drills import drill_command
+    from autoheal.cli.drill import drill_command
 
     return drill_command(
         args.action,
@@ -554,7 +554,7 @@ def _cmd_events(args: argparse.Namespace) -> int:
         except ValueError as exc:
             _err(f"autoheal: usage error: --since: {exc}")
             return EXIT_USAGE
-    from autoheal import runtime_files
+    from autoheal.store import layout as runtime_files
 
     path = cfg.paths.runtime_dir / runtime_files.JOURNAL
     if not path.exists():
@@ -595,7 +595,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None:
         return EXIT_USAGE
-    from autoheal.check import check_command
+    from autoheal.cli.check import check_command
 
     return check_command(cfg, as_json=args.json)
 
@@ -607,7 +607,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None:
         return EXIT_USAGE
-    from autoheal.metrics_cli import metrics_command
+    from autoheal.cli.metrics import metrics_command
 
     return metrics_command(cfg, since=args.since, as_json=args.json)
 
@@ -619,7 +619,7 @@ def _cmd_breaker(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None:
         return EXIT_USAGE
-    from autoheal import breaker_cli
+    from autoheal.cli import breaker as breaker_cli
 
     if args.action == "status":
         if args.keys or args.all or args.reason is not None:
@@ -649,7 +649,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None:
         return EXIT_USAGE
-    from autoheal import fleet_cli  # imports redis only now
+    from autoheal.cli import fleet as fleet_cli  # imports redis only now
 
     if args.action == "status":
         return fleet_cli.status_command(cfg, as_json=args.json)

@@ -23,10 +23,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from autoheal.chaos.drills.context import DrillContext
-from autoheal.chaos.drills.steps_guard import make_session
 from autoheal.demo.client import ExchangeClient
 from autoheal.demo.session import TradingSession
+from autoheal.drills.context import DrillContext
+from autoheal.drills.steps_guard import make_session
 from autoheal.store.atomic import read_json
 
 __all__ = ["unknown_outcome_never_resent"]

@@ -1,4 +1,4 @@
-"""Where scenarios come from: the files shipped in ``autoheal/chaos/scenarios/`` plus any
+"""Where scenarios come from: the files shipped in ``autoheal/drills/scenarios/`` plus any
 directories an operator adds."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from autoheal.chaos.drills.model import Scenario, ScenarioError, load_scenario_file
+from autoheal.drills.model import Scenario, ScenarioError, load_scenario_file
 
 __all__ = ["SCENARIO_DIR", "load_catalog", "select"]
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
 
 def load_catalog(extra_dirs: Iterable[Path] = ()) -> dict[str, Scenario]:

@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 import httpx
 
-from autoheal.chaos.drills.context import DrillContext
 from autoheal.demo.session import TradingSession
+from autoheal.drills.context import DrillContext
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.breaker_state import BreakerPolicy
 from autoheal.guard.errors import StateBusValidationError

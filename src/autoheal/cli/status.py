@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from autoheal import runtime_files
+from autoheal.store import layout as runtime_files
 from autoheal.store.alerts import read_alerts
 from autoheal.store.atomic import ReadResult, read_json
 from autoheal.store.flags import FlagsRead, read_flags, read_stop_line, stop_file_present

@@ -20,7 +20,7 @@ collide.
 
 The endpoint itself is :func:`serve_status`: the routes for ``/metrics`` and
 ``/status`` (``GET`` only) over the hardened server of
-:mod:`autoheal.daemon.httpserver`. A bad request is answered with 400 and never
+:mod:`autoheal.web.httpserver`. A bad request is answered with 400 and never
 takes the server, let alone the daemon, down.
 """
 
@@ -37,14 +37,14 @@ import anyio.abc
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from autoheal import runtime_files
 from autoheal.core.admission import Kind, Limits
 from autoheal.core.stages import Stage
-from autoheal.daemon.connections import SHED_REASONS, ServerStats
-from autoheal.daemon.httpserver import Exchange, Handler, serve_http
-from autoheal.daemon.responses import json_response, response
-from autoheal.daemon.statuspage import StatusPage
+from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json
+from autoheal.web.connections import SHED_REASONS, ServerStats
+from autoheal.web.httpserver import Exchange, Handler, serve_http
+from autoheal.web.responses import json_response, response
+from autoheal.web.statuspage import StatusPage
 
 __all__ = [
     "DEFAULT_HOST",
