@@ -650,6 +650,9 @@ class Daemon:
             )
         self.save_state()
         self.write_health()
+        # Beat 0: a started daemon has a heartbeat at once, not one interval later, so
+        # a reader that sees its health document also finds its proof of life.
+        files.write_daemon_heartbeat(self.runtime_dir, seq=0, loop_lag=0.0, now_wall=self.wall())
         # What start-up built (config, specs, probe runners, tasks) lives as long as the
         # daemon: out of the collector's way, a full collection at 500 services stops
         # the loop for tens of milliseconds less (benchmarks/scale.py, loop lag).
