@@ -92,7 +92,11 @@ def test_garbage_flags_raise_an_alert_and_change_nothing(rt: Runtime) -> None:
     flags_path = rt.runtime_dir / "global_flags.json"
     alert_path = rt.runtime_dir / "alerts" / "flags_invalid.json"
 
-    flags_path.write_bytes(b"\x00\xffnot json at all {")
+    # Replaced in one step: written in place, the daemon may first read it empty (a
+    # different reason, so a second alert), which is not what this test is about.
+    tmp = flags_path.with_name(".garbage")
+    tmp.write_bytes(b"\x00\xffnot json at all {")
+    tmp.replace(flags_path)
 
     alert = wait_for(lambda: read_doc(alert_path), 2 * NOTICE_S, "alerts/flags_invalid.json")
     assert alert["alert"] == "flags_invalid"
