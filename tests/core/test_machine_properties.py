@@ -99,6 +99,14 @@ class StageMachineModel(RuleBasedStateMachine):
                 assert math.isclose(delay, delay_for(cs.attempts, HEAL), abs_tol=1e-6)
                 assert any(math.isclose(delay, d, abs_tol=1e-6) for d in HEAL.restart_backoff)
                 assert delay <= HEAL.restart_backoff[-1] + 1e-6
+        # The core names the action that answers a command (issue 19): one of its own
+        # actions, the process action of the component a restart/stop/start names.
+        if isinstance(obs, OperatorRestarted | OperatorStopped | OperatorStarted):
+            assert decision.reply_after is not None
+            assert decision.reply_after in decision.actions
+            assert decision.reply_after.component == obs.component
+        else:
+            assert decision.reply_after is None
         self.track_probes(obs)
         for action in decision.actions:
             if isinstance(action, LogTransition) and action.reason == "verified":

@@ -105,6 +105,9 @@ class LogTransition:
     max_attempts: int
 
 
+#: The actions that take time (a task per component); one may answer an operator's command.
+ProcessAction = StartProcess | RestartProcess | StopProcess
+
 Action = (
     StartProcess
     | RestartProcess

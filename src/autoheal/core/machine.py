@@ -53,7 +53,12 @@ Rules driven by counters and clocks, written as code below rather than a table:
   switch version lower than the one applied is never applied.
 
 Observations are facts and ``step`` is total over them. Operator commands may
-raise ``IllegalCommandError`` / ``CommandRefusedError``. Not here: reading
+raise ``IllegalCommandError`` / ``CommandRefusedError``. Which action answers a
+command is decided here too (``Decision.reply_after``): a ``restart``, ``stop`` or
+``start`` is answered by its own process action (the new PID, or why the spawn
+failed); every other command (``failsafe enter|clear|reduce-only``) by the command
+itself, as soon as the actions are carried out. The restarts that a ``failsafe
+clear`` begins do not answer it: their outcome is reported on its own. Not here: reading
 clocks, jitter, process handling, file formats (the shell's business).
 """
 
@@ -67,6 +72,7 @@ from autoheal.core.actions import (
     Action,
     ClearAlert,
     LogTransition,
+    ProcessAction,
     RaiseAlert,
     RemoveRiskLatch,
     RemoveStop,
@@ -128,9 +134,21 @@ __all__ = ["Decision", "FlagsView", "deadlines", "dor", "flags_for", "healthy", 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What ``step`` decided.
+
+    Attributes:
+        state: the new state.
+        actions: what the shell carries out, in order.
+        wake_at: the next deadline (absolute, ``>= now``), or None.
+        reply_after: for an operator's command, the one action of ``actions`` whose
+            outcome answers it; None: the command is answered as soon as the actions
+            are carried out. Always None for a fact.
+    """
+
     state: RuntimeState
     actions: tuple[Action, ...]
     wake_at: float | None
+    reply_after: ProcessAction | None = None
 
 
 # ---------------------------------------------------------------- the step
@@ -148,6 +166,7 @@ class _Step:
         self.now = now
         self.policy = policy
         self.actions: list[Action] = []
+        self.reply_after: ProcessAction | None = None
 
     # -- helpers
 
@@ -220,7 +239,7 @@ class _Step:
             reason,
         )
 
-    def restart_now(self, name: str, cs: ComponentState, reason: str) -> None:
+    def restart_now(self, name: str, cs: ComponentState, reason: str) -> RestartProcess:
         heal = self.policy.components[name].heal
         cs = replace(
             cs,
@@ -235,7 +254,9 @@ class _Step:
         )
         self.components[name] = cs
         self.move(name, cs, Stage.RESTART, reason)
-        self.actions.append(RestartProcess(name, cs.attempts, heal.max_restarts, reason))
+        action = RestartProcess(name, cs.attempts, heal.max_restarts, reason)
+        self.actions.append(action)
+        return action
 
     def enter_failsafe(self, name: str, cs: ComponentState, cause: str) -> None:
         cs = replace(cs, restart_at=None, verify_until=None, healthy_since=None)
@@ -512,7 +533,7 @@ class _Step:
         self.check_component(obs.component)
         self.refuse_in_failsafe(obs.component, "restart")
         cs = replace(self.components[obs.component], attempts=0)
-        self.restart_now(obs.component, cs, S.OPERATOR)
+        self.reply_after = self.restart_now(obs.component, cs, S.OPERATOR)
 
     def operator_stop(self, obs: OperatorStopped) -> None:
         cs = self.check_component(obs.component)
@@ -527,7 +548,8 @@ class _Step:
         if cs.stage is not Stage.FAILSAFE:
             self.move(obs.component, cs, Stage.OBSERVE, S.OPERATOR)
         self.components[obs.component] = replace(self.components[obs.component], reason="stopped")
-        self.actions.append(StopProcess(obs.component, S.OPERATOR))
+        self.reply_after = StopProcess(obs.component, S.OPERATOR)
+        self.actions.append(self.reply_after)
 
     def operator_start(self, obs: OperatorStarted) -> None:
         cs = self.check_component(obs.component)
@@ -546,7 +568,8 @@ class _Step:
             probes={p: ProbeState() for p in cs.probes},
             verify_until=self.now + heal.verify_window,
         )
-        self.actions.append(StartProcess(obs.component, S.OPERATOR))
+        self.reply_after = StartProcess(obs.component, S.OPERATOR)
+        self.actions.append(self.reply_after)
 
     def operator_enter_failsafe(self, obs: OperatorEnteredFailsafe) -> None:
         fleet_held = self.failsafe is not None and self.failsafe.set_by == FLEET
@@ -824,4 +847,4 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
         flags = WriteFlags(after.failsafe_active, after.mode, after.reason, after.set_by)
         # Flags first: the trading processes must learn of a failsafe before anything else.
         actions = [flags, *actions]
-    return Decision(new_state, tuple(actions), deadlines(new_state, policy))
+    return Decision(new_state, tuple(actions), deadlines(new_state, policy), st.reply_after)

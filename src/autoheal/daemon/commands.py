@@ -1,10 +1,12 @@
 """Operator commands from the journal's queue into the core, and their results back.
 
 A command runs "through the same code path as automatic healing": it becomes an
-``Operator*`` observation for :func:`autoheal.core.step`, and its result is written
-when the resulting process action has finished (the new PID of a restart), or at
-once when it only touches files (failsafe enter/clear). Audit events, in order:
-``started``, ``<type>.started``, ``<type>.succeeded|failed``, ``result_written``.
+``Operator*`` observation for :func:`autoheal.core.step`, whose decision names the
+action that answers it (``Decision.reply_after``): its result is written when that
+process action has finished (the new PID of a restart), or at once when there is
+none (failsafe enter/clear: the restarts a clear begins report on their own).
+Audit events, in order: ``started``, ``<type>.started``, ``<type>.succeeded|failed``,
+``result_written``.
 
 Each claim records this daemon's PID and start time. Before it claims anything, a
 starting daemon settles the claims of claimers that are provably gone (a daemon
@@ -48,8 +50,9 @@ WATCHED_POLL_INTERVAL_S = 10.0
 
 @dataclass
 class PendingCommand:
+    """A claimed command until its result is written (``done``: written, once)."""
+
     command: Command
-    waits_for_process: bool = False
     done: bool = field(default=False)
 
 

@@ -324,20 +324,20 @@ class Daemon:
         changed = decision.state != self.state
         self.state, self.wake_at = decision.state, decision.wake_at
         for action in decision.actions:
-            self.execute(action, command)
+            # The core names the one action whose outcome answers the command, if any.
+            answers = command is not None and action is decision.reply_after
+            self.execute(action, command if answers else None)
         if changed:
             self._health_dirty = True
             self._state_dirty = True
             if not self._batching or command is not None:  # saved before it is answered
                 self.save_state()
-        if command is not None and not command.waits_for_process:
+        if command is not None and decision.reply_after is None:
             self.commands.succeed(command, {"dor": dor(self.state, self.policy)})
         return True
 
     def execute(self, action: Action, command: PendingCommand | None) -> None:
         if isinstance(action, RestartProcess | StartProcess | StopProcess):
-            if command is not None:
-                command.waits_for_process = True
             assert self._tg is not None
             self._tg.start_soon(self._process_action, action, command)
         else:
