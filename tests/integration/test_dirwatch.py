@@ -134,6 +134,7 @@ async def test_kill_switch_does_not_claim_to_watch_when_the_stop_folder_is_a_fil
     # With STOP.TXT's folder replaced by a plain file nothing could hear STOP.TXT appear:
     # the kill switch must say it is not watching (then every beat reads the files).
     from autoheal.core.state import RuntimeState
+    from autoheal.daemon.clock import LoopClock
     from autoheal.daemon.killswitch import FileLayer, KillSwitch
 
     runtime, _ = folders(tmp_path)
@@ -162,6 +163,7 @@ async def test_kill_switch_does_not_claim_to_watch_when_the_stop_folder_is_a_fil
                     on_journal_change=lambda: None,
                     journal_names={"journal.sqlite-wal"},
                     on_watching=on_watching,
+                    clock=LoopClock(),
                 )
             )
             await told.wait()

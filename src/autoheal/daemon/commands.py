@@ -35,6 +35,7 @@ from autoheal.core import (
     OperatorStopped,
 )
 from autoheal.core.actions import SendNotice
+from autoheal.daemon.clock import Clock
 from autoheal.store import commands as queue
 from autoheal.store.commands import Command
 from autoheal.store.journal import Journal
@@ -93,6 +94,7 @@ class CommandBridge:
         apply: steps the core with a command's observation (False: refused).
         notify: sends an operator notice.
         injector: the fault injector of a ``--chaos`` daemon, else None.
+        clock: the daemon's clock (the poll's pace).
     """
 
     def __init__(
@@ -103,12 +105,14 @@ class CommandBridge:
         apply: Callable[[Observation, PendingCommand], object],
         notify: Callable[[SendNotice], None],
         injector: Callable[[], Callable[[PendingCommand], None] | None],
+        clock: Clock,
     ) -> None:
         self._journal = journal
         self._submit = submit
         self._apply = apply
         self._notify = notify
         self._injector = injector
+        self._clock = clock
         self.claimer = f"pid:{os.getpid()}"
         self._wake = anyio.Event()
         self.poll_interval_s = POLL_INTERVAL_S
@@ -156,7 +160,7 @@ class CommandBridge:
                 if command is not None:
                     await self._submit(PendingCommand(command))
                     continue
-            with anyio.move_on_after(self.poll_interval_s):
+            with self._clock.move_on_at(self._clock.now() + self.poll_interval_s):
                 await self._wake.wait()
             self._wake = anyio.Event()
 

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoheal.core import switch as core_switch
 from autoheal.core.actions import RemoveRiskLatch, RemoveStop, WriteFlags, WriteStop
@@ -43,6 +43,9 @@ from autoheal.store.flags import (
     write_flags,
     write_stop_file,
 )
+
+if TYPE_CHECKING:
+    from autoheal.daemon.clock import Clock
 
 log = logging.getLogger("autoheal")
 
@@ -326,6 +329,7 @@ class KillSwitch:
         on_journal_change: Callable[[], None],
         journal_names: set[str],
         on_watching: Callable[[bool], None] = lambda _watching: None,
+        clock: Clock,
     ) -> None:
         """React to changes at once (inotify); the heartbeat also reconciles.
 
@@ -338,8 +342,6 @@ class KillSwitch:
         A folder that cannot be watched (the stop file's folder replaced by a plain
         file) is logged and tried again later; the heartbeat keeps reconciling.
         """
-        import anyio
-
         from autoheal.daemon import dirwatch
 
         switch_names = {self.files.stop_file.name, FLAGS_FILENAME, RISK_LATCH_FILENAME}
@@ -353,7 +355,7 @@ class KillSwitch:
         failures = 0
         while True:
             dirs = {d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()}
-            started = anyio.current_time()
+            started = clock.now()
             try:
                 if self.files.stop_file.parent not in dirs:
                     # Nothing could hear STOP.TXT appear: not watching (each beat reads).
@@ -383,8 +385,8 @@ class KillSwitch:
             # Whatever changed while nothing watched is read now, not at the next beat.
             changed({dirwatch.OVERFLOW})
             # A watch that ran a while starts the backoff afresh; one failing at once backs off.
-            failures = 0 if anyio.current_time() - started > 10.0 else failures + 1
-            await anyio.sleep(min(30.0, 0.25 * 2**failures))
+            failures = 0 if clock.now() - started > 10.0 else failures + 1
+            await clock.sleep(min(30.0, 0.25 * 2**failures))
 
     async def _watch_portably(
         self,

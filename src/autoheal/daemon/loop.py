@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ from autoheal.core.stages import Stage
 from autoheal.core.state import RuntimeState, initial_state
 from autoheal.core.switch import SwitchWrite
 from autoheal.daemon import files, wiring
+from autoheal.daemon.clock import Clock, LoopClock
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.health import HEALTH_REFRESH_S, build_health, content_key
@@ -98,16 +98,16 @@ class Daemon:
         chaos: InjectorFactory | None = None,
         one_shot: bool = False,
         procs: ProcessControlLike | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         freeze_gc: bool = False,
     ) -> None:
         self.config = config
         self.chaos = chaos is not None
         # A whole-process decision: only ``autoheal run``, which owns its process, asks.
         self.freeze_gc = freeze_gc
-        self.clock = clock
-        self.wall = wall
+        # The one clock of every reading, sleep and deadline (daemon/clock.py).
+        self.clock: Clock = clock or LoopClock()
+        clock = self.clock
         self.runtime_dir = config.paths.runtime_dir
         self.stop_file = config.paths.stop_file
         self.policy = wiring.build_policy(config)
@@ -122,7 +122,7 @@ class Daemon:
         self._tg: TaskGroup | None = None
         self.effects = Effects(
             self.runtime_dir,
-            wall=wall,
+            wall=clock.wall,
             journal=lambda: self.journal,
             notifier=lambda: self.notifier,
         )
@@ -132,6 +132,7 @@ class Daemon:
             apply=self.apply,
             notify=self.effects.notify,
             injector=lambda: self.chaos_handler,
+            clock=self.clock,
         )
         self.killswitch = KillSwitch(
             FileLayer(self.runtime_dir, self.stop_file),
@@ -139,8 +140,8 @@ class Daemon:
             apply=self.apply,
             execute=self.effects.execute,
             journal_event=self.journal_event,
-            clock=clock,
-            wall=wall,
+            clock=clock.now,
+            wall=clock.wall,
         )
         self.services = Services(
             self.specs,
@@ -157,9 +158,9 @@ class Daemon:
             clock=clock,
             metrics=lambda: self.metrics,
         )
-        self.started_at = wall()
+        self.started_at = 0.0  # unix seconds, set when it runs
         self.loop_lag = 0.0
-        self.last_iteration = clock()
+        self.last_iteration = -math.inf  # set when it runs (the loop's clock needs a loop)
         self.ready = False
         self.stopping = False
         self._health_dirty = True
@@ -194,12 +195,12 @@ class Daemon:
     # ------------------------------------------------------------------ files
 
     def to_wall(self) -> float:
-        return self.wall() - self.clock()
+        return self.clock.wall() - self.clock.now()
 
     def save_state(self) -> None:
         # A failed write stays due: the next flush (each beat at the latest) tries again.
         self._state_dirty = not files.save_state(
-            self.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.wall()
+            self.runtime_dir, self.state, to_wall=self.to_wall(), now_wall=self.clock.wall()
         )
 
     def flush(self) -> None:
@@ -209,12 +210,12 @@ class Daemon:
         leaves both to this: at 500 services, a save and a health document per
         observation made the start quadratic. The kill-switch files are never batched.
         """
-        started = self.clock()
+        started = self.clock.now()
         if self._state_dirty:
             self.save_state()
         if self._health_dirty:
             self.write_health()
-        ended = self.clock()
+        ended = self.clock.now()
         self._flush_after = ended + (ended - started) * (1 / FLUSH_DUTY - 1)
         if self._dirty():  # a write failed (logged): the beats retry it, not a busy loop
             retry_at = ended + self.config.daemon.heartbeat_interval
@@ -227,7 +228,7 @@ class Daemon:
             readings=self.probing.readings,
             pids=self.services.pids(),
             to_wall=self.to_wall(),
-            now_wall=self.wall(),
+            now_wall=self.clock.wall(),
             daemon={
                 "pid": os.getpid(),
                 "started_at": self.started_at,
@@ -255,7 +256,7 @@ class Daemon:
         # The status page streams this very object: the page and the file cannot disagree.
         self.last_health = doc
         key = content_key(doc)
-        now = self.clock()
+        now = self.clock.now()
         if key == self._health_key and now - self._health_written_at < HEALTH_REFRESH_S:
             self._health_dirty = False
             return
@@ -316,7 +317,7 @@ class Daemon:
     def apply(self, obs: Observation, command: PendingCommand | None = None) -> bool:
         """Step the core and execute its actions. Returns False when a command was refused."""
         try:
-            decision = step(self.state, obs, self.clock(), self.policy)
+            decision = step(self.state, obs, self.clock.now(), self.policy)
         except (IllegalCommandError, CommandRefusedError) as exc:
             if command is not None:
                 self.commands.fail(command, exc)
@@ -456,7 +457,7 @@ class Daemon:
                     outcome.problem,
                     runtime_dir=self.runtime_dir,
                     config_path=self.config.path,
-                    wall=self.wall,
+                    wall=self.clock.wall,
                     journal_event=self.journal_event,
                 )
                 return
@@ -479,18 +480,18 @@ class Daemon:
 
     async def _heartbeat(self, notifier: Any) -> None:
         interval = self.config.daemon.heartbeat_interval
-        next_at = self.clock()
+        next_at = self.clock.now()
         seq = 0
         while True:
             next_at += interval
-            await anyio.sleep(max(0.0, next_at - self.clock()))
-            self.loop_lag = max(0.0, self.clock() - next_at)
-            if next_at < self.clock() - interval:
-                next_at = self.clock()
+            await self.clock.sleep_until(next_at)
+            self.loop_lag = max(0.0, self.clock.now() - next_at)
+            if next_at < self.clock.now() - interval:
+                next_at = self.clock.now()
             seq += 1
             await self._send.send(BEAT)  # the consumer's proof of life (loop_healthy)
             files.write_daemon_heartbeat(
-                self.runtime_dir, seq=seq, loop_lag=self.loop_lag, now_wall=self.wall()
+                self.runtime_dir, seq=seq, loop_lag=self.loop_lag, now_wall=self.clock.wall()
             )
             # The watch hears the kill-switch files at once: reading them every beat is a
             # safety net needed only while it does not run, and every few beats in case
@@ -519,7 +520,7 @@ class Daemon:
                 self._health_dirty
                 or self.killswitch.switch != self._switch_in_health
                 or self.config.daemon.status_listen is not None
-                or self.clock() - self._health_written_at >= HEALTH_REFRESH_S
+                or self.clock.now() - self._health_written_at >= HEALTH_REFRESH_S
             ):
                 self.write_health()
             if getattr(notifier, "enabled", True):
@@ -544,7 +545,7 @@ class Daemon:
         )
 
     def loop_healthy(self) -> bool:
-        return self.clock() - self.last_iteration < max(
+        return self.clock.now() - self.last_iteration < max(
             5.0, 5 * self.config.daemon.heartbeat_interval
         )
 
@@ -561,12 +562,14 @@ class Daemon:
     # ------------------------------------------------------------------ main
 
     def _open(self, journal: Journal, *, webhooks: bool) -> None:
+        self.started_at = self.clock.wall()
+        self.last_iteration = self.clock.now()
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         (self.runtime_dir / "logs").mkdir(exist_ok=True)
         self.journal = journal
         self.notifier = self._make_notifier(webhooks=webhooks)
         for folder in {self.runtime_dir, self.stop_file.parent, self.runtime_dir / "runtime"}:
-            files.remove_stale_temp_files(folder, now_wall=self.wall())
+            files.remove_stale_temp_files(folder, now_wall=self.clock.wall())
         restored = files.load_state(self.runtime_dir, self.policy, to_wall=self.to_wall())
         if restored is not None:
             self.state = restored
@@ -621,6 +624,7 @@ class Daemon:
                 on_journal_change=self.commands.poke,
                 journal_names={JOURNAL_FILENAME, f"{JOURNAL_FILENAME}-wal"},
                 on_watching=self._on_watching,
+                clock=self.clock,
             )
         )
         tg.start_soon(self.commands.poll)
@@ -637,7 +641,7 @@ class Daemon:
                 self.config.fleet, observe=self.observe, execute=self.effects.execute,
                 state=lambda: self.state, health=self.health_doc,
                 journal_event=self.journal_event, beat=self.config.daemon.heartbeat_interval,
-                clock=self.clock, wall=self.wall,
+                clock=self.clock,
             )  # fmt: skip
             tg.start_soon(agent.run)
         elif self.state.fleet.lost:  # [fleet] removed: nothing will ever read the switch again
@@ -646,13 +650,21 @@ class Daemon:
         interval = notifier.watchdog_interval()
         if interval:
             tg.start_soon(
-                functools.partial(watchdog_loop, notifier, self.loop_healthy, interval=interval / 2)
+                functools.partial(
+                    watchdog_loop,
+                    notifier,
+                    self.loop_healthy,
+                    interval=interval / 2,
+                    sleep_fn=self.clock.sleep,
+                )
             )
         self.save_state()
         self.write_health()
         # Beat 0: a started daemon has a heartbeat at once, not one interval later, so
         # a reader that sees its health document also finds its proof of life.
-        files.write_daemon_heartbeat(self.runtime_dir, seq=0, loop_lag=0.0, now_wall=self.wall())
+        files.write_daemon_heartbeat(
+            self.runtime_dir, seq=0, loop_lag=0.0, now_wall=self.clock.wall()
+        )
         # What start-up built (config, specs, probe runners, tasks) lives as long as the
         # daemon: out of the collector's way, a full collection at 500 services stops
         # the loop for tens of milliseconds less (benchmarks/scale.py, loop lag).
@@ -715,7 +727,7 @@ class Daemon:
                 for w in self.config.webhooks
             ]
             outbox = [spec for spec in specs if spec.format != "alertmanager"]
-            sender = WebhookSender(outbox, self.journal) if outbox else None
+            sender = WebhookSender(outbox, self.journal, clock=self.clock) if outbox else None
         return Notifier(NotificationLog(self.runtime_dir / runtime_files.NOTIFICATIONS), sender)
 
     def _start_alertmanager(self, tg: TaskGroup) -> None:
@@ -732,6 +744,7 @@ class Daemon:
             [WebhookSpec(w.name, w.url, w.format, w.secret_env, w.timeout) for w in specs],
             self.health_doc,
             instance=socket.gethostname(),
+            clock=self.clock,
         )
         tg.start_soon(pusher.run)
 
@@ -793,15 +806,15 @@ class Daemon:
         heartbeat's :data:`BEAT` is what proves each second that it still turns.
         """
         while True:
-            self.last_iteration = self.clock()
-            now = self.clock()
+            self.last_iteration = self.clock.now()
+            now = self.clock.now()
             timeout = math.inf
             if self.wake_at is not None:
                 timeout = max(0.0, self.wake_at - now)
             if self._dirty() and self._in_flight == 0:
                 timeout = min(timeout, max(0.0, self._flush_after - now))
             item = None
-            with anyio.move_on_after(timeout):
+            with self.clock.move_on_at(now + timeout):
                 item = await receive.receive()
             self._batching = True
             try:
@@ -821,7 +834,7 @@ class Daemon:
             if (
                 self._dirty()
                 and (self._in_flight == 0 or item is BEAT)
-                and (self.clock() >= self._flush_after or item is BEAT)
+                and (self.clock.now() >= self._flush_after or item is BEAT)
             ):
                 self.flush()
 

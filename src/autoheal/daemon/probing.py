@@ -17,6 +17,7 @@ from anyio.abc import TaskGroup
 from autoheal.config import Config
 from autoheal.core import Observation, ProbeFailed, ProbeSucceeded
 from autoheal.daemon import wiring
+from autoheal.daemon.clock import Clock
 
 Key = tuple[str, str]  # (target, probe name)
 
@@ -59,7 +60,7 @@ class Probing:
         observe: sends an observation to the daemon's loop.
         verdict: the core's current verdict for (target, probe): True, False or None.
         journal_event: records a journal event.
-        clock: the monotonic clock shared by probes and runners.
+        clock: the daemon's clock, shared by probes and runners.
     """
 
     def __init__(
@@ -68,7 +69,7 @@ class Probing:
         observe: Callable[[Observation], Awaitable[None]],
         verdict: Callable[[str, str], bool | None],
         journal_event: Callable[..., None],
-        clock: Callable[[], float],
+        clock: Clock,
         metrics: Callable[[], Any] = lambda: None,
     ) -> None:
         self._observe = observe
@@ -114,15 +115,15 @@ class Probing:
         key = (pt.target, pt.config.name)
         scope = anyio.CancelScope()
         self._scopes[key] = scope
-        probe = _Timed(
-            wiring.make_probe(pt.config, clock=self._clock, files=self._files), self._clock
-        )
+        clock = self._clock
+        made = wiring.make_probe(pt.config, clock=clock.now, wall=clock.wall, files=self._files)
+        probe = _Timed(made, clock.now)
 
         async def emit(result: Any) -> None:
             await self._on_result(key, result, probe.last_latency)
 
         runner = ProbeRunner(
-            probe, emit, interval=pt.config.interval, timeout=pt.config.timeout, clock=self._clock
+            probe, emit, interval=pt.config.interval, timeout=pt.config.timeout, clock=clock.now
         )
         self._runners[key] = runner
         with scope:

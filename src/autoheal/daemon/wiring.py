@@ -170,23 +170,33 @@ def probe_targets(config: Config) -> list[ProbeTarget]:
 
 
 def make_probe(  # type: ignore[no-untyped-def]
-    pc: ProbeConfig, *, clock: Callable[[], float] = time.monotonic, files: Any = None
+    pc: ProbeConfig,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    files: Any = None,
 ):
     """Build the probe object for a probe config (imports lazily: httpx is heavy).
 
-    ``files`` is the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
+    ``clock`` and ``wall`` are the daemon's (monotonic and unix seconds); ``files`` is
+    the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
     """
     if pc.kind == "heartbeat":
         from autoheal.probes import HeartbeatProbe
 
         assert pc.path is not None and pc.max_age is not None
-        return HeartbeatProbe(pc.path, pc.max_age, clock=clock, files=files)
+        return HeartbeatProbe(pc.path, pc.max_age, wall=wall, clock=clock, files=files)
     if pc.kind == "ws_freshness":
         from autoheal.probes import FieldFreshnessProbe
 
         assert pc.path is not None and pc.max_age is not None
         return FieldFreshnessProbe(
-            pc.path, pc.field or "ws_last_msg_ts", max_age=pc.max_age, clock=clock, files=files
+            pc.path,
+            pc.field or "ws_last_msg_ts",
+            max_age=pc.max_age,
+            wall=wall,
+            clock=clock,
+            files=files,
         )
     if pc.kind == "http":
         from autoheal.probes import HttpProbe
