@@ -53,14 +53,18 @@ def test_regression_issue18_a9_the_daemons_reader_never_hangs_on_a_fifo(
     state = initial_state(make_policy())
     ks = KillSwitch(
         files,
-        state=lambda: state,
-        apply=lambda obs: None,
         execute=Effects(runtime, wall=lambda: 1.0).execute,
         journal_event=lambda *a, **k: None,
         clock=lambda: 1.0,
         wall=lambda: 1.0,
     )
-    returns_within(lambda: ks.reconcile(startup=True), fifo)
+
+    def reconcile() -> None:
+        ks.read(state, startup=True)
+        for action in ks.due(state):
+            ks.write(action, just_read=True)
+
+    returns_within(reconcile, fifo)
     assert ks.switch.flags_invalid
     assert alert_path(runtime, "flags_invalid").exists()  # loud
     assert os.path.exists(fifo) and not os.path.isfile(fifo)  # left alone: never written over

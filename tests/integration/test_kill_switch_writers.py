@@ -49,8 +49,9 @@ from autoheal.core.observations import (
     SpawnFinished,
 )
 from autoheal.core.state import RuntimeState, initial_state
+from autoheal.core.switch import SwitchWrite
 from autoheal.daemon.effects import Effects
-from autoheal.daemon.killswitch import FileLayer, KillSwitch
+from autoheal.daemon.killswitch import FileLayer, KillSwitch, Written
 from autoheal.guard import RiskGuard, TradingGate, parse_limits
 from autoheal.store.flags import FLAGS_FILENAME
 from autoheal.store.journal import Journal
@@ -68,18 +69,17 @@ class Slice:
         self.stop_file = stop_file
         self.now = 10.0
         self.journal = Journal.open(runtime_dir)
-        self.effects = Effects(runtime_dir, wall=self.wall, journal=lambda: self.journal)
+        self.effects = Effects(runtime_dir, wall=self.wall, journal=self.journal)
         self.state: RuntimeState = initial_state(POLICY)
         self.killswitch = KillSwitch(
             FileLayer(runtime_dir, stop_file),
-            state=lambda: self.state,
-            apply=self.apply,
             execute=self.effects.execute,
             journal_event=self.effects.journal_event,
             clock=lambda: self.now,
             wall=self.wall,
         )
-        self.killswitch.reconcile(startup=True)
+        self.reading = False
+        self.read_switch(startup=True)
         for name in POLICY.components:
             self.apply(SpawnFinished(name, True))
             for probe in ("process", "heartbeat"):
@@ -99,13 +99,28 @@ class Slice:
             if isinstance(action, SendNotice | LogTransition | RaiseAlert | ClearAlert):
                 self.effects.execute(action)
             elif not isinstance(action, StartProcess | RestartProcess | StopProcess):
-                self.killswitch.write(action)  # the kill-switch files' writes
+                self.write(action)  # the kill-switch files' writes
 
         return True
 
+    def read_switch(self, *, startup: bool = False) -> None:
+        """As the interpreter does: read, step what an operator did, write what is due."""
+        reading, self.reading = self.reading, True
+        try:
+            for obs in self.killswitch.read(self.state, startup=startup):
+                self.apply(obs)
+            for action in self.killswitch.due(self.state):
+                self.write(action)
+        finally:
+            self.reading = reading
+
+    def write(self, action: SwitchWrite) -> None:
+        if self.killswitch.write(action, just_read=self.reading) is Written.READ_FIRST:
+            self.read_switch()
+
     def reconcile(self) -> None:
         self.now += 1.0
-        self.killswitch.reconcile()
+        self.read_switch()
 
     def flags(self) -> dict[str, object]:
         doc = orjson.loads((self.runtime_dir / FLAGS_FILENAME).read_bytes())

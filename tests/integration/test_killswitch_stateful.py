@@ -70,7 +70,7 @@ from autoheal.core.switch import RISK, SwitchWrite
 from autoheal.daemon import files as daemon_files
 from autoheal.daemon.commands import observation_for
 from autoheal.daemon.effects import Effects
-from autoheal.daemon.killswitch import FileLayer, KillSwitch
+from autoheal.daemon.killswitch import FileLayer, KillSwitch, Written
 from autoheal.daemon.notify import NotificationLog, Notifier
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.risk import latch_reduce_only
@@ -158,17 +158,31 @@ class Runtime:
         )
         self.state: RuntimeState = restored or initial_state(POLICY)
         notifier = Notifier(NotificationLog(files.runtime_dir / "notifications.log"))
-        self.effects = Effects(files.runtime_dir, wall=self.wall, notifier=lambda: notifier)
+        self.effects = Effects(files.runtime_dir, wall=self.wall, notifier=notifier)
         self.killswitch = KillSwitch(
             files,
-            state=lambda: self.state,
-            apply=self.apply,
             execute=self.effects.execute,
             journal_event=lambda *a, **k: None,
             clock=lambda: self.clock[0],
             wall=self.wall,
         )
-        self.killswitch.reconcile(startup=True)
+        self.reading = False
+        self.reconcile(startup=True)
+
+    def reconcile(self, *, startup: bool = False) -> None:
+        """As the interpreter does: read, step what an operator did, write what is due."""
+        reading, self.reading = self.reading, True
+        try:
+            for obs in self.killswitch.read(self.state, startup=startup):
+                self.apply(obs)
+            for action in self.killswitch.due(self.state):
+                self.write(action)
+        finally:
+            self.reading = reading
+
+    def write(self, action: SwitchWrite) -> None:
+        if self.killswitch.write(action, just_read=self.reading) is Written.READ_FIRST:
+            self.reconcile()
 
     def wall(self) -> float:
         return 1_700_000_000.0 + self.clock[0]
@@ -187,7 +201,7 @@ class Runtime:
         )
         for action in decision.actions:
             if isinstance(action, SwitchWrite):
-                self.killswitch.write(action)
+                self.write(action)
             elif isinstance(action, RestartProcess | StartProcess):
                 self.started.append((action.component, self.state.failsafe is not None))
                 self.apply(SpawnFinished(action.component, self.can_start))
@@ -242,8 +256,8 @@ class KillSwitchMachine(RuleBasedStateMachine):
     def heartbeat(self) -> None:
         # Twice: the daemon's own flags write wakes its watch, which reconciles again
         # (a latch the clear of a failsafe left in place asks again then).
-        self.rt.killswitch.reconcile()
-        self.rt.killswitch.reconcile()
+        self.rt.reconcile()
+        self.rt.reconcile()
 
     # -------------------------------------------------------------- automatic
 

@@ -88,30 +88,27 @@ def refusal_result(exc: Exception) -> dict[str, Any]:
 class CommandBridge:
     """Claims queued commands for one daemon and reports their outcome.
 
+    What a command means is the core's business: the consumer steps it
+    (:meth:`autoheal.daemon.interpreter.Interpreter.take`) after :meth:`start`.
+
     Args:
-        journal: the journal holding the queue (None until the daemon opened it).
+        journal: the journal holding the queue.
         submit: hands a claimed command to the daemon's one consumer loop.
-        apply: steps the core with a command's observation (False: refused).
         notify: sends an operator notice.
-        injector: the fault injector of a ``--chaos`` daemon, else None.
         clock: the daemon's clock (the poll's pace).
     """
 
     def __init__(
         self,
         *,
-        journal: Callable[[], Journal | None],
+        journal: Journal,
         submit: Callable[[PendingCommand], Awaitable[None]],
-        apply: Callable[[Observation, PendingCommand], object],
         notify: Callable[[SendNotice], None],
-        injector: Callable[[], Callable[[PendingCommand], None] | None],
         clock: Clock,
     ) -> None:
         self._journal = journal
         self._submit = submit
-        self._apply = apply
         self._notify = notify
-        self._injector = injector
         self._clock = clock
         self.claimer = f"pid:{os.getpid()}"
         self._wake = anyio.Event()
@@ -129,11 +126,8 @@ class CommandBridge:
 
     def settle_dead_claims(self) -> None:
         """Settle the claims of gone claimers (a previous daemon's, a killed CLI's)."""
-        journal = self._journal()
-        if journal is None:
-            return
         try:
-            settled = queue.settle_dead_claims(journal, settled_by=self.claimer)
+            settled = queue.settle_dead_claims(self._journal, settled_by=self.claimer)
         except Exception as exc:
             log.error("command_settle_failed error=%s", exc)
             return
@@ -150,26 +144,23 @@ class CommandBridge:
     async def poll(self) -> None:
         self.settle_dead_claims()
         while True:
-            journal = self._journal()
-            if journal is not None:
-                try:
-                    command = queue.claim_next(journal, self.claimer)
-                except Exception as exc:
-                    log.error("command_claim_failed error=%s", exc)
-                    command = None
-                if command is not None:
-                    await self._submit(PendingCommand(command))
-                    continue
+            try:
+                command = queue.claim_next(self._journal, self.claimer)
+            except Exception as exc:
+                log.error("command_claim_failed error=%s", exc)
+                command = None
+            if command is not None:
+                await self._submit(PendingCommand(command))
+                continue
             with self._clock.move_on_at(self._clock.now() + self.poll_interval_s):
                 await self._wake.wait()
             self._wake = anyio.Event()
 
-    def execute(self, pending: PendingCommand) -> None:
-        journal = self._journal()
+    def start(self, pending: PendingCommand) -> None:
+        """Record that ``pending`` starts now (``started``, ``<type>.started``)."""
         command = pending.command
-        assert journal is not None
-        queue.record_started(journal, command)
-        queue.record_action(journal, command, "started")
+        queue.record_started(self._journal, command)
+        queue.record_action(self._journal, command, "started")
         log.info(
             "command_started id=%s type=%s target=%s by=%s",
             command.id,
@@ -177,23 +168,6 @@ class CommandBridge:
             command.target or "-",
             command.requested_by,
         )
-        if command.type.startswith("chaos_"):
-            handler = self._injector()
-            if handler is None:
-                self.fail_reason(
-                    pending,
-                    "chaos_disabled",
-                    "the daemon was not started with --chaos; chaos commands are refused",
-                    refused=True,
-                )
-                return
-            handler(pending)
-            return
-        obs = observation_for(command)
-        if obs is None:
-            self.fail_reason(pending, "unknown_command", f"unknown command type {command.type!r}")
-            return
-        self._apply(obs, pending)
 
     def succeed(self, pending: PendingCommand, result: dict[str, Any]) -> None:
         self._finish(pending, True, result)
@@ -202,7 +176,7 @@ class CommandBridge:
         self._finish(pending, False, refusal_result(exc))
 
     def fail_reason(
-        self, pending: PendingCommand, reason: str, message: str = "", *, refused: bool = False
+        self, pending: PendingCommand, reason: str, message: str = "", refused: bool = False
     ) -> None:
         self._finish(
             pending, False, {"refused": refused, "reason": reason, "message": message or reason}
@@ -212,8 +186,7 @@ class CommandBridge:
         if pending.done:
             return
         pending.done = True
-        journal = self._journal()
-        assert journal is not None
+        journal = self._journal
         queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
         try:
             queue.finish(journal, pending.command.id, ok, result)

@@ -13,6 +13,7 @@ from autoheal.core.machine import dor, flags_for, healthy
 from autoheal.core.policy import Policy
 from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
+from autoheal.probes.result import ProbeResult
 from autoheal.store import layout as runtime_files
 
 HEALTH_FILENAME = runtime_files.HEALTH
@@ -21,12 +22,14 @@ HEALTH_SCHEMA = 2
 HEALTH_REFRESH_S = 30.0
 
 
-def _probe_doc(verdict_ok: bool | None, verdict_reason: str, reading: Any) -> dict[str, Any]:
+def _probe_doc(
+    verdict_ok: bool | None, verdict_reason: str, reading: ProbeResult | None
+) -> dict[str, Any]:
     return {
         "ok": verdict_ok,
         "reason": verdict_reason,
-        "value": getattr(reading, "value", None),
-        "threshold": getattr(reading, "threshold", None),
+        "value": None if reading is None else reading.value,
+        "threshold": None if reading is None else reading.threshold,
     }
 
 
@@ -34,7 +37,7 @@ def build_health(
     state: RuntimeState,
     policy: Policy,
     *,
-    readings: Mapping[tuple[str, str], Any],
+    readings: Mapping[tuple[str, str], ProbeResult],
     pids: Mapping[str, int | None],
     to_wall: float,
     now_wall: float,

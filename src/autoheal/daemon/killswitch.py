@@ -5,18 +5,21 @@ it means.
 
 Nothing here decides whether a missing file is an operator's removal or a failed
 write of ours: it only reads the disk, executes the writes and says how each went.
-It talks to the rest of the daemon through narrow ports (``state``, ``apply``,
-``effects``, ``journal_event``), never the daemon itself.
+It never steps the core: :meth:`KillSwitch.read` returns what an operator did as the
+commands to step, and the interpreter steps them. Its ports are narrow (``execute``
+a notice, ``journal_event``, the clocks); the folder watch that calls it on a change
+is :mod:`autoheal.daemon.watch`.
 """
 
 from __future__ import annotations
 
+import enum
 import errno as errno_names
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autoheal.core import switch as core_switch
 from autoheal.core.actions import RemoveRiskLatch, RemoveStop, WriteFlags, WriteStop
@@ -32,7 +35,6 @@ from autoheal.core.switch import (
 )
 from autoheal.store.flags import (
     FLAGS_FILENAME,
-    RISK_LATCH_FILENAME,
     Flags,
     read_flags,
     read_risk_latch,
@@ -44,13 +46,19 @@ from autoheal.store.flags import (
     write_stop_file,
 )
 
-if TYPE_CHECKING:
-    from autoheal.daemon.clock import Clock
-
 log = logging.getLogger("autoheal")
 
 #: The flags file's signature before the daemon first read it.
 _UNREAD = object()
+
+
+class Written(enum.Enum):
+    """How one kill-switch write went."""
+
+    LANDED = "landed"
+    FAILED = "failed"
+    #: Nothing written: someone changed the flags since the daemon last read them.
+    READ_FIRST = "read_first"
 
 
 def errno_name(exc: OSError) -> str:
@@ -114,8 +122,6 @@ class KillSwitch:
 
     Args:
         files: the kill-switch files.
-        state: the core's current state.
-        apply: steps the core with an operator's act (the files' meaning).
         execute: carries out a non-file action (notice, alert) from the switch.
         journal_event: records an operator's act in the journal.
         clock: monotonic seconds (retry backoff).
@@ -126,16 +132,12 @@ class KillSwitch:
         self,
         files: FileLayer,
         *,
-        state: Callable[[], RuntimeState],
-        apply: Callable[[Observation], object],
         execute: Callable[[SwitchNotice], None],
         journal_event: Callable[..., None],
         clock: Callable[[], float],
         wall: Callable[[], float],
     ) -> None:
         self.files = files
-        self._state = state
-        self._apply = apply
         self._execute = execute
         self._journal_event = journal_event
         self._clock = clock
@@ -144,30 +146,30 @@ class KillSwitch:
         #: The flags file as the daemon last read or wrote it (``flags_signature``);
         #: ``_UNREAD`` until the first read.
         self._flags_sig: object = _UNREAD
-        self._reconciling = False
 
     # ------------------------------------------------------------------ reading
 
-    def reconcile(self, *, startup: bool = False) -> None:
-        """Read the files, act on what an operator did, then write what is due."""
-        self._reconciling = True
-        try:
-            # The signature first: a write landing after it reads as a change next time.
-            sig = self.files.flags_signature()
-            result = core_switch.interpret(
-                self.switch, self._state(), self.files.read(), startup=startup
-            )
-            self.switch = result.switch
-            self._flags_sig = sig
-            for action in result.actions:
-                self._execute(action)
-            for event in result.events:
-                log.warning("%s %s actor=%s", event.journal_kind, event.token, event.actor)
-                self._journal_event(event.journal_kind, reason=event.token, actor=event.actor)
-                self._apply(event.observation)
-            self.sync()
-        finally:
-            self._reconciling = False
+    def read(self, state: RuntimeState, *, startup: bool = False) -> tuple[Observation, ...]:
+        """Read the files: what an operator did since, as the commands the core must step.
+
+        Each act is logged and journaled here; the caller steps them in order, then
+        writes what is due (:meth:`due`).
+
+        Args:
+            state: the core's state before the operator's acts.
+            startup: the daemon just started: nothing on disk may loosen the state.
+        """
+        # The signature first: a write landing after it reads as a change next time.
+        sig = self.files.flags_signature()
+        result = core_switch.interpret(self.switch, state, self.files.read(), startup=startup)
+        self.switch = result.switch
+        self._flags_sig = sig
+        for action in result.actions:
+            self._execute(action)
+        for event in result.events:
+            log.warning("%s %s actor=%s", event.journal_kind, event.token, event.actor)
+            self._journal_event(event.journal_kind, reason=event.token, actor=event.actor)
+        return tuple(event.observation for event in result.events)
 
     def latch_changed(self) -> bool:
         """Whether the risk latch appeared or went since the last read (one ``lstat``).
@@ -177,24 +179,30 @@ class KillSwitch:
         """
         return risk_latch_present(self.files.runtime_dir) != (self.switch.latch_on_disk is not None)
 
-    def sync(self) -> None:
-        """Write whatever the files lack (a failed write's retry once its backoff ran out)."""
-        for action in core_switch.due_writes(self.switch, self._state(), self._clock()):
-            self.write(action)
+    def due(self, state: RuntimeState) -> tuple[SwitchWrite, ...]:
+        """What the files lack for ``state`` (a failed write's retry once its backoff ran out)."""
+        return core_switch.due_writes(self.switch, state, self._clock())
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, action: SwitchWrite) -> bool:
-        """Carry out one kill-switch write and report how it went; True when it landed."""
+    def write(self, action: SwitchWrite, *, just_read: bool = False) -> Written:
+        """Carry out one kill-switch write and say how it went.
+
+        Args:
+            action: the write.
+            just_read: the files were read in this same turn (a reconcile): no one can
+                have changed the flags unseen since.
+
+        Returns:
+            ``READ_FIRST`` (nothing written) when someone (an operator's editor) wrote
+            the flags since the daemon last read them and the watch has not told us
+            yet: writing now would erase their act unseen; the caller reads first.
+        """
         if isinstance(action, RemoveRiskLatch):
-            return self._remove_latch(action)
-        if isinstance(action, WriteFlags) and self._flags_changed_unread():
-            # Someone (an operator's editor) wrote the flags since the daemon last read
-            # them, and the watch has not told us yet: writing now would erase their
-            # act unseen. Read first; the reconcile writes whatever is then due.
+            return Written.LANDED if self._remove_latch(action) else Written.FAILED
+        if isinstance(action, WriteFlags) and not just_read and self._flags_changed_unread():
             log.info("flags_changed_before_write: reading global_flags.json first")
-            self.reconcile()
-            return core_switch.FLAGS not in self.switch.failures
+            return Written.READ_FIRST
         key = core_switch.FLAGS if isinstance(action, WriteFlags) else core_switch.STOP
         op = "remove" if isinstance(action, RemoveStop) else "write"
         try:
@@ -256,10 +264,10 @@ class KillSwitch:
             )
             for action_ in follow:
                 self._execute(action_)
-            return False
+            return Written.FAILED
         for action_ in follow:
             self._execute(action_)
-        return True
+        return Written.LANDED
 
     def _remove_latch(self, action: RemoveRiskLatch) -> bool:
         """An operator's clear: remove the risk latch the daemon saw (and only that one)."""
@@ -293,7 +301,7 @@ class KillSwitch:
         return removed
 
     def _flags_changed_unread(self) -> bool:
-        if self._reconciling or self._flags_sig is _UNREAD:
+        if self._flags_sig is _UNREAD:
             return False
         return self.files.flags_signature() != self._flags_sig
 
@@ -320,82 +328,3 @@ class KillSwitch:
                 for key, f in sorted(self.switch.failures.items())
             },
         }
-
-    # ------------------------------------------------------------------ watching
-
-    async def watch(
-        self,
-        *,
-        on_journal_change: Callable[[], None],
-        journal_names: set[str],
-        on_watching: Callable[[bool], None] = lambda _watching: None,
-        clock: Clock,
-    ) -> None:
-        """React to changes at once (inotify); the heartbeat also reconciles.
-
-        The same watch wakes the command queue when the journal's WAL changes (a CLI
-        submitted a command), so neither needs a fast poll: ``on_watching(True)`` says
-        changes are being seen, ``on_watching(False)`` that they are not (the caller
-        polls faster meanwhile). On Linux the inotify descriptor sits on the event loop
-        (:mod:`autoheal.daemon.dirwatch`): nothing wakes until a folder changes.
-        Elsewhere, watchfiles (its thread takes the GIL every ``step=100`` ms).
-        A folder that cannot be watched (the stop file's folder replaced by a plain
-        file) is logged and tried again later; the heartbeat keeps reconciling.
-        """
-        from autoheal.daemon import dirwatch
-
-        switch_names = {self.files.stop_file.name, FLAGS_FILENAME, RISK_LATCH_FILENAME}
-
-        def changed(names: set[str]) -> None:
-            if dirwatch.OVERFLOW in names or names & journal_names:
-                on_journal_change()
-            if dirwatch.OVERFLOW in names or names & switch_names:
-                self.reconcile()
-
-        failures = 0
-        while True:
-            dirs = {d for d in (self.files.runtime_dir, self.files.stop_file.parent) if d.is_dir()}
-            started = clock.now()
-            try:
-                if self.files.stop_file.parent not in dirs:
-                    # Nothing could hear STOP.TXT appear: not watching (each beat reads).
-                    raise NotADirectoryError(
-                        f"the stop file's folder {self.files.stop_file.parent} is not a folder"
-                    )
-                if dirwatch.AVAILABLE:
-                    # The runtime folder is not watched as a folder: its heartbeats would
-                    # wake us every second each. Its files are watched one by one instead.
-                    await dirwatch.watch(
-                        {self.files.stop_file.parent},
-                        [self.files.runtime_dir / n for n in (FLAGS_FILENAME, *journal_names)],
-                        changed,
-                        on_started=lambda: on_watching(True),
-                    )
-                else:
-                    await self._watch_portably(dirs, changed, on_watching)
-            except dirwatch.WatchLost as exc:
-                # A file removed, or replaced faster than we followed it: usual, not an error.
-                log.info("kill_switch_watch_lost detail=%s; watching again", exc)
-            except (OSError, RuntimeError) as exc:
-                log.error(
-                    "kill_switch_watch_failed error=%s; the heartbeat reconciles meanwhile", exc
-                )
-            finally:
-                on_watching(False)
-            # Whatever changed while nothing watched is read now, not at the next beat.
-            changed({dirwatch.OVERFLOW})
-            # A watch that ran a while starts the backoff afresh; one failing at once backs off.
-            failures = 0 if clock.now() - started > 10.0 else failures + 1
-            await clock.sleep(min(30.0, 0.25 * 2**failures))
-
-    async def _watch_portably(
-        self,
-        dirs: set[Path],
-        changed: Callable[[set[str]], None],
-        on_watching: Callable[[bool], None],
-    ) -> None:
-        import watchfiles
-
-        on_watching(True)
-        async for changes in watchfiles.awatch(*dirs, recursive=False, debounce=30, step=100):
-            changed({path.rsplit("/", 1)[-1] for _, path in changes})

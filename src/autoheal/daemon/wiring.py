@@ -10,12 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.procs import ServiceSpec
 from autoheal.store import layout as runtime_files
+
+if TYPE_CHECKING:
+    from autoheal.probes import HeartbeatFiles
+    from autoheal.probes.result import Probe
 
 PROCESS_PROBE = "process"
 
@@ -169,27 +173,29 @@ def probe_targets(config: Config) -> list[ProbeTarget]:
     return out
 
 
-def make_probe(  # type: ignore[no-untyped-def]
+def make_probe(
     pc: ProbeConfig,
     *,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
-    files: Any = None,
-):
+    files: HeartbeatFiles | None = None,
+) -> Probe:
     """Build the probe object for a probe config (imports lazily: httpx is heavy).
 
     ``clock`` and ``wall`` are the daemon's (monotonic and unix seconds); ``files`` is
     the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
     """
-    if pc.kind == "heartbeat":
+    if pc.kind in ("heartbeat", "ws_freshness") and (pc.path is None or pc.max_age is None):
+        raise ValueError(f"{pc.kind} probe {pc.name!r} needs a path and a max_age")
+    if pc.kind == "http" and pc.url is None:
+        raise ValueError(f"http probe {pc.name!r} needs a url")
+    if pc.kind == "heartbeat" and pc.path is not None and pc.max_age is not None:
         from autoheal.probes import HeartbeatProbe
 
-        assert pc.path is not None and pc.max_age is not None
         return HeartbeatProbe(pc.path, pc.max_age, wall=wall, clock=clock, files=files)
-    if pc.kind == "ws_freshness":
+    if pc.kind == "ws_freshness" and pc.path is not None and pc.max_age is not None:
         from autoheal.probes import FieldFreshnessProbe
 
-        assert pc.path is not None and pc.max_age is not None
         return FieldFreshnessProbe(
             pc.path,
             pc.field or "ws_last_msg_ts",
@@ -198,10 +204,9 @@ def make_probe(  # type: ignore[no-untyped-def]
             clock=clock,
             files=files,
         )
-    if pc.kind == "http":
+    if pc.kind == "http" and pc.url is not None:
         from autoheal.probes import HttpProbe
 
-        assert pc.url is not None
         return HttpProbe(
             pc.url,
             pc.timeout,
