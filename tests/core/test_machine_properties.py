@@ -32,6 +32,7 @@ from autoheal.core import (
 )
 from autoheal.core.backoff import delay_for
 from autoheal.core.machine import dor, flags_for
+from autoheal.core.stages import TRANSITIONS
 from autoheal.core.state import RuntimeState, state_from_dict, state_to_dict
 
 from .conftest import HEAL, make_policy
@@ -107,6 +108,10 @@ class StageMachineModel(RuleBasedStateMachine):
             assert decision.reply_after.component == obs.component
         else:
             assert decision.reply_after is None
+        # Every move is one of the table's (stages.TRANSITIONS, the h11 way).
+        for action in decision.actions:
+            if isinstance(action, LogTransition):
+                assert action.to_stage in TRANSITIONS[action.from_stage], action
         self.track_probes(obs)
         for action in decision.actions:
             if isinstance(action, LogTransition) and action.reason == "verified":
