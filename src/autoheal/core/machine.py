@@ -69,11 +69,12 @@ clocks, jitter, process handling, file formats (the shell's business).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autoheal.core import checks, fleet_rules, healing, operator_rules
 from autoheal.core import stages as S
-from autoheal.core.actions import Action, ProcessAction, WriteFlags
+from autoheal.core.actions import Action, LogSwitchEvent, ProcessAction, WriteFlags
+from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.observations import (
     ConfigReloaded,
     DeadlineReached,
@@ -92,10 +93,14 @@ from autoheal.core.observations import (
     ProcessExited,
     RiskLatchSeen,
     SpawnFinished,
+    SwitchFilesRead,
+    SwitchWriteFailed,
+    SwitchWriteLanded,
 )
 from autoheal.core.policy import Policy
 from autoheal.core.queries import FlagsView, deadlines, dor, flags_for, healthy
 from autoheal.core.state import RuntimeState, state_from_dict, state_to_dict
+from autoheal.core.switch import interpret, write_failed, write_succeeded
 from autoheal.core.work import Work
 
 __all__ = ["Decision", "FlagsView", "deadlines", "dor", "flags_for", "healthy", "step"]
@@ -166,6 +171,45 @@ def _probe(w: Work, target: str, probe: str, ok: bool, reason: str) -> None:
         checks.component_probe(w, target, probe, ok, reason)
 
 
+def _files_read(state: RuntimeState, obs: SwitchFilesRead, now: float, policy: Policy) -> Decision:
+    """What the kill-switch files say (``core.switch.interpret``), then each act stepped.
+
+    An operator's act that changes nothing (a halt while halted) is no act.
+    """
+    result = interpret(state.switch, state, obs.disk, startup=obs.startup)
+    state = replace(state, switch=result.switch)
+    actions: list[Action] = list(result.actions)
+    for event in result.events:
+        actions.append(LogSwitchEvent(event.journal_kind, event.token, event.actor))
+        try:
+            decision = step(state, event.observation, now, policy)
+        except (IllegalCommandError, CommandRefusedError):
+            continue
+        state = decision.state
+        actions.extend(decision.actions)
+    return Decision(state, tuple(actions), deadlines(state, policy))
+
+
+def _write_outcome(
+    state: RuntimeState,
+    obs: SwitchWriteLanded | SwitchWriteFailed,
+    now: float,
+    policy: Policy,
+) -> Decision:
+    """How our write went: what the daemon knows of the file, and a notice when that
+    changes (a failure begins or ends). Nothing else moves (no deadline is handled)."""
+    if isinstance(obs, SwitchWriteLanded):
+        switch, notices = write_succeeded(
+            state.switch, obs.key, present=obs.present, flags=obs.flags
+        )
+    else:
+        switch, notices = write_failed(
+            state.switch, obs.key, op=obs.op, errno=obs.errno, detail=obs.detail, now=now
+        )
+    state = replace(state, switch=switch)
+    return Decision(state, notices, deadlines(state, policy))
+
+
 def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> Decision:
     """Advance the runtime by one observation at monotonic time ``now``.
 
@@ -187,11 +231,15 @@ def step(state: RuntimeState, obs: Observation, now: float, policy: Policy) -> D
     before = flags_for(state)
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
+    if isinstance(obs, SwitchFilesRead):
+        return _files_read(state, obs, now, policy)
+    if isinstance(obs, SwitchWriteLanded | SwitchWriteFailed):
+        return _write_outcome(state, obs, now, policy)
     if isinstance(obs, ConfigReloaded):
         # Carry every kept component's state over to the new policy's shape.
         added = tuple(n for n in policy.components if n not in state.components)
         removed = tuple(n for n in state.components if n not in policy.components)
-        state = state_from_dict(state_to_dict(state), policy)
+        state = replace(state_from_dict(state_to_dict(state), policy), switch=state.switch)
     w = Work(state, now, policy)
     healing.advance(w)
     _dispatch(w, obs, added, removed)

@@ -179,7 +179,9 @@ def clear_failsafe(w: Work, obs: OperatorClearedFailsafe) -> None:
     if w.failsafe is None:
         # Clearing REDUCE_ONLY lifts the guard's daily-loss latch too; clearing a
         # failsafe does not (the latch then asks for REDUCE_ONLY again).
-        w.actions.append(RemoveRiskLatch(obs.reason, obs.actor))
+        seen = w.switch.latch_on_disk
+        if seen is not None:  # none seen: a latch that appears later is read, and holds
+            w.actions.append(RemoveRiskLatch(obs.reason, obs.actor, seen.version))
         w.actions.append(
             SendNotice(
                 "operator",

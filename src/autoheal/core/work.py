@@ -22,7 +22,8 @@ class Work:
     """One step's working copy of the state, and what it decided so far.
 
     Attributes:
-        components, dependencies, failsafe, reduce_only, fleet: the state being changed.
+        components, dependencies, failsafe, reduce_only, fleet, switch: the state being
+            changed.
         now: the step's time; policy: its policy.
         actions: the actions so far, in order.
         reply_after: the action that answers the operator's command, if any.
@@ -34,6 +35,7 @@ class Work:
         self.failsafe = state.failsafe
         self.reduce_only = state.reduce_only
         self.fleet = state.fleet
+        self.switch = state.switch
         self.now = now
         self.policy = policy
         self.actions: list[Action] = []
@@ -41,7 +43,12 @@ class Work:
 
     def snapshot(self) -> RuntimeState:
         return RuntimeState(
-            self.components, self.dependencies, self.failsafe, self.reduce_only, self.fleet
+            self.components,
+            self.dependencies,
+            self.failsafe,
+            self.reduce_only,
+            self.fleet,
+            self.switch,
         )
 
     def dep_blocked(self, name: str) -> bool:

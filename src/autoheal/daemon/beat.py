@@ -112,7 +112,8 @@ def kill_switch_beat(
     """
 
     def on_beat(seq: int) -> None:
-        if not watch.watching or seq % RECONCILE_EVERY == 0 or killswitch.latch_changed():
+        seen = interpreter.runtime.state.switch.latch_on_disk
+        if not watch.watching or seq % RECONCILE_EVERY == 0 or killswitch.latch_changed(seen):
             interpreter.reconcile_switch()
         else:
             interpreter.sync_switch()

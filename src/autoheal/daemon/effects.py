@@ -13,7 +13,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from autoheal.core.actions import ClearAlert, LogTransition, RaiseAlert, SendNotice
+from autoheal.core.actions import (
+    ClearAlert,
+    LogSwitchEvent,
+    LogTransition,
+    RaiseAlert,
+    SendNotice,
+)
 from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.journal import Journal
 
@@ -22,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("autoheal")
 
-FileAction = SendNotice | LogTransition | RaiseAlert | ClearAlert
+FileAction = SendNotice | LogTransition | LogSwitchEvent | RaiseAlert | ClearAlert
 
 
 class JournalEvent(Protocol):
@@ -90,6 +96,9 @@ class Effects:
                 )
             case SendNotice():
                 self.notify(action)
+            case LogSwitchEvent():
+                log.warning("%s %s actor=%s", action.kind, action.token, action.actor)
+                self.journal_event(action.kind, reason=action.token, actor=action.actor)
             case LogTransition():
                 log.info(
                     "stage_transition component=%s from=%s to=%s reason=%s attempt=%d/%d",

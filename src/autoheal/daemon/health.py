@@ -7,12 +7,14 @@ Built from the core state (decisions) plus the shell's last probe readings
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from autoheal.core.machine import dor, flags_for, healthy
 from autoheal.core.policy import Policy
 from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
+from autoheal.core.switchfiles import FILE_LABEL, SwitchState
 from autoheal.probes.result import ProbeResult
 from autoheal.store import layout as runtime_files
 
@@ -110,6 +112,28 @@ def build_health(
         "kill_switch": dict(kill_switch or {}),
         "components": components,
         "dependencies": dependencies,
+    }
+
+
+def kill_switch_doc(switch: SwitchState, stop_file: Path, *, to_wall: float) -> dict[str, Any]:
+    """The ``kill_switch`` part: what the daemon knows of the files, failing writes first."""
+    return {
+        "stop_file": str(stop_file),
+        "stop_file_on_disk": switch.stop_on_disk,
+        "flags_invalid": switch.flags_invalid,
+        "write_failures": {
+            key: {
+                "file": FILE_LABEL[key],
+                "op": f.op,
+                "errno": f.errno,
+                "detail": f.detail,
+                "attempts": f.attempts,
+                "since": f.since + to_wall,
+                "next_try_at": f.retry_at + to_wall,
+                "message": f.message(key),
+            }
+            for key, f in sorted(switch.failures.items())
+        },
     }
 
 

@@ -32,6 +32,7 @@ from autoheal.config import Config
 from autoheal.core.actions import (
     Action,
     ClearAlert,
+    LogSwitchEvent,
     LogTransition,
     RaiseAlert,
     RemoveRiskLatch,
@@ -44,13 +45,18 @@ from autoheal.core.actions import (
     WriteStop,
 )
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
-from autoheal.core.observations import DeadlineReached, Observation
-from autoheal.core.switch import SwitchWrite
+from autoheal.core.observations import (
+    DeadlineReached,
+    Observation,
+    SwitchFilesRead,
+    SwitchWriteFailed,
+)
+from autoheal.core.switch import LATCH, SwitchWrite, due_writes
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.commands import CommandBridge, PendingCommand, observation_for
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.injector import FaultInjector
-from autoheal.daemon.killswitch import KillSwitch, Written
+from autoheal.daemon.killswitch import KillSwitch
 from autoheal.daemon.persist import Persist
 from autoheal.daemon.processes import ProcessWork
 from autoheal.daemon.runtime import Runtime
@@ -133,6 +139,7 @@ class Interpreter:
             command: the operator's command ``obs`` stands for, if any: answered as the
                 core decides.
         """
+        switch = self.runtime.state.switch
         try:
             decision, changed = self.runtime.step(obs, self._clock.now())
         except (IllegalCommandError, CommandRefusedError) as exc:
@@ -147,6 +154,8 @@ class Interpreter:
             self._persist.mark_state()
             if not self._batching or command is not None:  # saved before it is answered
                 self._persist.save_state()
+        elif decision.state.switch != switch:  # the health document shows it
+            self._persist.mark_health()
         if command is not None and decision.reply_after is None:
             self._x.commands.succeed(command, {"dor": self.runtime.dor()})
         return True
@@ -162,31 +171,51 @@ class Interpreter:
             case RaiseAlert() | ClearAlert():
                 self._x.effects.execute(action)
                 self._persist.mark_health()
-            case SendNotice() | LogTransition():
+            case SendNotice() | LogTransition() | LogSwitchEvent():
                 self._x.effects.execute(action)
 
     # ------------------------------------------------------------------ the kill switch
 
     def reconcile_switch(self, *, startup: bool = False) -> None:
-        """Read the kill-switch files, step what an operator did, then write what is due."""
+        """Read the kill-switch files (the core steps what an operator did), then write
+        what is due."""
+        self._read_switch(self._x.killswitch.read(startup=startup))
+
+    def _read_switch(self, read: SwitchFilesRead) -> None:
         reading, self._reading_switch = self._reading_switch, True
         try:
-            for obs in self._x.killswitch.read(self.runtime.state, startup=startup):
-                self.apply(obs)
+            self.apply(read)
             self.sync_switch()
         finally:
             self._reading_switch = reading
 
     def sync_switch(self) -> None:
         """Write whatever the files lack (a failed write's retry once its backoff ran out)."""
-        for action in self._x.killswitch.due(self.runtime.state):
+        state = self.runtime.state
+        for action in due_writes(state.switch, state, self._clock.now()):
             self._write_switch(action)
 
     def _write_switch(self, action: SwitchWrite) -> None:
-        written = self._x.killswitch.write(action, just_read=self._reading_switch)
-        if written is Written.READ_FIRST:
+        outcome = self._x.killswitch.write(action, just_read=self._reading_switch)
+        if outcome is None:
+            return
+        if isinstance(outcome, SwitchFilesRead):
             # An edit the watch has not told us of yet: read it (and write what is then due).
-            self.reconcile_switch()
+            self._read_switch(outcome)
+            return
+        self.apply(outcome)
+        if isinstance(outcome, SwitchWriteFailed) and outcome.key != LATCH:
+            failure = self.runtime.state.switch.failures[outcome.key]
+            log.error(
+                "%s_%s_failed errno=%s detail=%s attempt=%d retry_in_s=%.1f; "
+                "the failsafe holds in memory and in every file that can be written",
+                outcome.key,
+                outcome.op,
+                outcome.errno,
+                outcome.detail,
+                failure.attempts,
+                failure.retry_at - self._clock.now(),
+            )
 
     # ------------------------------------------------------------------ items
 

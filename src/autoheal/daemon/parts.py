@@ -130,13 +130,7 @@ def build(
     effects = Effects(runtime_dir, wall=clock.wall, journal=journal, notifier=notifier)
     observe: Callable[[Observation], Awaitable[None]] = send
     commands = CommandBridge(journal=journal, submit=send, notify=effects.notify, clock=clock)
-    killswitch = KillSwitch(
-        FileLayer(runtime_dir, config.paths.stop_file),
-        execute=effects.execute,
-        journal_event=effects.journal_event,
-        clock=clock.now,
-        wall=clock.wall,
-    )
+    killswitch = KillSwitch(FileLayer(runtime_dir, config.paths.stop_file), wall=clock.wall)
     services = Services(
         settings.specs,
         procs,
@@ -153,7 +147,6 @@ def build(
         facts=facts,
         readings=readings,
         pids=services.pids,
-        killswitch=killswitch,
         config=settings.current,
     )
     metrics = None if config.daemon.status_listen is None else Metrics(persist.health_doc)

@@ -25,12 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from autoheal.daemon import files
 from autoheal.daemon.clock import Clock
-from autoheal.daemon.health import HEALTH_REFRESH_S, build_health, content_key
+from autoheal.daemon.health import HEALTH_REFRESH_S, build_health, content_key, kill_switch_doc
 from autoheal.daemon.runtime import Runtime
 
 if TYPE_CHECKING:
     from autoheal.config import Config
-    from autoheal.daemon.killswitch import KillSwitch
     from autoheal.probes.result import ProbeResult
 
 __all__ = ["FLUSH_DUTY", "DaemonFacts", "Persist"]
@@ -78,8 +77,7 @@ class Persist:
         facts: the daemon's own facts.
         readings: the last probe result per (target, probe) (values, thresholds).
         pids: the current PID per component.
-        killswitch: what the daemon knows of the kill-switch files.
-        config: the config in force (the beat's interval, the status page).
+        config: the config in force (the stop file, the beat's interval, the page).
     """
 
     def __init__(
@@ -91,7 +89,6 @@ class Persist:
         facts: DaemonFacts,
         readings: Mapping[tuple[str, str], ProbeResult],
         pids: Callable[[], Mapping[str, int | None]],
-        killswitch: KillSwitch,
         config: Callable[[], Config],
     ) -> None:
         self._dir = runtime_dir
@@ -100,7 +97,6 @@ class Persist:
         self._facts = facts
         self._readings = readings
         self._pids = pids
-        self._killswitch = killswitch
         self._config = config
         self.state_dirty = False
         self.health_dirty = True
@@ -140,15 +136,17 @@ class Persist:
     def health_doc(self) -> dict[str, Any]:
         """The health document, now (``/metrics``, Alertmanager and the fleet read it)."""
         to_wall = self.to_wall()
+        state = self._runtime.state
+        stop_file = self._config().paths.stop_file
         doc = build_health(
-            self._runtime.state,
+            state,
             self._runtime.policy,
             readings=self._readings,
             pids=self._pids(),
             to_wall=to_wall,
             now_wall=self._clock.wall(),
             daemon=self._facts.doc(),
-            kill_switch=self._killswitch.health(to_wall=to_wall),
+            kill_switch=kill_switch_doc(state.switch, stop_file, to_wall=to_wall),
         )
         if self._facts.stopping:
             # The last document a stopping daemon writes: nothing supervises the runtime any
@@ -162,7 +160,7 @@ class Persist:
 
     def write_health(self) -> None:
         """Build the document; write it when what it says changed (or to refresh it)."""
-        self._switch_in_health = self._killswitch.switch
+        self._switch_in_health = self._runtime.state.switch
         doc = self.health_doc()
         self.last_health = doc
         key = content_key(doc)
@@ -200,7 +198,7 @@ class Persist:
         """
         if (
             self.health_dirty
-            or self._killswitch.switch != self._switch_in_health
+            or self._runtime.state.switch != self._switch_in_health
             or self._config().daemon.status_listen is not None
             or self._clock.now() - self._health_written_at >= HEALTH_REFRESH_S
         ):

@@ -36,14 +36,15 @@ class Runtime:
         """Step the core and keep what it decided.
 
         Returns:
-            The decision, and whether the state changed.
+            The decision, and whether what the state file holds changed (what the
+            daemon knows of the kill-switch files is not in it).
 
         Raises:
             IllegalCommandError, CommandRefusedError: an operator's command that does
                 not apply (nothing changed).
         """
         decision = step(self.state, obs, now, self.policy)
-        changed = decision.state != self.state
+        changed = decision.state.persisted() != self.state.persisted()
         self.state, self.wake_at = decision.state, decision.wake_at
         return decision, changed
 
