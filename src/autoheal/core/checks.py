@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from autoheal.core import healing
-from autoheal.core import stages as S
+from autoheal.core import reasons as R
 from autoheal.core.actions import (
     SendNotice,
 )
@@ -35,7 +35,7 @@ def component_probe(w: Work, name: str, probe: str, ok: bool, reason: str) -> No
         # A soft failure while a dependency is failing checks is most likely the
         # dependency's (a slow network starves the websocket before the REST probe
         # has failed twice): not counted, so the dependency's verdict comes first.
-        hard_failure = reason in S.HARD_REASONS
+        hard_failure = reason in R.HARD_REASONS
         suspect = not hard_failure and w.dep_suspect(name)
         counted = not w.dep_blocked(name) and not suspect and cs.stage is Stage.OBSERVE
         ps = ProbeState(False, reason, old.failures + 1 if counted else old.failures)
@@ -46,7 +46,7 @@ def component_probe(w: Work, name: str, probe: str, ok: bool, reason: str) -> No
         return
     cs = replace(cs, healthy_since=None)
     w.components[name] = cs
-    hard = reason in S.HARD_REASONS
+    hard = reason in R.HARD_REASONS
     if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY, Stage.RESTART):
         return
     if w.dep_blocked(name):
@@ -80,7 +80,7 @@ def dependency_probe(w: Work, name: str, probe: str, ok: bool, reason: str) -> N
         )
     elif ok and ds.failing and all(p.ok is True for p in probes.values()):
         w.dependencies[name] = DependencyState(probes, False, "")
-        w.actions.append(SendNotice("recovered", name, S.RECOVERED, f"dependency {name} recovered"))
+        w.actions.append(SendNotice("recovered", name, R.RECOVERED, f"dependency {name} recovered"))
         resume_dependents(w)
     else:
         w.dependencies[name] = replace(
@@ -97,7 +97,7 @@ def resume_dependents(w: Work) -> None:
         if cs.held or cs.stage in (Stage.FAILSAFE, Stage.NOTIFY, Stage.RESTART):
             continue
         hard = next(
-            (p.reason for p in cs.probes.values() if p.ok is False and p.reason in S.HARD_REASONS),
+            (p.reason for p in cs.probes.values() if p.ok is False and p.reason in R.HARD_REASONS),
             None,
         )
         paused = cs.stage is Stage.BACKOFF and cs.restart_at is None and cs.verify_until is None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from autoheal.core import healing
-from autoheal.core import stages as S
+from autoheal.core import reasons as R
 from autoheal.core.actions import (
     ClearAlert,
     RaiseAlert,
@@ -66,7 +66,7 @@ def read(w: Work, obs: FleetSwitchRead) -> None:
     if w.fleet.lost:
         w.fleet = replace(w.fleet, lost="")
         w.actions.append(ClearAlert(FLEET_LOST, "fleet switch", "read again"))
-        w.actions.append(SendNotice("recovered", FLEET, S.RECOVERED, "fleet switch read again"))
+        w.actions.append(SendNotice("recovered", FLEET, R.RECOVERED, "fleet switch read again"))
     w.fleet = replace(w.fleet, version=obs.version)
     what = f"fleet {obs.state} v{obs.version} by {obs.set_by or '?'}: {obs.reason}"
     fleet_halt = w.failsafe is not None and w.failsafe.set_by == FLEET
@@ -103,7 +103,7 @@ def detached(w: Work) -> None:
         return
     w.fleet = replace(w.fleet, lost="")
     w.actions.append(ClearAlert(FLEET_LOST, "fleet switch", "[fleet] removed"))
-    w.actions.append(SendNotice("recovered", FLEET, S.RECOVERED, "[fleet] removed from the config"))
+    w.actions.append(SendNotice("recovered", FLEET, R.RECOVERED, "[fleet] removed from the config"))
 
 
 def clear_fleet_failsafe(w: Work, what: str) -> None:
@@ -115,5 +115,5 @@ def clear_fleet_failsafe(w: Work, what: str) -> None:
     w.actions.append(RemoveStop(what, FLEET))
     w.actions.append(SendNotice("failsafe_cleared", FLEET, "fleet_run", what))
     for name, cs in list(w.components.items()):
-        if cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE and not cs.held:
+        if cs.stage is Stage.BACKOFF and cs.reason == R.FAILSAFE_ACTIVE and not cs.held:
             healing.restart_now(w, name, replace(cs, attempts=0), FLEET)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from autoheal.core import stages as S
+from autoheal.core import reasons as R
 from autoheal.core.actions import (
     RestartProcess,
     SendNotice,
@@ -46,15 +46,15 @@ def begin_restart(w: Work, name: str, reason: str) -> None:
         # resume_dependents() picks it up when the dependency recovers.
         w.components[name] = cs
         if cs.stage is not Stage.OBSERVE:
-            w.move(name, cs, Stage.BACKOFF, S.DEPENDENCY_FAILING)
+            w.move(name, cs, Stage.BACKOFF, R.DEPENDENCY_FAILING)
         else:
             w.components[name] = replace(cs, reason=reason)
         return
     if w.failsafe is not None and cs.stage not in LATCHED:
         # Nothing restarts while the kill switch holds: park until the operator clears.
         w.components[name] = cs
-        w.move(name, cs, Stage.BACKOFF, S.FAILSAFE_ACTIVE)
-        w.components[name] = replace(w.components[name], reason=S.FAILSAFE_ACTIVE)
+        w.move(name, cs, Stage.BACKOFF, R.FAILSAFE_ACTIVE)
+        w.components[name] = replace(w.components[name], reason=R.FAILSAFE_ACTIVE)
         return
     if cs.attempts >= heal.max_restarts:
         enter_failsafe(w, name, cs, reason)
@@ -94,29 +94,29 @@ def restart_now(w: Work, name: str, cs: ComponentState, reason: str) -> RestartP
 def enter_failsafe(w: Work, name: str, cs: ComponentState, cause: str) -> None:
     cs = replace(cs, restart_at=None, verify_until=None, healthy_since=None)
     w.components[name] = cs
-    cs = w.move(name, cs, Stage.FAILSAFE, S.MAX_RESTARTS_EXCEEDED)
-    w.actions.append(StopProcess(name, S.MAX_RESTARTS_EXCEEDED))
+    cs = w.move(name, cs, Stage.FAILSAFE, R.MAX_RESTARTS_EXCEEDED)
+    w.actions.append(StopProcess(name, R.MAX_RESTARTS_EXCEEDED))
     if w.failsafe is None or w.failsafe.set_by == FLEET:
         # A local failsafe during a fleet halt takes it over: the fleet's RUN
         # must not clear it.
         w.failsafe = FailsafeState(
-            f"{name}: {S.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
+            f"{name}: {R.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
         )
         # A new failsafe halts everything, an operator's REDUCE_ONLY included.
         w.reduce_only = None
         w.actions.append(WriteStop(w.failsafe.reason, "autoheal"))
-    cs = w.move(name, cs, Stage.NOTIFY, S.MAX_RESTARTS_EXCEEDED)
+    cs = w.move(name, cs, Stage.NOTIFY, R.MAX_RESTARTS_EXCEEDED)
     heal = w.policy.components[name].heal
     w.actions.append(
         SendNotice(
             "failsafe",
             name,
-            S.MAX_RESTARTS_EXCEEDED,
+            R.MAX_RESTARTS_EXCEEDED,
             f"{name} failed {heal.max_restarts} restart attempts (last failure {cause}); "
             "FAILSAFE entered, STOP.TXT written, trading halted",
         )
     )
-    w.move(name, cs, Stage.FAILSAFE, S.MAX_RESTARTS_EXCEEDED)
+    w.move(name, cs, Stage.FAILSAFE, R.MAX_RESTARTS_EXCEEDED)
 
 
 def became_healthy(w: Work, name: str) -> None:
@@ -132,7 +132,7 @@ def became_healthy(w: Work, name: str) -> None:
             return
         cs = replace(cs, verify_until=None, restart_at=None, healthy_since=w.now)
         w.components[name] = cs
-        w.move(name, cs, Stage.OBSERVE, S.VERIFIED)
+        w.move(name, cs, Stage.OBSERVE, R.VERIFIED)
     elif cs.stage is Stage.OBSERVE:
         w.components[name] = replace(
             cs,
@@ -148,13 +148,13 @@ def spawn_finished(w: Work, name: str, ok: bool, reason: str) -> None:
     if not ok:
         probes = cs.probes
         if "process" in probes:
-            probes = with_probe(probes, "process", ProbeState(False, S.SPAWN_FAILED, 0))
+            probes = with_probe(probes, "process", ProbeState(False, R.SPAWN_FAILED, 0))
         cs = replace(cs, probes=probes, started_at=None)
         w.components[name] = cs
         if cs.stage is Stage.RESTART:
-            cs = w.move(name, cs, Stage.BACKOFF, reason or S.SPAWN_FAILED)
+            cs = w.move(name, cs, Stage.BACKOFF, reason or R.SPAWN_FAILED)
         if cs.stage in (Stage.BACKOFF, Stage.OBSERVE) and not cs.held:
-            begin_restart(w, name, reason or S.SPAWN_FAILED)
+            begin_restart(w, name, reason or R.SPAWN_FAILED)
         return
     # Health is judged on checks of this process only: a verdict from before the
     # spawn (the old process's heartbeat, a state file's) does not count.
@@ -210,16 +210,16 @@ def advance(w: Work) -> None:
                     # unverified when its window ends has failed.
                     worst = next(
                         (p.reason for p in cs.probes.values() if p.ok is False),
-                        S.VERIFY_TIMEOUT,
+                        R.VERIFY_TIMEOUT,
                     )
-                    begin_restart(w, name, worst if cs.stage is Stage.OBSERVE else S.VERIFY_TIMEOUT)
+                    begin_restart(w, name, worst if cs.stage is Stage.OBSERVE else R.VERIFY_TIMEOUT)
                 else:
                     w.components[name] = replace(cs, verify_until=None)
             else:
                 stable_at = stable_deadline(cs, heal.stable_reset)
                 if stable_at is not None and stable_at <= w.now and healthy(cs):
                     due = True
-                    w.components[name] = replace(cs, attempts=0, reason=S.STABLE)
+                    w.components[name] = replace(cs, attempts=0, reason=R.STABLE)
         if not due:
             return
 
@@ -234,17 +234,17 @@ def config_reloaded(
     new settings apply at its next start.
     """
     for name in removed:
-        w.actions.append(StopProcess(name, S.CONFIG_REMOVED))
+        w.actions.append(StopProcess(name, R.CONFIG_REMOVED))
     for name in added:
         cs = w.components[name]
         if w.failsafe is not None:
-            w.components[name] = replace(cs, stage=Stage.BACKOFF, reason=S.FAILSAFE_ACTIVE)
+            w.components[name] = replace(cs, stage=Stage.BACKOFF, reason=R.FAILSAFE_ACTIVE)
             continue
         heal = w.policy.components[name].heal
-        w.components[name] = replace(cs, reason=S.STARTED, verify_until=w.now + heal.verify_window)
-        w.actions.append(StartProcess(name, S.CONFIG_ADDED))
+        w.components[name] = replace(cs, reason=R.STARTED, verify_until=w.now + heal.verify_window)
+        w.actions.append(StartProcess(name, R.CONFIG_ADDED))
     for name in sorted(changed):
         kept = w.components.get(name)
         if kept is None or name in added or kept.held or w.failsafe is not None:
             continue
-        restart_now(w, name, replace(kept, attempts=0), S.CONFIG_CHANGED)
+        restart_now(w, name, replace(kept, attempts=0), R.CONFIG_CHANGED)

@@ -72,7 +72,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from autoheal.core import checks, fleet_rules, healing, operator_rules
-from autoheal.core import stages as S
+from autoheal.core import reasons as R
 from autoheal.core.actions import Action, LogSwitchEvent, ProcessAction, WriteFlags
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.observations import (
@@ -134,7 +134,7 @@ def _dispatch(w: Work, obs: Observation, added: tuple[str, ...], removed: tuple[
             _probe(w, target, probe, False, reason)
         case ProcessExited(component, reason, _):
             if component in w.components:
-                checks.component_probe(w, component, "process", False, reason or S.PROCESS_EXITED)
+                checks.component_probe(w, component, "process", False, reason or R.PROCESS_EXITED)
         case SpawnFinished(component, ok, reason):
             if component in w.components:
                 healing.spawn_finished(w, component, ok, reason)

@@ -32,7 +32,7 @@ class ProbeSucceeded:
 class ProbeFailed:
     """A probe failed with a reason token (``heartbeat_stale``, ``CONN_TIMEOUT``, ...).
 
-    A reason in :data:`~autoheal.core.stages.HARD_REASONS` means the process is gone.
+    A reason in :data:`~autoheal.core.reasons.HARD_REASONS` means the process is gone.
     """
 
     target: str

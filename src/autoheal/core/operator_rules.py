@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from autoheal.core import healing
-from autoheal.core import stages as S
+from autoheal.core import reasons as R
 from autoheal.core.actions import (
     RemoveRiskLatch,
     RemoveStop,
@@ -67,7 +67,7 @@ def restart(w: Work, obs: OperatorRestarted) -> None:
     check_component(w, obs.component)
     refuse_in_failsafe(w, obs.component, "restart")
     cs = replace(w.components[obs.component], attempts=0)
-    w.reply_after = healing.restart_now(w, obs.component, cs, S.OPERATOR)
+    w.reply_after = healing.restart_now(w, obs.component, cs, R.OPERATOR)
 
 
 def stop(w: Work, obs: OperatorStopped) -> None:
@@ -77,9 +77,9 @@ def stop(w: Work, obs: OperatorStopped) -> None:
     cs = replace(cs, held=True, restart_at=None, verify_until=None, healthy_since=None, attempts=0)
     w.components[obs.component] = cs
     if cs.stage is not Stage.FAILSAFE:
-        w.move(obs.component, cs, Stage.OBSERVE, S.OPERATOR)
+        w.move(obs.component, cs, Stage.OBSERVE, R.OPERATOR)
     w.components[obs.component] = replace(w.components[obs.component], reason="stopped")
-    w.reply_after = StopProcess(obs.component, S.OPERATOR)
+    w.reply_after = StopProcess(obs.component, R.OPERATOR)
     w.actions.append(w.reply_after)
 
 
@@ -96,11 +96,11 @@ def start(w: Work, obs: OperatorStarted) -> None:
         cs,
         held=False,
         attempts=0,
-        reason=S.STARTED,
+        reason=R.STARTED,
         probes={p: ProbeState() for p in cs.probes},
         verify_until=w.now + heal.verify_window,
     )
-    w.reply_after = StartProcess(obs.component, S.OPERATOR)
+    w.reply_after = StartProcess(obs.component, R.OPERATOR)
     w.actions.append(w.reply_after)
 
 
@@ -114,7 +114,7 @@ def enter_failsafe(w: Work, obs: OperatorEnteredFailsafe) -> None:
             SendNotice(
                 "operator",
                 "runtime",
-                S.OPERATOR,
+                R.OPERATOR,
                 f"failsafe taken over from the fleet by {obs.actor}: {obs.reason}",
             )
         )
@@ -126,7 +126,7 @@ def enter_failsafe(w: Work, obs: OperatorEnteredFailsafe) -> None:
             SendNotice(
                 "failsafe",
                 "runtime",
-                S.OPERATOR,
+                R.OPERATOR,
                 f"REDUCE_ONLY ended by {obs.actor}, failsafe halts all orders: {obs.reason}",
             )
         )
@@ -143,7 +143,7 @@ def enter_failsafe(w: Work, obs: OperatorEnteredFailsafe) -> None:
     w.actions.append(WriteStop(obs.reason, obs.actor))
     w.actions.append(
         SendNotice(
-            "failsafe", "runtime", S.OPERATOR, f"failsafe entered by {obs.actor}: {obs.reason}"
+            "failsafe", "runtime", R.OPERATOR, f"failsafe entered by {obs.actor}: {obs.reason}"
         )
     )
 
@@ -163,7 +163,7 @@ def set_reduce_only(w: Work, obs: OperatorSetReduceOnly) -> None:
         SendNotice(
             "operator",
             "runtime",
-            S.OPERATOR,
+            R.OPERATOR,
             f"REDUCE_ONLY set by {obs.actor}: only position-reducing sells; {obs.reason}",
         )
     )
@@ -186,7 +186,7 @@ def clear_failsafe(w: Work, obs: OperatorClearedFailsafe) -> None:
             SendNotice(
                 "operator",
                 "runtime",
-                S.OPERATOR,
+                R.OPERATOR,
                 f"REDUCE_ONLY cleared by {obs.actor}: {obs.reason}",
             )
         )
@@ -197,16 +197,16 @@ def clear_failsafe(w: Work, obs: OperatorClearedFailsafe) -> None:
         SendNotice(
             "failsafe_cleared",
             "runtime",
-            S.OPERATOR,
+            R.OPERATOR,
             f"failsafe cleared by {obs.actor}: {obs.reason}",
         )
     )
     for name, old in list(w.components.items()):
         cs = replace(old, attempts=0)
         w.components[name] = cs
-        parked = cs.stage is Stage.BACKOFF and cs.reason == S.FAILSAFE_ACTIVE
+        parked = cs.stage is Stage.BACKOFF and cs.reason == R.FAILSAFE_ACTIVE
         if cs.stage in LATCHED or (parked and not cs.held):
-            healing.restart_now(w, name, cs, S.OPERATOR)
+            healing.restart_now(w, name, cs, R.OPERATOR)
 
 
 def risk_latched(w: Work, obs: RiskLatchSeen) -> None:

@@ -5,8 +5,8 @@ Stage names are part of the contract: they appear in ``health_v2.json``,
 every move the stage machine makes (each one a ``stage_transition`` line); which
 move happens when is decided by the rules of ``healing``, ``checks``,
 ``operator_rules`` and ``fleet_rules`` (see ``machine.py``), and a property test
-checks that no step ever makes a move the table lacks. Reason tokens are stable
-words shared by logs, files and tests: add new ones, never rename.
+checks that no step ever makes a move the table lacks. The reason tokens a move
+carries live in :mod:`autoheal.core.reasons`.
 """
 
 from __future__ import annotations
@@ -48,23 +48,3 @@ SEVERITY: dict[Stage, int] = {
     Stage.NOTIFY: 3,
     Stage.FAILSAFE: 4,
 }
-
-#: Failures that mean the process itself is gone: restart at once, no counting.
-HARD_REASONS = frozenset({"process_exited", "process_missing", "spawn_failed"})
-
-PROCESS_EXITED = "process_exited"
-PROCESS_MISSING = "process_missing"
-SPAWN_FAILED = "spawn_failed"
-HEARTBEAT_STALE = "heartbeat_stale"
-VERIFY_TIMEOUT = "verify_timeout"
-MAX_RESTARTS_EXCEEDED = "max_restarts_exceeded"
-DEPENDENCY_FAILING = "dependency_failing"
-FAILSAFE_ACTIVE = "failsafe_active"
-CONFIG_CHANGED = "config_changed"
-CONFIG_ADDED = "config_added"
-CONFIG_REMOVED = "config_removed"
-OPERATOR = "operator"
-RECOVERED = "recovered"
-VERIFIED = "verified"
-STARTED = "started"
-STABLE = "stable_reset"
