@@ -13,27 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
-from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
+from autoheal.core.policy import ComponentSpec, Policy
 from autoheal.procs import ServiceSpec
-from autoheal.store import layout as runtime_files
+from autoheal.store import layout
 
 if TYPE_CHECKING:
     from autoheal.probes import HeartbeatFiles
     from autoheal.probes.result import Probe
 
 PROCESS_PROBE = "process"
-
-
-def heal_policy(config: Config) -> HealPolicy:
-    p = config.policy
-    return HealPolicy(
-        failures_before_restart=p.failures_before_restart,
-        restart_backoff=tuple(p.restart_backoff),
-        verify_window=p.verify_window,
-        max_restarts=p.max_restarts,
-        stable_reset=p.stable_reset,
-        verify_min_uptime=p.verify_min_uptime,
-    )
 
 
 def external_dependencies(config: Config, name: str) -> tuple[str, ...]:
@@ -61,7 +49,7 @@ def component_probes(service: ServiceConfig) -> tuple[str, ...]:
 
 
 def build_policy(config: Config) -> Policy:
-    heal = heal_policy(config)
+    heal = config.policy  # the core's HealPolicy, validated by the config
     return Policy(
         components={
             name: ComponentSpec(
@@ -81,7 +69,7 @@ def build_policy(config: Config) -> Policy:
 
 
 def logs_dir(config: Config) -> Path:
-    return config.paths.runtime_dir / runtime_files.LOGS_DIR
+    return config.paths.runtime_dir / layout.LOGS_DIR
 
 
 def service_spec(
