@@ -24,17 +24,11 @@ from typing import Any
 
 import anyio
 
-from autoheal.core import (
-    CommandRefusedError,
-    Observation,
-    OperatorClearedFailsafe,
-    OperatorEnteredFailsafe,
-    OperatorRestarted,
-    OperatorSetReduceOnly,
-    OperatorStarted,
-    OperatorStopped,
-)
+from autoheal.core import commands as core_commands
 from autoheal.core.actions import SendNotice
+from autoheal.core.commands import COMPONENT_COMMANDS
+from autoheal.core.errors import CommandRefusedError
+from autoheal.core.observations import Observation
 from autoheal.daemon.clock import Clock
 from autoheal.store import commands as queue
 from autoheal.store.commands import Command
@@ -58,23 +52,9 @@ class PendingCommand:
 
 
 def observation_for(command: Command) -> Observation | None:
-    """The core observation for a queued command, or None when the type is unknown."""
+    """The core observation for a queued command, or None when it is not the core's."""
     reason = str(command.payload.get("reason") or "")
-    actor = command.requested_by
-    match command.type:
-        case "restart":
-            return OperatorRestarted(command.target, reason, actor)
-        case "stop":
-            return OperatorStopped(command.target, reason, actor)
-        case "start":
-            return OperatorStarted(command.target, reason, actor)
-        case "failsafe_enter":
-            return OperatorEnteredFailsafe(reason, actor)
-        case "failsafe_clear":
-            return OperatorClearedFailsafe(reason, actor)
-        case "failsafe_reduce_only":
-            return OperatorSetReduceOnly(reason, actor)
-    return None
+    return core_commands.observation_for(command.type, command.target, reason, command.requested_by)
 
 
 def refusal_result(exc: Exception) -> dict[str, Any]:
@@ -195,7 +175,7 @@ class CommandBridge:
             # this is a bug elsewhere); the daemon carries on.
             log.error("command_finish_failed id=%s error=%s", pending.command.id, exc)
         command = pending.command
-        if command.type in ("restart", "stop", "start"):
+        if command.type in COMPONENT_COMMANDS:
             # failsafe enter/clear notify through the core's SendNotice already
             outcome = "done" if ok else f"failed ({result.get('reason')})"
             self._notify(

@@ -44,6 +44,7 @@ from autoheal.core.actions import (
     WriteFlags,
     WriteStop,
 )
+from autoheal.core.commands import is_chaos
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.observations import (
     DeadlineReached,
@@ -232,7 +233,7 @@ class Interpreter:
         commands = self._x.commands
         commands.start(pending)
         command = pending.command
-        if command.type.startswith("chaos_"):
+        if is_chaos(command.type):
             if self._x.injector is None:
                 commands.fail_reason(
                     pending,

@@ -19,6 +19,7 @@ from typing import Any
 from anyio.abc import TaskGroup
 
 from autoheal.config import Config
+from autoheal.core.commands import CommandType
 from autoheal.daemon.persist import Persist
 from autoheal.store import commands as queue
 from autoheal.store import layout
@@ -67,7 +68,7 @@ class StatusDoor:
         submitted, claimed and run under the guard's file lock, on its own journal
         connection; the page runs it in a worker thread.
         """
-        if kind == "breaker_reset":
+        if kind == CommandType.BREAKER_RESET:
             from autoheal.cli.breaker import ALL, submit_reset
 
             _, command = submit_reset(
