@@ -33,12 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.e2e.harness_simple import Runtime, wait_for  # noqa: E402
 
+from autoheal.core.stats import p95  # noqa: E402  (one percentile: nearest rank)
+
 SERVICE = "svc"
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def summary(label: str, samples: list[float], *, width: int = 36, mid: str = "median") -> str:

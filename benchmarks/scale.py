@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -75,6 +74,8 @@ from restart_latency import (
     one_trial,
     proc_pids,
 )
+
+from autoheal.core.stats import percentile  # one percentile: nearest rank
 
 #: The children's command line is ``sleep 200000.<i>`` (other benchmarks use other numbers).
 SLEEP_BASE = "200000"
@@ -246,12 +247,6 @@ class LagSampler(threading.Thread):
 # --- one (supervisor, N) --------------------------------------------------------------
 
 
-def _pct(samples: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
@@ -379,7 +374,7 @@ def measure(kind: str, count: int, args: argparse.Namespace, bindir: Path) -> di
                     raise SystemExit(f"{kind} exited with {proc.returncode}")
             if restarts:
                 result["restart_p50_ms"] = _ms(statistics.median(restarts))
-                result["restart_p95_ms"] = _ms(_pct(restarts, 0.95))
+                result["restart_p95_ms"] = _ms(percentile(restarts, 95))
                 result["restart_max_ms"] = _ms(max(restarts))
                 result["trials"] = len(restarts)
             lag.phase = "done"
@@ -396,7 +391,7 @@ def measure(kind: str, count: int, args: argparse.Namespace, bindir: Path) -> di
         if kind == "autoheal":
             steady = lag.lags("idle", "trials")
             startup = lag.lags("startup")
-            result["loop_lag_p99_ms"] = _ms(_pct(steady, 0.99)) if steady else None
+            result["loop_lag_p99_ms"] = _ms(percentile(steady, 99)) if steady else None
             result["loop_lag_max_ms"] = _ms(max(steady)) if steady else None
             result["loop_lag_samples"] = len(steady)
             result["loop_lag_startup_max_ms"] = _ms(max(startup)) if startup else None

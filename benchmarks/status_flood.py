@@ -36,12 +36,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.e2e.harness_simple import Runtime, read_doc, wait_for  # noqa: E402
 
+from autoheal.core.stats import p95  # noqa: E402  (one percentile: nearest rank)
+
 SCRAPE_TIMEOUT_S = 10.0
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def scrape_all(url: str, scrapes: int) -> tuple[list[float], int]:

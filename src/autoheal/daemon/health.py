@@ -16,9 +16,9 @@ from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
 from autoheal.core.switchfiles import FILE_LABEL, SwitchState
 from autoheal.probes.result import ProbeResult
-from autoheal.store import layout as runtime_files
+from autoheal.store import layout
 
-HEALTH_FILENAME = runtime_files.HEALTH
+HEALTH_FILENAME = layout.HEALTH
 HEALTH_SCHEMA = 2
 #: The longest a written document's readings (probe values, loop lag) may lag behind.
 HEALTH_REFRESH_S = 30.0

@@ -18,6 +18,7 @@ every subscriber looks.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -87,7 +88,7 @@ class DirectoryWatch:
                         self._folders,
                         self._files,
                         self.changed,
-                        on_started=lambda: self._set_watching(True),
+                        on_started=functools.partial(self._set_watching, True),
                     )
                 else:
                     await self._watch_portably()
