@@ -8,10 +8,11 @@ is reported in plain words and makes the exit code 1.
 
 Exit 0 only when DOR is true, the daemon's heartbeat is fresh and the health
 document is fresh. Both count as stale when older than
-``max(5 s, 5 x heartbeat interval)``.
+``max(5 s, 5 x heartbeat interval)`` (:mod:`autoheal.core.liveness`).
 
 Start-up time matters (an operator types this at 3 a.m., scripts poll it), so
-this module imports only the standard library, orjson and ``autoheal.store``.
+this module imports only the standard library, orjson, ``autoheal.store`` and the
+pure staleness rule (:mod:`autoheal.core.liveness`).
 """
 
 from __future__ import annotations
@@ -40,17 +41,11 @@ __all__ = [
     "read_status",
     "render_json",
     "render_text",
-    "stale_after_s",
     "status_command",
 ]
 
 HEALTH_FILENAME = runtime_files.HEALTH
 DAEMON_HEARTBEAT_FILENAME = runtime_files.DAEMON_HEARTBEAT
-
-
-def stale_after_s(heartbeat_interval_s: float) -> float:
-    """The age past which the daemon (and its health document) counts as stale."""
-    return max(5.0, 5.0 * heartbeat_interval_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +109,9 @@ def read_status(
     runtime_dir: Path, stop_file: Path, *, now: float, heartbeat_interval_s: float = 1.0
 ) -> StatusSnapshot:
     """Read the runtime's files into a :class:`StatusSnapshot`; never raises on content."""
+    # Imported here: importing this module loads nothing of the core (test_status.py).
+    from autoheal.core.liveness import stale_after_s
+
     runtime_dir = Path(runtime_dir)
     health = read_json(runtime_dir / HEALTH_FILENAME)
     daemon = read_json(runtime_dir / DAEMON_HEARTBEAT_FILENAME)

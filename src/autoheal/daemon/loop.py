@@ -47,6 +47,7 @@ from autoheal.core.actions import (
     StartProcess,
     StopProcess,
 )
+from autoheal.core.liveness import stale_after_s
 from autoheal.core.machine import dor, flags_for
 from autoheal.core.queries import starts_at_boot
 from autoheal.core.stages import Stage
@@ -544,8 +545,8 @@ class Daemon:
         )
 
     def loop_healthy(self) -> bool:
-        return self.clock() - self.last_iteration < max(
-            5.0, 5 * self.config.daemon.heartbeat_interval
+        return self.clock() - self.last_iteration < stale_after_s(
+            self.config.daemon.heartbeat_interval
         )
 
     async def _signals(self, signals: Any, cancel: anyio.CancelScope) -> None:
@@ -739,7 +740,6 @@ class Daemon:
         listen = self.config.daemon.status_listen
         if listen is None:
             return
-        from autoheal.cli.status import stale_after_s
         from autoheal.core.admission import budget_for_fds
         from autoheal.web.connections import fd_soft_limit
         from autoheal.web.metrics import Metrics, serve_status

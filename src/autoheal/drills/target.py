@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from autoheal.chaos.blast import ProtectedSet
+from autoheal.core.liveness import stale_after_s
 from autoheal.drills.daemon_stack import DrillUnavailableError, queue_chaos
 from autoheal.drills.model import Expectation, Scenario
 from autoheal.store import layout as runtime_files
@@ -388,7 +389,7 @@ class DrillTarget:
             stop_file=cfg.paths.stop_file, services=tuple(cfg.services),
             dependencies=tuple(cfg.dependencies), proxies=tuple(cfg.chaos.proxies),
             protected_files=tuple(cfg.chaos.protected_files),
-            max_age_s=max(5.0, 5 * cfg.daemon.heartbeat_interval),
+            max_age_s=stale_after_s(cfg.daemon.heartbeat_interval),
             timing=TargetTiming.from_config(cfg), time_scale=time_scale, wait_s=wait_s)
 
     @property
