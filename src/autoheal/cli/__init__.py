@@ -631,15 +631,31 @@ def _cmd_breaker(args: argparse.Namespace) -> int:
         problem = keys if isinstance(keys, str) else "breaker reset needs --reason TEXT"
         _err(f"autoheal: usage error: {problem}")
         return EXIT_USAGE
-    code, command = breaker_cli.submit_reset(
-        cfg,
-        keys,
-        reason=args.reason,
-        user=_os_user(),
-        idempotency_key=args.idempotency_key,
-        timeout=args.timeout,
-    )
-    return code if command is None else _print_result(command)
+    from autoheal.guard.breaker_reset import submit_reset
+    from autoheal.store.commands import KeyConflictError
+
+    def duplicate(command) -> None:  # type: ignore[no-untyped-def]
+        print(
+            clean(
+                f"duplicate: idempotency key {command.idempotency_key!r} already used by "
+                f"{command.id} ({command.status})"
+            )
+        )
+
+    try:
+        command = submit_reset(
+            cfg.paths.runtime_dir,
+            keys,
+            reason=args.reason,
+            user=_os_user(),
+            idempotency_key=args.idempotency_key,
+            timeout=args.timeout,
+            on_duplicate=duplicate,
+        )
+    except KeyConflictError as exc:
+        _err(f"autoheal: usage error: {exc}")
+        return EXIT_USAGE
+    return _print_result(command)
 
 
 _HANDLERS["breaker"] = _cmd_breaker

@@ -289,10 +289,10 @@ class Daemon:
         from autoheal.store import commands as queue
 
         if kind == "breaker_reset":
-            from autoheal.cli.breaker import ALL, submit_reset
+            from autoheal.guard.breaker_reset import ALL, submit_reset
 
-            _, command = submit_reset(
-                self.config, [ALL], reason=reason, user=actor, idempotency_key=None, timeout=5.0
+            command = submit_reset(
+                self.config.paths.runtime_dir, [ALL], reason=reason, user=actor, timeout=5.0
             )
             return str(command.id)
         assert self.journal is not None
