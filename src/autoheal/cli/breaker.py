@@ -8,25 +8,37 @@ half-open, in wall-clock UTC.
 
 ``reset KEY ... | --all --reason TEXT`` is a durable, journaled operator command that
 this process executes itself, under the guard's file lock
-(:mod:`autoheal.guard.breaker_reset` says why and how; the status page's reset button
-runs the same). ``--timeout`` bounds both the wait for the file's lock and the wait
-for an earlier command with the same key.
+(:mod:`autoheal.guard.breaker_reset` says why and how); it goes through the durable
+commands' one path (:mod:`autoheal.cli.submit`): the same idempotency keys, the same
+report and exit codes as ``restart`` or ``failsafe``. ``--timeout`` bounds both the
+wait for the file's lock and the wait for an earlier command with the same key.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autoheal.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Problem,
+    clean,
+    fail,
+    load_config,
+    os_user,
+    say,
+    usage_error,
+)
+from autoheal.cli.submit import Request, report, submit_and_wait
 from autoheal.config import Config
-from autoheal.guard.breaker_reset import ALL, breakers_path, normalize_key
-from autoheal.terminal import clean
+from autoheal.guard.breaker_reset import ALL, COMMAND, breakers_path, normalize_key
 
-__all__ = ["breaker_rows", "parse_keys", "status_command"]
+__all__ = ["breaker_rows", "handle", "parse_keys", "status_command"]
 
 
 # --------------------------------------------------------------------------- status
@@ -87,18 +99,17 @@ def status_command(cfg: Config, *, as_json: bool) -> int:
     rows, why = breaker_rows(cfg.paths.runtime_dir)
     path = breakers_path(cfg.paths.runtime_dir)
     if rows is None:
-        message = (
-            f"autoheal: breaker: {path} unreadable ({why}); the guard treats every key as "
+        text = (
+            f"breaker: {path} unreadable ({why}); the guard treats every key as "
             "closed; 'autoheal breaker reset --all' writes a fresh file"
         )
-        print(clean(message), file=sys.stderr)
-        return 1
+        return fail(Problem("failed", text))
     if as_json:
         print(json.dumps({"path": str(path), "keys": rows}, sort_keys=True))
-        return 0
+        return EXIT_OK
     if not rows:
-        print(clean(f"no breaker recorded in {path}: every key is closed"))
-        return 0
+        say(f"no breaker recorded in {path}: every key is closed")
+        return EXIT_OK
     table = [["KEY", "STATE", "FAILURES", "OPENED AT", "HALF-OPEN AT", "TRIPS", "LAST REASON"]]
     for r in rows:
         table.append(
@@ -113,9 +124,9 @@ def status_command(cfg: Config, *, as_json: bool) -> int:
             ]
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
+    for row in table:  # every cell cleaned above; the padding stays
         print("  ".join(c.ljust(wd) for c, wd in zip(row, widths, strict=True)).rstrip())
-    return 0
+    return EXIT_OK
 
 
 def parse_keys(keys: Sequence[str], all_keys: bool) -> list[str] | str:
@@ -127,3 +138,20 @@ def parse_keys(keys: Sequence[str], all_keys: bool) -> list[str] | str:
     if not keys:
         return "name the keys to reset (e.g. BTCUSDT, '*' for the global breaker) or --all"
     return sorted({normalize_key(k) for k in keys})
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal breaker status [--json]`` or ``autoheal breaker reset KEY...|--all --reason``."""
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if args.action == "status":
+        if args.keys or args.all or args.reason is not None:
+            return usage_error("breaker status takes no keys")
+        return status_command(cfg, as_json=args.json)
+    keys = parse_keys(args.keys, args.all)
+    if isinstance(keys, str) or not (args.reason or "").strip():
+        return usage_error(keys if isinstance(keys, str) else "breaker reset needs --reason TEXT")
+    payload = {"reason": args.reason, "keys": keys}
+    request = Request(COMMAND, "", payload, args.idempotency_key, args.timeout)
+    return report(submit_and_wait(cfg, request, user=os_user()))

@@ -20,6 +20,7 @@ runs on its own stack, and a note on stderr points at ``--target``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ from autoheal.drills.target import DrillTarget
 from autoheal.store import layout as runtime_files
 from autoheal.terminal import clean
 
-__all__ = ["drill_command", "list_text"]
+__all__ = ["drill_command", "handle", "list_text"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 #: Operator files a drill must never touch, watched when they live in the runtime dir.
@@ -171,3 +172,19 @@ def drill_command(
         return EXIT_REFUSED
     return EXIT_FAILED
 
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal drill ...`` from the parsed command line."""
+    return drill_command(
+        args.action,
+        list(args.names),
+        target=args.target,
+        config=args.config,
+        fmt=args.format,
+        report=args.report,
+        runtime_dir=None,
+        scenario_dirs=[Path(d) for d in args.scenarios],
+        time_scale=args.time_scale,
+        wait=args.wait,
+    )

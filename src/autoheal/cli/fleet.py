@@ -17,18 +17,22 @@ failing (:func:`autoheal.daemon.fleet.redis_errors`) is the one-line exit 1 belo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 from typing import Any
 
+from autoheal.cli.common import load_config, os_user, usage_error
 from autoheal.config import Config
 from autoheal.core import fleet as core_fleet
 from autoheal.core.fleet import HostView, SwitchRecord, Unreadable
 from autoheal.terminal import clean
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+__all__ = ["handle", "read_hosts", "set_command", "status_command"]
 
 #: Replace the switch only if it is still what the caller read (KEYS: switch, channel;
 #: ARGV: "1" if a record was read else "0", the record read, the new record, its version).
@@ -272,3 +276,15 @@ def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
     except Exception as exc:
         # The switch is set; say plainly that the local record of it is missing.
         print(clean(f"autoheal: fleet: set, but not journaled locally: {exc}"), file=sys.stderr)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal fleet status [--json]`` or ``autoheal fleet halt|reduce-only|run --reason``."""
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if args.action == "status":
+        return status_command(cfg, as_json=args.json)
+    if not (args.reason or "").strip():
+        return usage_error(f"fleet {args.action} needs --reason TEXT")
+    return set_command(cfg, args.action, reason=args.reason, user=os_user())

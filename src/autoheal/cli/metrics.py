@@ -8,17 +8,17 @@ report by default (``--report PATH`` adds another copy elsewhere, not read here)
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from autoheal.cli.common import EXIT_OK, EXIT_USAGE, Problem, fail, load_config
 from autoheal.config import Config
-from autoheal.terminal import clean
 
-__all__ = ["last_drill_report", "metrics_command", "parse_since"]
+__all__ = ["handle", "last_drill_report", "metrics_command", "parse_since"]
 
 _DAYS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*d\s*$")
 #: Every event is read; a journal larger than this is cut to its newest events.
@@ -62,18 +62,16 @@ def last_drill_report(runtime_dir: Path) -> dict[str, Any] | None:
 
 def metrics_command(cfg: Config, *, since: str, as_json: bool) -> int:
     from autoheal.cli.summary import render_text, summarize
-    from autoheal.store import layout as runtime_files
+    from autoheal.store import layout
     from autoheal.store.journal import Journal
 
     try:
         window = parse_since(since)
     except ValueError as exc:
-        print(clean(f"autoheal: usage error: --since: {exc}"), file=sys.stderr)
-        return 2
-    path = cfg.paths.runtime_dir / runtime_files.JOURNAL
+        return fail(Problem("usage", f"--since: {exc}"))
+    path = cfg.paths.runtime_dir / layout.JOURNAL
     if not path.exists():
-        print(clean(f"autoheal: no journal yet at {path}"), file=sys.stderr)
-        return 1
+        return fail(Problem("failed", f"no journal yet at {path}"))
     now = time.time()
     with Journal.open(path) as journal:
         events = journal.events(limit=MAX_EVENTS)
@@ -89,4 +87,12 @@ def metrics_command(cfg: Config, *, since: str, as_json: bool) -> int:
         print(json.dumps(doc, sort_keys=True))
     else:
         print(render_text(doc))
-    return 0
+    return EXIT_OK
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal metrics [--since 7d] [--json]``."""
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    return metrics_command(cfg, since=args.since, as_json=args.json)
