@@ -13,14 +13,13 @@ import argparse
 from typing import TYPE_CHECKING
 
 from autoheal.cli.common import EXIT_USAGE, Problem, fail, load_config, os_user
+from autoheal.cli.parser import SERVICE_VERBS
 from autoheal.cli.submit import Request, report, submit_and_wait
 
 if TYPE_CHECKING:
     from autoheal.config import Config
 
 __all__ = ["handle", "problem_with", "request_from"]
-
-SERVICE_VERBS = ("restart", "stop", "start")
 
 
 def request_from(args: argparse.Namespace) -> Request:

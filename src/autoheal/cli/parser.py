@@ -20,7 +20,10 @@ from typing import TypeAlias
 
 from autoheal.cli.common import DEFAULT_CONFIG, EXIT_USAGE, clean
 
-__all__ = ["build_parser", "parse_args", "path_arg", "text_problem"]
+__all__ = ["SERVICE_VERBS", "build_parser", "parse_args", "path_arg", "text_problem"]
+
+#: The commands that act on one supervised service (``autoheal restart NAME``).
+SERVICE_VERBS = ("restart", "stop", "start")
 
 
 def path_arg(text: str) -> str:
@@ -122,7 +125,7 @@ def _add_status(sub: _Sub) -> None:
 
 
 def _add_services(sub: _Sub) -> None:
-    for verb in ("restart", "stop", "start"):
+    for verb in SERVICE_VERBS:
         p = sub.add_parser(verb, help=f"{verb} a supervised service through the daemon")
         _add_config(p)
         p.add_argument("name")

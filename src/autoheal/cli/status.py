@@ -335,7 +335,8 @@ def handle(args: argparse.Namespace) -> int:
     """``autoheal status``: from ``--runtime-dir`` alone, or from the config's paths."""
     if args.runtime_dir is not None:
         runtime_dir = Path(args.runtime_dir)
-        stop = Path(args.stop_file) if args.stop_file else runtime_dir.parent / "STOP.TXT"
+        default = runtime_dir.parent / layout.STOP_FILE_DEFAULT
+        stop = Path(args.stop_file) if args.stop_file else default
         return status_command(runtime_dir, stop, as_json=args.json)
     cfg = load_config(args.config)
     if cfg is None:
