@@ -9,7 +9,7 @@ other drill failed).
 
 With ``--target CONFIG`` the ``daemon`` drills run against that config's running
 daemon (``autoheal run --chaos``) and its runtime directory; the others still run
-on their own temporary directories (:mod:`autoheal.drills.target`).
+on their own temporary directories (:mod:`autoheal.drills.stacks.target`).
 
 ``--config CONFIG`` never means a target: as for every other command it only says
 which config, here for where the report goes (its runtime directory's ``drills/``)
@@ -29,7 +29,7 @@ from autoheal.drills.catalog import load_catalog
 from autoheal.drills.evaluate import scale_label
 from autoheal.drills.model import ScenarioError, Status
 from autoheal.drills.runner import run_drills
-from autoheal.drills.target import DrillTarget
+from autoheal.drills.stacks.target import DrillTarget
 from autoheal.store import layout as runtime_files
 from autoheal.terminal import clean
 

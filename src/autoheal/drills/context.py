@@ -1,6 +1,6 @@
 """What a drill step works with and records into: one :class:`DrillContext` per drill.
 
-A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
+A step (``steps/*.py``) sets up, injects its fault, and records what it sees:
 
 * ``ctx.mark_fault()`` when the fault goes in (time zero of every measurement),
   and ``ctx.fault_lasts(seconds)`` once it is in, for a fault that ends by itself;
@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoheal.drills.exchange import ExchangeHarness
 from autoheal.drills.model import Scenario
+from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.drills.trace import HealthTrace
 from autoheal.store.flags import FLAGS_FILENAME, Flags, write_flags
 
 if TYPE_CHECKING:
-    from autoheal.drills.target import DrillTarget
+    from autoheal.drills.stacks.target import DrillTarget
 
 __all__ = ["DrillContext", "LogCapture", "OffsetClock"]
 

@@ -1,7 +1,7 @@
 """The demo stack a ``daemon`` drill runs on: exchange, fault proxy, time-scaled config, daemon.
 
 Everything is real and on loopback ports the OS picks: the fake exchange
-(:class:`~autoheal.drills.exchange.ExchangeHarness`), the loopback fault
+(:class:`~autoheal.drills.stacks.exchange.ExchangeHarness`), the loopback fault
 proxy in front of it (``python -m autoheal.chaos.proxy``), and ``autoheal run
 --chaos`` on a config rendered from a template. Faults go through the daemon's
 command queue with the real CLI (``autoheal chaos ...``), so they are journaled

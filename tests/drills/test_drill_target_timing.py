@@ -20,7 +20,7 @@ from autoheal.cli.drill import EXIT_USAGE, drill_command
 from autoheal.config import load_config
 from autoheal.drills.catalog import load_catalog
 from autoheal.drills.runner import time_basis
-from autoheal.drills.target import (
+from autoheal.drills.stacks.target import (
     BASIS_TARGET,
     DrillLock,
     DrillTarget,

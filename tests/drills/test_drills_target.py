@@ -27,14 +27,14 @@ import pytest
 from autoheal.cli.drill import EXIT_REFUSED, drill_command
 from autoheal.config import load_config
 from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.drills.daemon_stack import (
+from autoheal.drills.stacks.demo import (
     ProxyHarness,
     queue_chaos,
     render_config,
     scaled_policy,
 )
-from autoheal.drills.exchange import ExchangeHarness
-from autoheal.drills.target import (
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.target import (
     BASIS_TARGET,
     NOT_RUNNING,
     DrillLock,

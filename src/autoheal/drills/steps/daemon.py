@@ -1,6 +1,6 @@
 """The ``daemon`` kind: runbook drills played against a real ``autoheal run --chaos`` stack.
 
-The stack (:mod:`autoheal.drills.daemon_stack`): the fake exchange and a
+The stack (:mod:`autoheal.drills.stacks.demo`): the fake exchange and a
 fault proxy in front of it on OS-picked ports, a config rendered from a template
 with the runbook policy scaled by ``time_scale``, and the daemon in chaos mode.
 Faults go through the daemon's command queue, so they are real and journaled.
@@ -37,7 +37,7 @@ on the runtime directory gives for a new buy and a position-reducing sell (``ok`
 allowed, ``degraded`` when paused, ``failsafe_active``, ...). The outage drills use
 them to check, while the fault lasts, that buys are refused and sells still go through.
 
-With a target (``--target CONFIG``, :mod:`autoheal.drills.target`) no stack is
+With a target (``--target CONFIG``, :mod:`autoheal.drills.stacks.target`) no stack is
 started: the fault goes through the target's own queue and the target's health is
 watched; ``orders_before_fault`` and ``new_orders_after_*`` are then not recorded and
 the criteria on them are skipped.
@@ -62,7 +62,8 @@ import orjson
 
 from autoheal.drills.catalog import SCENARIO_DIR
 from autoheal.drills.context import DrillContext
-from autoheal.drills.daemon_stack import (
+from autoheal.drills.evaluate import MISSING, holds
+from autoheal.drills.stacks.demo import (
     DaemonHarness,
     DrillUnavailableError,
     ProxyHarness,
@@ -70,9 +71,8 @@ from autoheal.drills.daemon_stack import (
     render_config,
     scaled_policy,
 )
-from autoheal.drills.evaluate import MISSING, holds
-from autoheal.drills.exchange import ExchangeHarness
-from autoheal.drills.target import TargetStack
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.target import TargetStack
 from autoheal.guard.gate import TradingGate
 from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json

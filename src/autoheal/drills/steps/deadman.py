@@ -37,8 +37,8 @@ from typing import Any
 import anyio
 
 from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
-from autoheal.drills.daemon_stack import DaemonHarness, feed_prices
-from autoheal.drills.exchange import ExchangeHarness
+from autoheal.drills.stacks.demo import DaemonHarness, feed_prices
+from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.store import commands as queue
 from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json

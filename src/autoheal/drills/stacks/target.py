@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from autoheal.chaos.blast import ProtectedSet
-from autoheal.drills.daemon_stack import DrillUnavailableError, queue_chaos
 from autoheal.drills.model import Expectation, Scenario
+from autoheal.drills.stacks.demo import DrillUnavailableError, queue_chaos
 from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json
 from autoheal.store.flags import stop_file_present
