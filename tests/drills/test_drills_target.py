@@ -27,22 +27,11 @@ import pytest
 from autoheal.cli.drill import EXIT_REFUSED, drill_command
 from autoheal.config import load_config
 from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.drills.stacks.demo import (
-    ProxyHarness,
-    queue_chaos,
-    render_config,
-    scaled_policy,
-)
+from autoheal.drills.plan import BASIS_TARGET, DrillTarget, exchange_criteria, scaled_policy
+from autoheal.drills.preconditions import NOT_RUNNING, daemon_problem, fault_problem
+from autoheal.drills.stacks.demo import ProxyHarness, queue_chaos, render_config
 from autoheal.drills.stacks.exchange import ExchangeHarness
-from autoheal.drills.stacks.target import (
-    BASIS_TARGET,
-    NOT_RUNNING,
-    DrillLock,
-    DrillTarget,
-    daemon_problem,
-    exchange_criteria,
-    fault_problem,
-)
+from autoheal.drills.stacks.target import DrillLock
 from autoheal.store.atomic import read_json
 
 VARS = {"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}

@@ -28,8 +28,8 @@ from autoheal.chaos.blast import ProtectedSet
 from autoheal.drills.catalog import load_catalog
 from autoheal.drills.evaluate import scale_label
 from autoheal.drills.model import ScenarioError, Status
+from autoheal.drills.plan import DrillTarget
 from autoheal.drills.runner import run_drills
-from autoheal.drills.stacks.target import DrillTarget
 from autoheal.store import layout as runtime_files
 from autoheal.terminal import clean
 

@@ -33,7 +33,7 @@ from autoheal.drills.trace import HealthTrace
 from autoheal.store.flags import FLAGS_FILENAME, Flags, write_flags
 
 if TYPE_CHECKING:
-    from autoheal.drills.stacks.target import DrillTarget
+    from autoheal.drills.plan import DrillTarget
 
 __all__ = ["DrillContext", "LogCapture", "OffsetClock"]
 

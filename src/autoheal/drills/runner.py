@@ -8,7 +8,7 @@ scenario's expectations and criteria (less those the step skipped) then decide
 ``PASSED`` or ``FAILED``; an exception in the step is ``ERROR``.
 
 With a target (``--target CONFIG``), the kinds in
-:data:`~autoheal.drills.stacks.target.TARGET_KINDS` run against it, guarded by the
+:data:`~autoheal.drills.plan.TARGET_KINDS` run against it, guarded by the
 target's own blast radius (:meth:`DrillTarget.protect`); every other drill keeps
 its own runtime directory and the caller's protected set.
 """
@@ -31,8 +31,8 @@ from autoheal.drills.catalog import load_catalog, select
 from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.drills.evaluate import evaluate, scale_label
 from autoheal.drills.model import DrillResult, Report, Scenario, Status
+from autoheal.drills.plan import TARGET_KINDS, DrillTarget
 from autoheal.drills.report import render, svg_path_for, write_json_report
-from autoheal.drills.stacks.target import TARGET_KINDS, DrillTarget
 from autoheal.drills.steps.kinds import KINDS
 from autoheal.drills.trace import timeline_doc
 
@@ -148,7 +148,7 @@ async def run_one(
 
 def time_basis(scenario: Scenario) -> str:
     """By whose clock a drill judged: ``from target policy``, ``runbook``, ``--time-scale
-    X`` (against a target, :func:`~autoheal.drills.stacks.target.target_plan`), or
+    X`` (against a target, :func:`~autoheal.drills.plan.target_plan`), or
     ``scaled 1/20`` (its own stack at its scenario's time scale)."""
     plan = scenario.params.get("target_timing")
     if isinstance(plan, dict) and plan.get("basis"):

@@ -17,8 +17,9 @@ replaced as text before the config is written:
   :data:`TEMPLATE_DEFAULTS` for the ones a caller leaves out (``{feeder_depends_on}``:
   ``["exchange_rest"]``; a mutation test empties it);
 * the line ``# {scaled_policy}``: the ``[policy]`` keys, the runbook's numbers
-  (:data:`RUNBOOK_POLICY`) with durations multiplied by the scenario's ``time_scale``,
-  then ``params.policy_overrides`` (taken as they are, not scaled).
+  (:data:`~autoheal.drills.plan.RUNBOOK_POLICY`) with durations multiplied by the
+  scenario's ``time_scale``, then ``params.policy_overrides`` (taken as they are, not
+  scaled; :func:`~autoheal.drills.plan.scaled_policy`).
 
 The daemon's own placeholders (``{python}``, ``{runtime_dir}``, ``{stop_file}``) are
 left for the config loader.
@@ -38,43 +39,21 @@ from typing import Any
 import anyio
 import orjson
 
+from autoheal.drills.errors import ChaosCommandError
 from autoheal.store.atomic import write_bytes_atomic, write_json_atomic
 
 __all__ = [
-    "RUNBOOK_POLICY",
     "TEMPLATE_DEFAULTS",
-    "ChaosCommandError",
     "DaemonHarness",
-    "DrillUnavailableError",
     "ProxyHarness",
     "queue_chaos",
     "render_config",
-    "scaled_policy",
 ]
 
-#: The runbook's healing policy (seconds, counts); durations are scaled per drill.
-RUNBOOK_POLICY: Mapping[str, Any] = {
-    "failures_before_restart": 2,
-    "restart_backoff": [15, 30, 60, 120, 300],
-    "verify_window": 90,
-    "max_restarts": 3,
-    "stable_reset": 600,
-    "verify_min_uptime": 2,
-}
 #: Template markers with a default value (``params.vars`` may override them).
 TEMPLATE_DEFAULTS: Mapping[str, str] = {"feeder_depends_on": '["exchange_rest"]'}
-_DURATIONS = frozenset({"restart_backoff", "verify_window", "stable_reset", "verify_min_uptime"})
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
-
-
-class ChaosCommandError(RuntimeError):
-    """``autoheal chaos ...`` did not succeed; the message holds its output."""
-
-
-class DrillUnavailableError(RuntimeError):
-    """The drill's stack could not be brought up, or a target cannot take the drill
-    (the message says which part and why)."""
 
 
 def _toml_value(value: Any) -> str:
@@ -85,26 +64,6 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return str(value)
-
-
-def scaled_policy(time_scale: float, overrides: Mapping[str, Any] | None = None
-                  ) -> dict[str, Any]:
-    """The runbook policy with its durations scaled (as ``"<n>s"`` strings), then overrides.
-
-    Args:
-        time_scale: drill seconds per runbook second.
-        overrides: policy keys to set as given (mutation tests: ``max_restarts = 50``).
-    """
-    out: dict[str, Any] = {}
-    for key, value in RUNBOOK_POLICY.items():
-        if key in _DURATIONS:
-            values = value if isinstance(value, list) else [value]
-            scaled = [f"{float(v) * time_scale:g}s" for v in values]
-            out[key] = scaled if isinstance(value, list) else scaled[0]
-        else:
-            out[key] = value
-    out.update(overrides or {})
-    return out
 
 
 def _argv_extra(items: Sequence[str]) -> str:
@@ -129,7 +88,7 @@ def render_config(
         target: the config file to write.
         proxy_port: the fault proxy's listening port.
         proxy_control: the file with the proxy's control port.
-        policy: the ``[policy]`` keys (see :func:`scaled_policy`).
+        policy: the ``[policy]`` keys (see :func:`~autoheal.drills.plan.scaled_policy`).
         feeder_args: extra argv items for the feeder.
         trader_args: extra argv items for the trader.
         variables: more ``{name}`` markers and their text (``params.vars``).

@@ -17,15 +17,12 @@ from typing import Any
 import anyio
 import httpx
 
+from autoheal.drills.errors import ExchangeError
 from autoheal.store.atomic import read_json
 
-__all__ = ["ExchangeError", "ExchangeHarness"]
+__all__ = ["ExchangeHarness"]
 
 START_TIMEOUT_S = 10.0
-
-
-class ExchangeError(RuntimeError):
-    """The fake exchange did not start or did not answer its admin API."""
 
 
 class ExchangeHarness:

@@ -62,14 +62,14 @@ import orjson
 
 from autoheal.drills.catalog import SCENARIO_DIR
 from autoheal.drills.context import DrillContext
+from autoheal.drills.errors import DrillUnavailableError
 from autoheal.drills.evaluate import MISSING, holds
+from autoheal.drills.plan import scaled_policy
 from autoheal.drills.stacks.demo import (
     DaemonHarness,
-    DrillUnavailableError,
     ProxyHarness,
     feed_prices,
     render_config,
-    scaled_policy,
 )
 from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.drills.stacks.target import TargetStack
@@ -78,7 +78,7 @@ from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json
 from autoheal.store.flags import read_flags, stop_file_present
 
-__all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
+__all__ = ["daemon", "lookup", "watches_fired"]
 
 HEALTH = runtime_files.HEALTH
 POLL_S = 0.05
