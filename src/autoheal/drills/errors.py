@@ -8,7 +8,9 @@ The hierarchy::
      │    └── DrillRefusedError  a target did not meet the preconditions (or another drill
      │                           held its lock) within the wait bound; nothing was injected
      ├── ChaosCommandError       a durable chaos command (``chaos_<fault>``) did not succeed
-     └── ExchangeError           the fake exchange did not start or did not answer its admin API
+     └── StackError              a process of a stack did not start (the message names it
+          │                      and its log: :mod:`autoheal.drills.stacks.harness`)
+          └── ExchangeError      the fake exchange did not start or did not answer its admin API
 
 A step that raises one of them ends its drill as ``ERROR`` with the message; the runner
 still rolls back. A scenario file that cannot be read is
@@ -17,7 +19,13 @@ still rolls back. A scenario file that cannot be read is
 
 from __future__ import annotations
 
-__all__ = ["ChaosCommandError", "DrillRefusedError", "DrillUnavailableError", "ExchangeError"]
+__all__ = [
+    "ChaosCommandError",
+    "DrillRefusedError",
+    "DrillUnavailableError",
+    "ExchangeError",
+    "StackError",
+]
 
 
 class DrillUnavailableError(RuntimeError):
@@ -34,5 +42,9 @@ class ChaosCommandError(RuntimeError):
     """``autoheal chaos ...`` did not succeed; the message holds its output."""
 
 
-class ExchangeError(RuntimeError):
+class StackError(RuntimeError):
+    """A process of a stack exited before it was up, or was not up in time."""
+
+
+class ExchangeError(StackError):
     """The fake exchange did not start or did not answer its admin API."""

@@ -3,9 +3,12 @@
 For every scenario the runner captures the protected set, starts the guard's
 :func:`~autoheal.chaos.blast.watch` beside the step, and cancels the step at
 once when something protected changes (status ``ABORTED``). Rollbacks run
-afterwards in every case, shielded from cancellation and bounded in time. The
-scenario's expectations and criteria (less those the step skipped) then decide
-``PASSED`` or ``FAILED``; an exception in the step is ``ERROR``.
+afterwards in every case, shielded from cancellation and bounded in time; then every
+process the drill started or learned of (``ctx.processes``) that still runs is killed,
+by identity, whatever the rollbacks managed (a drill leaves nothing behind; what had
+to be killed is listed in ``details.reaped``). The scenario's expectations and
+criteria (less those the step skipped) then decide ``PASSED`` or ``FAILED``; an
+exception in the step is ``ERROR``.
 
 With a target (``--target CONFIG``), the kinds in
 :data:`~autoheal.drills.plan.TARGET_KINDS` run against it, guarded by the
@@ -57,6 +60,15 @@ async def _rollback(ctx: DrillContext) -> list[str]:
                 continue
             done.append(label if result is None else f"{label}: {result}")
     return done
+
+
+async def _reap(ctx: DrillContext) -> list[str]:
+    """Kill what the rollbacks left running of the drill's own processes (outside their
+    deadline: a rollback cut short is exactly when this matters)."""
+    reaped: list[str] = []
+    with anyio.CancelScope(shield=True):
+        reaped = await anyio.to_thread.run_sync(ctx.processes.reap)
+    return reaped
 
 
 async def run_one(
@@ -112,6 +124,9 @@ async def run_one(
                 error = f"{type(exc).__name__}: {exc}"
             tg.cancel_scope.cancel()
     rolled_back = await _rollback(ctx)
+    reaped = await _reap(ctx)
+    if reaped:
+        ctx.details["reaped"] = reaped
     if not violations:
         violations.extend(await anyio.to_thread.run_sync(guard.check))  # the "after" check
     ctx.details.update(rollback=rolled_back, protected=guard.describe(),

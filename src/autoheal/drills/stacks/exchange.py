@@ -1,16 +1,15 @@
-"""The fake exchange as a real subprocess for a drill: start on port 0, fault, count, stop.
+"""The fake exchange as a real subprocess: start on port 0, fault, count, stop.
 
-Drills count what reached the exchange through its ``/admin/stats`` endpoint, never
-through the trader's own bookkeeping: an order the trader thinks it did not send but
-the exchange saw is exactly the bug a drill exists to catch.
+:class:`ExchangeProcess` is the process (for tests and benchmarks too: blocking
+:meth:`~ExchangeProcess.wait_listening`); :class:`ExchangeHarness` is a drill's handle
+on it, with the admin API. Drills count what reached the exchange through its
+``/admin/stats`` endpoint, never through the trader's own bookkeeping: an order the
+trader thinks it did not send but the exchange saw is exactly the bug a drill exists
+to catch.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,97 @@ import anyio
 import httpx
 
 from autoheal.drills.errors import ExchangeError
+from autoheal.drills.stacks.harness import (
+    KILL_WAIT_S,
+    PY,
+    START_TIMEOUT_S,
+    ProcessRoster,
+    Spawned,
+    await_for,
+    wait_for,
+)
 from autoheal.store.atomic import read_json
 
-__all__ = ["ExchangeHarness"]
+__all__ = ["ExchangeHarness", "ExchangeProcess"]
 
-START_TIMEOUT_S = 10.0
+#: How long a drill's exchange may take to listen.
+DRILL_START_TIMEOUT_S = 10.0
+
+
+class ExchangeProcess(Spawned):
+    """The fake exchange (``python -m autoheal.demo.exchange``) on a port the OS picks.
+
+    Args:
+        directory: where its port file and (default) log go.
+        port: its port (0: any free one).
+        seed: its price walk's seed.
+        runtime_dir: its own runtime directory (``--runtime-dir``).
+        port_file: where it publishes ``{"port", "rest_url", ...}`` once it listens.
+        log_path: its log (default ``directory/exchange.log``).
+        quiet_stdout: discard its stdout (its access log), keep stderr.
+        roster: where it is recorded.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int = 0,
+        seed: int | None = None,
+        runtime_dir: Path | None = None,
+        port_file: Path | None = None,
+        log_path: Path | None = None,
+        quiet_stdout: bool = False,
+        roster: ProcessRoster | None = None,
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port_file = port_file if port_file is not None else directory / "exchange.port.json"
+        self.port_file.unlink(missing_ok=True)
+        argv = [PY, "-m", "autoheal.demo.exchange", "--port", str(port)]
+        argv += ["--port-file", str(self.port_file)]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        if runtime_dir is not None:
+            argv += ["--runtime-dir", str(runtime_dir)]
+        log = log_path if log_path is not None else directory / "exchange.log"
+        super().__init__(argv, log, roster=roster, quiet_stdout=quiet_stdout)
+
+    def listening(self) -> dict[str, Any] | None:
+        """Its port document once it listens, else ``None``.
+
+        Raises:
+            ExchangeError: it exited.
+        """
+        doc = read_json(self.port_file).doc
+        if isinstance(doc, dict) and isinstance(doc.get("port"), int):
+            return doc
+        if not self.alive():
+            raise ExchangeError(
+                f"the fake exchange exited with {self.returncode} before it listened; "
+                f"see {self.log_path}:\n{self.log_tail()}"
+            )
+        return None
+
+    def wait_listening(self, timeout_s: float = START_TIMEOUT_S) -> dict[str, Any]:
+        """Block until it listens; returns its port document.
+
+        Raises:
+            ExchangeError: it exited, or did not listen within ``timeout_s`` (then it is
+                stopped).
+        """
+        try:
+            return wait_for(self.listening, timeout_s, "the fake exchange to listen")
+        except TimeoutError as exc:
+            self.stop(KILL_WAIT_S)
+            raise ExchangeError(f"the fake exchange did not listen within {timeout_s:g}s") from exc
+
+    async def await_listening(self, timeout_s: float = START_TIMEOUT_S) -> dict[str, Any]:
+        """:meth:`wait_listening` for async code."""
+        try:
+            return await await_for(self.listening, timeout_s, "the fake exchange to listen")
+        except TimeoutError as exc:
+            await anyio.to_thread.run_sync(self.stop, KILL_WAIT_S)
+            raise ExchangeError(f"the fake exchange did not listen within {timeout_s:g}s") from exc
 
 
 class ExchangeHarness:
@@ -33,12 +118,15 @@ class ExchangeHarness:
         seed: the price walk's seed (logged with the drill for replay).
     """
 
-    def __init__(self, directory: Path, *, seed: int = 1) -> None:
+    def __init__(
+        self, directory: Path, *, seed: int = 1, roster: ProcessRoster | None = None
+    ) -> None:
         self.directory = directory
         self.seed = seed
         self.url = ""
         self.pid = 0
-        self._popen: subprocess.Popen[bytes] | None = None
+        self.roster = roster
+        self._proc: ExchangeProcess | None = None
         self._admin: httpx.AsyncClient | None = None
         self.log_path = directory / "exchange.log"
 
@@ -48,23 +136,16 @@ class ExchangeHarness:
         Raises:
             ExchangeError: it exited or did not listen within the deadline.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        port_file = self.directory / "exchange.port.json"
-        argv = [sys.executable, "-m", "autoheal.demo.exchange", "--port", "0",
-                "--port-file", str(port_file), "--seed", str(self.seed)]
-        with open(self.log_path, "wb") as log:
-            self._popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while (doc := read_json(port_file).doc) is None:
-            if self._popen.poll() is not None:
-                raise ExchangeError(f"exchange exited with {self._popen.returncode}; "
-                                    f"see {self.log_path}")
-            if time.monotonic() > deadline:
-                await self.stop()
-                raise ExchangeError(f"exchange did not listen within {START_TIMEOUT_S}s")
-            await anyio.sleep(0.02)
+        self._proc = proc = ExchangeProcess(
+            self.directory,
+            seed=self.seed,
+            log_path=self.log_path,
+            quiet_stdout=True,
+            roster=self.roster,
+        )
+        doc = await proc.await_listening(DRILL_START_TIMEOUT_S)
         self.url = str(doc["rest_url"])
-        self.pid = self._popen.pid
+        self.pid = proc.pid
         self._admin = httpx.AsyncClient(base_url=self.url, timeout=5.0)
         return self
 
@@ -109,13 +190,7 @@ class ExchangeHarness:
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None
-        popen, self._popen = self._popen, None
-        if popen is None:
+        proc, self._proc = self._proc, None
+        if proc is None:
             return None
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-        try:
-            return await anyio.to_thread.run_sync(popen.wait, 5.0)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            return await anyio.to_thread.run_sync(popen.wait)
+        return await anyio.to_thread.run_sync(proc.stop, KILL_WAIT_S)

@@ -52,7 +52,7 @@ from autoheal.drills.context import DrillContext
 from autoheal.drills.errors import DrillRefusedError, DrillUnavailableError
 from autoheal.drills.plan import EXCHANGE_ONLY, DrillTarget, exchange_criteria
 from autoheal.drills.preconditions import daemon_problem, fault_problem, precondition_problem
-from autoheal.drills.stacks.demo import queue_chaos
+from autoheal.drills.stacks.commands import queue_chaos
 from autoheal.store import layout
 from autoheal.store.atomic import read_json
 from autoheal.store.flags import stop_file_present
