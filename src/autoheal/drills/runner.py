@@ -104,27 +104,33 @@ async def run_one(
     error: str | None = None
     timeout = float(scenario.params.get("timeout_s", 60.0))
     step = KINDS.get(scenario.kind)
-    with ctx.logs:
-        async with anyio.create_task_group() as tg:
+    rolled_back: list[str] = []
+    reaped: list[str] = []
+    try:
+        with ctx.logs:
+            async with anyio.create_task_group() as tg:
 
-            async def on_violation(found: list[Violation]) -> None:
-                violations.extend(found)
+                async def on_violation(found: list[Violation]) -> None:
+                    violations.extend(found)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch, guard, on_violation, watch_interval)
+                try:
+                    if step is None:
+                        raise LookupError(f"unknown kind {scenario.kind!r}; known: "
+                                          f"{', '.join(sorted(KINDS))}")
+                    with anyio.fail_after(timeout):
+                        await step(ctx)
+                except TimeoutError:
+                    error = f"timed out after {timeout:g}s"
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
                 tg.cancel_scope.cancel()
-
-            tg.start_soon(watch, guard, on_violation, watch_interval)
-            try:
-                if step is None:
-                    raise LookupError(f"unknown kind {scenario.kind!r}; known: "
-                                      f"{', '.join(sorted(KINDS))}")
-                with anyio.fail_after(timeout):
-                    await step(ctx)
-            except TimeoutError:
-                error = f"timed out after {timeout:g}s"
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            tg.cancel_scope.cancel()
-    rolled_back = await _rollback(ctx)
-    reaped = await _reap(ctx)
+    finally:
+        # Also when the caller cancels the whole run (Ctrl-C, a test's deadline): the
+        # rollbacks and the reap keep the blast-radius promise on every path.
+        rolled_back = await _rollback(ctx)
+        reaped = await _reap(ctx)
     if reaped:
         ctx.details["reaped"] = reaped
     if not violations:

@@ -188,6 +188,20 @@ class ProcessRoster:
                 taken += self.add(pid, f"component {name}", create_time=started)
         return taken
 
+    def add_pidfile(self, path: Path, what: str = "") -> bool:
+        """Own the process a pidfile names, if it already ran when the file was written
+        (the rule of :meth:`add_components`, with the file's mtime for ``ts``): a pidfile
+        outlives its process, and its PID may be another's by now."""
+        pid = identity.read_pidfile(path)
+        try:
+            written = path.stat().st_mtime
+            started = psutil.Process(pid).create_time() if pid is not None else None
+        except (psutil.Error, OSError):
+            return False
+        if pid is None or started is None or started > written + identity.CREATE_TIME_TOLERANCE_S:
+            return False
+        return self.add(pid, what or f"pidfile {path.name}", create_time=started)
+
     def running(self) -> list[psutil.Process]:
         """The owned processes that still run (same PID, same start time, not a zombie)."""
         out = []

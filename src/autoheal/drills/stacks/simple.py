@@ -249,21 +249,10 @@ class Runtime:
         """Stop the daemon, then kill any of its services still alive (ours only)."""
         self.stop_daemon()
         for name in self.services:
-            pid = self.pidfile(name)
-            if pid is not None and self._runs_a_service(pid):
-                self.roster.add(pid, f"service {name} (pidfile)")
+            self.roster.add_pidfile(self.runtime_dir / f"{name}.pid", f"service {name}")
         # Not our children (the daemon or a direct CLI started them): gone or a zombie
         # left for init to reap is enough.
         self.roster.reap()
-
-    def _runs_a_service(self, pid: int) -> bool:
-        """Whether ``pid`` runs one of this runtime's services (its argv names the runtime
-        directory): a pidfile may outlive its process, and the PID may be another's now."""
-        try:
-            argv = psutil.Process(pid).cmdline()
-        except (psutil.Error, OSError):
-            return False
-        return str(self.runtime_dir) in argv or str(self.runtime_dir.resolve()) in argv
 
     def __enter__(self) -> Runtime:
         return self
