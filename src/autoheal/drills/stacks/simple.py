@@ -34,6 +34,7 @@ from autoheal.drills.stacks.harness import (
     autoheal_argv,
     wait_for,
 )
+from autoheal.store import layout
 from autoheal.store.journal import Event, Journal
 
 __all__ = [
@@ -249,7 +250,9 @@ class Runtime:
         """Stop the daemon, then kill any of its services still alive (ours only)."""
         self.stop_daemon()
         for name in self.services:
-            self.roster.add_pidfile(self.runtime_dir / f"{name}.pid", f"service {name}")
+            self.roster.add_pidfile(
+                self.runtime_dir / (name + layout.PIDFILE_SUFFIX), f"service {name}"
+            )
         # Not our children (the daemon or a direct CLI started them): gone or a zombie
         # left for init to reap is enough.
         self.roster.reap()
@@ -292,11 +295,11 @@ class Runtime:
     # ------------------------------------------------------------------ files
 
     def health(self) -> dict[str, Any] | None:
-        doc = read_doc(self.runtime_dir / "health_v2.json")
+        doc = read_doc(self.runtime_dir / layout.HEALTH)
         return doc if isinstance(doc, dict) else None
 
     def flags(self) -> Any:
-        return read_doc(self.runtime_dir / "global_flags.json")
+        return read_doc(self.runtime_dir / layout.FLAGS)
 
     def beats(self) -> int:
         """The daemon heartbeat's ``seq`` (0 while unreadable): one more every beat.
@@ -304,7 +307,7 @@ class Runtime:
         health_v2.json is rewritten only when what it says changes; to let the daemon
         run a few beats, wait for this to grow instead.
         """
-        doc = read_doc(self.runtime_dir / "auto_heal.heartbeat.json")
+        doc = read_doc(self.runtime_dir / layout.DAEMON_HEARTBEAT)
         seq = doc.get("seq") if isinstance(doc, dict) else None
         return seq if isinstance(seq, int) else 0
 
@@ -315,7 +318,7 @@ class Runtime:
 
     def pidfile(self, name: str) -> int | None:
         try:
-            return int((self.runtime_dir / f"{name}.pid").read_text().split()[0])
+            return int((self.runtime_dir / (name + layout.PIDFILE_SUFFIX)).read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
@@ -335,7 +338,7 @@ class Runtime:
 
     def events(self, **filters: Any) -> list[Event]:
         """Journal events (oldest first), e.g. ``events(command_id=...)``."""
-        path = self.runtime_dir / "journal.sqlite3"
+        path = self.runtime_dir / layout.JOURNAL
         if not path.exists():
             return []
         with Journal.open(path) as journal:
