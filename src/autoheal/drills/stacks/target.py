@@ -77,7 +77,6 @@ class DrillLock(PidLock):
         return super().try_acquire()
 
 
-
 class TargetStack:
     """The target's running daemon, seen as a drill stack: health, liveness, chaos queue.
 
@@ -107,10 +106,12 @@ class TargetStack:
     def gone_message(self) -> str:
         return f"the target daemon (pid {self.holder}) stopped; see {self.shared}"
 
-    async def chaos(self, fault: str, target: str = "", *, timeout_s: float = 20.0,
-                    **payload: Any) -> dict[str, Any]:
-        return await queue_chaos(self.shared, fault, target, timeout_s=timeout_s,
-                                 calls=self.chaos_calls, **payload)
+    async def chaos(
+        self, fault: str, target: str = "", *, timeout_s: float = 20.0, **payload: Any
+    ) -> dict[str, Any]:
+        return await queue_chaos(
+            self.shared, fault, target, timeout_s=timeout_s, calls=self.chaos_calls, **payload
+        )
 
     def _notification_lines(self) -> int:
         notes = self.shared / layout.NOTIFICATIONS
@@ -127,8 +128,11 @@ class TargetStack:
                 ``target.wait`` seconds (``details.refused`` says why).
         """
         ctx, t = self.ctx, self.target
-        ctx.details["target"] = {"config": str(t.config), "environment": t.environment,
-                                 "runtime_dir": str(t.runtime_dir)}
+        ctx.details["target"] = {
+            "config": str(t.config),
+            "environment": t.environment,
+            "runtime_dir": str(t.runtime_dir),
+        }
         plan = ctx.params.get("target_timing")
         if isinstance(plan, Mapping):
             ctx.details["time_basis"] = plan.get("basis")
@@ -141,8 +145,9 @@ class TargetStack:
         holder = lock_holder(t.runtime_dir)
         if problem is None:
             beat = read_json(self.shared / layout.DAEMON_HEARTBEAT).doc
-            problem = daemon_problem(self.health(), holder, now_wall=time.time(),
-                                     max_age_s=t.max_age_s, beat=beat)
+            problem = daemon_problem(
+                self.health(), holder, now_wall=time.time(), max_age_s=t.max_age_s, beat=beat
+            )
         if problem is not None:
             raise DrillUnavailableError(problem)
         self.holder = holder
@@ -174,8 +179,10 @@ class TargetStack:
         lock = DrillLock(t.runtime_dir)
         while (other := lock.try_acquire()) is not None:
             if time.monotonic() >= end:
-                raise self._refuse(f"another drill (pid {other}) is running against the target "
-                                   f"({lock.path}); waited {wait:g}s")
+                raise self._refuse(
+                    f"another drill (pid {other}) is running against the target "
+                    f"({lock.path}); waited {wait:g}s"
+                )
             await anyio.sleep(PRECONDITION_POLL_S)
 
         async def unlock() -> None:
@@ -187,8 +194,12 @@ class TargetStack:
         while True:
             if lock_holder(t.runtime_dir) != holder:
                 raise DrillUnavailableError(self.gone_message())
-            pre = precondition_problem(self.health(), fault=fault, name=name,
-                                       stop_file_there=stop_file_present(t.stop_file))
+            pre = precondition_problem(
+                self.health(),
+                fault=fault,
+                name=name,
+                stop_file_there=stop_file_present(t.stop_file),
+            )
             if pre is None:
                 break
             if not seen or seen[-1] != pre:
@@ -196,5 +207,7 @@ class TargetStack:
             if time.monotonic() >= end:
                 raise self._refuse(f"preconditions not met after {wait:g}s: {pre}")
             await anyio.sleep(PRECONDITION_POLL_S)
-        ctx.details["preconditions"] = {"waited_s": round(time.monotonic() - t0, 2),
-                                        "waited_for": seen[:5]}
+        ctx.details["preconditions"] = {
+            "waited_s": round(time.monotonic() - t0, 2),
+            "waited_for": seen[:5],
+        }
