@@ -9,7 +9,7 @@ other drill failed).
 
 With ``--target CONFIG`` the ``daemon`` drills run against that config's running
 daemon (``autoheal run --chaos``) and its runtime directory; the others still run
-on their own temporary directories (:mod:`autoheal.drills.target`).
+on their own temporary directories (:mod:`autoheal.drills.stacks.target`).
 
 ``--config CONFIG`` never means a target: as for every other command it only says
 which config, here for where the report goes (its runtime directory's ``drills/``)
@@ -37,8 +37,8 @@ from autoheal.cli.common import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, 
 from autoheal.drills.catalog import load_catalog
 from autoheal.drills.evaluate import scale_label
 from autoheal.drills.model import Report, ScenarioError, Status
+from autoheal.drills.plan import DrillTarget
 from autoheal.drills.runner import run_drills
-from autoheal.drills.target import DrillTarget
 from autoheal.store import layout
 
 if TYPE_CHECKING:
