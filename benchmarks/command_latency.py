@@ -28,12 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.e2e.harness_simple import Runtime, wait_for  # noqa: E402
-
-from autoheal.core.stats import p95  # noqa: E402  (one percentile: nearest rank)
+from autoheal.core.stats import p95  # one percentile: nearest rank
+from autoheal.drills.stacks.simple import Runtime, wait_for
 
 SERVICE = "svc"
 

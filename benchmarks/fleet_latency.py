@@ -32,12 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from command_latency import p95, summary
 
-from command_latency import p95, summary  # noqa: E402
-from tests.e2e.harness_simple import Runtime, toml_str, wait_for  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from autoheal.drills.stacks.redis import RedisServer
+from autoheal.drills.stacks.simple import Runtime, toml_str, wait_for
 
 
 def _summary(label: str, samples: list[float]) -> str:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from autoheal.core.stats import p95  # one percentile: nearest rank
+from autoheal.drills.stacks.harness import autoheal_argv
 
 BENCH_DIR = Path(__file__).resolve().parent
 PEER_VENV = BENCH_DIR / ".venv-peers"
@@ -231,7 +232,7 @@ def launch(
     """Start supervisor ``kind`` on ``children``; return its (foreground) process."""
     if kind == "autoheal":
         cfg = autoheal_config(children, workdir, probes)
-        argv = [sys.executable, "-m", "autoheal", "run", "--config", str(cfg)]
+        argv = autoheal_argv("run", config=cfg)
     elif kind == "supervisord":
         argv = [str(bindir / "supervisord"), "-n", "-c", str(supervisord_config(children, workdir))]
     else:

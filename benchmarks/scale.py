@@ -76,6 +76,7 @@ from restart_latency import (
 )
 
 from autoheal.core.stats import percentile  # one percentile: nearest rank
+from autoheal.drills.stacks.harness import autoheal_argv
 
 #: The children's command line is ``sleep 200000.<i>`` (other benchmarks use other numbers).
 SLEEP_BASE = "200000"
@@ -283,7 +284,7 @@ def start_supervisor(
     if 'verify_window = "5s"' not in text:
         raise SystemExit("restart_latency.autoheal_config no longer writes verify_window = 5s")
     cfg.write_text(text.replace('verify_window = "5s"', f'verify_window = "{args.verify_window}"'))
-    argv = [sys.executable, "-m", "autoheal", "run", "--config", str(cfg)]
+    argv = autoheal_argv("run", config=cfg)
     with open(workdir / f"{kind}.out", "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
 

@@ -44,6 +44,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from autoheal.drills.stacks.harness import DaemonProcess, autoheal_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "autoheal.toml"
 
@@ -68,7 +70,7 @@ def render_config(folder: Path) -> Path:
 
 def autoheal(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "autoheal", *args, "--config", str(config)],
+        autoheal_argv(*args, config=config),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -76,11 +78,11 @@ def autoheal(config: Path, *args: str, timeout: float = 120) -> subprocess.Compl
     )
 
 
-def wait_ready(config: Path, daemon: subprocess.Popen[bytes], timeout: float) -> float:
+def wait_ready(config: Path, daemon: DaemonProcess, timeout: float) -> float:
     start = time.monotonic()
     deadline = start + timeout
     while time.monotonic() < deadline:
-        if daemon.poll() is not None:
+        if not daemon.alive():
             raise SystemExit(f"the daemon exited with {daemon.returncode} before DOR")
         if autoheal(config, "status", "--json", timeout=30).returncode == 0:
             return time.monotonic() - start
@@ -95,6 +97,7 @@ def journal_counts(journal: Path, since: float, until: float) -> dict[str, Any]:
             "SELECT kind, component, reason, data FROM events WHERE ts >= ? AND ts <= ?",
             (since, until),
         ).fetchall()
+        total = con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     finally:
         con.close()
     into: Counter[str] = Counter()
@@ -113,6 +116,8 @@ def journal_counts(journal: Path, since: float, until: float) -> dict[str, Any]:
         "transitions_into": dict(into),
         "probe_failures": dict(failed),
         "event_kinds": dict(kinds),
+        # Every event of the run (start-up included): shows the journal was read at all.
+        "events_whole_run": total,
     }
 
 
@@ -133,12 +138,7 @@ def run(minutes: float, stress_cpus: int, check_every: float) -> dict[str, Any]:
         raise SystemExit(2)
     folder = Path(tempfile.mkdtemp(prefix="autoheal-soak-"))
     config = render_config(folder)
-    log = (folder / "daemon.log").open("wb")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "autoheal", "run", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    daemon = DaemonProcess(config, folder / "daemon.log")
     stress: subprocess.Popen[bytes] | None = None
     checks: list[dict[str, Any]] = []
     try:
@@ -164,7 +164,7 @@ def run(minutes: float, stress_cpus: int, check_every: float) -> dict[str, Any]:
                 except ValueError:
                     entry["output"] = (done.stdout + done.stderr)[-400:]
             checks.append(entry)
-            if daemon.poll() is not None:
+            if not daemon.alive():
                 raise SystemExit(f"the daemon exited with {daemon.returncode} under load")
             time.sleep(max(0.0, check_every - (time.monotonic() - t0)))
         finished = time.time()
@@ -173,9 +173,8 @@ def run(minutes: float, stress_cpus: int, check_every: float) -> dict[str, Any]:
         if stress is not None:
             os.killpg(stress.pid, signal.SIGTERM)
             stress.wait(30)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
-        log.close()
+        daemon.stop(60)
+        daemon.roster.reap()  # its services, had it left any
     counts = journal_counts(folder / "shared_data" / "journal.sqlite3", started, finished)
     walls = [c["wall_s"] for c in checks]
     result = {

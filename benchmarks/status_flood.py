@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -31,12 +30,8 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.e2e.harness_simple import Runtime, read_doc, wait_for  # noqa: E402
-
-from autoheal.core.stats import p95  # noqa: E402  (one percentile: nearest rank)
+from autoheal.core.stats import p95  # one percentile: nearest rank
+from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
 
 SCRAPE_TIMEOUT_S = 10.0
 

@@ -2,7 +2,7 @@
 
 No timing here (``benchmarks/cli_startup.py`` measures the start-up): each test runs a
 fresh interpreter and asserts that modules the command does not need are absent from
-``sys.modules`` afterwards. ``tests/test_status.py`` checks ``autoheal.cli.status`` alone.
+``sys.modules`` afterwards. ``tests/cli/test_status.py`` checks ``autoheal.cli.status`` alone.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pytest
 from autoheal.cli import main
 from autoheal.config import ConfigError, load_config
 from autoheal.store import layout as runtime_files
-from tests.test_check_config_cli import assert_one_clear_error
+from tests.cli.test_check_config import assert_one_clear_error
 
 
 def write(tmp_path: Path, stop_file: str, extra: str = "") -> Path:

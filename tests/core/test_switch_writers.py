@@ -22,7 +22,7 @@ from autoheal.core.observations import (
     OperatorEnteredFailsafe,
 )
 from autoheal.core.state import FailsafeState, ReduceOnlyState, RuntimeState, initial_state
-from autoheal.core.switch import DiskView, FlagsDoc, SwitchState, interpret
+from autoheal.core.switch import DiskView, FlagsDoc, SwitchState, interpret, stop_set_by
 from tests.core.conftest import make_policy
 
 POLICY = make_policy()
@@ -132,7 +132,7 @@ def _ours_for(state: RuntimeState) -> FlagsDoc:
 def test_regression_issue18_a5_a_hand_written_halt_takes_over_a_fleet_halt() -> None:
     sw = SwitchState(stop_on_disk=True, flags_on_disk=OURS_FLEET)
     doc = FlagsDoc(True, None, "alice: bad fills, holding", "alice")
-    result = interpret(sw, FLEET_HALTED, DiskView(stop_present=True, flags=doc))
+    result = interpret(sw, FLEET_HALTED, DiskView(stop_present=True, flags=doc, stop_set_by=FLEET))
     entered = [e for e in result.events if isinstance(e.observation, OperatorEnteredFailsafe)]
     assert [e.token for e in entered] == ["flags_entered"]
     assert entered[0].observation.actor == "alice"
@@ -146,7 +146,7 @@ def test_regression_issue18_a5_a_hand_written_halt_takes_over_a_fleet_halt() -> 
 def test_a_hand_written_signal_read_only_takes_over_a_fleet_halt() -> None:
     sw = SwitchState(stop_on_disk=True, flags_on_disk=OURS_FLEET)
     doc = FlagsDoc(None, "SIGNAL_READ_ONLY", None, None)
-    result = interpret(sw, FLEET_HALTED, DiskView(stop_present=True, flags=doc))
+    result = interpret(sw, FLEET_HALTED, DiskView(stop_present=True, flags=doc, stop_set_by=FLEET))
     state = _apply(FLEET_HALTED, [e.observation for e in result.events])
     assert state.failsafe is not None and state.failsafe.set_by == "operator"
     state = _apply(state, [FleetSwitchRead("RUN", 2, "ops", "all clear")])
@@ -160,7 +160,7 @@ def test_the_fleets_own_document_does_not_take_over_its_halt() -> None:
         result = interpret(
             SwitchState(stop_on_disk=True, flags_on_disk=OURS_FLEET),
             FLEET_HALTED,
-            DiskView(stop_present=True, flags=doc),
+            DiskView(stop_present=True, flags=doc, stop_set_by=FLEET),
             startup=startup,
         )
         assert result.events == ()
@@ -182,3 +182,42 @@ def test_regression_at_start_an_old_reduce_only_document_never_unwinds_a_failsaf
     ours = SwitchState(stop_on_disk=True, flags_on_disk=OURS_HALTED)
     result = interpret(ours, HALTED, DiskView(stop_present=True, flags=doc))
     assert [e.token for e in result.events] == ["flags_reduce_only"]
+
+
+# ------------------------------------------------------------------ STOP.TXT rewritten by hand
+
+
+@given(st.sampled_from([None, "alice", "operator", "risk", "autoheal"]), st.booleans())
+def test_a_stop_file_rewritten_during_a_fleet_halt_takes_it_over(
+    set_by: str | None, startup: bool
+) -> None:
+    """The fleet's STOP.TXT overwritten (or one left while the daemon was down) by anyone
+    but the fleet is an operator's halt: the fleet's RUN must not lift it."""
+    sw = SwitchState(stop_on_disk=True, flags_on_disk=OURS_FLEET)
+    disk = DiskView(stop_present=True, flags=OURS_FLEET, stop_set_by=set_by)
+    result = interpret(sw, FLEET_HALTED, disk, startup=startup)
+    (event,) = result.events
+    assert event.token == "stop_file_rewritten"
+    assert isinstance(event.observation, OperatorEnteredFailsafe)
+    assert event.actor == (set_by if set_by in ("alice", "operator", "autoheal") else "operator")
+    after = _apply(FLEET_HALTED, [event.observation])
+    assert after.failsafe is not None and after.failsafe.set_by != FLEET
+    after_run = _apply(after, [FleetSwitchRead("RUN", 2, "ops", "all clear")])
+    assert after_run.failsafe is not None  # the fleet lifts only its own halt
+
+
+def test_the_fleets_own_stop_file_is_not_a_takeover() -> None:
+    sw = SwitchState(stop_on_disk=True, flags_on_disk=OURS_FLEET)
+    disk = DiskView(stop_present=True, flags=OURS_FLEET, stop_set_by=FLEET)
+    assert interpret(sw, FLEET_HALTED, disk).events == ()
+
+
+@given(st.from_regex(r"[A-Za-z0-9_.:@-]{1,20}", fullmatch=True), st.text(max_size=40))
+def test_stop_set_by_reads_the_daemons_own_first_line(name: str, reason: str) -> None:
+    line = f"2026-12-07T08:00:00Z STOP set_by={name} reason={reason}"
+    assert stop_set_by(line) == name
+
+
+@given(st.text(max_size=80).filter(lambda t: " STOP set_by=" not in f" {t}"))
+def test_stop_set_by_of_a_line_written_by_hand_is_unknown(line: str) -> None:
+    assert stop_set_by(line) is None

@@ -14,6 +14,11 @@ started is remembered (PID plus start time, so a reused PID is not mistaken
 for ours); after the daemon's SIGTERM none of them may remain. Leftovers are
 killed either way, and reported as a failure when the test itself passed.
 
+The processes are started, stopped and remembered by the drills' harness
+(:mod:`autoheal.drills.stacks.harness`: the exchange, the daemon, the roster that
+reaps); this module adds the config and the pytest side (a failure names the last
+health document and the daemon's log tail).
+
 Use it as a context manager::
 
     with Stack(tmp_path, feeder_args=("--fail-on-start",)) as stack:
@@ -24,7 +29,6 @@ Use it as a context manager::
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -38,6 +42,9 @@ import httpx
 import psutil
 import pytest
 
+from autoheal.drills.errors import ExchangeError
+from autoheal.drills.stacks.exchange import ExchangeProcess
+from autoheal.drills.stacks.harness import DaemonProcess, ProcessRoster, Spawned, autoheal_argv
 from autoheal.store.atomic import read_json
 
 T = TypeVar("T")
@@ -113,7 +120,9 @@ class Stack:
         self.daemon: subprocess.Popen[bytes] | None = None
         self.daemon_log = tmp_path / "daemon.log"
         self._daemon_runs = 0
-        self._tracked: dict[int, psutil.Process] = {}
+        self._exchange: ExchangeProcess | None = None
+        self._daemon: DaemonProcess | None = None
+        self.roster = ProcessRoster()
         self.last_health: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -139,45 +148,26 @@ class Stack:
 
     def start_exchange(self, port: int | None = None) -> int:
         """Start the fake exchange (port 0 unless given) and return its port."""
-        self.exchange_dir.mkdir(parents=True, exist_ok=True)
-        self.port_file.unlink(missing_ok=True)
-        argv = [
-            PY,
-            "-m",
-            "autoheal.demo.exchange",
-            "--port",
-            str(port or 0),
-            "--port-file",
-            str(self.port_file),
-            "--runtime-dir",
-            str(self.exchange_dir),
-        ]
-        log = (self.exchange_dir / "exchange.log").open("ab")
-        with log:
-            self.exchange = subprocess.Popen(argv, stdout=log, stderr=log)
-        self._track(self.exchange.pid)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            doc = read_json(self.port_file).doc
-            if isinstance(doc, dict) and isinstance(doc.get("port"), int):
-                self.port = int(doc["port"])
-                return self.port
-            if self.exchange.poll() is not None or time.monotonic() > deadline:
-                text = (self.exchange_dir / "exchange.log").read_text(errors="replace")
-                pytest.fail(f"the fake exchange did not start (rc={self.exchange.poll()}):\n{text}")
-            time.sleep(POLL_S)
+        self._exchange = ExchangeProcess(
+            self.exchange_dir,
+            port=port or 0,
+            runtime_dir=self.exchange_dir,
+            port_file=self.port_file,
+            roster=self.roster,
+        )
+        self.exchange = self._exchange.popen
+        try:
+            doc = self._exchange.wait_listening(START_TIMEOUT_S)
+        except ExchangeError:
+            text = self._exchange.log_text()
+            pytest.fail(f"the fake exchange did not start (rc={self.exchange.poll()}):\n{text}")
+        self.port = int(doc["port"])
+        return self.port
 
     def stop_exchange(self, sig: int = signal.SIGTERM) -> None:
         """Signal the exchange and wait for it to exit."""
-        if self.exchange is None:
-            return
-        if self.exchange.poll() is None:
-            self.exchange.send_signal(sig)
-            try:
-                self.exchange.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.exchange.kill()
-                self.exchange.wait(timeout=5)
+        if self._exchange is not None:
+            self._exchange.stop(5, sig)
 
     def write_config(self) -> None:
         """The time-scaled config for the current exchange port."""
@@ -267,25 +257,18 @@ class Stack:
         self._daemon_runs += 1
         if self._daemon_runs > 1:
             self.daemon_log = self.tmp / f"daemon-{self._daemon_runs}.log"
-        self.daemon = self.run_autoheal_bg("run", log=self.daemon_log)
-        self._track(self.daemon.pid)
+        self._daemon = DaemonProcess(self.config_path, self.daemon_log, roster=self.roster)
+        self.daemon = self._daemon.popen
         return self.daemon
 
     def run_autoheal_bg(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
         """``python -m autoheal ARGS --config CFG`` in the background, output to ``log``."""
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-        with log.open("ab") as out:
-            return subprocess.Popen(
-                [PY, "-m", "autoheal", *args, "--config", str(self.config_path)],
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
+        return Spawned(autoheal_argv(*args, config=self.config_path), log, roster=self.roster).popen
 
     def run_autoheal(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
         """``python -m autoheal ARGS --config CFG`` to completion, output captured."""
         return subprocess.run(
-            [PY, "-m", "autoheal", *args, "--config", str(self.config_path)],
+            autoheal_argv(*args, config=self.config_path),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -294,81 +277,50 @@ class Stack:
 
     def stop_daemon(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the daemon and return its exit status."""
-        assert self.daemon is not None
+        assert self._daemon is not None
         self.track_services()
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(sig)
+        self._daemon.send(sig)
         try:
-            return self.daemon.wait(timeout=timeout)
+            return self._daemon.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait(timeout=5)
+            self._daemon.kill()
             pytest.fail(f"daemon did not exit within {timeout}s of {sig}:\n{self.log_tail()}")
 
     def close(self) -> list[str]:
         """Stop everything; return the processes that outlived the daemon (now killed)."""
         leaked: list[str] = []
-        if self.daemon is not None:
-            if self.daemon.poll() is None:
+        daemon = self._daemon
+        if daemon is not None:
+            if daemon.alive():
                 self.track_services()
-                self.daemon.send_signal(signal.SIGTERM)
+                daemon.send(signal.SIGTERM)
                 try:
-                    self.daemon.wait(timeout=15)
+                    daemon.wait(15)
                 except subprocess.TimeoutExpired:
-                    leaked.append(f"daemon pid {self.daemon.pid} ignored SIGTERM")
-                    self.daemon.kill()
-                    self.daemon.wait(timeout=5)
-            self.daemon.wait()
-        if self.exchange is not None and self.exchange.poll() is None:
-            self.exchange.terminate()
-            try:
-                self.exchange.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.exchange.kill()
-                self.exchange.wait(timeout=5)
-        for pid, proc in self._tracked.items():
-            if process_gone(proc):
-                continue
-            try:
-                leaked.append(f"{pid} {' '.join(proc.cmdline())[:120]}")
-                proc.kill()
-                proc.wait(timeout=5)
-            except psutil.Error:
-                pass
-        return leaked
+                    leaked.append(f"daemon pid {daemon.pid} ignored SIGTERM")
+                    daemon.kill()
+            daemon.wait()
+        if self._exchange is not None:
+            self._exchange.stop(5)
+        return leaked + self.roster.reap()
 
     # ------------------------------------------------------------------ observing
 
-    def _track(self, pid: int | None) -> None:
-        if pid is None or pid in self._tracked:
-            return
-        try:
-            self._tracked[pid] = psutil.Process(pid)
-        except psutil.Error:
-            pass
-
     def track(self, pid: int) -> None:
         """Remember a process the test started, to be killed at teardown if left."""
-        self._track(pid)
+        self.roster.add(pid, "started by the test")
 
     def track_services(self) -> None:
         """Remember every live descendant of the daemon (services run in their own sessions)."""
-        if self.daemon is None or self.daemon.poll() is not None:
-            return
-        try:
-            for child in psutil.Process(self.daemon.pid).children(recursive=True):
-                self._track(child.pid)
-        except psutil.Error:
-            pass
+        if self._daemon is not None:
+            self._daemon.own_services()
 
     def health(self) -> dict[str, Any] | None:
         """The current ``health_v2.json`` (None while missing or unreadable)."""
         doc = read_json(self.runtime_dir / "health_v2.json").doc
         if isinstance(doc, dict):
             self.last_health = doc
-            for comp in (doc.get("components") or {}).values():
-                if isinstance(comp, dict) and isinstance(comp.get("pid"), int):
-                    self._track(comp["pid"])
+            self.roster.add_components(doc)
             return doc
         return None
 

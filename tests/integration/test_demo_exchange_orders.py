@@ -15,7 +15,7 @@ import anyio
 import httpx
 import pytest
 
-from autoheal.drills.exchange import ExchangeHarness
+from autoheal.drills.stacks.exchange import ExchangeHarness
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from autoheal.demo.session import TradingSession, _outcome_unknown
-from autoheal.drills.exchange import ExchangeHarness
+from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.store.atomic import read_json
 from tests.guard.conftest import daemon_runtime
 

@@ -45,8 +45,13 @@ poll_interval = "100ms"
         wait_for(lambda: "fleet_auth_failed" in rt.log_text(), 5, "the auth failure line")
         log = rt.log_text()
         failures = [ln for ln in log.splitlines() if "fleet_link_failed" in ln]
-        assert len(failures) == 1, failures  # one line, not one per poll
-        assert "fleet_auth_failed" in failures[0]
+        # One line for the auth failure, not one per poll. On a busy host the first
+        # connect may time out before Redis answers: that is a different problem, said
+        # once on its own line (the log says each change of problem, once).
+        auth = [ln for ln in failures if "fleet_auth_failed" in ln]
+        assert len(auth) == 1, failures
+        assert all("problem=fleet_timeout" in ln for ln in failures if ln not in auth), failures
+        assert len(failures) <= 2, failures
         assert WRONG not in log and SECRET not in log
         assert not rt.stop_file.exists()
         assert "fleet_lost" in (rt.flags() or {}).get("reason", "")

@@ -311,3 +311,21 @@ def test_a_hand_written_halt_not_yet_read_is_never_written_over(rt: Slice) -> No
     assert ("operator_kill_switch", "flags_entered", "alice") in rt.events()
     assert rt.flags()["failsafe_active"] is True
     assert rt.stop_file.exists()
+
+
+def test_a_stop_file_rewritten_by_hand_during_a_fleet_halt_outlives_the_fleets_run(
+    rt: Slice,
+) -> None:
+    rt.apply(FleetSwitchRead("HALT", 1, "ops", "venue incident"))
+    rt.reconcile()
+    assert rt.stop_file.read_text().startswith(tuple("0123456789"))  # the daemon's own
+    rt.stop_file.write_text("alice: holding until the fills are reconciled\n")
+    rt.reconcile()
+    assert rt.state.failsafe is not None and rt.state.failsafe.set_by == "operator"
+    assert ("operator_kill_switch", "stop_file_rewritten", "operator") in rt.events()
+    rt.apply(FleetSwitchRead("RUN", 2, "ops", "all clear"))
+    rt.reconcile()
+    assert rt.stop_file.exists()
+    assert rt.state.failsafe is not None
+    gate = TradingGate(rt.runtime_dir, rt.stop_file, watch_breaker=False)
+    assert gate.allowed("sell", reduces_position=True) == (False, "stop_file_present")

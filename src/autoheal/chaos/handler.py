@@ -34,12 +34,8 @@ from anyio.abc import TaskGroup
 
 from autoheal.config import Config
 from autoheal.core.durations import parse_duration
-from autoheal.daemon.files import STATE_FILENAME
-from autoheal.guard.idempotency import ORDER_SIGS_RELPATH
+from autoheal.store import layout
 from autoheal.store.atomic import write_bytes_atomic
-from autoheal.store.flags import FLAGS_FILENAME
-from autoheal.store.journal import JOURNAL_FILENAME
-from autoheal.store.lock import LOCK_FILENAME
 
 if TYPE_CHECKING:
     from autoheal.daemon.commands import PendingCommand
@@ -68,16 +64,16 @@ def protected_runtime_files(config: Config) -> dict[Path, str]:
     the runtime but damage to the kill switch and the audit trail themselves.
     """
     rt = config.paths.runtime_dir
-    journal = rt / JOURNAL_FILENAME
+    journal = rt / layout.JOURNAL
     found = {
         journal: "the journal",
-        rt / STATE_FILENAME: "the daemon's state file",
-        rt / FLAGS_FILENAME: "the kill switch's flags",
+        rt / layout.STATE: "the daemon's state file",
+        rt / layout.FLAGS: "the kill switch's flags",
         config.paths.stop_file: "the kill switch's stop file",
-        rt / ORDER_SIGS_RELPATH: "the order ledger",
-        rt / LOCK_FILENAME: "the daemon's lock",
+        rt / layout.ORDER_LEDGER: "the order ledger",
+        rt / layout.LOCK: "the daemon's lock",
     }
-    for suffix in ("-wal", "-shm", "-journal"):
+    for suffix in layout.JOURNAL_SIDE_SUFFIXES:
         found[journal.with_name(journal.name + suffix)] = "the journal"
     return found
 

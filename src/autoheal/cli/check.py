@@ -28,6 +28,7 @@ component fails DOR on one failed probe already. A ``STOP.TXT``, a flags file sa
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -36,15 +37,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoheal.cli.common import EXIT_USAGE, clean, load_config
 from autoheal.config import Config
 from autoheal.core.policy import Policy
-from autoheal.terminal import clean
 
 __all__ = [
     "CheckReport",
     "Fact",
     "KillSwitchFact",
     "check_command",
+    "handle",
     "render_text",
     "run_check",
     "verdict",
@@ -336,3 +338,11 @@ def check_command(cfg: Config, *, as_json: bool) -> int:
         print(render_text(report))
     sys.stdout.flush()
     return 0 if report.verdict.dor else 1
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal check [--json]``."""
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    return check_command(cfg, as_json=args.json)

@@ -17,18 +17,30 @@ failing (:func:`autoheal.daemon.fleet.redis_errors`) is the one-line exit 1 belo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 import time
 from typing import Any
 
-from autoheal.config import Config
+from autoheal.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Problem,
+    clean,
+    err,
+    fail,
+    load_config,
+    os_user,
+    say,
+    usage_error,
+)
+from autoheal.config import Config, FleetConfig
 from autoheal.core import fleet as core_fleet
 from autoheal.core.fleet import HostView, SwitchRecord, Unreadable
-from autoheal.terminal import clean
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["handle", "read_hosts", "set_command", "status_command"]
 
 #: Replace the switch only if it is still what the caller read (KEYS: switch, channel;
 #: ARGV: "1" if a record was read else "0", the record read, the new record, its version).
@@ -47,23 +59,23 @@ return 1
 STATES = {"halt": "HALT", "reduce-only": "REDUCE_ONLY", "run": "RUN"}
 
 
-def _client(cfg: Config) -> Any:
+def _client(fleet: FleetConfig) -> Any:
     from autoheal.daemon.fleet import sync_client
 
-    assert cfg.fleet is not None
-    return sync_client(cfg.fleet, os.environ)
+    return sync_client(fleet, os.environ)
 
 
 def _fail(cfg: Config, verb: str, exc: BaseException) -> int:
     from autoheal.daemon.fleet import problem_of, redact
 
-    assert cfg.fleet is not None
-    print(
-        f"autoheal: fleet {verb}: {problem_of(exc)}: cannot use Redis at "
-        f"{redact(cfg.fleet.redis_url)} ({type(exc).__name__})",
-        file=sys.stderr,
-    )
-    return EXIT_FAILED
+    url = redact(cfg.fleet.redis_url) if cfg.fleet is not None else "-"
+    text = f"fleet {verb}: {problem_of(exc)}: cannot use Redis at {url} ({type(exc).__name__})"
+    return fail(Problem("failed", text))
+
+
+def _no_fleet(cfg: Config, verb: str) -> int:
+    err(f"autoheal: fleet {verb}: {cfg.path}: no [fleet] table")
+    return EXIT_USAGE
 
 
 def read_hosts(client: Any, fleet: str, now_wall: float) -> list[HostView]:
@@ -93,13 +105,12 @@ def _as_bytes(value: bytes | str) -> bytes:
 
 def status_command(cfg: Config, *, as_json: bool) -> int:
     if cfg.fleet is None:
-        print(f"autoheal: fleet status: {cfg.path}: no [fleet] table", file=sys.stderr)
-        return EXIT_USAGE
+        return _no_fleet(cfg, "status")
     from autoheal.daemon.fleet import redis_errors
 
     name = cfg.fleet.name
     try:
-        client = _client(cfg)
+        client = _client(cfg.fleet)
         raw = client.get(core_fleet.switch_key(name))
         hosts = read_hosts(client, name, time.time())
     except redis_errors() as exc:  # Redis failing is one line; bad records are not errors
@@ -183,14 +194,13 @@ def _print_text(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostVi
 def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
     """Compare-and-set the switch to ``action``'s state, journaled locally with ``user``."""
     if cfg.fleet is None:
-        print(f"autoheal: fleet {action}: {cfg.path}: no [fleet] table", file=sys.stderr)
-        return EXIT_USAGE
+        return _no_fleet(cfg, action)
     from autoheal.daemon.fleet import redis_errors
 
     name = cfg.fleet.name
     state = STATES[action]
     try:
-        client = _client(cfg)
+        client = _client(cfg.fleet)
         raw = client.get(core_fleet.switch_key(name))
         current = core_fleet.parse_switch(raw)
         hosts = _hosts_for_floor(client, name, action)
@@ -219,14 +229,13 @@ def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
     except redis_errors() as exc:  # Redis failing is one line; bad records are not errors
         return _fail(cfg, action, exc)
     if int(done) != 1:
-        print(
-            f"autoheal: fleet {action}: the switch changed while this command ran "
-            "(another operator?); nothing written. Check 'autoheal fleet status' and retry.",
-            file=sys.stderr,
+        text = (
+            f"fleet {action}: the switch changed while this command ran "
+            "(another operator?); nothing written. Check 'autoheal fleet status' and retry."
         )
-        return EXIT_FAILED
+        return fail(Problem("failed", text))
     _journal(cfg, record, user)
-    print(clean(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}"))
+    say(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}")
     return EXIT_OK
 
 
@@ -238,18 +247,14 @@ def _hosts_for_floor(client: Any, name: str, action: str) -> list[HostView]:
     try:
         hosts = read_hosts(client, name, time.time())
     except rx.ResponseError as exc:  # e.g. WRONGTYPE: a host key holds something else
-        print(
+        err(
             f"autoheal: fleet {action}: cannot list the hosts ({type(exc).__name__}); "
-            "the new version goes above the switch's own only",
-            file=sys.stderr,
+            "the new version goes above the switch's own only"
         )
         return []
     for host in hosts:
         if host.problem:
-            print(
-                f"autoheal: fleet {action}: skipped host {host.host}: {host.problem}",
-                file=sys.stderr,
-            )
+            err(f"autoheal: fleet {action}: skipped host {host.host}: {host.problem}")
     return hosts
 
 
@@ -271,4 +276,16 @@ def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
             )
     except Exception as exc:
         # The switch is set; say plainly that the local record of it is missing.
-        print(clean(f"autoheal: fleet: set, but not journaled locally: {exc}"), file=sys.stderr)
+        err(f"autoheal: fleet: set, but not journaled locally: {exc}")
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal fleet status [--json]`` or ``autoheal fleet halt|reduce-only|run --reason``."""
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if args.action == "status":
+        return status_command(cfg, as_json=args.json)
+    if not (args.reason or "").strip():
+        return usage_error(f"fleet {args.action} needs --reason TEXT")
+    return set_command(cfg, args.action, reason=args.reason, user=os_user())

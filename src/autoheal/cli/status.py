@@ -8,10 +8,12 @@ is reported in plain words and makes the exit code 1.
 
 Exit 0 only when DOR is true, the daemon's heartbeat is fresh and the health
 document is fresh. Both count as stale when older than
-``max(5 s, 5 x heartbeat interval)``.
+``max(5 s, 5 x heartbeat interval)`` (:mod:`autoheal.core.liveness`).
 
 Start-up time matters (an operator types this at 3 a.m., scripts poll it), so
-this module imports only the standard library, orjson and ``autoheal.store``.
+this module imports only the standard library, orjson, ``autoheal.store`` and
+:mod:`autoheal.cli.common`; the config package only to read ``--config``, and the
+pure staleness rule (:mod:`autoheal.core.liveness`) when it reads.
 """
 
 from __future__ import annotations
@@ -22,35 +24,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from autoheal.store import layout as runtime_files
+from autoheal.cli.common import EXIT_USAGE, clean, clean_json, err, load_config
+from autoheal.store import layout
 from autoheal.store.alerts import read_alerts
 from autoheal.store.atomic import ReadResult, read_json
 from autoheal.store.flags import FlagsRead, read_flags, read_stop_line, stop_file_present
-from autoheal.terminal import clean, clean_json
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "DAEMON_HEARTBEAT_FILENAME",
     "HEALTH_FILENAME",
     "StatusSnapshot",
     "exit_code",
+    "handle",
     "read_status",
     "render_json",
     "render_text",
-    "stale_after_s",
     "status_command",
 ]
 
-HEALTH_FILENAME = runtime_files.HEALTH
-DAEMON_HEARTBEAT_FILENAME = runtime_files.DAEMON_HEARTBEAT
-
-
-def stale_after_s(heartbeat_interval_s: float) -> float:
-    """The age past which the daemon (and its health document) counts as stale."""
-    return max(5.0, 5.0 * heartbeat_interval_s)
+HEALTH_FILENAME = layout.HEALTH
+DAEMON_HEARTBEAT_FILENAME = layout.DAEMON_HEARTBEAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,9 @@ def read_status(
     runtime_dir: Path, stop_file: Path, *, now: float, heartbeat_interval_s: float = 1.0
 ) -> StatusSnapshot:
     """Read the runtime's files into a :class:`StatusSnapshot`; never raises on content."""
+    # Imported here: importing this module loads nothing of the core (test_status.py).
+    from autoheal.core.liveness import stale_after_s
+
     runtime_dir = Path(runtime_dir)
     health = read_json(runtime_dir / HEALTH_FILENAME)
     daemon = read_json(runtime_dir / DAEMON_HEARTBEAT_FILENAME)
@@ -326,3 +329,25 @@ def status_command(
         stream.write(render_text(snap))
     stream.flush()
     return exit_code(snap)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """``autoheal status``: from ``--runtime-dir`` alone, or from the config's paths."""
+    if args.runtime_dir is not None:
+        runtime_dir = Path(args.runtime_dir)
+        default = runtime_dir.parent / layout.STOP_FILE_DEFAULT
+        stop = Path(args.stop_file) if args.stop_file else default
+        return status_command(runtime_dir, stop, as_json=args.json)
+    cfg = load_config(args.config)
+    if cfg is None:
+        err(
+            "autoheal: the daemon keeps running its last valid config; "
+            "'autoheal status --runtime-dir DIR' reads its files without the config"
+        )
+        return EXIT_USAGE
+    return status_command(
+        cfg.paths.runtime_dir,
+        cfg.paths.stop_file,
+        as_json=args.json,
+        heartbeat_interval_s=cfg.daemon.heartbeat_interval,
+    )

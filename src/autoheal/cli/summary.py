@@ -46,8 +46,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from autoheal.terminal import clean
-
 __all__ = [
     "DAY_S",
     "Incident",
@@ -56,7 +54,6 @@ __all__ = [
     "failsafe_periods",
     "incidents",
     "p50",
-    "render_text",
     "restarts",
     "stage_time",
     "summarize",
@@ -452,90 +449,3 @@ def drill_verdicts(doc: Any, path: str) -> dict[str, Any] | None:
         "counts": doc.get("counts"),
         "drills": drills,
     }
-
-
-# --------------------------------------------------------------------------- text
-
-
-def _s(value: Any) -> str:
-    """Seconds for people; ``-`` for anything that is not a number (a drill report's times
-    are read from a file as they are)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return "-"
-    v = float(value)
-    if v >= 3600:
-        return f"{v / 3600:.1f}h"
-    if v >= 120:
-        return f"{v / 60:.1f}m"
-    return f"{v:.2f}s" if v < 10 else f"{v:.0f}s"
-
-
-def render_text(doc: Mapping[str, Any]) -> str:
-    """The summary for people."""
-    import datetime as dt
-
-    def when(ts: float | None) -> str:
-        if ts is None:
-            return "-"
-        t = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-        return t.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-    lines = [
-        f"window: last {_s(doc['window_s'])} (since {when(doc['since'])}; "
-        f"journal from {when(doc['journal_from'])})",
-        "",
-    ]
-    for name, c in doc["components"].items():
-        rw = c["restarts_window"]
-        lines.append(
-            f"{clean(name)}: restarts {c['restarts_24h']} in 24h, {rw['total']} in window "
-            f"({rw['by_operator']} by operator); uptime {_s(c['uptime_s'])}"
-        )
-        ttd, ttr = c["time_to_detect_s"], c["time_to_recover_s"]
-        lines.append(
-            f"  incidents {len(c['incidents'])}: detect p50 {_s(ttd['p50'])} max {_s(ttd['max'])}"
-            f", recover p50 {_s(ttr['p50'])} max {_s(ttr['max'])}"
-        )
-        for i in c["incidents"]:
-            end = "ongoing" if i["ongoing"] else f"recovered in {_s(i['time_to_recover_s'])}"
-            who = " (operator)" if i["by_operator"] else ""
-            lines.append(
-                f"    {when(i['started_at'])} {clean(i['reason'])}{who}: detected in "
-                f"{_s(i['time_to_detect_s'])} (evidence {clean(i['evidence'])}), "
-                f"{i['restarts']} restart(s), {end}"
-            )
-        stages = ", ".join(f"{clean(k)} {_s(v)}" for k, v in c["stage_time_s"].items()) or "-"
-        lines.append(f"  time per stage: {stages}")
-    for name, d in doc["dependencies"].items():
-        lines.append(
-            f"{clean(name)} (dependency): {len(d['degraded_periods'])} degraded period(s), "
-            f"{_s(d['degraded_s'])} in window"
-        )
-        for p in d["degraded_periods"]:
-            end = "ongoing" if p["ongoing"] else f"for {_s(p['duration_s'])}"
-            lines.append(f"    {when(p['started_at'])} {clean(p['reason'])} {end}")
-    lines.append(f"failsafe entries: {len(doc['failsafe'])}")
-    for p in doc["failsafe"]:
-        cleared = (
-            "still active"
-            if p["ongoing"]
-            else f"cleared by {clean(p['ended_by'])} after {_s(p['duration_s'])}"
-        )
-        lines.append(
-            f"    {when(p['started_at'])} {clean(p['reason'])} by {clean(p['started_by'])}, "
-            f"{cleared}"
-        )
-    drill = doc.get("last_drill")
-    if drill is None:
-        lines.append("last drill: none found")
-    else:
-        lines.append(
-            f"last drill: {clean(drill.get('started_at'))} "
-            f"{'PASSED' if drill.get('passed') else 'FAILED'} ({clean(drill.get('path'))})"
-        )
-        for d in drill["drills"]:
-            lines.append(
-                f"    {clean(d['name'])}: {clean(d['status'])} detect "
-                f"{_s(d['time_to_detect_s'])} recover {_s(d['time_to_recover_s'])}"
-            )
-    return "\n".join(lines)

@@ -97,6 +97,7 @@ __all__ = [
     "due_writes",
     "interpret",
     "retry_delay",
+    "stop_set_by",
     "write_failed",
     "write_succeeded",
 ]
@@ -152,13 +153,43 @@ def _halted(state: RuntimeState) -> bool:
     return state.failsafe is not None and state.reduce_only is None
 
 
+def stop_set_by(first_line: str) -> str | None:
+    """Who a ``STOP.TXT`` first line says set it: ``... STOP set_by=NAME ...`` → NAME.
+
+    The daemon writes that marker; a file written by hand usually has none (None).
+    """
+    marker = " STOP set_by="
+    at = f" {first_line}".find(marker)
+    if at < 0:
+        return None
+    name = f" {first_line}"[at + len(marker) :].split(" ", 1)[0]
+    return name or None
+
+
 def _interpret_stop(
-    known: bool | None, present: bool, active: bool, ro: bool, *, startup: bool
+    known: bool | None,
+    present: bool,
+    active: bool,
+    ro: bool,
+    *,
+    fleet_held: bool,
+    set_by: str | None,
+    startup: bool,
 ) -> SwitchEvent | None:
     if present and known is not True and (not active or ro):
         return SwitchEvent(
             "stop_file_created",
             OperatorEnteredFailsafe("STOP.TXT present (created by hand)", "operator"),
+        )
+    if present and fleet_held and not ro and set_by != FLEET:
+        # The fleet's STOP.TXT rewritten by someone (or one written while the daemon was
+        # down): an operator's halt, which takes the failsafe over so that the fleet's RUN
+        # cannot lift it, as a hand-written halt in the flags does.
+        actor = set_by if set_by and set_by not in TIGHTEN_ONLY else "operator"
+        return SwitchEvent(
+            "stop_file_rewritten",
+            OperatorEnteredFailsafe("STOP.TXT rewritten by hand during a fleet halt", actor),
+            actor,
         )
     if not present and known is True and active and not ro and not startup:
         return SwitchEvent(
@@ -299,12 +330,18 @@ def interpret(
     events: list[SwitchEvent] = []
     actions: list[SwitchNotice] = []
     stop_event = _interpret_stop(
-        switch.stop_on_disk, disk.stop_present, active, ro, startup=startup
+        switch.stop_on_disk,
+        disk.stop_present,
+        active,
+        ro,
+        fleet_held=fleet_held,
+        set_by=disk.stop_set_by,
+        startup=startup,
     )
     if stop_event is not None:
         events.append(stop_event)
         if isinstance(stop_event.observation, OperatorEnteredFailsafe):
-            active, ro = True, False
+            active, ro, fleet_held = True, False, False
         else:
             active = False
     failures = dict(switch.failures)

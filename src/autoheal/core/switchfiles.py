@@ -83,6 +83,10 @@ class DiskView:
     flags: FlagsDoc = field(default_factory=FlagsDoc)
     flags_invalid: str = ""
     latch: LatchView | None = None
+    #: Who ``STOP.TXT``'s first line says set it (``STOP set_by=NAME``, the daemon's own
+    #: format: :func:`autoheal.core.switch.stop_set_by`); None when it says nothing we
+    #: can read (by hand).
+    stop_set_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

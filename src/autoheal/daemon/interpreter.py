@@ -46,6 +46,7 @@ from autoheal.core.actions import (
 )
 from autoheal.core.commands import is_chaos
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+from autoheal.core.liveness import stale_after_s
 from autoheal.core.observations import (
     DeadlineReached,
     Observation,
@@ -314,4 +315,4 @@ class Interpreter:
     def loop_healthy(self) -> bool:
         """Whether the consumer turned recently (``WATCHDOG=1`` is sent only then)."""
         interval = self._config().daemon.heartbeat_interval
-        return self._clock.now() - self.last_iteration < max(5.0, 5 * interval)
+        return self._clock.now() - self.last_iteration < stale_after_s(interval)

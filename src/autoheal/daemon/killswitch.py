@@ -28,6 +28,7 @@ from autoheal.store.flags import (
     Flags,
     read_flags,
     read_risk_latch,
+    read_stop_line,
     remove_risk_latch,
     remove_stop_file,
     risk_latch_present,
@@ -63,11 +64,15 @@ class FileLayer:
         read = read_flags(self.runtime_dir)
         invalid = "" if read.flags is not None else (read.detail or read.reason or "invalid")
         latch = read_risk_latch(self.runtime_dir)
+        present = stop_file_present(self.stop_file)
         return DiskView(
-            stop_file_present(self.stop_file),
+            present,
             FlagsDoc(**read.named),
             invalid,
             None if latch is None else LatchView(latch.reason, latch.version),
+            stop_set_by=core_switch.stop_set_by(read_stop_line(self.stop_file))
+            if present
+            else None,
         )
 
     def write_flags(self, flags: Flags) -> None:

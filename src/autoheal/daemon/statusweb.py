@@ -64,16 +64,15 @@ class StatusDoor:
     def submit(self, kind: str, target: str, reason: str, actor: str) -> str:
         """Queue an operator command, as the CLI does; returns its id.
 
-        A breaker reset is the CLI's own durable path (``autoheal breaker reset --all``):
+        A breaker reset is the guard's durable path (``autoheal breaker reset --all``):
         submitted, claimed and run under the guard's file lock, on its own journal
         connection; the page runs it in a worker thread.
         """
         if kind == CommandType.BREAKER_RESET:
-            from autoheal.cli.breaker import ALL, submit_reset
+            from autoheal.guard.breaker_reset import ALL, submit_reset
 
-            _, command = submit_reset(
-                self._config(), [ALL], reason=reason, user=actor, idempotency_key=None, timeout=5.0
-            )
+            runtime_dir = self._config().paths.runtime_dir
+            command = submit_reset(runtime_dir, [ALL], reason=reason, user=actor, timeout=5.0)
             return str(command.id)
         submitted = queue.submit(self._journal, kind, target, {"reason": reason}, actor)
         self._poke()
@@ -99,8 +98,8 @@ async def serve(
     listen = config.daemon.status_listen
     if listen is None:
         return
-    from autoheal.cli.status import stale_after_s
     from autoheal.core.admission import budget_for_fds
+    from autoheal.core.liveness import stale_after_s
     from autoheal.web.connections import fd_soft_limit
     from autoheal.web.metrics import serve_status
     from autoheal.web.statuspage import StatusPage

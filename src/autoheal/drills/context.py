@@ -1,6 +1,6 @@
 """What a drill step works with and records into: one :class:`DrillContext` per drill.
 
-A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
+A step (``steps/*.py``) sets up, injects its fault, and records what it sees:
 
 * ``ctx.mark_fault()`` when the fault goes in (time zero of every measurement),
   and ``ctx.fault_lasts(seconds)`` once it is in, for a fault that ends by itself;
@@ -10,6 +10,9 @@ A step (``steps_*.py``) sets up, injects its fault, and records what it sees:
 * ``ctx.gate(name)`` a gate or limit that fired;
 * ``ctx.add_rollback(label, fn)`` the undo of everything it changed, run by the
   runner in reverse order after the drill, also when it was aborted;
+* ``ctx.processes`` (a :class:`~autoheal.drills.stacks.harness.ProcessRoster`) every
+  process it started or learned of; after the rollbacks the runner kills whatever of
+  them still runs, whatever happened (a drill leaves nothing behind);
 * ``ctx.skip_criterion(name, why)`` a criterion that cannot be checked here (a
   drill against a target has no fake exchange to count orders at).
 
@@ -27,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoheal.drills.exchange import ExchangeHarness
 from autoheal.drills.model import Scenario
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.harness import ProcessRoster
 from autoheal.drills.trace import HealthTrace
 from autoheal.store.flags import FLAGS_FILENAME, Flags, write_flags
 
 if TYPE_CHECKING:
-    from autoheal.drills.target import DrillTarget
+    from autoheal.drills.plan import DrillTarget
 
 __all__ = ["DrillContext", "LogCapture", "OffsetClock"]
 
@@ -116,6 +120,7 @@ class DrillContext:
         target: the running target to play a ``daemon`` drill against
             (``--target CONFIG``); ``None`` for the drill's own stack.
         skipped: criteria not checked, each with the reason.
+        processes: every process the drill owns, by identity (reaped by the runner).
     """
 
     scenario: Scenario
@@ -133,6 +138,7 @@ class DrillContext:
     skipped: dict[str, str] = field(default_factory=dict)
     trace: HealthTrace = field(default_factory=HealthTrace)
     fault_ends_at: float | None = None
+    processes: ProcessRoster = field(default_factory=ProcessRoster)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.scenario.seed)
@@ -187,7 +193,9 @@ class DrillContext:
     async def start_exchange(self) -> ExchangeHarness:
         """Start a fake exchange for this drill; its fault is cleared and it is stopped
         by the rollback."""
-        harness = ExchangeHarness(self.runtime_dir / "exchange", seed=self.scenario.seed or 1)
+        harness = ExchangeHarness(
+            self.runtime_dir / "exchange", seed=self.scenario.seed or 1, roster=self.processes
+        )
         self.exchange = harness
 
         async def stop() -> Any:

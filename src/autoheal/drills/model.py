@@ -4,7 +4,7 @@ A :class:`Scenario` is read from a TOML file (see ``autoheal/drills/scenarios/``
 
     name = "breaker_trip"                # unique; also the file's stem
     title = "Circuit breaker trip"
-    kind = "guard_breaker"               # a built-in step vocabulary (drills/steps.py)
+    kind = "guard_breaker"               # a built-in step vocabulary (drills/steps/kinds.py)
     description = "..."
     runbook = "Scenario 7"               # where the criteria come from (report only)
     seed = 7

@@ -3,12 +3,15 @@
 For every scenario the runner captures the protected set, starts the guard's
 :func:`~autoheal.chaos.blast.watch` beside the step, and cancels the step at
 once when something protected changes (status ``ABORTED``). Rollbacks run
-afterwards in every case, shielded from cancellation and bounded in time. The
-scenario's expectations and criteria (less those the step skipped) then decide
-``PASSED`` or ``FAILED``; an exception in the step is ``ERROR``.
+afterwards in every case, shielded from cancellation and bounded in time; then every
+process the drill started or learned of (``ctx.processes``) that still runs is killed,
+by identity, whatever the rollbacks managed (a drill leaves nothing behind; what had
+to be killed is listed in ``details.reaped``). The scenario's expectations and
+criteria (less those the step skipped) then decide ``PASSED`` or ``FAILED``; an
+exception in the step is ``ERROR``.
 
 With a target (``--target CONFIG``), the kinds in
-:data:`~autoheal.drills.target.TARGET_KINDS` run against it, guarded by the
+:data:`~autoheal.drills.plan.TARGET_KINDS` run against it, guarded by the
 target's own blast radius (:meth:`DrillTarget.protect`); every other drill keeps
 its own runtime directory and the caller's protected set.
 """
@@ -31,9 +34,9 @@ from autoheal.drills.catalog import load_catalog, select
 from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.drills.evaluate import evaluate, scale_label
 from autoheal.drills.model import DrillResult, Report, Scenario, Status
+from autoheal.drills.plan import TARGET_KINDS, DrillTarget
 from autoheal.drills.report import render, svg_path_for, write_json_report
-from autoheal.drills.steps import KINDS
-from autoheal.drills.target import TARGET_KINDS, DrillTarget
+from autoheal.drills.steps.kinds import KINDS
 from autoheal.drills.trace import timeline_doc
 
 __all__ = ["progress_line", "run_drills", "run_one", "time_basis"]
@@ -59,6 +62,15 @@ async def _rollback(ctx: DrillContext) -> list[str]:
     return done
 
 
+async def _reap(ctx: DrillContext) -> list[str]:
+    """Kill what the rollbacks left running of the drill's own processes (outside their
+    deadline: a rollback cut short is exactly when this matters)."""
+    reaped: list[str] = []
+    with anyio.CancelScope(shield=True):
+        reaped = await anyio.to_thread.run_sync(ctx.processes.reap)
+    return reaped
+
+
 async def run_one(
     scenario: Scenario,
     runtime_dir: Path,
@@ -76,7 +88,7 @@ async def run_one(
             scenario's ``protect.files`` (relative to ``runtime_dir``) are added.
         watch_interval: seconds between blast-radius checks (at most 1).
         target: play the drill against this running target instead of a stack of
-            its own (``daemon`` kind only; see :mod:`autoheal.drills.target`).
+            its own (``daemon`` kind only; see :mod:`autoheal.drills.stacks.target`).
     """
     # The guard code of a drill without a daemon needs the flags a daemon writes; before
     # the blast-radius capture: part of the setup, not of the drill.
@@ -92,26 +104,35 @@ async def run_one(
     error: str | None = None
     timeout = float(scenario.params.get("timeout_s", 60.0))
     step = KINDS.get(scenario.kind)
-    with ctx.logs:
-        async with anyio.create_task_group() as tg:
+    rolled_back: list[str] = []
+    reaped: list[str] = []
+    try:
+        with ctx.logs:
+            async with anyio.create_task_group() as tg:
 
-            async def on_violation(found: list[Violation]) -> None:
-                violations.extend(found)
+                async def on_violation(found: list[Violation]) -> None:
+                    violations.extend(found)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch, guard, on_violation, watch_interval)
+                try:
+                    if step is None:
+                        raise LookupError(f"unknown kind {scenario.kind!r}; known: "
+                                          f"{', '.join(sorted(KINDS))}")
+                    with anyio.fail_after(timeout):
+                        await step(ctx)
+                except TimeoutError:
+                    error = f"timed out after {timeout:g}s"
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
                 tg.cancel_scope.cancel()
-
-            tg.start_soon(watch, guard, on_violation, watch_interval)
-            try:
-                if step is None:
-                    raise LookupError(f"unknown kind {scenario.kind!r}; known: "
-                                      f"{', '.join(sorted(KINDS))}")
-                with anyio.fail_after(timeout):
-                    await step(ctx)
-            except TimeoutError:
-                error = f"timed out after {timeout:g}s"
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            tg.cancel_scope.cancel()
-    rolled_back = await _rollback(ctx)
+    finally:
+        # Also when the caller cancels the whole run (Ctrl-C, a test's deadline): the
+        # rollbacks and the reap keep the blast-radius promise on every path.
+        rolled_back = await _rollback(ctx)
+        reaped = await _reap(ctx)
+    if reaped:
+        ctx.details["reaped"] = reaped
     if not violations:
         violations.extend(await anyio.to_thread.run_sync(guard.check))  # the "after" check
     ctx.details.update(rollback=rolled_back, protected=guard.describe(),
@@ -148,7 +169,7 @@ async def run_one(
 
 def time_basis(scenario: Scenario) -> str:
     """By whose clock a drill judged: ``from target policy``, ``runbook``, ``--time-scale
-    X`` (against a target, :func:`~autoheal.drills.target.target_plan`), or
+    X`` (against a target, :func:`~autoheal.drills.plan.target_plan`), or
     ``scaled 1/20`` (its own stack at its scenario's time scale)."""
     plan = scenario.params.get("target_timing")
     if isinstance(plan, dict) and plan.get("basis"):

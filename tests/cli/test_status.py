@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from autoheal.cli.status import stale_after_s, status_command
+from autoheal.cli.status import status_command
+from autoheal.core.liveness import stale_after_s
 from autoheal.store.atomic import write_bytes_atomic, write_json_atomic
 from autoheal.store.flags import Flags, write_flags, write_stop_file
 

@@ -12,7 +12,7 @@ from autoheal.cli.drill import drill_command
 from autoheal.drills import ScenarioError, Status, parse_scenario, run_drills
 from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
 from autoheal.drills.evaluate import evaluate
-from autoheal.drills.steps_daemon import watches_fired
+from autoheal.drills.steps.daemon import watches_fired
 
 # The drills that need no daemon: run here in full. The daemon-backed ones are in
 # test_drills_daemon.py, and .ci/run runs the whole default set with `autoheal drill run`.

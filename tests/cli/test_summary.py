@@ -7,13 +7,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from autoheal.cli.metrics import render_text
 from autoheal.cli.summary import (
     DAY_S,
     degraded_periods,
     failsafe_periods,
     incidents,
     p50,
-    render_text,
     restarts,
     stage_time,
     summarize,

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,22 +26,12 @@ import pytest
 from autoheal.cli.drill import EXIT_REFUSED, drill_command
 from autoheal.config import load_config
 from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.drills.daemon_stack import (
-    ProxyHarness,
-    queue_chaos,
-    render_config,
-    scaled_policy,
-)
-from autoheal.drills.exchange import ExchangeHarness
-from autoheal.drills.target import (
-    BASIS_TARGET,
-    NOT_RUNNING,
-    DrillLock,
-    DrillTarget,
-    daemon_problem,
-    exchange_criteria,
-    fault_problem,
-)
+from autoheal.drills.plan import BASIS_TARGET, DrillTarget, exchange_criteria, scaled_policy
+from autoheal.drills.preconditions import NOT_RUNNING, daemon_problem, fault_problem
+from autoheal.drills.stacks.demo import ProxyHarness, queue_chaos, render_config
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.harness import DaemonProcess
+from autoheal.drills.stacks.target import DrillLock
 from autoheal.store.atomic import read_json
 
 VARS = {"rest_timeout": "250ms", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
@@ -155,23 +144,17 @@ def target_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @contextmanager
 def target_daemon(cfg: Path, *, chaos: bool) -> Iterator[subprocess.Popen[bytes]]:
-    """``autoheal run [--chaos] --config cfg``, stopped (SIGTERM, then SIGKILL) at the end."""
-    argv = [sys.executable, "-m", "autoheal", "run", *(["--chaos"] if chaos else []),
-            "--config", str(cfg)]
-    with open(cfg.parent / "daemon.log", "ab") as log:
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    """``autoheal run [--chaos] --config cfg``, stopped (SIGTERM, then SIGKILL) at the end,
+    with whatever it left (the drills' harness)."""
+    daemon = DaemonProcess(cfg, cfg.parent / "daemon.log", chaos=chaos)
     runtime = cfg.parent / "shared_data"
     try:
         _wait_for("the target's health from this daemon", lambda: (
-            _health(runtime).get("daemon", {}).get("pid") == popen.pid))
-        yield popen
+            _health(runtime).get("daemon", {}).get("pid") == daemon.pid))
+        yield daemon.popen
     finally:
-        popen.terminate()
-        try:
-            popen.wait(15)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+        daemon.stop(15)
+        daemon.roster.reap()
 
 
 def _run(cfg: Path, names: list[str], tmp_path: Path, *,

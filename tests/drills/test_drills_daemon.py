@@ -17,7 +17,8 @@ import pytest
 from autoheal.config import load_config
 from autoheal.drills import Status, run_drills
 from autoheal.drills.catalog import SCENARIO_DIR, load_catalog
-from autoheal.drills.daemon_stack import render_config, scaled_policy
+from autoheal.drills.plan import scaled_policy
+from autoheal.drills.stacks.demo import render_config
 
 DAEMON_DRILLS = {"kill_feeder", "feeder_cannot_start", "network_cut", "rest_latency",
                  "hung_trader"}

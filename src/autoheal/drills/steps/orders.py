@@ -26,7 +26,7 @@ from typing import Any
 from autoheal.demo.client import ExchangeClient
 from autoheal.demo.session import TradingSession
 from autoheal.drills.context import DrillContext
-from autoheal.drills.steps_guard import make_session
+from autoheal.drills.steps.guard import make_session
 from autoheal.store.atomic import read_json
 
 __all__ = ["unknown_outcome_never_resent"]

@@ -29,8 +29,8 @@ import anyio
 
 from autoheal.demo.session import TradingSession
 from autoheal.drills.context import DrillContext, OffsetClock
-from autoheal.drills.exchange import ExchangeHarness
-from autoheal.drills.steps_guard import ORDERS, make_session
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.steps.guard import ORDERS, make_session
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.breaker_state import BreakerPolicy
 from autoheal.guard.classify import classify

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoheal.drills import Status, run_drills
-from tests.chaos.test_drills import mutated
+from tests.drills.test_drills import mutated
 
 
 def test_drill_e_passes_with_the_limit_named(tmp_path: Path) -> None:

@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from autoheal.drills.context import DrillContext
-from autoheal.drills.steps_daemon import daemon
-from autoheal.drills.steps_deadman import deadman_host_dies, deadman_stop_file
-from autoheal.drills.steps_gating import live_gating
-from autoheal.drills.steps_guard import (
+from autoheal.drills.steps.daemon import daemon
+from autoheal.drills.steps.deadman import deadman_host_dies, deadman_stop_file
+from autoheal.drills.steps.gating import live_gating
+from autoheal.drills.steps.guard import (
     breaker_trip,
     duplicate_signals,
     sell_without_position,
     state_bus_corrupt,
 )
-from autoheal.drills.steps_orders import unknown_outcome_never_resent
-from autoheal.drills.steps_outage import exchange_outage
+from autoheal.drills.steps.orders import unknown_outcome_never_resent
+from autoheal.drills.steps.outage import exchange_outage
 
 __all__ = ["KINDS", "Step"]
 

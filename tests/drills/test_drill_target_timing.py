@@ -19,19 +19,19 @@ import pytest
 from autoheal.cli.drill import EXIT_USAGE, drill_command
 from autoheal.config import load_config
 from autoheal.drills.catalog import load_catalog
-from autoheal.drills.runner import time_basis
-from autoheal.drills.target import (
+from autoheal.drills.plan import (
     BASIS_TARGET,
-    DrillLock,
     DrillTarget,
     PhaseTimes,
     ProbeTiming,
     TargetTiming,
     default_wait_s,
     phase_times,
-    precondition_problem,
     target_plan,
 )
+from autoheal.drills.preconditions import precondition_problem
+from autoheal.drills.runner import time_basis
+from autoheal.drills.stacks.target import DrillLock
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "autoheal.toml"

@@ -416,7 +416,12 @@ def _fleet_status(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
     text = ctx.main("fleet", "status", "--config", cfg).showing()
     as_json = ctx.main("fleet", "status", "--json", "--config", cfg)
     assert json.loads(as_json.out)["switch"]["reason"] == HOSTILE
-    return [text, as_json]
+    # A config without [fleet] whose file name is hostile: the error names the file.
+    no_fleet = ctx.tmp / f"{HOSTILE_ARG.replace('/', '')}.toml"
+    no_fleet.write_text(f'environment = "paper"\n[paths]\nruntime_dir = "{ctx.runtime_dir}"\n')
+    unset = ctx.main("fleet", "status", "--config", str(no_fleet)).showing()
+    assert unset.code == 2, unset
+    return [text, as_json, unset]
 
 
 @case(("fleet", "halt"), ("fleet", "reduce-only"), ("fleet", "run"), slow=True)

@@ -13,7 +13,8 @@ countdown. The countdown and its refresh are the runbook's (Binance: 120 s and
   it. Nobody cancels anything on the host's behalf: the exchange's own countdown
   must empty the book within the countdown plus one refresh. Mutation:
   ``deadman = false`` (the trader never arms the countdown) leaves the orders
-  resting. (``supervised = false`` runs the trader bare and SIGKILLs it directly.)
+  resting. (``supervised = false`` runs the trader bare and SIGKILLs it directly;
+  ``stop_wait_s``, default 10, bounds the wait for the operator's stop.)
   With ``fault = "hang"`` (scenario ``host_hangs_with_resting_orders``, not in the
   default run) the trader is SIGSTOPped instead: alive, frozen, refreshing nothing.
 * ``deadman_stop_file``: ``STOP.TXT`` appears; the trader stays up, stops
@@ -29,20 +30,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
-from autoheal.drills.daemon_stack import DaemonHarness, feed_prices
-from autoheal.drills.exchange import ExchangeHarness
-from autoheal.store import commands as queue
-from autoheal.store import layout as runtime_files
+from autoheal.drills.stacks.commands import queue_command
+from autoheal.drills.stacks.demo import DaemonHarness, feed_prices
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.harness import Spawned
+from autoheal.store import layout
 from autoheal.store.atomic import read_json
-from autoheal.store.journal import Journal
 
 __all__ = ["deadman_host_dies", "deadman_stop_file"]
 
@@ -50,38 +51,24 @@ ORDERS = "POST /api/orders"
 #: Real seconds the setup may take (start a Python process, place the orders, arm).
 SETUP_TIMEOUT_S = 10.0
 POLL_S = 0.02
+#: Real seconds the operator's ``stop`` may take (``params.stop_wait_s``), and the bare
+#: trader's grace after SIGTERM in the rollback.
+STOP_WAIT_S = 10.0
+TRADER_STOP_S = 5.0
 
 
-class _Trader:
-    """The demo trader as a subprocess, with its log file."""
+class _Trader(Spawned):
+    """The demo trader as a subprocess of the drill (in its roster), with its log file."""
 
-    def __init__(self, argv: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    async def akill(self) -> int:
+        return await anyio.to_thread.run_sync(self.kill)
 
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    async def kill(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGKILL)
-        return await anyio.to_thread.run_sync(self.popen.wait, 5.0)
-
-    async def stop(self) -> int | None:
+    async def astop(self) -> int:
         """SIGCONT (it may be frozen), SIGTERM, wait up to 5 s, then SIGKILL (the rollback)."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGCONT)
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                return await anyio.to_thread.run_sync(self.popen.wait, 5.0)
-            except subprocess.TimeoutExpired:
-                return await self.kill()
-        return self.popen.returncode
+        return await anyio.to_thread.run_sync(partial(self.stop, TRADER_STOP_S, thaw=True))
 
     def lines(self, needle: str) -> list[str]:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return [line for line in text.splitlines() if needle in line]
+        return [line for line in self.log_text().splitlines() if needle in line]
 
 
 def _policy(ctx: DrillContext) -> tuple[float, float]:
@@ -116,13 +103,13 @@ def _start_trader(ctx: DrillContext, ex: ExchangeHarness, *, max_orders: int | N
             "--stop-file", str(trader_dir / "STOP.TXT"),
             *_trader_args(ctx, ex, max_orders=max_orders)]
     ctx.details["trader_argv"] = argv[3:]
-    trader = _Trader(argv, ctx.runtime_dir / "trader.log")
+    trader = _Trader(argv, ctx.runtime_dir / "trader.log", roster=ctx.processes)
 
     async def stop() -> Any:
-        return await trader.stop()
+        return await trader.astop()
 
     ctx.add_rollback("stop_trader", stop)
-    ctx.details["trader_pid"] = trader.popen.pid
+    ctx.details["trader_pid"] = trader.pid
     return trader
 
 
@@ -172,7 +159,8 @@ max_age = "1s"
 """)
     shared = home / "shared_data"
     shared.mkdir(exist_ok=True)
-    daemon = DaemonHarness(config, shared, ctx.runtime_dir / "daemon.log").start()
+    daemon = DaemonHarness(config, shared, ctx.runtime_dir / "daemon.log", roster=ctx.processes)
+    daemon.start()
 
     async def stop() -> Any:
         return await daemon.stop()
@@ -182,16 +170,13 @@ max_age = "1s"
     return daemon, shared
 
 
-async def _operator_stop(shared: Path, service: str, timeout_s: float = 10.0) -> str:
-    """The operator's durable ``stop`` command (what ``autoheal stop`` submits); its status."""
-
-    def submit_and_wait() -> str:
-        with Journal.open(shared) as journal:
-            submitted = queue.submit(journal, "stop", service, {"reason": "drill: host dies"},
-                                     "autoheal-drill", ttl=60.0)
-            return str(queue.wait_result(journal, submitted.command.id, timeout_s).status)
-
-    return await anyio.to_thread.run_sync(submit_and_wait)
+async def _operator_stop(shared: Path, service: str, timeout_s: float) -> str:
+    """The operator's durable ``stop`` command (what ``autoheal stop`` submits); its status
+    (``pending`` or ``claimed`` when the daemon did not finish it within ``timeout_s``)."""
+    command = await queue_command(
+        shared, "stop", service, {"reason": "drill: host dies"}, timeout_s=timeout_s
+    )
+    return str(command.status)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -286,17 +271,21 @@ async def deadman_host_dies(ctx: DrillContext) -> None:
         if pid is None:
             raise RuntimeError("the daemon's health document names no trader pid")
         ctx.details["trader_pid"] = pid
+        # The daemon's service is the drill's too: should the stop below fail and the
+        # daemon be gone before it could stop the trader, the teardown still reaps it.
+        ctx.processes.add(pid, "trader (the daemon's service)")
         ctx.mark_fault()
-        ctx.observe("operator_stop", await _operator_stop(shared, "trader"))
+        stop_wait = float(p.get("stop_wait_s", STOP_WAIT_S))
+        ctx.observe("operator_stop", await _operator_stop(shared, "trader", stop_wait))
         if not _pid_alive(pid):
             ctx.event("trader_killed")
         ctx.observe("trader_dead", not _pid_alive(pid))
     elif hang:
-        trader.popen.send_signal(signal.SIGSTOP)  # alive and frozen: its loop refreshes nothing
+        trader.send(signal.SIGSTOP)  # alive and frozen: its loop refreshes nothing
         ctx.mark_fault()
         ctx.event("trader_frozen")
     else:
-        status = await trader.kill()
+        status = await trader.akill()
         ctx.mark_fault()
         ctx.event("trader_killed")
         ctx.observe("trader_dead", status == -signal.SIGKILL)
@@ -314,7 +303,7 @@ async def deadman_host_dies(ctx: DrillContext) -> None:
 
 def _service_pid(shared: Path) -> int | None:
     """The trader's pid as the daemon's health document reports it (``None``: not running)."""
-    doc = read_json(shared / runtime_files.HEALTH).doc or {}
+    doc = read_json(shared / layout.HEALTH).doc or {}
     pid = ((doc.get("components") or {}).get("trader") or {}).get("pid")
     return pid if isinstance(pid, int) and pid > 0 else None
 

@@ -1,6 +1,6 @@
 """The ``daemon`` kind: runbook drills played against a real ``autoheal run --chaos`` stack.
 
-The stack (:mod:`autoheal.drills.daemon_stack`): the fake exchange and a
+The stack (:class:`~autoheal.drills.stacks.demo.DemoStack`): the fake exchange and a
 fault proxy in front of it on OS-picked ports, a config rendered from a template
 with the runbook policy scaled by ``time_scale``, and the daemon in chaos mode.
 Faults go through the daemon's command queue, so they are real and journaled.
@@ -37,7 +37,7 @@ on the runtime directory gives for a new buy and a position-reducing sell (``ok`
 allowed, ``degraded`` when paused, ``failsafe_active``, ...). The outage drills use
 them to check, while the fault lasts, that buys are refused and sells still go through.
 
-With a target (``--target CONFIG``, :mod:`autoheal.drills.target`) no stack is
+With a target (``--target CONFIG``, :mod:`autoheal.drills.stacks.target`) no stack is
 started: the fault goes through the target's own queue and the target's health is
 watched; ``orders_before_fault`` and ``new_orders_after_*`` are then not recorded and
 the criteria on them are skipped.
@@ -60,31 +60,21 @@ from typing import Any
 import anyio
 import orjson
 
-from autoheal.drills.catalog import SCENARIO_DIR
 from autoheal.drills.context import DrillContext
-from autoheal.drills.daemon_stack import (
-    DaemonHarness,
-    DrillUnavailableError,
-    ProxyHarness,
-    feed_prices,
-    render_config,
-    scaled_policy,
-)
+from autoheal.drills.errors import DrillUnavailableError
 from autoheal.drills.evaluate import MISSING, holds
-from autoheal.drills.exchange import ExchangeHarness
-from autoheal.drills.target import TargetStack
+from autoheal.drills.stacks.demo import DemoStack, feed_prices
+from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.target import TargetStack
 from autoheal.guard.gate import TradingGate
-from autoheal.store import layout as runtime_files
-from autoheal.store.atomic import read_json
+from autoheal.store import layout
 from autoheal.store.flags import read_flags, stop_file_present
 
-__all__ = ["DrillUnavailableError", "daemon", "lookup", "watches_fired"]
+__all__ = ["daemon", "lookup", "watches_fired"]
 
-HEALTH = runtime_files.HEALTH
 POLL_S = 0.05
 #: How long past its deadline an event is still waited for (for the report only).
 OVERDUE_GRACE_S = 0.5
-DEFAULT_VARS = {"rest_timeout": "3s", "feeder_stop_signal": "SIGTERM", "ws_max_age": "1s"}
 
 
 def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
@@ -114,86 +104,7 @@ def watches_fired(doc: Mapping[str, Any], watches: Sequence[Mapping[str, Any]],
     return fired
 
 
-class _Stack:
-    """The running pieces of one drill, for the fault and the final observations."""
-
-    has_exchange = True
-    notes_offset = 0
-
-    def __init__(self, ctx: DrillContext) -> None:
-        self.ctx = ctx
-        self.shared = ctx.runtime_dir / "shared_data"
-        self.stop_file = ctx.runtime_dir / "STOP.TXT"
-        self.config = ctx.runtime_dir / "drill_config.toml"
-        template = Path(str(ctx.params.get("config", "daemon_demo.toml.in")))
-        if not template.is_absolute():
-            beside = Path(ctx.scenario.source).parent / template
-            # An operator's scenario in its own directory may use the shipped template.
-            template = beside if beside.exists() else SCENARIO_DIR / template
-        self.template = template
-        self.proxy: ProxyHarness | None = None
-        self.daemon = DaemonHarness(self.config, self.shared, ctx.runtime_dir / "daemon.log")
-
-    def health(self) -> dict[str, Any]:
-        doc = read_json(self.shared / HEALTH).doc
-        return doc if isinstance(doc, dict) else {}
-
-    def alive(self) -> bool:
-        return self.daemon.alive()
-
-    def gone_message(self) -> str:
-        return f"the daemon exited; see {self.daemon.log_path}"
-
-    @property
-    def chaos_calls(self) -> list[dict[str, Any]]:
-        return self.daemon.chaos_calls
-
-    async def chaos(self, fault: str, target: str = "", **payload: Any) -> dict[str, Any]:
-        return await self.daemon.chaos(fault, target, **payload)
-
-    def render(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
-        p, extra = self.ctx.params, extra or {}
-        if self.proxy is None:
-            raise DrillUnavailableError("no fault proxy")
-        render_config(
-            self.template, self.config, proxy_port=self.proxy.port,
-            proxy_control=self.proxy.control_file,
-            policy=scaled_policy(self.ctx.scenario.time_scale, p.get("policy_overrides", {})),
-            feeder_args=[*p.get("feeder_args", []), *extra.get("feeder", [])],
-            trader_args=[*p.get("trader_args", []), *extra.get("trader", [])],
-            variables={**DEFAULT_VARS, **p.get("vars", {})})
-
-    async def start(self) -> None:
-        ctx = self.ctx
-        ex = await ctx.start_exchange()
-        self.proxy = proxy = ProxyHarness(ctx.runtime_dir / "proxy", ex.url.split("//", 1)[1])
-
-        async def stop_proxy() -> None:
-            ctx.details["proxy_exit"] = await proxy.stop()
-
-        ctx.add_rollback("stop_proxy", stop_proxy)
-        await proxy.start()
-        ctx.details["proxy_pid"] = proxy.pid
-        self.render()
-        self.daemon.start()
-
-        async def stop_daemon() -> None:
-            ctx.details["daemon_exit"] = await self.daemon.stop()
-
-        ctx.add_rollback("stop_daemon", stop_daemon)
-        ctx.details["daemon_pid"] = self.daemon.pid
-
-        async def heal() -> Any:
-            # Undo any fault still active (a stalled process gets its SIGCONT) before
-            # the daemon stops; a daemon that is gone has nothing left to heal.
-            if not self.daemon.alive():
-                return "daemon gone"
-            return (await self.daemon.chaos("heal", timeout_s=5.0)).get("healed")
-
-        ctx.add_rollback("chaos_heal", heal)
-
-
-Stack = _Stack | TargetStack
+Stack = DemoStack | TargetStack
 #: Roots a watch path may start with besides the health document's own keys.
 FLAGS_ROOT, GATE_ROOT = "global_flags", "gate"
 
@@ -319,7 +230,7 @@ async def _inject(ctx: DrillContext, stack: Stack) -> None:
         case "latency":
             result = await stack.chaos("latency", target, duration=duration,
                                               ms=float(p.get("latency_ms", 2000)))
-        case "fail_on_start" if isinstance(stack, _Stack):
+        case "fail_on_start" if isinstance(stack, DemoStack):
             # The operator's view of "a feeder that cannot start": its command line
             # changed for the worse; hot reload restarts it on the new argv.
             stack.render({target: [str(a) for a in p.get("fault_args", ["--fail-on-start"])]})
@@ -360,7 +271,7 @@ def _kind(line: str) -> str:
 def _final(ctx: DrillContext, stack: Stack, restarts_before: int) -> None:
     doc = stack.health()
     read = read_flags(stack.shared)
-    notes = stack.shared / runtime_files.NOTIFICATIONS
+    notes = stack.shared / layout.NOTIFICATIONS
     ctx.observe("restarts_added", _restarts(doc) - restarts_before)
     ctx.observe("stop_file_present", stop_file_present(stack.stop_file))
     # Unreadable flags are recorded as such: a criterion then fails naming them.
@@ -387,7 +298,7 @@ async def daemon(ctx: DrillContext) -> None:
             target cannot take this drill.
     """
     p = ctx.params
-    stack: Stack = _Stack(ctx) if ctx.target is None else TargetStack(ctx, ctx.target)
+    stack: Stack = DemoStack(ctx) if ctx.target is None else TargetStack(ctx, ctx.target)
     await stack.start()
     ready = [{"event": "ready", "path": "dor", "op": "==", "value": True}]
     await _poll(ctx, stack, ready, float(p.get("ready_timeout_s", 20.0)))
