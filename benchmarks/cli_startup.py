@@ -44,16 +44,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoheal.core.stats import percentile  # one percentile: nearest rank
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 PEER_BIN = BENCH_DIR / ".venv-peers" / "bin"
 DEFAULT_CONFIG = REPO / "config" / "autoheal.toml"
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile (0..1) of ``samples``."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def autoheal_argv(*args: str) -> list[str]:
@@ -129,7 +125,7 @@ def measure(
             "env": cmd.env,
             "exit_codes": sorted(codes[label]),
             "median_ms": round(statistics.median(got), 1),
-            "p90_ms": round(percentile(got, 0.9), 1),
+            "p90_ms": round(percentile(got, 90), 1),
             "min_ms": round(min(got), 1),
             "max_ms": round(max(got), 1),
             "samples_ms": [round(s, 1) for s in got],

@@ -28,14 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from autoheal.core.stats import p95  # one percentile: nearest rank
 from autoheal.drills.stacks.simple import Runtime, wait_for
 
 SERVICE = "svc"
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def summary(label: str, samples: list[float], *, width: int = 36, mid: str = "median") -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -44,6 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from autoheal.core.stats import p95  # one percentile: nearest rank
 from autoheal.drills.stacks.harness import autoheal_argv
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -376,11 +376,10 @@ def run_trials(kind: str, workload: str, args: argparse.Namespace, bindir: Path)
 def summarize(samples: Sequence[float]) -> dict[str, float]:
     """p50 (median), p95 (nearest rank) and max, in milliseconds."""
     ordered = sorted(samples)
-    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
     return {
         "n": len(ordered),
         "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(p95 * 1000, 2),
+        "p95_ms": round(p95(ordered) * 1000, 2),
         "max_ms": round(ordered[-1] * 1000, 2),
     }
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -76,6 +75,7 @@ from restart_latency import (
     proc_pids,
 )
 
+from autoheal.core.stats import percentile  # one percentile: nearest rank
 from autoheal.drills.stacks.harness import autoheal_argv
 
 #: The children's command line is ``sleep 200000.<i>`` (other benchmarks use other numbers).
@@ -248,12 +248,6 @@ class LagSampler(threading.Thread):
 # --- one (supervisor, N) --------------------------------------------------------------
 
 
-def _pct(samples: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
@@ -381,7 +375,7 @@ def measure(kind: str, count: int, args: argparse.Namespace, bindir: Path) -> di
                     raise SystemExit(f"{kind} exited with {proc.returncode}")
             if restarts:
                 result["restart_p50_ms"] = _ms(statistics.median(restarts))
-                result["restart_p95_ms"] = _ms(_pct(restarts, 0.95))
+                result["restart_p95_ms"] = _ms(percentile(restarts, 95))
                 result["restart_max_ms"] = _ms(max(restarts))
                 result["trials"] = len(restarts)
             lag.phase = "done"
@@ -398,7 +392,7 @@ def measure(kind: str, count: int, args: argparse.Namespace, bindir: Path) -> di
         if kind == "autoheal":
             steady = lag.lags("idle", "trials")
             startup = lag.lags("startup")
-            result["loop_lag_p99_ms"] = _ms(_pct(steady, 0.99)) if steady else None
+            result["loop_lag_p99_ms"] = _ms(percentile(steady, 99)) if steady else None
             result["loop_lag_max_ms"] = _ms(max(steady)) if steady else None
             result["loop_lag_samples"] = len(steady)
             result["loop_lag_startup_max_ms"] = _ms(max(startup)) if startup else None

@@ -30,14 +30,10 @@ from pathlib import Path
 
 import httpx
 
+from autoheal.core.stats import p95  # one percentile: nearest rank
 from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
 
 SCRAPE_TIMEOUT_S = 10.0
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def scrape_all(url: str, scrapes: int) -> tuple[list[float], int]:

@@ -89,6 +89,8 @@ class FakeProcessControl:
 
     Attributes:
         started: service names, one per successful ``start``, in order.
+        started_at: the event loop's time (``anyio.current_time()``) of each of those
+            starts: on a virtual clock, when the daemon restarted what.
         stops: service names, one per ``stop`` that found a running process, in order.
     """
 
@@ -99,6 +101,7 @@ class FakeProcessControl:
         self._crash_on_start: dict[str, int] = {}
         self._ignore_stop: set[str] = set()
         self.started: list[str] = []
+        self.started_at: list[float] = []
         self.stops: list[str] = []
 
     # -- test controls ----------------------------------------------------------------
@@ -212,6 +215,7 @@ class FakeProcessControl:
         proc = _FakeProcess(spec.name, identity)
         self._procs[pid] = proc
         self.started.append(spec.name)
+        self.started_at.append(anyio.current_time())
         crash = self._crash_on_start.get(spec.name)
         if crash is not None:
             proc.end(crash)

@@ -32,6 +32,7 @@ from autoheal.core import (
 )
 from autoheal.core.backoff import delay_for
 from autoheal.core.machine import dor, flags_for
+from autoheal.core.stages import TRANSITIONS
 from autoheal.core.state import RuntimeState, state_from_dict, state_to_dict
 
 from .conftest import HEAL, make_policy
@@ -99,6 +100,18 @@ class StageMachineModel(RuleBasedStateMachine):
                 assert math.isclose(delay, delay_for(cs.attempts, HEAL), abs_tol=1e-6)
                 assert any(math.isclose(delay, d, abs_tol=1e-6) for d in HEAL.restart_backoff)
                 assert delay <= HEAL.restart_backoff[-1] + 1e-6
+        # The core names the action that answers a command (issue 19): one of its own
+        # actions, the process action of the component a restart/stop/start names.
+        if isinstance(obs, OperatorRestarted | OperatorStopped | OperatorStarted):
+            assert decision.reply_after is not None
+            assert decision.reply_after in decision.actions
+            assert decision.reply_after.component == obs.component
+        else:
+            assert decision.reply_after is None
+        # Every move is one of the table's (stages.TRANSITIONS, the h11 way).
+        for action in decision.actions:
+            if isinstance(action, LogTransition):
+                assert action.to_stage in TRANSITIONS[action.from_stage], action
         self.track_probes(obs)
         for action in decision.actions:
             if isinstance(action, LogTransition) and action.reason == "verified":

@@ -22,6 +22,7 @@ import pytest
 
 from autoheal.config import Config, load_config
 from autoheal.core import OperatorRestarted
+from autoheal.daemon.interpreter import Interpreter
 from autoheal.daemon.loop import Daemon
 from autoheal.store.atomic import read_json
 from autoheal.testing import FakeProcessControl
@@ -70,12 +71,11 @@ def config(tmp_path: Path) -> Config:
 
 
 @asynccontextmanager
-async def running_daemon(config: Config, fake: FakeProcessControl) -> AsyncIterator[Daemon]:
+async def running_daemon(config: Config, fake: FakeProcessControl) -> AsyncIterator[Interpreter]:
     """Run the daemon until the block ends, then cancel it (it stops its services)."""
     daemon = Daemon(config, procs=fake)
     async with anyio.create_task_group() as tg:
-        await tg.start(lambda task_status: daemon.run(task_status=task_status))
-        yield daemon
+        yield await tg.start(lambda task_status: daemon.run(task_status=task_status))
         tg.cancel_scope.cancel()
     gc.collect()  # an unclosed stream of the daemon's would warn (error) here, not later
 
@@ -162,12 +162,12 @@ async def test_daemon_restarts_a_healthy_service_that_exited(config: Config) -> 
 
 async def test_daemon_operator_restart_gives_a_new_pid(config: Config) -> None:
     fake = FakeProcessControl()
-    async with running_daemon(config, fake) as daemon:
+    async with running_daemon(config, fake) as interpreter:
         first = fake.current("feeder")
         assert first is not None
         await wait_for(lambda: dor_with_pid(config, first.pid), "DOR true with the first pid")
 
-        assert daemon.apply(OperatorRestarted("feeder", "test", "pytest"))
+        assert interpreter.apply(OperatorRestarted("feeder", "test", "pytest"))
         await wait_for(lambda: len(fake.started) == 2, "the operator restart")
         second = fake.current("feeder")
         assert second is not None and second.pid != first.pid
@@ -229,8 +229,10 @@ async def test_failing_state_and_health_writes_are_retried_each_beat_loudly_not_
         for path in (state_path, health_path):
             path.rmdir()
         await wait_for(
-            lambda: doc(state_path).get("components", {}).get("feeder", {}).get("restarts", 0)
-            > restarts_before,
+            lambda: (
+                doc(state_path).get("components", {}).get("feeder", {}).get("restarts", 0)
+                > restarts_before
+            ),
             "the restart saved once the path is repaired",
         )
         await wait_for(lambda: health(config).get("components") is not None, "health again")

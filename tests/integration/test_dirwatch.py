@@ -132,22 +132,13 @@ async def test_kill_switch_does_not_claim_to_watch_when_the_stop_folder_is_a_fil
     tmp_path: Path,
 ) -> None:
     # With STOP.TXT's folder replaced by a plain file nothing could hear STOP.TXT appear:
-    # the kill switch must say it is not watching (then every beat reads the files).
-    from autoheal.core.state import RuntimeState
-    from autoheal.daemon.killswitch import FileLayer, KillSwitch
+    # the watch must say it is not watching (then every beat reads the files).
+    from autoheal.daemon.clock import LoopClock
+    from autoheal.daemon.watch import DirectoryWatch
 
     runtime, _ = folders(tmp_path)
     not_a_folder = tmp_path / "stop"
     not_a_folder.write_text("a file where the stop file's folder should be")
-    switch = KillSwitch(
-        FileLayer(runtime, not_a_folder / "STOP.TXT"),
-        state=lambda: RuntimeState({}, {}),
-        apply=lambda _obs: None,
-        execute=lambda _action: None,
-        journal_event=lambda *_a, **_k: None,
-        clock=lambda: 0.0,
-        wall=lambda: 0.0,
-    )
     said: list[bool] = []
     told = anyio.Event()
 
@@ -155,15 +146,16 @@ async def test_kill_switch_does_not_claim_to_watch_when_the_stop_folder_is_a_fil
         said.append(watching)
         told.set()
 
+    watch = DirectoryWatch(
+        folders=[not_a_folder],
+        files=[runtime / "global_flags.json", runtime / "journal.sqlite-wal"],
+        clock=LoopClock(),
+        on_watching=on_watching,
+    )
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                lambda: switch.watch(
-                    on_journal_change=lambda: None,
-                    journal_names={"journal.sqlite-wal"},
-                    on_watching=on_watching,
-                )
-            )
+            tg.start_soon(watch.run)
             await told.wait()
             tg.cancel_scope.cancel()
     assert said == [False]
+    assert not watch.watching

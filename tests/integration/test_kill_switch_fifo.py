@@ -15,7 +15,9 @@ import pytest
 
 from autoheal.cli.check import read_kill_switch
 from autoheal.cli.status import read_status
+from autoheal.core.machine import step
 from autoheal.core.state import initial_state
+from autoheal.core.switch import due_writes
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.store.alerts import alert_path
@@ -50,18 +52,21 @@ def test_regression_issue18_a9_the_daemons_reader_never_hangs_on_a_fifo(
     files = FileLayer(runtime, tmp_path / "STOP.TXT")
     view = returns_within(files.read, fifo)
     assert "not a regular file" in view.flags_invalid
-    state = initial_state(make_policy())
-    ks = KillSwitch(
-        files,
-        state=lambda: state,
-        apply=lambda obs: None,
-        execute=Effects(runtime, wall=lambda: 1.0).execute,
-        journal_event=lambda *a, **k: None,
-        clock=lambda: 1.0,
-        wall=lambda: 1.0,
-    )
-    returns_within(lambda: ks.reconcile(startup=True), fifo)
-    assert ks.switch.flags_invalid
+    policy = make_policy()
+    ks = KillSwitch(files, wall=lambda: 1.0)
+    effects = Effects(runtime, wall=lambda: 1.0)
+    decisions = []
+
+    def reconcile() -> None:
+        decision = step(initial_state(policy), ks.read(startup=True), 1.0, policy)
+        decisions.append(decision)
+        for action in decision.actions:
+            effects.execute(action)  # a notice, an alert: nothing else is due
+        for action in due_writes(decision.state.switch, decision.state, 1.0):
+            ks.write(action, just_read=True)
+
+    returns_within(reconcile, fifo)
+    assert decisions[0].state.switch.flags_invalid
     assert alert_path(runtime, "flags_invalid").exists()  # loud
     assert os.path.exists(fifo) and not os.path.isfile(fifo)  # left alone: never written over
 

@@ -30,6 +30,7 @@ import pytest
 
 from autoheal.core.actions import (
     ClearAlert,
+    LogSwitchEvent,
     LogTransition,
     RaiseAlert,
     RestartProcess,
@@ -47,8 +48,10 @@ from autoheal.core.observations import (
     ProbeFailed,
     ProbeSucceeded,
     SpawnFinished,
+    SwitchFilesRead,
 )
 from autoheal.core.state import RuntimeState, initial_state
+from autoheal.core.switch import SwitchWrite, due_writes
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.guard import RiskGuard, TradingGate, parse_limits
@@ -68,18 +71,11 @@ class Slice:
         self.stop_file = stop_file
         self.now = 10.0
         self.journal = Journal.open(runtime_dir)
-        self.effects = Effects(runtime_dir, wall=self.wall, journal=lambda: self.journal)
+        self.effects = Effects(runtime_dir, wall=self.wall, journal=self.journal)
         self.state: RuntimeState = initial_state(POLICY)
-        self.killswitch = KillSwitch(
-            FileLayer(runtime_dir, stop_file),
-            state=lambda: self.state,
-            apply=self.apply,
-            execute=self.effects.execute,
-            journal_event=self.effects.journal_event,
-            clock=lambda: self.now,
-            wall=self.wall,
-        )
-        self.killswitch.reconcile(startup=True)
+        self.killswitch = KillSwitch(FileLayer(runtime_dir, stop_file), wall=self.wall)
+        self.reading = False
+        self.read_switch(startup=True)
         for name in POLICY.components:
             self.apply(SpawnFinished(name, True))
             for probe in ("process", "heartbeat"):
@@ -96,16 +92,36 @@ class Slice:
             return False
         self.state = decision.state
         for action in decision.actions:
-            if isinstance(action, SendNotice | LogTransition | RaiseAlert | ClearAlert):
+            if isinstance(
+                action, SendNotice | LogTransition | LogSwitchEvent | RaiseAlert | ClearAlert
+            ):
                 self.effects.execute(action)
             elif not isinstance(action, StartProcess | RestartProcess | StopProcess):
-                self.killswitch.write(action)  # the kill-switch files' writes
+                self.write(action)  # the kill-switch files' writes
 
         return True
 
+    def read_switch(self, *, startup: bool = False, read: SwitchFilesRead | None = None) -> None:
+        """As the interpreter does: read (the core steps what an operator did), then
+        write what is due."""
+        reading, self.reading = self.reading, True
+        try:
+            self.apply(read or self.killswitch.read(startup=startup))
+            for action in due_writes(self.state.switch, self.state, self.now):
+                self.write(action)
+        finally:
+            self.reading = reading
+
+    def write(self, action: SwitchWrite) -> None:
+        outcome = self.killswitch.write(action, just_read=self.reading)
+        if isinstance(outcome, SwitchFilesRead):
+            self.read_switch(read=outcome)
+        elif outcome is not None:
+            self.apply(outcome)
+
     def reconcile(self) -> None:
         self.now += 1.0
-        self.killswitch.reconcile()
+        self.read_switch()
 
     def flags(self) -> dict[str, object]:
         doc = orjson.loads((self.runtime_dir / FLAGS_FILENAME).read_bytes())

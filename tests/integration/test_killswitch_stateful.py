@@ -63,13 +63,15 @@ from autoheal.core.observations import (
     ProbeSucceeded,
     ProcessExited,
     SpawnFinished,
+    SwitchFilesRead,
 )
 from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
 from autoheal.core.state import RuntimeState, initial_state
-from autoheal.core.switch import RISK, SwitchWrite
+from autoheal.core.switch import RISK, SwitchWrite, due_writes
 from autoheal.daemon import files as daemon_files
 from autoheal.daemon.commands import observation_for
 from autoheal.daemon.effects import Effects
+from autoheal.daemon.health import kill_switch_doc
 from autoheal.daemon.killswitch import FileLayer, KillSwitch
 from autoheal.daemon.notify import NotificationLog, Notifier
 from autoheal.guard.gate import TradingGate
@@ -158,17 +160,28 @@ class Runtime:
         )
         self.state: RuntimeState = restored or initial_state(POLICY)
         notifier = Notifier(NotificationLog(files.runtime_dir / "notifications.log"))
-        self.effects = Effects(files.runtime_dir, wall=self.wall, notifier=lambda: notifier)
-        self.killswitch = KillSwitch(
-            files,
-            state=lambda: self.state,
-            apply=self.apply,
-            execute=self.effects.execute,
-            journal_event=lambda *a, **k: None,
-            clock=lambda: self.clock[0],
-            wall=self.wall,
-        )
-        self.killswitch.reconcile(startup=True)
+        self.effects = Effects(files.runtime_dir, wall=self.wall, notifier=notifier)
+        self.killswitch = KillSwitch(files, wall=self.wall)
+        self.reading = False
+        self.reconcile(startup=True)
+
+    def reconcile(self, *, startup: bool = False, read: SwitchFilesRead | None = None) -> None:
+        """As the interpreter does: read (the core steps what an operator did), then
+        write what is due."""
+        reading, self.reading = self.reading, True
+        try:
+            self.apply(read or self.killswitch.read(startup=startup))
+            for action in due_writes(self.state.switch, self.state, self.clock[0]):
+                self.write(action)
+        finally:
+            self.reading = reading
+
+    def write(self, action: SwitchWrite) -> None:
+        outcome = self.killswitch.write(action, just_read=self.reading)
+        if isinstance(outcome, SwitchFilesRead):
+            self.reconcile(read=outcome)
+        elif outcome is not None:
+            self.apply(outcome)
 
     def wall(self) -> float:
         return 1_700_000_000.0 + self.clock[0]
@@ -187,7 +200,7 @@ class Runtime:
         )
         for action in decision.actions:
             if isinstance(action, SwitchWrite):
-                self.killswitch.write(action)
+                self.write(action)
             elif isinstance(action, RestartProcess | StartProcess):
                 self.started.append((action.component, self.state.failsafe is not None))
                 self.apply(SpawnFinished(action.component, self.can_start))
@@ -242,8 +255,8 @@ class KillSwitchMachine(RuleBasedStateMachine):
     def heartbeat(self) -> None:
         # Twice: the daemon's own flags write wakes its watch, which reconciles again
         # (a latch the clear of a failsafe left in place asks again then).
-        self.rt.killswitch.reconcile()
-        self.rt.killswitch.reconcile()
+        self.rt.reconcile()
+        self.rt.reconcile()
 
     # -------------------------------------------------------------- automatic
 
@@ -380,7 +393,7 @@ class KillSwitchMachine(RuleBasedStateMachine):
     def the_gate_refuses_buys_while_the_failsafe_holds(self) -> None:
         if not self.active:
             return
-        failing = self.rt.killswitch.switch.failures
+        failing = self.rt.state.switch.failures
         flags_failing = core_switch.FLAGS in failing
         stop_failing = core_switch.STOP in failing or self.rt.state.reduce_only is not None
         if flags_failing and stop_failing:
@@ -393,12 +406,13 @@ class KillSwitchMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_failing_write_is_visible(self) -> None:
-        health = self.rt.killswitch.health(to_wall=0.0)
-        for key, failure in self.rt.killswitch.switch.failures.items():
+        switch = self.rt.state.switch
+        health = kill_switch_doc(switch, self.files.stop_file, to_wall=0.0)
+        for key, failure in switch.failures.items():
             assert alert_path(self.files.runtime_dir, core_switch.WRITE_FAILED_ALERT[key]).exists()
             assert health["write_failures"][key]["errno"] == failure.errno
         log = self.files.runtime_dir / "notifications.log"
-        if self.rt.killswitch.switch.failures:
+        if switch.failures:
             assert log.exists() and b"could not be" in log.read_bytes()
 
     @invariant()

@@ -170,7 +170,6 @@ class ChaosHandler:
         if self._tg is None:
             self.ports.fail(pending, "chaos_not_ready", "chaos is not started yet", False)
             return
-        pending.waits_for_process = True
         self._tg.start_soon(self._run, pending)
 
     async def _run(self, pending: PendingCommand) -> None:

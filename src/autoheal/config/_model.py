@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from autoheal.core.policy import HealPolicy
+
 if TYPE_CHECKING:  # a value, never decoded here; built by autoheal.guard.risk_limits
     from autoheal.guard.risk_limits import RiskLimits
 
@@ -53,16 +55,9 @@ class Paths(Frozen, frozen=True):
     stop_file: Path
 
 
-class PolicyConfig(Frozen, frozen=True):
-    """Healing policy (DESIGN.md §2); durations in seconds."""
-
-    failures_before_restart: int = 2
-    restart_backoff: tuple[float, ...] = (15.0, 30.0, 60.0, 120.0, 300.0)
-    verify_window: float = 90.0
-    max_restarts: int = 3
-    stable_reset: float = 600.0
-    #: A restart verifies no sooner than this after its spawn (supervisord's startsecs).
-    verify_min_uptime: float = 2.0
+#: Healing policy (DESIGN.md §2), durations in seconds: the core's own, with its
+#: defaults (the runbook's numbers) and its checks; one home, no field-by-field copy.
+PolicyConfig = HealPolicy
 
 
 class DaemonConfig(Frozen, frozen=True):

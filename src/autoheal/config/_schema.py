@@ -17,7 +17,11 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from autoheal.core.policy import HealPolicy
+
 Duration = str | int | float  # msgspec refuses bool here, as parse_duration does
+#: The healing policy's defaults (the runbook's numbers) have one home: the core.
+_HEAL = HealPolicy()
 
 
 class Invalid(Exception):
@@ -44,14 +48,15 @@ class RawPaths(_Raw, frozen=True):
 
 
 class RawPolicy(_Raw, frozen=True):
-    failures_before_restart: int = 2
+    # The defaults are the core's (core.policy.HealPolicy), in seconds.
+    failures_before_restart: int = _HEAL.failures_before_restart
     restart_backoff: list[Duration] = msgspec.field(
-        default_factory=lambda: ["15s", "30s", "60s", "120s", "300s"]
+        default_factory=lambda: list(_HEAL.restart_backoff)
     )
-    verify_window: Duration = "90s"
-    max_restarts: int = 3
-    stable_reset: Duration = "10m"
-    verify_min_uptime: Duration | None = None  # "2s", or verify_window when shorter
+    verify_window: Duration = _HEAL.verify_window
+    max_restarts: int = _HEAL.max_restarts
+    stable_reset: Duration = _HEAL.stable_reset
+    verify_min_uptime: Duration | None = None  # the core's, or verify_window when shorter
 
 
 class RawDaemon(_Raw, frozen=True):

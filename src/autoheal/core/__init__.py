@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from autoheal.core.actions import (
         Action,
+        LogSwitchEvent,
         LogTransition,
         RemoveRiskLatch,
         RemoveStop,
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
         ProcessExited,
         RiskLatchSeen,
         SpawnFinished,
+        SwitchFilesRead,
+        SwitchWriteFailed,
+        SwitchWriteLanded,
     )
     from autoheal.core.policy import ComponentSpec, Policy
     from autoheal.core.stages import Stage
@@ -59,6 +63,7 @@ _LAZY: dict[str, str] = {
     "FleetLost": "autoheal.core.observations",
     "FleetSwitchRead": "autoheal.core.observations",
     "IllegalCommandError": "autoheal.core.errors",
+    "LogSwitchEvent": "autoheal.core.actions",
     "LogTransition": "autoheal.core.actions",
     "Observation": "autoheal.core.observations",
     "OperatorClearedFailsafe": "autoheal.core.observations",
@@ -79,6 +84,9 @@ _LAZY: dict[str, str] = {
     "RuntimeState": "autoheal.core.state",
     "SendNotice": "autoheal.core.actions",
     "SpawnFinished": "autoheal.core.observations",
+    "SwitchFilesRead": "autoheal.core.observations",
+    "SwitchWriteFailed": "autoheal.core.observations",
+    "SwitchWriteLanded": "autoheal.core.observations",
     "Stage": "autoheal.core.stages",
     "StartProcess": "autoheal.core.actions",
     "StopProcess": "autoheal.core.actions",
@@ -108,6 +116,7 @@ __all__ = [
     "FleetLost",
     "FleetSwitchRead",
     "IllegalCommandError",
+    "LogSwitchEvent",
     "LogTransition",
     "Observation",
     "OperatorClearedFailsafe",
@@ -130,6 +139,9 @@ __all__ = [
     "Stage",
     "StartProcess",
     "StopProcess",
+    "SwitchFilesRead",
+    "SwitchWriteFailed",
+    "SwitchWriteLanded",
     "WriteFlags",
     "WriteStop",
     "initial_state",

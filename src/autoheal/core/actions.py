@@ -59,12 +59,14 @@ class RemoveStop:
 class RemoveRiskLatch:
     """Remove the guard's ``risk_latch.json``, if it is still the one the daemon saw.
 
-    Only an operator's clear of REDUCE_ONLY asks for it (the shell compares, so a
-    latch that appeared since is left, and asks for REDUCE_ONLY again).
+    Only an operator's clear of REDUCE_ONLY asks for it. ``version`` is the latch the
+    daemon saw (``LatchView.version``; empty: none seen, nothing to remove); the shell
+    compares, so a latch that appeared since is left, and asks for REDUCE_ONLY again.
     """
 
     reason: str
     set_by: str
+    version: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,20 @@ class ClearAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSwitchEvent:
+    """One log line and journal event for what someone did to the kill-switch files.
+
+    ``kind`` is ``operator_kill_switch`` (an operator's act) or
+    ``kill_switch_tightened`` (a writer that may only tighten); ``token`` says what
+    (``stop_file_removed``, ``flags_entered``, ``risk_latch``, ...).
+    """
+
+    kind: str
+    token: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogTransition:
     """One ``stage_transition`` log line and journal event."""
 
@@ -104,6 +120,9 @@ class LogTransition:
     attempt: int
     max_attempts: int
 
+
+#: The actions that take time (a task per component); one may answer an operator's command.
+ProcessAction = StartProcess | RestartProcess | StopProcess
 
 Action = (
     StartProcess
@@ -117,4 +136,5 @@ Action = (
     | RaiseAlert
     | ClearAlert
     | LogTransition
+    | LogSwitchEvent
 )

@@ -1,4 +1,8 @@
-"""What a command queue's facts mean: a reused idempotency key, and an orphaned claim.
+"""What a command queue's facts mean: its commands, a reused idempotency key, an orphaned claim.
+
+The command types are one enum (:class:`CommandType`) with one table of what each
+asks of the core (:func:`observation_for`); ``chaos_*`` commands are the fault
+injector's, and ``breaker_reset`` is the guard's, run by the CLI under its lock.
 
 Two decisions, as plain data in and plain data out (the SQLite and ``/proc`` work is in
 :mod:`autoheal.store.commands`):
@@ -18,15 +22,29 @@ Two decisions, as plain data in and plain data out (the SQLite and ``/proc`` wor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from autoheal.core.observations import (
+    Observation,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
+    OperatorRestarted,
+    OperatorSetReduceOnly,
+    OperatorStarted,
+    OperatorStopped,
+)
+
 __all__ = [
+    "CHAOS_PREFIX",
     "CLAIMER_DIED",
+    "COMPONENT_COMMANDS",
     "START_TIME_TOLERANCE_S",
     "TERMINAL_STATUSES",
     "Claimer",
+    "CommandType",
     "Intent",
     "KeyDecision",
     "KeyUse",
@@ -34,7 +52,65 @@ __all__ = [
     "claimer_gone",
     "claimer_of",
     "decide_key_use",
+    "is_chaos",
+    "observation_for",
 ]
+
+
+class CommandType(enum.StrEnum):
+    """The operator's commands that the queue carries (``commands.type`` in the journal)."""
+
+    RESTART = "restart"
+    STOP = "stop"
+    START = "start"
+    FAILSAFE_ENTER = "failsafe_enter"
+    FAILSAFE_CLEAR = "failsafe_clear"
+    FAILSAFE_REDUCE_ONLY = "failsafe_reduce_only"
+    #: Every circuit breaker of the guard, reset under its file lock (no core step).
+    BREAKER_RESET = "breaker_reset"
+
+
+#: The fault injector's commands are ``chaos_<fault>`` (``chaos_kill``, ``chaos_heal``, ...).
+CHAOS_PREFIX = "chaos_"
+
+#: The commands that name a component: what the core is asked, from (target, reason, actor).
+_COMPONENT: Mapping[str, Callable[[str, str, str], Observation]] = {
+    CommandType.RESTART: OperatorRestarted,
+    CommandType.STOP: OperatorStopped,
+    CommandType.START: OperatorStarted,
+}
+#: The commands for the whole runtime: what the core is asked, from (reason, actor).
+_RUNTIME: Mapping[str, Callable[[str, str], Observation]] = {
+    CommandType.FAILSAFE_ENTER: OperatorEnteredFailsafe,
+    CommandType.FAILSAFE_CLEAR: OperatorClearedFailsafe,
+    CommandType.FAILSAFE_REDUCE_ONLY: OperatorSetReduceOnly,
+}
+
+#: The commands that name a component (the others act on the whole runtime).
+COMPONENT_COMMANDS = frozenset(CommandType(t) for t in _COMPONENT)
+
+
+def is_chaos(command_type: str) -> bool:
+    """Whether a command is the fault injector's."""
+    return command_type.startswith(CHAOS_PREFIX)
+
+
+def observation_for(command_type: str, target: str, reason: str, actor: str) -> Observation | None:
+    """What a queued command asks of the core; None when it is not the core's to step
+    (a fault, a breaker reset) or not a command at all.
+
+    Args:
+        command_type: the command's type (a :class:`CommandType` value).
+        target: the component it names ("" for the runtime's commands).
+        reason: the operator's reason.
+        actor: who asked.
+    """
+    component = _COMPONENT.get(command_type)
+    if component is not None:
+        return component(target, reason, actor)
+    runtime = _RUNTIME.get(command_type)
+    return None if runtime is None else runtime(reason, actor)
+
 
 #: The reason token of a claim settled because its claimer is gone.
 CLAIMER_DIED = "claimer_died"
@@ -80,9 +156,7 @@ class KeyDecision:
     """For CONFLICT: which of ``type``, ``target``, ``payload`` differ, in that order."""
 
 
-def decide_key_use(
-    earlier: Intent | None, earlier_status: str | None, new: Intent
-) -> KeyDecision:
+def decide_key_use(earlier: Intent | None, earlier_status: str | None, new: Intent) -> KeyDecision:
     """What a submission of ``new`` means, given the command already under its key.
 
     Args:
@@ -119,9 +193,7 @@ class Claimer:
     """None for a claim from before claimer identities were recorded (``pid:N`` only)."""
 
 
-def claimer_of(
-    claimed_by: str | None, pid: int | None, start_time: float | None
-) -> Claimer | None:
+def claimer_of(claimed_by: str | None, pid: int | None, start_time: float | None) -> Claimer | None:
     """The claimer recorded in a row, or None when it names no process we could check.
 
     Rows written before the claimer columns existed name their claimer only as

@@ -7,11 +7,17 @@ Two kinds, kept apart on purpose:
 * **Operator commands** (``Operator*``) are requests; a command that does not
   apply raises :class:`~autoheal.core.errors.IllegalCommandError` or is refused
   by a safety gate with :class:`~autoheal.core.errors.CommandRefusedError`.
+
+The kill-switch files are facts like any other: what they say when read
+(:class:`SwitchFilesRead`) and how each of our writes went (:class:`SwitchWriteLanded`,
+:class:`SwitchWriteFailed`); ``step`` decides what that means (``core.switch``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from autoheal.core.switchfiles import DiskView, FlagsDoc
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +32,7 @@ class ProbeSucceeded:
 class ProbeFailed:
     """A probe failed with a reason token (``heartbeat_stale``, ``CONN_TIMEOUT``, ...).
 
-    A reason in :data:`~autoheal.core.stages.HARD_REASONS` means the process is gone.
+    A reason in :data:`~autoheal.core.reasons.HARD_REASONS` means the process is gone.
     """
 
     target: str
@@ -148,6 +154,36 @@ class FleetDetached:
     set stays until an operator clears it."""
 
 
+@dataclass(frozen=True, slots=True)
+class SwitchFilesRead:
+    """The kill-switch files as read now; ``startup``: by a daemon that just started
+    (nothing on disk may then loosen the resumed state)."""
+
+    disk: DiskView
+    startup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchWriteLanded:
+    """Our write (or removal) of a kill-switch file (``stop_file``, ``flags``,
+    ``risk_latch``) reached the disk: ``present`` for STOP.TXT (for the latch: a newer
+    one left standing), ``flags`` the document as written."""
+
+    key: str
+    present: bool | None = None
+    flags: FlagsDoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchWriteFailed:
+    """Our write (``op`` ``write``) or removal (``remove``) of a kill-switch file failed."""
+
+    key: str
+    op: str
+    errno: str
+    detail: str
+
+
 Observation = (
     ProbeSucceeded
     | ProbeFailed
@@ -165,4 +201,7 @@ Observation = (
     | FleetSwitchRead
     | FleetLost
     | FleetDetached
+    | SwitchFilesRead
+    | SwitchWriteLanded
+    | SwitchWriteFailed
 )

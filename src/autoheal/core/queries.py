@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoheal.core import stages as S
+from autoheal.core import reasons as R
 from autoheal.core.fleet import FLEET, FLEET_LOST
 from autoheal.core.policy import Policy
 from autoheal.core.stages import Stage
@@ -74,7 +74,7 @@ def flags_for(state: RuntimeState) -> FlagsView:
     failing = sorted(name for name, d in state.dependencies.items() if d.failing)
     if failing:
         detail = ",".join(f"{n}:{state.dependencies[n].reason}" for n in failing)
-        return FlagsView(False, "DEGRADED", f"{S.DEPENDENCY_FAILING} {detail}", "autoheal")
+        return FlagsView(False, "DEGRADED", f"{R.DEPENDENCY_FAILING} {detail}", "autoheal")
     if state.fleet.lost:
         # The fleet switch cannot be read: it may say HALT. Fail closed (buys paused).
         return FlagsView(False, "DEGRADED", f"{FLEET_LOST} {state.fleet.lost}", FLEET)

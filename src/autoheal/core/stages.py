@@ -1,8 +1,12 @@
-"""The five stages of a supervised component and the reason tokens they carry.
+"""The five stages of a supervised component, and the moves between them.
 
 Stage names are part of the contract: they appear in ``health_v2.json``,
-``autoheal_state.json``, log lines and metrics. Reason tokens are stable words
-shared by logs, files and tests: add new ones, never rename.
+``autoheal_state.json``, log lines and metrics. :data:`TRANSITIONS` is the table of
+every move the stage machine makes (each one a ``stage_transition`` line); which
+move happens when is decided by the rules of ``healing``, ``checks``,
+``operator_rules`` and ``fleet_rules`` (see ``machine.py``), and a property test
+checks that no step ever makes a move the table lacks. The reason tokens a move
+carries live in :mod:`autoheal.core.reasons`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,24 @@ class Stage(enum.StrEnum):
     NOTIFY = "NOTIFY"
 
 
+#: Every move between two stages, by the rule that makes it.
+TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    # a hard failure or N soft ones (restart now); the backoff after a failed one,
+    # or parked (a dependency failing, the kill switch holding); max_restarts == 0
+    Stage.OBSERVE: frozenset({Stage.RESTART, Stage.BACKOFF, Stage.FAILSAFE}),
+    # spawned (verifying) or the spawn failed; an operator's stop
+    Stage.RESTART: frozenset({Stage.BACKOFF, Stage.OBSERVE}),
+    # verified; the delay ran out; max_restarts reached; an operator's stop
+    Stage.BACKOFF: frozenset({Stage.OBSERVE, Stage.RESTART, Stage.FAILSAFE}),
+    # the notice; an operator's clear (a fresh episode)
+    Stage.FAILSAFE: frozenset({Stage.NOTIFY, Stage.RESTART}),
+    # back to the latch at once; a clear or a stop of a component restored in NOTIFY
+    Stage.NOTIFY: frozenset({Stage.FAILSAFE, Stage.RESTART, Stage.OBSERVE}),
+}
+
+#: The stages only an operator's clear leaves (the latch).
+LATCHED = frozenset({Stage.FAILSAFE, Stage.NOTIFY})
+
 #: Severity for "the most severe stage" in health_v2.json.
 SEVERITY: dict[Stage, int] = {
     Stage.OBSERVE: 0,
@@ -26,23 +48,3 @@ SEVERITY: dict[Stage, int] = {
     Stage.NOTIFY: 3,
     Stage.FAILSAFE: 4,
 }
-
-#: Failures that mean the process itself is gone: restart at once, no counting.
-HARD_REASONS = frozenset({"process_exited", "process_missing", "spawn_failed"})
-
-PROCESS_EXITED = "process_exited"
-PROCESS_MISSING = "process_missing"
-SPAWN_FAILED = "spawn_failed"
-HEARTBEAT_STALE = "heartbeat_stale"
-VERIFY_TIMEOUT = "verify_timeout"
-MAX_RESTARTS_EXCEEDED = "max_restarts_exceeded"
-DEPENDENCY_FAILING = "dependency_failing"
-FAILSAFE_ACTIVE = "failsafe_active"
-CONFIG_CHANGED = "config_changed"
-CONFIG_ADDED = "config_added"
-CONFIG_REMOVED = "config_removed"
-OPERATOR = "operator"
-RECOVERED = "recovered"
-VERIFIED = "verified"
-STARTED = "started"
-STABLE = "stable_reset"

@@ -4,6 +4,11 @@ Every class is frozen; ``dataclasses.replace`` makes the next state. Deadlines
 are on the caller's monotonic timeline; :func:`shift_deadlines` moves them to
 wall-clock seconds for the state file and back on resume, so a daemon that
 restarts keeps each backoff deadline at the same moment of real time.
+
+One value is the whole state of the runtime: the components, the dependencies,
+the failsafe, REDUCE_ONLY, the fleet, and what the daemon knows of the kill-switch
+files (``switch``). That last part is the daemon's view of the disk, which a
+starting daemon reads afresh: it is not written to the state file.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from autoheal.core.policy import Policy
 from autoheal.core.stages import Stage
+from autoheal.core.switchfiles import SwitchState
 
 STATE_SCHEMA = 1
 
@@ -88,11 +94,21 @@ class FleetState:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeState:
+    """The state of the runtime (see the module docstring); ``switch`` is not persisted."""
+
     components: Mapping[str, ComponentState]
     dependencies: Mapping[str, DependencyState]
     failsafe: FailsafeState | None = None
     reduce_only: ReduceOnlyState | None = None
     fleet: FleetState = field(default_factory=FleetState)
+    switch: SwitchState = field(default_factory=SwitchState)
+
+    def persisted(self) -> RuntimeState:
+        """The part ``autoheal_state.json`` holds (what a state-file write must follow)."""
+        return replace(self, switch=_UNKNOWN_SWITCH)
+
+
+_UNKNOWN_SWITCH = SwitchState()
 
 
 def initial_state(policy: Policy) -> RuntimeState:

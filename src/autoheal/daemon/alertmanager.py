@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import anyio
 import httpx
 import orjson
 
+from autoheal.daemon.clock import Clock, LoopClock
 from autoheal.daemon.notify import WebhookError, WebhookSpec, _check_transport
 
 log = logging.getLogger("autoheal")
@@ -131,7 +131,7 @@ class AlertmanagerPusher:
         health: the daemon's current health document (the one written to the file).
         instance: the ``instance`` label (default: this host's name).
         env: where ``secret_env`` is read (sent as ``Authorization: Bearer``).
-        clock: unix seconds.
+        clock: the daemon's clock (alert times are its wall time).
         resend_s: how often active alerts are re-sent.
         check_s: how often the health document is looked at.
     """
@@ -144,7 +144,7 @@ class AlertmanagerPusher:
         instance: str,
         client: httpx.AsyncClient | None = None,
         env: Mapping[str, str] = os.environ,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         resend_s: float = RESEND_S,
         check_s: float = CHECK_S,
     ) -> None:
@@ -153,7 +153,7 @@ class AlertmanagerPusher:
         self._instance = instance
         self._client = client
         self._env = env
-        self._clock = clock
+        self._clock = clock or LoopClock()
         self._resend_s = resend_s
         self._check_s = check_s
         self._started: dict[Key, float] = {}
@@ -191,7 +191,7 @@ class AlertmanagerPusher:
             if not secret:
                 raise WebhookError(f"secret_env_missing:{spec.secret_env}")
             headers["authorization"] = f"Bearer {secret}"
-        with anyio.fail_after(spec.timeout):
+        with self._clock.fail_after(spec.timeout):
             response = await client.post(
                 alerts_url(spec.url), content=orjson.dumps(docs), headers=headers
             )
@@ -200,7 +200,7 @@ class AlertmanagerPusher:
 
     async def push_once(self, client: httpx.AsyncClient) -> None:
         """Push to each Alertmanager whose view is out of date or due for a re-send."""
-        now = self._clock()
+        now = self._clock.wall()
         active = self._update(now)
         keys = frozenset(active)
         docs = self.body(active)
@@ -231,7 +231,7 @@ class AlertmanagerPusher:
         try:
             while True:
                 await self.push_once(client)
-                await anyio.sleep(self._check_s)
+                await self._clock.sleep(self._check_s)
         finally:
             if self._client is None:
                 with anyio.CancelScope(shield=True):

@@ -1,10 +1,12 @@
 """Operator commands from the journal's queue into the core, and their results back.
 
 A command runs "through the same code path as automatic healing": it becomes an
-``Operator*`` observation for :func:`autoheal.core.step`, and its result is written
-when the resulting process action has finished (the new PID of a restart), or at
-once when it only touches files (failsafe enter/clear). Audit events, in order:
-``started``, ``<type>.started``, ``<type>.succeeded|failed``, ``result_written``.
+``Operator*`` observation for :func:`autoheal.core.step`, whose decision names the
+action that answers it (``Decision.reply_after``): its result is written when that
+process action has finished (the new PID of a restart), or at once when there is
+none (failsafe enter/clear: the restarts a clear begins report on their own).
+Audit events, in order: ``started``, ``<type>.started``, ``<type>.succeeded|failed``,
+``result_written``.
 
 Each claim records this daemon's PID and start time. Before it claims anything, a
 starting daemon settles the claims of claimers that are provably gone (a daemon
@@ -22,17 +24,12 @@ from typing import Any
 
 import anyio
 
-from autoheal.core import (
-    CommandRefusedError,
-    Observation,
-    OperatorClearedFailsafe,
-    OperatorEnteredFailsafe,
-    OperatorRestarted,
-    OperatorSetReduceOnly,
-    OperatorStarted,
-    OperatorStopped,
-)
+from autoheal.core import commands as core_commands
 from autoheal.core.actions import SendNotice
+from autoheal.core.commands import COMPONENT_COMMANDS
+from autoheal.core.errors import CommandRefusedError
+from autoheal.core.observations import Observation
+from autoheal.daemon.clock import Clock
 from autoheal.store import commands as queue
 from autoheal.store.commands import Command
 from autoheal.store.journal import Journal
@@ -48,29 +45,16 @@ WATCHED_POLL_INTERVAL_S = 10.0
 
 @dataclass
 class PendingCommand:
+    """A claimed command until its result is written (``done``: written, once)."""
+
     command: Command
-    waits_for_process: bool = False
     done: bool = field(default=False)
 
 
 def observation_for(command: Command) -> Observation | None:
-    """The core observation for a queued command, or None when the type is unknown."""
+    """The core observation for a queued command, or None when it is not the core's."""
     reason = str(command.payload.get("reason") or "")
-    actor = command.requested_by
-    match command.type:
-        case "restart":
-            return OperatorRestarted(command.target, reason, actor)
-        case "stop":
-            return OperatorStopped(command.target, reason, actor)
-        case "start":
-            return OperatorStarted(command.target, reason, actor)
-        case "failsafe_enter":
-            return OperatorEnteredFailsafe(reason, actor)
-        case "failsafe_clear":
-            return OperatorClearedFailsafe(reason, actor)
-        case "failsafe_reduce_only":
-            return OperatorSetReduceOnly(reason, actor)
-    return None
+    return core_commands.observation_for(command.type, command.target, reason, command.requested_by)
 
 
 def refusal_result(exc: Exception) -> dict[str, Any]:
@@ -84,28 +68,28 @@ def refusal_result(exc: Exception) -> dict[str, Any]:
 class CommandBridge:
     """Claims queued commands for one daemon and reports their outcome.
 
+    What a command means is the core's business: the consumer steps it
+    (:meth:`autoheal.daemon.interpreter.Interpreter.take`) after :meth:`start`.
+
     Args:
-        journal: the journal holding the queue (None until the daemon opened it).
+        journal: the journal holding the queue.
         submit: hands a claimed command to the daemon's one consumer loop.
-        apply: steps the core with a command's observation (False: refused).
         notify: sends an operator notice.
-        injector: the fault injector of a ``--chaos`` daemon, else None.
+        clock: the daemon's clock (the poll's pace).
     """
 
     def __init__(
         self,
         *,
-        journal: Callable[[], Journal | None],
+        journal: Journal,
         submit: Callable[[PendingCommand], Awaitable[None]],
-        apply: Callable[[Observation, PendingCommand], object],
         notify: Callable[[SendNotice], None],
-        injector: Callable[[], Callable[[PendingCommand], None] | None],
+        clock: Clock,
     ) -> None:
         self._journal = journal
         self._submit = submit
-        self._apply = apply
         self._notify = notify
-        self._injector = injector
+        self._clock = clock
         self.claimer = f"pid:{os.getpid()}"
         self._wake = anyio.Event()
         self.poll_interval_s = POLL_INTERVAL_S
@@ -122,11 +106,8 @@ class CommandBridge:
 
     def settle_dead_claims(self) -> None:
         """Settle the claims of gone claimers (a previous daemon's, a killed CLI's)."""
-        journal = self._journal()
-        if journal is None:
-            return
         try:
-            settled = queue.settle_dead_claims(journal, settled_by=self.claimer)
+            settled = queue.settle_dead_claims(self._journal, settled_by=self.claimer)
         except Exception as exc:
             log.error("command_settle_failed error=%s", exc)
             return
@@ -143,26 +124,23 @@ class CommandBridge:
     async def poll(self) -> None:
         self.settle_dead_claims()
         while True:
-            journal = self._journal()
-            if journal is not None:
-                try:
-                    command = queue.claim_next(journal, self.claimer)
-                except Exception as exc:
-                    log.error("command_claim_failed error=%s", exc)
-                    command = None
-                if command is not None:
-                    await self._submit(PendingCommand(command))
-                    continue
-            with anyio.move_on_after(self.poll_interval_s):
+            try:
+                command = queue.claim_next(self._journal, self.claimer)
+            except Exception as exc:
+                log.error("command_claim_failed error=%s", exc)
+                command = None
+            if command is not None:
+                await self._submit(PendingCommand(command))
+                continue
+            with self._clock.move_on_at(self._clock.now() + self.poll_interval_s):
                 await self._wake.wait()
             self._wake = anyio.Event()
 
-    def execute(self, pending: PendingCommand) -> None:
-        journal = self._journal()
+    def start(self, pending: PendingCommand) -> None:
+        """Record that ``pending`` starts now (``started``, ``<type>.started``)."""
         command = pending.command
-        assert journal is not None
-        queue.record_started(journal, command)
-        queue.record_action(journal, command, "started")
+        queue.record_started(self._journal, command)
+        queue.record_action(self._journal, command, "started")
         log.info(
             "command_started id=%s type=%s target=%s by=%s",
             command.id,
@@ -170,23 +148,6 @@ class CommandBridge:
             command.target or "-",
             command.requested_by,
         )
-        if command.type.startswith("chaos_"):
-            handler = self._injector()
-            if handler is None:
-                self.fail_reason(
-                    pending,
-                    "chaos_disabled",
-                    "the daemon was not started with --chaos; chaos commands are refused",
-                    refused=True,
-                )
-                return
-            handler(pending)
-            return
-        obs = observation_for(command)
-        if obs is None:
-            self.fail_reason(pending, "unknown_command", f"unknown command type {command.type!r}")
-            return
-        self._apply(obs, pending)
 
     def succeed(self, pending: PendingCommand, result: dict[str, Any]) -> None:
         self._finish(pending, True, result)
@@ -195,7 +156,7 @@ class CommandBridge:
         self._finish(pending, False, refusal_result(exc))
 
     def fail_reason(
-        self, pending: PendingCommand, reason: str, message: str = "", *, refused: bool = False
+        self, pending: PendingCommand, reason: str, message: str = "", refused: bool = False
     ) -> None:
         self._finish(
             pending, False, {"refused": refused, "reason": reason, "message": message or reason}
@@ -205,8 +166,7 @@ class CommandBridge:
         if pending.done:
             return
         pending.done = True
-        journal = self._journal()
-        assert journal is not None
+        journal = self._journal
         queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
         try:
             queue.finish(journal, pending.command.id, ok, result)
@@ -215,7 +175,7 @@ class CommandBridge:
             # this is a bug elsewhere); the daemon carries on.
             log.error("command_finish_failed id=%s error=%s", pending.command.id, exc)
         command = pending.command
-        if command.type in ("restart", "stop", "start"):
+        if command.type in COMPONENT_COMMANDS:
             # failsafe enter/clear notify through the core's SendNotice already
             outcome = "done" if ok else f"failed ({result.get('reason')})"
             self._notify(

@@ -29,7 +29,7 @@ def execute_directly(config: Config, journal: Journal, command: Command) -> Comm
     claimed = queue.claim(journal, command.id, "cli-direct")
     if claimed is None:
         return queue.get(journal, command.id) or command
-    daemon = Daemon(config, one_shot=True)
+    daemon = Daemon(config)
     lock = RuntimeLock(config.paths.runtime_dir)
     try:
         lock.acquire()

@@ -9,17 +9,40 @@ and never stops healing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from autoheal.core.actions import ClearAlert, LogTransition, RaiseAlert, SendNotice
+from autoheal.core.actions import (
+    ClearAlert,
+    LogSwitchEvent,
+    LogTransition,
+    RaiseAlert,
+    SendNotice,
+)
 from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.journal import Journal
 
+if TYPE_CHECKING:
+    from autoheal.daemon.notify import Notifier
+
 log = logging.getLogger("autoheal")
 
-FileAction = SendNotice | LogTransition | RaiseAlert | ClearAlert
+FileAction = SendNotice | LogTransition | LogSwitchEvent | RaiseAlert | ClearAlert
+
+
+class JournalEvent(Protocol):
+    """The port that records one journal event (:meth:`Effects.journal_event`)."""
+
+    def __call__(
+        self,
+        kind: str,
+        *,
+        component: str | None = None,
+        reason: str | None = None,
+        actor: str = "autoheal",
+        data: Mapping[str, object] | None = None,
+    ) -> None: ...
 
 
 class Effects:
@@ -28,8 +51,8 @@ class Effects:
     Args:
         runtime_dir: where ``alerts/`` lives.
         wall: unix time, for notification and alert stamps.
-        journal: the journal, once open (None: events are only logged).
-        notifier: ``notifications.log`` and the webhooks, once set up (None: only logged).
+        journal: the journal (None: events are only logged).
+        notifier: ``notifications.log`` and the webhooks (None: notices are only logged).
     """
 
     def __init__(
@@ -37,8 +60,8 @@ class Effects:
         runtime_dir: Path,
         *,
         wall: Callable[[], float],
-        journal: Callable[[], Journal | None] = lambda: None,
-        notifier: Callable[[], Any] = lambda: None,
+        journal: Journal | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.runtime_dir = runtime_dir
         self._wall = wall
@@ -73,6 +96,9 @@ class Effects:
                 )
             case SendNotice():
                 self.notify(action)
+            case LogSwitchEvent():
+                log.warning("%s %s actor=%s", action.kind, action.token, action.actor)
+                self.journal_event(action.kind, reason=action.token, actor=action.actor)
             case LogTransition():
                 log.info(
                     "stage_transition component=%s from=%s to=%s reason=%s attempt=%d/%d",
@@ -95,13 +121,27 @@ class Effects:
                     },
                 )
 
-    def journal_event(self, kind: str, **fields: Any) -> None:
+    def journal_event(
+        self,
+        kind: str,
+        *,
+        component: str | None = None,
+        reason: str | None = None,
+        actor: str = "autoheal",
+        data: Mapping[str, object] | None = None,
+    ) -> None:
         """Record a journal event; a journal that fails is logged, never fatal."""
-        journal = self._journal()
+        journal = self._journal
         if journal is None:
             return
         try:
-            journal.record(kind, actor=fields.pop("actor", "autoheal"), **fields)
+            journal.record(
+                kind,
+                component=component,
+                reason=reason,
+                actor=actor,
+                data=None if data is None else dict(data),
+            )
         except Exception as exc:
             log.error("journal_write_failed kind=%s error=%s", kind, exc)
 
@@ -122,7 +162,7 @@ class Effects:
             reason=action.reason,
             data={"kind": action.kind, "message": action.message},
         )
-        notifier = self._notifier()
+        notifier = self._notifier
         if notifier is None:
             return
         try:

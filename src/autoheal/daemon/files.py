@@ -15,13 +15,13 @@ from typing import Any
 from autoheal.core.policy import Policy
 from autoheal.core.state import RuntimeState, shift_deadlines, state_from_dict, state_to_dict
 from autoheal.daemon.health import HEALTH_FILENAME
-from autoheal.store import layout as runtime_files
+from autoheal.store import layout
 from autoheal.store.atomic import read_json, write_json_atomic
 
 log = logging.getLogger("autoheal")
 
-STATE_FILENAME = runtime_files.STATE
-DAEMON_HEARTBEAT = runtime_files.DAEMON_HEARTBEAT
+STATE_FILENAME = layout.STATE
+DAEMON_HEARTBEAT = layout.DAEMON_HEARTBEAT
 
 
 def load_state(runtime_dir: Path, policy: Policy, *, to_wall: float) -> RuntimeState | None:

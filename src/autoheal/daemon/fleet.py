@@ -34,6 +34,7 @@ from autoheal.core.actions import ClearAlert, RaiseAlert
 from autoheal.core.fleet import FleetLink, SwitchRecord, Unreadable
 from autoheal.core.observations import Observation
 from autoheal.core.state import RuntimeState
+from autoheal.daemon.clock import Clock
 
 log = logging.getLogger("autoheal")
 
@@ -192,7 +193,7 @@ class FleetAgent:
         health: the current health document (the summary is made from it).
         journal_event: records a link problem in the journal.
         beat: seconds between summaries (the daemon's heartbeat interval).
-        clock: monotonic seconds; wall: unix seconds.
+        clock: the daemon's clock (every wait and deadline, the summary's ``ts``).
     """
 
     def __init__(
@@ -205,8 +206,7 @@ class FleetAgent:
         health: Callable[[], dict[str, Any]],
         journal_event: Callable[..., None],
         beat: float,
-        clock: Callable[[], float],
-        wall: Callable[[], float],
+        clock: Clock,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
@@ -217,10 +217,9 @@ class FleetAgent:
         self._journal_event = journal_event
         self._beat = beat
         self._clock = clock
-        self._wall = wall
         self._env = os.environ if env is None else env
         self._secret = ""
-        self.link = FleetLink(clock(), booting=True)
+        self.link = FleetLink(clock.now(), booting=True)
         self._poke = anyio.Event()
         self._logged_problem = ""
         self._client: Any = None
@@ -256,7 +255,7 @@ class FleetAgent:
                 if name != last:
                     log.warning("fleet_task_retry task=%s error=%s", loop.__name__, name)
                 last = name
-            await anyio.sleep(self.config.poll_interval)
+            await self._clock.sleep(self.config.poll_interval)
 
     def client(self) -> Any:
         if self._client is None:
@@ -271,7 +270,7 @@ class FleetAgent:
     async def read_switch(self, timeout: float) -> SwitchRecord | Unreadable:
         """One read of the switch key, bounded by ``timeout``; every failure a token."""
         try:
-            with anyio.fail_after(timeout):
+            with self._clock.fail_after(timeout):
                 raw = await self.client().get(core_fleet.switch_key(self.config.name))
         except Exception as exc:
             problem = problem_of(exc)
@@ -302,7 +301,7 @@ class FleetAgent:
     async def _reset_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with anyio.move_on_after(0.2, shield=True):
+            with self._clock.move_on_at(self._clock.now() + 0.2, shield=True):
                 try:
                     await client.aclose()
                 except Exception:
@@ -310,9 +309,9 @@ class FleetAgent:
 
     async def _poll_loop(self) -> None:
         cfg = self.config
-        next_poll = self._clock()
+        next_poll = self._clock.now()
         while True:
-            now = self._clock()
+            now = self._clock.now()
             if now >= next_poll:
                 deadline = core_fleet.lost_at(self.link, cfg.stale_after)
                 timeout = io_timeout(cfg)
@@ -323,12 +322,12 @@ class FleetAgent:
                 judgement = core_fleet.judge_read(
                     self.link,
                     outcome,
-                    self._clock(),
+                    self._clock.now(),
                     applied_version=self._state().fleet.version,
                     stale_after=cfg.stale_after,
                     on_lost=cfg.on_lost,
                 )
-                next_poll = max(next_poll + cfg.poll_interval, self._clock())
+                next_poll = max(next_poll + cfg.poll_interval, self._clock.now())
             else:
                 judgement = core_fleet.judge_time(
                     self.link, now, stale_after=cfg.stale_after, on_lost=cfg.on_lost
@@ -342,24 +341,24 @@ class FleetAgent:
             lost_at = core_fleet.lost_at(self.link, cfg.stale_after)
             if lost_at is not None:
                 wake = min(wake, lost_at)
-            with anyio.move_on_after(max(0.0, wake - self._clock())):
+            with self._clock.move_on_at(wake):
                 await self._poke.wait()
             if self._poke.is_set():
                 self._poke = anyio.Event()
-                next_poll = self._clock()
+                next_poll = self._clock.now()
 
     async def _listen_loop(self) -> None:
         """Pub/sub: a new switch version wakes the poll at once. Polling still decides."""
         pubsub = self.client().pubsub()
         try:
-            with anyio.fail_after(io_timeout(self.config) * 2):
+            with self._clock.fail_after(io_timeout(self.config) * 2):
                 await pubsub.subscribe(core_fleet.channel(self.config.name))
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None:
                     self._poke.set()
         finally:
-            with anyio.move_on_after(0.2, shield=True):
+            with self._clock.move_on_at(self._clock.now() + 0.2, shield=True):
                 try:
                     await pubsub.aclose()
                 except Exception:
@@ -375,7 +374,7 @@ class FleetAgent:
         return {
             "host": self.config.host,
             "fleet": self.config.name,
-            "ts": self._wall(),
+            "ts": self._clock.wall(),
             "autoheal_version": __version__,
             "pid": os.getpid(),
             "dor": bool(health.get("dor")),
@@ -399,9 +398,9 @@ class FleetAgent:
         while True:
             doc = json.dumps(self.summary(), sort_keys=True, default=str)
             try:
-                with anyio.fail_after(io_timeout(self.config)):
+                with self._clock.fail_after(io_timeout(self.config)):
                     await self.client().set(key, doc, px=ttl_ms)
                     await self.client().sadd(members, self.config.host)
             except Exception:
                 pass
-            await anyio.sleep(self._beat)
+            await self._clock.sleep(self._beat)

@@ -7,26 +7,31 @@ Built from the core state (decisions) plus the shell's last probe readings
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from autoheal.core.machine import dor, flags_for, healthy
 from autoheal.core.policy import Policy
 from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
-from autoheal.store import layout as runtime_files
+from autoheal.core.switchfiles import FILE_LABEL, SwitchState
+from autoheal.probes.result import ProbeResult
+from autoheal.store import layout
 
-HEALTH_FILENAME = runtime_files.HEALTH
+HEALTH_FILENAME = layout.HEALTH
 HEALTH_SCHEMA = 2
 #: The longest a written document's readings (probe values, loop lag) may lag behind.
 HEALTH_REFRESH_S = 30.0
 
 
-def _probe_doc(verdict_ok: bool | None, verdict_reason: str, reading: Any) -> dict[str, Any]:
+def _probe_doc(
+    verdict_ok: bool | None, verdict_reason: str, reading: ProbeResult | None
+) -> dict[str, Any]:
     return {
         "ok": verdict_ok,
         "reason": verdict_reason,
-        "value": getattr(reading, "value", None),
-        "threshold": getattr(reading, "threshold", None),
+        "value": None if reading is None else reading.value,
+        "threshold": None if reading is None else reading.threshold,
     }
 
 
@@ -34,7 +39,7 @@ def build_health(
     state: RuntimeState,
     policy: Policy,
     *,
-    readings: Mapping[tuple[str, str], Any],
+    readings: Mapping[tuple[str, str], ProbeResult],
     pids: Mapping[str, int | None],
     to_wall: float,
     now_wall: float,
@@ -107,6 +112,28 @@ def build_health(
         "kill_switch": dict(kill_switch or {}),
         "components": components,
         "dependencies": dependencies,
+    }
+
+
+def kill_switch_doc(switch: SwitchState, stop_file: Path, *, to_wall: float) -> dict[str, Any]:
+    """The ``kill_switch`` part: what the daemon knows of the files, failing writes first."""
+    return {
+        "stop_file": str(stop_file),
+        "stop_file_on_disk": switch.stop_on_disk,
+        "flags_invalid": switch.flags_invalid,
+        "write_failures": {
+            key: {
+                "file": FILE_LABEL[key],
+                "op": f.op,
+                "errno": f.errno,
+                "detail": f.detail,
+                "attempts": f.attempts,
+                "since": f.since + to_wall,
+                "next_try_at": f.retry_at + to_wall,
+                "message": f.message(key),
+            }
+            for key, f in sorted(switch.failures.items())
+        },
     }
 
 

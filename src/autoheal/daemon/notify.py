@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ import orjson
 from anyio.abc import TaskStatus
 
 from autoheal.config import is_loopback_host, telegram_chat_id_env
+from autoheal.daemon.clock import Clock, LoopClock
 from autoheal.store.atomic import append_jsonl
 from autoheal.store.journal import Journal
 
@@ -234,7 +234,8 @@ class WebhookSender:
         journal: where the outbox lives.
         client: an httpx client to use (closed by its owner); default one of our own.
         env: where secrets are read from, at send time.
-        clock: unix time; outbox deadlines are wall-clock so they survive a restart.
+        clock: the daemon's clock; outbox deadlines are its wall time, so they survive a
+            restart.
         retry: the backoff policy.
     """
 
@@ -245,7 +246,7 @@ class WebhookSender:
         *,
         client: httpx.AsyncClient | None = None,
         env: Mapping[str, str] = os.environ,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self._specs = {spec.name: spec for spec in webhooks}
@@ -254,7 +255,7 @@ class WebhookSender:
         self._journal = journal
         self._client = client
         self._env = env
-        self._clock = clock
+        self._clock = clock or LoopClock()
         self._retry = retry
         self._wake: anyio.Event | None = None
 
@@ -269,7 +270,7 @@ class WebhookSender:
         """
         if not self._specs:
             return 0
-        now, text = self._clock(), orjson.dumps(n.to_doc()).decode()
+        now, text = self._clock.wall(), orjson.dumps(n.to_doc()).decode()
         with self._journal.transaction() as conn:
             conn.executemany(
                 "INSERT INTO outbox (created_at, webhook, notification, next_attempt_at)"
@@ -303,12 +304,12 @@ class WebhookSender:
         with self._journal.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET delivered_at = ?, last_error = NULL WHERE id = ?",
-                (self._clock(), row_id),
+                (self._clock.wall(), row_id),
             )
 
     def _mark_failed(self, row_id: int, webhook: str, attempts: int, error: str) -> float:
         delay = self._retry.delay_for(attempts)
-        retry_at = self._clock() + delay
+        retry_at = self._clock.wall() + delay
         with self._journal.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
@@ -326,7 +327,7 @@ class WebhookSender:
         """One POST; returns None when delivered, else a redacted error token."""
         try:
             request = render_request(spec, Notification.from_doc(orjson.loads(text)), self._env)
-            with anyio.fail_after(spec.timeout):
+            with self._clock.fail_after(spec.timeout):
                 response = await client.post(
                     request.url,
                     content=orjson.dumps(request.body),
@@ -376,7 +377,7 @@ class WebhookSender:
             task_status.started()
             while True:
                 self._wake = anyio.Event()  # before the query, so no enqueue is missed
-                rows, next_at = await anyio.to_thread.run_sync(self._due, self._clock())
+                rows, next_at = await anyio.to_thread.run_sync(self._due, self._clock.wall())
                 if rows:
                     by_webhook: dict[str, list[Any]] = {}
                     for row in rows:
@@ -385,8 +386,8 @@ class WebhookSender:
                         for name, mine in by_webhook.items():
                             tg.start_soon(self._deliver_webhook, client, name, mine)
                     continue
-                wait = math.inf if next_at is None else max(0.0, next_at - self._clock())
-                with anyio.move_on_after(wait):
+                wait = math.inf if next_at is None else max(0.0, next_at - self._clock.wall())
+                with self._clock.move_on_at(self._clock.now() + wait):
                     await self._wake.wait()
         finally:
             httpx_log.removeFilter(redactor)

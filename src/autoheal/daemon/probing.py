@@ -8,7 +8,7 @@ that changes no decision (``step`` is idempotent there), so the step is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -17,6 +17,11 @@ from anyio.abc import TaskGroup
 from autoheal.config import Config
 from autoheal.core import Observation, ProbeFailed, ProbeSucceeded
 from autoheal.daemon import wiring
+from autoheal.daemon.clock import Clock
+from autoheal.daemon.effects import JournalEvent
+from autoheal.probes import ProbeRunner
+from autoheal.probes.result import Probe, ProbeResult
+from autoheal.web.metrics import Metrics
 
 Key = tuple[str, str]  # (target, probe name)
 
@@ -24,15 +29,15 @@ Key = tuple[str, str]  # (target, probe name)
 class _Timed:
     """Wraps a probe to time each check, for the latency histogram (value is not latency)."""
 
-    def __init__(self, probe: Any, clock: Callable[[], float]) -> None:
+    def __init__(self, probe: Probe, clock: Callable[[], float]) -> None:
         self._probe = probe
         self._clock = clock
         self.last_latency: float | None = None
-        inline = getattr(probe, "check_inline", None)
+        inline: Callable[[], ProbeResult] | None = getattr(probe, "check_inline", None)
         self.check_inline = None if inline is None else self._timed_inline(inline)
 
-    def _timed_inline(self, inline: Callable[[], Any]) -> Callable[[], Any]:
-        def check_inline() -> Any:
+    def _timed_inline(self, inline: Callable[[], ProbeResult]) -> Callable[[], ProbeResult]:
+        def check_inline() -> ProbeResult:
             started = self._clock()
             try:
                 return inline()
@@ -41,7 +46,7 @@ class _Timed:
 
         return check_inline
 
-    async def check(self) -> Any:
+    async def check(self) -> ProbeResult:
         started = self._clock()
         try:
             return await self._probe.check()
@@ -49,6 +54,8 @@ class _Timed:
             self.last_latency = self._clock() - started
 
     def __getattr__(self, name: str) -> Any:
+        # What the probe has beyond ``check`` (``timed_out``, ``aclose``) as the probe has
+        # it: the runner asks ``isinstance(probe, TimeoutAware)``, i.e. ``hasattr``.
         return getattr(self._probe, name)
 
 
@@ -59,7 +66,10 @@ class Probing:
         observe: sends an observation to the daemon's loop.
         verdict: the core's current verdict for (target, probe): True, False or None.
         journal_event: records a journal event.
-        clock: the monotonic clock shared by probes and runners.
+        clock: the daemon's clock, shared by probes and runners.
+        readings: where the last result of each probe is kept (the health document
+            reads it: values and thresholds).
+        metrics: the ``/metrics`` registry, when the status server runs.
     """
 
     def __init__(
@@ -67,17 +77,18 @@ class Probing:
         *,
         observe: Callable[[Observation], Awaitable[None]],
         verdict: Callable[[str, str], bool | None],
-        journal_event: Callable[..., None],
-        clock: Callable[[], float],
-        metrics: Callable[[], Any] = lambda: None,
+        journal_event: JournalEvent,
+        clock: Clock,
+        readings: MutableMapping[Key, ProbeResult],
+        metrics: Metrics | None = None,
     ) -> None:
         self._observe = observe
         self._metrics = metrics
         self._verdict = verdict
         self._journal = journal_event
         self._clock = clock
-        self.readings: dict[Key, Any] = {}
-        self._runners: dict[Key, Any] = {}
+        self.readings = readings
+        self._runners: dict[Key, ProbeRunner] = {}
         self._scopes: dict[Key, anyio.CancelScope] = {}
         self._seen: set[Key] = set()
         from autoheal.probes import HeartbeatFiles
@@ -95,7 +106,8 @@ class Probing:
             scope.cancel()
         self._scopes.clear()
         self._runners.clear()
-        self.readings = {k: v for k, v in self.readings.items() if k[0] in known_targets}
+        for key in [k for k in self.readings if k[0] not in known_targets]:
+            del self.readings[key]
         self.start(tg, config)
 
     def poke(self, target: str) -> None:
@@ -109,32 +121,30 @@ class Probing:
         return all(key in self._seen for key in self._runners)
 
     async def _run(self, pt: wiring.ProbeTarget) -> None:
-        from autoheal.probes import ProbeRunner
-
         key = (pt.target, pt.config.name)
         scope = anyio.CancelScope()
         self._scopes[key] = scope
-        probe = _Timed(
-            wiring.make_probe(pt.config, clock=self._clock, files=self._files), self._clock
-        )
+        clock = self._clock
+        made = wiring.make_probe(pt.config, clock=clock.now, wall=clock.wall, files=self._files)
+        probe = _Timed(made, clock.now)
 
-        async def emit(result: Any) -> None:
+        async def emit(result: ProbeResult) -> None:
             await self._on_result(key, result, probe.last_latency)
 
         runner = ProbeRunner(
-            probe, emit, interval=pt.config.interval, timeout=pt.config.timeout, clock=self._clock
+            probe, emit, interval=pt.config.interval, timeout=pt.config.timeout, clock=clock.now
         )
         self._runners[key] = runner
         with scope:
             try:
                 await runner.run()
             finally:
-                aclose = getattr(probe, "aclose", None)
+                aclose: Callable[[], Awaitable[None]] | None = getattr(made, "aclose", None)
                 if aclose is not None:
                     with anyio.CancelScope(shield=True):
                         await aclose()
 
-    async def _on_result(self, key: Key, result: Any, latency: float | None) -> None:
+    async def _on_result(self, key: Key, result: ProbeResult, latency: float | None) -> None:
         target, name = key
         previous = self.readings.get(key)
         self.readings[key] = result
@@ -146,9 +156,8 @@ class Probing:
                 reason=result.reason or "ok",
                 data={"probe": name, "ok": result.ok, "value": result.value},
             )
-        metrics = self._metrics()
-        if metrics is not None:
-            metrics.observe_probe(target, name, result.ok, result.reason, latency)
+        if self._metrics is not None:
+            self._metrics.observe_probe(target, name, result.ok, result.reason, latency)
         if result.ok and self._verdict(target, name) is True:
             return
         obs: Observation = (

@@ -14,22 +14,35 @@ anything else changes, and even when the rest of it is refused: every active
 fault is healed and every later fault refused (``chaos_disabled``, reason
 ``environment_live``). Fault injection never runs against a live environment,
 whether it was live at start or became live since.
+
+:class:`Reloader` is the reload's own watcher: it looks at the config file once a
+beat (one ``stat``: a reload within a second of an edit, without a watcher thread
+waking the interpreter all the time), and ``SIGHUP`` asks it directly.
+:class:`Settings` holds the config in force, which the parts read when they act.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import anyio
 
 from autoheal.config import MAX_CONFIG_BYTES, Config, ConfigError, load_config
+from autoheal.core.observations import ConfigReloaded
 from autoheal.core.policy import Policy
 from autoheal.daemon import wiring
+from autoheal.daemon.clock import Clock
+from autoheal.daemon.effects import JournalEvent
+from autoheal.daemon.injector import FaultInjector
+from autoheal.daemon.interpreter import Interpreter
+from autoheal.daemon.persist import Persist
 from autoheal.procs import ServiceSpec
-from autoheal.store.alerts import write_alert
+from autoheal.store.alerts import clear_alert, write_alert
 
 log = logging.getLogger("autoheal")
 
@@ -113,7 +126,7 @@ def refuse(
     runtime_dir: Path,
     config_path: Path,
     wall: Callable[[], float],
-    journal_event: Callable[..., Any],
+    journal_event: JournalEvent,
 ) -> None:
     """The running config stays: say so in the log, the journal and an alert file."""
     log.error("config_reload_refused problem=%s; the running config stays", problem)
@@ -121,3 +134,113 @@ def refuse(
     error = write_alert(runtime_dir, ALERT, ts=wall(), file=str(config_path), problem=problem)
     if error is not None:
         log.error("alert_write_failed alert=%s error=%s", ALERT, error)
+
+
+@dataclass
+class Settings:
+    """The config in force and its services' process specs (a reload replaces them).
+
+    ``specs`` is shared with :class:`~autoheal.daemon.services.Services` and updated in
+    place: removed services keep theirs until they are stopped.
+    """
+
+    config: Config
+    specs: dict[str, ServiceSpec]
+
+    def current(self) -> Config:
+        return self.config
+
+
+def config_signature(path: Path) -> tuple[int, int, int] | None:
+    """Which config file is there (inode, size, mtime); None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class Reloader:
+    """Reloads the config when it changes on disk or ``SIGHUP`` asks.
+
+    Args:
+        settings: the config in force (replaced here).
+        interpreter: steps the core with :class:`ConfigReloaded` (its runtime's policy
+            is replaced first).
+        persist: the state and the health document, written after a reload.
+        restart_probes: starts the probe runners of a config again, for the targets the
+            state knows.
+        injector: the fault injector of a ``--chaos`` daemon, else None.
+        journal_event: records the reload.
+        clock: the daemon's clock.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        interpreter: Interpreter,
+        persist: Persist,
+        restart_probes: Callable[[Config, set[str]], None],
+        injector: FaultInjector | None,
+        journal_event: JournalEvent,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._interpreter = interpreter
+        self._persist = persist
+        self._restart_probes = restart_probes
+        self._injector = injector
+        self._journal_event = journal_event
+        self._clock = clock
+        self._lock = anyio.Lock()
+        self._signature = config_signature(settings.config.path)
+
+    async def watch(self, interval: float) -> None:
+        """Compare the config file every ``interval`` (one ``stat``); reload on a change."""
+        path = self._settings.config.path
+        while True:
+            await self._clock.sleep(interval)
+            if config_signature(path) != self._signature and not self._lock.locked():
+                log.info("config_changed path=%s", path)
+                await self.reload()
+
+    async def reload(self) -> None:
+        """Validate the config file again; the core decides what the change means."""
+        async with self._lock:
+            config = self._settings.config
+            # Taken before reading, so an edit during the reload is seen next time.
+            self._signature = config_signature(config.path)
+            outcome = plan_reload(config, self._settings.specs)
+            if outcome.live and self._injector is not None:
+                # First, before anything else changes, and even if the rest is refused.
+                await self._injector.disable(
+                    "environment_live",
+                    f'environment = "live" since a config reload ({config.path}): chaos is refused',
+                )
+            if isinstance(outcome, ReloadRefused):
+                refuse(
+                    outcome.problem,
+                    runtime_dir=config.paths.runtime_dir,
+                    config_path=config.path,
+                    wall=self._clock.wall,
+                    journal_event=self._journal_event,
+                )
+                return
+            self._apply(outcome)
+
+    def _apply(self, plan: ReloadPlan) -> None:
+        clear_alert(plan.config.paths.runtime_dir, ALERT)
+        self._settings.config = plan.config
+        self._settings.specs.update(plan.specs)  # removed ones stay until they are stopped
+        runtime = self._interpreter.runtime
+        runtime.policy = plan.policy
+        self._interpreter.apply(ConfigReloaded(plan.changed))
+        self._restart_probes(plan.config, {*runtime.state.components, *runtime.state.dependencies})
+        self._persist.write_all()
+        added, removed = list(plan.added), list(plan.removed)
+        changed = sorted(plan.changed)
+        log.info("config_reloaded added=%s removed=%s changed=%s", added, removed, changed)
+        self._journal_event(
+            "config_reloaded", data={"added": added, "removed": removed, "changed": changed}
+        )

@@ -12,12 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from autoheal.core import Observation, ProcessExited
+from autoheal.daemon.effects import JournalEvent
 from autoheal.procs import ProcessControlLike, ProcessIdentity, ServiceSpec, SpawnError
 
 log = logging.getLogger("autoheal")
@@ -38,7 +38,7 @@ class Services:
         control: the psutil/pidfd process control.
         observe: sends an observation to the daemon's loop.
         journal_event: records a journal event.
-        task_group: where exit watchers run (the daemon's, once it runs).
+        task_group: where exit watchers run (the daemon's).
         watch_exits: False in the CLI's direct mode, where nobody stays to watch.
     """
 
@@ -48,8 +48,8 @@ class Services:
         control: ProcessControlLike,
         *,
         observe: Callable[[Observation], Awaitable[None]],
-        journal_event: Callable[..., None],
-        task_group: Callable[[], TaskGroup | None] = lambda: None,
+        journal_event: JournalEvent,
+        task_group: TaskGroup,
         watch_exits: bool = True,
     ) -> None:
         self.specs = specs
@@ -142,9 +142,10 @@ class Services:
         return True, ""
 
     def _watch(self, name: str, identity: ProcessIdentity) -> None:
-        tg = self._task_group()
-        if self._watch_exits and tg is not None:
-            tg.start_soon(self._watch_exit, name, identity, self._proc(name).generation)
+        if self._watch_exits:
+            self._task_group.start_soon(
+                self._watch_exit, name, identity, self._proc(name).generation
+            )
 
     async def _watch_exit(self, name: str, identity: ProcessIdentity, generation: int) -> None:
         code = await self.control.wait_exit(identity)
@@ -174,5 +175,5 @@ class Services:
                     if self._proc(name).identity is not None:
                         tg.start_soon(self.stop, name, "daemon_shutdown")
 
-    def running(self, name: str) -> Any:
+    def running(self, name: str) -> bool:
         return self._proc(name).identity is not None

@@ -10,26 +10,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
-from autoheal.core.policy import ComponentSpec, HealPolicy, Policy
+from autoheal.core.policy import ComponentSpec, Policy
 from autoheal.procs import ServiceSpec
-from autoheal.store import layout as runtime_files
+from autoheal.store import layout
+
+if TYPE_CHECKING:
+    from autoheal.probes import HeartbeatFiles
+    from autoheal.probes.result import Probe
 
 PROCESS_PROBE = "process"
-
-
-def heal_policy(config: Config) -> HealPolicy:
-    p = config.policy
-    return HealPolicy(
-        failures_before_restart=p.failures_before_restart,
-        restart_backoff=tuple(p.restart_backoff),
-        verify_window=p.verify_window,
-        max_restarts=p.max_restarts,
-        stable_reset=p.stable_reset,
-        verify_min_uptime=p.verify_min_uptime,
-    )
 
 
 def external_dependencies(config: Config, name: str) -> tuple[str, ...]:
@@ -57,7 +49,7 @@ def component_probes(service: ServiceConfig) -> tuple[str, ...]:
 
 
 def build_policy(config: Config) -> Policy:
-    heal = heal_policy(config)
+    heal = config.policy  # the core's HealPolicy, validated by the config
     return Policy(
         components={
             name: ComponentSpec(
@@ -77,7 +69,7 @@ def build_policy(config: Config) -> Policy:
 
 
 def logs_dir(config: Config) -> Path:
-    return config.paths.runtime_dir / runtime_files.LOGS_DIR
+    return config.paths.runtime_dir / layout.LOGS_DIR
 
 
 def service_spec(
@@ -169,29 +161,40 @@ def probe_targets(config: Config) -> list[ProbeTarget]:
     return out
 
 
-def make_probe(  # type: ignore[no-untyped-def]
-    pc: ProbeConfig, *, clock: Callable[[], float] = time.monotonic, files: Any = None
-):
+def make_probe(
+    pc: ProbeConfig,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    files: HeartbeatFiles | None = None,
+) -> Probe:
     """Build the probe object for a probe config (imports lazily: httpx is heavy).
 
-    ``files`` is the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
+    ``clock`` and ``wall`` are the daemon's (monotonic and unix seconds); ``files`` is
+    the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
     """
-    if pc.kind == "heartbeat":
+    if pc.kind in ("heartbeat", "ws_freshness") and (pc.path is None or pc.max_age is None):
+        raise ValueError(f"{pc.kind} probe {pc.name!r} needs a path and a max_age")
+    if pc.kind == "http" and pc.url is None:
+        raise ValueError(f"http probe {pc.name!r} needs a url")
+    if pc.kind == "heartbeat" and pc.path is not None and pc.max_age is not None:
         from autoheal.probes import HeartbeatProbe
 
-        assert pc.path is not None and pc.max_age is not None
-        return HeartbeatProbe(pc.path, pc.max_age, clock=clock, files=files)
-    if pc.kind == "ws_freshness":
+        return HeartbeatProbe(pc.path, pc.max_age, wall=wall, clock=clock, files=files)
+    if pc.kind == "ws_freshness" and pc.path is not None and pc.max_age is not None:
         from autoheal.probes import FieldFreshnessProbe
 
-        assert pc.path is not None and pc.max_age is not None
         return FieldFreshnessProbe(
-            pc.path, pc.field or "ws_last_msg_ts", max_age=pc.max_age, clock=clock, files=files
+            pc.path,
+            pc.field or "ws_last_msg_ts",
+            max_age=pc.max_age,
+            wall=wall,
+            clock=clock,
+            files=files,
         )
-    if pc.kind == "http":
+    if pc.kind == "http" and pc.url is not None:
         from autoheal.probes import HttpProbe
 
-        assert pc.url is not None
         return HttpProbe(
             pc.url,
             pc.timeout,

@@ -17,6 +17,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+# The probes' reason tokens have one home, with every other one: autoheal.core.reasons.
+from autoheal.core.reasons import (
+    CONN_ERROR,
+    CONN_REFUSED,
+    CONN_TIMEOUT,
+    HEARTBEAT_INVALID,
+    HEARTBEAT_MISSING,
+    HEARTBEAT_STALE,
+    LATENCY_P95_HIGH,
+    PROBE_ERROR,
+    PROBE_TIMEOUT,
+    WS_STALE,
+    http_status_reason,
+)
+
 __all__ = [
     "CONN_ERROR",
     "CONN_REFUSED",
@@ -33,24 +48,6 @@ __all__ = [
     "TimeoutAware",
     "http_status_reason",
 ]
-
-HEARTBEAT_STALE = "heartbeat_stale"
-HEARTBEAT_MISSING = "heartbeat_missing"
-HEARTBEAT_INVALID = "heartbeat_invalid"
-WS_STALE = "ws_stale"
-CONN_TIMEOUT = "CONN_TIMEOUT"
-CONN_REFUSED = "CONN_REFUSED"
-CONN_ERROR = "CONN_ERROR"
-LATENCY_P95_HIGH = "latency_p95_high"
-#: The probe did not answer within the runner's timeout.
-PROBE_TIMEOUT = "probe_timeout"
-#: The probe itself raised (a bug or an unexpected OS error); logged once by the runner.
-PROBE_ERROR = "probe_error"
-
-
-def http_status_reason(status: int) -> str:
-    """Return the stable token for an unexpected HTTP status, e.g. ``http_status_502``."""
-    return f"http_status_{status}"
 
 
 @dataclass(frozen=True, slots=True)

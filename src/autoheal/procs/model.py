@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoheal.core import reasons
+
 __all__ = [
     "PROCESS_MISSING",
     "AdoptResult",
@@ -22,8 +24,9 @@ __all__ = [
     "StopResult",
 ]
 
-#: The reason token (DESIGN.md §3) for a pidfile that does not lead to a live process of ours.
-PROCESS_MISSING = "process_missing"
+#: The reason token (DESIGN.md §3) for a pidfile that does not lead to a live process of
+#: ours; its home is :mod:`autoheal.core.reasons`.
+PROCESS_MISSING = reasons.PROCESS_MISSING
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,87 @@
+"""Reason tokens: the stable words that logs, files, metrics and tests share (DESIGN.md §3).
+
+One home for every reason a probe, a process or the stage machine gives: a probe's
+failure (``heartbeat_stale``, ``CONN_TIMEOUT``, ``http_status_<code>``, ...), what
+happened to a process (``process_exited``, ``spawn_failed``), and why a component
+moved (``verify_timeout``, ``max_restarts_exceeded``, ``operator``, ...). The probes
+(:mod:`autoheal.probes.result`) and the process control (:mod:`autoheal.procs.model`)
+re-export theirs from here. Add new ones; never rename.
+
+Domain words with a home of their own stay there: the fleet's (``core.fleet``), the
+kill switch's alerts (``core.switch``), the command queue's (``core.commands``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONFIG_ADDED",
+    "CONFIG_CHANGED",
+    "CONFIG_REMOVED",
+    "CONN_ERROR",
+    "CONN_REFUSED",
+    "CONN_TIMEOUT",
+    "DEPENDENCY_FAILING",
+    "FAILSAFE_ACTIVE",
+    "HARD_REASONS",
+    "HEARTBEAT_INVALID",
+    "HEARTBEAT_MISSING",
+    "HEARTBEAT_STALE",
+    "LATENCY_P95_HIGH",
+    "MAX_RESTARTS_EXCEEDED",
+    "OPERATOR",
+    "PROBE_ERROR",
+    "PROBE_TIMEOUT",
+    "PROCESS_EXITED",
+    "PROCESS_MISSING",
+    "RECOVERED",
+    "SPAWN_FAILED",
+    "STABLE",
+    "STARTED",
+    "VERIFIED",
+    "VERIFY_TIMEOUT",
+    "WS_STALE",
+    "http_status_reason",
+]
+
+# -- a process
+PROCESS_EXITED = "process_exited"
+#: A pidfile that does not lead to a live process of ours.
+PROCESS_MISSING = "process_missing"
+SPAWN_FAILED = "spawn_failed"
+
+#: Failures that mean the process itself is gone: restart at once, no counting.
+HARD_REASONS = frozenset({PROCESS_EXITED, PROCESS_MISSING, SPAWN_FAILED})
+
+# -- a probe
+HEARTBEAT_STALE = "heartbeat_stale"
+HEARTBEAT_MISSING = "heartbeat_missing"
+HEARTBEAT_INVALID = "heartbeat_invalid"
+WS_STALE = "ws_stale"
+CONN_TIMEOUT = "CONN_TIMEOUT"
+CONN_REFUSED = "CONN_REFUSED"
+CONN_ERROR = "CONN_ERROR"
+LATENCY_P95_HIGH = "latency_p95_high"
+#: The probe did not answer within the runner's timeout.
+PROBE_TIMEOUT = "probe_timeout"
+#: The probe itself raised (a bug or an unexpected OS error); logged once by the runner.
+PROBE_ERROR = "probe_error"
+
+
+def http_status_reason(status: int) -> str:
+    """Return the stable token for an unexpected HTTP status, e.g. ``http_status_502``."""
+    return f"http_status_{status}"
+
+
+# -- the stage machine: why a component moved
+VERIFY_TIMEOUT = "verify_timeout"
+MAX_RESTARTS_EXCEEDED = "max_restarts_exceeded"
+DEPENDENCY_FAILING = "dependency_failing"
+FAILSAFE_ACTIVE = "failsafe_active"
+CONFIG_CHANGED = "config_changed"
+CONFIG_ADDED = "config_added"
+CONFIG_REMOVED = "config_removed"
+OPERATOR = "operator"
+RECOVERED = "recovered"
+VERIFIED = "verified"
+STARTED = "started"
+STABLE = "stable_reset"
