@@ -25,40 +25,45 @@ command differs in type, target or payload, which raises :class:`KeyConflictErro
 and stores nothing. What a reuse means is decided by
 :func:`autoheal.core.commands.decide_key_use`.
 
-A claim records its claimer's identity (``claimer_pid``, ``claimer_start_time``: the
-kernel start time, so a reused PID is told apart). A claim whose claimer is provably
-gone (:func:`autoheal.core.commands.claimer_gone`) is settled by
-:func:`settle_dead_claims` (a daemon starting) or :func:`settle_if_claimer_gone` (a
-CLI waiting): ``failed`` with result reason ``claimer_died`` and one
-``result_written`` event with reason ``claimer_died``. No ``<type>.failed`` event is
-forged: nobody knows how far the handler got.
+A claim records its claimer's identity; a claim whose claimer is provably gone is
+settled as ``failed`` with reason ``claimer_died``
+(:mod:`autoheal.store.command_claimers`). The record itself, its checksum and its rows
+are :mod:`autoheal.store.command_record`. This module is the front door: it re-exports
+the public names of both, so callers import the queue from here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psutil
 
 from autoheal.core.commands import (
-    CLAIMER_DIED,
     TERMINAL_STATUSES,
-    Claimer,
     Intent,
     KeyUse,
     ProcessSeen,
-    claimer_gone,
-    claimer_of,
     decide_key_use,
+)
+from autoheal.store.command_claimers import (
+    observe_process,
+    own_identity,
+    settle_dead_claims,
+    settle_if_claimer_gone,
+)
+from autoheal.store.command_record import (
+    Command,
+    CommandError,
+    KeyConflictError,
+    Submitted,
+    _dumps,
+    _insert_event,
+    _row_to_command,
+    checksum_for,
 )
 from autoheal.store.journal import Journal
 
@@ -84,133 +89,6 @@ __all__ = [
     "submit",
     "wait_result",
 ]
-
-
-class CommandError(Exception):
-    """A command that does not exist, or is not in the state the call needs."""
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One durable command, as stored."""
-
-    id: str
-    type: str
-    target: str
-    payload: dict[str, Any]
-    requested_by: str
-    idempotency_key: str
-    checksum: str
-    created_at: float
-    expires_at: float
-    status: str = "pending"
-    claimed_by: str | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-    claimed_at: float | None = None
-    finished_at: float | None = None
-    claimer_pid: int | None = None
-    claimer_start_time: float | None = None
-
-    @property
-    def reason(self) -> str | None:
-        """The operator's free-text reason, if the payload has one."""
-        value = self.payload.get("reason")
-        return None if value is None else str(value)
-
-    def describe(self) -> str:
-        """``restart feeder``, ``failsafe_enter``: the type and target, for messages."""
-        return f"{self.type} {self.target}".strip()
-
-
-class KeyConflictError(CommandError):
-    """An idempotency key already names a different command; nothing was queued."""
-
-    def __init__(self, key: str, earlier: Command, differs: tuple[str, ...]) -> None:
-        super().__init__(
-            f"idempotency key {key!r} was already used by command {earlier.id} "
-            f"({earlier.describe()}, {earlier.status}); this command differs in "
-            f"{', '.join(differs)}: use a new key for a new command"
-        )
-        self.key = key
-        self.earlier = earlier
-        self.differs = differs
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """The result of :func:`submit`: the stored command, and whether it already existed."""
-
-    command: Command
-    duplicate: bool
-
-
-def _dumps(doc: Any) -> str:
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def checksum_for(
-    *,
-    type: str,
-    target: str,
-    payload: dict[str, Any],
-    requested_by: str,
-    idempotency_key: str,
-    expires_at: float,
-) -> str:
-    """sha256 hex of the canonical JSON (sorted keys) of the fields that define the intent."""
-    canonical = orjson.dumps(
-        {
-            "type": type,
-            "target": target,
-            "payload": payload,
-            "requested_by": requested_by,
-            "idempotency_key": idempotency_key,
-            # Always a float: SQLite's RETURNING may hand back 1060 for a stored 1060.0,
-            # and orjson writes those differently.
-            "expires_at": float(expires_at),
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def _loads_dict(text: str | None) -> tuple[dict[str, Any], bool]:
-    """Decode a JSON object column; ``(doc, ok)`` so a mangled row is detected, not raised."""
-    if text is None:
-        return {}, True
-    try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}, False
-    return (doc, True) if isinstance(doc, dict) else ({}, False)
-
-
-def _float_or_none(value: float | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _row_to_command(row: sqlite3.Row) -> tuple[Command, bool]:
-    payload, payload_ok = _loads_dict(row["payload"])
-    result, _ = _loads_dict(row["result"])
-    command = Command(
-        id=row["id"],
-        type=row["type"],
-        target=row["target"],
-        payload=payload,
-        requested_by=row["requested_by"],
-        idempotency_key=row["idempotency_key"],
-        checksum=row["checksum"],
-        created_at=float(row["created_at"]),
-        expires_at=float(row["expires_at"]),
-        status=row["status"],
-        claimed_by=row["claimed_by"],
-        result=result,
-        claimed_at=_float_or_none(row["claimed_at"]),
-        finished_at=_float_or_none(row["finished_at"]),
-        claimer_pid=None if row["claimer_pid"] is None else int(row["claimer_pid"]),
-        claimer_start_time=_float_or_none(row["claimer_start_time"]),
-    )
-    return command, payload_ok
 
 
 def submit(
@@ -253,8 +131,12 @@ def submit(
     key = idempotency_key or uuid.uuid4().hex
     expires_at = created_at + ttl
     checksum = checksum_for(
-        type=type, target=target, payload=payload, requested_by=requested_by,
-        idempotency_key=key, expires_at=expires_at,
+        type=type,
+        target=target,
+        payload=payload,
+        requested_by=requested_by,
+        idempotency_key=key,
+        expires_at=expires_at,
     )
     payload_text = _dumps(payload)
     # Compare as stored: JSON data, not whatever Python objects the caller passed.
@@ -272,8 +154,17 @@ def submit(
         row = conn.execute(
             "INSERT INTO commands (id, type, target, payload, requested_by, idempotency_key,"
             " checksum, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-            (uuid.uuid4().hex, type, target, payload_text, requested_by, key, checksum,
-             created_at, expires_at),
+            (
+                uuid.uuid4().hex,
+                type,
+                target,
+                payload_text,
+                requested_by,
+                key,
+                checksum,
+                created_at,
+                expires_at,
+            ),
         ).fetchall()[0]
     return Submitted(_row_to_command(row)[0], duplicate=False)
 
@@ -281,8 +172,11 @@ def submit(
 def _rejection(command: Command, payload_ok: bool, now: float) -> str | None:
     # Checksum first: a tampered expires_at must not pass as "not expired".
     expected = checksum_for(
-        type=command.type, target=command.target, payload=command.payload,
-        requested_by=command.requested_by, idempotency_key=command.idempotency_key,
+        type=command.type,
+        target=command.target,
+        payload=command.payload,
+        requested_by=command.requested_by,
+        idempotency_key=command.idempotency_key,
         expires_at=command.expires_at,
     )
     if not payload_ok or expected != command.checksum:
@@ -290,43 +184,6 @@ def _rejection(command: Command, payload_ok: bool, now: float) -> str | None:
     if now >= command.expires_at:
         return "expired"
     return None
-
-
-def own_identity() -> tuple[int, float] | None:
-    """This process as a claimer: its PID and kernel start time (None if unreadable)."""
-    pid = os.getpid()
-    try:
-        return pid, psutil.Process(pid).create_time()
-    except (psutil.Error, OSError):
-        return None
-
-
-def observe_process(pid: int) -> ProcessSeen:
-    """What the OS says about ``pid`` now; "gone" only when the kernel says so.
-
-    Existence is asked with ``kill(pid, 0)``, not ``/proc``: with ``hidepid`` another
-    user's processes are missing from ``/proc`` but still answer EPERM.
-    """
-    if pid <= 0:  # kill(0, 0) would ask about our own process group
-        return ProcessSeen(exists=True)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return ProcessSeen(exists=False)
-    except PermissionError:
-        pass  # exists, owned by another user
-    except OSError:
-        return ProcessSeen(exists=True)
-    try:
-        proc = psutil.Process(pid)
-        start = proc.create_time()
-        zombie = proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.ZombieProcess:
-        return ProcessSeen(exists=True, zombie=True)
-    except (psutil.Error, OSError):
-        # Hidden from /proc, or exited a moment ago: not proven; the next look decides.
-        return ProcessSeen(exists=True)
-    return ProcessSeen(exists=True, start_time=start, zombie=zombie)
 
 
 def _claim_where(
@@ -357,8 +214,14 @@ def _claim_where(
         "UPDATE commands SET status = 'rejected', result = ?, finished_at = ? WHERE id = ?",
         (_dumps({"reason": reason}), now, command.id),
     )
-    _insert_event(conn, command, "command.rejected", reason=reason, ts=now,
-                  data={"type": command.type, "claimed_by": claimer})
+    _insert_event(
+        conn,
+        command,
+        "command.rejected",
+        reason=reason,
+        ts=now,
+        data={"type": command.type, "claimed_by": claimer},
+    )
     return None
 
 
@@ -422,32 +285,6 @@ def get(journal: Journal, command_id: str) -> Command | None:
     """The stored command with this id, or None."""
     rows = journal.query("SELECT * FROM commands WHERE id = ?", (command_id,))
     return _row_to_command(rows[0])[0] if rows else None
-
-
-def _insert_event(
-    conn: sqlite3.Connection,
-    command: Command,
-    kind: str,
-    *,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-    ts: float | None = None,
-) -> int:
-    values = (
-        time.time() if ts is None else ts,
-        kind,
-        command.target or None,
-        command.reason if reason is None else reason,
-        command.requested_by,
-        command.id,
-        None if data is None else _dumps(data),
-    )
-    cur = conn.execute(
-        "INSERT INTO events (ts, kind, component, reason, actor, command_id, data)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        values,
-    )
-    return int(cur.lastrowid or 0)
 
 
 def audit(
@@ -534,118 +371,6 @@ def execute(
         ok, result = False, {"error": type(exc).__name__, "detail": str(exc)}
     record_action(journal, command, "succeeded" if ok else "failed")
     return finish(journal, command.id, ok, result)
-
-
-def _settle(
-    journal: Journal,
-    command: Command,
-    claimer: Claimer,
-    why: str,
-    *,
-    settled_by: str,
-    now: float | None,
-) -> Command | None:
-    """Write ``failed``/``claimer_died`` for a claim whose claimer is gone (if still claimed)."""
-    stamp = time.time() if now is None else now
-    started = (
-        "unknown"
-        if claimer.start_time is None
-        else datetime.fromtimestamp(claimer.start_time, tz=UTC).isoformat(
-            timespec="seconds"
-        )
-    )
-    result = {
-        "reason": CLAIMER_DIED,
-        "why": why,
-        "claimed_by": command.claimed_by,
-        "message": (
-            f"{CLAIMER_DIED}: {command.claimed_by} (pid {claimer.pid}, started "
-            f"{started}) is gone ({why}) without writing a result; the command may have "
-            "run in part: check 'autoheal status' and retry with a new key"
-        ),
-    }
-    with journal.transaction() as conn:
-        rows = conn.execute(
-            "UPDATE commands SET status = 'failed', result = ?, finished_at = ?"
-            " WHERE id = ? AND status = 'claimed' AND claimed_at IS ? RETURNING *",
-            (_dumps(result), stamp, command.id, command.claimed_at),
-        ).fetchall()
-        if not rows:
-            return None  # finished (or settled) since we read it
-        settled = _row_to_command(rows[0])[0]
-        _insert_event(
-            conn,
-            settled,
-            "result_written",
-            reason=CLAIMER_DIED,
-            ts=stamp,
-            data={
-                "status": "failed",
-                "why": why,
-                "claimed_by": command.claimed_by,
-                "claimer_pid": claimer.pid,
-                "claimer_start_time": claimer.start_time,
-                "settled_by": settled_by,
-                "operator_reason": command.reason,
-            },
-        )
-    return settled
-
-
-def _why_gone(
-    command: Command, observe: Callable[[int], ProcessSeen]
-) -> tuple[Claimer, str] | None:
-    if command.status != "claimed":
-        return None
-    claimer = claimer_of(command.claimed_by, command.claimer_pid, command.claimer_start_time)
-    if claimer is None:
-        return None
-    why = claimer_gone(claimer, observe(claimer.pid))
-    return None if why is None else (claimer, why)
-
-
-def settle_if_claimer_gone(
-    journal: Journal,
-    command: Command,
-    *,
-    settled_by: str,
-    observe: Callable[[int], ProcessSeen] = observe_process,
-    now: float | None = None,
-) -> Command | None:
-    """Settle ``command`` as ``failed``/``claimer_died`` if it is claimed by a gone process.
-
-    Args:
-        settled_by: who settles, for the journal (e.g. ``cli:alice``, ``pid:1234``).
-        observe: asks the OS about a PID (tests may pass a recorded answer).
-
-    Returns:
-        The settled command, or None when it was left as it is (not claimed, or its
-        claimer is alive or cannot be proven gone).
-    """
-    gone = _why_gone(command, observe)
-    if gone is None:
-        return None
-    claimer, why = gone
-    return _settle(journal, command, claimer, why, settled_by=settled_by, now=now)
-
-
-def settle_dead_claims(
-    journal: Journal,
-    *,
-    settled_by: str,
-    observe: Callable[[int], ProcessSeen] = observe_process,
-    now: float | None = None,
-) -> list[Command]:
-    """Settle every claim whose claimer is provably gone (a daemon does this at start)."""
-    rows = journal.query("SELECT * FROM commands WHERE status = 'claimed' ORDER BY claimed_at")
-    settled = []
-    for row in rows:
-        done = settle_if_claimer_gone(
-            journal, _row_to_command(row)[0], settled_by=settled_by, observe=observe, now=now
-        )
-        if done is not None:
-            settled.append(done)
-    return settled
 
 
 def wait_result(
