@@ -28,7 +28,7 @@ from autoheal.core.commands import (
     claimer_gone,
     claimer_of,
 )
-from autoheal.store.command_record import Command, _dumps, _insert_event, _row_to_command
+from autoheal.store.command_record import Command, insert_event, json_text, row_to_command
 from autoheal.store.journal import Journal
 
 __all__ = [
@@ -106,12 +106,12 @@ def _settle(
         rows = conn.execute(
             "UPDATE commands SET status = 'failed', result = ?, finished_at = ?"
             " WHERE id = ? AND status = 'claimed' AND claimed_at IS ? RETURNING *",
-            (_dumps(result), stamp, command.id, command.claimed_at),
+            (json_text(result), stamp, command.id, command.claimed_at),
         ).fetchall()
         if not rows:
             return None  # finished (or settled) since we read it
-        settled = _row_to_command(rows[0])[0]
-        _insert_event(
+        settled = row_to_command(rows[0])[0]
+        insert_event(
             conn,
             settled,
             "result_written",
@@ -179,7 +179,7 @@ def settle_dead_claims(
     settled = []
     for row in rows:
         done = settle_if_claimer_gone(
-            journal, _row_to_command(row)[0], settled_by=settled_by, observe=observe, now=now
+            journal, row_to_command(row)[0], settled_by=settled_by, observe=observe, now=now
         )
         if done is not None:
             settled.append(done)

@@ -5,6 +5,8 @@ What :mod:`autoheal.store.commands` (the queue) and :mod:`autoheal.store.command
 the checksum over the fields that define the intent (sha256 over their canonical JSON,
 verified at claim time), the decoding of a ``commands`` row, where a mangled column is
 detected rather than raised, and the writing of one ``events`` row about a command.
+:func:`json_text`, :func:`row_to_command` and :func:`insert_event` are for those two
+modules only (not in ``__all__``).
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class Submitted:
     duplicate: bool
 
 
-def _dumps(doc: Any) -> str:
+def json_text(doc: Any) -> str:
+    """A JSON column's text: sorted keys, so equal documents store equal text."""
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -129,7 +132,8 @@ def _float_or_none(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _row_to_command(row: sqlite3.Row) -> tuple[Command, bool]:
+def row_to_command(row: sqlite3.Row) -> tuple[Command, bool]:
+    """A ``commands`` row as a :class:`Command`, and whether its payload decoded."""
     payload, payload_ok = _loads_dict(row["payload"])
     result, _ = _loads_dict(row["result"])
     command = Command(
@@ -153,7 +157,7 @@ def _row_to_command(row: sqlite3.Row) -> tuple[Command, bool]:
     return command, payload_ok
 
 
-def _insert_event(
+def insert_event(
     conn: sqlite3.Connection,
     command: Command,
     kind: str,
@@ -162,6 +166,7 @@ def _insert_event(
     data: dict[str, Any] | None = None,
     ts: float | None = None,
 ) -> int:
+    """Write one ``events`` row about ``command`` inside the caller's transaction."""
     values = (
         time.time() if ts is None else ts,
         kind,
@@ -169,7 +174,7 @@ def _insert_event(
         command.reason if reason is None else reason,
         command.requested_by,
         command.id,
-        None if data is None else _dumps(data),
+        None if data is None else json_text(data),
     )
     cur = conn.execute(
         "INSERT INTO events (ts, kind, component, reason, actor, command_id, data)"

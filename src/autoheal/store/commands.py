@@ -60,10 +60,10 @@ from autoheal.store.command_record import (
     CommandError,
     KeyConflictError,
     Submitted,
-    _dumps,
-    _insert_event,
-    _row_to_command,
     checksum_for,
+    insert_event,
+    json_text,
+    row_to_command,
 )
 from autoheal.store.journal import Journal
 
@@ -138,13 +138,13 @@ def submit(
         idempotency_key=key,
         expires_at=expires_at,
     )
-    payload_text = _dumps(payload)
+    payload_text = json_text(payload)
     # Compare as stored: JSON data, not whatever Python objects the caller passed.
     new = Intent(type, target, orjson.loads(payload_text))
     with journal.transaction() as conn:
         row = conn.execute("SELECT * FROM commands WHERE idempotency_key = ?", (key,)).fetchone()
         if row is not None:
-            earlier = _row_to_command(row)[0]
+            earlier = row_to_command(row)[0]
             decision = decide_key_use(
                 Intent(earlier.type, earlier.target, earlier.payload), earlier.status, new
             )
@@ -166,7 +166,7 @@ def submit(
                 expires_at,
             ),
         ).fetchall()[0]
-    return Submitted(_row_to_command(row)[0], duplicate=False)
+    return Submitted(row_to_command(row)[0], duplicate=False)
 
 
 def _rejection(command: Command, payload_ok: bool, now: float) -> str | None:
@@ -206,15 +206,15 @@ def _claim_where(
     ).fetchall()
     if not rows:
         raise LookupError
-    command, payload_ok = _row_to_command(rows[0])
+    command, payload_ok = row_to_command(rows[0])
     reason = _rejection(command, payload_ok, now)
     if reason is None:
         return command
     conn.execute(
         "UPDATE commands SET status = 'rejected', result = ?, finished_at = ? WHERE id = ?",
-        (_dumps({"reason": reason}), now, command.id),
+        (json_text({"reason": reason}), now, command.id),
     )
-    _insert_event(
+    insert_event(
         conn,
         command,
         "command.rejected",
@@ -284,7 +284,7 @@ def claim(
 def get(journal: Journal, command_id: str) -> Command | None:
     """The stored command with this id, or None."""
     rows = journal.query("SELECT * FROM commands WHERE id = ?", (command_id,))
-    return _row_to_command(rows[0])[0] if rows else None
+    return row_to_command(rows[0])[0] if rows else None
 
 
 def audit(
@@ -308,7 +308,7 @@ def audit(
         The event id.
     """
     with journal.transaction() as conn:
-        return _insert_event(conn, command, kind, reason=reason, data=data, ts=ts)
+        return insert_event(conn, command, kind, reason=reason, data=data, ts=ts)
 
 
 def record_started(journal: Journal, command: Command) -> int:
@@ -344,12 +344,12 @@ def finish(
         rows = conn.execute(
             "UPDATE commands SET status = ?, result = ?, finished_at = ?"
             " WHERE id = ? AND status = 'claimed' RETURNING *",
-            (status, _dumps(result), stamp, command_id),
+            (status, json_text(result), stamp, command_id),
         ).fetchall()
         if not rows:
             raise CommandError(f"command {command_id} is not claimed; cannot finish it")
-        command = _row_to_command(rows[0])[0]
-        _insert_event(conn, command, "result_written", ts=stamp, data={"status": status})
+        command = row_to_command(rows[0])[0]
+        insert_event(conn, command, "result_written", ts=stamp, data={"status": status})
     return command
 
 
