@@ -20,12 +20,10 @@ or the balance) answers ``"placed"`` (keep blocking until the TTL) or ``"absent"
 (forget it). Only ``placed`` records expire, ``ttl_s`` (120 s) after the placement,
 and are pruned on the next write.
 
-Order identity. The signature is the order's ``client_order_id``, so the exchange
-itself recognises a resend of the same order. A caller may instead name its own
-idempotency *key* (:meth:`OrderLedger.check_and_record_key`, ``place(key=...)``): the
-record then remembers the order's signature, and the same key with different
-parameters is an error (:class:`IdempotencyKeyConflictError`), never a duplicate. An
-executed order's result is kept with its record (:meth:`~OrderLedger.keep_result`)
+Order identity (the signature, an idempotency key and its conflicts) is
+:mod:`autoheal.guard.order_identity`; what the file holds and what a read of it means
+is :mod:`autoheal.guard.ledger_file`. This module re-exports their public names.
+An executed order's result is kept with its record (:meth:`~OrderLedger.keep_result`)
 and returned to a repeat call for as long as the record lives.
 
 An unreadable ledger fails closed. A file that is not a valid ledger (torn, binary,
@@ -43,17 +41,15 @@ alert file is then the operator's to remove).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -61,11 +57,26 @@ import orjson
 from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
-from autoheal.guard.errors import GuardError, LedgerUnreadableError, OrderOutcomeUnknownError
+from autoheal.guard.errors import LedgerUnreadableError, OrderOutcomeUnknownError
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
-from autoheal.store import layout as runtime_files
+from autoheal.guard.ledger_file import (
+    IN_FLIGHT,
+    LEDGER_UNREADABLE,
+    ORDER_SIGS_RELPATH,
+    PENDING,
+    PLACED,
+    LedgerView,
+    parse_ledger,
+)
+from autoheal.guard.order_identity import (
+    KEY_CONFLICT,
+    IdempotencyKeyConflictError,
+    _describe,
+    _describe_order,
+    order_signature,
+)
 from autoheal.store.alerts import alert_path, clear_alert, write_alert
-from autoheal.store.atomic import ReadResult, read_json, write_json_atomic
+from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = [
     "KEY_CONFLICT",
@@ -79,65 +90,10 @@ __all__ = [
     "parse_ledger",
 ]
 
-ORDER_SIGS_RELPATH = Path(runtime_files.ORDER_LEDGER)
-PLACED, PENDING = "placed", "pending"
-#: Written by versions before the pending mark; an unsettled record is an unknown outcome.
-LEGACY_RECORDED = "recorded"
-#: The reason of a pending record whose sender has not said how the placement went.
-IN_FLIGHT = "in_flight"
-LEDGER_UNREADABLE = "ledger_unreadable"
 REFUSED = "refused"
-KEY_CONFLICT = "idempotency_key_conflict"
-
-
-class IdempotencyKeyConflictError(GuardError, ValueError):
-    """An idempotency key reused for an order with different parameters: an error, not a
-    duplicate (``reason`` ``idempotency_key_conflict``)."""
-
-    def __init__(self, key: str, *, recorded: str, requested: str) -> None:
-        super().__init__(f"idempotency key {key!r} was used for another order "
-                         f"(recorded {recorded}, requested {requested})", reason=KEY_CONFLICT)
-        self.key = key
 
 T = TypeVar("T")
 log = logging.getLogger("autoheal.guard.idempotency")
-
-
-def _canonical_number(value: float | int | str | Decimal | None, *, what: str) -> str:
-    if value is None:
-        return "market"
-    try:
-        # str(float) is the shortest round-trip form: 0.1 signs as "0.1", not 0.1000000000000000055.
-        dec = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
-    except (InvalidOperation, TypeError, ValueError) as exc:
-        raise ValueError(f"{what} {value!r} is not a number") from exc
-    if not dec.is_finite() or dec <= 0:
-        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
-    return format(dec.normalize(), "f")
-
-
-def order_signature(
-    symbol: str, side: str, qty: float | str | Decimal, price: float | str | Decimal | None = None
-) -> str:
-    """The signature of an order over normalised values.
-
-    ``("btc/usdt", "BUY", 0.0010)`` and ``("BTCUSDT", "buy", 0.001)`` sign the same.
-
-    Raises:
-        ValueError: unknown side, or a quantity/price that is not a positive finite number.
-    """
-    act = normalize_action(side)
-    if act not in ("buy", "sell"):
-        raise ValueError(f"side must be buy or sell, got {side!r}")
-    canonical = "|".join(
-        (
-            normalize_symbol(symbol),
-            act,
-            _canonical_number(qty, what="qty"),
-            _canonical_number(price, what="price"),
-        )
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,73 +108,6 @@ class PlaceResult(Generic[T]):
     sig: str
     result: T | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerView:
-    """A ledger file as read: its records, or why it cannot be used.
-
-    ``problem`` is ``None`` only for a valid ledger (or a missing file: empty); then
-    ``sigs`` holds every record. ``blocked`` tells a ledger already kept aside and
-    blocked (waiting for repair) from a freshly found unreadable file.
-    """
-
-    sigs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    problem: str | None = None
-    blocked: bool = False
-
-
-def _describe(entry: dict[str, Any]) -> str:
-    return (f"{entry.get('side')} {entry.get('qty')} {entry.get('symbol')} "
-            f"@ {entry.get('price') or 'market'}")
-
-
-def _describe_order(symbol: str, side: str, qty: Any, price: Any) -> str:
-    return _describe({"symbol": normalize_symbol(symbol), "side": normalize_action(side),
-                      "qty": str(qty), "price": None if price is None else str(price)})
-
-
-def _entry_problem(entry: Any) -> str | None:
-    if not isinstance(entry, dict):
-        return "a record is not an object"
-    status = entry.get("status")
-    if status not in (PLACED, PENDING, LEGACY_RECORDED):
-        return f"a record has status {status!r}"
-    ts = entry.get("ts")
-    if status == PLACED and (isinstance(ts, bool) or not isinstance(ts, int | float)):
-        return "a placed record has no timestamp"
-    return None
-
-
-def parse_ledger(read: ReadResult) -> LedgerView:
-    """Decide what a read of ``order_sigs.json`` means; pure, never raises.
-
-    A missing file is an empty ledger. Anything else that is not a valid ledger is a
-    problem (never an empty ledger): an unreadable file, a document without a ``sigs``
-    object, a record that is not an object or has an unknown status, or the block left
-    by an earlier unreadable file. A legacy ``recorded`` record reads as ``pending``.
-    """
-    if read.doc is None:
-        if read.reason == "missing":
-            return LedgerView()
-        return LedgerView(problem=f"{read.reason}: {read.detail}" if read.detail else read.reason)
-    blocked = read.doc.get("blocked")
-    if blocked is not None and blocked is not False:
-        since = blocked.get("since_utc") if isinstance(blocked, dict) else None
-        return LedgerView(problem=f"blocked since {since or '?'}, waiting for repair", blocked=True)
-    sigs = read.doc.get("sigs")
-    if not isinstance(sigs, dict):
-        return LedgerView(problem="no sigs object")
-    out: dict[str, dict[str, Any]] = {}
-    for sig, entry in sigs.items():
-        problem = _entry_problem(entry)
-        if problem is not None:
-            return LedgerView(problem=problem)
-        if entry["status"] == LEGACY_RECORDED:
-            out[str(sig)] = {**entry, "status": PENDING, "reason": entry.get("reason", IN_FLIGHT)}
-        else:
-            out[str(sig)] = entry
-    return LedgerView(out)
 
 
 class OrderLedger:
@@ -307,9 +196,11 @@ class OrderLedger:
             if entry is not None:
                 recorded = str(entry.get("order_sig", key))
                 if recorded != sig:
-                    raise IdempotencyKeyConflictError(key, recorded=_describe(entry),
-                                                      requested=_describe_order(
-                                                          symbol, side, qty, price))
+                    raise IdempotencyKeyConflictError(
+                        key,
+                        recorded=_describe(entry),
+                        requested=_describe_order(symbol, side, qty, price),
+                    )
                 return True, key
             sigs[key] = {
                 "symbol": normalize_symbol(symbol),
@@ -437,6 +328,7 @@ class OrderLedger:
                 may exist (timeout, reset, 5xx); the record stays ``pending``.
             Exception: any other error of ``place_fn``, unchanged; the record is released.
         """
+
         def record() -> tuple[bool, str]:
             if key is None:
                 return self.check_and_record(symbol, side, qty, price)
