@@ -21,40 +21,27 @@ or the balance) answers ``"placed"`` (keep blocking until the TTL) or ``"absent"
 and are pruned on the next write.
 
 Order identity (the signature, an idempotency key and its conflicts) is
-:mod:`autoheal.guard.order_identity`; what the file holds and what a read of it means
-is :mod:`autoheal.guard.ledger_file`. This module re-exports their public names.
-An executed order's result is kept with its record (:meth:`~OrderLedger.keep_result`)
+:mod:`autoheal.guard.order_identity`. The file, what a read of it means and how an
+unreadable one fails closed (kept aside, every new order refused with
+``ledger_unreadable`` until :meth:`OrderLedger.repair`) is
+:mod:`autoheal.guard.ledger_file`. This module re-exports their public names. An
+executed order's result is kept with its record (:meth:`~OrderLedger.keep_result`)
 and returned to a repeat call for as long as the record lives.
-
-An unreadable ledger fails closed. A file that is not a valid ledger (torn, binary,
-wrongly shaped, a record with an unknown status) is never read as an empty one: it
-is kept aside as ``order_sigs.json.corrupt-<UTC stamp>`` (hard-linked, else copied;
-never deleted), replaced by a *blocked* ledger, an alert ``ledger_unreadable`` is
-written and one error logged. While blocked, every new order is refused with
-``ledger_unreadable`` (:class:`~autoheal.guard.errors.LedgerUnreadableError`), in
-every process, across restarts and however much time passes. *Repair* is an
-operator's decision, after checking the kept-aside file's orders with the exchange:
-:meth:`OrderLedger.repair` (starts an empty ledger and clears the alert), or
-removing ``runtime/order_sigs.json`` by hand (a missing ledger is an empty one; the
-alert file is then the operator's to remove).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import orjson
 
-from autoheal.guard._filelock import locked
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
 from autoheal.guard.errors import LedgerUnreadableError, OrderOutcomeUnknownError
@@ -65,6 +52,7 @@ from autoheal.guard.ledger_file import (
     ORDER_SIGS_RELPATH,
     PENDING,
     PLACED,
+    LedgerFile,
     LedgerView,
     parse_ledger,
 )
@@ -75,8 +63,6 @@ from autoheal.guard.order_identity import (
     _describe_order,
     order_signature,
 )
-from autoheal.store.alerts import alert_path, clear_alert, write_alert
-from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = [
     "KEY_CONFLICT",
@@ -131,10 +117,10 @@ class OrderLedger:
         time_fn: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runtime_dir = runtime_dir_from_env(runtime_dir, what="OrderLedger")
-        self.path = self.runtime_dir / ORDER_SIGS_RELPATH
+        self._file = LedgerFile(self.runtime_dir)
+        self.path = self._file.path
         self.ttl_s = ttl_s
         self._time_fn = time_fn
-        self._logged_unreadable = False
 
     def check_and_record(
         self,
@@ -369,18 +355,7 @@ class OrderLedger:
         Returns:
             Whether there was anything to repair.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(self.path):
-            view = parse_ledger(read_json(self.path))
-            if view.problem is None:
-                return False
-            if not view.blocked:
-                self._keep_aside(view.problem)
-            write_json_atomic(self.path, {"schema": 1, "clock": "monotonic", "sigs": {}})
-        clear_alert(self.runtime_dir, LEDGER_UNREADABLE)
-        self._logged_unreadable = False
-        log.warning("[idempotency] %s repaired: an empty ledger, new orders allowed", self.path)
-        return True
+        return self._file.repair()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -405,75 +380,10 @@ class OrderLedger:
 
         return {sig: entry for sig, entry in sigs.items() if alive(entry)}
 
-    def _keep_aside(self, detail: str) -> str | None:
-        """Move the unreadable file out of the way (never deleting it), block the ledger,
-        raise the alert. Returns where the file went (``None`` if it could not be moved:
-        then it stays in place, which refuses orders just the same)."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        kept: str | None = None
-        try:
-            try:
-                os.link(self.path, aside)  # atomic; the bytes survive under the new name
-            except OSError:
-                shutil.copy2(self.path, aside)
-            kept = str(aside)
-            blocked = {
-                "reason": LEDGER_UNREADABLE,
-                "detail": detail,
-                "kept_aside": kept,
-                "since_utc": stamp,
-            }
-            write_json_atomic(
-                self.path, {"schema": 1, "clock": "monotonic", "blocked": blocked, "sigs": {}}
-            )
-        except OSError as exc:
-            log.error("[idempotency] could not keep %s aside: %s", self.path, exc)
-        write_alert(
-            self.runtime_dir,
-            LEDGER_UNREADABLE,
-            ts=time.time(),
-            file=kept or str(self.path),
-            detail=detail,
-        )
-        return kept
-
-    def _refuse(self, view: LedgerView) -> LedgerUnreadableError:
-        detail = view.problem or "unreadable"
-        kept = None if view.blocked else self._keep_aside(detail)
-        if not self._logged_unreadable:
-            self._logged_unreadable = True
-            if view.blocked and not alert_path(self.runtime_dir, LEDGER_UNREADABLE).exists():
-                write_alert(
-                    self.runtime_dir,
-                    LEDGER_UNREADABLE,
-                    ts=time.time(),
-                    file=str(self.path),
-                    detail=detail,
-                )
-            log.error(
-                "[idempotency] %s: order ledger %s %s%s; every new order refused until "
-                "repaired (OrderLedger.repair() after checking orders with the exchange)",
-                LEDGER_UNREADABLE,
-                self.path,
-                detail,
-                f", kept aside as {kept}" if kept else "",
-            )
-        return LedgerUnreadableError(str(self.path), detail=detail, kept_aside=kept)
-
-    @contextmanager
-    def _locked_sigs(self) -> Iterator[dict[str, dict[str, Any]]]:
-        """Live records under the lock; written back (pruned) if the body changed them.
+    def _locked_sigs(self) -> AbstractContextManager[dict[str, dict[str, Any]]]:
+        """Live records under the lock (:meth:`LedgerFile.locked_sigs`).
 
         Raises:
             LedgerUnreadableError: the ledger is unreadable (kept aside and blocked now).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(self.path):
-            view = parse_ledger(read_json(self.path))
-            if view.problem is not None:
-                raise self._refuse(view)
-            sigs = {k: dict(v) for k, v in self._live(view.sigs, self._time_fn()).items()}
-            yield sigs
-            if sigs != view.sigs:
-                write_json_atomic(self.path, {"schema": 1, "clock": "monotonic", "sigs": sigs})
+        return self._file.locked_sigs(lambda sigs: self._live(sigs, self._time_fn()))
