@@ -59,8 +59,8 @@ from autoheal.guard.ledger_file import (
 from autoheal.guard.order_identity import (
     KEY_CONFLICT,
     IdempotencyKeyConflictError,
-    _describe,
-    _describe_order,
+    describe_order,
+    describe_record,
     order_signature,
 )
 
@@ -184,8 +184,8 @@ class OrderLedger:
                 if recorded != sig:
                     raise IdempotencyKeyConflictError(
                         key,
-                        recorded=_describe(entry),
-                        requested=_describe_order(symbol, side, qty, price),
+                        recorded=describe_record(entry),
+                        requested=describe_order(symbol, side, qty, price),
                     )
                 return True, key
             sigs[key] = {

@@ -73,15 +73,17 @@ def order_signature(
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def _describe(entry: dict[str, Any]) -> str:
+def describe_record(entry: dict[str, Any]) -> str:
+    """A ledger record for a conflict's message: ``buy 0.01 BTCUSDT @ market``."""
     return (
         f"{entry.get('side')} {entry.get('qty')} {entry.get('symbol')} "
         f"@ {entry.get('price') or 'market'}"
     )
 
 
-def _describe_order(symbol: str, side: str, qty: Any, price: Any) -> str:
-    return _describe(
+def describe_order(symbol: str, side: str, qty: Any, price: Any) -> str:
+    """An order's parameters, described as its record would be."""
+    return describe_record(
         {
             "symbol": normalize_symbol(symbol),
             "side": normalize_action(side),
