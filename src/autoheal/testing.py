@@ -2,7 +2,7 @@
 
 Shipped in the package (not under ``tests/``) so that drills and users can
 reuse it; it imports no pytest. "Verified" because one contract suite
-(``tests/integration/test_process_control_contract.py``) runs against both this
+(``tests/procs/test_control_contract.py``) runs against both this
 fake and the real :class:`autoheal.procs.ProcessControl`, so a behaviour the
 daemon relies on cannot drift between them unnoticed (trio's contributing guide).
 

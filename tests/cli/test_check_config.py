@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autoheal.cli import main
-from tests.test_config import BAD_CONFIGS, BUNDLED, REPO
+from tests.config.test_load import BAD_CONFIGS, BUNDLED, REPO
 
 #: The bad inputs issue 2 lists; each runs as a real subprocess (~0.3 s apiece).
 #: The rest of BAD_CONFIGS goes through ``main([...])`` in-process, which is the same code.

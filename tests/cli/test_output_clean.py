@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from autoheal.cli import build_parser, main
+from autoheal.drills.stacks.redis import RedisServer
+from autoheal.drills.stacks.simple import Runtime, write_config
 from autoheal.store.journal import Journal
-from tests.e2e.harness_simple import Runtime, write_config
-from tests.redis_server import RedisServer
 from tests.sysdeps import require_binary
 from tests.terminal_text import HOSTILE, HOSTILE_ARG, VISIBLE, assert_clean
 

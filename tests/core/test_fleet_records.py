@@ -3,8 +3,8 @@
 Reading a record never raises: a bad switch record is unreadable (fail closed), a bad
 host summary is malformed and named, and every string that comes out is valid text
 that the flags file, the journal and a terminal can take. Pure: no Redis here (the
-CLI and the daemon against a real ``redis-server`` are in ``tests/integration`` and
-``tests/e2e``).
+CLI and the daemon against a real ``redis-server`` are in ``tests/cli/``,
+``tests/daemon/`` and ``tests/e2e/``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
 from autoheal.guard import BreakerPolicy, CircuitBreaker
-from tests.e2e.harness_simple import Runtime, read_doc, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e.harness_simple import wait_for
+from autoheal.drills.stacks.simple import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from autoheal.drills.stacks.simple import Runtime, wait_for
 from autoheal.store.journal import Event, Journal
-from tests.e2e.harness_simple import Runtime, wait_for
 from tests.e2e.stack import Stack
 from tests.sysdeps import require_binary
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from autoheal.drills.stacks.simple import Runtime, alive, toml_str, wait_for
 from autoheal.store import commands as queue
 from autoheal.store.journal import Journal
-from tests.e2e.harness_simple import Runtime, alive, toml_str, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

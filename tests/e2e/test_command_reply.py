@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness_simple import Runtime, toml_str, wait_for
+from autoheal.drills.stacks.simple import Runtime, toml_str, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness_simple import Runtime, toml_str, wait_for
-from tests.redis_server import RedisServer
+from autoheal.drills.stacks.redis import RedisServer
+from autoheal.drills.stacks.simple import Runtime, toml_str, wait_for
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]

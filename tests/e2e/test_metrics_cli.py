@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness_simple import Runtime, wait_for
+from autoheal.drills.stacks.simple import Runtime, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from autoheal.drills.stacks.simple import Runtime, wait_for
 from autoheal.guard import TradingGate
-from tests.e2e.harness_simple import Runtime, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.harness_simple import Runtime, toml_str, wait_for
-from tests.redis_server import RedisServer
+from autoheal.drills.stacks.redis import RedisServer
+from autoheal.drills.stacks.simple import Runtime, toml_str, wait_for
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -13,7 +13,7 @@ import orjson
 import psutil
 import pytest
 
-from tests.e2e.harness_simple import wait_for
+from autoheal.drills.stacks.simple import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from autoheal.core.admission import budget_for_fds
-from tests.e2e.harness_simple import Runtime, alive, read_doc, wait_for
+from autoheal.drills.stacks.simple import Runtime, alive, read_doc, wait_for
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.harness_simple import Runtime, read_doc, wait_for
+from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness_simple import Runtime, read_doc, wait_for
+from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

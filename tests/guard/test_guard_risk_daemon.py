@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from autoheal.drills.stacks.simple import Runtime, wait_for
 from autoheal.guard import RiskGuard, TradingGate, parse_limits
 from autoheal.guard.risk import RiskBook, RiskOrder
-from tests.e2e.harness_simple import Runtime, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

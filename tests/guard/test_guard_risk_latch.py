@@ -4,7 +4,7 @@ The latch used to read ``global_flags.json`` and write the whole document back, 
 failsafe that began in between was written over with ``failsafe_active: false``. Now
 the guard creates ``risk_latch.json`` and never touches the flags; the gate honours
 the latch file at once; only the daemon (on an operator's clear) or an operator
-removes it. ``tests/integration/test_kill_switch_writers.py`` races it against the
+removes it. ``tests/daemon/test_kill_switch_writers.py`` races it against the
 daemon; the daemon itself: ``test_guard_risk_daemon.py``.
 """
 

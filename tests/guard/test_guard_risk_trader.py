@@ -18,8 +18,8 @@ from autoheal.guard import TradingGate
 from autoheal.guard.inventory import write_positions_snapshot
 from autoheal.guard.risk import RiskConfigError, parse_limits
 from autoheal.store.flags import read_flags, read_risk_latch
+from tests.demo.test_stack import ExchangeInfo, Spawner, start_exchange
 from tests.guard.conftest import daemon_runtime
-from tests.integration.test_demo import ExchangeInfo, Spawner, start_exchange
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ button. So the wiring (:func:`autoheal.daemon.wiring.service_spec`) removes ever
 variable listed here from each service's environment (DESIGN.md §3).
 
 A config key that names a secret's variable must be added to :func:`secret_envs`:
-``tests/integration/test_service_env.py`` walks the raw schema and fails on any
+``tests/daemon/test_service_env.py`` walks the raw schema and fails on any
 ``*_env`` (or ``secret``, ``token``, ``password``) field this function does not cover.
 """
 

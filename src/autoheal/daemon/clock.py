@@ -15,7 +15,7 @@ stamps); a test on virtual time makes it follow the virtual clock too
 
 Nothing else in :mod:`autoheal.daemon` calls ``anyio.sleep``, ``move_on_after``,
 ``fail_after``, ``current_time`` or ``time.monotonic``
-(``tests/test_daemon_clock.py`` enforces it). Not routed here: the real
+(``tests/daemon/test_clock.py`` enforces it). Not routed here: the real
 process control's stop grace (:mod:`autoheal.procs`), the probes' and the status
 server's own timeouts, all on the same event-loop clock.
 """

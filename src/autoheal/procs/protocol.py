@@ -1,6 +1,6 @@
 """What the daemon needs from process control: the real ``ProcessControl`` and the
 in-memory ``autoheal.testing.FakeProcessControl`` both provide it, and one contract
-suite (tests/integration/test_process_control_contract.py) runs against both."""
+suite (tests/procs/test_control_contract.py) runs against both."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ sleep. The daemon is started and stopped by the drills' harness
 (:mod:`autoheal.drills.stacks.harness`), and :meth:`Runtime.close` SIGTERMs it, then
 kills whatever it left, by identity (its services, taken before it stops; those its
 pidfiles name and whose command line is one of this runtime's services). It imports
-no test framework: the tests (``tests/e2e/harness_simple.py``) and the benchmarks
+no test framework: the tests (``tests/e2e/``) and the benchmarks
 (``benchmarks/command_latency.py``, ...) share it.
 """
 

@@ -30,7 +30,7 @@ Invariants, checked after every rule:
 CI runs a fixed, derandomized budget (the ``ci`` Hypothesis profile). A long run::
 
     AUTOHEAL_KILLSWITCH_EXAMPLES=5000 .venv/bin/python -m pytest \\
-        tests/integration/test_killswitch_stateful.py -p no:cacheprovider --timeout 3600
+        tests/daemon/test_kill_switch_stateful.py -p no:cacheprovider --timeout 3600
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from autoheal.core.admission import MAX_CONNECTIONS, budget_for_fds
 
-UNIT = Path(__file__).resolve().parents[1] / "systemd" / "autoheal.service"
+UNIT = Path(__file__).resolve().parents[2] / "systemd" / "autoheal.service"
 
 
 def unit_value(key: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 
 from autoheal.daemon.alertmanager import AlertmanagerPusher, active_alerts, alerts_url
 from autoheal.daemon.notify import WebhookSpec
-from tests.e2e.harness_simple import Runtime, wait_for
+from autoheal.drills.stacks.simple import Runtime, wait_for
 from tests.sysdeps import require_binary
 
 AM_CONFIG = """\

@@ -18,7 +18,7 @@ from autoheal.config import (
     summary,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "config" / "autoheal.toml"
 
 MINIMAL = """

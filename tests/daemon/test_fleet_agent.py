@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness_simple import Runtime, toml_str, wait_for
-from tests.redis_server import RedisServer, SentinelServer, free_port
+from autoheal.drills.stacks.redis import RedisServer, SentinelServer, free_port
+from autoheal.drills.stacks.simple import Runtime, toml_str, wait_for
 from tests.sysdeps import require_binary
 
 SECRET = "s3cr3t-Pa55word"
@@ -101,7 +101,7 @@ poll_interval = "100ms"
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_unreachable_at_start_is_lost_at_once_and_removing_fleet_ends_it(tmp_path: Path) -> None:
-    from tests.redis_server import free_port
+    from autoheal.drills.stacks.redis import free_port
 
     rt = Runtime(tmp_path, services=())
     plain = rt.config.read_text()

@@ -2,7 +2,7 @@
 
 Every reading of time, sleep, timeout and deadline of :mod:`autoheal.daemon` goes
 through its injected clock (``autoheal.daemon.clock``), so the real daemon runs on
-virtual time (``tests/integration/test_daemon_virtual_time.py``). A default argument
+virtual time (``tests/daemon/test_virtual_time.py``). A default argument
 naming ``time.monotonic`` (for a caller outside the daemon) is not a call, and is fine.
 """
 

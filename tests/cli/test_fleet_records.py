@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from autoheal.cli import main
-from tests.e2e.harness_simple import toml_str
-from tests.redis_server import RedisServer
+from autoheal.drills.stacks.redis import RedisServer
+from autoheal.drills.stacks.simple import toml_str
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]

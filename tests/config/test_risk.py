@@ -9,7 +9,7 @@ import pytest
 
 from autoheal.cli import main
 from autoheal.config import ConfigError, load_config
-from tests.test_config import BUNDLED
+from tests.config.test_load import BUNDLED
 
 HEAD = 'environment = "paper"\n'
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from autoheal.drills.stacks.simple import write_config
 from tests.cli.test_check_config import assert_one_clear_error
-from tests.e2e.harness_simple import write_config
 
 
 def config_with_stop_file(tmp_path: Path, stop_file: Path) -> Path:

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness_simple import Runtime, read_doc, wait_for
+from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
 from tests.sysdeps import require_binary
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "config" / "prometheus" / "autoheal.rules.yml"
-RULE_TESTS = REPO / "tests" / "prometheus" / "autoheal.rules.test.yml"
+RULE_TESTS = REPO / "tests" / "web" / "prometheus" / "autoheal.rules.test.yml"
 
 
 def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -50,7 +50,7 @@ def test_rule_unit_tests_can_fail(tmp_path: Path) -> None:
     tests = tmp_path / "autoheal.rules.test.yml"
     tests.write_text(
         RULE_TESTS.read_text().replace(
-            "../../config/prometheus/autoheal.rules.yml", "autoheal.rules.yml"
+            "../../../config/prometheus/autoheal.rules.yml", "autoheal.rules.yml"
         )
     )
     result = promtool("test", "rules", str(tests))
