@@ -255,9 +255,10 @@ async def test_two_clis_racing_the_same_command_execute_it_once(config: Config) 
 
 @pytest.mark.anyio
 async def test_a_waiting_cli_settles_a_claim_whose_claimer_died(config: Config) -> None:
-    """The CLI waits on a daemon (the lock is held); the command is claimed by a process
-    that then is gone before it writes a result. The CLI settles it as ``claimer_died``
-    at its next look and exits 1, instead of waiting out its 30 s."""
+    """The CLI waits on a daemon (the lock is held); then the command is claimed, and
+    begun, under the identity of a process that is gone (exited and reaped) with no
+    result written. The CLI settles it as ``claimer_died`` at its next look and exits 1,
+    instead of waiting out its 10 s."""
     config.paths.runtime_dir.mkdir(parents=True)
     lock = RuntimeLock(config.paths.runtime_dir)
     lock.acquire()  # a daemon holds the runtime
@@ -268,7 +269,7 @@ async def test_a_waiting_cli_settles_a_claim_whose_claimer_died(config: Config) 
             async def wait_cli() -> None:
                 waiting.append(
                     await acli(
-                        config, "restart", "feeder", "--idempotency-key", "D2", "--timeout", "30"
+                        config, "restart", "feeder", "--idempotency-key", "D2", "--timeout", "10"
                     )
                 )
 
