@@ -153,5 +153,6 @@ def test_two_clis_racing_with_no_daemon_execute_once(config: Config) -> None:
     assert sigterms(config) == 1
     cid = only_command(config, "race").id
     assert kinds(config, command_id=cid) == FOUR_EVENTS
+    assert len(kinds(config, kind="restart.started")) == 2  # the first start, then one
     new = pidfile(config)
     assert new is not None and new != old and alive(new) and not alive(old)
