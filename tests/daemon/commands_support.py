@@ -6,10 +6,6 @@ its lock, the journal and its queue, the flags, ``STOP.TXT`` and the health docu
 are real files in ``tmp_path``. The CLI is the real one (:func:`autoheal.cli.main`),
 called in this process; :func:`cli` keeps each call's output apart from every other
 thread's, so two CLIs racing each get their own.
-
-No real timer is waited out, but every command costs fsyncs (the journal is
-``synchronous = FULL``, the flags and state are written durably): a test that runs
-several commands takes more than 0.25 s on a disk, and is marked ``slow``.
 """
 
 from __future__ import annotations

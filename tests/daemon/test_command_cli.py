@@ -81,7 +81,6 @@ def healthy_pid(config: Config) -> int | None:
 
 
 @pytest.mark.anyio
-@pytest.mark.slow
 async def test_a_reused_key_with_another_command_is_refused_exit_2_naming_both(
     config: Config,
 ) -> None:
@@ -116,7 +115,6 @@ async def test_a_reused_key_with_another_command_is_refused_exit_2_naming_both(
 
 
 @pytest.mark.anyio
-@pytest.mark.slow
 async def test_the_same_key_and_command_replays_the_recorded_result_and_exit_code(
     config: Config,
 ) -> None:
@@ -153,7 +151,6 @@ async def test_the_same_key_and_command_replays_the_recorded_result_and_exit_cod
 
 
 @pytest.mark.anyio
-@pytest.mark.slow
 async def test_a_restart_prints_the_new_pid_and_the_same_key_again_restarts_nothing(
     config: Config,
 ) -> None:
@@ -183,7 +180,7 @@ async def test_a_restart_prints_the_new_pid_and_the_same_key_again_restarts_noth
 
 
 @pytest.mark.anyio
-@pytest.mark.slow
+@pytest.mark.slow  # four commands waited for (the CLI polls every 50 ms)
 async def test_failsafe_refuses_restart_until_cleared(config: Config) -> None:
     """Inside a failsafe a restart exits 3 naming it and its reason and touches nothing;
     the clear (audited in order, as its operator) ends it, and a restart then runs."""
@@ -224,7 +221,6 @@ async def test_failsafe_refuses_restart_until_cleared(config: Config) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.slow
 async def test_two_clis_racing_the_same_command_execute_it_once(config: Config) -> None:
     """Both exit 0, one of them as the ``duplicate``; one row, one stop, four events."""
     fake = FakeProcessControl()

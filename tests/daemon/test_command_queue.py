@@ -81,7 +81,6 @@ def healthy_pid(config: Config) -> int | None:
     return feeder.get("pid") if feeder.get("ok") is True else None
 
 
-@pytest.mark.slow
 async def test_a_restart_gives_a_new_pid_and_four_events_in_order(config: Config) -> None:
     """The daemon claims under its own identity, stops the old process, starts a new one,
     answers with the new PID and audits the four events, all under the operator's name."""

@@ -36,7 +36,7 @@ from tests.daemon.commands_support import (
     write_config,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 EPOCH = 1_700_000_000.0
 
