@@ -1,11 +1,15 @@
 """REDUCE_ONLY with a real daemon, the real CLI and a real guard: unwinding inside a
-failsafe, and an operator's hand-written REDUCE_ONLY that no recovery loosens."""
+failsafe, then halting again.
+
+The smoke test of REDUCE_ONLY. The rest moved down a tier (issue 19): the same journey
+through the queue, and an operator's hand-written REDUCE_ONLY that a daemon restart
+keeps, against the in-process daemon on virtual time (``tests/daemon/test_reduce_only.py``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 
 from autoheal.drills.stacks.simple import Runtime, wait_for
@@ -47,24 +51,3 @@ def test_reduce_only_unwinds_inside_a_failsafe_then_halts_again(tmp_path: Path) 
         assert rt.cli("failsafe", "clear", "--reason", "all good").returncode == 0
         assert _mode(rt) == "NORMAL"
         assert not rt.stop_file.exists()
-
-
-def test_hand_written_reduce_only_survives_restart_and_is_left_by_hand(tmp_path: Path) -> None:
-    with Runtime(tmp_path) as rt:
-        rt.start_daemon()
-        (rt.runtime_dir / "global_flags.json").write_bytes(
-            orjson.dumps({"mode": "REDUCE_ONLY", "reason": "calm markets", "set_by": "alice"})
-        )
-        wait_for(lambda: rt.health()["mode"] == "REDUCE_ONLY", 3, "REDUCE_ONLY adopted")
-        assert rt.health()["failsafe"] is False
-        assert rt.flags()["set_by"] == "alice"
-        # a daemon restart keeps it (it is in autoheal_state.json)
-        assert rt.stop_daemon() == 0
-        rt.start_daemon()
-        wait_for(lambda: (rt.health() or {}).get("daemon", {}).get("ready"), 20, "ready")
-        assert rt.health()["mode"] == "REDUCE_ONLY"
-        assert _mode(rt) == "REDUCE_ONLY"
-        # writing it away by hand goes back to NORMAL, journaled
-        (rt.runtime_dir / "global_flags.json").write_bytes(b'{"mode": "NORMAL"}')
-        wait_for(lambda: rt.health()["mode"] == "NORMAL", 3, "back to NORMAL")
-        assert "operator_kill_switch" in rt.kinds()

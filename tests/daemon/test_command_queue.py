@@ -1,0 +1,181 @@
+"""The command queue as the real daemon serves it, on virtual time.
+
+The daemon runs in-process on trio's ``MockClock(autojump_threshold=0)`` with
+:class:`~autoheal.testing.FakeProcessControl`; the journal, its queue and every file
+are real (``tests/daemon/commands_support.py``). Commands are queued through the
+real store code, as the CLI queues them; what the CLI prints and exits with is
+``test_command_cli.py``'s. Moved down from ``tests/e2e/test_control_plane.py`` and
+``tests/e2e/test_command_keys.py`` (issue 19).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import psutil
+import pytest
+from trio.testing import MockClock
+
+from autoheal.config import Config
+from autoheal.daemon.clock import LoopClock
+from autoheal.store.journal import Journal
+from autoheal.testing import FakeProcessControl
+from tests.daemon.commands_support import (
+    FOUR_EVENTS,
+    claim_as,
+    cli,
+    command,
+    events,
+    exited_process,
+    health,
+    kinds,
+    only_command,
+    os_user,
+    running_daemon,
+    submit,
+    write_config,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+
+#: Unix time at virtual time 0.
+EPOCH = 1_700_000_000.0
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return "trio", {"clock": MockClock(autojump_threshold=0)}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return write_config(tmp_path, virtual=True)
+
+
+def virtual() -> LoopClock:
+    return LoopClock.virtual(EPOCH)
+
+
+async def until(predicate: Callable[[], object], what: str, *, within: float = 60) -> None:
+    """Wait in virtual time (a look a second) until ``predicate()``."""
+    deadline = anyio.current_time() + within
+    while not predicate():
+        if anyio.current_time() > deadline:
+            pytest.fail(f"no {what} within {within} virtual seconds")
+        await anyio.sleep(1.0)
+
+
+def finished(config: Config, command_id: str) -> bool:
+    return command(config, command_id).status not in ("pending", "claimed")
+
+
+def healthy_pid(config: Config) -> int | None:
+    feeder = health(config).get("components", {}).get("feeder", {})
+    return feeder.get("pid") if feeder.get("ok") is True else None
+
+
+async def test_a_restart_gives_a_new_pid_and_four_events_in_order(config: Config) -> None:
+    """The daemon claims under its own identity, stops the old process, starts a new one,
+    answers with the new PID and audits the four events, all under the operator's name."""
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        old = fake.current("feeder")
+        assert old is not None
+        await until(lambda: healthy_pid(config) == old.pid, "a healthy feeder")
+
+        cid = submit(config, "restart", "feeder", reason="e2e")
+        await until(lambda: finished(config, cid), "the restart's result")
+
+        new = fake.current("feeder")
+        assert new is not None and new.pid != old.pid
+        done = command(config, cid)
+        assert done.status == "succeeded"
+        assert done.result == {"component": "feeder", "pid": new.pid}
+        assert fake.stops == ["feeder"] and fake.owned() == [new]
+        assert fake.started == ["feeder", "feeder"]
+        assert (done.claimed_by, done.claimer_pid) == (f"pid:{os.getpid()}", os.getpid())
+        assert done.claimer_start_time == psutil.Process().create_time()
+        await until(lambda: healthy_pid(config) == new.pid, "the new feeder healthy")
+    trail = events(config, command_id=cid)
+    assert [e.kind for e in trail] == FOUR_EVENTS
+    assert {(e.actor, e.reason, e.component) for e in trail} == {(os_user(), "e2e", "feeder")}
+    log = (config.paths.runtime_dir / "notifications.log").read_text().splitlines()
+    notices = [orjson.loads(line) for line in log]
+    assert any(n["kind"] == "operator" and n["component"] == "feeder" for n in notices)
+
+
+async def test_expired_and_tampered_commands_are_rejected_and_journaled(config: Config) -> None:
+    """Queued before the daemon starts, an expired command and one edited by hand are
+    rejected at claim time, each journaled with its reason, and neither runs."""
+    expired = submit(config, "restart", "feeder", reason="old", ttl=1.0, now=time.time() - 100)
+    tampered = submit(config, "restart", "feeder", reason="fine", ttl=600.0)
+    db = sqlite3.connect(config.paths.runtime_dir / "journal.sqlite3")
+    try:
+        with db:  # a careless hand edit of the queued row, before any daemon claimed it
+            db.execute(
+                "UPDATE commands SET payload = ? WHERE id = ?",
+                ('{"reason":"edited by hand"}', tampered),
+            )
+    finally:
+        db.close()
+
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        await until(
+            lambda: all(command(config, c).status == "rejected" for c in (expired, tampered)),
+            "both commands rejected",
+        )
+        assert fake.stops == [] and fake.started == ["feeder"]
+
+    for cid, reason in ((expired, "expired"), (tampered, "checksum_mismatch")):
+        assert [(e.kind, e.reason) for e in events(config, command_id=cid)] == [
+            ("command.rejected", reason)
+        ]
+        assert command(config, cid).result == {"reason": reason}
+    assert kinds(config, kind="restart.started") == []
+
+
+@pytest.mark.parametrize("claimer", ["exited", "pid_reused"])
+async def test_a_starting_daemon_settles_a_dead_claimers_claim_as_claimer_died(
+    config: Config, claimer: str
+) -> None:
+    """A claim left between ``started`` and ``result_written`` by a claimer that is gone
+    (its PID exited and was reaped, or now belongs to a process started at another time)
+    is settled ``failed``/``claimer_died`` by the next daemon, before it claims anything;
+    a retry under the same key then reports that failure, exit 1, and runs nothing."""
+    if claimer == "exited":
+        pid, start, why = *exited_process(), "no_such_process"
+    else:  # this test's own PID, alive, claimed as if it had started 100 s earlier
+        pid, start, why = os.getpid(), psutil.Process().create_time() - 100, "pid_reused"
+    cid = submit(config, "restart", "feeder", reason="crash me", idempotency_key="D1")
+    claim_as(config, cid, pid, start)
+    assert command(config, cid).status == "claimed"
+    assert kinds(config, command_id=cid) == ["started", "restart.started"]
+
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        await until(lambda: finished(config, cid), "the dead claim settled")
+        assert fake.started == ["feeder"] and fake.stops == []  # nothing was restarted
+
+    done = only_command(config, "D1")
+    assert done.status == "failed" and done.result["reason"] == "claimer_died"
+    assert done.result["why"] == why
+    (written,) = events(config, command_id=cid, kind="result_written")
+    assert written.reason == "claimer_died"
+    assert written.data is not None
+    assert (written.data["status"], written.data["claimer_pid"]) == ("failed", pid)
+    assert kinds(config, command_id=cid) == ["started", "restart.started", "result_written"]
+
+    retry = cli(config, "restart", "feeder", "--reason", "crash me", "--idempotency-key", "D1")
+    assert retry.code == 1, retry
+    assert "claimer_died" in retry.err and "duplicate" in retry.out
+    assert kinds(config, command_id=cid) == ["started", "restart.started", "result_written"]
+    with Journal.open(config.paths.runtime_dir) as journal:
+        assert journal.query("SELECT count(*) AS n FROM commands")[0]["n"] == 1
