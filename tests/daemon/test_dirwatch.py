@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -159,3 +160,37 @@ async def test_kill_switch_does_not_claim_to_watch_when_the_stop_folder_is_a_fil
             tg.cancel_scope.cancel()
     assert said == [False]
     assert not watch.watching
+
+
+async def test_every_subscriber_looks_once_the_watch_is_in_place(tmp_path: Path) -> None:
+    # An edit made after the daemon's start-up read but before inotify watched would
+    # otherwise wait for the heartbeat's safety-net read (every 10th beat).
+    from autoheal.daemon.clock import LoopClock
+    from autoheal.daemon.watch import DirectoryWatch
+
+    runtime, stop_dir = folders(tmp_path)
+    looked: list[tuple[str, bool]] = []
+    both = anyio.Event()
+    watch = DirectoryWatch(
+        folders=[stop_dir],
+        files=[runtime / "global_flags.json", runtime / "journal.sqlite-wal"],
+        clock=LoopClock(),
+    )
+
+    def subscriber(name: str) -> Callable[[], None]:
+        def look() -> None:
+            looked.append((name, watch.watching))
+            if len(looked) == 2:
+                both.set()
+
+        return look
+
+    watch.subscribe({"global_flags.json"}, subscriber("kill switch"))
+    watch.subscribe({"journal.sqlite-wal"}, subscriber("commands"))
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch.run)
+            await both.wait()
+            tg.cancel_scope.cancel()
+    # Nothing changed on disk: both looked because the watch started, and it was watching.
+    assert looked == [("kill switch", True), ("commands", True)]

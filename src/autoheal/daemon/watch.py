@@ -12,8 +12,8 @@ second each): its files are watched one by one (``files``); only ``folders`` (th
 stop file's) are watched whole. A folder that cannot be watched (the stop file's
 folder replaced by a plain file) is logged and tried again later with a backoff;
 meanwhile ``watching`` is False and the heartbeat reads the files itself. Whatever
-changed while nothing watched is delivered as :data:`~autoheal.daemon.dirwatch.OVERFLOW`:
-every subscriber looks.
+changed while nothing watched is delivered as :data:`~autoheal.daemon.dirwatch.OVERFLOW`
+(when a watch ends, and again once the next is in place): every subscriber looks.
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ class DirectoryWatch:
     def _set_watching(self, watching: bool) -> None:
         self.watching = watching
         self._on_watching(watching)
+        if watching:
+            # A change made after the last read but before the watch was in place would
+            # otherwise wait for the heartbeat's safety-net read: every subscriber looks now.
+            self.changed({dirwatch.OVERFLOW})
 
     async def run(self) -> None:
         """Watch until cancelled, watching again after every loss or failure."""
