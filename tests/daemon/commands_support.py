@@ -17,7 +17,7 @@ import pwd
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import anyio
 import psutil
+import pytest
 
 from autoheal.cli import main
 from autoheal.config import Config, load_config
@@ -35,6 +36,9 @@ from autoheal.store import commands as queue
 from autoheal.store.atomic import read_json
 from autoheal.store.journal import Event, Journal
 from autoheal.testing import FakeProcessControl
+
+#: Unix time at virtual time 0 (the wall clock is a label; it follows the virtual one).
+EPOCH = 1_700_000_000.0
 
 #: One service with a process probe only: a fake process is healthy while it runs, and
 #: no probe reads a file that nobody writes.
@@ -237,3 +241,12 @@ def cli(config: Config, *argv: str) -> Ran:
 async def acli(config: Config, *argv: str) -> Ran:
     """:func:`cli` in a worker thread, while the daemon runs in this event loop."""
     return await anyio.to_thread.run_sync(lambda: cli(config, *argv))
+
+
+async def until(predicate: Callable[[], object], what: str, *, within: float = 60) -> None:
+    """Wait in virtual time (a look a second) until ``predicate()``."""
+    deadline = anyio.current_time() + within
+    while not predicate():
+        if anyio.current_time() > deadline:
+            pytest.fail(f"no {what} within {within} virtual seconds")
+        await anyio.sleep(1.0)

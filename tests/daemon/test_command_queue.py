@@ -13,11 +13,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 import psutil
 import pytest
@@ -28,6 +26,7 @@ from autoheal.daemon.clock import LoopClock
 from autoheal.store.journal import Journal
 from autoheal.testing import FakeProcessControl
 from tests.daemon.commands_support import (
+    EPOCH,
     FOUR_EVENTS,
     claim_as,
     cli,
@@ -40,13 +39,11 @@ from tests.daemon.commands_support import (
     os_user,
     running_daemon,
     submit,
+    until,
     write_config,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
-
-#: Unix time at virtual time 0.
-EPOCH = 1_700_000_000.0
 
 
 @pytest.fixture
@@ -61,15 +58,6 @@ def config(tmp_path: Path) -> Config:
 
 def virtual() -> LoopClock:
     return LoopClock.virtual(EPOCH)
-
-
-async def until(predicate: Callable[[], object], what: str, *, within: float = 60) -> None:
-    """Wait in virtual time (a look a second) until ``predicate()``."""
-    deadline = anyio.current_time() + within
-    while not predicate():
-        if anyio.current_time() > deadline:
-            pytest.fail(f"no {what} within {within} virtual seconds")
-        await anyio.sleep(1.0)
 
 
 def finished(config: Config, command_id: str) -> bool:

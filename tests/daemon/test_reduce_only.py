@@ -12,11 +12,9 @@ real ``autoheal run`` and the real CLI.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 import pytest
 from trio.testing import MockClock
@@ -26,6 +24,7 @@ from autoheal.daemon.clock import LoopClock
 from autoheal.guard import TradingGate
 from autoheal.testing import FakeProcessControl
 from tests.daemon.commands_support import (
+    EPOCH,
     command,
     doc,
     flags,
@@ -33,12 +32,11 @@ from tests.daemon.commands_support import (
     kinds,
     running_daemon,
     submit,
+    until,
     write_config,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
-
-EPOCH = 1_700_000_000.0
 
 
 @pytest.fixture
@@ -49,15 +47,6 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return write_config(tmp_path, virtual=True)
-
-
-async def until(predicate: Callable[[], object], what: str, *, within: float = 60) -> None:
-    """Wait in virtual time (a look a second) until ``predicate()``."""
-    deadline = anyio.current_time() + within
-    while not predicate():
-        if anyio.current_time() > deadline:
-            pytest.fail(f"no {what} within {within} virtual seconds")
-        await anyio.sleep(1.0)
 
 
 async def run(config: Config, ctype: str, reason: str, target: str = "") -> dict[str, Any]:
