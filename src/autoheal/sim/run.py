@@ -143,6 +143,7 @@ def run_seed(
         on_profile: called with the seed's profile before the run.
         strict: a known bug's violation fails the seed (else it is counted apart).
     """
+    minutes = float(minutes)  # 2 and 2.0 are one run: the trace's header says 2.0
     rng = random.Random(seed)
     profile = draw_profile(rng)
     if on_profile is not None:
