@@ -76,19 +76,25 @@ def test_a_buy_allowed_while_not_halted_holds() -> None:
 def test_a_start_during_a_failsafe_fails_and_known_bugs_are_told_apart() -> None:
     starts = [
         inv.StartRecord(1.0, "feeder", None),
-        inv.StartRecord(2.0, "feeder", "operator", decided_in_failsafe=True),
+        inv.StartRecord(2.0, "feeder", "operator", decided="in_failsafe"),
         inv.StartRecord(3.0, "trader", "operator", boot=True),
-        inv.StartRecord(4.0, "trader", "operator", decided_in_failsafe=False),
+        inv.StartRecord(4.0, "trader", "operator", decided="before"),
+        inv.StartRecord(5.0, "trader", "operator", decided="same_step"),
     ]
-    assert len(inv.no_start_in_failsafe(starts)) == 3
+    assert len(inv.no_start_in_failsafe(starts)) == 4
     assert inv.no_start_in_failsafe(starts, known=False) == [
         "feeder started at t=2.000 during a failsafe (operator)"
     ]
     assert [bug for bug, _ in inv.known_starts_in_failsafe(starts)] == [
         "boot_start_in_failsafe",
         "stale_restart_after_failsafe",
+        "restart_in_the_step_entering_failsafe",
     ]
-    assert set(inv.KNOWN_BUGS) == {"boot_start_in_failsafe", "stale_restart_after_failsafe"}
+    assert set(inv.KNOWN_BUGS) == {
+        "boot_start_in_failsafe",
+        "stale_restart_after_failsafe",
+        "restart_in_the_step_entering_failsafe",
+    }
 
 
 def test_a_torn_document_fails_and_the_operators_own_garbage_does_not() -> None:

@@ -3,11 +3,11 @@
 :class:`SimDaemon` is :class:`autoheal.daemon.loop.Daemon` with two seams, both
 overrides of its own steps, nothing else changed:
 
-* ``_adopt_or_start`` first shows the simulator the interpreter (so a start can be
-  checked against the daemon's failsafe, even the starts made while it boots), lets
-  it hear each process action as it is dispatched (was a failsafe holding when the
-  core decided it?), and says while it runs (a start by a starting daemon is told
-  apart);
+* ``_start`` first shows the simulator the interpreter (so a start can be checked
+  against the daemon's failsafe, even the starts made while it boots) and lets it
+  hear each process action as it is dispatched (was a failsafe holding when the core
+  decided it?); ``_adopt_or_start`` says while it runs (a start by a starting daemon
+  is told apart);
 * ``_stop`` (the graceful stop: stop the services, write the last state and health)
   is skipped when the daemon is "SIGKILLed". A kill cancels the daemon's scope: its
   tasks unwind where they are, in-flight process work is abandoned, nothing is
@@ -25,16 +25,21 @@ earlier ones are gone, so a claim left by a killed daemon is settled
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from anyio.abc import TaskGroup
+
 from autoheal.core.actions import ProcessAction
 from autoheal.core.commands import ProcessSeen
+from autoheal.core.machine import Decision
+from autoheal.core.observations import Observation
 from autoheal.daemon.commands import PendingCommand
-from autoheal.daemon.interpreter import Interpreter
+from autoheal.daemon.interpreter import Interpreter, Item
 from autoheal.daemon.loop import Daemon
 from autoheal.daemon.parts import Parts
+from autoheal.daemon.reload import Reloader
 from autoheal.daemon.systemd import SystemdNotifier
 from autoheal.store import commands as queue
 
@@ -49,30 +54,54 @@ class Seat:
     """Where the simulator sees one daemon: its interpreter, and how it ended.
 
     ``on_dispatch`` hears each process action as the interpreter hands it to the
-    process work (decided with or without a failsafe holding).
+    process work, with when the core decided it: ``in_failsafe`` (a failsafe held
+    before the step), ``same_step`` (the step that decided it also entered the
+    failsafe), ``before`` (no failsafe held after the step either).
     """
 
     interpreter: Interpreter | None = None
     booting: bool = False
     sigkill: bool = False
-    on_dispatch: Callable[[ProcessAction, bool], None] | None = None
+    on_dispatch: Callable[[ProcessAction, str], None] | None = None
 
 
 @dataclass(frozen=True)
 class SimDaemon(Daemon):
     seat: Seat = field(default_factory=Seat)
 
-    async def _adopt_or_start(self, parts: Parts) -> None:
+    async def _start(
+        self,
+        tg: TaskGroup,
+        parts: Parts,
+        systemd: SystemdNotifier,
+        send: Callable[[Item], Awaitable[None]],
+        reloader: Reloader,
+    ) -> None:
         self.seat.interpreter = parts.interpreter
         seat, work, runtime = self.seat, parts.processes, parts.runtime
-        dispatch = work.dispatch
+        dispatch, step = work.dispatch, runtime.step
+        when: dict[int, str] = {}  # id of an action not dispatched yet → when decided
+
+        def stepped(obs: Observation, now: float) -> tuple[Decision, bool]:
+            before = runtime.state.failsafe is not None
+            decision, changed = step(obs, now)
+            after = decision.state.failsafe is not None
+            label = "in_failsafe" if before else "same_step" if after else "before"
+            for action in decision.actions:
+                when[id(action)] = label
+            return decision, changed
 
         def heard(action: ProcessAction, command: PendingCommand | None) -> None:
+            label = when.pop(id(action), "before")
             if seat.on_dispatch is not None:
-                seat.on_dispatch(action, runtime.state.failsafe is not None)
+                seat.on_dispatch(action, label)
             dispatch(action, command)
 
+        runtime.step = stepped  # type: ignore[method-assign]
         work.dispatch = heard  # type: ignore[method-assign]
+        await super()._start(tg, parts, systemd, send, reloader)
+
+    async def _adopt_or_start(self, parts: Parts) -> None:
         self.seat.booting = True
         try:
             await super()._adopt_or_start(parts)

@@ -153,18 +153,20 @@ class StartRecord:
     """The daemon's failsafe at that moment (its reason), None when none held."""
     boot: bool = False
     """Asked by a daemon that was starting (adopting or starting its services)."""
-    decided_in_failsafe: bool | None = None
-    """For a process action's start: whether a failsafe held when the core decided it
-    (None: not an action's start, e.g. at boot)."""
+    decided: str | None = None
+    """For a process action's start, when the core decided it: ``in_failsafe`` (a
+    failsafe held before that step), ``same_step`` (that step entered the failsafe
+    too), ``before`` (before the failsafe); None: not an action's start (boot)."""
 
     @property
     def known_bug(self) -> str | None:
         """The known bug a start in a failsafe is an instance of, if any."""
         if self.boot:
             return "boot_start_in_failsafe"
-        if self.decided_in_failsafe is False:
-            return "stale_restart_after_failsafe"
-        return None
+        return {
+            "before": "stale_restart_after_failsafe",
+            "same_step": "restart_in_the_step_entering_failsafe",
+        }.get(self.decided or "")
 
 
 def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -> list[str]:
@@ -194,6 +196,12 @@ KNOWN_BUGS = {
     "stale_restart_after_failsafe": (
         "a restart the core decided before a failsafe is spawned after it: the process "
         "work (daemon.processes) does not ask again once its stop is done"
+    ),
+    "restart_in_the_step_entering_failsafe": (
+        "one step of the core both restarts a component and enters a failsafe: step() "
+        "handles the due deadlines (healing.advance) before the observation, so an "
+        "overdue restart goes out with an operator's halt (e.g. flags written while the "
+        "daemon was down, read at start)"
     ),
 }
 

@@ -44,9 +44,9 @@ class SimProcessControl(FakeProcessControl):
         self.slow_next: dict[str, float] = {}
         #: pids whose heartbeat stopped while they live (a hang).
         self.hung: set[int] = set()
-        #: name → for each process action dispatched and not started yet: whether a
-        #: failsafe held when the core decided it (oldest first).
-        self.decided: dict[str, list[bool]] = {}
+        #: name → for each process action dispatched and not started yet: when the
+        #: core decided it, against the failsafe (oldest first; see ``Seat``).
+        self.decided: dict[str, list[str]] = {}
 
     async def start(self, spec: ServiceSpec) -> ProcessIdentity:
         now = anyio.current_time()

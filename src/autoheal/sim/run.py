@@ -266,9 +266,9 @@ class _Sim:
         self.down_until = None
         return {"act": "daemon_start", "config_fixed": fixed, "parked": parked}
 
-    def _dispatched(self, action: ProcessAction, in_failsafe: bool) -> None:
+    def _dispatched(self, action: ProcessAction, when: str) -> None:
         if isinstance(action, RestartProcess | StartProcess):
-            self.procs.decided.setdefault(action.component, []).append(in_failsafe)
+            self.procs.decided.setdefault(action.component, []).append(when)
 
     def _saved_state(self) -> dict[str, dict[str, Any]]:
         raw = self.files.read(self.files.runtime_dir / layout.STATE)
@@ -524,6 +524,8 @@ class _Sim:
             cov["gate_refused_while_halted"] += 1
         state = self._state()
         seen: dict[str, Any] = {"up": state is not None, "stop": stop_raw is not None}
+        if state is None and cleared_now:
+            self.prev_failsafe = False  # cleared before the daemon died: seen by the ledger
         if state is not None:
             attempts = {n: cs.attempts for n, cs in state.components.items()}
             found.append(("restart_budget", inv.within_budget(attempts, MAX_RESTARTS)))
@@ -605,7 +607,7 @@ class _Sim:
         # alone with an alert: then STOP.TXT and the health document say it).
         flags_by_hand = self.files.read(self.files.flags) == self.operator.by_hand.get(layout.FLAGS)
         problems = inv.failsafe_visible(failsafe, state.reduce_only is not None, stop, flags)
-        if flags_by_hand and flags is None:
+        if flags_by_hand:
             problems = [p for p in problems if "flags say" not in p]
         latched = failsafe and not problems and health.get("failsafe") is True
         unexplained = [
