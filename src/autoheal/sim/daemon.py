@@ -1,13 +1,16 @@
 """The real daemon, as the simulator runs it: started, SIGKILLed, stopped, restarted.
 
-:class:`SimDaemon` is :class:`autoheal.daemon.loop.Daemon` with two seams, both
-overrides of its own steps, nothing else changed:
+:class:`SimDaemon` is :class:`autoheal.daemon.loop.Daemon` with these seams, each an
+override of one of its own steps, nothing else changed:
 
 * ``_start`` first shows the simulator the interpreter (so a start can be checked
   against the daemon's failsafe, even the starts made while it boots) and lets it
   hear each process action as it is dispatched (was a failsafe holding when the core
   decided it?); ``_adopt_or_start`` says while it runs (a start by a starting daemon
   is told apart);
+* ``_signals``: a real signal to the simulator's process (Ctrl-C, ``kill``) ends the
+  run instead of stopping one simulated daemon gracefully (SIGHUP's reload is not
+  simulated; the operator's reload goes through the config watch);
 * ``_stop`` (the graceful stop: stop the services, write the last state and health)
   is skipped when the daemon is "SIGKILLed". A kill cancels the daemon's scope: its
   tasks unwind where they are, in-flight process work is abandoned, nothing is
@@ -25,10 +28,12 @@ earlier ones are gone, so a claim left by a killed daemon is settled
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import anyio
 from anyio.abc import TaskGroup
 
 from autoheal.core.actions import ProcessAction
@@ -107,6 +112,17 @@ class SimDaemon(Daemon):
             await super()._adopt_or_start(parts)
         finally:
             self.seat.booting = False
+
+    async def _signals(
+        self,
+        signals: AsyncIterator[signal.Signals],
+        shutdown: anyio.CancelScope,
+        reloader: Reloader,
+    ) -> None:
+        async for signum in signals:
+            # The simulator's own process was signalled (Ctrl-C, kill): end the run; a
+            # simulated daemon is stopped by the simulator, never by a real signal.
+            raise KeyboardInterrupt(signal.Signals(signum).name)
 
     async def _stop(self, parts: Parts, systemd: SystemdNotifier) -> None:
         if self.seat.sigkill:
