@@ -60,8 +60,8 @@ class Seat:
 
     ``on_dispatch`` hears each process action as the interpreter hands it to the
     process work, with when the core decided it: ``in_failsafe`` (a failsafe held
-    before the step), ``same_step`` (the step that decided it also entered the
-    failsafe), ``before`` (no failsafe held after the step either).
+    before and after the step), ``same_step`` (the step that decided it also entered
+    the failsafe), ``before`` (no failsafe held after the step).
     """
 
     interpreter: Interpreter | None = None
@@ -91,7 +91,9 @@ class SimDaemon(Daemon):
             before = runtime.state.failsafe is not None
             decision, changed = step(obs, now)
             after = decision.state.failsafe is not None
-            label = "in_failsafe" if before else "same_step" if after else "before"
+            # A step that ends with no failsafe decided outside one (a clear restarts
+            # the parked components in the step that clears).
+            label = "before" if not after else "in_failsafe" if before else "same_step"
             for action in decision.actions:
                 when[id(action)] = label
             return decision, changed

@@ -155,8 +155,9 @@ class StartRecord:
     """Asked by a daemon that was starting (adopting or starting its services)."""
     decided: str | None = None
     """For a process action's start, when the core decided it: ``in_failsafe`` (a
-    failsafe held before that step), ``same_step`` (that step entered the failsafe
-    too), ``before`` (before the failsafe); None: not an action's start (boot)."""
+    failsafe held before and after that step), ``same_step`` (that step entered the
+    failsafe too), ``before`` (no failsafe held after that step); None: not an
+    action's start (boot)."""
 
     @property
     def known_bug(self) -> str | None:
