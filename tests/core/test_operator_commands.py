@@ -11,18 +11,38 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from autoheal.core.actions import LogTransition, RestartProcess, StartProcess, StopProcess
+from autoheal.core.actions import (
+    LogTransition,
+    RemoveStop,
+    RestartProcess,
+    StartProcess,
+    StopProcess,
+)
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
+from autoheal.core.fleet import FLEET
 from autoheal.core.machine import step
 from autoheal.core.observations import (
     Observation,
+    OperatorClearedFailsafe,
+    OperatorEnteredFailsafe,
     OperatorRestarted,
+    OperatorSetReduceOnly,
     OperatorStarted,
     OperatorStopped,
+    RiskLatchSeen,
 )
 from autoheal.core.stages import Stage
-from autoheal.core.state import ComponentState, FailsafeState, ProbeState, RuntimeState
+from autoheal.core.state import (
+    ComponentState,
+    FailsafeState,
+    FleetState,
+    ProbeState,
+    ReduceOnlyState,
+    RuntimeState,
+)
 from autoheal.core.state import initial_state as _initial
 from tests.core.conftest import HEAL, make_policy
 
@@ -120,6 +140,27 @@ LATCHED_ALONE = _with(NORMAL, stage=Stage.FAILSAFE, reason="max_restarts_exceede
         ),
         (
             NORMAL,
+            OperatorClearedFailsafe("", "alice"),
+            IllegalCommandError,
+            "the failsafe is not active; nothing to clear",
+            "not_active",
+        ),
+        (
+            HALTED,
+            OperatorEnteredFailsafe("", "bob"),
+            IllegalCommandError,
+            "the failsafe is already active (maintenance, set by alice)",
+            "already_active",
+        ),
+        (
+            replace(NORMAL, reduce_only=ReduceOnlyState("careful", "bob")),
+            OperatorSetReduceOnly("", "alice"),
+            IllegalCommandError,
+            "REDUCE_ONLY is already set (careful, by bob)",
+            "already_reduce_only",
+        ),
+        (
+            NORMAL,
             OperatorStarted("feeder", "", "alice"),
             IllegalCommandError,
             "feeder is not stopped (stage OBSERVE); use restart",
@@ -138,6 +179,9 @@ LATCHED_ALONE = _with(NORMAL, stage=Stage.FAILSAFE, reason="max_restarts_exceede
         "restart in failsafe",
         "restart latched",
         "start in failsafe",
+        "clear nothing",
+        "enter twice",
+        "reduce-only twice",
         "start running",
         "stop stopped",
     ],
@@ -149,3 +193,68 @@ def test_a_wrong_or_refused_command_says_why(
     assert type(exc) is error
     assert str(exc) == message
     assert exc.reason == reason  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ a clear's restarts
+
+COMPONENTS = st.builds(
+    ComponentState,
+    stage=st.sampled_from(list(Stage)),
+    reason=st.sampled_from(["failsafe_active", "heartbeat_stale", "stopped", ""]),
+    held=st.booleans(),
+    restart_at=st.none() | st.just(NOW + 500.0),
+)
+
+
+@given(st.fixed_dictionaries({"feeder": COMPONENTS, "trader": COMPONENTS}))
+def test_a_clear_restarts_exactly_the_latched_and_the_parked_components(
+    components: dict[str, ComponentState],
+) -> None:
+    """Latched ones (FAILSAFE, NOTIFY), and those the failsafe parked in BACKOFF unless
+    an operator holds them; every one begins a fresh episode."""
+    state = replace(HALTED, components=components)
+    d = step(state, OperatorClearedFailsafe("fixed", "alice"), NOW, POLICY)
+    restarted = {a.component for a in d.actions if isinstance(a, RestartProcess)}
+    expected = {
+        name
+        for name, cs in components.items()
+        if cs.stage in (Stage.FAILSAFE, Stage.NOTIFY)
+        or (cs.stage is Stage.BACKOFF and cs.reason == "failsafe_active" and not cs.held)
+    }
+    assert restarted == expected
+    assert all(cs.attempts <= 1 for cs in d.state.components.values())
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [OperatorEnteredFailsafe("mine", "alice"), OperatorClearedFailsafe("over", "alice")],
+    ids=["takes it over", "clears it"],
+)
+def test_an_operators_act_on_a_fleet_halt_forgets_what_the_fleet_set_aside(
+    obs: Observation,
+) -> None:
+    """The REDUCE_ONLY a fleet HALT displaced is the fleet's to give back on RUN; once
+    an operator has taken the halt over or cleared it, it is not given back."""
+    displaced = ReduceOnlyState("careful", "bob")
+    state = replace(
+        NORMAL,
+        failsafe=FailsafeState("fleet HALT v1 by ops: x", FLEET),
+        fleet=FleetState(version=1, displaced=displaced),
+    )
+    d = step(state, obs, NOW, POLICY)
+    assert d.state.fleet == FleetState(version=1)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [HALTED, replace(NORMAL, reduce_only=ReduceOnlyState("careful", "bob"))],
+    ids=["inside a failsafe", "an operator's REDUCE_ONLY"],
+)
+def test_the_risk_latch_never_replaces_anything_as_strict(state: RuntimeState) -> None:
+    d = step(state, RiskLatchSeen("risk_daily_loss"), NOW, POLICY)
+    assert (d.state, d.actions) == (state, ())
+
+
+def test_a_clear_inside_a_failsafe_removes_the_stop_file_in_the_actors_name() -> None:
+    d = step(HALTED, OperatorClearedFailsafe("fixed", "alice"), NOW, POLICY)
+    assert RemoveStop("fixed", "alice") in d.actions
