@@ -22,7 +22,13 @@ from autoheal.core.actions import (
 )
 from autoheal.core.fleet import FLEET
 from autoheal.core.machine import step
-from autoheal.core.observations import FleetDetached, FleetLost, FleetSwitchRead, Observation
+from autoheal.core.observations import (
+    FleetDetached,
+    FleetLost,
+    FleetSwitchRead,
+    Observation,
+    OperatorSetReduceOnly,
+)
 from autoheal.core.stages import Stage
 from autoheal.core.state import FailsafeState, FleetState, ReduceOnlyState, RuntimeState
 from autoheal.core.state import initial_state as _initial
@@ -169,7 +175,9 @@ def test_the_fleets_reduce_only_and_run_leave_what_they_did_not_set(state: Runti
 def test_the_fleets_run_gives_back_what_its_halt_set_aside_and_resumes_parked_components() -> None:
     halted, _ = _step(REDUCED, _read("HALT", 1))
     assert halted.fleet.displaced == MINE
-    feeder = replace(halted.components["feeder"], stage=Stage.BACKOFF, reason="failsafe_active")
+    feeder = replace(
+        halted.components["feeder"], stage=Stage.BACKOFF, reason="failsafe_active", attempts=2
+    )
     trader = replace(feeder, held=True)
     parked = replace(halted, components={"feeder": feeder, "trader": trader})
     state, actions = _step(parked, _read("RUN", 2))
@@ -189,3 +197,14 @@ def test_the_fleets_reduce_only_after_its_halt_gives_back_an_operators_first() -
     halted, _ = _step(REDUCED, _read("HALT", 1))
     state, _ = _step(halted, _read("REDUCE_ONLY", 2))
     assert state.failsafe is None and state.reduce_only == MINE
+
+
+def test_the_fleets_run_keeps_a_reduce_only_set_during_its_halt() -> None:
+    """An operator unwinding under the fleet's halt keeps unwinding after its RUN: the
+    REDUCE_ONLY the halt set aside is older and is not given back over it."""
+    halted, _ = _step(REDUCED, _read("HALT", 1))
+    unwinding = step(halted, OperatorSetReduceOnly("unwind", "carol"), 10.0, POLICY).state
+    state, _ = _step(unwinding, _read("RUN", 2))
+    assert state.failsafe is None
+    assert state.reduce_only == ReduceOnlyState("unwind", "carol")
+    assert state.fleet == FleetState(version=2)
