@@ -104,3 +104,14 @@ def test_a_failed_write_says_what_failed_and_carries_the_next_deadline(op: str, 
     )
     assert d.state.switch.failures["stop_file"].retry_at == NOW + 1.0
     assert d.wake_at == NOW + 50.0  # the restart's (the shell retries writes on its beat)
+
+
+def test_an_act_by_hand_is_stepped_at_the_reads_now_with_its_deadlines() -> None:
+    """A STOP.TXT created by hand while a restart waits: the act's own step weighs that
+    deadline at the read's ``now`` (it is not due), and halts."""
+    ours = FlagsDoc(False, "NORMAL", "", "autoheal", 1.0)
+    state = replace(BACKING_OFF, switch=SwitchState(stop_on_disk=False, flags_on_disk=ours))
+    d = step(state, SwitchFilesRead(DiskView(True, ours)), NOW, POLICY)
+    assert d.actions[0] == LogSwitchEvent("operator_kill_switch", "stop_file_created", "operator")
+    assert d.state.failsafe == FailsafeState("STOP.TXT present (created by hand)", "operator")
+    assert not any(isinstance(a, RestartProcess) for a in d.actions)
