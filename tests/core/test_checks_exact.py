@@ -13,6 +13,7 @@ from dataclasses import replace
 from autoheal.core.actions import RestartProcess, SendNotice
 from autoheal.core.machine import step
 from autoheal.core.observations import Observation, ProbeFailed, ProbeSucceeded, ProcessExited
+from autoheal.core.policy import ComponentSpec, Policy
 from autoheal.core.stages import Stage
 from autoheal.core.state import ComponentState, DependencyState, ProbeState, RuntimeState
 from autoheal.core.state import initial_state as _initial
@@ -135,3 +136,27 @@ def test_a_recovered_dependency_verifies_afresh_what_it_paused_and_only_that() -
     assert not any(isinstance(a, RestartProcess) for a in actions)  # a soft failure waits
     assert after.components["trader"].verify_until == NOW + HEAL.verify_window
     assert after.components["feeder"].verify_until is None  # it was not paused
+
+
+def test_a_recovered_dependency_leaves_what_another_failing_one_still_blocks() -> None:
+    policy = Policy(
+        components={
+            "feeder": ComponentSpec("feeder", ("process",), ("exchange", "db"), True, HEAL),
+        },
+        dependencies={"exchange": ("http",), "db": ("tcp",)},
+        failures_before_degraded=2,
+    )
+    paused = ComponentState(
+        stage=Stage.BACKOFF, reason="dependency_failing", probes={"process": ProbeState(True)}
+    )
+    state = replace(
+        _initial(policy),
+        components={"feeder": paused},
+        dependencies={
+            "exchange": FAILING,
+            "db": DependencyState({"tcp": ProbeState(False, "CONN_REFUSED", 2)}, True, "x"),
+        },
+    )
+    d = step(state, ProbeSucceeded("exchange", "http"), NOW, policy)
+    assert not any(isinstance(a, RestartProcess) for a in d.actions)
+    assert d.state.components["feeder"] == paused  # still paused: no verify window begins
