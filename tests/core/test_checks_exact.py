@@ -142,6 +142,7 @@ def test_a_recovered_dependency_leaves_what_another_failing_one_still_blocks() -
     policy = Policy(
         components={
             "feeder": ComponentSpec("feeder", ("process",), ("exchange", "db"), True, HEAL),
+            "trader": ComponentSpec("trader", ("process",), ("exchange",), True, HEAL),
         },
         dependencies={"exchange": ("http",), "db": ("tcp",)},
         failures_before_degraded=2,
@@ -151,7 +152,7 @@ def test_a_recovered_dependency_leaves_what_another_failing_one_still_blocks() -
     )
     state = replace(
         _initial(policy),
-        components={"feeder": paused},
+        components={"feeder": paused, "trader": paused},
         dependencies={
             "exchange": FAILING,
             "db": DependencyState({"tcp": ProbeState(False, "CONN_REFUSED", 2)}, True, "x"),
@@ -160,3 +161,4 @@ def test_a_recovered_dependency_leaves_what_another_failing_one_still_blocks() -
     d = step(state, ProbeSucceeded("exchange", "http"), NOW, policy)
     assert not any(isinstance(a, RestartProcess) for a in d.actions)
     assert d.state.components["feeder"] == paused  # still paused: no verify window begins
+    assert d.state.components["trader"].verify_until == NOW + HEAL.verify_window  # resumed
