@@ -162,3 +162,11 @@ def test_a_recovered_dependency_leaves_what_another_failing_one_still_blocks() -
     assert not any(isinstance(a, RestartProcess) for a in d.actions)
     assert d.state.components["feeder"] == paused  # still paused: no verify window begins
     assert d.state.components["trader"].verify_until == NOW + HEAL.verify_window  # resumed
+
+
+def test_a_failure_while_its_dependency_fails_is_recorded_not_restarted() -> None:
+    failing, _ = _run(HEALTHY, FAIL, FAIL)
+    state, actions = _run(failing, ProcessExited("feeder"))
+    assert state.components["feeder"].reason == "process_exited"
+    assert state.components["feeder"].stage is Stage.OBSERVE
+    assert not any(isinstance(a, RestartProcess) for a in actions)
