@@ -1,0 +1,209 @@
+"""What healing leaves behind, exactly (``core/healing.py``, issue 28, docs/mutation.md).
+
+A restart's component, a spawn's outcome, the automatic failsafe (its actor is
+``autoheal``, its reason names the component and the last failure) and a component
+that becomes healthy. Pure: ``step`` with a fake ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from autoheal.core.actions import (
+    LogTransition,
+    RestartProcess,
+    SendNotice,
+    StopProcess,
+    WriteFlags,
+    WriteStop,
+)
+from autoheal.core.fleet import FLEET
+from autoheal.core.machine import step
+from autoheal.core.observations import (
+    Observation,
+    ProbeSucceeded,
+    ProcessExited,
+    SpawnFinished,
+)
+from autoheal.core.stages import Stage
+from autoheal.core.state import (
+    ComponentState,
+    FailsafeState,
+    ProbeState,
+    ReduceOnlyState,
+    RuntimeState,
+    initial_state,
+)
+from tests.core.conftest import HEAL, make_policy
+
+POLICY = make_policy()
+NOW = 100.0
+OK = ProbeState(True, "", 0)
+
+
+def _run(state: RuntimeState, *observations: Observation) -> tuple[RuntimeState, list[object]]:
+    actions: list[object] = []
+    for obs in observations:
+        d = step(state, obs, NOW, POLICY)
+        state = d.state
+        actions.extend(a for a in d.actions if not isinstance(a, WriteFlags))
+    return state, actions
+
+
+HEALTHY, _ = _run(
+    initial_state(POLICY),
+    ProbeSucceeded("exchange", "http"),
+    *(ProbeSucceeded(c, p) for c in ("feeder", "trader") for p in ("process", "heartbeat")),
+)
+
+
+def _feeder(state: RuntimeState, **fields: object) -> RuntimeState:
+    feeder = replace(state.components["feeder"], **fields)
+    return replace(state, components={**state.components, "feeder": feeder})
+
+
+def test_a_restart_leaves_a_fresh_component_waiting_for_its_spawn() -> None:
+    state = _feeder(HEALTHY, restarts=4, healthy_since=5.0)
+    after, actions = _run(state, ProcessExited("feeder"))
+    assert after.components["feeder"] == ComponentState(
+        stage=Stage.RESTART,
+        reason="process_exited",
+        probes={"process": ProbeState(), "heartbeat": ProbeState()},
+        attempts=1,
+        restarts=5,
+    )
+    assert actions == [
+        LogTransition("feeder", Stage.OBSERVE, Stage.RESTART, "process_exited", 1, 3),
+        RestartProcess("feeder", 1, 3, "process_exited"),
+    ]
+
+
+def test_a_spawn_that_worked_begins_verifying_on_this_process_only() -> None:
+    restarting, _ = _run(HEALTHY, ProcessExited("feeder"))
+    after, actions = _run(restarting, SpawnFinished("feeder", True))
+    assert after.components["feeder"] == ComponentState(
+        stage=Stage.BACKOFF,
+        reason="verifying",
+        probes={"process": OK, "heartbeat": ProbeState()},
+        attempts=1,
+        restarts=1,
+        verify_until=NOW + HEAL.verify_window,
+        started_at=NOW,
+    )
+    assert actions == [LogTransition("feeder", Stage.RESTART, Stage.BACKOFF, "verifying", 1, 3)]
+
+
+def test_a_spawn_that_failed_marks_the_process_down_and_backs_off() -> None:
+    restarting, _ = _run(HEALTHY, ProcessExited("feeder"))
+    after, _ = _run(restarting, SpawnFinished("feeder", False, "ENOENT"))
+    feeder = after.components["feeder"]
+    assert feeder.probes["process"] == ProbeState(False, "spawn_failed", 0)
+    assert (feeder.stage, feeder.started_at, feeder.attempts) == (Stage.BACKOFF, None, 1)
+    assert feeder.restart_at == NOW + HEAL.restart_backoff[0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "grace"),
+    [
+        (
+            {
+                "stage": Stage.OBSERVE,
+                "probes": {"process": ProbeState(), "heartbeat": ProbeState()},
+            },
+            True,
+        ),
+        ({"stage": Stage.OBSERVE, "held": True}, False),
+        ({"stage": Stage.BACKOFF, "restart_at": None}, True),
+    ],
+    ids=["a plain start", "held", "a paused restart"],
+)
+def test_a_spawn_outside_a_restart_gets_a_verify_window_when_it_needs_one(
+    fields: dict[str, object], grace: bool
+) -> None:
+    state = _feeder(HEALTHY, **fields)
+    after, _ = _run(state, SpawnFinished("feeder", True))
+    feeder = after.components["feeder"]
+    assert feeder.started_at == NOW
+    assert (feeder.verify_until == NOW + HEAL.verify_window) == grace
+
+
+def test_a_component_healthy_again_in_observe_keeps_when_its_health_began() -> None:
+    state = _feeder(
+        HEALTHY,
+        reason="heartbeat_stale",
+        verify_until=NOW + 10.0,
+        healthy_since=None,
+        probes={"process": OK, "heartbeat": ProbeState(False, "heartbeat_stale", 1)},
+    )
+    after, _ = _run(state, ProbeSucceeded("feeder", "heartbeat"))
+    feeder = after.components["feeder"]
+    assert (feeder.reason, feeder.verify_until, feeder.healthy_since) == ("", None, NOW)
+    again = _feeder(after, healthy_since=50.0)
+    after, _ = _run(again, ProbeSucceeded("feeder", "heartbeat"))
+    assert after.components["feeder"].healthy_since == 50.0
+
+
+# ------------------------------------------------------------------ the automatic failsafe
+
+LAST = "feeder: max_restarts_exceeded (last failure process_exited)"
+NOTICE = SendNotice(
+    "failsafe",
+    "feeder",
+    "max_restarts_exceeded",
+    "feeder failed 3 restart attempts (last failure process_exited); "
+    "FAILSAFE entered, STOP.TXT written, trading halted",
+)
+VERIFYING_LAST = {"stage": Stage.BACKOFF, "attempts": 3, "verify_until": NOW + 10.0}
+
+
+def _moves() -> list[LogTransition]:
+    m = "max_restarts_exceeded"
+    return [
+        LogTransition("feeder", Stage.BACKOFF, Stage.FAILSAFE, m, 3, 3),
+        LogTransition("feeder", Stage.FAILSAFE, Stage.NOTIFY, m, 3, 3),
+        LogTransition("feeder", Stage.NOTIFY, Stage.FAILSAFE, m, 3, 3),
+    ]
+
+
+@pytest.mark.parametrize(
+    "before",
+    [None, ReduceOnlyState("careful", "bob")],
+    ids=["alone", "over an operator's REDUCE_ONLY"],
+)
+def test_the_automatic_failsafe_is_autoheals_and_says_what_failed(
+    before: ReduceOnlyState | None,
+) -> None:
+    state = replace(_feeder(HEALTHY, **VERIFYING_LAST), reduce_only=before)
+    after, actions = _run(state, ProcessExited("feeder"))
+    assert after.failsafe == FailsafeState(LAST, "autoheal", "feeder")
+    assert after.reduce_only is None
+    m1, m2, m3 = _moves()
+    assert actions == [
+        m1,
+        StopProcess("feeder", "max_restarts_exceeded"),
+        WriteStop(LAST, "autoheal"),
+        m2,
+        NOTICE,
+        m3,
+    ]
+    feeder = after.components["feeder"]
+    assert (feeder.stage, feeder.reason) == (Stage.FAILSAFE, "max_restarts_exceeded")
+    assert (feeder.restart_at, feeder.verify_until, feeder.healthy_since) == (None, None, None)
+
+
+def test_a_failure_under_any_failsafe_parks_the_component_and_counts_nothing() -> None:
+    """Nothing restarts while the kill switch holds, so nothing reaches max_restarts
+    then either: the fleet's halt or an operator's stays as it is."""
+    for held in (FailsafeState("maintenance", "alice"), FailsafeState("fleet HALT v1", FLEET)):
+        state = replace(_feeder(HEALTHY, **VERIFYING_LAST), failsafe=held)
+        after, actions = _run(state, ProcessExited("feeder"))
+        assert after.failsafe == held
+        feeder = after.components["feeder"]
+        assert (feeder.stage, feeder.reason, feeder.attempts) == (
+            Stage.BACKOFF,
+            "failsafe_active",
+            3,
+        )
+        assert not any(isinstance(a, WriteStop | SendNotice) for a in actions)
