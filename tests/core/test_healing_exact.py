@@ -22,6 +22,7 @@ from autoheal.core.actions import (
 from autoheal.core.fleet import FLEET
 from autoheal.core.machine import step
 from autoheal.core.observations import (
+    DeadlineReached,
     Observation,
     ProbeSucceeded,
     ProcessExited,
@@ -30,6 +31,7 @@ from autoheal.core.observations import (
 from autoheal.core.stages import Stage
 from autoheal.core.state import (
     ComponentState,
+    DependencyState,
     FailsafeState,
     ProbeState,
     ReduceOnlyState,
@@ -207,3 +209,42 @@ def test_a_failure_under_any_failsafe_parks_the_component_and_counts_nothing() -
             3,
         )
         assert not any(isinstance(a, WriteStop | SendNotice) for a in actions)
+
+
+# ------------------------------------------------------------------ deadlines
+
+FAILING_DEP = DependencyState({"http": ProbeState(False, "CONN_TIMEOUT", 2)}, True, "CONN_TIMEOUT")
+
+
+@pytest.mark.parametrize("deadline", ["restart_at", "verify_until"])
+def test_a_deadline_reached_while_a_dependency_fails_is_dropped_not_acted_on(
+    deadline: str,
+) -> None:
+    state = replace(
+        _feeder(HEALTHY, stage=Stage.BACKOFF, attempts=1, reason="x", **{deadline: NOW - 1.0}),
+        dependencies={"exchange": FAILING_DEP},
+    )
+    after, actions = _run(state, DeadlineReached())
+    assert after.components["feeder"] == replace(state.components["feeder"], **{deadline: None})
+    assert not any(isinstance(a, RestartProcess) for a in actions)
+
+
+def test_a_backoff_that_runs_out_restarts_for_its_reason_or_backoff_elapsed() -> None:
+    for reason, expected in (("heartbeat_stale", "heartbeat_stale"), ("", "backoff_elapsed")):
+        state = _feeder(HEALTHY, stage=Stage.BACKOFF, attempts=1, reason=reason, restart_at=NOW)
+        _, actions = _run(state, DeadlineReached())
+        assert RestartProcess("feeder", 2, 3, expected) in actions
+
+
+def test_a_start_grace_that_ends_healthy_just_ends() -> None:
+    state = _feeder(HEALTHY, verify_until=NOW - 1.0, started_at=None)
+    after, actions = _run(state, DeadlineReached())
+    assert after.components["feeder"].verify_until is None
+    assert actions == []
+
+
+def test_stable_health_ends_the_episode_as_stable() -> None:
+    state = _feeder(HEALTHY, attempts=2, healthy_since=NOW - HEAL.stable_reset)
+    after, _ = _run(state, DeadlineReached())
+    feeder = after.components["feeder"]
+    assert (feeder.attempts, feeder.reason) == (0, "stable_reset")
