@@ -15,6 +15,7 @@ from autoheal.core.actions import (
     LogTransition,
     RestartProcess,
     SendNotice,
+    StartProcess,
     StopProcess,
     WriteFlags,
     WriteStop,
@@ -22,12 +23,14 @@ from autoheal.core.actions import (
 from autoheal.core.fleet import FLEET
 from autoheal.core.machine import step
 from autoheal.core.observations import (
+    ConfigReloaded,
     DeadlineReached,
     Observation,
     ProbeSucceeded,
     ProcessExited,
     SpawnFinished,
 )
+from autoheal.core.policy import ComponentSpec, Policy
 from autoheal.core.stages import Stage
 from autoheal.core.state import (
     ComponentState,
@@ -248,3 +251,57 @@ def test_stable_health_ends_the_episode_as_stable() -> None:
     after, _ = _run(state, DeadlineReached())
     feeder = after.components["feeder"]
     assert (feeder.attempts, feeder.reason) == (0, "stable_reset")
+
+
+# ------------------------------------------------------------------ a new config
+
+
+def _policy(*names: str) -> Policy:
+    base = make_policy()
+    return Policy(
+        components={
+            n: ComponentSpec(n, ("process", "heartbeat"), ("exchange",), True, HEAL) for n in names
+        },
+        dependencies=base.dependencies,
+        failures_before_degraded=base.failures_before_degraded,
+    )
+
+
+def test_a_new_config_stops_starts_and_restarts_each_for_its_reason() -> None:
+    new = _policy("feeder", "trader", "pricer", "quoter")
+    state = _feeder(HEALTHY, attempts=2)
+    d = step(state, ConfigReloaded(frozenset({"feeder", "pricer"})), NOW, new)
+    started = ComponentState(
+        reason="started",
+        probes={"process": ProbeState(), "heartbeat": ProbeState()},
+        verify_until=NOW + HEAL.verify_window,
+    )
+    assert d.state.components["pricer"] == started
+    assert d.state.components["quoter"] == started
+    assert [a for a in d.actions if isinstance(a, StartProcess | RestartProcess)] == [
+        StartProcess("pricer", "config_added"),
+        StartProcess("quoter", "config_added"),
+        RestartProcess("feeder", 1, 3, "config_changed"),
+    ]
+    gone = step(HEALTHY, ConfigReloaded(frozenset()), NOW, _policy("feeder"))
+    assert [a for a in gone.actions if isinstance(a, StopProcess)] == [
+        StopProcess("trader", "config_removed")
+    ]
+
+
+def test_a_new_config_under_a_failsafe_parks_every_added_component() -> None:
+    halted = replace(HEALTHY, failsafe=FailsafeState("maintenance", "alice"))
+    new = _policy("feeder", "trader", "pricer", "quoter")
+    d = step(halted, ConfigReloaded(frozenset({"feeder"})), NOW, new)
+    for name in ("pricer", "quoter"):
+        cs = d.state.components[name]
+        assert (cs.stage, cs.reason) == (Stage.BACKOFF, "failsafe_active")
+    assert not any(isinstance(a, StartProcess | RestartProcess) for a in d.actions)
+
+
+def test_a_changed_config_leaves_a_held_component_and_restarts_the_next() -> None:
+    state = _feeder(HEALTHY, held=True)
+    d = step(
+        state, ConfigReloaded(frozenset({"feeder", "trader"})), NOW, _policy("feeder", "trader")
+    )
+    assert [a.component for a in d.actions if isinstance(a, RestartProcess)] == ["trader"]
