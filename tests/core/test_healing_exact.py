@@ -26,6 +26,8 @@ from autoheal.core.observations import (
     ConfigReloaded,
     DeadlineReached,
     Observation,
+    OperatorClearedFailsafe,
+    OperatorRestarted,
     ProbeSucceeded,
     ProcessExited,
     SpawnFinished,
@@ -305,3 +307,41 @@ def test_a_changed_config_leaves_a_held_component_and_restarts_the_next() -> Non
         state, ConfigReloaded(frozenset({"feeder", "trader"})), NOW, _policy("feeder", "trader")
     )
     assert [a.component for a in d.actions if isinstance(a, RestartProcess)] == ["trader"]
+
+
+FRESH = {"restart_at": None, "verify_until": None, "healthy_since": None, "held": False}
+
+
+@pytest.mark.parametrize(
+    ("fields", "obs"),
+    [
+        (
+            {"stage": Stage.BACKOFF, "attempts": 1, "restart_at": NOW},
+            DeadlineReached(),
+        ),
+        (
+            {
+                "stage": Stage.BACKOFF,
+                "attempts": 1,
+                "verify_until": NOW + 5.0,
+                "healthy_since": 1.0,
+            },
+            OperatorRestarted("feeder", "stuck", "alice"),
+        ),
+    ],
+    ids=["a backoff that ran out", "an operator's restart while verifying"],
+)
+def test_a_restart_clears_every_clock_it_had(fields: dict[str, object], obs: Observation) -> None:
+    after, actions = _run(_feeder(HEALTHY, **fields), obs)
+    feeder = after.components["feeder"]
+    assert feeder.stage is Stage.RESTART
+    assert {k: getattr(feeder, k) for k in FRESH} == FRESH
+    assert len([a for a in actions if isinstance(a, RestartProcess)]) == 1
+
+
+def test_a_clear_restarts_a_latched_component_even_if_it_was_held_and_releases_it() -> None:
+    latched = _feeder(HEALTHY, stage=Stage.FAILSAFE, held=True, attempts=3)
+    halted = replace(latched, failsafe=FailsafeState("maintenance", "alice"))
+    after, _ = _run(halted, OperatorClearedFailsafe("fixed", "alice"))
+    feeder = after.components["feeder"]
+    assert (feeder.stage, feeder.held, feeder.attempts) == (Stage.RESTART, False, 1)
