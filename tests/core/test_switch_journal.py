@@ -95,14 +95,24 @@ def _entered(token: str, reason: str, actor: str = BY_HAND) -> SwitchEvent:
     return SwitchEvent(token, OperatorEnteredFailsafe(reason, actor), actor)
 
 
-def _cleared(token: str, reason: str) -> SwitchEvent:
-    return SwitchEvent(token, OperatorClearedFailsafe(reason, BY_HAND), BY_HAND)
+def _cleared(token: str, reason: str, actor: str = BY_HAND) -> SwitchEvent:
+    return SwitchEvent(token, OperatorClearedFailsafe(reason, actor), actor)
 
 
 FLAG_ACTS = {
-    "failsafe_active=false clears": (
+    "failsafe_active=false clears, by the operator who signed it": (
         HALTED,
         FlagsDoc(False, set_by="alice"),
+        [_cleared("flags_cleared", "failsafe_active=false written to global_flags.json", "alice")],
+    ),
+    "an unsigned clear is the operator's": (
+        HALTED,
+        FlagsDoc(False),
+        [_cleared("flags_cleared", "failsafe_active=false written to global_flags.json")],
+    ),
+    "a clear signed with the daemon's name is still an operator's": (
+        HALTED,
+        FlagsDoc(False, set_by="autoheal"),
         [_cleared("flags_cleared", "failsafe_active=false written to global_flags.json")],
     ),
     "failsafe_active=true enters": (
@@ -185,10 +195,10 @@ FLAG_ACTS = {
             )
         ],
     ),
-    "NORMAL ends an operator's REDUCE_ONLY": (
+    "NORMAL ends an operator's REDUCE_ONLY, by the operator who signed it": (
         REDUCED,
         FlagsDoc(mode="NORMAL", set_by="bob"),
-        [_cleared("flags_left_reduce_only", "mode NORMAL written by hand")],
+        [_cleared("flags_left_reduce_only", "mode NORMAL written by hand", "bob")],
     ),
     "DEGRADED ends an operator's REDUCE_ONLY": (
         REDUCED,
@@ -467,8 +477,9 @@ def test_every_act_names_who_did_it(
     startup: bool,
 ) -> None:
     """The journal's actor is the observation's; a clear is always an operator's; an act
-    written in the flags is its signer's (``operator`` unsigned), with its reason or the
-    key it set; only the latch and tighten-only signers are journaled as tightening."""
+    written in the flags is its signer's (``operator`` unsigned, or signed with the
+    daemon's own name), with its reason or the key it set; only the latch and
+    tighten-only signers are journaled as tightening."""
     disk = DiskView(stop, doc, latch=latch, stop_set_by=stop_by)
     result = interpret(sw, state, disk, startup=startup)
     for event in result.events:
@@ -483,7 +494,13 @@ def test_every_act_names_who_did_it(
         )
         assert event.actor == obs.actor and obs.reason
         if isinstance(obs, OperatorClearedFailsafe):
-            assert event.actor == BY_HAND and not tightened
+            assert not tightened
+            if event.token.startswith("flags_"):
+                # A clear written in the flags is its signer's, never the daemon's name.
+                signer = doc.set_by if doc.set_by not in (None, "autoheal") else BY_HAND
+                assert event.actor == signer
+            else:
+                assert event.actor == BY_HAND
         elif event.token in DEFAULT_REASON:
             assert event.actor == (doc.set_by or BY_HAND)
             assert obs.reason == (doc.reason or DEFAULT_REASON[event.token])
