@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from autoheal.core.commands import (
@@ -64,7 +64,8 @@ def test_the_issue_9_example_is_a_conflict_on_every_field() -> None:
     restart = Intent("restart", "feeder", {"reason": "manual"})
     halt = Intent("failsafe_enter", "", {"reason": "halt now"})
     assert decide_key_use(restart, "succeeded", halt) == KeyDecision(
-        KeyUse.CONFLICT, ("type", "target", "payload"))
+        KeyUse.CONFLICT, ("type", "target", "payload")
+    )
 
 
 # ----------------------------------------------------------------------- claimer identity
@@ -119,6 +120,13 @@ def test_a_live_pid_that_started_at_another_time_is_a_reused_pid(
         assert claimer_gone(Claimer(pid, start), ProcessSeen(True, other)) == "pid_reused"
 
 
+def test_a_start_time_off_by_exactly_the_tolerance_is_the_same_process() -> None:
+    claimer = Claimer(4242, 1.0)
+    assert claimer_gone(claimer, ProcessSeen(True, 1.5), tolerance=0.5) is None
+    assert claimer_gone(claimer, ProcessSeen(True, 0.5), tolerance=0.5) is None
+    assert claimer_gone(claimer, ProcessSeen(True, 1.75), tolerance=0.5) == "pid_reused"
+
+
 @given(pid=pids, seen_start=st.none() | start_times)
 def test_a_live_pid_is_never_settled_without_both_start_times(
     pid: int, seen_start: float | None
@@ -133,6 +141,8 @@ def test_a_live_pid_is_never_settled_without_both_start_times(
     pid=st.none() | st.integers(min_value=-5, max_value=10**7),
     start=st.none() | start_times,
 )
+@example(claimed_by=None, pid=1, start=None)  # PID 1 is a process (a container's daemon)
+@example(claimed_by=None, pid=0, start=None)
 def test_claimer_of_reads_columns_first_then_a_legacy_pid_tag(
     claimed_by: str | None, pid: int | None, start: float | None
 ) -> None:
@@ -145,5 +155,6 @@ def test_claimer_of_reads_columns_first_then_a_legacy_pid_tag(
 
 def test_claimer_of_legacy_rows() -> None:
     assert claimer_of("pid:1234", None, None) == Claimer(1234, None)
+    assert claimer_of("pid:1", None, None) == Claimer(1, None)
     for tag in ("cli", "cli-direct", "pid:", "pid:-3", "pid:0", "pid:١٢", None):
         assert claimer_of(tag, None, None) is None, tag

@@ -3,6 +3,7 @@ the lazy import."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -187,8 +188,13 @@ poll_interval = "100ms"
         wait_for(lambda: (rt.flags() or {}).get("mode") == "DEGRADED", 15, "DEGRADED")
         wait_for(lambda: "fleet_tls_failed" in rt.log_text(), 5, "the TLS failure line")
         failures = [ln for ln in rt.log_text().splitlines() if "fleet_link_failed" in ln]
-        assert len(failures) == 1, failures  # one line, not one per poll
-        assert "fleet_tls_failed" in failures[0]
+        # One line when the problem changes, not one per poll. On a busy machine the
+        # first handshake can time out before the certificate is refused: then a
+        # fleet_timeout line comes first, and the TLS line after it.
+        problems = [ln.split("problem=", 1)[1].split()[0] for ln in failures]
+        assert all(a != b for a, b in itertools.pairwise(problems)), failures
+        assert "fleet_tls_failed" in problems, failures
+        assert set(problems) <= {"fleet_tls_failed", "fleet_timeout"}, failures
         assert not rt.stop_file.exists()
     finally:
         if rt is not None:

@@ -53,7 +53,6 @@ def test_host_dies_the_exchange_countdown_empties_the_book(tmp_path: Path) -> No
     assert result.gates_fired == ("exchange_countdown_cancel_all",)
     assert result.details["daemon_pid"] > 0  # supervised by a real autoheal run
     assert "stop_daemon" in result.details["rollback"][0]
-    assert result.duration_s < 7
 
 
 def test_host_dies_mutation_countdown_never_armed_leaves_the_orders(tmp_path: Path) -> None:
@@ -67,7 +66,6 @@ def test_stop_file_cancels_at_once_and_the_trader_places_nothing_more(tmp_path: 
     passed(result)
     assert result.details["events_after_fault_s"]["book_empty"] < 0.5  # refresh 0.5 s
     assert result.gates_fired == ("deadman_cancel_all",)
-    assert result.duration_s < 6
 
 
 def test_stop_file_mutation_cancel_disabled_leaves_the_orders_to_the_countdown(

@@ -19,8 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 STALE_S = 1.0
 POLL_S = 0.1
-#: Writing the flags and this test's own 20 ms polling, on a loaded 2-core CI machine.
-SLACK_S = 1.0
+#: Writing the flags and this test's own 20 ms polling, three daemons and Redis on a 2-core
+#: machine with stress-ng beside them (2.3 s was seen with 1.0 here, load average 7). What
+#: the bound guards is still far off: a link that waits out a socket's default timeout, or
+#: a staleness clock that is not applied, takes 10 s or never.
+SLACK_S = 2.0
 
 
 def fleet_toml(url: str, host: str) -> str:

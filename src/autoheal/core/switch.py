@@ -208,6 +208,9 @@ def _interpret_flags(
     """
     out: list[SwitchEvent] = []
     actor = doc.set_by or "operator"
+    # Who a clear is journaled under: the operator who signed it (an audit trail names
+    # a person), never the daemon's own name on a document it did not write.
+    clearer = actor if actor != "autoheal" else "operator"
     # Only an operator's document clears; a tighten-only writer's never does.
     may_loosen = doc.set_by not in TIGHTEN_ONLY
     refused = False
@@ -220,8 +223,9 @@ def _interpret_flags(
                 SwitchEvent(
                     "flags_cleared",
                     OperatorClearedFailsafe(
-                        "failsafe_active=false written to global_flags.json", "operator"
+                        "failsafe_active=false written to global_flags.json", clearer
                     ),
+                    clearer,
                 )
             )
             active, ro, takes_over = False, False, False
@@ -280,7 +284,8 @@ def _interpret_flags(
             out.append(
                 SwitchEvent(
                     "flags_left_reduce_only",
-                    OperatorClearedFailsafe(f"mode {doc.mode} written by hand", "operator"),
+                    OperatorClearedFailsafe(f"mode {doc.mode} written by hand", clearer),
+                    clearer,
                 )
             )
         else:
