@@ -91,6 +91,9 @@ MAY_IMPORT: dict[str, set[str]] = {
 # drills: everything but the CLI; the CLI: everything.
 MAY_IMPORT["drills"] = set(MAY_IMPORT)
 MAY_IMPORT["cli"] = MAY_IMPORT["drills"] | {"drills"}
+# sim: the whole daemon under simulation (issue 20), with the verified fakes; procs only
+# for the fake process control's own types. Nothing imports sim (see below).
+MAY_IMPORT["sim"] = {"core", "store", "daemon", "guard", "testing", "config", "procs"}
 
 
 def _area(module: str) -> str | None:
@@ -156,6 +159,18 @@ def test_nothing_imports_cli_but_main_and_nothing_imports_drills_but_cli() -> No
                 offenders.append(f"{module} -> {dep}")
             if other == "drills" and area not in ("drills", "cli"):
                 offenders.append(f"{module} -> {dep}")
+    assert offenders == []
+
+
+def test_nothing_imports_sim_but_sim() -> None:
+    edges = _edges()
+    assert any(_area(m) == "sim" for m in edges), "the sim area is scanned"
+    offenders = [
+        f"{module} -> {dep}"
+        for module, deps in edges.items()
+        for dep in deps
+        if _area(dep) == "sim" and _area(module) != "sim"
+    ]
     assert offenders == []
 
 

@@ -1,0 +1,111 @@
+"""The simulated host's files: real files in a temporary folder (this slice).
+
+The config, the runtime directory (journal, state, health, flags, heartbeats) and
+``STOP.TXT`` are real files on the real disk, under a fresh temporary folder per seed.
+A simulated disk (pending and durable layers, a crash that drops what was not
+synced, injected ENOSPC/EIO/EROFS) is a later slice of issue 20.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoheal.config import Config, ConfigError, load_config
+from autoheal.store import layout
+
+__all__ = ["SERVICES", "SimFiles", "config_text"]
+
+#: The services: the feeder has a heartbeat (it can hang), the trader a process probe.
+SERVICES = ("feeder", "trader")
+
+#: Unix time at virtual time 0: the wall clock is a label that follows the virtual one.
+EPOCH = 1_700_000_000.0
+
+MAX_RESTARTS = 3
+
+_CONFIG = """\
+environment = "paper"
+
+[paths]
+runtime_dir = "rt"
+stop_file = "{stop}"
+
+[policy]
+failures_before_restart = 2
+restart_backoff = ["15s", "30s", "60s"]
+verify_window = "{verify}"
+verify_min_uptime = "2s"
+max_restarts = {max_restarts}
+stable_reset = "{stable}"
+
+[daemon]
+heartbeat_interval = "5s"
+
+[services.feeder]
+argv = ["{{python}}", "-c", "feeder"]
+
+[[services.feeder.probes]]
+kind = "process"
+interval = "1s"
+
+[[services.feeder.probes]]
+kind = "heartbeat"
+path = "feeder.heartbeat.json"
+max_age = "5s"
+interval = "1s"
+
+[services.trader]
+argv = ["{{python}}", "-c", "trader"]
+
+[[services.trader.probes]]
+kind = "process"
+interval = "1s"
+"""
+
+
+def config_text(variant: int = 0) -> str:
+    """A valid config; ``variant`` changes what a reload may change (never the budget)."""
+    verify, stable = (("30s", "300s"), ("45s", "240s"))[variant % 2]
+    return _CONFIG.format(
+        verify=verify, stable=stable, max_restarts=MAX_RESTARTS, stop=layout.STOP_FILE_DEFAULT
+    )
+
+
+@dataclass(frozen=True)
+class SimFiles:
+    """The paths of one seed's host, under ``root``."""
+
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "autoheal.toml"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.root / "rt"
+
+    @property
+    def stop_file(self) -> Path:
+        return self.root / layout.STOP_FILE_DEFAULT
+
+    @property
+    def flags(self) -> Path:
+        return self.runtime_dir / layout.FLAGS
+
+    def heartbeat(self, name: str) -> Path:
+        return self.runtime_dir / f"{name}.heartbeat.json"
+
+    def load(self) -> Config | None:
+        """The config as a starting daemon reads it; None when it does not load."""
+        try:
+            return load_config(self.config_path)
+        except ConfigError:
+            return None
+
+    def read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None

@@ -1,0 +1,90 @@
+"""A seed's fault profile: which faults and operator acts are on, and how often.
+
+Drawn first from the run's one :class:`random.Random`, printed at the start of a run,
+and written as the trace's first line, so a failing seed says what it was exposed to.
+Weights are relative (an act's chance is its weight over the sum); 0 turns it off.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+__all__ = ["ACTS", "FaultProfile", "draw_profile"]
+
+#: Every act a step can draw, in a fixed order (the weights' order).
+ACTS = (
+    # process faults (FakeProcessControl, the heartbeat writer)
+    "crash",
+    "crash_loop",
+    "spawn_fail",
+    "hang",
+    "slow_start",
+    "ignore_stop",
+    # the operator
+    "command",
+    "command_reused_key",
+    "stop_create",
+    "stop_remove",
+    "flags_whole",
+    "flags_partial",
+    "flags_garbage",
+    "reload",
+    # the daemon itself
+    "daemon_kill",
+    "daemon_term",
+    # nothing: time passes
+    "wait",
+)
+
+
+@dataclass(frozen=True)
+class FaultProfile:
+    """What one seed is exposed to.
+
+    Attributes:
+        weights: act → relative weight (0: off).
+        mean_gap_s: the mean virtual time between two steps.
+        downtime_max_s: a killed daemon stays down up to this long.
+        fiddle_while_down: the chance an operator touches the kill-switch files while
+            the daemon is down (an act that must never read as a clear on restart).
+        kill_checkpoints_max: a kill lands this many scheduler passes after the act
+            before it at most (0: only between steps), to hit a command mid-flight.
+    """
+
+    weights: dict[str, int]
+    mean_gap_s: float
+    downtime_max_s: float
+    fiddle_while_down: float
+    kill_checkpoints_max: int
+
+    def describe(self) -> str:
+        on = " ".join(f"{name}={w}" for name, w in self.weights.items() if w)
+        off = ",".join(name for name, w in self.weights.items() if not w) or "-"
+        return (
+            f"profile: gap={self.mean_gap_s:g}s down<={self.downtime_max_s:g}s "
+            f"fiddle_while_down={self.fiddle_while_down:g} "
+            f"kill_checkpoints<={self.kill_checkpoints_max} | {on} | off: {off}"
+        )
+
+    def to_doc(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def draw_profile(rng: random.Random) -> FaultProfile:
+    """A profile: each act on with a chance (the common ones more often), then its weight."""
+    weights: dict[str, int] = {}
+    for name in ACTS:
+        if name in ("wait", "command", "crash"):
+            weights[name] = rng.randint(2, 8)
+        elif rng.random() < 0.7:
+            weights[name] = rng.randint(1, 4)
+        else:
+            weights[name] = 0
+    return FaultProfile(
+        weights=weights,
+        mean_gap_s=rng.choice((2.0, 5.0, 10.0, 20.0)),
+        downtime_max_s=rng.choice((0.0, 5.0, 30.0, 120.0)),
+        fiddle_while_down=rng.choice((0.0, 0.3, 0.8)),
+        kill_checkpoints_max=rng.choice((0, 4, 16, 40)),
+    )
