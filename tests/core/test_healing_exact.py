@@ -419,3 +419,38 @@ def test_a_failed_spawn_of_a_latched_or_held_component_restarts_nothing(
         state.components["feeder"],
         probes={"process": ProbeState(False, "spawn_failed", 0), "heartbeat": OK},
     )
+
+
+# ------------------------------------------------------------------ deadlines in a chain
+
+#: Zero delays (valid: a backoff may be 0 s, a stable reset too): one deadline's
+#: handling makes the next one due at the same ``now``.
+ZERO = make_policy(replace(HEAL, restart_backoff=(0.0,), stable_reset=0.0))
+
+
+def test_a_deadline_that_makes_another_due_now_is_followed_before_the_observation() -> None:
+    """``step`` handles every deadline due, chains included, before the observation:
+    a verification that runs out schedules a restart due at once, which is made
+    (the spawn that finishes next is this restart's); a restart verified ends its
+    episode at once when stable_reset is 0 (the next failure is a fresh episode's)."""
+    unverified = _feeder(
+        HEALTHY,
+        stage=Stage.BACKOFF,
+        attempts=1,
+        verify_until=NOW,
+        started_at=NOW - 1.0,
+        probes={"process": OK, "heartbeat": ProbeState()},
+    )
+    d = step(unverified, SpawnFinished("feeder", True), NOW, ZERO)
+    feeder = d.state.components["feeder"]
+    assert (feeder.stage, feeder.attempts, feeder.reason) == (Stage.BACKOFF, 2, "verifying")
+    assert feeder.verify_until == NOW + HEAL.verify_window
+    assert RestartProcess("feeder", 2, 3, "verify_timeout") in d.actions
+
+    verified = _feeder(
+        HEALTHY, stage=Stage.BACKOFF, attempts=1, verify_until=NOW + 50.0, started_at=NOW - 10.0
+    )
+    d = step(verified, ProcessExited("feeder"), NOW, ZERO)
+    assert [a for a in d.actions if isinstance(a, RestartProcess)] == [
+        RestartProcess("feeder", 1, 3, "process_exited")
+    ]
