@@ -331,7 +331,8 @@ FRESH = {
                 "attempts": 1,
                 "verify_until": NOW + 5.0,
                 "healthy_since": 1.0,
-                "started_at": 1.0,
+                # up 1 s, under verify_min_uptime: not verified before the restart
+                "started_at": NOW - 1.0,
             },
             OperatorRestarted("feeder", "stuck", "alice"),
         ),
