@@ -309,14 +309,20 @@ def test_a_changed_config_leaves_a_held_component_and_restarts_the_next() -> Non
     assert [a.component for a in d.actions if isinstance(a, RestartProcess)] == ["trader"]
 
 
-FRESH = {"restart_at": None, "verify_until": None, "healthy_since": None, "held": False}
+FRESH = {
+    "restart_at": None,
+    "verify_until": None,
+    "healthy_since": None,
+    "held": False,
+    "started_at": None,
+}
 
 
 @pytest.mark.parametrize(
     ("fields", "obs"),
     [
         (
-            {"stage": Stage.BACKOFF, "attempts": 1, "restart_at": NOW},
+            {"stage": Stage.BACKOFF, "attempts": 1, "restart_at": NOW, "started_at": 1.0},
             DeadlineReached(),
         ),
         (
@@ -325,6 +331,8 @@ FRESH = {"restart_at": None, "verify_until": None, "healthy_since": None, "held"
                 "attempts": 1,
                 "verify_until": NOW + 5.0,
                 "healthy_since": 1.0,
+                # up 1 s, under verify_min_uptime: not verified before the restart
+                "started_at": NOW - 1.0,
             },
             OperatorRestarted("feeder", "stuck", "alice"),
         ),
@@ -345,3 +353,105 @@ def test_a_clear_restarts_a_latched_component_even_if_it_was_held_and_releases_i
     after, _ = _run(halted, OperatorClearedFailsafe("fixed", "alice"))
     feeder = after.components["feeder"]
     assert (feeder.stage, feeder.held, feeder.attempts) == (Stage.RESTART, False, 1)
+
+
+# ------------------------------------------------------------------ a failed spawn, parked
+
+
+def test_a_failed_spawn_outside_a_restart_backs_off_for_its_reason_with_no_old_clocks() -> None:
+    """A plain start that failed, in an open episode: the delayed restart keeps none of
+    the old process's clocks (its start, its health) and says why the spawn failed."""
+    state = _feeder(HEALTHY, attempts=1, healthy_since=50.0, started_at=5.0)
+    after, actions = _run(state, SpawnFinished("feeder", False, "ENOENT"))
+    assert after.components["feeder"] == ComponentState(
+        stage=Stage.BACKOFF,
+        reason="ENOENT",
+        probes={"process": ProbeState(False, "spawn_failed", 0), "heartbeat": OK},
+        attempts=1,
+        restart_at=NOW + HEAL.restart_backoff[0],
+    )
+    assert actions == [LogTransition("feeder", Stage.OBSERVE, Stage.BACKOFF, "ENOENT", 1, 3)]
+
+
+@pytest.mark.parametrize(
+    ("stage", "reason"),
+    [(Stage.OBSERVE, "ENOENT"), (Stage.RESTART, "dependency_failing")],
+    ids=["a plain start keeps watching", "a restart is parked"],
+)
+def test_a_failed_spawn_while_a_dependency_fails_parks_without_deadlines(
+    stage: Stage, reason: str
+) -> None:
+    state = replace(
+        _feeder(HEALTHY, stage=stage, attempts=1), dependencies={"exchange": FAILING_DEP}
+    )
+    after, actions = _run(state, SpawnFinished("feeder", False, "ENOENT"))
+    feeder = after.components["feeder"]
+    assert (feeder.stage, feeder.reason) == (
+        Stage.OBSERVE if stage is Stage.OBSERVE else Stage.BACKOFF,
+        reason,
+    )
+    assert (feeder.restart_at, feeder.verify_until, feeder.attempts) == (None, None, 1)
+    assert not any(isinstance(a, RestartProcess) for a in actions)
+
+
+def test_a_failure_under_a_failsafe_logs_its_parking_as_failsafe_active() -> None:
+    state = replace(HEALTHY, failsafe=FailsafeState("maintenance", "alice"))
+    after, actions = _run(state, ProcessExited("feeder"))
+    assert actions == [
+        LogTransition("feeder", Stage.OBSERVE, Stage.BACKOFF, "failsafe_active", 0, 3)
+    ]
+    assert after.components["feeder"].reason == "failsafe_active"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"stage": Stage.FAILSAFE, "attempts": 3}, {"stage": Stage.BACKOFF, "held": True}],
+    ids=["latched", "held"],
+)
+def test_a_failed_spawn_of_a_latched_or_held_component_restarts_nothing(
+    fields: dict[str, object],
+) -> None:
+    latched = _feeder(HEALTHY, **fields)
+    state = replace(latched, failsafe=FailsafeState(LAST, "autoheal", "feeder"))
+    after, actions = _run(state, SpawnFinished("feeder", False, "ENOENT"))
+    assert actions == []
+    feeder = after.components["feeder"]
+    assert feeder == replace(
+        state.components["feeder"],
+        probes={"process": ProbeState(False, "spawn_failed", 0), "heartbeat": OK},
+    )
+
+
+# ------------------------------------------------------------------ deadlines in a chain
+
+#: Zero delays (valid: a backoff may be 0 s, a stable reset too): one deadline's
+#: handling makes the next one due at the same ``now``.
+ZERO = make_policy(replace(HEAL, restart_backoff=(0.0,), stable_reset=0.0))
+
+
+def test_a_deadline_that_makes_another_due_now_is_followed_before_the_observation() -> None:
+    """``step`` handles every deadline due, chains included, before the observation:
+    a verification that runs out schedules a restart due at once, which is made
+    (the spawn that finishes next is this restart's); a restart verified ends its
+    episode at once when stable_reset is 0 (the next failure is a fresh episode's)."""
+    unverified = _feeder(
+        HEALTHY,
+        stage=Stage.BACKOFF,
+        attempts=1,
+        verify_until=NOW,
+        started_at=NOW - 1.0,
+        probes={"process": OK, "heartbeat": ProbeState()},
+    )
+    d = step(unverified, SpawnFinished("feeder", True), NOW, ZERO)
+    feeder = d.state.components["feeder"]
+    assert (feeder.stage, feeder.attempts, feeder.reason) == (Stage.BACKOFF, 2, "verifying")
+    assert feeder.verify_until == NOW + HEAL.verify_window
+    assert RestartProcess("feeder", 2, 3, "verify_timeout") in d.actions
+
+    verified = _feeder(
+        HEALTHY, stage=Stage.BACKOFF, attempts=1, verify_until=NOW + 50.0, started_at=NOW - 10.0
+    )
+    d = step(verified, ProcessExited("feeder"), NOW, ZERO)
+    assert [a for a in d.actions if isinstance(a, RestartProcess)] == [
+        RestartProcess("feeder", 1, 3, "process_exited")
+    ]

@@ -358,6 +358,15 @@ def test_a_failing_latch_removal_ends_when_the_latch_is_gone(gone: bool) -> None
         assert LATCH in result.switch.failures
 
 
+def test_a_write_failure_without_detail_says_its_errno_last() -> None:
+    """The message ends at the errno when the OS gave no detail (no trailing space)."""
+    failure = WriteFailure("remove", "EACCES", "", 0.0, 1, 1.0)
+    assert failure.message(LATCH) == "risk_latch.json could not be removed: EACCES"
+    assert WriteFailure("write", "EIO", "", 0.0, 1, 1.0).message(FLAGS) == (
+        "global_flags.json could not be written: EIO"
+    )
+
+
 def test_write_failed_and_succeeded_say_exactly_what_failed() -> None:
     sw, said = write_failed(
         SwitchState(), STOP, op="write", errno="EROFS", detail="read-only fs", now=10.0

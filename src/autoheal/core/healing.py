@@ -97,8 +97,9 @@ def enter_failsafe(w: Work, name: str, cs: ComponentState, cause: str) -> None:
     cs = w.move(name, cs, Stage.FAILSAFE, R.MAX_RESTARTS_EXCEEDED)
     w.actions.append(StopProcess(name, R.MAX_RESTARTS_EXCEEDED))
     if w.failsafe is None or w.failsafe.set_by == FLEET:
-        # A local failsafe during a fleet halt takes it over: the fleet's RUN
-        # must not clear it.
+        # Defence in depth: begin_restart parks whatever fails while any failsafe
+        # holds, so a fleet halt is never held here today. Were one held, the
+        # local failsafe would take it over (the fleet's RUN must not clear it).
         w.failsafe = FailsafeState(
             f"{name}: {R.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
         )

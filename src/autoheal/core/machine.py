@@ -50,12 +50,14 @@ switch); all of them change one scratch, ``work.Work``. This module dispatches:
   operator's clear of REDUCE_ONLY (not of a failsafe) also removes the latch file
   (``RemoveRiskLatch``); while the file stays, it asks again.
 * The fleet (``core.fleet`` judges the reads): a fleet HALT enters a failsafe with
-  ``set_by = "fleet"`` only when none is active; REDUCE_ONLY likewise. A local
-  failsafe (``max_restarts``) or an operator's halt entered during a fleet halt
-  takes it over, so the fleet's RUN, which clears only what ``set_by = "fleet"``
-  holds, never clears it. A lost fleet link makes the runtime DEGRADED (or
-  halted, ``on_lost = "halt"``) and clears nothing; only a fresh read ends it. A
-  switch version lower than the one applied is never applied.
+  ``set_by = "fleet"`` only when none is active; REDUCE_ONLY likewise. An
+  operator's halt entered during a fleet halt takes it over, so the fleet's RUN,
+  which clears only what ``set_by = "fleet"`` holds, never clears it. No local
+  failsafe (``max_restarts``) begins during a fleet halt: a component that fails
+  then is parked (BACKOFF, ``failsafe_active``) without counting an attempt, and
+  the fleet's RUN restarts it as a fresh episode. A lost fleet link makes the
+  runtime DEGRADED (or halted, ``on_lost = "halt"``) and clears nothing; only a
+  fresh read ends it. A switch version lower than the one applied is never applied.
 
 Observations are facts and ``step`` is total over them. Operator commands may
 raise ``IllegalCommandError`` / ``CommandRefusedError``. Which action answers a
