@@ -89,8 +89,12 @@ def service_toml(name: str, code: str) -> str:
         """)
 
 
-def write_config(d: Path, body: str = "", paths: str = 'runtime_dir = "rt"\nstop_file = "STOP.TXT"',
-                 service: str | None = None) -> Path:
+def write_config(
+    d: Path,
+    body: str = "",
+    paths: str = 'runtime_dir = "rt"\nstop_file = "STOP.TXT"',
+    service: str | None = None,
+) -> Path:
     cfg = d / "autoheal.toml"
     (d / "rt").mkdir(exist_ok=True)  # the runtime dir exists, as on a real host
     service = service or service_toml("sleeper", "import time; time.sleep(3600)")
@@ -112,8 +116,19 @@ def redis_server(d: Path, password: str | None = None):
     port = free_port()
     data = d / "redis"
     data.mkdir()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(data)]
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data),
+    ]
     if password:
         argv += ["--requirepass", password]
     log = open(data / "redis.log", "wb")
@@ -216,8 +231,9 @@ def check_a7() -> str:
         if p.returncode != 0:
             return f"A7 risk mark 0: ERROR (child rc={p.returncode}: {short(p.stderr.decode())})"
         ok, reasons = json.loads(p.stdout)
-        evidence = (f"market buy qty=1000 mark=0 max_order_notional=1000 -> "
-                    f"allowed={ok} reasons={reasons}")
+        evidence = (
+            f"market buy qty=1000 mark=0 max_order_notional=1000 -> allowed={ok} reasons={reasons}"
+        )
         return verdict("7", "risk mark price 0", ok is True, evidence)
 
 
@@ -225,15 +241,24 @@ def check_a7() -> str:
 def check_a9a() -> str:
     with tempdir("a9a") as d:
         cfg = write_config(d)
-        argv = [AUTOHEAL.encode(), b"failsafe", b"enter", b"--config", str(cfg).encode(),
-                b"--reason", b"\xff\xfe"]
+        argv = [
+            AUTOHEAL.encode(),
+            b"failsafe",
+            b"enter",
+            b"--config",
+            str(cfg).encode(),
+            b"--reason",
+            b"\xff\xfe",
+        ]
         p = run(argv, cwd=d)
         err = p.stderr.decode(errors="replace")
         lines = err.strip().splitlines()
         traceback = "Traceback" in err
         fixed = p.returncode == 2 and not traceback and len(lines) == 1 and "--reason" in err
-        evidence = (f"exit {p.returncode}, {len(lines)} stderr line(s), traceback={traceback}; "
-                    f"last: {short(lines[-1] if lines else '')}")
+        evidence = (
+            f"exit {p.returncode}, {len(lines)} stderr line(s), traceback={traceback}; "
+            f"last: {short(lines[-1] if lines else '')}"
+        )
         return verdict("9a", "non-UTF-8 --reason", not fixed, evidence)
 
 
@@ -245,10 +270,18 @@ def check_a9b() -> str:
         p = run([AUTOHEAL, "check-config", "--config", str(cfg)], cwd=d)
         out = (first_line(p.stderr) or first_line(p.stdout)).replace(str(d), "<tmp>")
         # fixed = refused in one line, and refused *because* the stop file is the journal
-        fixed = (p.returncode == 2 and len(p.stderr.decode().strip().splitlines()) == 1
-                 and "paths.stop_file" in out and "journal" in out)
-        return verdict("9b", "stop_file = journal", not fixed,
-                       f"check-config exit {p.returncode}: {short(out)}")
+        fixed = (
+            p.returncode == 2
+            and len(p.stderr.decode().strip().splitlines()) == 1
+            and "paths.stop_file" in out
+            and "journal" in out
+        )
+        return verdict(
+            "9b",
+            "stop_file = journal",
+            not fixed,
+            f"check-config exit {p.returncode}: {short(out)}",
+        )
 
 
 # -- A9c: an absurd heartbeat interval ----------------------------------------------------
@@ -257,10 +290,17 @@ def check_a9c() -> str:
         cfg = write_config(d, body="[daemon]\nheartbeat_interval = 1e308\n")
         p = run([AUTOHEAL, "check-config", "--config", str(cfg)], cwd=d)
         out = (first_line(p.stderr) or first_line(p.stdout)).replace(str(d), "<tmp>")
-        fixed = (p.returncode == 2 and len(p.stderr.decode().strip().splitlines()) == 1
-                 and "heartbeat_interval" in out)
-        return verdict("9c", "heartbeat_interval 1e308", not fixed,
-                       f"check-config exit {p.returncode}: {short(out)}")
+        fixed = (
+            p.returncode == 2
+            and len(p.stderr.decode().strip().splitlines()) == 1
+            and "heartbeat_interval" in out
+        )
+        return verdict(
+            "9c",
+            "heartbeat_interval 1e308",
+            not fixed,
+            f"check-config exit {p.returncode}: {short(out)}",
+        )
 
 
 # -- A10: terminal escapes from a reason reach `autoheal events` raw ---------------------
@@ -268,7 +308,9 @@ def check_a10() -> str:
     with tempdir("a10") as d:
         cfg = write_config(d)
         reason = "x\x1b[2Jy\x1b]0;pwned\x07z"
-        enter = run([AUTOHEAL, "failsafe", "enter", "--config", str(cfg), "--reason", reason], cwd=d)
+        enter = run(
+            [AUTOHEAL, "failsafe", "enter", "--config", str(cfg), "--reason", reason], cwd=d
+        )
         if enter.returncode != 0:
             return f"A10 escapes in events: ERROR (failsafe enter exit {enter.returncode}: {short(enter.stderr.decode())})"
         p = run([AUTOHEAL, "events", "--config", str(cfg)], cwd=d)
@@ -277,20 +319,27 @@ def check_a10() -> str:
             return f"A10 escapes in events: ERROR (the reason is not in the events output, exit {p.returncode})"
         esc, bel = out.count(b"\x1b"), out.count(b"\x07")
         sample = next(line for line in out.splitlines() if b"pwned" in line)
-        sample = sample[sample.index(b"reason="):][:40]
-        return verdict("10", "escapes in events", esc + bel > 0,
-                       f"events stdout holds {esc} ESC and {bel} BEL bytes; e.g. {sample!r}")
+        sample = sample[sample.index(b"reason=") :][:40]
+        return verdict(
+            "10",
+            "escapes in events",
+            esc + bel > 0,
+            f"events stdout holds {esc} ESC and {bel} BEL bytes; e.g. {sample!r}",
+        )
 
 
 # -- A4: one malformed host summary blocks the fleet switch -----------------------------
 def check_a4() -> str:
     with tempdir("a4") as d, redis_server(d) as port:
-        cfg = write_config(d, body=textwrap.dedent(f"""
+        cfg = write_config(
+            d,
+            body=textwrap.dedent(f"""
             [fleet]
             redis_url = "redis://127.0.0.1:{port}/0"
             name = "desk"
             host = "me"
-            """))
+            """),
+        )
         doc = {"host": "bad", "fleet": "desk", "ts": time.time(), "fleet_version": "7a"}
         redis_cli(port, "set", "autoheal:fleet:desk:host:bad", json.dumps(doc))
         redis_cli(port, "sadd", "autoheal:fleet:desk:hosts", "bad")
@@ -298,19 +347,27 @@ def check_a4() -> str:
         raw = redis_cli(port, "get", "autoheal:fleet:desk:switch")
         state = json.loads(raw).get("state") if raw else None
         err = " / ".join(p.stderr.decode(errors="replace").strip().splitlines())
-        evidence = (f"host 'bad' has fleet_version \"7a\"; fleet halt exit {p.returncode}, "
-                    f"stderr: {short(err or '-')}; switch record state={state}")
-        return verdict("4", "bad host blocks fleet halt", not (p.returncode == 0 and state == "HALT"),
-                       evidence)
+        evidence = (
+            f"host 'bad' has fleet_version \"7a\"; fleet halt exit {p.returncode}, "
+            f"stderr: {short(err or '-')}; switch record state={state}"
+        )
+        return verdict(
+            "4", "bad host blocks fleet halt", not (p.returncode == 0 and state == "HALT"), evidence
+        )
 
 
 # -- A8: the daemon hands its secrets to the services it starts -------------------------
 def check_a8() -> str:
-    secrets = {"AUTOHEAL_STATUS_TOKEN": "stattok-SECRET-a8", "AUTOHEAL_REDIS_PASSWORD": "redispw-SECRET-a8"}
+    secrets = {
+        "AUTOHEAL_STATUS_TOKEN": "stattok-SECRET-a8",
+        "AUTOHEAL_REDIS_PASSWORD": "redispw-SECRET-a8",
+    }
     marker = "repro18-a8-envdump"
-    dump = ("import json,os,time; " + f"MARK={marker!r}; "
-            "json.dump(dict(os.environ), open('{runtime_dir}/env.json.tmp','w')); "
-            "os.replace('{runtime_dir}/env.json.tmp','{runtime_dir}/env.json'); time.sleep(3600)")
+    dump = (
+        "import json,os,time; " + f"MARK={marker!r}; "
+        "json.dump(dict(os.environ), open('{runtime_dir}/env.json.tmp','w')); "
+        "os.replace('{runtime_dir}/env.json.tmp','{runtime_dir}/env.json'); time.sleep(3600)"
+    )
     with tempdir("a8") as d, redis_server(d, password=secrets["AUTOHEAL_REDIS_PASSWORD"]) as port:
         cfg = write_config(
             d,
@@ -328,15 +385,23 @@ def check_a8() -> str:
         )
         rt = d / "rt"
         log = open(d / "daemon.log", "wb")
-        daemon = subprocess.Popen([AUTOHEAL, "run", "--config", str(cfg)], cwd=d,
-                                  env=clean_env(**secrets), stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        daemon = subprocess.Popen(
+            [AUTOHEAL, "run", "--config", str(cfg)],
+            cwd=d,
+            env=clean_env(**secrets),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             host_key = "autoheal:fleet:desk:host:me"
             started = time.monotonic()
             deadline = time.monotonic() + TIMEOUT
             while time.monotonic() < deadline and daemon.poll() is None:
-                published = redis_cli(port, "exists", host_key, password=secrets["AUTOHEAL_REDIS_PASSWORD"]) == "1"
+                published = (
+                    redis_cli(port, "exists", host_key, password=secrets["AUTOHEAL_REDIS_PASSWORD"])
+                    == "1"
+                )
                 if (rt / "env.json").exists() and published:
                     break
                 time.sleep(0.25)
@@ -350,9 +415,11 @@ def check_a8() -> str:
             return f"A8 secrets in service env: ERROR (the service never dumped its env; daemon exit {daemon.returncode}: {tail})"
         env = json.loads((rt / "env.json").read_text())
         leaked = [k for k, v in secrets.items() if v in env.values()]
-        evidence = (f"daemon reached Redis with the password: {published}; daemon exit after SIGTERM "
-                    f"{daemon.returncode}; secret values in the service's environment: "
-                    f"{', '.join(leaked) or 'none'}")
+        evidence = (
+            f"daemon reached Redis with the password: {published}; daemon exit after SIGTERM "
+            f"{daemon.returncode}; secret values in the service's environment: "
+            f"{', '.join(leaked) or 'none'}"
+        )
         return verdict("8", "secrets in service env", bool(leaked), evidence)
 
 
@@ -392,29 +459,51 @@ def check_a5() -> str:
         )
         rt, stop = d / "rt", d / "STOP.TXT"
         log = open(d / "daemon.log", "wb")
-        daemon = subprocess.Popen([AUTOHEAL, "run", "--config", str(cfg)], cwd=d, env=clean_env(),
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        daemon = subprocess.Popen(
+            [AUTOHEAL, "run", "--config", str(cfg)],
+            cwd=d,
+            env=clean_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            up = wait_until(lambda: daemon.poll() is None
-                            and (rt / "auto_heal.heartbeat.json").exists()
-                            and redis_cli(port, "exists", "autoheal:fleet:desk:host:me") == "1",
-                            TIMEOUT)
+            up = wait_until(
+                lambda: (
+                    daemon.poll() is None
+                    and (rt / "auto_heal.heartbeat.json").exists()
+                    and redis_cli(port, "exists", "autoheal:fleet:desk:host:me") == "1"
+                ),
+                TIMEOUT,
+            )
             if not up:
                 tail = short((d / "daemon.log").read_text(errors="replace")[-300:])
                 return f"{name}: ERROR (daemon not up; exit {daemon.poll()}: {tail})"
             time.sleep(1.0)  # a few switch polls: the daemon has read the (absent) switch
-            halt = run([AUTOHEAL, "fleet", "halt", "--config", str(cfg), "--reason", "drill"], cwd=d)
+            halt = run(
+                [AUTOHEAL, "fleet", "halt", "--config", str(cfg), "--reason", "drill"], cwd=d
+            )
             if halt.returncode != 0:
                 return f"{name}: ERROR (fleet halt exit {halt.returncode}: {short(halt.stderr.decode())})"
-            halted = wait_until(lambda: stop.exists() and read_flags(rt).get("failsafe_active") is True, 20)
+            halted = wait_until(
+                lambda: stop.exists() and read_flags(rt).get("failsafe_active") is True, 20
+            )
             if not halted:
-                return (f"{name}: ERROR (host did not halt within 20 s: STOP.TXT={stop.exists()}, "
-                        f"flags={read_flags(rt)})")
+                return (
+                    f"{name}: ERROR (host did not halt within 20 s: STOP.TXT={stop.exists()}, "
+                    f"flags={read_flags(rt)})"
+                )
             fleet_doc = read_flags(rt)
             # The operator's edit, atomically, keeping the document's shape.
             doc = dict(fleet_doc)
-            doc.update({"failsafe_active": True, "mode": "SIGNAL_READ_ONLY",
-                        "reason": "alice: bad fills, holding", "set_by": "alice"})
+            doc.update(
+                {
+                    "failsafe_active": True,
+                    "mode": "SIGNAL_READ_ONLY",
+                    "reason": "alice: bad fills, holding",
+                    "set_by": "alice",
+                }
+            )
             if "since" in doc and isinstance(doc["since"], str):
                 doc["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             else:
@@ -428,9 +517,14 @@ def check_a5() -> str:
             if resume.returncode != 0:
                 return f"{name}: ERROR (fleet run exit {resume.returncode}: {short(resume.stderr.decode())})"
             # Up to 15 s for the daemon to act on the RUN: stop early once it lifted the halt.
-            lifted = wait_until(lambda: not stop.exists()
-                                or read_flags(rt).get("failsafe_active") is not True
-                                or read_flags(rt).get("mode") == "NORMAL", 15)
+            lifted = wait_until(
+                lambda: (
+                    not stop.exists()
+                    or read_flags(rt).get("failsafe_active") is not True
+                    or read_flags(rt).get("mode") == "NORMAL"
+                ),
+                15,
+            )
             if not lifted:
                 time.sleep(0.5)
             final = read_flags(rt)
@@ -439,29 +533,50 @@ def check_a5() -> str:
             takeover = []
             for line in ev.stdout.decode(errors="replace").splitlines():
                 low = line.lower()
-                if "alice" in low or "taken over" in low or "take over" in low or "takes over" in low:
+                if (
+                    "alice" in low
+                    or "taken over" in low
+                    or "take over" in low
+                    or "takes over" in low
+                ):
                     with contextlib.suppress(Exception):
                         e = json.loads(line)
-                        line = " ".join(f"{k}={e[k]}" for k in ("kind", "type", "event", "reason", "actor")
-                                        if k in e and e[k])
-                        said = [v for v in (e.get("data") or {}).values()
-                                if isinstance(v, str) and ("alice" in v or " over " in v)]
-                        line += f" \"{said[0]}\"" if said else ""
+                        line = " ".join(
+                            f"{k}={e[k]}"
+                            for k in ("kind", "type", "event", "reason", "actor")
+                            if e.get(k)
+                        )
+                        said = [
+                            v
+                            for v in (e.get("data") or {}).values()
+                            if isinstance(v, str) and ("alice" in v or " over " in v)
+                        ]
+                        line += f' "{said[0]}"' if said else ""
                     takeover.append(short(line, 160))
         finally:
             stop_process(daemon)
             log.close()
             kill_leftover_services(rt, marker)
         fleet_switch = redis_cli(port, "get", "autoheal:fleet:desk:switch")
-        fixed = (stop_present and final.get("failsafe_active") is True
-                 and (final.get("set_by") == "alice" or bool(takeover)))
-        lifted_halt = (not stop_present or final.get("failsafe_active") is not True
-                       or final.get("mode") == "NORMAL")
-        fmt = lambda f: f"failsafe_active={f.get('failsafe_active')} mode={f.get('mode')} set_by={f.get('set_by')}"
-        evidence = (f"fleet halt -> flags {fmt(fleet_doc)}; alice's edit read back as {fmt(after_edit)}; "
-                    f"after `fleet run` (switch {json.loads(fleet_switch).get('state') if fleet_switch else None}): "
-                    f"STOP.TXT present={stop_present}, flags {fmt(final)}; "
-                    f"journal events naming alice/takeover: {'; '.join(takeover[:3]) or 'none'}")
+        fixed = (
+            stop_present
+            and final.get("failsafe_active") is True
+            and (final.get("set_by") == "alice" or bool(takeover))
+        )
+        lifted_halt = (
+            not stop_present
+            or final.get("failsafe_active") is not True
+            or final.get("mode") == "NORMAL"
+        )
+        fmt = lambda f: (
+            f"failsafe_active={f.get('failsafe_active')} mode={f.get('mode')} set_by={f.get('set_by')}"
+        )
+        evidence = (
+            f"fleet halt -> flags {fmt(fleet_doc)}; alice's edit read back as {fmt(after_edit)}; "
+            f"after `fleet run` (switch {json.loads(fleet_switch).get('state') if fleet_switch else None}): "
+            f"STOP.TXT present={stop_present}, flags {fmt(final)}; "
+            f"journal events naming alice/takeover: {'; '.join(takeover[:3]) or 'none'}"
+        )
         if not fixed and not lifted_halt:
             return f"{name}: UNCLEAR ({evidence})"
         return verdict("5", "hand-written halt during fleet halt", not fixed, evidence)
@@ -471,6 +586,7 @@ def check_a5() -> str:
 def http_get(port: int, path: str, timeout: float) -> tuple[int | None, float, str]:
     """GET ``path`` on a new connection: (status or None, seconds, error)."""
     import http.client
+
     t0 = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -486,6 +602,7 @@ def http_get(port: int, path: str, timeout: float) -> tuple[int | None, float, s
 
 def check_a2() -> str:
     import resource
+
     marker = "repro18-a2-sleeper"
     name = "A2 idle connections kill the daemon"
     n_conns = 1000
@@ -503,9 +620,14 @@ def check_a2() -> str:
         rt = d / "rt"
         log = open(d / "daemon.log", "wb")
         daemon = subprocess.Popen(
-            [AUTOHEAL, "run", "--config", str(cfg)], cwd=d, env=clean_env(), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
+            [AUTOHEAL, "run", "--config", str(cfg)],
+            cwd=d,
+            env=clean_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)),
+        )
         try:
             port = None
 
@@ -521,7 +643,11 @@ def check_a2() -> str:
             def service_pid() -> int | None:
                 with contextlib.suppress(Exception):
                     text = (rt / "sleeper.pid").read_text().strip()
-                    pid = int(json.loads(text)["pid"]) if text.startswith("{") else int(text.split()[0])
+                    pid = (
+                        int(json.loads(text)["pid"])
+                        if text.startswith("{")
+                        else int(text.split()[0])
+                    )
                     if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                         return pid
                 return None
@@ -567,18 +693,34 @@ def check_a2() -> str:
             errno_lines = [ln.strip() for ln in lines if "Errno" in ln or "EMFILE" in ln]
             last = [ln.strip() for ln in lines if "rror" in ln]
             tail = f"; daemon log: {short((errno_lines or last or lines or [''])[-1], 160)}"
-        metrics = (f"/metrics answered {status} in {latency * 1000:.1f} ms" if status is not None
-                   else f"/metrics unanswered after {latency:.1f} s ({short(err, 80)})")
-        evidence = (f"daemon RLIMIT_NOFILE=256, {opened}/{n_conns} idle "
-                    f"connections open for 5 s ({closed_by_server} of them found closed from the daemon's side at the end); daemon alive after hold: {alive}"
-                    f"{'' if alive_after else f' (exit code {rc})'}; {metrics}; service running: "
-                    f"{service_running} (pid {pid_before} -> {pid_after}){tail}")
-        return verdict("2", "idle connections kill the daemon", not (alive_after and status == 200),
-                       evidence)
+        metrics = (
+            f"/metrics answered {status} in {latency * 1000:.1f} ms"
+            if status is not None
+            else f"/metrics unanswered after {latency:.1f} s ({short(err, 80)})"
+        )
+        evidence = (
+            f"daemon RLIMIT_NOFILE=256, {opened}/{n_conns} idle "
+            f"connections open for 5 s ({closed_by_server} of them found closed from the daemon's side at the end); daemon alive after hold: {alive}"
+            f"{'' if alive_after else f' (exit code {rc})'}; {metrics}; service running: "
+            f"{service_running} (pid {pid_before} -> {pid_after}){tail}"
+        )
+        return verdict(
+            "2", "idle connections kill the daemon", not (alive_after and status == 200), evidence
+        )
 
 
-CHECKS = [check_a6, check_a7, check_a9a, check_a9b, check_a9c, check_a10, check_a4, check_a8,
-          check_a5, check_a2]
+CHECKS = [
+    check_a6,
+    check_a7,
+    check_a9a,
+    check_a9b,
+    check_a9c,
+    check_a10,
+    check_a4,
+    check_a8,
+    check_a5,
+    check_a2,
+]
 
 
 def main() -> None:
