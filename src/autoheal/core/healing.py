@@ -180,6 +180,27 @@ def spawn_finished(w: Work, name: str, ok: bool, reason: str) -> None:
     became_healthy(w, name)
 
 
+def withhold_spawns(w: Work) -> list[RestartProcess | StartProcess]:
+    """Inside a failsafe, take back the spawns this step decided before it began.
+
+    One step can both restart a component (its backoff ran out, a verification
+    failed with no attempt yet) and enter a failsafe for another (its budget ran
+    out), in whichever order the components come. The failsafe wins: each such
+    component is parked (BACKOFF, ``failsafe_active``), as if it had failed after.
+
+    Returns:
+        The actions taken back.
+    """
+    withheld = [a for a in w.actions if isinstance(a, RestartProcess | StartProcess)]
+    if not withheld:
+        return withheld
+    w.actions = [a for a in w.actions if not isinstance(a, RestartProcess | StartProcess)]
+    for action in withheld:
+        cs = replace(w.components[action.component], restart_at=None, verify_until=None)
+        w.move(action.component, cs, Stage.BACKOFF, R.FAILSAFE_ACTIVE)
+    return withheld
+
+
 def advance(w: Work) -> None:
     """Handle every deadline at or before ``now``; each handling clears or moves it."""
     for _ in range(4 * len(w.components) + 4):
