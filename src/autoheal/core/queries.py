@@ -18,6 +18,7 @@ __all__ = [
     "flags_for",
     "has_deadline",
     "healthy",
+    "spawn_allowed",
     "stable_deadline",
     "starts_at_boot",
     "verify_deadline",
@@ -93,6 +94,16 @@ def starts_at_boot(cs: ComponentState, *, autostart: bool) -> bool:
     if cs.stage is Stage.BACKOFF and cs.restart_at is not None:
         return False
     return autostart or cs.stage is not Stage.OBSERVE
+
+
+def spawn_allowed(state: RuntimeState) -> bool:
+    """Whether a process may be spawned now: never while a failsafe holds.
+
+    Asked by the shell right before each spawn, because a spawn is not instantaneous:
+    a restart decided before a failsafe (its stop takes up to the grace period), or a
+    start by a daemon that boots into one, must not put a process up inside it.
+    """
+    return state.failsafe is None
 
 
 def stable_deadline(cs: ComponentState, stable_reset: float) -> float | None:

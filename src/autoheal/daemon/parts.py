@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 
 from autoheal.config import Config
 from autoheal.core.observations import Observation
+from autoheal.core.queries import spawn_allowed
 from autoheal.core.state import RuntimeState
 from autoheal.daemon import wiring
 from autoheal.daemon.clock import Clock
@@ -138,6 +139,7 @@ def build(
         journal_event=effects.journal_event,
         task_group=task_group,
         watch_exits=watch_exits,
+        may_spawn=lambda: spawn_allowed(runtime.state),
     )
     readings: dict[tuple[str, str], ProbeResult] = {}
     persist = Persist(

@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from autoheal.core import Observation, ProcessExited
+from autoheal.core import reasons as R
 from autoheal.daemon.effects import JournalEvent
 from autoheal.procs import ProcessControlLike, ProcessIdentity, ServiceSpec, SpawnError
 
@@ -51,8 +52,10 @@ class Services:
         journal_event: JournalEvent,
         task_group: TaskGroup,
         watch_exits: bool = True,
+        may_spawn: Callable[[], bool] = lambda: True,
     ) -> None:
         self.specs = specs
+        self._may_spawn = may_spawn
         self.control = control
         self._observe = observe
         self._journal = journal_event
@@ -122,13 +125,20 @@ class Services:
     async def start(self, name: str, *, stale_files: tuple[Path, ...] = ()) -> tuple[bool, str]:
         """Clean stale locks and pidfile (and ``stale_files``), then spawn.
 
+        The spawn is asked for (``may_spawn``) right before it is made, after every
+        wait: a failsafe that began meanwhile withholds it.
+
         Returns:
-            ``(True, "")`` or ``(False, "spawn_failed")``; never raises for a failed spawn.
+            ``(True, "")``, ``(False, "spawn_failed")``, or ``(False, "failsafe_active")``
+            when withheld; never raises for a failed spawn.
         """
         spec = self.specs[name]
         await self.control.clean_stale(spec)
         for path in stale_files:
             path.unlink(missing_ok=True)
+        if not self._may_spawn():
+            log.warning("spawn_withheld component=%s reason=%s", name, R.FAILSAFE_ACTIVE)
+            return False, R.FAILSAFE_ACTIVE
         try:
             identity = await self.control.start(spec)
         except SpawnError as exc:
