@@ -1,8 +1,8 @@
-"""Real bugs the simulator found in the daemon, not fixed yet: each test says what must
-hold, and fails today (``xfail(strict=True)``: it turns into a failure the day the bug
-is fixed, so that the mark is removed with the fix). The simulator counts
-their violations apart (``Outcome.known``); replay either with
-``python -m autoheal.sim --seed N --minutes 5 --strict --trace out.jsonl``.
+"""Real bugs the simulator found in the daemon, fixed: each seed that found one runs
+again and must break no invariant. The plain regression tests of the fixes are
+``tests/core/test_failsafe_withholds_spawns.py`` and ``tests/daemon/test_boot_in_failsafe.py``;
+these keep the seeds that found them. Replay one with
+``python -m autoheal.sim --seed N --minutes M --trace out.jsonl``.
 """
 
 from __future__ import annotations
@@ -11,63 +11,29 @@ import pytest
 
 from autoheal.sim.run import run_seed
 
-
-def violations(bug: str, seed: int, minutes: float = 5) -> int:
-    """How often the seed's run breaks an invariant as ``bug`` does (any other failure
-    fails the test: the mark covers only this bug)."""
-    out = run_seed(seed, minutes)
-    if out.failures:
-        pytest.fail(f"seed {seed} fails for another reason: {out.failures}")
-    return out.known[bug]
-
-
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "boot_start_in_failsafe: a daemon that starts while a failsafe holds starts the "
-        "components the failsafe parked (BACKOFF, failsafe_active) and any other that is "
-        "not running: core.queries.starts_at_boot looks only at the component's stage"
-    ),
+@pytest.mark.parametrize(
+    ("seed", "minutes", "bug"),
+    [
+        # boot_start_in_failsafe: the feeder's budget runs out (FAILSAFE), the trader
+        # crashes and is parked; the daemon is SIGKILLed (t=226.0 s) and the next one
+        # (t=231.3 s) started the trader (core.queries.starts_at_boot did not look at
+        # the runtime's failsafe). Fixed: every spawn asks core.queries.spawn_allowed.
+        (2, 5, "boot_start_in_failsafe"),
+        # stale_restart_after_failsafe: a restart resumed at start (t=159.5 s), then
+        # the operator's queued failsafe_enter, then the restart's task spawned the
+        # feeder inside the halt. Fixed: the spawn is asked for right before it is made.
+        (166, 5, "stale_restart_after_failsafe"),
+        # restart_in_the_step_entering_failsafe: the first read of the files
+        # (t=577.1 s) returned the overdue RestartProcess(feeder) and the operator's
+        # failsafe in one step. Fixed in core.machine.step: a halt comes before the
+        # due deadlines, and a failsafe takes back the step's spawns.
+        (19, 20, "restart_in_the_step_entering_failsafe"),
+    ],
 )
-def test_a_daemon_restarted_during_a_failsafe_starts_nothing() -> None:
-    # Seed 2: the feeder's budget runs out (FAILSAFE), the trader crashes and is parked;
-    # the daemon is SIGKILLed (t=226.0 s) and restarted (t=231.3 s): it starts the trader.
-    assert violations("boot_start_in_failsafe", 2) == 0
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "stale_restart_after_failsafe: a restart the core decided before a failsafe is "
-        "spawned after it (daemon.processes does not ask the core again before the spawn)"
-    ),
-)
-def test_a_restart_decided_before_a_failsafe_is_not_spawned_after_it() -> None:
-    # Seed 166: the daemon is SIGKILLed at t=153.4 s; while it is down the operator
-    # queues failsafe_enter (k7). The next daemon (t=159.5 s) resumes the feeder's
-    # restart (attempt 2, dispatched with no failsafe), then claims k7 (failsafe), then
-    # the restart task spawns the feeder: inside the operator's failsafe.
-    assert violations("stale_restart_after_failsafe", 166) == 0
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "restart_in_the_step_entering_failsafe: core.machine.step handles the due "
-        "deadlines (healing.advance) before the observation, so one step both restarts a "
-        "component whose backoff ran out and enters the operator's failsafe"
-    ),
-)
-def test_a_failsafe_read_at_start_is_not_preceded_by_an_overdue_restart() -> None:
-    # Seed 19 (20 virtual minutes): the daemon is down while the feeder's backoff runs
-    # out and the operator writes {"failsafe_active": true} into the flags; the next
-    # daemon's first read of the files (t=577.1 s, one SwitchFilesRead step) returns
-    # both RestartProcess(feeder, attempt 2) and the failsafe; the feeder is spawned
-    # inside it.
-    assert violations("restart_in_the_step_entering_failsafe", 19, minutes=20) == 0
+def test_the_seed_that_found_it_holds_every_invariant(seed: int, minutes: int, bug: str) -> None:
+    out = run_seed(seed, minutes)
+    assert out.failures == [], f"{bug}: {out.failures}"
+    assert sum(out.known.values()) == 0

@@ -160,14 +160,19 @@ class StartRecord:
     action's start (boot)."""
 
     @property
-    def known_bug(self) -> str | None:
-        """The known bug a start in a failsafe is an instance of, if any."""
+    def kind(self) -> str | None:
+        """Which way a start in a failsafe came about, when it is one the simulator named."""
         if self.boot:
             return "boot_start_in_failsafe"
         return {
             "before": "stale_restart_after_failsafe",
             "same_step": "restart_in_the_step_entering_failsafe",
         }.get(self.decided or "")
+
+    @property
+    def known_bug(self) -> str | None:
+        """The known, unfixed bug a start in a failsafe is an instance of, if any."""
+        return self.kind if self.kind in KNOWN_BUGS else None
 
 
 def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -> list[str]:
@@ -179,7 +184,7 @@ def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -
     """
     return [
         f"{s.name} started at t={s.t:.3f} during a failsafe ({s.failsafe})"
-        + (f" [{s.known_bug}]" if s.known_bug else "")
+        + (f" [{s.kind}]" if s.kind else "")
         for s in starts
         if s.failsafe is not None and (known or s.known_bug is None)
     ]
@@ -188,23 +193,12 @@ def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -
 #: Real bugs the simulator found and that are not fixed yet: name → what they are. The
 #: simulator counts them apart (``--strict`` makes them failures); each has an
 #: ``xfail(strict=True)`` test that turns green when it is fixed.
-KNOWN_BUGS = {
-    "boot_start_in_failsafe": (
-        "a daemon that starts while a failsafe holds starts the components that are not "
-        "running, those the failsafe parked (BACKOFF, failsafe_active) included "
-        "(core.queries.starts_at_boot looks only at the component's own stage)"
-    ),
-    "stale_restart_after_failsafe": (
-        "a restart the core decided before a failsafe is spawned after it: the process "
-        "work (daemon.processes) does not ask again once its stop is done"
-    ),
-    "restart_in_the_step_entering_failsafe": (
-        "one step of the core both restarts a component and enters a failsafe: step() "
-        "handles the due deadlines (healing.advance) before the observation, so an "
-        "overdue restart goes out with an operator's halt (e.g. flags written while the "
-        "daemon was down, read at start)"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
+#: Fixed, with a plain regression test each (``tests/sim/test_found_bugs.py``, and
+#: ``tests/core/test_failsafe_withholds_spawns.py``, ``tests/daemon/test_boot_in_failsafe.py``):
+#: ``boot_start_in_failsafe``, ``stale_restart_after_failsafe`` and
+#: ``restart_in_the_step_entering_failsafe``; a start in a failsafe of those kinds is
+#: still labelled so in a failure's line.
 
 
 def known_starts_in_failsafe(starts: Iterable[StartRecord]) -> list[tuple[str, str]]:
