@@ -100,6 +100,7 @@ class FakeProcessControl:
         self._failing: dict[str, tuple[str, str]] = {}
         self._crash_on_start: dict[str, int] = {}
         self._ignore_stop: set[str] = set()
+        self._foreign: set[int] = set()
         self.started: list[str] = []
         self.started_at: list[float] = []
         self.stops: list[str] = []
@@ -148,6 +149,33 @@ class FakeProcessControl:
             raise LookupError(f"no running fake process {name_or_pid!r}")
         proc.end(code)
         return proc.identity
+
+    def reuse_pid(
+        self, pid: int, cmdline: tuple[str, ...] = ("/usr/bin/other-program",)
+    ) -> ProcessIdentity:
+        """Give an exited fake process's PID to another program, as the kernel does once
+        PIDs wrap: a process with another start time and ``cmdline``, not ours (``status``
+        says ``not_ours``, ``stop`` leaves it alone, ``owned`` omits it), alive until
+        :meth:`exit` ends it.
+
+        Returns:
+            The other program's identity.
+
+        Raises:
+            LookupError: no fake process had ``pid``, or it still runs.
+        """
+        old = self._procs.get(pid)
+        if old is None or old.alive:
+            raise LookupError(f"pid {pid} is not an exited fake process")
+        identity = ProcessIdentity(pid, old.identity.create_time + 0.5, cmdline)
+        self._procs[pid] = _FakeProcess("", identity)  # no service's name
+        self._foreign.add(pid)
+        return identity
+
+    def alive(self, pid: int) -> bool:
+        """Whether the fake process with ``pid`` (ours or another program's) runs."""
+        proc = self._procs.get(pid)
+        return proc is not None and proc.alive
 
     def running(self, name: str) -> bool:
         """Whether a fake process of service ``name`` is running."""
@@ -223,7 +251,9 @@ class FakeProcessControl:
 
     def owned(self) -> list[ProcessIdentity]:
         """The fake processes that have not exited (the real one: unreaped children)."""
-        return [p.identity for p in self._procs.values() if p.alive]
+        return [
+            p.identity for pid, p in self._procs.items() if p.alive and pid not in self._foreign
+        ]
 
     async def wait_exit(self, identity: ProcessIdentity) -> int | None:
         """Return once the process exits.

@@ -321,3 +321,22 @@ async def test_fake_set_failing_crash_on_start_and_ignore_stop(tmp_path: Path) -
     assert identity.pid > crashed.pid >= FAKE_PID_BASE
     with pytest.raises(LookupError):
         fake.exit("svc")
+
+
+async def test_fake_reuse_pid_gives_a_dead_pid_to_another_program(tmp_path: Path) -> None:
+    """What a stale pidfile meets once the kernel has recycled its PID (issue 20's sim)."""
+    fake = FakeProcessControl()
+    spec = make_spec(tmp_path)
+    identity = await fake.start(spec)
+    with pytest.raises(LookupError):
+        fake.reuse_pid(identity.pid)  # still ours, still running
+    fake.exit(identity.pid)
+    other = fake.reuse_pid(identity.pid)
+    assert other.pid == identity.pid and other.cmdline != identity.cmdline
+    assert spec.pidfile.read_text() == f"{identity.pid}\n"  # the stale pidfile names it
+    assert await fake.status(identity) is ProcessStatus.NOT_OURS
+    assert (await fake.stop(identity, spec)).outcome is StopOutcome.NOT_OURS
+    adopted = await fake.adopt(spec)
+    assert adopted.identity is None and "another program" in adopted.detail
+    assert fake.alive(other.pid) and not fake.running("svc")
+    assert fake.owned() == []  # not our child

@@ -46,6 +46,7 @@ from autoheal.daemon.loop import Daemon
 from autoheal.daemon.parts import Parts
 from autoheal.daemon.reload import Reloader
 from autoheal.daemon.systemd import SystemdNotifier
+from autoheal.sim.replay import StepLog
 from autoheal.store import commands as queue
 
 __all__ = ["DAEMON_PID_BASE", "Seat", "SimDaemon", "claimer_identities"]
@@ -68,6 +69,10 @@ class Seat:
     booting: bool = False
     sigkill: bool = False
     on_dispatch: Callable[[ProcessAction, str], None] | None = None
+    pids: Callable[[], dict[str, int | None]] = dict
+    """The PIDs the daemon holds as its services' (``Services.pids``)."""
+    steps: StepLog = field(default_factory=StepLog)
+    """Every step of the core the interpreter made (:mod:`autoheal.sim.replay`)."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,13 @@ class SimDaemon(Daemon):
         reloader: Reloader,
     ) -> None:
         self.seat.interpreter = parts.interpreter
+        self.seat.pids = parts.services.pids
         seat, work, runtime = self.seat, parts.processes, parts.runtime
         dispatch, step = work.dispatch, runtime.step
         when: dict[int, str] = {}  # id of an action not dispatched yet → when decided
 
         def stepped(obs: Observation, now: float) -> tuple[Decision, bool]:
+            seat.steps.record(runtime.state, obs, now, runtime.policy)
             before = runtime.state.failsafe is not None
             decision, changed = step(obs, now)
             after = decision.state.failsafe is not None

@@ -6,13 +6,16 @@ for each start the daemon asks for, what the daemon knew then (its failsafe), an
 a start be slow (the process is up, its first heartbeat comes later). Crashes, exit
 codes, a broken binary (crash on start), a missing executable and a process that
 ignores its stop signal are the fake's own controls. A hang is a live process whose
-heartbeat stops (:func:`write_heartbeats`). PID reuse is not simulated yet: the fake
-never hands out a PID twice.
+heartbeat stops (:func:`write_heartbeats`). PID reuse:
+:meth:`SimProcessControl.reuse_pid_of` gives the PID of a service's process that
+exited to another program (another command line, another start time), as the kernel
+does once PIDs wrap, while the service's pidfile may still name it. The daemon must
+neither adopt it nor signal it (:func:`foreign_harmed`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import anyio
@@ -22,7 +25,7 @@ from autoheal.sim.invariants import StartRecord
 from autoheal.store.atomic import write_json_atomic
 from autoheal.testing import FakeProcessControl
 
-__all__ = ["SimProcessControl", "write_heartbeats"]
+__all__ = ["SimProcessControl", "foreign_harmed", "write_heartbeats"]
 
 
 class SimProcessControl(FakeProcessControl):
@@ -47,6 +50,23 @@ class SimProcessControl(FakeProcessControl):
         #: name → for each process action dispatched and not started yet: when the
         #: core decided it, against the failsafe (oldest first; see ``Seat``).
         self.decided: dict[str, list[str]] = {}
+        #: PIDs now another program's (:meth:`reuse_pid_of`).
+        self.foreign: set[int] = set()
+        #: name → the PID of its newest process.
+        self.newest: dict[str, int] = {}
+
+    def reuse_pid_of(self, name: str) -> int | None:
+        """Give the PID of ``name``'s newest process, if it exited, to another program.
+
+        Returns:
+            The PID now another program's, or None (the newest still runs, or none was).
+        """
+        newest = self.newest.get(name)
+        if newest is None or self.alive(newest) or newest in self.foreign:
+            return None
+        self.reuse_pid(newest)
+        self.foreign.add(newest)
+        return newest
 
     async def start(self, spec: ServiceSpec) -> ProcessIdentity:
         now = anyio.current_time()
@@ -55,6 +75,7 @@ class SimProcessControl(FakeProcessControl):
         decided = None if boot or not queued else queued.pop(0)
         self.records.append(StartRecord(now, spec.name, failsafe, boot, decided))
         identity = await super().start(spec)
+        self.newest[spec.name] = identity.pid
         self.ready_at[identity.pid] = now + self.slow_next.pop(spec.name, 0.0)
         return identity
 
@@ -66,6 +87,20 @@ class SimProcessControl(FakeProcessControl):
         if self.ready_at.get(identity.pid, 0.0) > anyio.current_time():
             return None
         return identity.pid
+
+
+def foreign_harmed(procs: SimProcessControl, adopted: Iterable[int | None]) -> list[str]:
+    """Another program's process ended (signalled by the daemon), or taken for a service."""
+    out = []
+    for pid in sorted(procs.foreign):
+        if not procs.alive(pid):
+            out.append(f"pid {pid}, another program's since its reuse, was ended")
+    out += [
+        f"pid {pid}, another program's, is held as a service"
+        for pid in adopted
+        if pid is not None and pid in procs.foreign
+    ]
+    return out
 
 
 async def write_heartbeats(

@@ -21,6 +21,7 @@ ACTS = (
     "hang",
     "slow_start",
     "ignore_stop",
+    "pid_reuse",
     # the operator
     "command",
     "command_reused_key",

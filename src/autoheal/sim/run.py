@@ -42,8 +42,9 @@ from autoheal.sim.daemon import Incarnations, Seat, SimDaemon, claimer_identitie
 from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles, config_text
 from autoheal.sim.operator import Operator
 from autoheal.sim.plants import planted
-from autoheal.sim.processes import SimProcessControl, write_heartbeats
+from autoheal.sim.processes import SimProcessControl, foreign_harmed, write_heartbeats
 from autoheal.sim.profile import ACTS, FaultProfile, draw_profile
+from autoheal.sim.replay import Replayer
 from autoheal.sim.trace import Trace
 from autoheal.store import layout
 from autoheal.store.journal import Journal
@@ -61,6 +62,7 @@ SOMETIMES = (
     "failsafe_cleared",
     "daemon_killed",
     "daemon_restart_with_parked_component",
+    "pid_reused",
     "claimer_died_settled",
     "key_replayed",
     "key_conflict_refused",
@@ -211,6 +213,7 @@ class _Sim:
         self.journal: Journal | None = None
         self.operator: Operator | None = None
         self.gate: TradingGate | None = None
+        self.replayer: Replayer | None = None
 
     # ------------------------------------------------------------------ the daemon
 
@@ -246,6 +249,8 @@ class _Sim:
         self.incarnations.count += 1
         self.incarnations.alive = True
         seat = Seat(on_dispatch=self._dispatched)
+        seat.steps.first_event = self._max_id()
+        self.replayer = Replayer(seat.steps)
         daemon = SimDaemon(config, procs=self.procs, clock=LoopClock.virtual(EPOCH), seat=seat)
         scope, ended = anyio.CancelScope(), anyio.Event()
 
@@ -285,6 +290,7 @@ class _Sim:
         self.seat.sigkill = sigkill
         self.scope.cancel()
         await self.ended.wait()
+        self._replay_check(self._state())  # what the daemon journaled until it ended
         self.scope = self.seat = None
         self.incarnations.alive = False
 
@@ -387,6 +393,11 @@ class _Sim:
                 (self.ignore_stop.add if on else self.ignore_stop.discard)(who)
                 procs.set_ignore_stop(who, on)
                 return {"act": "ignore_stop", "name": who, "on": on}
+            case "pid_reuse":
+                who = rng.choice(SERVICES)
+                pid = procs.reuse_pid_of(who)
+                self.outcome.coverage["pid_reused"] += pid is not None
+                return {"act": "pid_reuse", "name": who, "reused": pid is not None}
             case "command" | "command_reused_key":
                 act = op.command(reuse=name == "command_reused_key")
                 self.outcome.coverage.update(
@@ -466,6 +477,11 @@ class _Sim:
             self.last_event = out[-1].id
         return out
 
+    def _replay_check(self, held: RuntimeState | None) -> None:
+        if self.replayer is not None and self.journal is not None:
+            for line in self.replayer.check(self.journal, held):
+                self._fail("replay_same_transitions", line)
+
     def _fail(self, invariant: str, detail: str) -> None:
         failure = {
             "t": round(anyio.current_time(), 3),
@@ -523,6 +539,9 @@ class _Sim:
         if not answer[0] and (stop_raw is not None):
             cov["gate_refused_while_halted"] += 1
         state = self._state()
+        self._replay_check(state)
+        held = self.seat.pids().values() if self.seat is not None and state is not None else ()
+        found.append(("never_harms_another_program", foreign_harmed(self.procs, held)))
         seen: dict[str, Any] = {"up": state is not None, "stop": stop_raw is not None}
         if state is None and cleared_now:
             self.prev_failsafe = False  # cleared before the daemon died: seen by the ledger
