@@ -1,7 +1,9 @@
 """Real bugs the simulator found in the daemon, fixed: each seed that found one runs
 again and must break no invariant. The plain regression tests of the fixes are
 ``tests/core/test_failsafe_withholds_spawns.py`` and ``tests/daemon/test_boot_in_failsafe.py``;
-these keep the seeds that found them. Replay one with
+these keep the seeds that found them (at cc7852c: a seed's scenario changes when the
+simulator draws differently, as with every new act, so the plain tests carry the
+claim and these are seeds that once mattered). Replay one with
 ``python -m autoheal.sim --seed N --minutes M --trace out.jsonl``.
 """
 
