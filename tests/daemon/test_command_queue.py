@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import psutil
 import pytest
@@ -102,8 +102,9 @@ async def test_a_restart_gives_a_new_pid_and_four_events_in_order(config: Config
 async def test_expired_and_tampered_commands_are_rejected_and_journaled(config: Config) -> None:
     """Queued before the daemon starts, an expired command and one edited by hand are
     rejected at claim time, each journaled with its reason, and neither runs."""
-    expired = submit(config, "restart", "feeder", reason="old", ttl=1.0, now=time.time() - 100)
-    tampered = submit(config, "restart", "feeder", reason="fine", ttl=600.0)
+    # Stamped on the daemon's (virtual) wall clock, which it claims and expires on.
+    expired = submit(config, "restart", "feeder", reason="old", ttl=1.0, now=EPOCH - 100)
+    tampered = submit(config, "restart", "feeder", reason="fine", ttl=600.0, now=EPOCH)
     db = sqlite3.connect(config.paths.runtime_dir / "journal.sqlite3")
     try:
         with db:  # a careless hand edit of the queued row, before any daemon claimed it
@@ -128,6 +129,28 @@ async def test_expired_and_tampered_commands_are_rejected_and_journaled(config: 
         ]
         assert command(config, cid).result == {"reason": reason}
     assert kinds(config, kind="restart.started") == []
+
+
+@pytest.mark.parametrize(("late_s", "status"), [(30.0, "succeeded"), (61.0, "rejected")])
+async def test_a_command_expires_on_the_daemons_clock(
+    config: Config, late_s: float, status: str
+) -> None:
+    """Queued with a minute to live, at the daemon's wall time; the daemon starts
+    ``late_s`` (virtual) seconds later: within the minute it runs, past it it is
+    rejected ``expired``. (The bridge used to expire on ``time.time()``, whatever the
+    daemon's clock said.)"""
+    cid = submit(config, "restart", "feeder", reason="late", ttl=60.0, now=EPOCH)
+    await anyio.sleep(late_s)
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        await until(lambda: finished(config, cid), "the command's end")
+    done = command(config, cid)
+    assert done.status == status, done
+    if status == "rejected":
+        assert done.result == {"reason": "expired"}
+        assert done.finished_at == pytest.approx(EPOCH + late_s, abs=1.0)
+    else:
+        assert done.finished_at is not None and EPOCH + late_s <= done.finished_at < EPOCH + 60
 
 
 @pytest.mark.parametrize("claimer", ["exited", "pid_reused"])

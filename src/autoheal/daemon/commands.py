@@ -107,7 +107,9 @@ class CommandBridge:
     def settle_dead_claims(self) -> None:
         """Settle the claims of gone claimers (a previous daemon's, a killed CLI's)."""
         try:
-            settled = queue.settle_dead_claims(self._journal, settled_by=self.claimer)
+            settled = queue.settle_dead_claims(
+                self._journal, settled_by=self.claimer, now=self._clock.wall()
+            )
         except Exception as exc:
             log.error("command_settle_failed error=%s", exc)
             return
@@ -125,7 +127,7 @@ class CommandBridge:
         self.settle_dead_claims()
         while True:
             try:
-                command = queue.claim_next(self._journal, self.claimer)
+                command = queue.claim_next(self._journal, self.claimer, now=self._clock.wall())
             except Exception as exc:
                 log.error("command_claim_failed error=%s", exc)
                 command = None
@@ -139,8 +141,9 @@ class CommandBridge:
     def start(self, pending: PendingCommand) -> None:
         """Record that ``pending`` starts now (``started``, ``<type>.started``)."""
         command = pending.command
-        queue.record_started(self._journal, command)
-        queue.record_action(self._journal, command, "started")
+        now = self._clock.wall()
+        queue.record_started(self._journal, command, now=now)
+        queue.record_action(self._journal, command, "started", now=now)
         log.info(
             "command_started id=%s type=%s target=%s by=%s",
             command.id,
@@ -167,9 +170,10 @@ class CommandBridge:
             return
         pending.done = True
         journal = self._journal
-        queue.record_action(journal, pending.command, "succeeded" if ok else "failed")
+        now = self._clock.wall()
+        queue.record_action(journal, pending.command, "succeeded" if ok else "failed", now=now)
         try:
-            queue.finish(journal, pending.command.id, ok, result)
+            queue.finish(journal, pending.command.id, ok, result, now=now)
         except queue.CommandError as exc:
             # Only if someone settled our live claim (they could not prove us gone, so
             # this is a bug elsewhere); the daemon carries on.

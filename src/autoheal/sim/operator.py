@@ -22,9 +22,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import orjson
 
-from autoheal.sim.files import SERVICES, SimFiles, config_text
+from autoheal.sim.files import EPOCH, SERVICES, SimFiles, config_text
 from autoheal.sim.invariants import ClearLedger, KeyLedger, Submission
 from autoheal.store import commands as queue
 from autoheal.store import layout
@@ -32,11 +33,11 @@ from autoheal.store.journal import Journal
 
 __all__ = ["COMMAND_TTL_S", "Operator"]
 
-#: Seconds a queued command waits for a daemon before it expires. The queue stamps and
-#: expires commands on the real wall clock (``store.commands`` reads ``time.time()``,
-#: the daemon's bridge passes no clock): a day, so that no command expires during a
-#: run (expiry is not simulated; see docs/simulation.md).
-COMMAND_TTL_S = 86_400.0
+#: Seconds a queued command waits for a daemon before it expires: the CLI's (at least
+#: a minute). Stamped on the simulated wall clock, which the daemon's command bridge
+#: claims and expires on too: a command queued while the daemon is down long enough is
+#: rejected ``expired`` by the next one, which is a final status.
+COMMAND_TTL_S = 60.0
 
 _COMPONENT_COMMANDS = ("restart", "stop", "start")
 _RUNTIME_COMMANDS = ("failsafe_enter", "failsafe_clear", "failsafe_reduce_only")
@@ -117,6 +118,7 @@ class Operator:
                 "operator",
                 idempotency_key=key,
                 ttl=COMMAND_TTL_S,
+                now=EPOCH + anyio.current_time(),
             )
         except queue.KeyConflictError:
             outcome, command_id = "conflict", None

@@ -64,6 +64,7 @@ SOMETIMES = (
     "daemon_restart_with_parked_component",
     "pid_reused",
     "claimer_died_settled",
+    "command_expired",
     "key_replayed",
     "key_conflict_refused",
     "flags_garbage",
@@ -522,6 +523,8 @@ class _Sim:
                 cleared_now = True
             if e.kind == "result_written" and e.reason == "claimer_died":
                 cov["claimer_died_settled"] += 1
+            if e.kind == "command.rejected" and e.reason == "expired":
+                cov["command_expired"] += 1
         files = self.files
         stop_raw = files.read(files.stop_file)
         flags_raw = files.read(files.flags)

@@ -311,18 +311,23 @@ def audit(
         return insert_event(conn, command, kind, reason=reason, data=data, ts=ts)
 
 
-def record_started(journal: Journal, command: Command) -> int:
+def record_started(journal: Journal, command: Command, *, now: float | None = None) -> int:
     """The executor took the claimed command up: the ``started`` event."""
-    return audit(journal, command, "started", data={"claimed_by": command.claimed_by})
+    return audit(journal, command, "started", data={"claimed_by": command.claimed_by}, ts=now)
 
 
 def record_action(
-    journal: Journal, command: Command, phase: str, *, data: dict[str, Any] | None = None
+    journal: Journal,
+    command: Command,
+    phase: str,
+    *,
+    data: dict[str, Any] | None = None,
+    now: float | None = None,
 ) -> int:
     """The handler's own event ``<type>.<phase>``; phase is started, succeeded or failed."""
     if phase not in ("started", "succeeded", "failed"):
         raise ValueError(f"unknown command phase {phase!r}")
-    return audit(journal, command, f"{command.type}.{phase}", data=data)
+    return audit(journal, command, f"{command.type}.{phase}", data=data, ts=now)
 
 
 def finish(
