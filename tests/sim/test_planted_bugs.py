@@ -18,7 +18,7 @@ BUDGET = 200
 
 #: plant → (virtual minutes a seed, the invariant that must catch it).
 EXPECTED = {
-    "restart_in_failsafe": (5, "no_start_in_failsafe"),
+    "spawn_gate_open": (5, "no_start_in_failsafe"),
     "budget_off_by_one": (5, "restart_budget"),
     "missing_stop_cleared_at_start": (5, "only_operator_clears"),
     "key_conflict_joined": (2, "key_one_command_once"),

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from autoheal.sim.invariants import KNOWN_BUGS
-from autoheal.sim.plants import PLANTS
+from autoheal.sim.plants import PLANTS, SURVIVED
 from autoheal.sim.profile import FaultProfile
 from autoheal.sim.run import SOMETIMES, Outcome, run_seed
 
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--seeds", type=_seeds, help="A..B, both included")
     p.add_argument("--minutes", type=float, default=20.0, help="virtual minutes per seed")
     p.add_argument("--trace", type=Path, help="write the JSONL trace here (--seed only)")
-    p.add_argument("--plant", choices=sorted(PLANTS), help="switch on a planted bug")
+    p.add_argument("--plant", choices=sorted({*PLANTS, *SURVIVED}), help="switch on a planted bug")
     p.add_argument("--stop-at-first", action="store_true", help="a batch ends at its first failure")
     p.add_argument(
         "--strict", action="store_true", help="a known, unfixed real bug fails the seed too"

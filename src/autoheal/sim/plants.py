@@ -22,7 +22,7 @@ from autoheal.core.work import Work
 from autoheal.store import commands as queue
 from autoheal.store.journal import Journal
 
-__all__ = ["PLANTS", "planted"]
+__all__ = ["PLANTS", "SURVIVED", "planted"]
 
 
 @contextmanager
@@ -35,8 +35,26 @@ def _swap(owner: Any, name: str, new: Callable[..., Any]) -> Iterator[None]:
         setattr(owner, name, old)
 
 
+def spawn_gate_open() -> AbstractContextManager[None]:
+    """The process work spawns what the core decided without asking again right before
+    (``core.queries.spawn_allowed`` always yes): the bug the simulator found, planted
+    back. A restart whose stop began before a halt, or a daemon booting into one,
+    spawns inside it."""
+    from autoheal.daemon import parts
+
+    def spawn_allowed(_state: object) -> bool:
+        return True
+
+    return _swap(parts, "spawn_allowed", spawn_allowed)
+
+
 def restart_in_failsafe() -> AbstractContextManager[None]:
-    """A component that fails during a failsafe is restarted instead of parked."""
+    """A component that fails during a failsafe is restarted instead of parked.
+
+    Survived, not found: since the fixes of issue 20, ``core.machine.step`` takes back
+    any spawn of a step that leaves a failsafe holding (``healing.withhold_spawns``),
+    and the shell asks again before each spawn. Kept (in :data:`SURVIVED`) to show it.
+    """
     original = healing.begin_restart
 
     def begin_restart(w: Work, name: str, reason: str) -> None:
@@ -133,12 +151,18 @@ def dead_claim_never_settled() -> AbstractContextManager[None]:
 
 #: name → the mutation's switch.
 PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
-    "restart_in_failsafe": restart_in_failsafe,
+    "spawn_gate_open": spawn_gate_open,
     "budget_off_by_one": budget_off_by_one,
     "missing_stop_cleared_at_start": missing_stop_cleared_at_start,
     "key_conflict_joined": key_conflict_joined,
     "replay_requeued": replay_requeued,
     "dead_claim_never_settled": dead_claim_never_settled,
+}
+
+
+#: Mutations the daemon survives (another layer holds): name → the mutation's switch.
+SURVIVED: dict[str, Callable[[], AbstractContextManager[None]]] = {
+    "restart_in_failsafe": restart_in_failsafe,
 }
 
 
@@ -148,5 +172,5 @@ def planted(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    with PLANTS[name]():
+    with {**PLANTS, **SURVIVED}[name]():
         yield
