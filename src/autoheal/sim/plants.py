@@ -149,6 +149,22 @@ def dead_claim_never_settled() -> AbstractContextManager[None]:
     return _swap(queue, "settle_dead_claims", settle_dead_claims)
 
 
+def transition_unjournaled() -> AbstractContextManager[None]:
+    """A move that ends a restart well (``verified``: BACKOFF → OBSERVE) is logged but
+    not journaled: ``autoheal events`` and the incident report miss the recovery."""
+    from autoheal.core.actions import LogTransition
+    from autoheal.daemon.effects import Effects
+
+    original = Effects.execute
+
+    def execute(self: Effects, action: Any) -> None:
+        if isinstance(action, LogTransition) and action.reason == "verified":
+            return
+        original(self, action)
+
+    return _swap(Effects, "execute", execute)
+
+
 #: name → the mutation's switch.
 PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "spawn_gate_open": spawn_gate_open,
@@ -157,6 +173,7 @@ PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "key_conflict_joined": key_conflict_joined,
     "replay_requeued": replay_requeued,
     "dead_claim_never_settled": dead_claim_never_settled,
+    "transition_unjournaled": transition_unjournaled,
 }
 
 

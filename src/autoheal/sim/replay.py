@@ -62,11 +62,12 @@ class Replayer:
     replayed: list[Transition] = field(default_factory=list)
     journaled: list[Transition] = field(default_factory=list)
     last_event: int = -1
+    failed: bool = False
 
     def check(self, journal: Journal, held: RuntimeState | None) -> list[str]:
-        """What differs so far; ``held``: the daemon's state now (None: not comparable)."""
+        """What differs so far (once); ``held``: the daemon's state now (None: not known)."""
         log = self.log
-        if log.initial is None:
+        if log.initial is None or self.failed:
             return []
         if self.state is None:
             self.state, self.last_event = log.initial, log.first_event
@@ -107,6 +108,7 @@ class Replayer:
             )
         if held is not None and held != self.state:
             out.append("the daemon's state is not the replayed one")
+        self.failed = bool(out)
         return out
 
 
