@@ -44,6 +44,23 @@ def test_an_executed_clear_command_is_an_operator_act() -> None:
     assert ledger.see(events) == []
 
 
+def test_a_running_clear_command_clears_a_failsafe_entered_again_during_it() -> None:
+    # The command reads an operator's earlier hand edit of the flags first (the watch
+    # had not reported it): the failsafe is entered again, then the command clears it.
+    ledger = inv.ClearLedger()
+    events = [
+        notice(5, "failsafe"),
+        inv.JournalEvent(6, "failsafe_clear.started", command_id="c1"),
+        notice(7, "failsafe", "failsafe entered by alice: halt"),
+        notice(8, "failsafe_cleared", "failsafe cleared by operator: mended"),
+        inv.JournalEvent(9, "failsafe_clear.succeeded", command_id="c1"),
+    ]
+    assert ledger.see(events) == []
+    # Once the command finished, a failsafe entered after it needs an act of its own.
+    found = ledger.see([notice(10, "failsafe"), notice(11, "failsafe_cleared")])
+    assert len(found) == 1 and "no operator act" in found[0]
+
+
 def test_a_clear_in_the_daemons_own_name_fails() -> None:
     ledger = inv.ClearLedger()
     ledger.see([notice(5, "failsafe")])
@@ -80,8 +97,9 @@ def test_a_start_during_a_failsafe_fails_and_known_bugs_are_told_apart() -> None
         inv.StartRecord(3.0, "trader", "operator", boot=True),
         inv.StartRecord(4.0, "trader", "operator", decided="before"),
         inv.StartRecord(5.0, "trader", "operator", decided="same_step"),
+        inv.StartRecord(6.0, "feeder", "operator", decided="reentered"),
     ]
-    assert len(inv.no_start_in_failsafe(starts)) == 4
+    assert len(inv.no_start_in_failsafe(starts)) == 5
     assert inv.no_start_in_failsafe(starts, known=False) == [
         "feeder started at t=2.000 during a failsafe (operator)"
     ]
@@ -89,11 +107,13 @@ def test_a_start_during_a_failsafe_fails_and_known_bugs_are_told_apart() -> None
         "boot_start_in_failsafe",
         "stale_restart_after_failsafe",
         "restart_in_the_step_entering_failsafe",
+        "restart_of_a_clear_undone_in_the_same_read",
     ]
     assert set(inv.KNOWN_BUGS) == {
         "boot_start_in_failsafe",
         "stale_restart_after_failsafe",
         "restart_in_the_step_entering_failsafe",
+        "restart_of_a_clear_undone_in_the_same_read",
     }
 
 
@@ -148,3 +168,14 @@ def test_liveness_fails_when_nothing_explains_a_missing_dor() -> None:
     assert inv.live(False, False, [], []) == []  # what is not running was stopped by hand
     assert inv.live(False, False, ["feeder"], []) != []
     assert inv.live(True, False, [], ["k3"]) == ["command under key k3 never finished"]
+
+
+def test_a_state_held_as_saved_that_is_not_durable_fails() -> None:
+    state = {"schema": 1, "failsafe": {"reason": "halt"}, "components": {}}
+    durable = orjson.dumps({**state, "written_at_unix": 1.0})
+    assert inv.saved_state_durable(durable, state) == []
+    older = orjson.dumps({**state, "failsafe": None, "written_at_unix": 0.5})
+    found = inv.saved_state_durable(older, state)
+    assert len(found) == 1 and "['failsafe']" in found[0]
+    assert "no autoheal_state.json" in inv.saved_state_durable(None, state)[0]
+    assert "torn" in inv.saved_state_durable(durable[:-4], state)[0]
