@@ -24,6 +24,7 @@ EXPECTED = {
     "key_conflict_joined": (2, "key_one_command_once"),
     "replay_requeued": (2, "key_one_command_once"),
     "dead_claim_never_settled": (5, "liveness"),
+    "state_saved_when_write_failed": (5, "saved_state_durable"),
 }
 
 
