@@ -114,6 +114,8 @@ def test_a_start_during_a_failsafe_fails_and_known_bugs_are_told_apart() -> None
         "stale_restart_after_failsafe",
         "restart_in_the_step_entering_failsafe",
         "restart_of_a_clear_undone_in_the_same_read",
+        "failsafe_lost_when_the_state_write_failed",
+        "document_empty_after_power_loss",
     }
 
 

@@ -92,3 +92,39 @@ def test_a_clear_and_a_halt_read_together_restart_nothing() -> None:
     # both. The removal clears the failsafe and restarts the parked feeder, the flags
     # enter it again (REDUCE_ONLY) in the same step, and the feeder is started in it.
     assert violations("restart_of_a_clear_undone_in_the_same_read", 8) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "failsafe_lost_when_the_state_write_failed: a failsafe whose state save the disk "
+        "refused is lost at a power loss once the operator edits the kill-switch files "
+        "while the daemon is down (the journal's failsafe notice is not read at start)"
+    ),
+)
+def test_a_failsafe_the_disk_refused_to_save_survives_a_power_loss() -> None:
+    # Seed 14 (20 virtual minutes): an ENOTDIR window refuses every write of the daemon
+    # from t=986.0 s; the operator writes {"failsafe_active": true} into the flags
+    # (t=987.5 s): the daemon enters the failsafe, but its writes of STOP.TXT, the
+    # flags and the state fail. Power loss at t=991.2 s; while the daemon is down the
+    # operator writes {"failsafe_active": false} (t=995.6 s), which must not clear. The
+    # next daemon (t=1002.6 s) finds the old state, no STOP.TXT, clear flags: no
+    # failsafe, though the journal holds its "failsafe entered by alice" notice.
+    assert violations("failsafe_lost_when_the_state_write_failed", 14, minutes=20) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "document_empty_after_power_loss: health_v2.json's first write (a fresh name, no "
+        "fsync) is made durable by the next durable write's fsync of the folder, its "
+        "bytes are not: a power loss leaves it empty"
+    ),
+)
+def test_the_health_document_is_whole_after_a_power_loss() -> None:
+    # Seed 78: the daemon starts (t=0 s) and writes health_v2.json for the first time
+    # (durable=False), then the state (fsync of rt/); power loss at t=0.93 s: the
+    # simulated disk leaves the name with no bytes, and health_v2.json is empty.
+    assert violations("document_empty_after_power_loss", 78, minutes=2) == 0

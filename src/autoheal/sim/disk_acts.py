@@ -10,12 +10,15 @@ up for a run.
 from __future__ import annotations
 
 import math
+import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from autoheal.core.switch import RETRY_CAP_S
 from autoheal.daemon.beat import RECONCILE_EVERY
@@ -47,6 +50,8 @@ class SimDisk:
     write_fault_until: float = -math.inf
     """The end of the last window that made writes fail."""
     power_losses: int = 0
+    emptied: set[str] = field(default_factory=set)
+    """The file names the last power loss left empty."""
     reverted: dict[str, int] = field(default_factory=dict)
 
     def fault_act(self, rng: random.Random, profile: FaultProfile, now: float) -> dict[str, Any]:
@@ -86,13 +91,37 @@ class SimDisk:
         """A fault window is on: a kill now lands on a failing or stalled write."""
         return bool(self.faults.active())
 
+    def failsafe_saved(self, state_path: Path) -> bool:
+        """Whether the durable state file (what a power loss leaves) holds a failsafe."""
+        raw = self.ledger.durable_bytes(state_path)
+        try:
+            doc = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(doc, dict) and doc.get("failsafe") is not None
+
     def power_loss(self) -> list[str]:
         """Every modelled file back to its durable content; the names that changed."""
         self.power_losses += 1
-        names = [self._name(p) for p in self.ledger.power_loss()]
+        paths = self.ledger.power_loss()
+        names = [self._name(p) for p in paths]
         for name in names:
             self.reverted[name] = self.reverted.get(name, 0) + 1
+        self.emptied = {Path(p).name for p in paths if _size(p) == 0}
         return names
+
+    def emptied_by_power_loss(
+        self, lines: list[str], docs: Mapping[str, bytes | None]
+    ) -> list[tuple[str, str]]:
+        """The ``whole_documents`` lines about a document the last power loss left
+        empty and nobody wrote since (a fresh name made durable unsynced): (name, line)."""
+        out = []
+        for name in sorted(self.emptied):
+            if docs.get(name) != b"":
+                self.emptied.discard(name)  # written since
+                continue
+            out += [(name, line) for line in lines if line.startswith(f"{name} ")]
+        return out
 
     def quiet(self) -> None:
         """Faults off (the liveness phase)."""
@@ -104,6 +133,13 @@ class SimDisk:
         name = Path(path).relative_to(self.root).as_posix()
         base = Path(name).name
         return "<temp>" if base.startswith(".") and base.endswith(".tmp") else name
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
 
 
 @contextmanager

@@ -224,6 +224,18 @@ KNOWN_BUGS = {
         "restarts of the parked components go out with the new failsafe "
         "(core.switch reads each operator act in turn; nothing withdraws them)"
     ),
+    "failsafe_lost_when_the_state_write_failed": (
+        "a failsafe whose save the disk refused lives only in memory and in the "
+        "kill-switch files; the daemon dies (power loss), the operator edits those files "
+        "while it is down (which must not clear), and the next daemon starts without "
+        "the failsafe: the journal's failsafe notice is not read back at start"
+    ),
+    "document_empty_after_power_loss": (
+        "health_v2.json is written without fsync (durable=False); its first write takes "
+        "a fresh name, and once a durable write fsyncs the folder that name is durable "
+        "with its bytes not: a power loss leaves it empty (ext4's auto_da_alloc covers "
+        "only a rename over an existing file), not a whole document"
+    ),
 }
 
 

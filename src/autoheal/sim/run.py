@@ -219,6 +219,8 @@ class _Sim:
         self.seen_starts = 0
         self.step_no = 0
         self.prev_failsafe = False
+        self.failsafe_saved = True
+        """At the last daemon's death: its failsafe was in the durable state file."""
         self.crash_loop: set[str] = set()
         self.spawn_fail = False
         self.ignore_stop: set[str] = set()
@@ -300,6 +302,11 @@ class _Sim:
         if self.scope is None or self.seat is None or self.ended is None:
             return
         self.seat.sigkill = sigkill
+        state = self._state()
+        if state is not None and self.disk is not None:
+            self.failsafe_saved = state.failsafe is None or self.disk.failsafe_saved(
+                self.files.runtime_dir / layout.STATE
+            )
         self.scope.cancel()
         await self.ended.wait()
         self.scope = self.seat = None
@@ -565,7 +572,14 @@ class _Sim:
             layout.HEALTH: files.read(files.runtime_dir / layout.HEALTH),
             layout.STATE: files.read(files.runtime_dir / layout.STATE),
         }
-        found.append(("whole_documents", inv.whole_documents(docs, self.operator.by_hand)))
+        torn = inv.whole_documents(docs, self.operator.by_hand)
+        if self.disk is not None and not self.strict:
+            for _name, line in self.disk.emptied_by_power_loss(torn, docs):
+                torn.remove(line)
+                bug = "document_empty_after_power_loss"
+                self.outcome.known[bug] += 1
+                self.trace.emit({"known_bug": bug, "detail": line})
+        found.append(("whole_documents", torn))
         self.gate.invalidate()
         answer = self.gate.allowed("buy")
         refused = inv.halted_refuses_buy(stop_raw is not None, flags_raw, answer)
@@ -582,7 +596,13 @@ class _Sim:
             found.append(("saved_state_durable", self._saved_state_durable(state)))
             failsafe = state.failsafe is not None
             if self.prev_failsafe and not failsafe and not cleared_now:
-                found.append(("only_operator_clears", ["the failsafe ended without a clear"]))
+                line = "the failsafe ended without a clear"
+                if self.failsafe_saved or self.strict:
+                    found.append(("only_operator_clears", [line]))
+                else:  # its state write failed, then the daemon died: a known bug
+                    bug = "failsafe_lost_when_the_state_write_failed"
+                    self.outcome.known[bug] += 1
+                    self.trace.emit({"known_bug": bug, "detail": line})
             self.prev_failsafe = failsafe
             flags_doc = _doc(flags_raw)
             excused = self.disk is not None and self.disk.excused(anyio.current_time())
