@@ -183,3 +183,31 @@ def test_outside_the_root_nothing_is_tracked(tmp_path: Path, faults: DiskFaults)
         assert ledger.pending() == []
     assert (outside / "f").read_bytes() == b"x"
     assert vars(atomic)["os"] is os  # put back
+
+
+def test_exempt_names_are_never_struck(tmp_path: Path, disk: Ledger, faults: DiskFaults) -> None:
+    faults.exempt = ("feeder.heartbeat.json",)
+    faults.open(FaultWindow("enospc", until=10.0, rate=1.0))
+    write_bytes_atomic(tmp_path / "feeder.heartbeat.json", b"beat", durable=False)
+    with pytest.raises(OSError):
+        write_bytes_atomic(tmp_path / "state.json", b"x")
+
+
+def test_a_partial_rate_strikes_some_calls_the_same_way_each_time(tmp_path: Path) -> None:
+    def outcomes() -> list[bool]:
+        clock = _Clock()
+        faults = DiskFaults(random.Random(5), clock.now)
+        out = []
+        with simulated_disk(tmp_path, faults):
+            faults.open(FaultWindow("eio", until=10.0, rate=0.5))
+            for _ in range(20):
+                try:
+                    write_bytes_atomic(tmp_path / "s.json", b"x")
+                    out.append(True)
+                except OSError:
+                    out.append(False)
+        return out
+
+    first = outcomes()
+    assert first == outcomes()
+    assert 0 < sum(first) < 20

@@ -45,8 +45,9 @@ def test_an_executed_clear_command_is_an_operator_act() -> None:
 
 
 def test_a_running_clear_command_clears_a_failsafe_entered_again_during_it() -> None:
-    # The command reads an operator's earlier hand edit of the flags first (the watch
-    # had not reported it): the failsafe is entered again, then the command clears it.
+    # The clear's own flags write first reads an operator's earlier hand edit (the
+    # watch had not reported it) and enters that failsafe: its notice is journaled
+    # before the clear's own failsafe_cleared notice.
     ledger = inv.ClearLedger()
     events = [
         notice(5, "failsafe"),

@@ -49,11 +49,12 @@ def test_a_daemon_restarted_during_a_failsafe_starts_nothing() -> None:
 )
 def test_a_restart_decided_before_a_failsafe_is_not_spawned_after_it() -> None:
     # Seed 4 (re-pinned from 166 when the simulated disk's acts changed every seed's
-    # draws): an ENOTDIR window refuses the daemon's writes from t=155.9 s; the
-    # operator's failsafe_clear (t=163.4 s) clears and restarts the parked feeder and
-    # trader (dispatched with no failsafe), its write of the flags fails, the daemon
-    # reads the operator's halt still in them and enters the failsafe again; then the
-    # restart tasks spawn both, inside it.
+    # draws): the operator writes {"failsafe_active": true} into the flags while the
+    # change events are dropped (t=156.9 s); the operator's failsafe_clear (t=163.4 s)
+    # clears the budget's failsafe and restarts the parked feeder and trader; carrying
+    # out the clear's flags write, the daemon finds the flags changed unseen, reads them
+    # and enters the operator's failsafe (halt); then the restart tasks spawn both,
+    # inside it.
     assert violations("stale_restart_after_failsafe", 4) == 0
 
 

@@ -80,10 +80,12 @@ class ClearLedger:
     :meth:`act`, at the journal's newest event id then). Each clear (a
     ``failsafe_cleared`` notice) must follow an unused act made after the failsafe was
     entered (its ``failsafe`` notice), and must not name the daemon as its actor.
-    A ``failsafe_clear`` command that is running when the failsafe is entered
-    again (it read an operator's earlier hand edit of the flags first, one the
-    watch had not reported: ``flags_changed_before_write``) still clears: the
-    command is the operator's later act.
+    A ``failsafe_clear`` command's own writes may first read an operator's earlier
+    hand edit of the flags that the watch had not reported
+    (``flags_changed_before_write``) and enter that failsafe; its ``failsafe`` notice
+    is journaled before the clear's own ``failsafe_cleared``, so the clear seems to
+    follow an entry it did not clear. The running command is the act that pays for
+    that clear.
     """
 
     entered_at: int | None = None
