@@ -52,6 +52,7 @@ __all__ = [
     "OsProxy",
     "scratch_dir",
     "simulated_disk",
+    "temp_root",
 ]
 
 _real_os = os
