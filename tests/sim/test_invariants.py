@@ -46,6 +46,24 @@ def test_an_executed_clear_command_is_an_operator_act() -> None:
     assert ledger.see(events) == []
 
 
+def test_a_running_clear_command_clears_a_failsafe_entered_again_during_it() -> None:
+    # The clear's own flags write first reads an operator's earlier hand edit (the
+    # watch had not reported it) and enters that failsafe: its notice is journaled
+    # before the clear's own failsafe_cleared notice.
+    ledger = inv.ClearLedger()
+    events = [
+        notice(5, "failsafe"),
+        inv.JournalEvent(6, "failsafe_clear.started", command_id="c1"),
+        notice(7, "failsafe", "failsafe entered by alice: halt"),
+        notice(8, "failsafe_cleared", "failsafe cleared by operator: mended"),
+        inv.JournalEvent(9, "failsafe_clear.succeeded", command_id="c1"),
+    ]
+    assert ledger.see(events) == []
+    # Once the command finished, a failsafe entered after it needs an act of its own.
+    found = ledger.see([notice(10, "failsafe"), notice(11, "failsafe_cleared")])
+    assert len(found) == 1 and "no operator act" in found[0]
+
+
 def test_a_clear_in_the_daemons_own_name_fails() -> None:
     ledger = inv.ClearLedger()
     ledger.see([notice(5, "failsafe")])
@@ -84,22 +102,25 @@ def test_a_start_during_a_failsafe_fails_named_by_how_it_came_about(
         inv.StartRecord(3.0, "trader", "operator", boot=True),
         inv.StartRecord(4.0, "trader", "operator", decided="before"),
         inv.StartRecord(5.0, "trader", "operator", decided="same_step"),
+        inv.StartRecord(6.0, "feeder", "operator", decided="reentered"),
     ]
-    # The three bugs it found are fixed: every such start fails, named by its kind.
-    assert inv.KNOWN_BUGS == {}
+    # Every such start fails, named by how it came about; none is a known bug here.
+    monkeypatch.setattr(inv, "KNOWN_BUGS", {})
     assert inv.no_start_in_failsafe(starts, known=False) == [
         "feeder started at t=2.000 during a failsafe (operator)",
         "trader started at t=3.000 during a failsafe (operator) [boot_start_in_failsafe]",
         "trader started at t=4.000 during a failsafe (operator) [stale_restart_after_failsafe]",
         "trader started at t=5.000 during a failsafe (operator) "
         "[restart_in_the_step_entering_failsafe]",
+        "feeder started at t=6.000 during a failsafe (operator) "
+        "[restart_of_a_clear_undone_in_the_same_read]",
     ]
     assert inv.known_starts_in_failsafe(starts) == []
     # A bug found and not fixed yet is counted apart (``--strict`` fails it).
     monkeypatch.setitem(inv.KNOWN_BUGS, "boot_start_in_failsafe", "what it is")
-    assert len(inv.no_start_in_failsafe(starts, known=False)) == 3
+    assert len(inv.no_start_in_failsafe(starts, known=False)) == 4
     assert [bug for bug, _ in inv.known_starts_in_failsafe(starts)] == ["boot_start_in_failsafe"]
-    assert len(inv.no_start_in_failsafe(starts)) == 4
+    assert len(inv.no_start_in_failsafe(starts)) == 5
 
 
 def test_a_torn_document_fails_and_the_operators_own_garbage_does_not() -> None:
@@ -183,3 +204,14 @@ async def test_another_programs_process_ended_or_held_as_a_service_fails(
     assert foreign_harmed(procs, []) == [
         f"pid {first.pid}, another program's since its reuse, was ended"
     ]
+
+
+def test_a_state_held_as_saved_that_is_not_durable_fails() -> None:
+    state = {"schema": 1, "failsafe": {"reason": "halt"}, "components": {}}
+    durable = orjson.dumps({**state, "written_at_unix": 1.0})
+    assert inv.saved_state_durable(durable, state) == []
+    older = orjson.dumps({**state, "failsafe": None, "written_at_unix": 0.5})
+    found = inv.saved_state_durable(older, state)
+    assert len(found) == 1 and "['failsafe']" in found[0]
+    assert "no autoheal_state.json" in inv.saved_state_durable(None, state)[0]
+    assert "torn" in inv.saved_state_durable(durable[:-4], state)[0]

@@ -25,6 +25,7 @@ EXPECTED = {
     "replay_requeued": (2, "key_one_command_once"),
     "dead_claim_never_settled": (5, "liveness"),
     "transition_unjournaled": (5, "replay_same_transitions"),
+    "state_saved_when_write_failed": (5, "saved_state_durable"),
 }
 
 

@@ -2,7 +2,9 @@
 
 The real daemon (:class:`autoheal.daemon.loop.Daemon`: the real core and the real
 shell) runs in one thread, on trio with ``MockClock(autojump_threshold=0)``, against
-the verified fake process control, real files in a temporary folder, and a simulated
+the verified fake process control, the simulated disk (:mod:`autoheal.sim.disk`:
+real files on tmpfs behind a ledger of what is durable, power loss, disk faults;
+:mod:`autoheal.sim.events`: change events dropped, held or late), and a simulated
 operator; one ``random.Random(seed)`` draws every fault and act. See
 ``docs/simulation.md``.
 

@@ -44,6 +44,7 @@ from autoheal.daemon.commands import PendingCommand
 from autoheal.daemon.interpreter import Interpreter, Item
 from autoheal.daemon.loop import Daemon
 from autoheal.daemon.parts import Parts
+from autoheal.daemon.persist import Persist
 from autoheal.daemon.reload import Reloader
 from autoheal.daemon.systemd import SystemdNotifier
 from autoheal.sim.replay import StepLog
@@ -62,10 +63,12 @@ class Seat:
     ``on_dispatch`` hears each process action as the interpreter hands it to the
     process work, with when the core decided it: ``in_failsafe`` (a failsafe held
     before and after the step), ``same_step`` (the step that decided it also entered
-    the failsafe), ``before`` (no failsafe held after the step).
+    the failsafe), ``before`` (no failsafe held after the step), ``reentered`` (a
+    failsafe held before and after, but not the same one: cleared and entered again).
     """
 
     interpreter: Interpreter | None = None
+    persist: Persist | None = None
     booting: bool = False
     sigkill: bool = False
     on_dispatch: Callable[[ProcessAction, str], None] | None = None
@@ -89,18 +92,22 @@ class SimDaemon(Daemon):
     ) -> None:
         self.seat.interpreter = parts.interpreter
         self.seat.pids = parts.services.pids
+        self.seat.persist = parts.persist
         seat, work, runtime = self.seat, parts.processes, parts.runtime
         dispatch, step = work.dispatch, runtime.step
         when: dict[int, str] = {}  # id of an action not dispatched yet → when decided
 
         def stepped(obs: Observation, now: float) -> tuple[Decision, bool]:
             seat.steps.record(runtime.state, obs, now, runtime.policy)
-            before = runtime.state.failsafe is not None
+            held = runtime.state.failsafe
+            before = held is not None
             decision, changed = step(obs, now)
             after = decision.state.failsafe is not None
             # A step that ends with no failsafe decided outside one (a clear restarts
             # the parked components in the step that clears).
             label = "before" if not after else "in_failsafe" if before else "same_step"
+            if label == "in_failsafe" and decision.state.failsafe != held:
+                label = "reentered"  # cleared and entered again within the step
             for action in decision.actions:
                 when[id(action)] = label
             return decision, changed

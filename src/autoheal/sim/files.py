@@ -1,9 +1,9 @@
-"""The simulated host's files: real files in a temporary folder (this slice).
+"""The simulated host's files: real files in a folder per seed.
 
 The config, the runtime directory (journal, state, health, flags, heartbeats) and
-``STOP.TXT`` are real files on the real disk, under a fresh temporary folder per seed.
-A simulated disk (pending and durable layers, a crash that drops what was not
-synced, injected ENOSPC/EIO/EROFS) is a later slice of issue 20.
+``STOP.TXT`` are real files under a fresh folder per seed (on tmpfs when there is
+one), behind the simulated disk (:mod:`autoheal.sim.disk`: pending and durable
+layers, a power loss that drops what was not synced, injected faults).
 """
 
 from __future__ import annotations

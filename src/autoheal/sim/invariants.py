@@ -38,6 +38,7 @@ __all__ = [
     "known_starts_in_failsafe",
     "live",
     "no_start_in_failsafe",
+    "saved_state_durable",
     "whole_documents",
     "within_budget",
 ]
@@ -79,10 +80,18 @@ class ClearLedger:
     :meth:`act`, at the journal's newest event id then). Each clear (a
     ``failsafe_cleared`` notice) must follow an unused act made after the failsafe was
     entered (its ``failsafe`` notice), and must not name the daemon as its actor.
+    A ``failsafe_clear`` command's own writes may first read an operator's earlier
+    hand edit of the flags that the watch had not reported
+    (``flags_changed_before_write``) and enter that failsafe; its ``failsafe`` notice
+    is journaled before the clear's own ``failsafe_cleared``, so the clear seems to
+    follow an entry it did not clear. The running command is the act that pays for
+    that clear.
     """
 
     entered_at: int | None = None
     acts: list[int] = field(default_factory=list)
+    running: dict[str, int] = field(default_factory=dict)
+    """A running ``failsafe_clear`` command's id → its act (its ``started`` event)."""
 
     def act(self, journal_max_id: int) -> None:
         """An operator's clearing act on the files, while the journal's newest id was this."""
@@ -93,6 +102,10 @@ class ClearLedger:
         for event in events:
             if event.kind == "failsafe_clear.started":
                 self.acts.append(event.id)
+                if event.command_id is not None:
+                    self.running[event.command_id] = event.id
+            elif event.kind.startswith("failsafe_clear.") and event.command_id is not None:
+                self.running.pop(event.command_id, None)
             notice = event.notice
             if notice == "failsafe":
                 self.entered_at = event.id
@@ -103,6 +116,8 @@ class ClearLedger:
     def _clear(self, event: JournalEvent) -> list[str]:
         entered = self.entered_at if self.entered_at is not None else 0
         usable = [a for a in self.acts if entered <= a < event.id]
+        if not usable:
+            usable = [a for a in self.running.values() if a in self.acts]
         self.acts = [a for a in self.acts if a >= event.id]
         self.entered_at = None
         out = []
@@ -167,6 +182,7 @@ class StartRecord:
         return {
             "before": "stale_restart_after_failsafe",
             "same_step": "restart_in_the_step_entering_failsafe",
+            "reentered": "restart_of_a_clear_undone_in_the_same_read",
         }.get(self.decided or "")
 
     @property
@@ -193,12 +209,53 @@ def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -
 #: Real bugs the simulator found and that are not fixed yet: name → what they are. The
 #: simulator counts them apart (``--strict`` makes them failures); each has an
 #: ``xfail(strict=True)`` test that turns green when it is fixed.
-KNOWN_BUGS: dict[str, str] = {}
-#: Fixed, with a plain regression test each (``tests/sim/test_found_bugs.py``, and
-#: ``tests/core/test_failsafe_withholds_spawns.py``, ``tests/daemon/test_boot_in_failsafe.py``):
-#: ``boot_start_in_failsafe``, ``stale_restart_after_failsafe`` and
-#: ``restart_in_the_step_entering_failsafe``; a start in a failsafe of those kinds is
-#: still labelled so in a failure's line.
+KNOWN_BUGS: dict[str, str] = {
+    "restart_of_a_clear_undone_in_the_same_read": (
+        "one read of the kill-switch files both clears the failsafe (STOP.TXT removed "
+        "by hand) and enters it again (flags failsafe_active: true): the clear's "
+        "restarts of the parked components go out with the new failsafe "
+        "(core.switch reads each operator act in turn; nothing withdraws them)"
+    ),
+    "failsafe_lost_when_the_state_write_failed": (
+        "a failsafe whose save the disk refused lives only in memory and in the "
+        "kill-switch files; the daemon dies (power loss), the operator edits those files "
+        "while it is down (which must not clear), and the next daemon starts without "
+        "the failsafe: the journal's failsafe notice is not read back at start"
+    ),
+    "document_empty_after_power_loss": (
+        "health_v2.json is written without fsync (durable=False); its first write takes "
+        "a fresh name, and once a durable write fsyncs the folder that name is durable "
+        "with its bytes not: a power loss leaves it empty (ext4's auto_da_alloc covers "
+        "only a rename over an existing file), not a whole document"
+    ),
+}
+
+
+def saved_state_durable(durable: bytes | None, expected: Mapping[str, Any]) -> list[str]:
+    """When the daemon holds its state as saved (no save due), the durable
+    ``autoheal_state.json`` (what a power loss would leave) is that state.
+
+    Args:
+        durable: the file's durable bytes (:meth:`autoheal.sim.disk.Ledger.durable_bytes`).
+        expected: the daemon's state as it would write it (``written_at_unix`` left out).
+    """
+    if durable is None:
+        return ["the state is held as saved, but no autoheal_state.json is durable"]
+    try:
+        doc = orjson.loads(durable)
+    except orjson.JSONDecodeError:
+        return ["the state is held as saved, but the durable autoheal_state.json is torn"]
+    if isinstance(doc, dict):
+        doc.pop("written_at_unix", None)
+    want = orjson.loads(orjson.dumps(expected, option=orjson.OPT_SORT_KEYS))
+    if doc == want:
+        return []
+    diff = sorted(
+        k
+        for k in set(want) | set(doc if isinstance(doc, dict) else {})
+        if not isinstance(doc, dict) or doc.get(k) != want.get(k)
+    )
+    return [f"the state is held as saved, but the durable file differs in {diff}"]
 
 
 def known_starts_in_failsafe(starts: Iterable[StartRecord]) -> list[tuple[str, str]]:

@@ -19,6 +19,8 @@ from autoheal.core.commands import Intent, KeyDecision, KeyUse, decide_key_use
 from autoheal.core.observations import OperatorClearedFailsafe
 from autoheal.core.stages import LATCHED, Stage
 from autoheal.core.work import Work
+from autoheal.daemon import files
+from autoheal.daemon.persist import Persist
 from autoheal.store import commands as queue
 from autoheal.store.journal import Journal
 
@@ -165,6 +167,20 @@ def transition_unjournaled() -> AbstractContextManager[None]:
     return _swap(Effects, "execute", execute)
 
 
+def state_saved_when_write_failed() -> AbstractContextManager[None]:
+    """The state's save ignores that the write failed: marked saved, never retried
+    (``Persist.save_state`` drops ``files.save_state``'s answer), so a power loss or
+    a kill brings back an older state."""
+
+    def save_state(self: Persist) -> None:
+        files.save_state(
+            self._dir, self._runtime.state, to_wall=self.to_wall(), now_wall=self._clock.wall()
+        )
+        self.state_dirty = False
+
+    return _swap(Persist, "save_state", save_state)
+
+
 #: name → the mutation's switch.
 PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "spawn_gate_open": spawn_gate_open,
@@ -174,6 +190,7 @@ PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "replay_requeued": replay_requeued,
     "dead_claim_never_settled": dead_claim_never_settled,
     "transition_unjournaled": transition_unjournaled,
+    "state_saved_when_write_failed": state_saved_when_write_failed,
 }
 
 

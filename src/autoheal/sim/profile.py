@@ -10,6 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
+from autoheal.sim.disk import FAULT_KINDS
+from autoheal.sim.events import EVENT_KINDS
+
 __all__ = ["ACTS", "FaultProfile", "draw_profile"]
 
 #: Every act a step can draw, in a fixed order (the weights' order).
@@ -34,6 +37,10 @@ ACTS = (
     # the daemon itself
     "daemon_kill",
     "daemon_term",
+    # the disk (autoheal.sim.disk, autoheal.sim.events)
+    "power_loss",
+    "disk_fault",
+    "event_fault",
     # nothing: time passes
     "wait",
 )
@@ -51,6 +58,9 @@ class FaultProfile:
             the daemon is down (an act that must never read as a clear on restart).
         kill_checkpoints_max: a kill lands this many scheduler passes after the act
             before it at most (0: only between steps), to hit a command mid-flight.
+        disk_faults: the kinds a ``disk_fault`` act may switch on (ENOSPC, EIO,
+            EROFS, ENOTDIR, latency: :data:`autoheal.sim.disk.FAULT_KINDS`).
+        event_faults: what an ``event_fault`` act may do to the change events.
     """
 
     weights: dict[str, int]
@@ -58,6 +68,8 @@ class FaultProfile:
     downtime_max_s: float
     fiddle_while_down: float
     kill_checkpoints_max: int
+    disk_faults: tuple[str, ...] = ()
+    event_faults: tuple[str, ...] = ()
 
     def describe(self) -> str:
         on = " ".join(f"{name}={w}" for name, w in self.weights.items() if w)
@@ -66,6 +78,8 @@ class FaultProfile:
             f"profile: gap={self.mean_gap_s:g}s down<={self.downtime_max_s:g}s "
             f"fiddle_while_down={self.fiddle_while_down:g} "
             f"kill_checkpoints<={self.kill_checkpoints_max} | {on} | off: {off}"
+            f" | disk: {','.join(self.disk_faults) or '-'}"
+            f" events: {','.join(self.event_faults) or '-'}"
         )
 
     def to_doc(self) -> dict[str, object]:
@@ -88,4 +102,6 @@ def draw_profile(rng: random.Random) -> FaultProfile:
         downtime_max_s=rng.choice((0.0, 5.0, 30.0, 120.0)),
         fiddle_while_down=rng.choice((0.0, 0.3, 0.8)),
         kill_checkpoints_max=rng.choice((0, 4, 16, 40)),
+        disk_faults=tuple(k for k in FAULT_KINDS if rng.random() < 0.6),
+        event_faults=tuple(k for k in EVENT_KINDS if rng.random() < 0.6),
     )
