@@ -20,14 +20,17 @@ from autoheal.core import (
     OperatorClearedFailsafe,
     OperatorEnteredFailsafe,
     OperatorRestarted,
+    ProcessExited,
     RestartProcess,
     Stage,
     StartProcess,
     initial_state,
     step,
 )
+from autoheal.core.observations import SwitchFilesRead
 from autoheal.core.policy import Policy
 from autoheal.core.state import ComponentState, ProbeState, RuntimeState
+from autoheal.core.switch import DiskView, FlagsDoc
 
 from .conftest import make_policy
 
@@ -118,3 +121,27 @@ def test_a_restart_command_at_the_instant_a_budget_runs_out_is_refused() -> None
     assert decision.state.failsafe is not None
     assert decision.state.components["trader"].stage is Stage.OBSERVE
     assert spawns(decision.actions) == []
+
+
+def test_a_clear_and_a_new_halt_in_one_read_restart_nothing() -> None:
+    """The simulated disk's seed 8: ``STOP.TXT`` removed by hand while change events
+    were lost, then the flags set to a halt; one read sees both. The removal clears and
+    restarts the parked feeder, the flags halt again (REDUCE_ONLY): the restart used to
+    go out into the new failsafe."""
+    policy = make_policy()
+    ours = FlagsDoc(False, "NORMAL", "", "autoheal", 1.0)
+    halted = step(
+        initial_state(policy), SwitchFilesRead(DiskView(True, ours), startup=True), 5.0, policy
+    ).state
+    parked = step(halted, ProcessExited("feeder", "process_exited", 1), 6.0, policy).state
+    assert parked.components["feeder"].reason == "failsafe_active"
+    halt = FlagsDoc(True, "REDUCE_ONLY", "hold", "alice")
+    decision = step(parked, SwitchFilesRead(DiskView(False, halt)), 7.0, policy)
+    assert decision.state.failsafe is not None and decision.state.failsafe.set_by == "alice"
+    assert spawns(decision.actions) == []
+    feeder = decision.state.components["feeder"]
+    assert (feeder.stage, feeder.reason) == (Stage.BACKOFF, "failsafe_active")
+    # The clear did happen (journaled), and the new halt's clear restarts the feeder.
+    assert any(getattr(a, "token", None) == "stop_file_removed" for a in decision.actions)
+    cleared = step(decision.state, OperatorClearedFailsafe("done", "alice"), 8.0, policy)
+    assert [a.component for a in spawns(cleared.actions)] == ["feeder"]

@@ -62,6 +62,8 @@ switch); all of them change one scratch, ``work.Work``. This module dispatches:
   observation (they fell due first), except for an observation that can halt (an
   operator's failsafe, a fleet read, a lost fleet link): that comes first, so a
   restart due at the moment a halt is learnt is parked, never sent out with it.
+  A step (or one read of the kill-switch files, which steps each act it found) that
+  leaves a failsafe holding takes back the spawns it decided (``withhold_spawns``).
 
 Observations are facts and ``step`` is total over them. Operator commands may
 raise ``IllegalCommandError`` / ``CommandRefusedError``. Which action answers a
@@ -199,6 +201,13 @@ def _files_read(state: RuntimeState, obs: SwitchFilesRead, now: float, policy: P
             continue
         state = decision.state
         actions.extend(decision.actions)
+    if state.failsafe is not None:
+        # One read can hold a clear and a new halt (STOP.TXT removed by hand, the flags
+        # then set): the clear's restarts must not go out into the new failsafe.
+        w = Work(state, now, policy)
+        w.actions = actions
+        healing.withhold_spawns(w)
+        state, actions = w.snapshot(), w.actions
     return Decision(state, tuple(actions), deadlines(state, policy))
 
 

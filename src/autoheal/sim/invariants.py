@@ -210,12 +210,6 @@ def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -
 #: simulator counts them apart (``--strict`` makes them failures); each has an
 #: ``xfail(strict=True)`` test that turns green when it is fixed.
 KNOWN_BUGS: dict[str, str] = {
-    "restart_of_a_clear_undone_in_the_same_read": (
-        "one read of the kill-switch files both clears the failsafe (STOP.TXT removed "
-        "by hand) and enters it again (flags failsafe_active: true): the clear's "
-        "restarts of the parked components go out with the new failsafe "
-        "(core.switch reads each operator act in turn; nothing withdraws them)"
-    ),
     "failsafe_lost_when_the_state_write_failed": (
         "a failsafe whose save the disk refused lives only in memory and in the "
         "kill-switch files; the daemon dies (power loss), the operator edits those files "
