@@ -63,9 +63,16 @@ def save_state(runtime_dir: Path, state: RuntimeState, *, to_wall: float, now_wa
 
 
 def write_health(runtime_dir: Path, doc: dict[str, Any]) -> bool:
-    """``health_v2.json``, not fsynced: it is rewritten every second and lost state is harmless."""
+    """``health_v2.json``, fsynced only when its name is new.
+
+    Rewritten every second, so an older document after a crash is harmless. But a
+    rename to a fresh name whose bytes were never synced can survive a power loss as
+    an empty file (ext4 flushes the data of a rename over an existing file, not of a
+    new name, once something fsyncs the folder): the first write is durable.
+    """
+    path = runtime_dir / HEALTH_FILENAME
     try:
-        write_json_atomic(runtime_dir / HEALTH_FILENAME, doc, durable=False)
+        write_json_atomic(path, doc, durable=not path.exists())
     except OSError as exc:
         log.error("health_write_failed error=%s", exc)
         return False

@@ -216,12 +216,6 @@ KNOWN_BUGS: dict[str, str] = {
         "while it is down (which must not clear), and the next daemon starts without "
         "the failsafe: the journal's failsafe notice is not read back at start"
     ),
-    "document_empty_after_power_loss": (
-        "health_v2.json is written without fsync (durable=False); its first write takes "
-        "a fresh name, and once a durable write fsyncs the folder that name is durable "
-        "with its bytes not: a power loss leaves it empty (ext4's auto_da_alloc covers "
-        "only a rename over an existing file), not a whole document"
-    ),
 }
 
 
