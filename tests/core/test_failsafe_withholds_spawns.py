@@ -108,8 +108,7 @@ def test_a_restart_due_with_another_components_failsafe_is_parked(first: str) ->
 
 def test_a_restart_command_at_the_instant_a_budget_runs_out_is_refused() -> None:
     # The deadline is handled before the command, so the failsafe is in force when the
-    # command is judged. (``step`` also refuses a command whose own spawn it would take
-    # back; no rule reaches that today: it guards a future one.)
+    # command is judged: no spawn of a command is ever taken back.
     policy = make_policy()
     state = with_components(policy, feeder=last_verification(10.0))
     with pytest.raises(CommandRefusedError) as refused:

@@ -16,10 +16,13 @@ from pathlib import Path
 import anyio
 import pytest
 
+from autoheal.config import Config
 from autoheal.daemon import wiring
 from autoheal.daemon.services import Services
+from autoheal.store.journal import Journal
 from autoheal.testing import FakeProcessControl
 from tests.daemon.commands_support import acli, health, running_daemon, write_config
+from tests.daemon.commands_support import events as events_of
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -83,3 +86,43 @@ async def test_a_spawn_is_asked_for_right_before_it_is_made(tmp_path: Path) -> N
         halted = False
         assert await services.start("feeder") == (True, "")
         assert fake.started == ["feeder"]
+
+
+def _journal_notice(config: Config, kind: str, message: str) -> None:
+    """A notice as the daemon's effects journal it (``Effects.notify``)."""
+    config.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
+    with Journal.open(config.paths.runtime_dir) as journal:
+        journal.record(
+            "notice",
+            component="runtime",
+            reason="operator",
+            data={"kind": kind, "message": message},
+        )
+
+
+@pytest.mark.anyio
+async def test_a_failsafe_the_state_lost_is_resumed_from_the_journal(tmp_path: Path) -> None:
+    """The simulated disk's seed 14: the state's save failed (ENOTDIR), the host lost
+    power, and the kill-switch files were edited while no daemon ran. The journal
+    still says the failsafe was entered: the next daemon halts, loudly."""
+    config = write_config(tmp_path, virtual=False)
+    _journal_notice(config, "failsafe", "failsafe entered by alice: hold")
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake):
+        await wait_for(lambda: health(config).get("failsafe") is True, "the failsafe")
+        assert config.paths.stop_file.exists()
+        assert fake.started == []
+    notices = [e.data for e in events_of(config) if e.kind == "notice"]
+    assert any("resumed from the journal" in str(d) for d in notices), notices
+
+
+@pytest.mark.anyio
+async def test_a_failsafe_the_journal_says_was_cleared_is_not_resumed(tmp_path: Path) -> None:
+    config = write_config(tmp_path, virtual=False)
+    _journal_notice(config, "failsafe", "failsafe entered by alice: hold")
+    _journal_notice(config, "failsafe_cleared", "failsafe cleared by alice: done")
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake):
+        await wait_for(lambda: fake.started == list(config.services), "the start")
+        assert health(config).get("failsafe") is not True
+        assert not config.paths.stop_file.exists()

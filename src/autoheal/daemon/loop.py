@@ -25,6 +25,7 @@ import gc
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from autoheal.config import Config
 from autoheal.core.observations import FleetDetached, SpawnFinished
 from autoheal.core.queries import starts_at_boot
+from autoheal.core.resume import CLEARED, ENTERED, JournaledNotice, failsafe_to_resume
 from autoheal.core.state import RuntimeState, initial_state
 from autoheal.daemon import files, wiring
 from autoheal.daemon.beat import (
@@ -55,7 +57,7 @@ from autoheal.daemon.systemd import SystemdNotifier, watchdog_loop
 from autoheal.daemon.watch import DirectoryWatch
 from autoheal.procs import ProcessControl, ProcessControlLike
 from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME
-from autoheal.store.journal import JOURNAL_FILENAME, Journal
+from autoheal.store.journal import JOURNAL_FILENAME, Journal, JournalError
 from autoheal.store.lock import LockHeldError, RuntimeLock
 from autoheal.terminal import clean
 
@@ -189,6 +191,10 @@ class Daemon:
     ) -> None:
         """Everything between taking the lock and serving: order matters here."""
         config, interpreter, persist = parts.settings.config, parts.interpreter, parts.persist
+        # A failsafe the state lost but the journal holds is resumed (core.resume).
+        resumed = failsafe_to_resume(parts.runtime.state, _last_failsafe_notice(parts.journal))
+        if resumed is not None:
+            interpreter.apply(resumed)
         # A failsafe on disk survives the daemon; nothing on disk loosens the resumed state.
         interpreter.reconcile_switch(startup=True)
         await self._adopt_or_start(parts)
@@ -389,3 +395,17 @@ def run_daemon(config: Config, *, chaos: InjectorFactory | None = None) -> int:
         print(clean(f"autoheal: run: {oserrors.exceptions[0]}"), flush=True, file=sys.stderr)
         return 1
     return 0
+
+
+def _last_failsafe_notice(journal: Journal) -> JournaledNotice | None:
+    """The journal's last word on a failsafe (unreadable: none, and the state decides)."""
+    try:
+        event = journal.last_notice((ENTERED, CLEARED))
+    except (sqlite3.Error, JournalError) as exc:
+        log.error("journal_read_failed what=last_failsafe_notice error=%s", exc)
+        return None
+    if event is None or not isinstance(event.data, dict):
+        return None
+    return JournaledNotice(
+        str(event.data.get("kind", "")), event.component or "", str(event.data.get("message", ""))
+    )

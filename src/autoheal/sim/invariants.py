@@ -209,14 +209,7 @@ def no_start_in_failsafe(starts: Iterable[StartRecord], *, known: bool = True) -
 #: Real bugs the simulator found and that are not fixed yet: name → what they are. The
 #: simulator counts them apart (``--strict`` makes them failures); each has an
 #: ``xfail(strict=True)`` test that turns green when it is fixed.
-KNOWN_BUGS: dict[str, str] = {
-    "failsafe_lost_when_the_state_write_failed": (
-        "a failsafe whose save the disk refused lives only in memory and in the "
-        "kill-switch files; the daemon dies (power loss), the operator edits those files "
-        "while it is down (which must not clear), and the next daemon starts without "
-        "the failsafe: the journal's failsafe notice is not read back at start"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def saved_state_durable(durable: bytes | None, expected: Mapping[str, Any]) -> list[str]:

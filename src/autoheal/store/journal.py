@@ -339,6 +339,16 @@ class Journal:
         )
         return [_row_to_event(row) for row in reversed(rows)]
 
+    def last_notice(self, kinds: tuple[str, ...]) -> Event | None:
+        """The newest ``notice`` event whose notice kind is one of ``kinds``, if any."""
+        marks = ", ".join("?" * len(kinds))
+        rows = self.query(
+            "SELECT * FROM events WHERE kind = 'notice'"  # noqa: S608 - placeholders only
+            f" AND json_extract(data, '$.kind') IN ({marks}) ORDER BY id DESC LIMIT 1",
+            kinds,
+        )
+        return _row_to_event(rows[0]) if rows else None
+
     def close(self) -> None:
         """Close the connection; the journal must not be used afterwards."""
         with self._lock:

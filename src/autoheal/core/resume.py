@@ -1,0 +1,50 @@
+"""What a starting daemon resumes: its saved state, and the journal as the record of
+last resort for a failsafe.
+
+A failsafe the daemon enters is saved in ``autoheal_state.json`` and journaled (its
+``failsafe`` notice). The state file can miss it: its write failed (ENOSPC, a
+folder made read-only or replaced) and then the host died, or it was lost or
+removed by hand. The kill-switch files cannot stand in for it either, since they
+are shared with people: an edit made while no daemon runs is not an operator's
+clear (DESIGN.md §2). So when the resumed state holds no failsafe and the journal's
+last word on one is that it was entered, the daemon resumes it, loudly. This only
+tightens: a journal whose last word is a clear never loosens a saved failsafe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autoheal.core.fleet import FLEET
+from autoheal.core.observations import OperatorEnteredFailsafe
+from autoheal.core.state import RuntimeState
+
+__all__ = ["CLEARED", "ENTERED", "JournaledNotice", "failsafe_to_resume"]
+
+#: The notice kinds that begin and end a failsafe (``SendNotice.kind``).
+ENTERED = "failsafe"
+CLEARED = "failsafe_cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledNotice:
+    """The newest journaled notice of kind :data:`ENTERED` or :data:`CLEARED`."""
+
+    kind: str
+    target: str
+    """Who it was about: ``runtime``, ``fleet`` or a component."""
+    message: str
+
+
+def failsafe_to_resume(
+    state: RuntimeState, last: JournaledNotice | None
+) -> OperatorEnteredFailsafe | None:
+    """The failsafe to enter at start, if the journal holds one the state lost.
+
+    The fleet's own halt is resumed as the fleet's (its RUN lifts it); any other as
+    the daemon's, which only an operator clears.
+    """
+    if state.failsafe is not None or last is None or last.kind != ENTERED:
+        return None
+    actor = FLEET if last.target == FLEET else "autoheal"
+    return OperatorEnteredFailsafe(f"resumed from the journal: {last.message}", actor)

@@ -1,0 +1,41 @@
+"""A failsafe the saved state lost is resumed from the journal's last word on it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from autoheal.core import OperatorEnteredFailsafe, WriteStop, initial_state, step
+from autoheal.core.resume import CLEARED, ENTERED, JournaledNotice, failsafe_to_resume
+from autoheal.core.state import FailsafeState
+
+from .conftest import make_policy
+
+POLICY = make_policy()
+
+
+def test_the_journals_last_entered_failsafe_is_resumed_loudly() -> None:
+    state = initial_state(POLICY)
+    last = JournaledNotice(ENTERED, "runtime", "failsafe entered by alice: hold")
+    obs = failsafe_to_resume(state, last)
+    assert obs == OperatorEnteredFailsafe(
+        "resumed from the journal: failsafe entered by alice: hold", "autoheal"
+    )
+    decision = step(state, obs, 0.0, POLICY)
+    assert decision.state.failsafe is not None
+    assert any(isinstance(a, WriteStop) for a in decision.actions)
+
+
+def test_the_fleets_halt_is_resumed_as_the_fleets() -> None:
+    last = JournaledNotice(ENTERED, "fleet", "fleet HALT v3 by ops: drill")
+    obs = failsafe_to_resume(initial_state(POLICY), last)
+    assert obs is not None and obs.actor == "fleet"
+
+
+def test_nothing_to_resume_when_cleared_unknown_or_already_held() -> None:
+    state = initial_state(POLICY)
+    assert failsafe_to_resume(state, None) is None
+    assert failsafe_to_resume(state, JournaledNotice(CLEARED, "runtime", "by bob")) is None
+    assert failsafe_to_resume(state, JournaledNotice("degraded", "fleet", "lost")) is None
+    held = replace(state, failsafe=FailsafeState("budget", "autoheal", "feeder"))
+    last = JournaledNotice(ENTERED, "runtime", "failsafe entered by alice: hold")
+    assert failsafe_to_resume(held, last) is None  # the state's own failsafe stands
