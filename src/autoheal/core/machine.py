@@ -225,7 +225,13 @@ def _write_outcome(
         )
     else:
         switch, notices = write_failed(
-            state.switch, obs.key, op=obs.op, errno=obs.errno, detail=obs.detail, now=now
+            state.switch,
+            obs.key,
+            op=obs.op,
+            errno=obs.errno,
+            detail=obs.detail,
+            now=now,
+            flags=obs.flags,
         )
     state = replace(state, switch=switch)
     return Decision(state, notices, deadlines(state, policy))

@@ -182,6 +182,8 @@ class SwitchWriteFailed:
     op: str
     errno: str
     detail: str
+    flags: FlagsDoc | None = None
+    """For the flags: the document it tried to write (it may have landed regardless)."""
 
 
 Observation = (

@@ -78,6 +78,7 @@ from autoheal.core.switchfiles import (
 )
 
 __all__ = [
+    "ATTEMPTED_MAX",
     "FLAGS",
     "LATCH",
     "RETRY_BASE_S",
@@ -343,10 +344,13 @@ def interpret(
         set_by=disk.stop_set_by,
         startup=startup,
     )
+    # A STOP.TXT that halts in this very read may be newer than the flags document
+    # read with it: like a document found at start, the flags may not loosen it.
+    halted_now = False
     if stop_event is not None:
         events.append(stop_event)
         if isinstance(stop_event.observation, OperatorEnteredFailsafe):
-            active, ro, fleet_held = True, False, False
+            active, ro, fleet_held, halted_now = True, False, False, True
         else:
             active = False
     failures = dict(switch.failures)
@@ -361,13 +365,17 @@ def interpret(
     else:
         if switch.flags_invalid:
             actions.append(ClearAlert(FLAGS_INVALID_ALERT, FILE_LABEL[FLAGS], "valid again"))
+        failing = failures.get(FLAGS)
+        # A document our failing write put there after all is ours, not an act.
+        ours = failing is not None and disk.flags in failing.attempted
         if disk.flags != flags_on_disk:
-            flag_events, refused = _interpret_flags(
-                disk.flags, active, ro, fleet_held=fleet_held, startup=startup
-            )
-            events.extend(flag_events)
-            if refused:
-                actions.append(_refusal(disk.flags))
+            if not ours:
+                flag_events, refused = _interpret_flags(
+                    disk.flags, active, ro, fleet_held=fleet_held, startup=startup or halted_now
+                )
+                events.extend(flag_events)
+                if refused:
+                    actions.append(_refusal(disk.flags))
             flags_on_disk = disk.flags
     latch_event = _interpret_latch(switch.latch_on_disk, disk.latch, state, startup=startup)
     if latch_event is not None:
@@ -460,16 +468,33 @@ def write_succeeded(
     )
 
 
+#: How many documents of failing flags writes are remembered as possibly ours.
+ATTEMPTED_MAX = 8
+
+
 def write_failed(
-    switch: SwitchState, key: str, *, op: str, errno: str, detail: str, now: float
+    switch: SwitchState,
+    key: str,
+    *,
+    op: str,
+    errno: str,
+    detail: str,
+    now: float,
+    flags: FlagsDoc | None = None,
 ) -> tuple[SwitchState, tuple[SwitchNotice, ...]]:
     """Our write (or removal) of ``key`` failed: keep trying, loudly.
 
     The knowledge of the file is left as it was: a STOP.TXT we failed to write is not
-    on disk, and its absence is never read as an operator's removal.
+    on disk, and its absence is never read as an operator's removal. A flags document
+    we tried to write (``flags``) is remembered: the write may have landed before it
+    failed, and our own document read back is never an operator's act.
     """
     old = switch.failures.get(key)
-    attempts = 1 if old is None or old.op != op else old.attempts + 1
+    same = old is not None and old.op == op
+    attempts = old.attempts + 1 if old is not None and same else 1
+    attempted = old.attempted if old is not None and same else ()
+    if flags is not None:
+        attempted = (*attempted, flags)[-ATTEMPTED_MAX:]
     failure = WriteFailure(
         op=op,
         errno=errno,
@@ -477,6 +502,7 @@ def write_failed(
         since=now if old is None else old.since,
         attempts=attempts,
         retry_at=now + retry_delay(attempts),
+        attempted=attempted,
     )
     failures = dict(switch.failures)
     failures[key] = failure

@@ -99,6 +99,9 @@ class WriteFailure:
     since: float
     attempts: int
     retry_at: float
+    attempted: tuple[FlagsDoc, ...] = ()
+    """For the flags: the documents these failed writes tried to put there. A write
+    can fail after its rename (at the folder's fsync): one of them may be on disk."""
 
     def message(self, key: str) -> str:
         """What the alert, the notice, health_v2.json and ``autoheal status`` say of it."""

@@ -165,6 +165,7 @@ class KillSwitch:
             return self.read()
         key = core_switch.FLAGS if isinstance(action, WriteFlags) else core_switch.STOP
         op = "remove" if isinstance(action, RemoveStop) else "write"
+        tried: FlagsDoc | None = None
         try:
             match action:
                 case WriteFlags():
@@ -175,6 +176,7 @@ class KillSwitch:
                         self._wall(),
                         action.set_by,
                     )
+                    tried = as_written(flags)
                     self.files.write_flags(flags)
                     self._flags_sig = self.files.flags_signature()
                     log.info(
@@ -201,7 +203,9 @@ class KillSwitch:
                     return SwitchWriteLanded(key, present=False)
         except OSError as exc:
             # Logged by the interpreter, with the attempt the core counted.
-            return SwitchWriteFailed(key, op, errno_name(exc), exc.strerror or str(exc))
+            # A write can fail after its rename (the folder's fsync): then the file on
+            # disk is ours, and the core must not read it back as an operator's edit.
+            return SwitchWriteFailed(key, op, errno_name(exc), exc.strerror or str(exc), tried)
         return None
 
     def _remove_latch(
