@@ -1,5 +1,7 @@
 """``python -m autoheal.sim --seed N [--minutes M] [--trace out.jsonl] [--plant NAME]``
 or ``--seeds A..B`` for a batch (a summary line and the "sometimes" coverage).
+``--shrink`` (with ``--seed``): a failing seed's acts cut down, printed with a
+ready-to-paste regression test (:mod:`autoheal.sim.shrink`).
 
 Exit 0 when every invariant held, 1 when one failed, 2 on a usage error.
 """
@@ -11,6 +13,7 @@ import functools
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -51,7 +54,45 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="a batch's worker processes (each seed runs alone in one; the output is the same)",
     )
+    p.add_argument(
+        "--shrink",
+        action="store_true",
+        help="--seed only: shrink a failure's acts and print a regression test",
+    )
+    p.add_argument("--shrink-replays", type=int, default=300, help="replays a shrink may use")
+    p.add_argument("--shrink-wall-s", type=float, default=120.0, help="seconds a shrink may use")
     return p
+
+
+def _shrink(args: argparse.Namespace, trace_lines: list[bytes], first: dict[str, object]) -> None:
+    from autoheal.sim.script import script_of_trace
+    from autoheal.sim.shrink import act_literal, regression_test, shrink
+
+    invariant = str(first["invariant"])
+    found = shrink(
+        script_of_trace(trace_lines),
+        seed=args.seed,
+        invariant=invariant,
+        plant=args.plant,
+        strict=args.strict,
+        max_replays=args.shrink_replays,
+        max_wall_s=args.shrink_wall_s,
+    )
+    if not found.reproduced:
+        print(f"shrink: the replayed acts did not fail {invariant} again (not shrunk)")
+        return
+    print(
+        f"shrink: {invariant}: {len(found.original)} acts cut to {len(found.script)} "
+        f"in {found.replays} replays, {found.wall_s:.1f} s"
+        + (" (budget spent: it may shrink further)" if found.cut_short else "")
+    )
+    for act in found.script:
+        print("  " + act_literal(act))
+    command = f"python -m autoheal.sim --seed {args.seed} --minutes {args.minutes:g}"
+    command += f" --plant {args.plant}" if args.plant else ""
+    command += " --strict" if args.strict else ""
+    print("# ---- a regression test, to paste into tests/sim/ ----")
+    print(regression_test(found, command=command + " --shrink"), end="")
 
 
 def _print_profile(profile: FaultProfile) -> None:
@@ -89,7 +130,12 @@ def _batch(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.shrink and args.seed is None:
+        print("--shrink wants --seed", file=sys.stderr)
+        return 2
     if args.seed is not None:
+        if args.shrink and args.trace is None:  # the shrink starts from the trace's acts
+            args.trace = Path(tempfile.mkdtemp(prefix="autoheal-shrink-")) / "trace.jsonl"
         out = run_seed(
             args.seed,
             args.minutes,
@@ -106,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             f"seed={out.seed} steps={out.steps} events={out.events} "
             f"virtual_s={out.virtual_s:.0f} wall_s={out.wall_s:.2f} sha256={out.digest}"
         )
+        if args.shrink and out.failures:
+            _shrink(args, args.trace.read_bytes().splitlines(), out.failures[0])
+        elif args.shrink:
+            print("shrink: nothing failed, nothing to shrink")
         return 1 if out.failures else 0
     started = time.perf_counter()
     coverage: Counter[str] = Counter()
