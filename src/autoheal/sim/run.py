@@ -40,6 +40,7 @@ from autoheal.sim import invariants as inv
 from autoheal.sim.daemon import Incarnations, Seat, SimDaemon, claimer_identities
 from autoheal.sim.disk import temp_root
 from autoheal.sim.disk_acts import SimDisk, sim_disk
+from autoheal.sim.escapes import EscapeWatch, watching
 from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles, config_text
 from autoheal.sim.operator import Operator
 from autoheal.sim.plants import planted
@@ -99,6 +100,8 @@ class Outcome:
     coverage: Counter[str] = field(default_factory=Counter)
     known: Counter[str] = field(default_factory=Counter)
     """Violations of a known, unfixed real bug (:data:`invariants.KNOWN_BUGS`)."""
+    allowed_escapes: Counter[str] = field(default_factory=Counter)
+    """Calls that escape the simulation, allowed (:data:`autoheal.sim.escapes.ALLOWED`)."""
 
 
 @contextmanager
@@ -144,6 +147,7 @@ def run_seed(
     on_profile: Any = None,
     strict: bool = False,
     script: list[dict[str, Any]] | None = None,
+    escapes: bool = True,
 ) -> Outcome:
     """Run one seed for ``minutes`` virtual minutes (then the liveness phase).
 
@@ -155,6 +159,8 @@ def run_seed(
         script: replay these acts (the trace's ``do`` dicts, :mod:`autoheal.sim.script`)
             instead of drawing them; ``minutes`` is then unused. The seed still orders
             trio's scheduling, so a seed's own script replays its run exactly.
+        escapes: watch for wall time, randomness, threads and real I/O reached from
+            the daemon's code (:mod:`autoheal.sim.escapes`; False: faster, unwatched).
     """
     minutes = float(minutes)  # 2 and 2.0 are one run: the trace's header says 2.0
     rng = random.Random(seed)
@@ -196,7 +202,11 @@ def run_seed(
         sim.strict = strict
         sim.disk = disk
         sim.script = script
-        trio.run(sim.main, clock=clock)
+        with watching(on=escapes, strict=strict) as watch:
+            sim.escapes = watch
+            trio.run(sim.main, clock=clock)
+        sim.escaped(outcome.virtual_s)  # heard after the last check (the daemon's last steps)
+        outcome.allowed_escapes = watch.allowed
         _disk_coverage(disk, outcome)
     outcome.wall_s = time.perf_counter() - started
     outcome.events = trace.events
@@ -238,6 +248,7 @@ class _Sim:
         self.strict = False
         #: The acts to replay instead of drawing them (:func:`run_script`), or None.
         self.script: list[dict[str, Any]] | None = None
+        self.escapes = EscapeWatch()
         self.tg: TaskGroup | None = None
         self.journal: Journal | None = None
         self.operator: Operator | None = None
@@ -625,9 +636,16 @@ class _Sim:
             for line in self.replayer.check(self.journal, held):
                 self._fail("replay_same_transitions", line)
 
-    def _fail(self, invariant: str, detail: str) -> None:
+    def escaped(self, t: float | None = None) -> None:
+        """Each escape heard since the last look fails the seed."""
+        for line in self.escapes.take():
+            self._fail("escape", line, t=t)
+
+    def _fail(self, invariant: str, detail: str, *, t: float | None = None) -> None:
+        if t is None:
+            t = anyio.current_time()
         failure = {
-            "t": round(anyio.current_time(), 3),
+            "t": round(t, 3),
             "step": self.step_no,
             "invariant": invariant,
             "detail": detail,
@@ -744,6 +762,7 @@ class _Sim:
         for invariant, lines in found:
             for line in lines:
                 self._fail(invariant, line)
+        self.escaped()
 
     async def _liveness(self) -> None:
         procs = self.procs
