@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a batch's worker processes (each seed runs alone in one; the output is the same)",
     )
     p.add_argument(
+        "--unwatched",
+        action="store_true",
+        help="no escape watch (faster; wall time, randomness, threads, I/O go unheard)",
+    )
+    p.add_argument(
         "--shrink",
         action="store_true",
         help="--seed only: shrink a failure's acts and print a regression test",
@@ -95,6 +100,12 @@ def _shrink(args: argparse.Namespace, trace_lines: list[bytes], first: dict[str,
     print(regression_test(found, command=command + " --shrink"), end="")
 
 
+def _print_escapes(allowed: Counter[str]) -> None:
+    """The allowed escapes heard (autoheal.sim.escapes.ALLOWED): harmless, or known."""
+    for site, n in sorted(allowed.items()):
+        print(f"escape allowed, {site}: {n} call(s)")
+
+
 def _print_profile(profile: FaultProfile) -> None:
     print(profile.describe(), flush=True)
 
@@ -103,12 +114,12 @@ def _failed(seed: int, f: dict[str, object]) -> str:
     return f"FAILED seed={seed} t={f['t']} step={f['step']} {f['invariant']}: {f['detail']}"
 
 
-def _one(seed: int, minutes: float, plant: str | None, strict: bool) -> Outcome:
-    return run_seed(seed, minutes, plant=plant, strict=strict)
+def _one(seed: int, minutes: float, plant: str | None, strict: bool, escapes: bool) -> Outcome:
+    return run_seed(seed, minutes, plant=plant, strict=strict, escapes=escapes)
 
 
 def _batch(
-    seeds: range, minutes: float, plant: str | None, strict: bool, jobs: int
+    seeds: range, minutes: float, plant: str | None, strict: bool, jobs: int, *, escapes: bool
 ) -> Iterator[Outcome]:
     """Each seed's outcome, in seed order, whatever the number of workers.
 
@@ -116,7 +127,7 @@ def _batch(
     seeded from it, its own folder), so which worker runs it changes nothing; the
     workers are forked before any run, with the pinned ``PYTHONHASHSEED``.
     """
-    run = functools.partial(_one, minutes=minutes, plant=plant, strict=strict)
+    run = functools.partial(_one, minutes=minutes, plant=plant, strict=strict, escapes=escapes)
     if jobs <= 1:
         yield from map(run, seeds)
         return
@@ -143,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             trace_path=args.trace,
             on_profile=_print_profile,
             strict=args.strict,
+            escapes=not args.unwatched,
         )
         for name, n in sorted(out.known.items()):
             print(f"known bug {name}: {n} violation(s) ({KNOWN_BUGS[name]})")
+        _print_escapes(out.allowed_escapes)
         for f in out.failures:
             print(_failed(out.seed, f))
         print(
@@ -160,13 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     coverage: Counter[str] = Counter()
     known: Counter[str] = Counter()
+    allowed: Counter[str] = Counter()
     failed: list[int] = []
     events = 0
     virtual = 0.0
     seeds = 0
-    for out in _batch(args.seeds, args.minutes, args.plant, args.strict, args.jobs):
+    batch = _batch(
+        args.seeds, args.minutes, args.plant, args.strict, args.jobs, escapes=not args.unwatched
+    )
+    for out in batch:
         seed = out.seed
         known.update(out.known)
+        allowed.update(out.allowed_escapes)
         seeds += 1
         events += out.events
         virtual += out.virtual_s
@@ -186,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print("sometimes: " + " ".join(f"{k}={coverage[k]}" for k in SOMETIMES))
     for name, n in sorted(known.items()):
         print(f"known bug {name}: {n} violation(s) ({KNOWN_BUGS[name]})")
+    _print_escapes(allowed)
     never = [k for k in SOMETIMES if not coverage[k]]
     if never:
         print("never reached: " + ", ".join(never))
