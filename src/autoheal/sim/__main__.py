@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         help="--seed only: shrink a failure's acts and print a regression test",
     )
     p.add_argument("--shrink-replays", type=int, default=300, help="replays a shrink may use")
-    p.add_argument("--shrink-wall-s", type=float, default=120.0, help="seconds a shrink may use")
+    p.add_argument("--shrink-wall-s", type=float, default=300.0, help="seconds a shrink may use")
     return p
 
 

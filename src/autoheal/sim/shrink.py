@@ -144,7 +144,7 @@ def shrink(
     plant: str | None = None,
     strict: bool = False,
     max_replays: int = 300,
-    max_wall_s: float = 120.0,
+    max_wall_s: float = 300.0,
 ) -> Shrunk:
     """Cut ``script`` down to acts that still fail ``invariant`` (bounded; see module)."""
     started = time.monotonic()
