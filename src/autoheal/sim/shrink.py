@@ -44,6 +44,8 @@ class Shrunk:
     """The budget ran out before the search was done (the script may shrink further)."""
     reproduced: bool = True
     """The whole original script failed the same way when replayed."""
+    strict: bool = False
+    """Known bugs failed the replays too (``--strict``): the printed test says so."""
 
 
 class _OutOfBudget(Exception):
@@ -154,7 +156,7 @@ def shrink(
         return any(f["invariant"] == invariant for f in out.failures)
 
     search = _Search(fails, max_replays, max_wall_s)
-    found = Shrunk(seed, plant, invariant, list(script), list(script))
+    found = Shrunk(seed, plant, invariant, list(script), list(script), strict=strict)
     try:
         if not search.fails(found.script):
             found.reproduced = False
@@ -200,6 +202,7 @@ def regression_test(found: Shrunk, *, command: str) -> str:
     """The shrunk acts as a pytest function (with its imports) to paste into tests/sim/."""
     name = f"test_seed_{found.seed}_{found.plant or 'sim'}_{found.invariant}"
     plant = "" if found.plant is None else f", plant={found.plant!r}".replace("'", '"')
+    plant += ", strict=True" if found.strict else ""
     acts = "\n".join(_act_lines(a, " " * 8) for a in found.script)
     return f'''from autoheal.sim.script import run_script
 
