@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from autoheal.sim.invariants import KNOWN_BUGS
 from autoheal.sim.plants import PLANTS, SURVIVED
@@ -53,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="a batch's worker processes (each seed runs alone in one; the output is the same)",
+    )
+    p.add_argument(
+        "--strict-escapes",
+        action="store_true",
+        help="a known escape (autoheal.sim.escapes.ALLOWED) fails the seed too",
     )
     p.add_argument(
         "--unwatched",
@@ -114,20 +120,18 @@ def _failed(seed: int, f: dict[str, object]) -> str:
     return f"FAILED seed={seed} t={f['t']} step={f['step']} {f['invariant']}: {f['detail']}"
 
 
-def _one(seed: int, minutes: float, plant: str | None, strict: bool, escapes: bool) -> Outcome:
-    return run_seed(seed, minutes, plant=plant, strict=strict, escapes=escapes)
+def _one(seed: int, **kw: Any) -> Outcome:
+    return run_seed(seed, **kw)
 
 
-def _batch(
-    seeds: range, minutes: float, plant: str | None, strict: bool, jobs: int, *, escapes: bool
-) -> Iterator[Outcome]:
+def _batch(seeds: range, jobs: int, **kw: Any) -> Iterator[Outcome]:
     """Each seed's outcome, in seed order, whatever the number of workers.
 
     A seed's run depends only on its seed (a fresh ``random.Random``, trio's scheduler
     seeded from it, its own folder), so which worker runs it changes nothing; the
     workers are forked before any run, with the pinned ``PYTHONHASHSEED``.
     """
-    run = functools.partial(_one, minutes=minutes, plant=plant, strict=strict, escapes=escapes)
+    run = functools.partial(_one, **kw)
     if jobs <= 1:
         yield from map(run, seeds)
         return
@@ -155,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             on_profile=_print_profile,
             strict=args.strict,
             escapes=not args.unwatched,
+            strict_escapes=args.strict_escapes,
         )
         for name, n in sorted(out.known.items()):
             print(f"known bug {name}: {n} violation(s) ({KNOWN_BUGS[name]})")
@@ -179,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     virtual = 0.0
     seeds = 0
     batch = _batch(
-        args.seeds, args.minutes, args.plant, args.strict, args.jobs, escapes=not args.unwatched
+        args.seeds,
+        args.jobs,
+        minutes=args.minutes,
+        plant=args.plant,
+        strict=args.strict,
+        escapes=not args.unwatched,
+        strict_escapes=args.strict_escapes,
     )
     for out in batch:
         seed = out.seed

@@ -26,7 +26,7 @@ frames do not excuse: they only carry the daemon's call.
 An escape fails the seed (``invariant: escape``) unless :data:`ALLOWED` lists it:
 ``harmless`` (proven not to reach what the simulation decides, each with why) or
 ``known`` (a real escape, counted apart until it is fixed, like a known bug; with
-``--strict`` it fails the seed too). Blind spots: a C extension calling the clock or
+``--strict-escapes`` it fails the seed too). Blind spots: a C extension calling the clock or
 the OS from C (``datetime.now``, sqlite's own time) is not heard, nor a generator
 seeded by the OS inside C (``random.Random()`` is heard, ``SystemRandom`` methods
 end in ``os.urandom``).

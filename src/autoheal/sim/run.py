@@ -148,6 +148,7 @@ def run_seed(
     strict: bool = False,
     script: list[dict[str, Any]] | None = None,
     escapes: bool = True,
+    strict_escapes: bool = False,
 ) -> Outcome:
     """Run one seed for ``minutes`` virtual minutes (then the liveness phase).
 
@@ -161,6 +162,7 @@ def run_seed(
             trio's scheduling, so a seed's own script replays its run exactly.
         escapes: watch for wall time, randomness, threads and real I/O reached from
             the daemon's code (:mod:`autoheal.sim.escapes`; False: faster, unwatched).
+        strict_escapes: a known escape fails the seed too (else it is counted apart).
     """
     minutes = float(minutes)  # 2 and 2.0 are one run: the trace's header says 2.0
     rng = random.Random(seed)
@@ -202,7 +204,7 @@ def run_seed(
         sim.strict = strict
         sim.disk = disk
         sim.script = script
-        with watching(on=escapes, strict=strict) as watch:
+        with watching(on=escapes, strict=strict_escapes) as watch:
             sim.escapes = watch
             trio.run(sim.main, clock=clock)
         sim.escaped(outcome.virtual_s)  # heard after the last check (the daemon's last steps)
