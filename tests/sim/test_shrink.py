@@ -98,3 +98,27 @@ def test_the_pasted_script_holds_without_the_planted_bug() -> None:
         {"gap": 45.0, "act": "wait"},
     ]
     assert run_script(script, seed=1).failures == []
+
+
+def test_the_command_line_prints_the_acts_and_a_test_even_when_cut_short(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from autoheal.sim.__main__ import main
+
+    argv = ["--seed", "1", "--minutes", "5", "--plant", "budget_off_by_one", "--shrink"]
+    assert main([*argv, "--shrink-replays", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "shrink: restart_budget: 47 acts cut to " in out
+    assert "in 3 replays" in out and "(budget spent: it may shrink further)" in out
+    test = out[out.index("from autoheal.sim.script import run_script") :]
+    compile(test, "<printed>", "exec")  # the printed test is Python as printed
+    assert 'run_script(script, seed=1, plant="budget_off_by_one")' in test
+
+
+def test_the_command_line_says_when_there_is_nothing_to_shrink(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from autoheal.sim.__main__ import main
+
+    assert main(["--seed", "7", "--minutes", "1", "--shrink"]) == 0
+    assert "shrink: nothing failed, nothing to shrink" in capsys.readouterr().out

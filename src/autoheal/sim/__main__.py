@@ -143,38 +143,45 @@ def _batch(seeds: range, jobs: int, **kw: Any) -> Iterator[Outcome]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def main_seed(args: argparse.Namespace) -> int:
+    """One seed (``--seed``): its run, and its shrink when asked."""
+    out = run_seed(
+        args.seed,
+        args.minutes,
+        plant=args.plant,
+        trace_path=args.trace,
+        on_profile=_print_profile,
+        strict=args.strict,
+        escapes=not args.unwatched,
+        strict_escapes=args.strict_escapes,
+    )
+    for name, n in sorted(out.known.items()):
+        print(f"known bug {name}: {n} violation(s) ({KNOWN_BUGS[name]})")
+    _print_escapes(out.allowed_escapes)
+    for f in out.failures:
+        print(_failed(out.seed, f))
+    print(
+        f"seed={out.seed} steps={out.steps} events={out.events} "
+        f"virtual_s={out.virtual_s:.0f} wall_s={out.wall_s:.2f} sha256={out.digest}"
+    )
+    if args.shrink and out.failures:
+        _shrink(args, args.trace.read_bytes().splitlines(), out.failures[0])
+    elif args.shrink:
+        print("shrink: nothing failed, nothing to shrink")
+    return 1 if out.failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.shrink and args.seed is None:
         print("--shrink wants --seed", file=sys.stderr)
         return 2
+    if args.seed is not None and args.shrink and args.trace is None:
+        with tempfile.TemporaryDirectory(prefix="autoheal-shrink-") as tmp:
+            args.trace = Path(tmp) / "trace.jsonl"  # the shrink starts from the trace's acts
+            return main_seed(args)
     if args.seed is not None:
-        if args.shrink and args.trace is None:  # the shrink starts from the trace's acts
-            args.trace = Path(tempfile.mkdtemp(prefix="autoheal-shrink-")) / "trace.jsonl"
-        out = run_seed(
-            args.seed,
-            args.minutes,
-            plant=args.plant,
-            trace_path=args.trace,
-            on_profile=_print_profile,
-            strict=args.strict,
-            escapes=not args.unwatched,
-            strict_escapes=args.strict_escapes,
-        )
-        for name, n in sorted(out.known.items()):
-            print(f"known bug {name}: {n} violation(s) ({KNOWN_BUGS[name]})")
-        _print_escapes(out.allowed_escapes)
-        for f in out.failures:
-            print(_failed(out.seed, f))
-        print(
-            f"seed={out.seed} steps={out.steps} events={out.events} "
-            f"virtual_s={out.virtual_s:.0f} wall_s={out.wall_s:.2f} sha256={out.digest}"
-        )
-        if args.shrink and out.failures:
-            _shrink(args, args.trace.read_bytes().splitlines(), out.failures[0])
-        elif args.shrink:
-            print("shrink: nothing failed, nothing to shrink")
-        return 1 if out.failures else 0
+        return main_seed(args)
     started = time.perf_counter()
     coverage: Counter[str] = Counter()
     known: Counter[str] = Counter()
