@@ -139,9 +139,9 @@ def test_a_run_fails_on_an_escape_and_the_same_seed_holds_without_it(
     def jittered(attempts: int, policy: Any) -> float:
         return float(original(attempts, policy)) + 0.0 * random.random()
 
-    assert run_seed(1, 5).failures == []
+    assert run_seed(2, 5).failures == []
     monkeypatch.setattr(healing, "delay_for", jittered)
-    failures = run_seed(1, 5).failures
+    failures = run_seed(2, 5).failures
     assert [f["invariant"] for f in failures] == ["escape"]
     assert failures[0]["detail"].startswith("random.random called from core/healing.py:")
-    assert run_seed(1, 5, escapes=False).failures == []  # unwatched, it goes unseen
+    assert run_seed(2, 5, escapes=False).failures == []  # unwatched, it goes unseen
