@@ -89,19 +89,10 @@ ALLOWED: dict[tuple[str, str, str], tuple[str, str]] = {
     # Command ids are uuid4s: they never reach the trace (the keys are the seed's own),
     # and nothing orders by them.
     ("os.urandom (uuid.uuid4)", "store/commands.py", "submit"): ("harmless", "command id"),
-    # TODO(issue 20): a real escape. The command queue stamps a command's creation,
-    # expiry, claim and result with ``time.time()`` (submit, claim_next, finish...):
-    # the daemon's bridge passes no clock, so under the simulation whether a command
-    # has expired is decided on the host's wall clock (the simulator queues with a
-    # day's TTL so that none expires: operator.COMMAND_TTL_S). The queue needs the
-    # daemon's clock; another session decides how.
-    ("time.time", "store/commands.py", "*"): ("known", "command stamps and expiry"),
-    # TODO(issue 20): a real escape, same cause: a dead claimer's command is settled
-    # with a wall-clock ``finished_at`` (daemon.commands.settle_dead_claims passes no now).
-    ("time.time", "store/command_claimers.py", "_settle"): ("known", "settled_at stamp"),
-    # TODO(issue 20): a real escape, same cause: the command audit events
-    # (record_started & co.) are stamped with the wall clock.
-    ("time.time", "store/command_record.py", "insert_event"): ("known", "audit event ts"),
+    # The command queue is on the daemon's wall clock since e4f1a70 (the bridge claims,
+    # expires, settles and finishes on it; the simulator's operator submits with
+    # ``now``): no time.time from store/commands.py, command_claimers.py or
+    # command_record.py is heard any more, so none is listed.
     # TODO(issue 20): a real escape: every journal event the daemon records
     # (daemon.effects.journal_event → Journal.record, no ts) is stamped with the host's
     # wall clock, not the daemon's clock; under the simulation the journal's times
