@@ -166,24 +166,30 @@ def watching(*, on: bool = True, strict: bool = False) -> Iterator[EscapeWatch]:
     if not on:
         yield watch
         return
-    clock, other, inst = _CLOCK, _OTHER, random._inst
+    # One dict for every C function heard, looked up by the called object itself: a
+    # bound method of ``random``'s own generator equals another bound to it (same self,
+    # same method), so no attribute is read per call. (The hook runs on every call and
+    # return of the run: what it does on a miss is what the watch costs.)
+    heard: dict[Any, tuple[str, bool]] = {f: (name, True) for f, name in _CLOCK.items()}
+    heard.update({f: (name, False) for f, name in _OTHER.items()})
+    inst = random._inst
+    for name in ("random", "getrandbits"):
+        heard[getattr(inst, name)] = (f"random.{name}", False)
+    method = type(inst.random)
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
         if event == "c_call":
-            what = clock.get(arg)
-            if what is not None:
-                watch.heard(what, frame, loop_excuses=True)
-                return
-            what = other.get(arg)
-            if what is not None:
+            found = heard.get(arg)
+            if found is not None:
+                what, loop_excuses = found
                 if what == "os.urandom" and frame.f_code.co_name == "uuid4":
                     what = "os.urandom (uuid.uuid4)"
-                watch.heard(what, frame, loop_excuses=False)
-                return
-            owner = getattr(arg, "__self__", None)
-            if owner is inst:
-                watch.heard(f"random.{arg.__name__}", frame, loop_excuses=False)
-            elif isinstance(owner, _socket.socket) and arg.__name__ in _NET:
+                watch.heard(what, frame, loop_excuses=loop_excuses)
+            elif (
+                type(arg) is method
+                and arg.__name__ in _NET
+                and isinstance(getattr(arg, "__self__", None), _socket.socket)
+            ):
                 watch.heard(f"socket.{arg.__name__}", frame, loop_excuses=False)
         elif event == "call":
             code = frame.f_code
