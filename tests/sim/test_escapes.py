@@ -145,3 +145,20 @@ def test_a_run_fails_on_an_escape_and_the_same_seed_holds_without_it(
     assert [f["invariant"] for f in failures] == ["escape"]
     assert failures[0]["detail"].startswith("random.random called from core/healing.py:")
     assert run_seed(2, 5, escapes=False).failures == []  # unwatched, it goes unseen
+
+
+def test_a_batch_watches_every_kth_seed_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import autoheal.sim.__main__ as cli
+
+    asked: dict[int, bool] = {}
+
+    def fake_run_seed(seed: int, **kw: Any) -> Any:
+        asked[seed] = kw["escapes"]
+        return run_seed(seed, 0.05, escapes=False)
+
+    monkeypatch.setattr(cli, "run_seed", fake_run_seed)
+    assert cli.main(["--seeds", "1..6", "--minutes", "1", "--watch-every", "3"]) == 0
+    assert asked == {1: False, 2: False, 3: True, 4: False, 5: False, 6: True}
+    asked.clear()
+    assert cli.main(["--seeds", "1..2", "--minutes", "1"]) == 0  # by default: every seed
+    assert asked == {1: True, 2: True}
