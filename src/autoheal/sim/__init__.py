@@ -27,6 +27,10 @@ Why this is deterministic on Python 3.11:
 * ``PYTHONHASHSEED``: ``python -m autoheal.sim`` pins it (re-executing itself once),
   so no set of strings iterates in a per-process order.
 
-The claim is checked, not assumed: ``tests/sim/test_determinism.py`` runs one seed in
-two fresh interpreters and compares the traces' sha256.
+The claim is checked, not assumed: ``tests/sim/test_determinism.py`` runs seeds in
+fresh interpreters and compares the traces' sha256, and every run listens for the
+wall clock, randomness, threads and sockets reached from the daemon's code
+(:mod:`autoheal.sim.escapes`). A run is also a script of acts that replays without
+the seed's generator (:mod:`autoheal.sim.script`), which a failing seed's shrink cuts
+down to a regression test (:mod:`autoheal.sim.shrink`).
 """

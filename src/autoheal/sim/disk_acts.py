@@ -54,14 +54,24 @@ class SimDisk:
     """The file names the last power loss left empty."""
     reverted: dict[str, int] = field(default_factory=dict)
 
-    def fault_act(self, rng: random.Random, profile: FaultProfile, now: float) -> dict[str, Any]:
-        """Switch one of the profile's disk faults on for a drawn time."""
+    def draw_fault(self, rng: random.Random, profile: FaultProfile) -> dict[str, Any]:
+        """One of the profile's disk faults, for a drawn time (what :meth:`fault` does)."""
         if not profile.disk_faults:
             return {"act": "disk_fault", "on": False}
         kind = rng.choice(profile.disk_faults)
         duration = round(rng.uniform(1.0, 60.0), 3)
         rate = rng.choice((0.2, 0.5, 1.0))
-        latency = (0.05, rng.choice((0.5, 5.0, 20.0))) if kind == "latency" else (0.0, 0.0)
+        plan: dict[str, Any] = {"act": "disk_fault", "kind": kind, "s": duration, "rate": rate}
+        if kind == "latency":
+            plan["max_s"] = rng.choice((0.5, 5.0, 20.0))
+        return plan
+
+    def fault(self, plan: dict[str, Any], now: float) -> dict[str, Any]:
+        """Switch the disk fault ``plan`` holds (:meth:`draw_fault`) on."""
+        if plan.get("on") is False:
+            return {"act": "disk_fault", "on": False}
+        kind, duration, rate = plan["kind"], float(plan["s"]), float(plan["rate"])
+        latency = (0.05, float(plan["max_s"])) if kind == "latency" else (0.0, 0.0)
         self.faults.open(FaultWindow(kind, now + duration, rate, latency))
         if kind != "latency":
             self.write_fault_until = max(self.write_fault_until, now + duration)
@@ -70,14 +80,24 @@ class SimDisk:
             doc["max_s"] = latency[1]
         return doc
 
-    def event_act(self, rng: random.Random, profile: FaultProfile, now: float) -> dict[str, Any]:
-        """Switch one of the profile's change-event faults on for a drawn time."""
+    def draw_event_fault(self, rng: random.Random, profile: FaultProfile) -> dict[str, Any]:
+        """One of the profile's change-event faults, for a drawn time."""
         if not profile.event_faults:
             return {"act": "event_fault", "on": False}
         kind = rng.choice(profile.event_faults)
         duration = round(rng.uniform(1.0, 60.0), 3)
         rate = rng.choice((0.5, 1.0))
-        delay = (0.1, rng.choice((2.0, 10.0, 60.0))) if kind == "late" else (0.0, 0.0)
+        plan: dict[str, Any] = {"act": "event_fault", "kind": kind, "s": duration, "rate": rate}
+        if kind == "late":
+            plan["max_delay_s"] = rng.choice((2.0, 10.0, 60.0))
+        return plan
+
+    def event_fault(self, plan: dict[str, Any], now: float) -> dict[str, Any]:
+        """Switch the change-event fault ``plan`` holds (:meth:`draw_event_fault`) on."""
+        if plan.get("on") is False:
+            return {"act": "event_fault", "on": False}
+        kind, duration, rate = plan["kind"], float(plan["s"]), float(plan["rate"])
+        delay = (0.1, float(plan["max_delay_s"])) if kind == "late" else (0.0, 0.0)
         self.events.window = EventWindow(kind, now + duration, rate, delay)
         return {"act": "event_fault", "kind": kind, "s": duration, "rate": rate}
 

@@ -1,7 +1,10 @@
 """The simulated operator: commands through the real queue, and hands on the files.
 
-Every act is drawn from the run's one :class:`random.Random` and returns what the
-trace records of it (no command id: those are uuid4s; the keys are the seed's own).
+Every act is drawn from the run's one :class:`random.Random` into a plain dict (a
+``draw_*`` method: the act's every parameter, nothing else), and performed from that
+dict alone (the method of the act's name), so that a run can replay a script of acts
+without the generator (:mod:`autoheal.sim.script`). Performing returns what the trace
+records of it (no command id: those are uuid4s; the keys are the seed's own).
 
 * commands (``restart``/``stop``/``start`` a service, ``failsafe_enter``/``clear``/
   ``reduce_only``) through :func:`autoheal.store.commands.submit`, as the CLI queues
@@ -99,7 +102,8 @@ class Operator:
             return rng.choice(_COMPONENT_COMMANDS), rng.choice(SERVICES), "by hand"
         return rng.choice(_RUNTIME_COMMANDS), "", "by hand"
 
-    def command(self, *, reuse: bool) -> dict[str, Any]:
+    def draw_command(self, *, reuse: bool) -> dict[str, Any]:
+        """The next command: a fresh key, or a used one (the same command, or another)."""
         rng = self._rng
         if reuse and self._used:
             key, intent = rng.choice(self._used)
@@ -109,12 +113,18 @@ class Operator:
             key, intent = f"k{len(self._used)}", self._intent()
             self._used.append((key, intent))
         ctype, target, reason = intent
+        return {"act": "command", "key": key, "type": ctype, "target": target, "reason": reason}
+
+    def command(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """Queue the command ``plan`` holds (:meth:`draw_command`), as the CLI does."""
+        key, ctype, target = plan["key"], plan["type"], plan["target"]
+        intent = (ctype, target, plan.get("reason", "by hand"))
         try:
             submitted = queue.submit(
                 self._journal,
                 ctype,
                 target,
-                {"reason": reason},
+                {"reason": intent[2]},
                 "operator",
                 idempotency_key=key,
                 ttl=COMMAND_TTL_S,
@@ -145,8 +155,12 @@ class Operator:
         if self._daemon_up():
             self._clears.act(self._max_id())
 
-    def stop_create(self) -> dict[str, Any]:
+    def draw_stop_create(self) -> dict[str, Any]:
         data = self._rng.choice((b"", b"halted by hand\n"))
+        return {"act": "stop_create", "text": data.decode()}
+
+    def stop_create(self, plan: dict[str, Any]) -> dict[str, Any]:
+        data = str(plan.get("text", "")).encode()
         self._files.stop_file.write_bytes(data)
         self.by_hand[layout.STOP_FILE_DEFAULT] = data
         return {"act": "stop_create", "bytes": len(data)}
@@ -163,20 +177,30 @@ class Operator:
         self._files.flags.write_bytes(data)  # in place, as an editor without a rename
         self.by_hand[layout.FLAGS] = data
 
-    def flags(self, kind: str) -> dict[str, Any]:
+    def draw_flags(self, kind: str) -> dict[str, Any]:
+        """A hand edit of the flags: ``whole``, ``partial`` or ``garbage`` bytes."""
         rng = self._rng
         if kind == "garbage":
-            data = rng.choice(_GARBAGE)
-            self._write_flags(data)
-            return {"act": "flags_garbage", "bytes": data.decode("latin-1")}
+            return {"act": "flags_garbage", "bytes": rng.choice(_GARBAGE).decode("latin-1")}
         doc = dict(rng.choice(_WHOLE_FLAGS if kind == "whole" else _PARTIAL_FLAGS))
+        return {"act": f"flags_{kind}", "doc": doc}
+
+    def flags(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """Write the flags ``plan`` holds (:meth:`draw_flags`) by hand."""
+        if plan["act"] == "flags_garbage":
+            self._write_flags(str(plan["bytes"]).encode("latin-1"))
+            return {"act": "flags_garbage", "bytes": plan["bytes"]}
+        doc = dict(plan["doc"])
         self._write_flags(orjson.dumps(doc))
         if doc.get("failsafe_active") is False:
             self._clearing()
-        return {"act": f"flags_{kind}", "doc": doc}
+        return {"act": plan["act"], "doc": doc}
 
-    def reload(self) -> dict[str, Any]:
-        if self._rng.random() < 0.3:
+    def draw_reload(self) -> dict[str, Any]:
+        return {"act": "reload", "valid": self._rng.random() >= 0.3}
+
+    def reload(self, plan: dict[str, Any]) -> dict[str, Any]:
+        if not plan["valid"]:
             self._files.config_path.write_text("[policy\nmax_restarts = \n")
             return {"act": "reload", "valid": False}
         self.config_variant += 1
@@ -190,8 +214,8 @@ class Operator:
         self._files.config_path.write_text(config_text(self.config_variant))
         return True
 
-    def fiddle_while_down(self) -> dict[str, Any]:
+    def draw_fiddle_while_down(self) -> dict[str, Any]:
         """While no daemon runs: remove STOP.TXT or clear the flags by hand."""
         if self._rng.random() < 0.5:
-            return self.stop_remove()
-        return self.flags("partial" if self._rng.random() < 0.5 else "whole")
+            return {"act": "stop_remove"}
+        return self.draw_flags("partial" if self._rng.random() < 0.5 else "whole")

@@ -40,6 +40,7 @@ from autoheal.sim import invariants as inv
 from autoheal.sim.daemon import Incarnations, Seat, SimDaemon, claimer_identities
 from autoheal.sim.disk import temp_root
 from autoheal.sim.disk_acts import SimDisk, sim_disk
+from autoheal.sim.escapes import EscapeWatch, watching
 from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles, config_text
 from autoheal.sim.operator import Operator
 from autoheal.sim.plants import planted
@@ -99,6 +100,8 @@ class Outcome:
     coverage: Counter[str] = field(default_factory=Counter)
     known: Counter[str] = field(default_factory=Counter)
     """Violations of a known, unfixed real bug (:data:`invariants.KNOWN_BUGS`)."""
+    allowed_escapes: Counter[str] = field(default_factory=Counter)
+    """Calls that escape the simulation, allowed (:data:`autoheal.sim.escapes.ALLOWED`)."""
 
 
 @contextmanager
@@ -143,6 +146,9 @@ def run_seed(
     trace_path: Path | None = None,
     on_profile: Any = None,
     strict: bool = False,
+    script: list[dict[str, Any]] | None = None,
+    escapes: bool = True,
+    strict_escapes: bool = False,
 ) -> Outcome:
     """Run one seed for ``minutes`` virtual minutes (then the liveness phase).
 
@@ -151,6 +157,12 @@ def run_seed(
         trace_path: write the trace there too.
         on_profile: called with the seed's profile before the run.
         strict: a known bug's violation fails the seed (else it is counted apart).
+        script: replay these acts (the trace's ``do`` dicts, :mod:`autoheal.sim.script`)
+            instead of drawing them; ``minutes`` is then unused. The seed still orders
+            trio's scheduling, so a seed's own script replays its run exactly.
+        escapes: watch for wall time, randomness, threads and real I/O reached from
+            the daemon's code (:mod:`autoheal.sim.escapes`; False: faster, unwatched).
+        strict_escapes: a known escape fails the seed too (else it is counted apart).
     """
     minutes = float(minutes)  # 2 and 2.0 are one run: the trace's header says 2.0
     rng = random.Random(seed)
@@ -159,7 +171,10 @@ def run_seed(
         on_profile(profile)
     outcome = Outcome(seed, minutes, plant, profile)
     trace = Trace(trace_path)
-    trace.emit({"seed": seed, "minutes": minutes, "plant": plant, "profile": profile.to_doc()})
+    header = {"seed": seed, "minutes": minutes, "plant": plant, "profile": profile.to_doc()}
+    if script is not None:
+        header["script"] = len(script)
+    trace.emit(header)
     started = time.perf_counter()
     incarnations = Incarnations()
     clock = MockClock(autojump_threshold=0)
@@ -188,7 +203,12 @@ def run_seed(
         )
         sim.strict = strict
         sim.disk = disk
-        trio.run(sim.main, clock=clock)
+        sim.script = script
+        with watching(on=escapes, strict=strict_escapes) as watch:
+            sim.escapes = watch
+            trio.run(sim.main, clock=clock)
+        sim.escaped(outcome.virtual_s)  # heard after the last check (the daemon's last steps)
+        outcome.allowed_escapes = watch.allowed
         _disk_coverage(disk, outcome)
     outcome.wall_s = time.perf_counter() - started
     outcome.events = trace.events
@@ -228,6 +248,9 @@ class _Sim:
         self.spawn_fail = False
         self.ignore_stop: set[str] = set()
         self.strict = False
+        #: The acts to replay instead of drawing them (:func:`run_script`), or None.
+        self.script: list[dict[str, Any]] | None = None
+        self.escapes = EscapeWatch()
         self.tg: TaskGroup | None = None
         self.journal: Journal | None = None
         self.operator: Operator | None = None
@@ -351,51 +374,122 @@ class _Sim:
                 await anyio.sleep(SETTLE_S)
                 self._check(act)
                 end = self.minutes * 60.0
-                while not self.outcome.failures and anyio.current_time() < end:
-                    gap = min(120.0, self.rng.expovariate(1.0 / self.profile.mean_gap_s))
-                    await anyio.sleep(gap)
-                    act = await self._step()
+                script = None if self.script is None else iter(self.script)
+                while not self.outcome.failures:
+                    if script is None:  # drawn from the seed, until the minutes are up
+                        if anyio.current_time() >= end:
+                            break
+                        gap = min(120.0, self.rng.expovariate(1.0 / self.profile.mean_gap_s))
+                        await anyio.sleep(gap)
+                        plan = {"gap": gap, **self._draw()}
+                    else:  # replayed: the script's acts, each after its gap
+                        replayed = next(script, None)
+                        if replayed is None:
+                            break
+                        plan = replayed
+                        await anyio.sleep(float(plan.get("gap", 0.0)))
+                    self.step_no += 1
+                    act = await self._do(plan)
                     await anyio.sleep(SETTLE_S)
-                    self._check(act)
+                    self._check(act, plan)
                 if not self.outcome.failures:
                     await self._liveness()
                 self.outcome.virtual_s = anyio.current_time()
                 await self._stop_daemon(sigkill=True)
                 tg.cancel_scope.cancel()
 
-    async def _step(self) -> dict[str, Any]:
+    def _draw(self) -> dict[str, Any]:
+        """The next step's act, drawn from the seed: every parameter, nothing done yet.
+
+        What may be drawn depends on the state (a daemon that is down, a fault already
+        on), as it always did; what is done depends on the returned dict alone
+        (:meth:`_do`), so a script of these dicts replays the run without the generator.
+        """
         rng, op = self.rng, self.operator
         assert op is not None
-        self.step_no += 1
         now = anyio.current_time()
         if not self._up():
             if self.down_until is not None and now >= self.down_until:
-                return await self._start_daemon()
+                return {"act": "daemon_start"}
             if rng.random() < self.profile.fiddle_while_down:
-                return op.fiddle_while_down()
+                return op.draw_fiddle_while_down()
         weights = [self.profile.weights[a] for a in ACTS]
         name = rng.choices(ACTS, weights)[0]
-        return await self._act(name)
-
-    async def _act(self, name: str) -> dict[str, Any]:
-        rng, op, procs = self.rng, self.operator, self.procs
-        assert op is not None
         match name:
             case "crash":
                 who = rng.choice(SERVICES)
-                code = rng.choice((1, 2, 137, -9, -11, 0))
-                if not procs.running(who):
-                    return {"act": "crash", "name": who, "running": False}
-                procs.exit(who, code)
-                return {"act": "crash", "name": who, "code": code}
+                return {"act": "crash", "name": who, "code": rng.choice((1, 2, 137, -9, -11, 0))}
             case "crash_loop":
                 who = rng.choice(SERVICES)
                 on = who not in self.crash_loop
+                code = rng.choice((1, 127)) if on else None
+                return {"act": "crash_loop", "name": who, "on": on, "code": code}
+            case "spawn_fail":
+                return {"act": "spawn_fail", "on": not self.spawn_fail}
+            case "slow_start":
+                who = rng.choice(SERVICES)
+                return {"act": "slow_start", "name": who, "delay": round(rng.uniform(1.0, 40.0), 3)}
+            case "ignore_stop":
+                who = rng.choice(SERVICES)
+                return {"act": "ignore_stop", "name": who, "on": who not in self.ignore_stop}
+            case "pid_reuse":
+                return {"act": "pid_reuse", "name": rng.choice(SERVICES)}
+            case "command" | "command_reused_key":
+                return op.draw_command(reuse=name == "command_reused_key")
+            case "stop_create":
+                return op.draw_stop_create()
+            case "flags_whole" | "flags_partial" | "flags_garbage":
+                return op.draw_flags(name.removeprefix("flags_"))
+            case "reload":
+                return op.draw_reload()
+            case "daemon_kill":
+                if not self._up():
+                    return {"act": "daemon_kill", "up": False}
+                plan: dict[str, Any] = {"act": "daemon_kill"}
+                if rng.random() < 0.5:
+                    plan["command"] = op.draw_command(reuse=False)
+                plan["passes"] = rng.randint(0, self.profile.kill_checkpoints_max)
+                plan["down_s"] = self._draw_down()
+                return plan
+            case "power_loss":
+                if not self._up():
+                    return {"act": "power_loss"}
+                return {"act": "power_loss", "down_s": self._draw_down()}
+            case "disk_fault":
+                assert self.disk is not None
+                return self.disk.draw_fault(rng, self.profile)
+            case "event_fault":
+                assert self.disk is not None
+                return self.disk.draw_event_fault(rng, self.profile)
+        return {"act": name}  # hang, stop_remove, daemon_term, wait: nothing to draw
+
+    async def _do(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """Perform the act ``plan`` holds (:meth:`_draw`); what the trace says of it.
+
+        An act that no longer applies (a crash of a process that is not running, a
+        kill of a daemon that is down) does nothing, as it did when it was drawn.
+        """
+        op, procs = self.operator, self.procs
+        assert op is not None
+        name = plan["act"]
+        match name:
+            case "daemon_start":
+                if self._up():
+                    return {"act": "daemon_start", "already_up": True}
+                return await self._start_daemon()
+            case "crash":
+                who = plan["name"]
+                if not procs.running(who):
+                    return {"act": "crash", "name": who, "running": False}
+                procs.exit(who, plan["code"])
+                return {"act": "crash", "name": who, "code": plan["code"]}
+            case "crash_loop":
+                who, on = plan["name"], plan["on"]
                 (self.crash_loop.add if on else self.crash_loop.discard)(who)
-                procs.set_crash_on_start(who, rng.choice((1, 127)) if on else None)
+                procs.set_crash_on_start(who, plan["code"] if on else None)
                 return {"act": "crash_loop", "name": who, "on": on}
             case "spawn_fail":
-                self.spawn_fail = not self.spawn_fail
+                self.spawn_fail = plan["on"]
                 for argv0 in self._argv0s():
                     if self.spawn_fail:
                         procs.set_failing(argv0)
@@ -408,23 +502,20 @@ class _Sim:
                     procs.hung.add(ident.pid)
                 return {"act": "hang", "running": ident is not None}
             case "slow_start":
-                who = rng.choice(SERVICES)
-                delay = round(rng.uniform(1.0, 40.0), 3)
-                procs.slow_next[who] = delay
-                return {"act": "slow_start", "name": who, "delay": delay}
+                procs.slow_next[plan["name"]] = plan["delay"]
+                return {"act": "slow_start", "name": plan["name"], "delay": plan["delay"]}
             case "ignore_stop":
-                who = rng.choice(SERVICES)
-                on = who not in self.ignore_stop
+                who, on = plan["name"], plan["on"]
                 (self.ignore_stop.add if on else self.ignore_stop.discard)(who)
                 procs.set_ignore_stop(who, on)
                 return {"act": "ignore_stop", "name": who, "on": on}
             case "pid_reuse":
-                who = rng.choice(SERVICES)
+                who = plan["name"]
                 pid = procs.reuse_pid_of(who)
                 self.outcome.coverage["pid_reused"] += pid is not None
                 return {"act": "pid_reuse", "name": who, "reused": pid is not None}
-            case "command" | "command_reused_key":
-                act = op.command(reuse=name == "command_reused_key")
+            case "command":
+                act = op.command(plan)
                 self.outcome.coverage.update(
                     {
                         "key_replayed": act["outcome"] == "duplicate",
@@ -433,27 +524,26 @@ class _Sim:
                 )
                 return act
             case "stop_create":
-                return op.stop_create()
+                return op.stop_create(plan)
             case "stop_remove":
                 return op.stop_remove()
             case "flags_whole" | "flags_partial" | "flags_garbage":
-                kind = name.removeprefix("flags_")
-                self.outcome.coverage["flags_garbage"] += kind == "garbage"
-                return op.flags(kind)
+                self.outcome.coverage["flags_garbage"] += name == "flags_garbage"
+                return op.flags(plan)
             case "reload":
-                act = op.reload()
+                act = op.reload(plan)
                 self.outcome.coverage["reload_valid" if act["valid"] else "reload_invalid"] += 1
                 return act
             case "daemon_kill":
-                return await self._kill()
+                return await self._kill(plan)
             case "power_loss":
-                return await self._power_loss()
+                return await self._power_loss(plan)
             case "disk_fault":
                 assert self.disk is not None
-                return self.disk.fault_act(self.rng, self.profile, anyio.current_time())
+                return self.disk.fault(plan, anyio.current_time())
             case "event_fault":
                 assert self.disk is not None
-                return self.disk.event_act(self.rng, self.profile, anyio.current_time())
+                return self.disk.event_fault(plan, anyio.current_time())
             case "daemon_term":
                 if not self._up():
                     return {"act": "daemon_term", "up": False}
@@ -467,29 +557,33 @@ class _Sim:
         config = self.files.load()
         return [] if config is None else sorted({s.argv[0] for s in config.services.values()})
 
-    async def _kill(self) -> dict[str, Any]:
-        rng, op = self.rng, self.operator
+    async def _kill(self, plan: dict[str, Any]) -> dict[str, Any]:
+        op = self.operator
         assert op is not None
-        if not self._up():
+        if not self._up() or plan.get("up") is False:
             return {"act": "daemon_kill", "up": False}
         doc: dict[str, Any] = {"act": "daemon_kill"}
-        if rng.random() < 0.5:
-            doc["command"] = op.command(reuse=False)
-        passes = rng.randint(0, self.profile.kill_checkpoints_max)
+        if "command" in plan:
+            doc["command"] = op.command(plan["command"])
+        passes = int(plan.get("passes", 0))
         for _ in range(passes):
             await anyio.lowlevel.checkpoint()
         assert self.disk is not None
         self.outcome.coverage["crash_during_write"] += self.disk.writing()
         await self._stop_daemon(sigkill=True)
         self.outcome.coverage["daemon_killed"] += 1
-        down = round(rng.uniform(0.0, self.profile.downtime_max_s), 3)
+        down = float(plan.get("down_s", 0.0))
         self.down_until = anyio.current_time() + down
         doc.update(passes=passes, down_s=down)
         if down == 0.0:
             doc["restart"] = await self._start_daemon()
         return doc
 
-    async def _power_loss(self) -> dict[str, Any]:
+    def _draw_down(self) -> float:
+        """How long a killed daemon stays down (virtual s; 0: it restarts at once)."""
+        return round(self.rng.uniform(0.0, self.profile.downtime_max_s), 3)
+
+    async def _power_loss(self, plan: dict[str, Any]) -> dict[str, Any]:
         """The host loses power: the daemon and every service die at once (SIGKILL),
         and every modelled file is what the disk had made durable; the daemon comes
         back after a drawn downtime, as after a kill."""
@@ -505,7 +599,7 @@ class _Sim:
         self.outcome.coverage["power_loss_reverted_a_file"] += bool(reverted)
         doc: dict[str, Any] = {"act": "power_loss", "up": up, "reverted": reverted}
         if up:
-            down = round(self.rng.uniform(0.0, self.profile.downtime_max_s), 3)
+            down = float(plan.get("down_s", 0.0))
             self.down_until = anyio.current_time() + down
             doc["down_s"] = down
             if down == 0.0:
@@ -544,9 +638,16 @@ class _Sim:
             for line in self.replayer.check(self.journal, held):
                 self._fail("replay_same_transitions", line)
 
-    def _fail(self, invariant: str, detail: str) -> None:
+    def escaped(self, t: float | None = None) -> None:
+        """Each escape heard since the last look fails the seed."""
+        for line in self.escapes.take():
+            self._fail("escape", line, t=t)
+
+    def _fail(self, invariant: str, detail: str, *, t: float | None = None) -> None:
+        if t is None:
+            t = anyio.current_time()
         failure = {
-            "t": round(anyio.current_time(), 3),
+            "t": round(t, 3),
             "step": self.step_no,
             "invariant": invariant,
             "detail": detail,
@@ -554,7 +655,7 @@ class _Sim:
         self.outcome.failures.append(failure)
         self.trace.emit({"failure": failure})
 
-    def _check(self, act: dict[str, Any]) -> None:
+    def _check(self, act: dict[str, Any], plan: dict[str, Any] | None = None) -> None:
         assert self.operator is not None and self.gate is not None
         cov = self.outcome.coverage
         events = self._new_events()
@@ -650,13 +751,20 @@ class _Sim:
             )
         seen["gate"] = answer[0]
         seen["starts"] = len(self.procs.records)
-        self.trace.emit(
-            {"i": self.step_no, "t": round(anyio.current_time(), 3), "act": act, "seen": seen}
-        )
+        step_line: dict[str, Any] = {
+            "i": self.step_no,
+            "t": round(anyio.current_time(), 3),
+            "act": act,
+            "seen": seen,
+        }
+        if plan is not None:
+            step_line["do"] = plan  # everything needed to redo the act (autoheal.sim.script)
+        self.trace.emit(step_line)
         self.outcome.steps = self.step_no
         for invariant, lines in found:
             for line in lines:
                 self._fail(invariant, line)
+        self.escaped()
 
     async def _liveness(self) -> None:
         procs = self.procs
