@@ -153,6 +153,20 @@ async def test_a_command_expires_on_the_daemons_clock(
         assert done.finished_at is not None and EPOCH + late_s <= done.finished_at < EPOCH + 60
 
 
+async def test_the_journal_and_stop_txt_are_stamped_on_the_daemons_clock(config: Config) -> None:
+    """Every event the daemon journals, and the line of the STOP.TXT it writes, carry
+    the daemon's wall time (virtual here: EPOCH + t), not the host's (``time.time``):
+    the simulator's escape watch heard both (issue 20)."""
+    cid = submit(config, "failsafe_enter", reason="stamp", ttl=60.0, now=EPOCH)
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        await until(lambda: finished(config, cid), "the failsafe")
+    stamps = [e.ts for e in events(config)]
+    assert stamps and all(EPOCH <= ts < EPOCH + 120 for ts in stamps), stamps
+    line = config.paths.stop_file.read_text().splitlines()[0]
+    assert line.startswith("2023-11-14T22:1"), line  # EPOCH: 2023-11-14T22:13:20Z
+
+
 @pytest.mark.parametrize("claimer", ["exited", "pid_reused"])
 async def test_a_starting_daemon_settles_a_dead_claimers_claim_as_claimer_died(
     config: Config, claimer: str

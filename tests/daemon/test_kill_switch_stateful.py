@@ -132,9 +132,9 @@ class FaultyFiles(FileLayer):
         self._check(core_switch.FLAGS)
         super().write_flags(flags)
 
-    def write_stop(self, reason: str, set_by: str) -> None:
+    def write_stop(self, reason: str, set_by: str, *, now: float | None = None) -> None:
         self._check(core_switch.STOP)
-        super().write_stop(reason, set_by)
+        super().write_stop(reason, set_by, now=now)
 
     def remove_stop(self) -> None:
         self._check(core_switch.STOP)

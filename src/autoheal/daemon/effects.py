@@ -141,6 +141,7 @@ class Effects:
                 reason=reason,
                 actor=actor,
                 data=None if data is None else dict(data),
+                ts=self._wall(),
             )
         except Exception as exc:
             log.error("journal_write_failed kind=%s error=%s", kind, exc)

@@ -90,8 +90,8 @@ class FileLayer:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
-    def write_stop(self, reason: str, set_by: str) -> None:
-        write_stop_file(self.stop_file, reason, set_by=set_by)
+    def write_stop(self, reason: str, set_by: str, *, now: float | None = None) -> None:
+        write_stop_file(self.stop_file, reason, set_by=set_by, now=now)
 
     def remove_stop(self) -> None:
         remove_stop_file(self.stop_file)
@@ -187,7 +187,7 @@ class KillSwitch:
                     )
                     return SwitchWriteLanded(key, flags=as_written(flags))
                 case WriteStop():
-                    self.files.write_stop(action.reason, action.set_by)
+                    self.files.write_stop(action.reason, action.set_by, now=self._wall())
                     log.warning(
                         "stop_file_written path=%s reason=%s", self.files.stop_file, action.reason
                     )

@@ -93,14 +93,9 @@ ALLOWED: dict[tuple[str, str, str], tuple[str, str]] = {
     # expires, settles and finishes on it; the simulator's operator submits with
     # ``now``): no time.time from store/commands.py, command_claimers.py or
     # command_record.py is heard any more, so none is listed.
-    # TODO(issue 20): a real escape: every journal event the daemon records
-    # (daemon.effects.journal_event → Journal.record, no ts) is stamped with the host's
-    # wall clock, not the daemon's clock; under the simulation the journal's times
-    # disagree with the virtual times of the same events.
-    ("time.time", "store/journal.py", "record"): ("known", "journal event ts"),
-    # TODO(issue 20): a real escape: STOP.TXT's line says when it was written from the
-    # wall clock (daemon.killswitch.write_stop → store.flags.write_stop_file, no now).
-    ("time.time", "store/flags.py", "write_stop_file"): ("known", "STOP.TXT stamp"),
+    # The journal's event times (Effects.journal_event passes the daemon's wall clock)
+    # and STOP.TXT's stamp (KillSwitch passes it to write_stop_file) were escapes
+    # until both took the daemon's clock: none is listed.
 }
 
 
