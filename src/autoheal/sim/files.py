@@ -8,7 +8,7 @@ layers, a power loss that drops what was not synced, injected faults).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoheal.config import Config, ConfigError, load_config
@@ -77,6 +77,7 @@ class SimFiles:
     """The paths of one seed's host, under ``root``."""
 
     root: Path
+    _loaded: dict[bytes, Config | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def config_path(self) -> Path:
@@ -98,11 +99,21 @@ class SimFiles:
         return self.runtime_dir / f"{name}.heartbeat.json"
 
     def load(self) -> Config | None:
-        """The config as a starting daemon reads it; None when it does not load."""
+        """The config as a starting daemon reads it; None when it does not load.
+
+        Loaded once per text (a config is frozen): the simulator asks often (each daemon
+        start, each spawn fault), and a load is milliseconds of TOML and validation.
+        """
         try:
-            return load_config(self.config_path)
-        except ConfigError:
+            text = self.config_path.read_bytes()
+        except OSError:
             return None
+        if text not in self._loaded:
+            try:
+                self._loaded[text] = load_config(self.config_path)
+            except ConfigError:
+                self._loaded[text] = None
+        return self._loaded[text]
 
     def read(self, path: Path) -> bytes | None:
         try:
