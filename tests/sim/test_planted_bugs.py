@@ -24,6 +24,7 @@ EXPECTED = {
     "key_conflict_joined": (2, "key_one_command_once"),
     "replay_requeued": (2, "key_one_command_once"),
     "dead_claim_never_settled": (5, "liveness"),
+    "fleet_run_clears_local_halt": (5, "only_operator_clears"),
 }
 
 

@@ -44,6 +44,10 @@ __all__ = [
 
 #: The daemon's own name as an actor: never the author of a clear.
 DAEMON_ACTOR = "autoheal"
+#: Reasons of the notices of a failsafe the fleet enters (``core.fleet_rules``), and of
+#: the fleet's RUN clearing it.
+FLEET_ENTRIES = ("fleet_halt", "fleet_lost")
+FLEET_CLEAR = "fleet_run"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class ClearLedger:
 
     entered_at: int | None = None
     acts: list[int] = field(default_factory=list)
+    fleet_owned: bool = False
+    """The failsafe in force was entered by the fleet (a HALT, or a lost link with
+    ``on_lost = "halt"``): the fleet's RUN may clear it, and nothing else of the fleet's."""
 
     def act(self, journal_max_id: int) -> None:
         """An operator's clearing act on the files, while the journal's newest id was this."""
@@ -95,6 +102,8 @@ class ClearLedger:
                 self.acts.append(event.id)
             notice = event.notice
             if notice == "failsafe":
+                if self.entered_at is None:
+                    self.fleet_owned = event.reason in FLEET_ENTRIES
                 self.entered_at = event.id
             elif notice == "failsafe_cleared":
                 out += self._clear(event)
@@ -102,6 +111,17 @@ class ClearLedger:
 
     def _clear(self, event: JournalEvent) -> list[str]:
         entered = self.entered_at if self.entered_at is not None else 0
+        if event.reason == FLEET_CLEAR:
+            # The fleet's RUN (an operator's act elsewhere: ``autoheal fleet run``) clears
+            # the fleet's own failsafe; a local one, never.
+            owned, self.fleet_owned, self.entered_at = self.fleet_owned, False, None
+            if owned:
+                return []
+            return [
+                f"a fleet RUN cleared a local failsafe (event {event.id}, entered at event "
+                f"{entered}): {event.message}"
+            ]
+        self.fleet_owned = False
         usable = [a for a in self.acts if entered <= a < event.id]
         self.acts = [a for a in self.acts if a >= event.id]
         self.entered_at = None
@@ -203,6 +223,19 @@ KNOWN_BUGS = {
         "handles the due deadlines (healing.advance) before the observation, so an "
         "overdue restart goes out with an operator's halt (e.g. flags written while the "
         "daemon was down, read at start)"
+    ),
+    "queue_lock_error_kills_daemon": (
+        "the daemon dies when the command queue's lock cannot be taken while it writes a "
+        "command's start or result (sqlite3.OperationalError 'database is locked' after "
+        "the busy timeout): daemon.commands.CommandBridge._finish catches only "
+        "CommandError from queue.finish, and start() nothing, so the error leaves "
+        "Interpreter._command and ends the daemon's task group"
+    ),
+    "dead_claim_settle_not_retried": (
+        "a dead daemon's claim is never settled when the next daemon's one attempt at "
+        "settling dead claims (CommandBridge.settle_dead_claims, at the bridge's start) "
+        "meets the queue's lock: the error is logged and not retried, so the command "
+        "stays claimed until another daemon starts"
     ),
 }
 

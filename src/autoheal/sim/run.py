@@ -39,12 +39,14 @@ from autoheal.daemon.interpreter import Interpreter
 from autoheal.guard.gate import TradingGate
 from autoheal.sim import invariants as inv
 from autoheal.sim.daemon import Incarnations, Seat, SimDaemon, claimer_identities
-from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles, config_text
+from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles
+from autoheal.sim.links import LINK_SOMETIMES, Links, known_daemon_death
 from autoheal.sim.operator import Operator
 from autoheal.sim.plants import planted
 from autoheal.sim.processes import SimProcessControl, write_heartbeats
 from autoheal.sim.profile import ACTS, FaultProfile, draw_profile
 from autoheal.sim.trace import Trace
+from autoheal.store import commands as queue
 from autoheal.store import layout
 from autoheal.store.journal import Journal
 
@@ -52,6 +54,9 @@ __all__ = ["LIVENESS_S", "Outcome", "run_seed"]
 
 #: Virtual seconds the daemon gets to react to an act before the invariants look.
 SETTLE_S = 0.5
+#: A daemon that died of an exception is started again this long after (systemd's
+#: ``RestartSec``), when that death is a known bug (else the seed fails).
+RESTART_SEC = 5.0
 #: Virtual seconds the liveness phase waits at most.
 LIVENESS_S = 900.0
 #: The "sometimes" a batch should reach; a batch that never does says so.
@@ -70,6 +75,7 @@ SOMETIMES = (
     "gate_refused_while_halted",
     "liveness_dor",
     "liveness_latched",
+    *LINK_SOMETIMES,
 )
 
 
@@ -146,6 +152,7 @@ def run_seed(
     minutes = float(minutes)  # 2 and 2.0 are one run: the trace's header says 2.0
     rng = random.Random(seed)
     profile = draw_profile(rng)
+    links = Links(rng, profile)
     if on_profile is not None:
         on_profile(profile)
     outcome = Outcome(seed, minutes, plant, profile)
@@ -159,18 +166,21 @@ def run_seed(
         _deterministic_trio(seed),
         claimer_identities(incarnations),
         planted(plant),
+        links.patches(),
     ):
         sim = _Sim(
             rng,
             profile,
-            SimFiles(Path(tmp)),
+            links.files(Path(tmp)),
             minutes=minutes,
             trace=trace,
             outcome=outcome,
             incarnations=incarnations,
+            links=links,
         )
         sim.strict = strict
         trio.run(sim.main, clock=MockClock(autojump_threshold=0))
+    links.tally(outcome.coverage)
     outcome.wall_s = time.perf_counter() - started
     outcome.events = trace.events
     outcome.digest = trace.close()
@@ -188,10 +198,12 @@ class _Sim:
         trace: Trace,
         outcome: Outcome,
         incarnations: Incarnations,
+        links: Links,
     ) -> None:
         self.rng, self.profile, self.files = rng, profile, files
         self.minutes, self.trace, self.outcome = minutes, trace, outcome
         self.incarnations = incarnations
+        self.links = links
         self.procs = SimProcessControl(self._daemon_now)
         self.clears = inv.ClearLedger()
         self.keys = inv.KeyLedger()
@@ -254,7 +266,16 @@ class _Sim:
                 with scope:
                     await daemon.run(task_status=task_status)
             except Exception as exc:  # the daemon died of an exception: a finding
-                self._fail("daemon_raised", f"{type(exc).__name__}: {exc}")
+                bug = None if self.strict else known_daemon_death(exc)
+                if bug is None:
+                    self._fail("daemon_raised", f"{type(exc).__name__}: {exc}")
+                else:  # counted apart; systemd restarts the daemon (Restart=on-failure)
+                    self.outcome.known[bug] += 1
+                    self.trace.emit({"known_bug": bug, "t": round(anyio.current_time(), 3)})
+                    if self.scope is scope:
+                        self.scope = self.seat = None
+                        self.incarnations.alive = False
+                        self.down_until = anyio.current_time() + RESTART_SEC
             finally:
                 ended.set()
 
@@ -293,7 +314,7 @@ class _Sim:
     async def main(self) -> None:
         files = self.files
         files.runtime_dir.mkdir(parents=True)
-        files.config_path.write_text(config_text(0))
+        files.config_path.write_text(files.config(0))
         with Journal.open(files.runtime_dir) as journal:
             self.journal = journal
             self.operator = Operator(
@@ -408,6 +429,16 @@ class _Sim:
                 act = op.reload()
                 self.outcome.coverage["reload_valid" if act["valid"] else "reload_invalid"] += 1
                 return act
+            case (
+                "fleet_halt"
+                | "fleet_run"
+                | "fleet_partition"
+                | "fleet_empty_restart"
+                | "fleet_slow"
+                | "http_fault"
+                | "queue_lock"
+            ):
+                return self.links.act(name, self.files)
             case "daemon_kill":
                 return await self._kill()
             case "daemon_term":
@@ -523,6 +554,10 @@ class _Sim:
         if not answer[0] and (stop_raw is not None):
             cov["gate_refused_while_halted"] += 1
         state = self._state()
+        flags_by_hand = flags_raw is not None and flags_raw == self.operator.by_hand.get(
+            layout.FLAGS
+        )
+        found.append(("fleet_halt_refuses_buy", self.links.check(state, answer, flags_by_hand)))
         seen: dict[str, Any] = {"up": state is not None, "stop": stop_raw is not None}
         if state is None and cleared_now:
             self.prev_failsafe = False  # cleared before the daemon died: seen by the ledger
@@ -547,6 +582,7 @@ class _Sim:
                     for n, cs in sorted(state.components.items())
                 },
             )
+        seen.update(self.links.seen(state))
         seen["gate"] = answer[0]
         seen["starts"] = len(self.procs.records)
         self.trace.emit(
@@ -567,6 +603,7 @@ class _Sim:
             procs.set_ignore_stop(who, False)
         procs.hung.clear()
         procs.slow_next.clear()
+        self.links.faults_off()
         assert self.operator is not None
         self.operator.fix_config()
         if not self._up():
@@ -615,12 +652,34 @@ class _Sim:
             for n, cs in sorted(state.components.items())
             if not (cs.stage is Stage.OBSERVE and healthy(cs)) and not cs.held
         ]
+        unfinished = self.operator.unfinished()
+        stranded = self._stranded(unfinished)
+        if stranded:
+            bug = "dead_claim_settle_not_retried"
+            self.outcome.known[bug] += len(stranded)
+            self.trace.emit({"known_bug": bug, "keys": stranded})
+            unfinished = [k for k in unfinished if k not in stranded]
         return {
             "dor": self.seat.interpreter.runtime.dor() and health.get("dor") is True,
             "latched": bool(latched),
             "unexplained": unexplained,
-            "unfinished": self.operator.unfinished(),
+            "unfinished": unfinished,
         }
+
+    def _stranded(self, keys: list[str]) -> list[str]:
+        """The known bug ``dead_claim_settle_not_retried``: commands still claimed by a
+        dead daemon after the running one's settling of dead claims met the queue's
+        lock (it is tried once, at the start)."""
+        assert self.operator is not None and self.journal is not None
+        if self.strict or not self.links.lock.failed["settle_dead_claims"]:
+            return []
+        pid = self.incarnations.identity()[0]
+        out = []
+        for key in keys:
+            command = queue.get(self.journal, self.operator.queued[key])
+            if command is not None and command.status == "claimed" and command.claimer_pid != pid:
+                out.append(key)
+        return out
 
 
 def _doc(raw: bytes | None) -> dict[str, Any] | None:
