@@ -248,3 +248,31 @@ def test_a_dead_claim_is_settled_although_the_first_try_met_the_lock() -> None:
     # one's settle_dead_claims meets the lock (t=157.1 s) and k1 is never finished.
     out = run_seed(26, 5)
     assert out.known["dead_claim_settle_not_retried"] == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=sqlite3.OperationalError,
+    reason=(
+        "the CLI turns OSError and JournalError into one line and exit 1, but a queue "
+        "whose lock cannot be had (sqlite3.OperationalError) leaves as a traceback"
+    ),
+)
+def test_a_locked_queue_is_one_clear_line_for_the_operator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autoheal.cli import main
+
+    cfg = tmp_path / "autoheal.toml"
+    cfg.write_text(
+        f'environment = "paper"\n[paths]\nruntime_dir = "{tmp_path}/rt"\n'
+        f'stop_file = "{tmp_path}/STOP.TXT"\n[services.svc]\nargv = ["sleep", "100"]\n'
+    )
+    lock = QueueLock(random.Random(1))
+    lock.chance = 1.0
+    with queue_lock_patches(lock):
+        code = main(["restart", "svc", "--reason", "x", "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "database is locked" in err
+    assert len(err.strip().splitlines()) == 1

@@ -204,6 +204,7 @@ class _Sim:
         self.minutes, self.trace, self.outcome = minutes, trace, outcome
         self.incarnations = incarnations
         self.links = links
+        self.stranded: set[str] = set()
         self.procs = SimProcessControl(self._daemon_now)
         self.clears = inv.ClearLedger()
         self.keys = inv.KeyLedger()
@@ -654,10 +655,12 @@ class _Sim:
         ]
         unfinished = self.operator.unfinished()
         stranded = self._stranded(unfinished)
-        if stranded:
+        new = [k for k in stranded if k not in self.stranded]
+        if new:
             bug = "dead_claim_settle_not_retried"
-            self.outcome.known[bug] += len(stranded)
-            self.trace.emit({"known_bug": bug, "keys": stranded})
+            self.stranded.update(new)
+            self.outcome.known[bug] += len(new)
+            self.trace.emit({"known_bug": bug, "keys": new})
             unfinished = [k for k in unfinished if k not in stranded]
         return {
             "dor": self.seat.interpreter.runtime.dor() and health.get("dor") is True,
