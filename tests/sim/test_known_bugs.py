@@ -34,9 +34,10 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
     ),
 )
 def test_a_daemon_restarted_during_a_failsafe_starts_nothing() -> None:
-    # Seed 2: the feeder's budget runs out (FAILSAFE), the trader crashes and is parked;
-    # the daemon is SIGKILLed (t=226.0 s) and restarted (t=231.3 s): it starts the trader.
-    assert violations("boot_start_in_failsafe", 2) == 0
+    # Seed 3 since the network's acts (h-net20) changed every seed's draws (before: seed
+    # 2, where the feeder's budget runs out (FAILSAFE), the trader crashes and is parked;
+    # the daemon is SIGKILLed (t=226.0 s) and restarted (t=231.3 s): it starts the trader).
+    assert violations("boot_start_in_failsafe", 3) == 0
 
 
 @pytest.mark.xfail(
@@ -48,11 +49,12 @@ def test_a_daemon_restarted_during_a_failsafe_starts_nothing() -> None:
     ),
 )
 def test_a_restart_decided_before_a_failsafe_is_not_spawned_after_it() -> None:
-    # Seed 166: the daemon is SIGKILLed at t=153.4 s; while it is down the operator
+    # Seed 61 since the network's acts (h-net20) changed every seed's draws. Before, seed
+    # 166: the daemon is SIGKILLed at t=153.4 s; while it is down the operator
     # queues failsafe_enter (k7). The next daemon (t=159.5 s) resumes the feeder's
     # restart (attempt 2, dispatched with no failsafe), then claims k7 (failsafe), then
     # the restart task spawns the feeder: inside the operator's failsafe.
-    assert violations("stale_restart_after_failsafe", 166) == 0
+    assert violations("stale_restart_after_failsafe", 61) == 0
 
 
 @pytest.mark.xfail(

@@ -88,18 +88,22 @@ class ClearLedger:
     entered_at: int | None = None
     acts: list[int] = field(default_factory=list)
     fleet_owned: bool = False
+    made: int = 0
+    """How many clearing acts the operator made so far (never goes down)."""
     """The failsafe in force was entered by the fleet (a HALT, or a lost link with
     ``on_lost = "halt"``): the fleet's RUN may clear it, and nothing else of the fleet's."""
 
     def act(self, journal_max_id: int) -> None:
         """An operator's clearing act on the files, while the journal's newest id was this."""
         self.acts.append(journal_max_id)
+        self.made += 1
 
     def see(self, events: Iterable[JournalEvent]) -> list[str]:
         out: list[str] = []
         for event in events:
             if event.kind == "failsafe_clear.started":
                 self.acts.append(event.id)
+                self.made += 1
             notice = event.notice
             if notice == "failsafe":
                 if self.entered_at is None:

@@ -56,8 +56,9 @@ LINK_SOMETIMES = (
     "queue_lock_error_submit",
 )
 
-#: A fleet HALT the daemon applied must be held within this long (an operator's local
-#: clear of the fleet's failsafe is undone by the next read of the switch).
+#: A fleet HALT the daemon applied must be held within this long after an operator's
+#: last clearing act (a local clear of the fleet's failsafe is undone by the next read
+#: of the switch).
 HALT_GRACE_S = 1.0
 
 
@@ -104,6 +105,7 @@ class Links:
         self.coverage: Counter[str] = Counter()
         self._last_set = ""
         self._pending_since: float | None = None
+        self._pending_acts = 0
 
     def files(self, root: Any) -> SimFiles:
         """The seed's files, with its ``[dependencies.exchange]`` and ``[fleet]``."""
@@ -174,9 +176,15 @@ class Links:
         return record if isinstance(record, SwitchRecord) and raw is not None else None
 
     def check(
-        self, state: RuntimeState | None, gate: tuple[bool, str], flags_by_hand: bool
+        self,
+        state: RuntimeState | None,
+        gate: tuple[bool, str],
+        flags_by_hand: bool,
+        clear_acts: int,
     ) -> list[str]:
-        """The fleet's invariant after a step; a violation must last :data:`HALT_GRACE_S`."""
+        """The fleet's invariant after a step: a violation counts when it is seen again
+        :data:`HALT_GRACE_S` or more after it was first seen, with no clearing act of the
+        operator (``clear_acts``, a running count) in between."""
         if not self.fleet or state is None:
             self._pending_since = None
             return []
@@ -184,6 +192,10 @@ class Links:
             self.coverage["fleet_lost"] += 1
         record = self.switch()
         halt = record is not None and record.state == "HALT"
+        if record is not None and record.version < state.fleet.version:
+            # An operator's set (after an empty restart) under what this host applied: the
+            # host reads it as going backwards and stays fail-closed (docs/fleet.md).
+            self.coverage["fleet_switch_below_applied"] += 1
         if halt and state.failsafe is not None and state.failsafe.set_by == core_fleet.FLEET:
             self.coverage["fleet_halt_applied"] += 1
         found = fleet_halt_refuses_buy(
@@ -197,8 +209,8 @@ class Links:
             self._pending_since = None
             return []
         now = anyio.current_time()
-        if self._pending_since is None:
-            self._pending_since = now
+        if self._pending_since is None or clear_acts != self._pending_acts:
+            self._pending_since, self._pending_acts = now, clear_acts
         if now - self._pending_since < HALT_GRACE_S:
             return []
         return found

@@ -558,7 +558,8 @@ class _Sim:
         flags_by_hand = flags_raw is not None and flags_raw == self.operator.by_hand.get(
             layout.FLAGS
         )
-        found.append(("fleet_halt_refuses_buy", self.links.check(state, answer, flags_by_hand)))
+        fleet = self.links.check(state, answer, flags_by_hand, self.clears.made)
+        found.append(("fleet_halt_refuses_buy", fleet))
         seen: dict[str, Any] = {"up": state is not None, "stop": stop_raw is not None}
         if state is None and cleared_now:
             self.prev_failsafe = False  # cleared before the daemon died: seen by the ledger
@@ -661,7 +662,7 @@ class _Sim:
             self.stranded.update(new)
             self.outcome.known[bug] += len(new)
             self.trace.emit({"known_bug": bug, "keys": new})
-            unfinished = [k for k in unfinished if k not in stranded]
+        unfinished = [k for k in unfinished if k not in stranded]
         return {
             "dor": self.seat.interpreter.runtime.dor() and health.get("dor") is True,
             "latched": bool(latched),
