@@ -276,3 +276,31 @@ def test_a_locked_queue_is_one_clear_line_for_the_operator(
     assert code == 1
     assert "database is locked" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_halt_violation_must_outlast_the_grace_with_no_clearing_act_between() -> None:
+    from types import SimpleNamespace
+
+    from autoheal.sim.fleet import SimRedisSync
+    from autoheal.sim.links import Links
+    from autoheal.sim.profile import FaultProfile
+
+    profile = FaultProfile({}, 5.0, 0.0, 0.0, 0, fleet="degrade")
+    links = Links(random.Random(1), profile)
+    record = b'{"state": "HALT", "version": 7, "set_by": "alice", "reason": "r", "ts": 0}'
+    links.redis.set(b"autoheal:fleet:simfleet:switch", record, None)
+    assert SimRedisSync(links.redis).get("autoheal:fleet:simfleet:switch") == record
+    state: Any = SimpleNamespace(fleet=SimpleNamespace(version=7, lost=""), failsafe=None)
+    allowed = (True, "ok")
+
+    async def body() -> list[list[str]]:
+        seen = [links.check(state, allowed, False, clear_acts=0)]  # first sighting
+        await trio.sleep(5.0)
+        seen.append(links.check(state, allowed, False, clear_acts=1))  # an act between
+        await trio.sleep(5.0)
+        seen.append(links.check(state, allowed, False, clear_acts=1))  # none: a violation
+        return seen
+
+    first, after_an_act, held = virtual(body)
+    assert first == [] and after_an_act == []
+    assert held and "fleet HALT v7 in force" in held[0]
