@@ -205,6 +205,7 @@ class _Sim:
         self.incarnations = incarnations
         self.links = links
         self.stranded: set[str] = set()
+        self.settle_fails = 0
         self.procs = SimProcessControl(self._daemon_now)
         self.clears = inv.ClearLedger()
         self.keys = inv.KeyLedger()
@@ -256,6 +257,7 @@ class _Sim:
         if parked:
             self.outcome.coverage["daemon_restart_with_parked_component"] += 1
         self.procs.decided.clear()  # a new daemon: no process action of the old one is left
+        self.settle_fails = self.links.lock.failed["settle_dead_claims"]
         self.incarnations.count += 1
         self.incarnations.alive = True
         seat = Seat(on_dispatch=self._dispatched)
@@ -675,8 +677,8 @@ class _Sim:
         dead daemon after the running one's settling of dead claims met the queue's
         lock (it is tried once, at the start)."""
         assert self.operator is not None and self.journal is not None
-        if self.strict or not self.links.lock.failed["settle_dead_claims"]:
-            return []
+        if self.strict or self.links.lock.failed["settle_dead_claims"] == self.settle_fails:
+            return []  # the running daemon's own settling did not meet the lock
         pid = self.incarnations.identity()[0]
         out = []
         for key in keys:
