@@ -67,9 +67,10 @@ def test_a_restart_decided_before_a_failsafe_is_not_spawned_after_it() -> None:
     ),
 )
 def test_a_failsafe_read_at_start_is_not_preceded_by_an_overdue_restart() -> None:
-    # Seed 19 (20 virtual minutes): the daemon is down while the feeder's backoff runs
+    # Seed 76 since the network's acts (h-net20) changed every seed's draws. Before, seed
+    # 19 (20 virtual minutes): the daemon is down while the feeder's backoff runs
     # out and the operator writes {"failsafe_active": true} into the flags; the next
     # daemon's first read of the files (t=577.1 s, one SwitchFilesRead step) returns
     # both RestartProcess(feeder, attempt 2) and the failsafe; the feeder is spawned
     # inside it.
-    assert violations("restart_in_the_step_entering_failsafe", 19, minutes=20) == 0
+    assert violations("restart_in_the_step_entering_failsafe", 76, minutes=20) == 0
