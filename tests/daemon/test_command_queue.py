@@ -204,3 +204,54 @@ async def test_a_starting_daemon_settles_a_dead_claimers_claim_as_claimer_died(
     assert kinds(config, command_id=cid) == ["started", "restart.started", "result_written"]
     with Journal.open(config.paths.runtime_dir) as journal:
         assert journal.query("SELECT count(*) AS n FROM commands")[0]["n"] == 1
+
+
+def _locked(times: int, real: Any) -> Any:
+    """``real``, refused ``times`` times first as SQLite refuses a held lock."""
+    calls = {"n": 0}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise sqlite3.OperationalError("database is locked")
+        return real(*args, **kwargs)
+
+    return call
+
+
+async def test_a_locked_journal_delays_a_result_and_kills_nothing(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's queue-lock fault (issue 20): the daemon died when the journal
+    refused a command's ``started`` event or its result (only ``CommandError`` was
+    caught). Now the command runs, its result is kept and written at a later poll."""
+    from autoheal.store import commands as store_commands
+
+    monkeypatch.setattr(store_commands, "record_started", _locked(1, store_commands.record_started))
+    monkeypatch.setattr(store_commands, "finish", _locked(2, store_commands.finish))
+    cid = submit(config, "failsafe_enter", reason="locked", now=EPOCH)
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        await until(lambda: finished(config, cid), "the result, once the lock is free")
+        assert health(config).get("failsafe") is True
+    done = command(config, cid)
+    assert done.status == "succeeded", done
+
+
+async def test_dead_claims_are_settled_at_a_later_poll_when_the_first_try_is_locked(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A starting daemon settled dead claims once: a lock then left the command claimed
+    until another daemon started (the simulator's seed 26). Now each poll tries again."""
+    from autoheal.store import commands as store_commands
+
+    real = store_commands.settle_dead_claims
+    monkeypatch.setattr(store_commands, "settle_dead_claims", _locked(1, real))
+    pid, start = exited_process()
+    cid = submit(config, "restart", "feeder", reason="crash me", idempotency_key="L1")
+    claim_as(config, cid, pid, start)
+    fake = FakeProcessControl()
+    async with running_daemon(config, fake, virtual()):
+        await until(lambda: finished(config, cid), "the dead claim settled")
+    done = command(config, cid)
+    assert done.status == "failed" and done.result["reason"] == "claimer_died"

@@ -26,6 +26,7 @@ EXPECTED = {
     "dead_claim_never_settled": (5, "liveness"),
     "transition_unjournaled": (5, "replay_same_transitions"),
     "state_saved_when_write_failed": (5, "saved_state_durable"),
+    "fleet_run_clears_local_halt": (5, "only_operator_clears"),
 }
 
 

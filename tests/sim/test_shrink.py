@@ -8,6 +8,8 @@ planted bug is on, as a pasted regression test fails while its bug is there.
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,17 @@ from autoheal.sim.script import run_script, script_of_trace
 from autoheal.sim.shrink import _OutOfBudget, _Search, act_literal, regression_test, shrink
 
 pytestmark = [pytest.mark.timeout(300)]
+
+
+@functools.cache
+def failing_seed() -> int:
+    """The first seed (5 virtual minutes) that budget_off_by_one fails: which one it is
+    moves whenever the simulator draws differently (a new act), so it is looked up."""
+    for seed in range(1, 201):
+        failures = run_seed(seed, 5, plant="budget_off_by_one", escapes=False).failures
+        if failures and failures[0]["invariant"] == "restart_budget":
+            return seed
+    raise AssertionError("budget_off_by_one not found in 200 seeds")
 
 
 def _acts(n: int) -> list[dict[str, object]]:
@@ -49,26 +62,27 @@ def test_an_act_prints_as_a_python_literal() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_shrinker_cuts_a_planted_failure_to_a_few_acts(tmp_path: Path) -> None:
+    seed = failing_seed()
     trace = tmp_path / "t.jsonl"
-    out = run_seed(6, 5, plant="budget_off_by_one", trace_path=trace)
+    out = run_seed(seed, 5, plant="budget_off_by_one", trace_path=trace)
     assert out.failures and out.failures[0]["invariant"] == "restart_budget"
     script = script_of_trace(trace)
     # The replay budget (300) bounds the search; the wall-time cap is only a safety net,
     # wide here so that a loaded machine does not cut the shrink short.
     found = shrink(
-        script, seed=6, invariant="restart_budget", plant="budget_off_by_one", max_wall_s=500
+        script, seed=seed, invariant="restart_budget", plant="budget_off_by_one", max_wall_s=500
     )
     assert found.reproduced and not found.cut_short
-    assert len(script) == 40 and len(found.script) <= 4, found.script
+    assert len(found.script) <= 4 < len(script), found.script
     assert found.replays <= 300
     # What it prints is a test that fails while the bug is on and holds without it.
     text = regression_test(found, command="python -m autoheal.sim ... --shrink")
     space: dict[str, object] = {}
     exec(compile(text, "<printed test>", "exec"), space)
-    test = space["test_seed_6_budget_off_by_one_restart_budget"]
+    test = space[f"test_seed_{seed}_budget_off_by_one_restart_budget"]
     with pytest.raises(AssertionError):
         test()  # type: ignore[operator]
-    assert run_script(found.script, seed=6).failures == []
+    assert run_script(found.script, seed=seed).failures == []
 
 
 # ---- pasted from the output of
@@ -112,14 +126,15 @@ def test_the_command_line_prints_the_acts_and_a_test_even_when_cut_short(
 ) -> None:
     from autoheal.sim.__main__ import main
 
-    argv = ["--seed", "6", "--minutes", "5", "--plant", "budget_off_by_one", "--shrink"]
+    seed = failing_seed()
+    argv = ["--seed", str(seed), "--minutes", "5", "--plant", "budget_off_by_one", "--shrink"]
     assert main([*argv, "--shrink-replays", "3"]) == 1
     out = capsys.readouterr().out
-    assert "shrink: restart_budget: 40 acts cut to " in out
+    assert re.search(r"shrink: restart_budget: \d+ acts cut to ", out), out
     assert "in 3 replays" in out and "(budget spent: it may shrink further)" in out
     test = out[out.index("from autoheal.sim.script import run_script") :]
     compile(test, "<printed>", "exec")  # the printed test is Python as printed
-    assert 'run_script(script, seed=6, plant="budget_off_by_one")' in test
+    assert f'run_script(script, seed={seed}, plant="budget_off_by_one")' in test
 
 
 def test_the_command_line_says_when_there_is_nothing_to_shrink(

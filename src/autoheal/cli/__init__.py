@@ -94,9 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(f"autoheal: {args.command}: {exc}")
         return EXIT_FAILED
     except Exception as exc:
+        import sqlite3
+
         from autoheal.store.journal import JournalError
 
         if isinstance(exc, JournalError):
             err(f"autoheal: {args.command}: {exc}")
+            return EXIT_FAILED
+        if isinstance(exc, sqlite3.Error):
+            # The journal's lock held past its busy timeout ("database is locked"), a
+            # corrupt or full journal: one line; the operator may retry the same key.
+            err(f"autoheal: {args.command}: the journal refused: {exc}")
             return EXIT_FAILED
         raise

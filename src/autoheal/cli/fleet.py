@@ -266,6 +266,7 @@ def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
         with Journal.open(cfg.paths.runtime_dir, group=cfg.daemon.journal_group) as journal:
             journal.record(
                 "fleet_switch_set",
+                ts=time.time(),  # this module's clock (the simulator's when it runs the CLI)
                 actor=user,
                 reason=record.reason,
                 data={

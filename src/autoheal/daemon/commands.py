@@ -93,6 +93,10 @@ class CommandBridge:
         self.claimer = f"pid:{os.getpid()}"
         self._wake = anyio.Event()
         self.poll_interval_s = POLL_INTERVAL_S
+        #: Dead claims are settled at start, and again at each poll until that works.
+        self._settled = False
+        #: Results the journal refused (its lock, a full disk): written at the next poll.
+        self._unwritten: list[tuple[str, bool, dict[str, Any], float]] = []
 
     def poke(self) -> None:
         """The journal changed: a command may be waiting."""
@@ -105,14 +109,19 @@ class CommandBridge:
         self._wake.set()
 
     def settle_dead_claims(self) -> None:
-        """Settle the claims of gone claimers (a previous daemon's, a killed CLI's)."""
+        """Settle the claims of gone claimers (a previous daemon's, a killed CLI's).
+
+        A journal that refuses (its lock held past the busy timeout, a full disk) is
+        asked again at each poll: nobody else would ever finish those commands.
+        """
         try:
             settled = queue.settle_dead_claims(
                 self._journal, settled_by=self.claimer, now=self._clock.wall()
             )
         except Exception as exc:
-            log.error("command_settle_failed error=%s", exc)
+            log.error("command_settle_failed error=%s; trying again at the next poll", exc)
             return
+        self._settled = True
         for command in settled:
             log.warning(
                 "command_claimer_died id=%s type=%s target=%s claimed_by=%s why=%s",
@@ -124,8 +133,10 @@ class CommandBridge:
             )
 
     async def poll(self) -> None:
-        self.settle_dead_claims()
         while True:
+            if not self._settled:
+                self.settle_dead_claims()
+            self._write_unwritten()
             try:
                 command = queue.claim_next(self._journal, self.claimer, now=self._clock.wall())
             except Exception as exc:
@@ -138,12 +149,37 @@ class CommandBridge:
                 await self._wake.wait()
             self._wake = anyio.Event()
 
+    def _write_result(self, command_id: str, ok: bool, result: dict[str, Any], now: float) -> bool:
+        """Store a command's result; kept for the next poll when the journal refuses."""
+        try:
+            queue.finish(self._journal, command_id, ok, result, now=now)
+        except queue.CommandError as exc:
+            # Only if someone settled our live claim (they could not prove us gone, so
+            # this is a bug elsewhere); the daemon carries on.
+            log.error("command_finish_failed id=%s error=%s", command_id, exc)
+        except Exception as exc:
+            log.error("command_result_unwritten id=%s error=%s; kept to retry", command_id, exc)
+            self._unwritten.append((command_id, ok, result, now))
+            return False
+        return True
+
+    def _write_unwritten(self) -> None:
+        """Results the journal refused before, oldest first, until it refuses again."""
+        while self._unwritten:
+            command_id, ok, result, now = self._unwritten.pop(0)
+            if not self._write_result(command_id, ok, result, now):
+                self._unwritten.insert(0, self._unwritten.pop())  # back in its place
+                return
+
     def start(self, pending: PendingCommand) -> None:
         """Record that ``pending`` starts now (``started``, ``<type>.started``)."""
         command = pending.command
         now = self._clock.wall()
-        queue.record_started(self._journal, command, now=now)
-        queue.record_action(self._journal, command, "started", now=now)
+        try:
+            queue.record_started(self._journal, command, now=now)
+            queue.record_action(self._journal, command, "started", now=now)
+        except Exception as exc:  # the claim stands: the command runs, its result is kept
+            log.error("command_audit_failed id=%s phase=started error=%s", command.id, exc)
         log.info(
             "command_started id=%s type=%s target=%s by=%s",
             command.id,
@@ -171,13 +207,11 @@ class CommandBridge:
         pending.done = True
         journal = self._journal
         now = self._clock.wall()
-        queue.record_action(journal, pending.command, "succeeded" if ok else "failed", now=now)
         try:
-            queue.finish(journal, pending.command.id, ok, result, now=now)
-        except queue.CommandError as exc:
-            # Only if someone settled our live claim (they could not prove us gone, so
-            # this is a bug elsewhere); the daemon carries on.
-            log.error("command_finish_failed id=%s error=%s", pending.command.id, exc)
+            queue.record_action(journal, pending.command, "succeeded" if ok else "failed", now=now)
+        except Exception as exc:
+            log.error("command_audit_failed id=%s phase=result error=%s", pending.command.id, exc)
+        self._write_result(pending.command.id, ok, result, now)
         command = pending.command
         if command.type in COMPONENT_COMMANDS:
             # failsafe enter/clear notify through the core's SendNotice already

@@ -93,6 +93,12 @@ ALLOWED: dict[tuple[str, str, str], tuple[str, str]] = {
     # expires, settles and finishes on it; the simulator's operator submits with
     # ``now``): no time.time from store/commands.py, command_claimers.py or
     # command_record.py is heard any more, so none is listed.
+    # httpx's own clock reads while the HTTP probe's request runs: its Timer stamps
+    # Response.elapsed (perf_counter) and the cookie jar checks expiry (time.time) on
+    # every response. Neither reaches a decision: the probe measures latency on the
+    # daemon's clock (HttpProbe(clock=...)) and never reads elapsed or cookies.
+    ("time.perf_counter", "probes/http.py", "check"): ("harmless", "httpx's Response.elapsed"),
+    ("time.time", "probes/http.py", "check"): ("harmless", "httpx's cookie jar"),
     # The journal's event times (Effects.journal_event passes the daemon's wall clock)
     # and STOP.TXT's stamp (KillSwitch passes it to write_stop_file) were escapes
     # until both took the daemon's clock: none is listed.

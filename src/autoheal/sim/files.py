@@ -57,6 +57,7 @@ interval = "1s"
 
 [services.trader]
 argv = ["{{python}}", "-c", "trader"]
+depends_on = [{trader_deps}]
 
 [[services.trader.probes]]
 kind = "process"
@@ -64,12 +65,22 @@ interval = "1s"
 """
 
 
-def config_text(variant: int = 0) -> str:
-    """A valid config; ``variant`` changes what a reload may change (never the budget)."""
+def config_text(variant: int = 0, links: str = "", trader_deps: tuple[str, ...] = ()) -> str:
+    """A valid config; ``variant`` changes what a reload may change (never the budget).
+
+    ``links`` is appended (the seed's ``[dependencies.*]`` and ``[fleet]`` tables,
+    :mod:`autoheal.sim.links`); ``trader_deps`` is what the trader depends on.
+    """
     verify, stable = (("30s", "300s"), ("45s", "240s"))[variant % 2]
-    return _CONFIG.format(
-        verify=verify, stable=stable, max_restarts=MAX_RESTARTS, stop=layout.STOP_FILE_DEFAULT
+    deps = ", ".join(f'"{d}"' for d in trader_deps)
+    text = _CONFIG.format(
+        verify=verify,
+        stable=stable,
+        max_restarts=MAX_RESTARTS,
+        stop=layout.STOP_FILE_DEFAULT,
+        trader_deps=deps,
     )
+    return text + links
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,14 @@ class SimFiles:
     """The paths of one seed's host, under ``root``."""
 
     root: Path
+    #: The seed's network tables, appended to every config (:func:`config_text`).
+    links: str = ""
+    trader_deps: tuple[str, ...] = ()
     _loaded: dict[bytes, Config | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def config(self, variant: int = 0) -> str:
+        """The config text of this seed's host (``variant``: see :func:`config_text`)."""
+        return config_text(variant, self.links, self.trader_deps)
 
     @property
     def config_path(self) -> Path:

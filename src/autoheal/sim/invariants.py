@@ -45,6 +45,10 @@ __all__ = [
 
 #: The daemon's own name as an actor: never the author of a clear.
 DAEMON_ACTOR = "autoheal"
+#: Reasons of the notices of a failsafe the fleet enters (``core.fleet_rules``), and of
+#: the fleet's RUN clearing it.
+FLEET_ENTRIES = ("fleet_halt", "fleet_lost")
+FLEET_CLEAR = "fleet_run"
 
 
 @dataclass(frozen=True)
@@ -92,22 +96,31 @@ class ClearLedger:
     acts: list[int] = field(default_factory=list)
     running: dict[str, int] = field(default_factory=dict)
     """A running ``failsafe_clear`` command's id → its act (its ``started`` event)."""
+    fleet_owned: bool = False
+    """The failsafe in force was entered by the fleet (a HALT, or a lost link with
+    ``on_lost = "halt"``): the fleet's RUN may clear it, and nothing else of the fleet's."""
+    made: int = 0
+    """How many clearing acts the operator made so far (never goes down)."""
 
     def act(self, journal_max_id: int) -> None:
         """An operator's clearing act on the files, while the journal's newest id was this."""
         self.acts.append(journal_max_id)
+        self.made += 1
 
     def see(self, events: Iterable[JournalEvent]) -> list[str]:
         out: list[str] = []
         for event in events:
             if event.kind == "failsafe_clear.started":
                 self.acts.append(event.id)
+                self.made += 1
                 if event.command_id is not None:
                     self.running[event.command_id] = event.id
             elif event.kind.startswith("failsafe_clear.") and event.command_id is not None:
                 self.running.pop(event.command_id, None)
             notice = event.notice
             if notice == "failsafe":
+                if self.entered_at is None:
+                    self.fleet_owned = event.reason in FLEET_ENTRIES
                 self.entered_at = event.id
             elif notice == "failsafe_cleared":
                 out += self._clear(event)
@@ -115,6 +128,17 @@ class ClearLedger:
 
     def _clear(self, event: JournalEvent) -> list[str]:
         entered = self.entered_at if self.entered_at is not None else 0
+        if event.reason == FLEET_CLEAR:
+            # The fleet's RUN (an operator's act elsewhere: ``autoheal fleet run``) clears
+            # the fleet's own failsafe; a local one, never.
+            owned, self.fleet_owned, self.entered_at = self.fleet_owned, False, None
+            if owned:
+                return []
+            return [
+                f"a fleet RUN cleared a local failsafe (event {event.id}, entered at event "
+                f"{entered}): {event.message}"
+            ]
+        self.fleet_owned = False
         usable = [a for a in self.acts if entered <= a < event.id]
         if not usable:
             usable = [a for a in self.running.values() if a in self.acts]

@@ -22,13 +22,14 @@ failsafe is never cleared by restarting the daemon).
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import orjson
 
-from autoheal.sim.files import EPOCH, SERVICES, SimFiles, config_text
+from autoheal.sim.files import EPOCH, SERVICES, SimFiles
 from autoheal.sim.invariants import ClearLedger, KeyLedger, Submission
 from autoheal.store import commands as queue
 from autoheal.store import layout
@@ -132,6 +133,16 @@ class Operator:
             )
         except queue.KeyConflictError:
             outcome, command_id = "conflict", None
+        except sqlite3.OperationalError:
+            # The queue's lock (autoheal.sim.queuelock): nothing was written; the key
+            # stays the operator's, to retry with.
+            return {
+                "act": "command",
+                "key": key,
+                "type": ctype,
+                "target": target,
+                "outcome": "lock_error",
+            }
         else:
             outcome = "duplicate" if submitted.duplicate else "queued"
             command_id = submitted.command.id
@@ -204,14 +215,14 @@ class Operator:
             self._files.config_path.write_text("[policy\nmax_restarts = \n")
             return {"act": "reload", "valid": False}
         self.config_variant += 1
-        self._files.config_path.write_text(config_text(self.config_variant))
+        self._files.config_path.write_text(self._files.config(self.config_variant))
         return {"act": "reload", "valid": True, "variant": self.config_variant % 2}
 
     def fix_config(self) -> bool:
         """Put a valid config back if the file does not load (before a daemon starts)."""
         if self._files.load() is not None:
             return False
-        self._files.config_path.write_text(config_text(self.config_variant))
+        self._files.config_path.write_text(self._files.config(self.config_variant))
         return True
 
     def draw_fiddle_while_down(self) -> dict[str, Any]:

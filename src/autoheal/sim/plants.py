@@ -13,10 +13,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
 
-from autoheal.core import healing, switch
+from autoheal.core import fleet_rules, healing, switch
 from autoheal.core.backoff import delay_for
 from autoheal.core.commands import Intent, KeyDecision, KeyUse, decide_key_use
-from autoheal.core.observations import OperatorClearedFailsafe
+from autoheal.core.fleet import FLEET
+from autoheal.core.observations import FleetSwitchRead, OperatorClearedFailsafe
 from autoheal.core.stages import LATCHED, Stage
 from autoheal.core.work import Work
 from autoheal.daemon import files
@@ -181,6 +182,19 @@ def state_saved_when_write_failed() -> AbstractContextManager[None]:
     return _swap(Persist, "save_state", save_state)
 
 
+def fleet_run_clears_local_halt() -> AbstractContextManager[None]:
+    """The fleet's RUN clears any failsafe, not only the fleet's own: the read of the
+    switch forgets to ask who set the failsafe (``set_by == "fleet"``)."""
+    original = fleet_rules.read
+
+    def read(w: Work, obs: FleetSwitchRead) -> None:
+        if obs.state != "HALT" and w.failsafe is not None and w.failsafe.set_by != FLEET:
+            w.failsafe = replace(w.failsafe, set_by=FLEET)
+        original(w, obs)
+
+    return _swap(fleet_rules, "read", read)
+
+
 #: name → the mutation's switch.
 PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "spawn_gate_open": spawn_gate_open,
@@ -189,6 +203,7 @@ PLANTS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "key_conflict_joined": key_conflict_joined,
     "replay_requeued": replay_requeued,
     "dead_claim_never_settled": dead_claim_never_settled,
+    "fleet_run_clears_local_halt": fleet_run_clears_local_halt,
     "transition_unjournaled": transition_unjournaled,
     "state_saved_when_write_failed": state_saved_when_write_failed,
 }

@@ -34,6 +34,14 @@ ACTS = (
     "flags_partial",
     "flags_garbage",
     "reload",
+    # the network, the fleet, the queue's lock (autoheal.sim.links)
+    "fleet_halt",
+    "fleet_run",
+    "fleet_partition",
+    "fleet_empty_restart",
+    "fleet_slow",
+    "http_fault",
+    "queue_lock",
     # the daemon itself
     "daemon_kill",
     "daemon_term",
@@ -70,6 +78,10 @@ class FaultProfile:
     kill_checkpoints_max: int
     disk_faults: tuple[str, ...] = ()
     event_faults: tuple[str, ...] = ()
+    fleet: str = ""
+    """``[fleet]`` configured with this ``on_lost`` (``degrade``/``halt``); "": no fleet."""
+    http: bool = False
+    """The exchange (an HTTP probe) is a dependency of the trader."""
 
     def describe(self) -> str:
         on = " ".join(f"{name}={w}" for name, w in self.weights.items() if w)
@@ -77,7 +89,9 @@ class FaultProfile:
         return (
             f"profile: gap={self.mean_gap_s:g}s down<={self.downtime_max_s:g}s "
             f"fiddle_while_down={self.fiddle_while_down:g} "
-            f"kill_checkpoints<={self.kill_checkpoints_max} | {on} | off: {off}"
+            f"kill_checkpoints<={self.kill_checkpoints_max} "
+            f"fleet={self.fleet or 'none'} http={'on' if self.http else 'off'} "
+            f"| {on} | off: {off}"
             f" | disk: {','.join(self.disk_faults) or '-'}"
             f" events: {','.join(self.event_faults) or '-'}"
         )
@@ -96,12 +110,24 @@ def draw_profile(rng: random.Random) -> FaultProfile:
             weights[name] = rng.randint(1, 4)
         else:
             weights[name] = 0
+    mean_gap_s = rng.choice((2.0, 5.0, 10.0, 20.0))
+    downtime_max_s = rng.choice((0.0, 5.0, 30.0, 120.0))
+    fiddle_while_down = rng.choice((0.0, 0.3, 0.8))
+    kill_checkpoints_max = rng.choice((0, 4, 16, 40))
+    # A share of seeds has a fleet, a share the exchange: seeds without either remain.
+    fleet = rng.choice(("", "degrade", "halt"))
+    http = rng.random() < 0.5
+    for name in ACTS:
+        if (name.startswith("fleet_") and not fleet) or (name == "http_fault" and not http):
+            weights[name] = 0
     return FaultProfile(
         weights=weights,
-        mean_gap_s=rng.choice((2.0, 5.0, 10.0, 20.0)),
-        downtime_max_s=rng.choice((0.0, 5.0, 30.0, 120.0)),
-        fiddle_while_down=rng.choice((0.0, 0.3, 0.8)),
-        kill_checkpoints_max=rng.choice((0, 4, 16, 40)),
+        mean_gap_s=mean_gap_s,
+        downtime_max_s=downtime_max_s,
+        fiddle_while_down=fiddle_while_down,
+        kill_checkpoints_max=kill_checkpoints_max,
+        fleet=fleet,
+        http=http,
         disk_faults=tuple(k for k in FAULT_KINDS if rng.random() < 0.6),
         event_faults=tuple(k for k in EVENT_KINDS if rng.random() < 0.6),
     )

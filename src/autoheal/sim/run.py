@@ -41,13 +41,15 @@ from autoheal.sim.daemon import Incarnations, Seat, SimDaemon, claimer_identitie
 from autoheal.sim.disk import temp_root
 from autoheal.sim.disk_acts import SimDisk, sim_disk
 from autoheal.sim.escapes import EscapeWatch, watching
-from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles, config_text
+from autoheal.sim.files import EPOCH, MAX_RESTARTS, SERVICES, SimFiles
+from autoheal.sim.links import LINK_SOMETIMES, Links, known_daemon_death
 from autoheal.sim.operator import Operator
 from autoheal.sim.plants import planted
 from autoheal.sim.processes import SimProcessControl, foreign_harmed, write_heartbeats
 from autoheal.sim.profile import ACTS, FaultProfile, draw_profile
 from autoheal.sim.replay import Replayer
 from autoheal.sim.trace import Trace
+from autoheal.store import commands as queue
 from autoheal.store import layout
 from autoheal.store.journal import Journal
 
@@ -55,6 +57,9 @@ __all__ = ["LIVENESS_S", "Outcome", "run_seed"]
 
 #: Virtual seconds the daemon gets to react to an act before the invariants look.
 SETTLE_S = 0.5
+#: A daemon that died of an exception is started again this long after (systemd's
+#: ``RestartSec``), when that death is a known bug (else the seed fails).
+RESTART_SEC = 5.0
 #: Virtual seconds the liveness phase waits at most.
 LIVENESS_S = 900.0
 #: The "sometimes" a batch should reach; a batch that never does says so.
@@ -80,6 +85,7 @@ SOMETIMES = (
     "crash_during_write",
     "disk_fault_struck",
     "event_fault_struck",
+    *LINK_SOMETIMES,
 )
 
 
@@ -167,6 +173,7 @@ def run_seed(
     minutes = float(minutes)  # 2 and 2.0 are one run: the trace's header says 2.0
     rng = random.Random(seed)
     profile = draw_profile(rng)
+    links = Links(rng, profile)
     if on_profile is not None:
         on_profile(profile)
     outcome = Outcome(seed, minutes, plant, profile)
@@ -191,15 +198,17 @@ def run_seed(
             exempt=tuple(f"{s}.heartbeat.json" for s in SERVICES),
         ) as disk,
         planted(plant),
+        links.patches(),
     ):
         sim = _Sim(
             rng,
             profile,
-            SimFiles(Path(tmp)),
+            links.files(Path(tmp)),
             minutes=minutes,
             trace=trace,
             outcome=outcome,
             incarnations=incarnations,
+            links=links,
         )
         sim.strict = strict
         sim.disk = disk
@@ -210,6 +219,7 @@ def run_seed(
         sim.escaped(outcome.virtual_s)  # heard after the last check (the daemon's last steps)
         outcome.allowed_escapes = watch.allowed
         _disk_coverage(disk, outcome)
+    links.tally(outcome.coverage)
     outcome.wall_s = time.perf_counter() - started
     outcome.events = trace.events
     outcome.digest = trace.close()
@@ -227,10 +237,14 @@ class _Sim:
         trace: Trace,
         outcome: Outcome,
         incarnations: Incarnations,
+        links: Links,
     ) -> None:
         self.rng, self.profile, self.files = rng, profile, files
         self.minutes, self.trace, self.outcome = minutes, trace, outcome
         self.incarnations = incarnations
+        self.links = links
+        self.stranded: set[str] = set()
+        self.settle_fails = 0
         self.procs = SimProcessControl(self._daemon_now)
         self.clears = inv.ClearLedger()
         self.keys = inv.KeyLedger()
@@ -289,6 +303,7 @@ class _Sim:
         if parked:
             self.outcome.coverage["daemon_restart_with_parked_component"] += 1
         self.procs.decided.clear()  # a new daemon: no process action of the old one is left
+        self.settle_fails = self.links.lock.failed["settle_dead_claims"]
         self.incarnations.count += 1
         self.incarnations.alive = True
         seat = Seat(on_dispatch=self._dispatched)
@@ -302,7 +317,16 @@ class _Sim:
                 with scope:
                     await daemon.run(task_status=task_status)
             except Exception as exc:  # the daemon died of an exception: a finding
-                self._fail("daemon_raised", f"{type(exc).__name__}: {exc}")
+                bug = None if self.strict else known_daemon_death(exc)
+                if bug is None:
+                    self._fail("daemon_raised", f"{type(exc).__name__}: {exc}")
+                else:  # counted apart; systemd restarts the daemon (Restart=on-failure)
+                    self.outcome.known[bug] += 1
+                    self.trace.emit({"known_bug": bug, "t": round(anyio.current_time(), 3)})
+                    if self.scope is scope:
+                        self.scope = self.seat = None
+                        self.incarnations.alive = False
+                        self.down_until = anyio.current_time() + RESTART_SEC
             finally:
                 ended.set()
 
@@ -347,7 +371,7 @@ class _Sim:
     async def main(self) -> None:
         files = self.files
         files.runtime_dir.mkdir(parents=True)
-        files.config_path.write_text(config_text(0))
+        files.config_path.write_text(files.config(0))
         with Journal.open(files.runtime_dir) as journal:
             self.journal = journal
             self.operator = Operator(
@@ -455,6 +479,8 @@ class _Sim:
                 if not self._up():
                     return {"act": "power_loss"}
                 return {"act": "power_loss", "down_s": self._draw_down()}
+            case "fleet_partition" | "fleet_slow" | "http_fault" | "queue_lock":
+                return self.links.draw(name)
             case "disk_fault":
                 assert self.disk is not None
                 return self.disk.draw_fault(rng, self.profile)
@@ -534,6 +560,16 @@ class _Sim:
                 act = op.reload(plan)
                 self.outcome.coverage["reload_valid" if act["valid"] else "reload_invalid"] += 1
                 return act
+            case (
+                "fleet_halt"
+                | "fleet_run"
+                | "fleet_partition"
+                | "fleet_empty_restart"
+                | "fleet_slow"
+                | "http_fault"
+                | "queue_lock"
+            ):
+                return self.links.act(plan, self.files)
             case "daemon_kill":
                 return await self._kill(plan)
             case "power_loss":
@@ -714,6 +750,11 @@ class _Sim:
         self._replay_check(state)
         held = self.seat.pids().values() if self.seat is not None and state is not None else ()
         found.append(("never_harms_another_program", foreign_harmed(self.procs, held)))
+        flags_by_hand = flags_raw is not None and flags_raw == self.operator.by_hand.get(
+            layout.FLAGS
+        )
+        fleet = self.links.check(state, answer, flags_by_hand, self.clears.made)
+        found.append(("fleet_halt_refuses_buy", fleet))
         seen: dict[str, Any] = {"up": state is not None, "stop": stop_raw is not None}
         if state is None and cleared_now:
             self.prev_failsafe = False  # cleared before the daemon died: seen by the ledger
@@ -749,6 +790,7 @@ class _Sim:
                     for n, cs in sorted(state.components.items())
                 },
             )
+        seen.update(self.links.seen(state))
         seen["gate"] = answer[0]
         seen["starts"] = len(self.procs.records)
         step_line: dict[str, Any] = {
@@ -778,6 +820,7 @@ class _Sim:
         procs.slow_next.clear()
         if self.disk is not None:
             self.disk.quiet()
+        self.links.faults_off()
         assert self.operator is not None
         self.operator.fix_config()
         if not self._up():
@@ -834,12 +877,38 @@ class _Sim:
             for n, cs in sorted(state.components.items())
             if not (cs.stage is Stage.OBSERVE and healthy(cs)) and not cs.held
         ]
+        unfinished = self.operator.unfinished()
+        stranded = self._stranded(unfinished)
+        new = [k for k in stranded if k not in self.stranded]
+        if new:
+            bug = "dead_claim_settle_not_retried"
+            self.stranded.update(new)
+            self.outcome.known[bug] += len(new)
+            self.trace.emit({"known_bug": bug, "keys": new})
+        unfinished = [k for k in unfinished if k not in stranded]
         return {
             "dor": self.seat.interpreter.runtime.dor() and health.get("dor") is True,
             "latched": bool(latched),
             "unexplained": unexplained,
-            "unfinished": self.operator.unfinished(),
+            "unfinished": unfinished,
         }
+
+    def _stranded(self, keys: list[str]) -> list[str]:
+        """The known bug ``dead_claim_settle_not_retried``: commands still claimed by a
+        dead daemon after the running one's settling of dead claims met the queue's
+        lock (it is tried once, at the start)."""
+        assert self.operator is not None and self.journal is not None
+        if self.strict or "dead_claim_settle_not_retried" not in inv.KNOWN_BUGS:
+            return []  # fixed: a settling that met the lock is tried again at each poll
+        if self.links.lock.failed["settle_dead_claims"] == self.settle_fails:
+            return []  # the running daemon's own settling did not meet the lock
+        pid = self.incarnations.identity()[0]
+        out = []
+        for key in keys:
+            command = queue.get(self.journal, self.operator.queued[key])
+            if command is not None and command.status == "claimed" and command.claimer_pid != pid:
+                out.append(key)
+        return out
 
 
 def _disk_coverage(disk: SimDisk, outcome: Outcome) -> None:
