@@ -87,3 +87,23 @@ def test_the_documents_tried_are_kept_while_the_write_fails_and_bounded() -> Non
     assert state.switch.failures[STOP].attempted == ()
     state = step(state, SwitchWriteFailed(FLAGS, "remove", "EIO", ""), 31.0, POLICY).state
     assert state.switch.failures[FLAGS].attempted == ()
+
+
+def test_an_edit_found_late_by_our_own_write_tightens_never_loosens() -> None:
+    """Seed 43 (20 virtual minutes): the operator wrote ``failsafe_active: false`` while
+    no failsafe held (its change event lost); a failsafe was entered, and writing its
+    flags found the edit (``flags_changed_before_write``). Read then, the older edit
+    cleared the newer failsafe. A late read may tighten, never loosen."""
+    state = halted()
+    clear = FlagsDoc(False, "NORMAL", "all clear", "alice")
+    late = step(state, SwitchFilesRead(DiskView(True, clear), late=True), 9.0, POLICY)
+    assert late.state.failsafe is not None
+    assert late.state.switch.flags_on_disk == clear  # known; the sync rewrites the flags
+    halt = FlagsDoc(True, "SIGNAL_READ_ONLY", "hold", "carol")
+    start = step(
+        initial_state(POLICY), SwitchFilesRead(DiskView(False, OURS), startup=True), 0.0, POLICY
+    ).state
+    tightened = step(start, SwitchFilesRead(DiskView(False, halt), late=True), 1.0, POLICY)
+    assert tightened.state.failsafe is not None and tightened.state.failsafe.set_by == "carol"
+    # Read in time (not late), the same clear clears.
+    assert step(state, SwitchFilesRead(DiskView(True, clear)), 9.0, POLICY).state.failsafe is None

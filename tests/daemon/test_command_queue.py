@@ -224,18 +224,25 @@ async def test_a_locked_journal_delays_a_result_and_kills_nothing(
 ) -> None:
     """The simulator's queue-lock fault (issue 20): the daemon died when the journal
     refused a command's ``started`` event or its result (only ``CommandError`` was
-    caught). Now the command runs, its result is kept and written at a later poll."""
+    caught). Now a command whose start cannot be recorded is not run (no act goes
+    unrecorded) and fails ``journal_refused``; a result the journal refuses is kept
+    and written at a later poll."""
     from autoheal.store import commands as store_commands
 
     monkeypatch.setattr(store_commands, "record_started", _locked(1, store_commands.record_started))
     monkeypatch.setattr(store_commands, "finish", _locked(2, store_commands.finish))
-    cid = submit(config, "failsafe_enter", reason="locked", now=EPOCH)
+    first = submit(config, "failsafe_enter", reason="locked", now=EPOCH)
     fake = FakeProcessControl()
     async with running_daemon(config, fake, virtual()):
-        await until(lambda: finished(config, cid), "the result, once the lock is free")
+        await until(lambda: finished(config, first), "the first command's answer")
+        assert health(config).get("failsafe") is not True  # not run
+        again = submit(config, "failsafe_enter", reason="again", now=EPOCH)
+        await until(lambda: finished(config, again), "the retry's answer")
         assert health(config).get("failsafe") is True
-    done = command(config, cid)
-    assert done.status == "succeeded", done
+    refused = command(config, first)
+    assert refused.status == "failed" and refused.result["reason"] == "journal_refused"
+    assert "started" not in kinds(config, command_id=first)
+    assert command(config, again).status == "succeeded"
 
 
 async def test_dead_claims_are_settled_at_a_later_poll_when_the_first_try_is_locked(

@@ -190,7 +190,7 @@ def _files_read(state: RuntimeState, obs: SwitchFilesRead, now: float, policy: P
 
     An operator's act that changes nothing (a halt while halted) is no act.
     """
-    result = interpret(state.switch, state, obs.disk, startup=obs.startup)
+    result = interpret(state.switch, state, obs.disk, startup=obs.startup or obs.late)
     state = replace(state, switch=result.switch)
     actions: list[Action] = list(result.actions)
     for event in result.events:

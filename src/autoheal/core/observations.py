@@ -157,10 +157,14 @@ class FleetDetached:
 @dataclass(frozen=True, slots=True)
 class SwitchFilesRead:
     """The kill-switch files as read now; ``startup``: by a daemon that just started
-    (nothing on disk may then loosen the resumed state)."""
+    (nothing on disk may then loosen the resumed state); ``late``: asked for by one of
+    the daemon's own writes, which found an edit nobody reported. When that edit was
+    made is unknown (perhaps before the decisions made since the last read), so it
+    may tighten, never loosen: it cannot clear a failsafe it may predate."""
 
     disk: DiskView
     startup: bool = False
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)

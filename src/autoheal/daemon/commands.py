@@ -171,15 +171,24 @@ class CommandBridge:
                 self._unwritten.insert(0, self._unwritten.pop())  # back in its place
                 return
 
-    def start(self, pending: PendingCommand) -> None:
-        """Record that ``pending`` starts now (``started``, ``<type>.started``)."""
+    def start(self, pending: PendingCommand) -> bool:
+        """Record that ``pending`` starts now (``started``, ``<type>.started``).
+
+        Returns:
+            False when the journal refused (its lock, a full disk): then the command is
+            not run, since no act goes unrecorded, and is answered as failed
+            (``journal_refused``; the result is written as soon as the journal takes
+            it). The operator may retry under the same key.
+        """
         command = pending.command
         now = self._clock.wall()
         try:
             queue.record_started(self._journal, command, now=now)
             queue.record_action(self._journal, command, "started", now=now)
-        except Exception as exc:  # the claim stands: the command runs, its result is kept
-            log.error("command_audit_failed id=%s phase=started error=%s", command.id, exc)
+        except Exception as exc:
+            log.error("command_not_started id=%s error=%s", command.id, exc)
+            self.fail_reason(pending, "journal_refused", f"its start could not be recorded: {exc}")
+            return False
         log.info(
             "command_started id=%s type=%s target=%s by=%s",
             command.id,
@@ -187,6 +196,7 @@ class CommandBridge:
             command.target or "-",
             command.requested_by,
         )
+        return True
 
     def succeed(self, pending: PendingCommand, result: dict[str, Any]) -> None:
         self._finish(pending, True, result)

@@ -101,6 +101,10 @@ class Executors:
     injector: FaultInjector | None = None
 
 
+#: The actions that write the kill-switch files (``SwitchWrite``'s members).
+SWITCH_WRITES = (WriteFlags, WriteStop, RemoveStop, RemoveRiskLatch)
+
+
 class Interpreter:
     """Steps the core and carries out its decisions (see the module docstring).
 
@@ -128,6 +132,9 @@ class Interpreter:
         self._config = config
         self._batching = False
         self._reading_switch = False
+        #: A read a switch write asked for, held until the decision's actions are done.
+        self._unread: SwitchFilesRead | None = None
+        self._applying = 0
         #: When the consumer last turned (the watchdog's proof that the loop lives).
         self.last_iteration = clock.now()
 
@@ -148,16 +155,29 @@ class Interpreter:
             if command is not None:
                 self._x.commands.fail(command, exc)
             return False
-        for action in decision.actions:
-            # The core names the one action whose outcome answers the command, if any.
-            answers = command is not None and action is decision.reply_after
-            self.execute(action, command if answers else None)
+        outer, self._unread = self._unread, None
+        self._applying += 1
+        try:
+            for action in decision.actions:
+                # The core names the one action whose outcome answers the command, if any.
+                answers = command is not None and action is decision.reply_after
+                if self._unread is not None and isinstance(action, SWITCH_WRITES):
+                    continue  # stale: the read below decides, the sync writes what is due
+                self.execute(action, command if answers else None)
+        finally:
+            self._applying -= 1
+            deferred, self._unread = self._unread, outer
         if changed:
             self._persist.mark_state()
             if not self._batching or command is not None:  # saved before it is answered
                 self._persist.save_state()
         elif decision.state.switch != switch:  # the health document shows it
             self._persist.mark_health()
+        if deferred is not None:
+            # An edit the watch had not told us of, found by one of this decision's
+            # writes: read now that the decision is carried out (the journal holds the
+            # core's steps in the order they were taken), before a command is answered.
+            self._read_switch(deferred)
         if command is not None and decision.reply_after is None:
             self._x.commands.succeed(command, {"dor": self.runtime.dor()})
         return True
@@ -202,8 +222,12 @@ class Interpreter:
         if outcome is None:
             return
         if isinstance(outcome, SwitchFilesRead):
-            # An edit the watch has not told us of yet: read it (and write what is then due).
-            self._read_switch(outcome)
+            # An edit the watch has not told us of yet: read it (and write what is then
+            # due) once the decision being carried out is done (``apply``).
+            if not self._applying:
+                self._read_switch(outcome)
+            elif self._unread is None:
+                self._unread = outcome
             return
         self.apply(outcome)
         if isinstance(outcome, SwitchWriteFailed) and outcome.key != LATCH:
@@ -232,7 +256,8 @@ class Interpreter:
 
     def _command(self, pending: PendingCommand) -> None:
         commands = self._x.commands
-        commands.start(pending)
+        if not commands.start(pending):
+            return  # its start could not be recorded: not run, answered as failed
         command = pending.command
         if is_chaos(command.type):
             if self._x.injector is None:

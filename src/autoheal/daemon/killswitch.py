@@ -124,11 +124,12 @@ class KillSwitch:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, *, startup: bool = False) -> SwitchFilesRead:
-        """Read the files now (``startup``: a daemon that just started)."""
+    def read(self, *, startup: bool = False, late: bool = False) -> SwitchFilesRead:
+        """Read the files now (``startup``: a daemon that just started; ``late``: a
+        write found an edit nobody reported)."""
         # The signature first: a write landing after it reads as a change next time.
         sig = self.files.flags_signature()
-        read = SwitchFilesRead(self.files.read(), startup=startup)
+        read = SwitchFilesRead(self.files.read(), startup=startup, late=late)
         self._flags_sig = sig
         return read
 
@@ -162,7 +163,7 @@ class KillSwitch:
             return self._remove_latch(action)
         if isinstance(action, WriteFlags) and not just_read and self._flags_changed_unread():
             log.info("flags_changed_before_write: reading global_flags.json first")
-            return self.read()
+            return self.read(late=True)
         key = core_switch.FLAGS if isinstance(action, WriteFlags) else core_switch.STOP
         op = "remove" if isinstance(action, RemoveStop) else "write"
         tried: FlagsDoc | None = None
