@@ -25,10 +25,12 @@ def test_the_journals_last_entered_failsafe_is_resumed_loudly() -> None:
     assert any(isinstance(a, WriteStop) for a in decision.actions)
 
 
-def test_the_fleets_halt_is_resumed_as_the_fleets() -> None:
-    last = JournaledNotice(ENTERED, "fleet", "fleet HALT v3 by ops: drill")
+def test_even_the_fleets_halt_is_resumed_as_the_daemons() -> None:
+    # The simulator's seed 72: an operator's failsafe (its save refused), then the
+    # fleet's lost-link halt; resumed as the fleet's, the fleet's RUN lifted both.
+    last = JournaledNotice(ENTERED, "fleet", "fleet switch unreadable; runtime HALTED")
     obs = failsafe_to_resume(initial_state(POLICY), last)
-    assert obs is not None and obs.actor == "fleet"
+    assert obs is not None and obs.actor == "autoheal"
 
 
 def test_nothing_to_resume_when_cleared_unknown_or_already_held() -> None:

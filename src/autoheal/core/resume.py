@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoheal.core.fleet import FLEET
 from autoheal.core.observations import OperatorEnteredFailsafe
 from autoheal.core.state import RuntimeState
 
@@ -41,10 +40,10 @@ def failsafe_to_resume(
 ) -> OperatorEnteredFailsafe | None:
     """The failsafe to enter at start, if the journal holds one the state lost.
 
-    The fleet's own halt is resumed as the fleet's (its RUN lifts it); any other as
-    the daemon's, which only an operator clears.
+    Resumed as the daemon's, which only an operator clears, even when the last notice
+    was the fleet's: an operator's failsafe entered before it, and never cleared, may
+    be under it (the fleet's RUN would lift both), and the journal cannot say.
     """
     if state.failsafe is not None or last is None or last.kind != ENTERED:
         return None
-    actor = FLEET if last.target == FLEET else "autoheal"
-    return OperatorEnteredFailsafe(f"resumed from the journal: {last.message}", actor)
+    return OperatorEnteredFailsafe(f"resumed from the journal: {last.message}", "autoheal")

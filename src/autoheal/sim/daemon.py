@@ -40,6 +40,7 @@ from autoheal.core.actions import ProcessAction
 from autoheal.core.commands import ProcessSeen
 from autoheal.core.machine import Decision
 from autoheal.core.observations import Observation
+from autoheal.core.state import FailsafeState
 from autoheal.daemon.commands import PendingCommand
 from autoheal.daemon.interpreter import Interpreter, Item
 from autoheal.daemon.loop import Daemon
@@ -74,6 +75,8 @@ class Seat:
     on_dispatch: Callable[[ProcessAction, str], None] | None = None
     pids: Callable[[], dict[str, int | None]] = dict
     """The PIDs the daemon holds as its services' (``Services.pids``)."""
+    resumed: FailsafeState | None = None
+    """The failsafe in the state the daemon resumed (its state file), before any step."""
     steps: StepLog = field(default_factory=StepLog)
     """Every step of the core the interpreter made (:mod:`autoheal.sim.replay`)."""
 
@@ -92,6 +95,7 @@ class SimDaemon(Daemon):
     ) -> None:
         self.seat.interpreter = parts.interpreter
         self.seat.pids = parts.services.pids
+        self.seat.resumed = parts.runtime.state.failsafe
         self.seat.persist = parts.persist
         seat, work, runtime = self.seat, parts.processes, parts.runtime
         dispatch, step = work.dispatch, runtime.step

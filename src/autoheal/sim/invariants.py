@@ -102,6 +102,15 @@ class ClearLedger:
     made: int = 0
     """How many clearing acts the operator made so far (never goes down)."""
 
+    def resumed(self, journal_max_id: int, *, fleet: bool) -> None:
+        """A starting daemon resumed a failsafe from its state file. When its entry is
+        not the one in force here (it was cleared since, and the clear's save did not
+        reach the file), it is entered anew at the daemon's start: it takes an act, or
+        the fleet's RUN for the fleet's own, made after that."""
+        if self.entered_at is None:
+            self.entered_at = journal_max_id
+            self.fleet_owned = fleet
+
     def act(self, journal_max_id: int) -> None:
         """An operator's clearing act on the files, while the journal's newest id was this."""
         self.acts.append(journal_max_id)

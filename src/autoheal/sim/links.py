@@ -198,11 +198,15 @@ class Links:
         gate: tuple[bool, str],
         flags_by_hand: bool,
         clear_acts: int,
+        excused: bool = False,
     ) -> list[str]:
         """The fleet's invariant after a step: a violation counts when it is seen again
         :data:`HALT_GRACE_S` or more after it was first seen, with no clearing act of the
-        operator (``clear_acts``, a running count) in between."""
-        if not self.fleet or state is None:
+        operator (``clear_acts``, a running count) in between. ``excused``: the
+        simulated disk refuses the daemon's writes (or did a moment ago): the files
+        the gate reads cannot say the halt, and the daemon says so loudly (its
+        write-failed alert), as for ``failsafe_visible``."""
+        if not self.fleet or state is None or excused:
             self._pending_since = None
             return []
         if state.fleet.lost:

@@ -335,6 +335,8 @@ class _Sim:
             await self.tg.start(body)
         except RuntimeError as exc:
             self._fail("daemon_did_not_start", str(exc))
+        if seat.resumed is not None:  # a failsafe its state file holds: entered back then
+            self.clears.resumed(seat.steps.first_event, fleet=seat.resumed.set_by == "fleet")
         self.down_until = None
         return {"act": "daemon_start", "config_fixed": fixed, "parked": parked}
 
@@ -753,7 +755,8 @@ class _Sim:
         flags_by_hand = flags_raw is not None and flags_raw == self.operator.by_hand.get(
             layout.FLAGS
         )
-        fleet = self.links.check(state, answer, flags_by_hand, self.clears.made)
+        excused_now = self.disk is not None and self.disk.excused(anyio.current_time())
+        fleet = self.links.check(state, answer, flags_by_hand, self.clears.made, excused_now)
         found.append(("fleet_halt_refuses_buy", fleet))
         seen: dict[str, Any] = {"up": state is not None, "stop": stop_raw is not None}
         if state is None and cleared_now:
