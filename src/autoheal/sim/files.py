@@ -47,13 +47,13 @@ argv = ["{{python}}", "-c", "feeder"]
 
 [[services.feeder.probes]]
 kind = "process"
-interval = "1s"
+interval = "2s"
 
 [[services.feeder.probes]]
 kind = "heartbeat"
 path = "feeder.heartbeat.json"
 max_age = "5s"
-interval = "1s"
+interval = "2s"
 
 [services.trader]
 argv = ["{{python}}", "-c", "trader"]
@@ -61,7 +61,7 @@ depends_on = [{trader_deps}]
 
 [[services.trader.probes]]
 kind = "process"
-interval = "1s"
+interval = "2s"
 """
 
 

@@ -63,9 +63,9 @@ def fleet_config(on_lost: str) -> str:
         'redis_url = "redis://redis.sim:6379/0"\n'
         f'name = "{FLEET_NAME}"\n'
         f'host = "{FLEET_HOST}"\n'
-        'stale_after = "5s"\n'
+        'stale_after = "10s"\n'
         f'on_lost = "{on_lost}"\n'
-        'poll_interval = "500ms"\n'
+        'poll_interval = "2s"\n'
     )
 
 

@@ -43,7 +43,7 @@ def exchange_config() -> str:
         "\n[[dependencies.exchange.probes]]\n"
         'kind = "http"\n'
         f'url = "{EXCHANGE_URL}"\n'
-        'interval = "2s"\n'
+        'interval = "5s"\n'
         'timeout = "1s"\n'
         'latency_p95 = "500ms"\n'
         "window = 5\n"

@@ -104,7 +104,7 @@ def foreign_harmed(procs: SimProcessControl, adopted: Iterable[int | None]) -> l
 
 
 async def write_heartbeats(
-    procs: SimProcessControl, files: dict[str, Path], epoch: float, every: float = 1.0
+    procs: SimProcessControl, files: dict[str, Path], epoch: float, every: float = 2.0
 ) -> None:
     """Each service's heartbeat file, as a healthy process writes it, while it beats."""
     seq = 0
