@@ -56,6 +56,10 @@ FLEET_HOST = "sim-host"
 PARTITIONS = ("refuse", "hang")
 
 
+#: The fleet agent's poll in the simulated config (seconds).
+FLEET_POLL_S = 2.0
+
+
 def fleet_config(on_lost: str) -> str:
     """The ``[fleet]`` table of a seed with a fleet (a fixed host name: never the OS's)."""
     return (
@@ -65,7 +69,7 @@ def fleet_config(on_lost: str) -> str:
         f'host = "{FLEET_HOST}"\n'
         'stale_after = "10s"\n'
         f'on_lost = "{on_lost}"\n'
-        'poll_interval = "2s"\n'
+        f'poll_interval = "{FLEET_POLL_S:g}s"\n'
     )
 
 

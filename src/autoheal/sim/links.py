@@ -30,6 +30,7 @@ from autoheal.core.state import RuntimeState
 from autoheal.sim.files import EPOCH, SimFiles
 from autoheal.sim.fleet import (
     FLEET_NAME,
+    FLEET_POLL_S,
     PARTITIONS,
     RedisStandIn,
     fleet_config,
@@ -59,8 +60,8 @@ LINK_SOMETIMES = (
 
 #: A fleet HALT the daemon applied must be held within this long after an operator's
 #: last clearing act (a local clear of the fleet's failsafe is undone by the next read
-#: of the switch).
-HALT_GRACE_S = 1.0
+#: of the switch: within a poll, and a slow one).
+HALT_GRACE_S = 2.0 * FLEET_POLL_S + 1.0
 
 
 def fleet_halt_refuses_buy(
