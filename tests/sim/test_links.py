@@ -265,3 +265,24 @@ def test_a_halt_violation_must_outlast_the_grace_with_no_clearing_act_between() 
     first, after_an_act, held = virtual(body)
     assert first == [] and after_an_act == []
     assert held and "fleet HALT v7 in force" in held[0]
+
+
+def test_a_fleet_signed_halt_read_back_is_the_fleets_and_a_second_notice_no_new_entry() -> None:
+    # Seed 92: a fleet-signed flags document read back enters the failsafe as the
+    # fleet's ("failsafe entered by fleet: ..."); the fleet's RUN may lift it.
+    ledger = ClearLedger()
+    fleet_flags = JournalEvent(
+        1,
+        "notice",
+        None,
+        "operator",
+        {"kind": "failsafe", "message": "failsafe entered by fleet: x"},
+    )
+    assert ledger.see([fleet_flags]) == []
+    assert ledger.see([_notice(2, "failsafe_cleared", "fleet_run")]) == []
+    # Seed 250: an operator's act (removing STOP.TXT) made before the fleet's lost link
+    # said "HALTED" again still clears: that notice is no new entry.
+    ledger.see([_notice(3, "failsafe", "operator")])
+    ledger.act(4)
+    assert ledger.see([_notice(5, "failsafe", "fleet_lost")]) == []
+    assert ledger.see([_notice(6, "failsafe_cleared", "operator")]) == []

@@ -129,8 +129,15 @@ class ClearLedger:
             notice = event.notice
             if notice == "failsafe":
                 if self.entered_at is None:
-                    self.fleet_owned = event.reason in FLEET_ENTRIES
-                self.entered_at = event.id
+                    # The fleet's own entries, and a fleet-signed flags document read
+                    # back (``flags_entered`` by the fleet: set_by "fleet").
+                    self.fleet_owned = (
+                        event.reason in FLEET_ENTRIES or "entered by fleet:" in event.message
+                    )
+                    # A failsafe notice while one is in force (the fleet's lost link
+                    # saying HALTED, REDUCE_ONLY ended) is no new entry: the acts made
+                    # since the entry still count (seed 250).
+                    self.entered_at = event.id
             elif notice == "failsafe_cleared":
                 out += self._clear(event)
         return out
