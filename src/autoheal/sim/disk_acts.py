@@ -49,6 +49,8 @@ class SimDisk:
     events: EventFaults
     write_fault_until: float = -math.inf
     """The end of the last window that made writes fail."""
+    stalled_until: float = -math.inf
+    """A latency window's end: the stalled loop reads the files late (excused)."""
     power_losses: int = 0
     emptied: set[str] = field(default_factory=set)
     """The file names the last power loss left empty."""
@@ -75,6 +77,8 @@ class SimDisk:
         self.faults.open(FaultWindow(kind, now + duration, rate, latency))
         if kind != "latency":
             self.write_fault_until = max(self.write_fault_until, now + duration)
+        else:  # a stalled loop reads the files late, as after a lost event (seed 632)
+            self.stalled_until = max(self.stalled_until, now + duration)
         doc: dict[str, Any] = {"act": "disk_fault", "kind": kind, "s": duration, "rate": rate}
         if kind == "latency":
             doc["max_s"] = latency[1]
@@ -105,7 +109,11 @@ class SimDisk:
         """Whether the files may not show the daemon's mind yet, for a reason that is
         not a bug: the disk refused a write whose retry has not come, or a change event
         was lost or late and the periodic read has not come."""
-        return now < self.write_fault_until + GRACE_S or now < self.events.last_struck + EVENT_LAG_S
+        return (
+            now < self.write_fault_until + GRACE_S
+            or now < self.events.last_struck + EVENT_LAG_S
+            or now < self.stalled_until + EVENT_LAG_S
+        )
 
     def writing(self) -> bool:
         """A fault window is on: a kill now lands on a failing or stalled write."""
@@ -148,6 +156,7 @@ class SimDisk:
         self.faults.clear()
         self.events.window = None
         self.write_fault_until = -math.inf
+        self.stalled_until = -math.inf
 
     def _name(self, path: str) -> str:
         name = Path(path).relative_to(self.root).as_posix()
