@@ -167,3 +167,23 @@ def test_a_batch_watches_every_kth_seed_only(monkeypatch: pytest.MonkeyPatch) ->
     asked.clear()
     assert cli.main(["--seeds", "1..2", "--minutes", "1"]) == 0  # by default: every seed
     assert asked == {1: True, 2: True}
+
+
+def test_another_librarys_gc_callback_is_not_an_escape_and_is_put_back() -> None:
+    """Hypothesis times each collection with perf_counter from a gc callback, which runs
+    inside whatever frame allocates: in CI's pytest process that was heard as the
+    daemon's (store/layout.py), failing every seed."""
+    import gc
+
+    def timing(phase: str, info: dict[str, int]) -> None:
+        time.perf_counter()
+
+    gc.callbacks.append(timing)
+    try:
+        f = _fn("store/layout.py", "import gc; gc.collect()", gc=gc)
+        with watching() as watch:
+            f()
+        assert watch.take() == []
+        assert timing in gc.callbacks  # put back
+    finally:
+        gc.callbacks.remove(timing)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import _socket
 import _thread
+import gc
 import os
 import random
 import sys
@@ -199,9 +200,15 @@ def watching(*, on: bool = True, strict: bool = False) -> Iterator[EscapeWatch]:
             elif code is _SEED and frame.f_locals.get("a") is None:
                 watch.heard("random.Random() seeded by the OS", frame.f_back, loop_excuses=False)
 
+    # Other libraries' garbage-collector callbacks run inside whatever frame allocates
+    # (Hypothesis times each collection with perf_counter): not the daemon's calls, and
+    # the run does not need them. Put back after.
+    callbacks = gc.callbacks[:]
+    gc.callbacks.clear()
     previous = sys.getprofile()
     sys.setprofile(hook)
     try:
         yield watch
     finally:
         sys.setprofile(previous)
+        gc.callbacks[:] = callbacks
