@@ -144,3 +144,25 @@ def test_a_clear_and_a_new_halt_in_one_read_restart_nothing() -> None:
     assert any(getattr(a, "token", None) == "stop_file_removed" for a in decision.actions)
     cleared = step(decision.state, OperatorClearedFailsafe("done", "alice"), 8.0, policy)
     assert [a.component for a in spawns(cleared.actions)] == ["feeder"]
+
+
+def test_a_process_that_recovers_while_its_restart_waits_is_verified_and_not_restarted() -> None:
+    """In BACKOFF with a restart due later, its old process passes every probe again
+    past ``verify_min_uptime``: verified, and the waiting restart is cancelled (the
+    mutation score of ``healing.became_healthy``, issue 28)."""
+    policy = make_policy()
+    ok = {"process": ProbeState(True, "", 0), "heartbeat": ProbeState(True, "", 0)}
+    waiting = ComponentState(
+        stage=Stage.BACKOFF,
+        reason="heartbeat_stale",
+        probes=ok,
+        attempts=1,
+        restart_at=100.0,
+        started_at=0.0,
+    )
+    state = with_components(policy, feeder=waiting)
+    verified = step(state, DeadlineReached(), 50.0, policy)
+    feeder = verified.state.components["feeder"]
+    assert (feeder.stage, feeder.restart_at) == (Stage.OBSERVE, None)
+    later = step(verified.state, DeadlineReached(), 150.0, policy)
+    assert spawns(later.actions) == []
