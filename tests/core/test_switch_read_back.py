@@ -87,6 +87,7 @@ def test_the_documents_tried_are_kept_while_the_write_fails_and_bounded() -> Non
     assert state.switch.failures[STOP].attempted == ()
     state = step(state, SwitchWriteFailed(FLAGS, "remove", "EIO", ""), 31.0, POLICY).state
     assert state.switch.failures[FLAGS].attempted == ()
+    assert state.switch.failures[FLAGS].attempts == 1  # another failure: counted anew
 
 
 def test_an_edit_found_late_by_our_own_write_tightens_never_loosens() -> None:

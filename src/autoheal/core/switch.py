@@ -490,9 +490,10 @@ def write_failed(
     failed, and our own document read back is never an operator's act.
     """
     old = switch.failures.get(key)
-    same = old is not None and old.op == op
-    attempts = old.attempts + 1 if old is not None and same else 1
-    attempted = old.attempted if old is not None and same else ()
+    attempts = 1  # a new failure
+    attempted: tuple[FlagsDoc, ...] = ()
+    if old is not None and old.op == op:  # the same failure going on
+        attempts, attempted = old.attempts + 1, old.attempted
     if flags is not None:
         attempted = (*attempted, flags)[-ATTEMPTED_MAX:]
     failure = WriteFailure(
