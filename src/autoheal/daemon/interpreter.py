@@ -101,10 +101,6 @@ class Executors:
     injector: FaultInjector | None = None
 
 
-#: The actions that write the kill-switch files (``SwitchWrite``'s members).
-SWITCH_WRITES = (WriteFlags, WriteStop, RemoveStop, RemoveRiskLatch)
-
-
 class Interpreter:
     """Steps the core and carries out its decisions (see the module docstring).
 
@@ -161,7 +157,7 @@ class Interpreter:
             for action in decision.actions:
                 # The core names the one action whose outcome answers the command, if any.
                 answers = command is not None and action is decision.reply_after
-                if self._unread is not None and isinstance(action, SWITCH_WRITES):
+                if self._unread is not None and isinstance(action, SwitchWrite):
                     continue  # stale: the read below decides, the sync writes what is due
                 self.execute(action, command if answers else None)
         finally:
