@@ -15,6 +15,8 @@ test or the daemon knows where it is. Endpoints:
 * ``POST /api/countdown_cancel_all`` ``{"countdown_ms": N}``: the exchange's dead
   man's switch (Binance ``countdownCancelAll``, BitMEX ``cancelAllAfter``): unless
   armed again within N ms, every resting order is cancelled; ``0`` switches it off;
+* ``/fapi/v1/...``: the same books in Binance USDⓈ-M futures' dialect, signed as the
+  venue signs (:mod:`autoheal.demo.binance`; ccxt's ``binanceusdm`` trades with it);
 * ``GET /ws`` (websocket): ``{"symbol", "price", "ts"}`` per symbol per tick;
 * ``POST /admin/fault`` (see :mod:`autoheal.demo.faults`) and
   ``GET /admin/stats``; admin paths are never faulted.
@@ -39,6 +41,7 @@ import anyio
 import orjson
 from anyio.abc import SocketAttribute
 
+from autoheal.demo.binance import PREFIXES, BinanceDialect, Credentials, binance_error
 from autoheal.demo.faults import FaultPlan, FaultState, parse_fault
 from autoheal.demo.httpserver import (
     DROP,
@@ -56,6 +59,9 @@ from autoheal.store.atomic import write_json_atomic
 __all__ = ["Exchange", "main", "parse_args"]
 
 STATS_FILENAME = "exchange_stats.json"
+#: The venue dialects' one API key and secret (environment only: never on a command line).
+API_KEY_ENV = "AUTOHEAL_DEMO_API_KEY"
+API_SECRET_ENV = "AUTOHEAL_DEMO_API_SECRET"  # noqa: S105 (a variable's name)
 _STREAM_STOPPING = ("down", "http_502", "http_503", "rate_limit")
 log = logging.getLogger("autoheal.demo.exchange")
 
@@ -63,10 +69,18 @@ log = logging.getLogger("autoheal.demo.exchange")
 class Exchange:
     """The exchange's state and its request handlers; the server shell calls in."""
 
-    def __init__(self, rng: random.Random, tick_s: float, time_fn: Any = time.time) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        tick_s: float,
+        time_fn: Any = time.time,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.walk = PriceWalk(rng)
         self.ledger = Ledger()
         self.resting = RestingBook()
+        self.binance = BinanceDialect(self.walk, self.ledger, self.resting, credentials,
+                                      wall_ms=lambda: round(self._time() * 1000))
         self.faults = FaultState()
         self.calls: Counter[str] = Counter()
         self.tick_s = tick_s
@@ -89,13 +103,21 @@ class Exchange:
                      request.method, request.path, served.status)
             return DROP
         if fault is not None:
-            return await self._inject(fault)
+            return await self._inject(fault, request.path)
         if request.path == "/ws":
             return None if request.headers.get("upgrade", "").lower() == "websocket" else (
                 json_response(426, {"error": "upgrade_required"}))
         return self._api(request)
 
-    async def _inject(self, fault: FaultPlan) -> HttpResponse | object:
+    async def _inject(self, fault: FaultPlan, path: str = "") -> HttpResponse | object:
+        if path.startswith(PREFIXES) and fault.mode in ("http_503", "rate_limit"):
+            # The venue's own bodies: what ccxt reads the error codes from.
+            if fault.mode == "http_503":
+                return binance_error(503, -1001, "Internal error; unable to process your "
+                                     "request. Please try again.")
+            return HttpResponse(429, orjson.dumps(
+                {"code": -1003, "msg": "Too many requests; current limit of IP is 2400 "
+                 "requests per minute."}), (("retry-after", f"{fault.retry_after:g}"),))
         if fault.mode == "http_502":
             return HttpResponse(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
                                 content_type="text/html")
@@ -110,6 +132,8 @@ class Exchange:
         return DROP
 
     def _api(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(PREFIXES):
+            return self.binance.answer(request)
         now = self._time()
         route = (request.method, request.path)
         if route == ("GET", "/api/ping"):
@@ -162,10 +186,14 @@ class Exchange:
 
     def expire_countdown(self) -> None:
         """Let the countdown fire if it ran out (called per request and by a timer task)."""
-        gone = self.resting.expire(self._time())
+        now = self._time()
+        gone = self.resting.expire(now)
         if gone is not None:
             self.dirty = True
             log.warning("countdown expired: cancelled %d resting orders", len(gone))
+        if self.binance.expire(round(now * 1000)):
+            self.dirty = True
+            log.warning("binance countdown expired: resting orders of its symbol cancelled")
 
     def _known(self, client_id: str) -> dict[str, Any] | None:
         return self.ledger.by_client_id.get(client_id) or self.resting.by_client_id.get(client_id)
@@ -252,6 +280,7 @@ class Exchange:
             "open_orders": list(self.resting.open.values()),
             "cancelled_orders": self.resting.cancelled,
             "countdown": self.resting.countdown_doc(self._time()),
+            "binance_countdowns": self.binance.countdowns_doc(round(self._time() * 1000)),
             "calls": dict(self.calls),
             "fault": self.faults.to_doc(),
             "balances": self.ledger.balance_doc(),
@@ -320,7 +349,9 @@ async def _write_stats(exchange: Exchange, runtime_dir: Path, every_s: float = 0
 
 
 async def serve(args: argparse.Namespace) -> int:
-    exchange = Exchange(random.Random(args.seed), args.tick_interval)
+    key, secret = os.environ.get(API_KEY_ENV), os.environ.get(API_SECRET_ENV)
+    exchange = Exchange(random.Random(args.seed), args.tick_interval,
+                        credentials=Credentials(key, secret) if key and secret else None)
     listener = await anyio.create_tcp_listener(local_host=args.host, local_port=args.port)
     port = listener.extra(SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
     base = f"http://{args.host}:{port}"

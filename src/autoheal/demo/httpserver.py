@@ -50,6 +50,8 @@ class HttpRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    #: The query string as sent (a signed request's signature covers it byte for byte).
+    raw_query: str = ""
 
     def json(self) -> Any:
         """The body as JSON; ``orjson.JSONDecodeError`` (a ValueError) when it is not."""
@@ -156,6 +158,7 @@ def _to_request(event: h11.Request, body: bytes) -> HttpRequest:
         query=dict(parse_qsl(target.query)),
         headers={k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers},
         body=body,
+        raw_query=target.query,
     )
 
 
