@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 
+from autoheal.demo.exchange import API_KEY_ENV, API_SECRET_ENV
 from autoheal.drills.errors import ExchangeError
 from autoheal.drills.stacks.harness import (
     KILL_WAIT_S,
@@ -24,6 +25,7 @@ from autoheal.drills.stacks.harness import (
     ProcessRoster,
     Spawned,
     await_for,
+    child_env,
     wait_for,
 )
 from autoheal.store.atomic import read_json
@@ -46,6 +48,8 @@ class ExchangeProcess(Spawned):
         log_path: its log (default ``directory/exchange.log``).
         quiet_stdout: discard its stdout (its access log), keep stderr.
         roster: where it is recorded.
+        credentials: the venue dialects' API key and secret, handed over in its
+            environment (never on its command line).
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class ExchangeProcess(Spawned):
         log_path: Path | None = None,
         quiet_stdout: bool = False,
         roster: ProcessRoster | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.port_file = port_file if port_file is not None else directory / "exchange.port.json"
@@ -70,7 +75,10 @@ class ExchangeProcess(Spawned):
         if runtime_dir is not None:
             argv += ["--runtime-dir", str(runtime_dir)]
         log = log_path if log_path is not None else directory / "exchange.log"
-        super().__init__(argv, log, roster=roster, quiet_stdout=quiet_stdout)
+        env = None
+        if credentials is not None:
+            env = child_env({API_KEY_ENV: credentials[0], API_SECRET_ENV: credentials[1]})
+        super().__init__(argv, log, roster=roster, quiet_stdout=quiet_stdout, env=env)
 
     def listening(self) -> dict[str, Any] | None:
         """Its port document once it listens, else ``None``.
@@ -116,12 +124,20 @@ class ExchangeHarness:
     Args:
         directory: where its port file, stats file and log go.
         seed: the price walk's seed (logged with the drill for replay).
+        credentials: the venue dialects' API key and secret (none: their private calls
+            are refused).
     """
 
     def __init__(
-        self, directory: Path, *, seed: int = 1, roster: ProcessRoster | None = None
+        self,
+        directory: Path,
+        *,
+        seed: int = 1,
+        roster: ProcessRoster | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.directory = directory
+        self.credentials = credentials
         self.seed = seed
         self.url = ""
         self.pid = 0
@@ -142,6 +158,7 @@ class ExchangeHarness:
             log_path=self.log_path,
             quiet_stdout=True,
             roster=self.roster,
+            credentials=self.credentials,
         )
         doc = await proc.await_listening(DRILL_START_TIMEOUT_S)
         self.url = str(doc["rest_url"])
