@@ -74,6 +74,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "logformat": {"terminal"},
     "testing": {"core", "procs"},
     "demo": {"core", "store", "guard"},
+    # a ccxt bot's exchange, guarded (issue 21): the guard's parts, never the daemon.
+    "ccxt": {"core", "store", "guard"},
     "daemon": {
         "core",
         "store",

@@ -74,6 +74,9 @@ _BY_CLASS_NAME: dict[str, Classification] = {
     "OnMaintenance": Classification(TRANSIENT, "exchange_unavailable"),
     "InvalidNonce": Classification(TRANSIENT, "invalid_nonce"),
     "NetworkError": Classification(TRANSIENT, "network_error"),
+    # ccxt 4's parent of NetworkError: an operation that failed and may be retried
+    # (Binance's -1001 "Internal error; unable to process your request").
+    "OperationFailed": Classification(TRANSIENT, "exchange_unavailable"),
     "ExchangeError": Classification(PERMANENT, "exchange_error"),
     # httpx / httpcore
     "TimeoutException": Classification(TRANSIENT, "timeout"),
