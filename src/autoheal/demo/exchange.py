@@ -17,6 +17,8 @@ test or the daemon knows where it is. Endpoints:
   armed again within N ms, every resting order is cancelled; ``0`` switches it off;
 * ``/fapi/v1/...``: the same books in Binance USDⓈ-M futures' dialect, signed as the
   venue signs (:mod:`autoheal.demo.binance`; ccxt's ``binanceusdm`` trades with it);
+* ``/api/v5/...``: the same books in OKX's v5 dialect, perpetual swaps, with its
+  account-wide ``cancel-all-after`` (:mod:`autoheal.demo.okx`; ccxt's ``okx`` trades with it);
 * ``GET /ws`` (websocket): ``{"symbol", "price", "ts"}`` per symbol per tick;
 * ``POST /admin/fault`` (see :mod:`autoheal.demo.faults`) and
   ``GET /admin/stats``; admin paths are never faulted.
@@ -53,6 +55,8 @@ from autoheal.demo.httpserver import (
 )
 from autoheal.demo.lifecycle import configure_logging, run_program
 from autoheal.demo.market import Ledger, OrderRejectedError, PriceWalk
+from autoheal.demo.okx import PREFIX as OKX_PREFIX
+from autoheal.demo.okx import OkxCredentials, OkxDialect, fault_response
 from autoheal.demo.resting import CANCEL_ALL, RestingBook
 from autoheal.store.atomic import write_json_atomic
 
@@ -62,6 +66,8 @@ STATS_FILENAME = "exchange_stats.json"
 #: The venue dialects' one API key and secret (environment only: never on a command line).
 API_KEY_ENV = "AUTOHEAL_DEMO_API_KEY"
 API_SECRET_ENV = "AUTOHEAL_DEMO_API_SECRET"  # noqa: S105 (a variable's name)
+#: OKX's third credential, with the same key and secret.
+API_PASSPHRASE_ENV = "AUTOHEAL_DEMO_API_PASSPHRASE"  # noqa: S105 (a variable's name)
 _STREAM_STOPPING = ("down", "http_502", "http_503", "rate_limit")
 log = logging.getLogger("autoheal.demo.exchange")
 
@@ -75,12 +81,17 @@ class Exchange:
         tick_s: float,
         time_fn: Any = time.time,
         credentials: Credentials | None = None,
+        passphrase: str | None = None,
     ) -> None:
         self.walk = PriceWalk(rng)
         self.ledger = Ledger()
         self.resting = RestingBook()
         self.binance = BinanceDialect(self.walk, self.ledger, self.resting, credentials,
                                       wall_ms=lambda: round(self._time() * 1000))
+        okx_creds = (OkxCredentials(credentials.api_key, credentials.secret, passphrase)
+                     if credentials is not None and passphrase else None)
+        self.okx = OkxDialect(self.walk, self.ledger, self.resting, okx_creds,
+                              wall_ms=lambda: round(self._time() * 1000))
         self.faults = FaultState()
         self.calls: Counter[str] = Counter()
         self.tick_s = tick_s
@@ -110,6 +121,9 @@ class Exchange:
         return self._api(request)
 
     async def _inject(self, fault: FaultPlan, path: str = "") -> HttpResponse | object:
+        venue_body = fault_response(fault.mode, fault.retry_after)
+        if path.startswith(OKX_PREFIX) and venue_body is not None:
+            return venue_body
         if path.startswith(PREFIXES) and fault.mode in ("http_503", "rate_limit"):
             # The venue's own bodies: what ccxt reads the error codes from.
             if fault.mode == "http_503":
@@ -134,6 +148,8 @@ class Exchange:
     def _api(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith(PREFIXES):
             return self.binance.answer(request)
+        if request.path.startswith(OKX_PREFIX):
+            return self.okx.answer(request)
         now = self._time()
         route = (request.method, request.path)
         if route == ("GET", "/api/ping"):
@@ -194,6 +210,9 @@ class Exchange:
         if self.binance.expire(round(now * 1000)):
             self.dirty = True
             log.warning("binance countdown expired: resting orders of its symbol cancelled")
+        if self.okx.expire(round(now * 1000)):
+            self.dirty = True
+            log.warning("okx cancel-all-after expired: resting orders cancelled")
 
     def _known(self, client_id: str) -> dict[str, Any] | None:
         return self.ledger.by_client_id.get(client_id) or self.resting.by_client_id.get(client_id)
@@ -281,6 +300,7 @@ class Exchange:
             "cancelled_orders": self.resting.cancelled,
             "countdown": self.resting.countdown_doc(self._time()),
             "binance_countdowns": self.binance.countdowns_doc(round(self._time() * 1000)),
+            "okx_countdown": self.okx.countdowns_doc(round(self._time() * 1000)),
             "calls": dict(self.calls),
             "fault": self.faults.to_doc(),
             "balances": self.ledger.balance_doc(),
@@ -351,7 +371,8 @@ async def _write_stats(exchange: Exchange, runtime_dir: Path, every_s: float = 0
 async def serve(args: argparse.Namespace) -> int:
     key, secret = os.environ.get(API_KEY_ENV), os.environ.get(API_SECRET_ENV)
     exchange = Exchange(random.Random(args.seed), args.tick_interval,
-                        credentials=Credentials(key, secret) if key and secret else None)
+                        credentials=Credentials(key, secret) if key and secret else None,
+                        passphrase=os.environ.get(API_PASSPHRASE_ENV))
     listener = await anyio.create_tcp_listener(local_host=args.host, local_port=args.port)
     port = listener.extra(SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
     base = f"http://{args.host}:{port}"

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import httpx
 
-from autoheal.demo.exchange import API_KEY_ENV, API_SECRET_ENV
+from autoheal.demo.exchange import API_KEY_ENV, API_PASSPHRASE_ENV, API_SECRET_ENV
 from autoheal.drills.errors import ExchangeError
 from autoheal.drills.stacks.harness import (
     KILL_WAIT_S,
@@ -32,6 +32,8 @@ from autoheal.store.atomic import read_json
 
 __all__ = ["ExchangeHarness", "ExchangeProcess"]
 
+#: The venue dialects' API key and secret, and optionally OKX's passphrase.
+Credentials = tuple[str, str] | tuple[str, str, str]
 #: How long a drill's exchange may take to listen.
 DRILL_START_TIMEOUT_S = 10.0
 
@@ -48,8 +50,8 @@ class ExchangeProcess(Spawned):
         log_path: its log (default ``directory/exchange.log``).
         quiet_stdout: discard its stdout (its access log), keep stderr.
         roster: where it is recorded.
-        credentials: the venue dialects' API key and secret, handed over in its
-            environment (never on its command line).
+        credentials: the venue dialects' API key and secret, and OKX's passphrase if
+            given, handed over in its environment (never on its command line).
     """
 
     def __init__(
@@ -63,7 +65,7 @@ class ExchangeProcess(Spawned):
         log_path: Path | None = None,
         quiet_stdout: bool = False,
         roster: ProcessRoster | None = None,
-        credentials: tuple[str, str] | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.port_file = port_file if port_file is not None else directory / "exchange.port.json"
@@ -77,7 +79,8 @@ class ExchangeProcess(Spawned):
         log = log_path if log_path is not None else directory / "exchange.log"
         env = None
         if credentials is not None:
-            env = child_env({API_KEY_ENV: credentials[0], API_SECRET_ENV: credentials[1]})
+            names = (API_KEY_ENV, API_SECRET_ENV, API_PASSPHRASE_ENV)
+            env = child_env(dict(zip(names, credentials, strict=False)))
         super().__init__(argv, log, roster=roster, quiet_stdout=quiet_stdout, env=env)
 
     def listening(self) -> dict[str, Any] | None:
@@ -124,8 +127,8 @@ class ExchangeHarness:
     Args:
         directory: where its port file, stats file and log go.
         seed: the price walk's seed (logged with the drill for replay).
-        credentials: the venue dialects' API key and secret (none: their private calls
-            are refused).
+        credentials: the venue dialects' API key and secret, and OKX's passphrase if
+            given (none: their private calls are refused; no passphrase: OKX's are).
     """
 
     def __init__(
@@ -134,7 +137,7 @@ class ExchangeHarness:
         *,
         seed: int = 1,
         roster: ProcessRoster | None = None,
-        credentials: tuple[str, str] | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.directory = directory
         self.credentials = credentials
