@@ -73,7 +73,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "web": {"core", "store"},
     "logformat": {"terminal"},
     "testing": {"core", "procs"},
-    "demo": {"core", "store", "guard"},
+    # the demo's ccxt trader is a ccxt bot made safe by autoheal.ccxt.
+    "demo": {"core", "store", "guard", "ccxt"},
     # a ccxt bot's exchange, guarded (issue 21): the guard's parts, never the daemon.
     "ccxt": {"core", "store", "guard"},
     "daemon": {

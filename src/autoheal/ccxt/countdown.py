@@ -30,6 +30,8 @@ __all__ = ["BINANCE_RAW", "UNIFIED", "CcxtCountdownPort", "CountdownUnsupportedE
 log = logging.getLogger("autoheal.ccxt")
 
 UNIFIED = "cancel_all_orders_after"
+#: The shortest countdown sent through the unified method (see :meth:`CcxtCountdownPort.arm`).
+MIN_UNIFIED_MS = 1000
 #: Binance's raw countdown endpoint per ccxt market family.
 BINANCE_RAW = {
     "linear": "fapiPrivatePostCountdownCancelAll",
@@ -94,6 +96,13 @@ class CcxtCountdownPort:
         """(Re)start the venue's countdown; raises what ccxt raised (the switch retries)."""
         timeout_ms = max(0, round(countdown_s * 1000))
         if self.way == UNIFIED:
+            if timeout_ms < MIN_UNIFIED_MS:
+                # ccxt sends whole seconds to most venues (OKX: int(ms / 1000)): under a
+                # second the countdown would be sent as 0, which switches it *off*.
+                raise ValueError(
+                    f"{self.exchange.id}: a countdown of {countdown_s:g}s is under "
+                    f"{MIN_UNIFIED_MS / 1000:g}s; ccxt would send 0, which switches it off"
+                )
             await self.exchange.cancel_all_orders_after(timeout_ms)
             return
         await self.exchange.load_markets()  # cached by ccxt after the first call

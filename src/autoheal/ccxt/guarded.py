@@ -368,8 +368,11 @@ class GuardedExchange:
                 )
                 unread.append(symbol)
                 continue
-            own += [o for o in orders if is_own(o, self.prefix)]
+            own += [o for o in orders if self._is_own(o)]
         return own, unread
+
+    def _is_own(self, order: dict[str, Any]) -> bool:
+        return is_own(order, self.prefix)
 
     async def guard(self, *, tick_s: float = 0.1) -> None:
         """Kill on every halt of the gate (once per halt; again while incomplete)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoheal.drills.model import Scenario
-from autoheal.drills.stacks.exchange import ExchangeHarness
+from autoheal.drills.stacks.exchange import Credentials, ExchangeHarness
 from autoheal.drills.stacks.harness import ProcessRoster
 from autoheal.drills.trace import HealthTrace
 from autoheal.store.flags import FLAGS_FILENAME, Flags, write_flags
@@ -190,11 +190,17 @@ class DrillContext:
         self.rollbacks.append((label, fn))
 
     # -- shared setup ------------------------------------------------------------------
-    async def start_exchange(self) -> ExchangeHarness:
+    async def start_exchange(
+        self, *, credentials: Credentials | None = None
+    ) -> ExchangeHarness:
         """Start a fake exchange for this drill; its fault is cleared and it is stopped
-        by the rollback."""
+        by the rollback. ``credentials``: its venue dialects' API key and secret (and
+        OKX's passphrase)."""
         harness = ExchangeHarness(
-            self.runtime_dir / "exchange", seed=self.scenario.seed or 1, roster=self.processes
+            self.runtime_dir / "exchange",
+            seed=self.scenario.seed or 1,
+            roster=self.processes,
+            credentials=credentials,
         )
         self.exchange = harness
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from autoheal.drills.context import DrillContext
+from autoheal.drills.steps.ccxt_venue import ccxt_host_dies, ccxt_kill, ccxt_unknown_outcome
 from autoheal.drills.steps.daemon import daemon
 from autoheal.drills.steps.deadman import deadman_host_dies, deadman_stop_file
 from autoheal.drills.steps.gating import live_gating
@@ -38,4 +39,7 @@ KINDS: dict[str, Step] = {
     "deadman_host_dies": deadman_host_dies,
     "deadman_stop_file": deadman_stop_file,
     "order_unknown_outcome": unknown_outcome_never_resent,
+    "ccxt_host_dies": ccxt_host_dies,
+    "ccxt_kill": ccxt_kill,
+    "ccxt_unknown_outcome": ccxt_unknown_outcome,
 }
