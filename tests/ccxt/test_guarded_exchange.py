@@ -26,12 +26,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.anyio]
 
 def guarded(venue: ExchangeHarness, tmp_path: Path, **kw: Any) -> GuardedExchange:
     rt, stop = runtime(tmp_path / "rt")
+    kw.setdefault("breaker", CircuitBreaker(rt))
     return GuardedExchange(
         binance(venue.url),
         symbols=[BTC, ETH],
         gate=TradingGate(rt, stop),
         ledger=OrderLedger(rt),
-        breaker=CircuitBreaker(rt),
         **kw,
     )
 
@@ -216,3 +216,76 @@ async def test_the_guard_kills_on_stop_txt(venue: ExchangeHarness, tmp_path: Pat
         await by_hand.close()
     assert [o["client_order_id"] for o in doc["open_orders"]] == ["hand1"]
     assert len(doc["cancelled_orders"]) == 3
+
+
+async def test_the_risk_limits_refuse_before_anything_is_sent(
+    venue: ExchangeHarness, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    from autoheal.guard.risk import RiskBook, RiskGuard, parse_limits
+
+    books: list[str] = []
+
+    async def book(symbol: str) -> RiskBook:
+        books.append(symbol)
+        return RiskBook(marks={"BTCUSDT": Decimal("60000")})
+
+    limits = parse_limits({"max_order_qty": 0.05})
+    ex = guarded(venue, tmp_path, risk=RiskGuard(limits, tmp_path / "rt"), book=book)
+    try:
+        with pytest.raises(OrderRefusedError) as refused:
+            await ex.create_order(BTC, "limit", "buy", 0.1, 59000.0)
+        assert refused.value.reason == "risk_max_order_qty"
+        small = await ex.create_order(BTC, "limit", "buy", 0.01, 59000.0)
+    finally:
+        await ex.close()
+    assert books == [BTC, BTC]
+    assert client_ids(await stats(venue.url)) == [small["clientOrderId"]]
+    with pytest.raises(ValueError, match="needs the book"):
+        GuardedExchange(object(), symbols=[BTC], risk=RiskGuard(limits, tmp_path / "rt"))
+
+
+async def test_transient_failures_open_the_breaker_and_then_buys_are_refused(
+    venue: ExchangeHarness, tmp_path: Path
+) -> None:
+    from autoheal.guard.breaker_state import BreakerPolicy
+
+    rt, _stop = runtime(tmp_path / "rt")
+    ex = guarded(venue, tmp_path, breaker=CircuitBreaker(rt, BreakerPolicy(failure_threshold=2)))
+    try:
+        await ex.create_order(BTC, "market", "buy", 0.01)  # a position to reduce later
+        await fault(venue.url, "rate_limit", "POST /fapi/v1/order", count=2)
+        for price in (1000.0, 1001.0):
+            with pytest.raises(Exception, match="-1003"):  # ccxt's DDoSProtection
+                await ex.create_order(BTC, "limit", "buy", 0.01, price)
+        with pytest.raises(OrderRefusedError) as refused:
+            await ex.create_order(BTC, "limit", "buy", 0.01, 1002.0)
+        assert refused.value.reason == "outage_circuit_breaker_active"
+        # Risk-reducing orders still pass an open breaker.
+        sell = await ex.create_order(BTC, "market", "sell", 0.01, None, {"reduceOnly": True})
+        assert sell["info"]["reduceOnly"] is True
+    finally:
+        await ex.close()
+    doc = await stats(venue.url)
+    # The buy, two refused by the venue (429), the sell: the third buy never left.
+    assert doc["calls"]["POST /fapi/v1/order"] == 4
+
+
+async def test_a_failsafe_kills_too(venue: ExchangeHarness, tmp_path: Path) -> None:
+    import asyncio
+
+    ex = guarded(venue, tmp_path)
+    try:
+        await ex.create_order(BTC, "limit", "buy", 0.01, 1000.0)
+        watcher = asyncio.create_task(ex.guard(tick_s=0.05))
+        # What `autoheal failsafe enter` writes (beside STOP.TXT): the gate halts.
+        write_flags(tmp_path / "rt", Flags(True, "SIGNAL_READ_ONLY", "maintenance", None, "op"))
+        for _ in range(200):
+            if not (await stats(venue.url))["open_orders"]:
+                break
+            await asyncio.sleep(0.05)
+        watcher.cancel()
+    finally:
+        await ex.close()
+    assert (await stats(venue.url))["open_orders"] == []
