@@ -21,7 +21,17 @@ GUARD_SET = {"duplicate_signals", "sell_without_position", "breaker_trip", "stat
 DAEMON_SET = {"kill_feeder", "feeder_cannot_start", "network_cut", "rest_latency", "hung_trader"}
 DEADMAN_SET = {"host_dies_with_resting_orders", "stop_file_cancels_resting_orders",
                "unknown_outcome_never_resent"}  # test_drill_deadman.py, test_drill_orders.py
-DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET
+#: The ccxt drills (issue 21): each venue's dialect, driven by ccxt's own class.
+CCXT_SET = {
+    f"ccxt_{drill}_{venue}"
+    for drill in (
+        "host_dies_with_resting_orders",
+        "stop_cancels_only_own_orders",
+        "unknown_outcome_never_resent",
+    )
+    for venue in ("binance", "okx")
+}
+DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")
