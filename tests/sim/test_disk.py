@@ -211,3 +211,22 @@ def test_a_partial_rate_strikes_some_calls_the_same_way_each_time(tmp_path: Path
     first = outcomes()
     assert first == outcomes()
     assert 0 < sum(first) < 20
+
+
+def test_faults_off_keeps_the_grace_of_a_write_fault_that_just_ended(
+    tmp_path: Path, clock: _Clock
+) -> None:
+    """Seed 1009: a failsafe's STOP.TXT refused by EIO is retried on a backoff of up to
+    RETRY_CAP_S; the liveness phase switching the faults off must not call it invisible
+    before that retry has come."""
+    from autoheal.sim.disk_acts import GRACE_S, sim_disk
+
+    with sim_disk(tmp_path, random.Random(3), clock.now, clock.jump) as sim:
+        sim.fault({"kind": "eio", "s": 50.0, "rate": 0.5}, now=0.0)
+        clock.t = 20.0
+        sim.quiet(clock.t)
+        assert sim.faults.active() == []
+        assert sim.excused(20.0 + GRACE_S - 1.0)  # the retry may still be waiting
+        assert not sim.excused(20.0 + GRACE_S + 1.0)  # then the files must show it
+        sim.quiet(200.0)  # quiet again, long after: nothing left to excuse
+        assert not sim.excused(200.0)

@@ -151,12 +151,16 @@ class SimDisk:
             out += [(name, line) for line in lines if line.startswith(f"{name} ")]
         return out
 
-    def quiet(self) -> None:
-        """Faults off (the liveness phase)."""
+    def quiet(self, now: float) -> None:
+        """Faults off (the liveness phase): every window ends ``now``, and its grace runs
+        on from there. A kill-switch write the disk refused just before is retried on its
+        backoff, up to ``RETRY_CAP_S`` later (seed 1009: an operator's failsafe entered
+        during an EIO window, its STOP.TXT written 30 s after the faults went off, was
+        called invisible 5 s after)."""
         self.faults.clear()
         self.events.window = None
-        self.write_fault_until = -math.inf
-        self.stalled_until = -math.inf
+        self.write_fault_until = min(self.write_fault_until, now)
+        self.stalled_until = min(self.stalled_until, now)
 
     def _name(self, path: str) -> str:
         name = Path(path).relative_to(self.root).as_posix()

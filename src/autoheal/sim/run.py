@@ -822,7 +822,7 @@ class _Sim:
         procs.hung.clear()
         procs.slow_next.clear()
         if self.disk is not None:
-            self.disk.quiet()
+            self.disk.quiet(anyio.current_time())
         self.links.faults_off()
         assert self.operator is not None
         self.operator.fix_config()
