@@ -58,6 +58,9 @@ PARTITIONS = ("refuse", "hang")
 
 #: The fleet agent's poll in the simulated config (seconds).
 FLEET_POLL_S = 2.0
+#: The fleet's ``stale_after``: a host whose reads fail is lost this long after its last
+#: good read (then ``on_lost`` applies).
+FLEET_STALE_S = 10.0
 
 
 def fleet_config(on_lost: str) -> str:
@@ -67,7 +70,7 @@ def fleet_config(on_lost: str) -> str:
         'redis_url = "redis://redis.sim:6379/0"\n'
         f'name = "{FLEET_NAME}"\n'
         f'host = "{FLEET_HOST}"\n'
-        'stale_after = "10s"\n'
+        f'stale_after = "{FLEET_STALE_S:g}s"\n'
         f'on_lost = "{on_lost}"\n'
         f'poll_interval = "{FLEET_POLL_S:g}s"\n'
     )

@@ -31,6 +31,7 @@ from autoheal.sim.files import EPOCH, SimFiles
 from autoheal.sim.fleet import (
     FLEET_NAME,
     FLEET_POLL_S,
+    FLEET_STALE_S,
     PARTITIONS,
     RedisStandIn,
     fleet_config,
@@ -62,6 +63,10 @@ LINK_SOMETIMES = (
 #: last clearing act (a local clear of the fleet's failsafe is undone by the next read
 #: of the switch: within a poll, and a slow one).
 HALT_GRACE_S = 2.0 * FLEET_POLL_S + 1.0
+#: The same when the link failed meanwhile (a partition): the read that would undo the
+#: local clear cannot come, and the host is lost (``on_lost``) ``stale_after`` after its
+#: last good read (seed 1177: an operator's local clear, a partition 1.7 s later).
+LOST_GRACE_S = FLEET_STALE_S + HALT_GRACE_S
 
 
 def fleet_halt_refuses_buy(
@@ -109,6 +114,8 @@ class Links:
         self._last_set = ""
         self._pending_since: float | None = None
         self._pending_acts = 0
+        self._partitioned = False
+        """The link failed while a violation was pending."""
 
     def files(self, root: Any) -> SimFiles:
         """The seed's files, with its ``[dependencies.exchange]`` and ``[fleet]``."""
@@ -202,8 +209,9 @@ class Links:
         excused: bool = False,
     ) -> list[str]:
         """The fleet's invariant after a step: a violation counts when it is seen again
-        :data:`HALT_GRACE_S` or more after it was first seen, with no clearing act of the
-        operator (``clear_acts``, a running count) in between. ``excused``: the
+        :data:`HALT_GRACE_S` or more after it was first seen (:data:`LOST_GRACE_S` when
+        the link was partitioned meanwhile), with no clearing act of the operator
+        (``clear_acts``, a running count) in between. ``excused``: the
         simulated disk refuses the daemon's writes (or did a moment ago): the files
         the gate reads cannot say the halt, and the daemon says so loudly (its
         write-failed alert), as for ``failsafe_visible``."""
@@ -233,7 +241,10 @@ class Links:
         now = anyio.current_time()
         if self._pending_since is None or clear_acts != self._pending_acts:
             self._pending_since, self._pending_acts = now, clear_acts
-        if now - self._pending_since < HALT_GRACE_S:
+            self._partitioned = False
+        self._partitioned = self._partitioned or self.redis.partition is not None
+        grace = LOST_GRACE_S if self._partitioned else HALT_GRACE_S
+        if now - self._pending_since < grace:
             return []
         return found
 
