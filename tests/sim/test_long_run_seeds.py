@@ -9,6 +9,7 @@ must hold every invariant now (``docs/simulation.md``, *A long run*).
 * 1177: an operator's local clear of a fleet HALT, then a partition 1.7 s later: the
   read that undoes the clear could not come, and the host is lost (on_lost) only
   stale_after after its last good read. Fixed: a partitioned link gets that grace.
+  1583 is the same: a hung link 1.6 s before the operator's clear.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from autoheal.sim.run import run_seed
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
-@pytest.mark.parametrize(("seed", "minutes"), [(1009, 20), (1177, 4)])
+@pytest.mark.parametrize(("seed", "minutes"), [(1009, 20), (1177, 4), (1583, 15)])
 def test_the_seed_holds_every_invariant(seed: int, minutes: int) -> None:
     outcome = run_seed(seed, minutes, escapes=False)
     assert outcome.failures == []
