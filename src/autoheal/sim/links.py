@@ -63,9 +63,12 @@ LINK_SOMETIMES = (
 #: last clearing act (a local clear of the fleet's failsafe is undone by the next read
 #: of the switch: within a poll, and a slow one).
 HALT_GRACE_S = 2.0 * FLEET_POLL_S + 1.0
-#: The same when the link failed meanwhile (a partition): the read that would undo the
-#: local clear cannot come, and the host is lost (``on_lost``) ``stale_after`` after its
-#: last good read (seed 1177: an operator's local clear, a partition 1.7 s later).
+#: The same when the link failed meanwhile: a partition, or a switch set below the
+#: version this host applied (after an empty restart), which the host reads as going
+#: backwards and never applies (docs/fleet.md). The read that would apply it cannot
+#: come, and the host is lost (``on_lost``) ``stale_after`` after its last good read
+#: (seed 1177: an operator's local clear, a partition 1.7 s later; seed 1671: a HALT v1
+#: set under the applied v18).
 LOST_GRACE_S = FLEET_STALE_S + HALT_GRACE_S
 
 
@@ -114,8 +117,8 @@ class Links:
         self._last_set = ""
         self._pending_since: float | None = None
         self._pending_acts = 0
-        self._partitioned = False
-        """The link failed while a violation was pending."""
+        self._link_failing = False
+        """The link failed while a violation was pending (see :data:`LOST_GRACE_S`)."""
 
     def files(self, root: Any) -> SimFiles:
         """The seed's files, with its ``[dependencies.exchange]`` and ``[fleet]``."""
@@ -210,7 +213,7 @@ class Links:
     ) -> list[str]:
         """The fleet's invariant after a step: a violation counts when it is seen again
         :data:`HALT_GRACE_S` or more after it was first seen (:data:`LOST_GRACE_S` when
-        the link was partitioned meanwhile), with no clearing act of the operator
+        the link failed meanwhile), with no clearing act of the operator
         (``clear_acts``, a running count) in between. ``excused``: the
         simulated disk refuses the daemon's writes (or did a moment ago): the files
         the gate reads cannot say the halt, and the daemon says so loudly (its
@@ -222,7 +225,8 @@ class Links:
             self.coverage["fleet_lost"] += 1
         record = self.switch()
         halt = record is not None and record.state == "HALT"
-        if record is not None and record.version < state.fleet.version:
+        below = record is not None and record.version < state.fleet.version
+        if below:
             # An operator's set (after an empty restart) under what this host applied: the
             # host reads it as going backwards and stays fail-closed (docs/fleet.md).
             self.coverage["fleet_switch_below_applied"] += 1
@@ -241,9 +245,9 @@ class Links:
         now = anyio.current_time()
         if self._pending_since is None or clear_acts != self._pending_acts:
             self._pending_since, self._pending_acts = now, clear_acts
-            self._partitioned = False
-        self._partitioned = self._partitioned or self.redis.partition is not None
-        grace = LOST_GRACE_S if self._partitioned else HALT_GRACE_S
+            self._link_failing = False
+        self._link_failing = self._link_failing or below or self.redis.partition is not None
+        grace = LOST_GRACE_S if self._link_failing else HALT_GRACE_S
         if now - self._pending_since < grace:
             return []
         return found
