@@ -26,7 +26,10 @@ from autoheal.sim.run import run_seed
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
-@pytest.mark.parametrize(("seed", "minutes"), [(1009, 20), (1177, 4), (1583, 15), (1671, 8), (1794, 20), (1988, 20), (2968, 11)])
+@pytest.mark.parametrize(
+    ("seed", "minutes"),
+    [(1009, 20), (1177, 4), (1583, 15), (1671, 8), (1794, 20), (1988, 20), (2968, 11)],
+)
 def test_the_seed_holds_every_invariant(seed: int, minutes: int) -> None:
     outcome = run_seed(seed, minutes, escapes=False)
     assert outcome.failures == []

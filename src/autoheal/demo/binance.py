@@ -373,10 +373,20 @@ class BinanceDialect:
         assets = sorted({a for s in self._walk.symbols for a in split_symbol(s)})
         return [
             {
-                "coin": asset, "name": asset, "depositAllEnable": True,
-                "withdrawAllEnable": True, "free": "0", "locked": "0", "freeze": "0",
-                "withdrawing": "0", "ipoing": "0", "ipoable": "0", "storage": "0",
-                "isLegalMoney": False, "trading": True, "networkList": [],
+                "coin": asset,
+                "name": asset,
+                "depositAllEnable": True,
+                "withdrawAllEnable": True,
+                "free": "0",
+                "locked": "0",
+                "freeze": "0",
+                "withdrawing": "0",
+                "ipoing": "0",
+                "ipoable": "0",
+                "storage": "0",
+                "isLegalMoney": False,
+                "trading": True,
+                "networkList": [],
             }
             for asset in assets
         ]
