@@ -38,6 +38,12 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
         # clear's restarts were in flight; seed 24, a power loss, then the daemon's first
         # read returned the overdue restart and the operator's halt in one step.
         (4, 5, "stale_restart_after_failsafe"),
+        # fleet_run_lifted_a_stale_fleet_failsafe (the long run's seeds 3001..5000): the
+        # fleet's HALT v7, its RUN v8, then ENOSPC refused every state write; an
+        # operator's STOP.TXT (t=313 s); the daemon SIGKILLed; the next one restored the
+        # stale fleet failsafe, and its first read, RUN v8, removed the operator's
+        # STOP.TXT. Fixed in core.resume: the journal's later entry takes it over.
+        (4353, 6, "fleet_run_lifted_a_stale_fleet_failsafe"),
         (24, 5, "restart_in_the_step_entering_failsafe"),
     ],
 )

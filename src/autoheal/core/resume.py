@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autoheal.core.fleet import FLEET
 from autoheal.core.observations import OperatorEnteredFailsafe
 from autoheal.core.state import RuntimeState
 
@@ -43,7 +44,17 @@ def failsafe_to_resume(
     Resumed as the daemon's, which only an operator clears, even when the last notice
     was the fleet's: an operator's failsafe entered before it, and never cleared, may
     be under it (the fleet's RUN would lift both), and the journal cannot say.
+
+    A saved failsafe that is the fleet's, where the journal's last word is a failsafe
+    entered by someone else, is stale: the state's write of that later failsafe failed
+    (the fleet's RUN that ended its own halt was not saved either). The entry takes the
+    failsafe over from the fleet, so the fleet's RUN cannot lift it (seed 4353: an
+    operator's STOP.TXT, the daemon SIGKILLed while ENOSPC refused every state write,
+    and the next daemon's first fleet read, RUN, removed the operator's STOP.TXT).
     """
-    if state.failsafe is not None or last is None or last.kind != ENTERED:
+    if last is None or last.kind != ENTERED:
+        return None
+    held = state.failsafe
+    if held is not None and not (held.set_by == FLEET and last.target != FLEET):
         return None
     return OperatorEnteredFailsafe(f"resumed from the journal: {last.message}", "autoheal")
