@@ -64,6 +64,30 @@ def test_a_running_clear_command_clears_a_failsafe_entered_again_during_it() -> 
     assert len(found) == 1 and "no operator act" in found[0]
 
 
+def test_a_resume_is_weighed_after_the_dead_daemons_last_events() -> None:
+    # Seed 5456: the fleet's halt (event 5) lifted by its RUN (event 7), neither saved;
+    # the next daemon resumes the older fleet failsafe of its state file (journal at 7)
+    # before the ledger has read 6..7, and the fleet's RUN lifts that one too (event 9).
+    ledger = inv.ClearLedger()
+    assert ledger.see([notice(5, "failsafe", "fleet switch unreadable (fleet_timeout)")]) == []
+    ledger.fleet_owned = True  # the reason token of a fleet entry (FLEET_ENTRIES)
+    ledger.resumed(7, fleet=True)
+    run = "fleet RUN v0 by ?: fleet switch never set"
+    events = [notice(7, "failsafe_cleared", run), notice(9, "failsafe_cleared", run)]
+    events = [inv.JournalEvent(e.id, e.kind, reason=inv.FLEET_CLEAR, data=e.data) for e in events]
+    assert ledger.see(events) == []
+
+
+def test_a_resumed_local_failsafe_lifted_by_the_fleet_still_fails() -> None:
+    ledger = inv.ClearLedger()
+    ledger.resumed(7, fleet=False)  # nothing unread: weighed at once
+    run = inv.JournalEvent(
+        9, "notice", reason=inv.FLEET_CLEAR, data={"kind": "failsafe_cleared", "message": "RUN"}
+    )
+    found = ledger.see([run])
+    assert found == ["a fleet RUN cleared a local failsafe (event 9, entered at event 7): RUN"]
+
+
 def test_a_clear_in_the_daemons_own_name_fails() -> None:
     ledger = inv.ClearLedger()
     ledger.see([notice(5, "failsafe")])

@@ -15,6 +15,12 @@ must hold every invariant now (``docs/simulation.md``, *A long run*).
   going backwards, never applies it (docs/fleet.md; issue 25) and is lost after
   stale_after, DEGRADED: buys refused 10 s after, not 5.
 * 1794, 1988: as 1009 (a failsafe's refused writes retried after the faults went off).
+* 5456 (third chunk, seeds 5001..7000): under EROFS a fleet lost-link halt was entered
+  and lifted by the fleet's RUN, neither saved; the next daemon resumed the older fleet
+  halt of its state file and the fleet's RUN lifted it, as designed. The clear ledger
+  weighed the resume before reading the dead daemon's last events, so it took the
+  resumed halt for the one already lifted. Fixed: a resume is weighed once the ledger
+  has read the journal up to the daemon's start.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 @pytest.mark.parametrize(
     ("seed", "minutes"),
-    [(1009, 20), (1177, 4), (1583, 15), (1671, 8), (1794, 20), (1988, 20), (2968, 11)],
+    [(1009, 20), (1177, 4), (1583, 15), (1671, 8), (1794, 20), (1988, 20), (2968, 11), (5456, 14)],
 )
 def test_the_seed_holds_every_invariant(seed: int, minutes: int) -> None:
     outcome = run_seed(seed, minutes, escapes=False)

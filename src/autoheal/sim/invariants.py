@@ -102,11 +102,28 @@ class ClearLedger:
     made: int = 0
     """How many clearing acts the operator made so far (never goes down)."""
 
+    seen_through: int = 0
+    """The newest journal event id :meth:`see` has read."""
+    pending_resume: tuple[int, bool] | None = None
+    """A resume told before the ledger read the journal up to it (:meth:`resumed`)."""
+
     def resumed(self, journal_max_id: int, *, fleet: bool) -> None:
         """A starting daemon resumed a failsafe from its state file. When its entry is
         not the one in force here (it was cleared since, and the clear's save did not
         reach the file), it is entered anew at the daemon's start: it takes an act, or
-        the fleet's RUN for the fleet's own, made after that."""
+        the fleet's RUN for the fleet's own, made after that.
+
+        The dead daemon's last events (up to ``journal_max_id``) may not be read yet:
+        its clear of the entry in force among them (seed 5456: a fleet halt entered and
+        lifted by the fleet's RUN, neither saved under EROFS). The resume is weighed
+        once the ledger has read that far."""
+        self.pending_resume = (journal_max_id, fleet)
+        if self.seen_through >= journal_max_id:
+            self._resume()
+
+    def _resume(self) -> None:
+        assert self.pending_resume is not None
+        (journal_max_id, fleet), self.pending_resume = self.pending_resume, None
         if self.entered_at is None:
             self.entered_at = journal_max_id
             self.fleet_owned = fleet
@@ -119,6 +136,9 @@ class ClearLedger:
     def see(self, events: Iterable[JournalEvent]) -> list[str]:
         out: list[str] = []
         for event in events:
+            if self.pending_resume is not None and event.id > self.pending_resume[0]:
+                self._resume()
+            self.seen_through = max(self.seen_through, event.id)
             if event.kind == "failsafe_clear.started":
                 self.acts.append(event.id)
                 self.made += 1
@@ -140,6 +160,8 @@ class ClearLedger:
                     self.entered_at = event.id
             elif notice == "failsafe_cleared":
                 out += self._clear(event)
+        if self.pending_resume is not None and self.seen_through >= self.pending_resume[0]:
+            self._resume()
         return out
 
     def _clear(self, event: JournalEvent) -> list[str]:
