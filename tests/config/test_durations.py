@@ -47,6 +47,12 @@ redis_url = "redis://127.0.0.1:6379/0"
 name = "desk"
 host = "h"
 {fleet}
+[bot_api]
+url = "http://127.0.0.1:8080/api/v1"
+modes = {{ FAILSAFE = ["stop"] }}
+{bot_api}
+[bot_api.calls.stop]
+post = "/stop"
 """
 
 #: Every duration key: (the table it is in, its field, the key an error names).
@@ -64,12 +70,15 @@ KEYS = {
     "webhooks[0].timeout": ("webhook", "timeout = {v}"),
     "fleet.stale_after": ("fleet", "stale_after = {v}"),
     "fleet.poll_interval": ("fleet", "poll_interval = {v}"),
+    "bot_api.timeout": ("bot_api", "timeout = {v}"),
+    "bot_api.retry_max": ("bot_api", "retry_max = {v}"),
 }
 
 
 def config_text(key: str, value: str) -> str:
     table, line = KEYS[key]
-    parts = dict.fromkeys(("policy", "daemon", "service", "probe", "http", "webhook", "fleet"), "")
+    tables = ("policy", "daemon", "service", "probe", "http", "webhook", "fleet", "bot_api")
+    parts = dict.fromkeys(tables, "")
     parts["probe"] = 'max_age = "5s"'  # required by a heartbeat probe
     if key == "services.s.probes[0].max_age":
         parts["probe"] = ""

@@ -76,6 +76,10 @@ def test_a_secret_name_set_in_the_services_own_env_table_is_kept(
 #: Each config key that names a secret's variable, and TOML that sets it to ``VAR``.
 #: A new such key in the schema fails ``test_every_secret_env_key_of_the_schema_is_covered``
 #: until it is added to ``autoheal.config._secrets.secret_envs`` and here.
+BOT_API = (
+    '[bot_api]\nurl = "http://127.0.0.1:8080/api/v1"\nauth = "basic"\nauth_env = "VAR"\n'
+    'modes = { FAILSAFE = ["stop"] }\n[bot_api.calls.stop]\npost = "/stop"\n'
+)
 SECRET_KEYS = {
     ("RawWebhook", "secret_env"): (
         '[[webhooks]]\nname = "ops"\nurl = "https://hooks.example.com/x"\nsecret_env = "VAR"\n'
@@ -85,6 +89,9 @@ SECRET_KEYS = {
         'host = "h"\nsecret_env = "VAR"\n'
     ),
     ("RawDaemon", "status_token_env"): '[daemon]\nstatus_token_env = "VAR"\n',
+    # ``auth`` names the kind of credentials; ``auth_env`` the variable that holds them.
+    ("RawBotApi", "auth"): BOT_API,
+    ("RawBotApi", "auth_env"): BOT_API,
 }
 
 #: Every kind of secret, as the config names it: (TOML, the variables it makes secret).
@@ -107,6 +114,7 @@ KINDS = {
     ),
     "fleet_redis_password": (SECRET_KEYS[("RawFleet", "secret_env")], ("VAR",)),
     "status_page_token": (SECRET_KEYS[("RawDaemon", "status_token_env")], ("VAR",)),
+    "bot_api_credentials": (BOT_API, ("VAR",)),
 }
 
 SECRETISH = re.compile(r"(_env$|secret|token|password|passwd|credential|auth)")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from autoheal.core.bot_api import BotTable
 from autoheal.core.policy import HealPolicy
 
 if TYPE_CHECKING:  # a value, never decoded here; built by autoheal.guard.risk_limits
@@ -161,6 +162,25 @@ class FleetConfig(Frozen, frozen=True):
     poll_interval: float
 
 
+class BotApiConfig(Frozen, frozen=True):
+    """``[bot_api]``: the bot's own API, called when autoheal's mode changes
+    (:mod:`autoheal.core.bot_api`; docs/integrations/freqtrade.md).
+
+    ``auth_env`` names the variable that holds ``user:password`` (``auth = "basic"``) or
+    the token (``"bearer"``); it is read when a call is sent, never logged, and never
+    passed to a service.
+    """
+
+    url: str
+    service: str | None
+    """The service that is the bot: when it (re)starts, every call in force is sent again."""
+    auth: str
+    auth_env: str | None
+    timeout: float
+    retry_max: float
+    table: BotTable
+
+
 class Config(Frozen, frozen=True):
     """The whole, validated configuration."""
 
@@ -177,3 +197,4 @@ class Config(Frozen, frozen=True):
     fleet: FleetConfig | None = None
     #: ``[risk]``: pre-trade limits (:mod:`autoheal.guard.risk`); ``None`` when absent.
     risk: RiskLimits | None = None
+    bot_api: BotApiConfig | None = None

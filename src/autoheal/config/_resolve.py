@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from autoheal.config._bot_api import resolve_bot_api
 from autoheal.config._fleet import resolve_fleet
 from autoheal.config._model import (
     ENVIRONMENTS,
@@ -122,6 +123,9 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         chaos=_chaos(raw.chaos, dependencies, ctx),
         fleet=None if raw.fleet is None else resolve_fleet(raw.fleet, ctx.placeholders),
         risk=None if raw.risk is None else _risk(raw.risk),
+        bot_api=None
+        if raw.bot_api is None
+        else resolve_bot_api(raw.bot_api, ctx.placeholders, services),
     )
     # Last: it needs every path the config names (pidfiles, probes, logs, ...).
     clash = stop_file_clash(config)

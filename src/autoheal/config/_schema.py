@@ -147,6 +147,24 @@ class RawFleet(_Raw, frozen=True):
     poll_interval: Duration = "500ms"
 
 
+class RawBotCall(_Raw, frozen=True):
+    post: str
+    undo: str | None = None
+
+
+class RawBotApi(_Raw, frozen=True):
+    """``[bot_api]``: calls on the bot's own API when the mode changes (issue 22)."""
+
+    url: str
+    service: str | None = None
+    auth: str = "none"
+    auth_env: str | None = None
+    timeout: Duration = "2s"
+    retry_max: Duration = "30s"
+    calls: dict[str, RawBotCall] = {}
+    modes: dict[str, list[str]] = {}
+
+
 class RawConfig(_Raw, frozen=True):
     environment: str
     paths: RawPaths = msgspec.field(default_factory=RawPaths)
@@ -160,6 +178,7 @@ class RawConfig(_Raw, frozen=True):
     chaos: RawChaos = msgspec.field(default_factory=RawChaos)
     fleet: RawFleet | None = None
     risk: RawRisk | None = None
+    bot_api: RawBotApi | None = None
 
 
 _KNOWN_FIELDS = sorted(
@@ -177,6 +196,8 @@ _KNOWN_FIELDS = sorted(
             RawChaos,
             RawFleet,
             RawRisk,
+            RawBotApi,
+            RawBotCall,
         )
         for f in t.__struct_fields__
     }

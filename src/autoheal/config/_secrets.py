@@ -42,6 +42,8 @@ def secret_envs(config: Config) -> dict[str, str]:
                 found[telegram_chat_id_env(hook.secret_env)] = chat
     if config.fleet is not None and config.fleet.secret_env:
         found[config.fleet.secret_env] = "fleet.secret_env"
+    if config.bot_api is not None and config.bot_api.auth_env:
+        found[config.bot_api.auth_env] = "bot_api.auth_env"
     if config.daemon.status_token_env:
         found[config.daemon.status_token_env] = "daemon.status_token_env"
     return found

@@ -50,6 +50,7 @@ DURATION_BOUNDS: dict[str, tuple[float, float]] = {
     "latency_p95": (_MS, 10 * _MINUTE),
     "stale_after": (_MS, _HOUR),
     "poll_interval": (_MS, _HOUR),
+    "retry_max": (_MS, _HOUR),  # the bot API's longest wait between tries
 }
 
 
