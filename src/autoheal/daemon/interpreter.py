@@ -44,16 +44,19 @@ from autoheal.core.actions import (
     WriteFlags,
     WriteStop,
 )
+from autoheal.core.bot_api import bot_mode
 from autoheal.core.commands import is_chaos
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.liveness import stale_after_s
 from autoheal.core.observations import (
     DeadlineReached,
     Observation,
+    SpawnFinished,
     SwitchFilesRead,
     SwitchWriteFailed,
 )
 from autoheal.core.switch import LATCH, SwitchWrite, due_writes
+from autoheal.daemon.bot_api import BotApi
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.commands import CommandBridge, PendingCommand, observation_for
 from autoheal.daemon.effects import Effects
@@ -92,6 +95,7 @@ class Executors:
         processes: process actions, each in its task.
         commands: the command queue's results.
         injector: the fault injector of a ``--chaos`` daemon, else None.
+        bot_api: the sender of ``[bot_api]``'s calls, told of each new mode, else None.
     """
 
     killswitch: KillSwitch
@@ -99,6 +103,7 @@ class Executors:
     processes: ProcessWork
     commands: CommandBridge
     injector: FaultInjector | None = None
+    bot_api: BotApi | None = None
 
 
 class Interpreter:
@@ -169,6 +174,12 @@ class Interpreter:
                 self._persist.save_state()
         elif decision.state.switch != switch:  # the health document shows it
             self._persist.mark_health()
+        bot = self._x.bot_api
+        if bot is not None:
+            if isinstance(obs, SpawnFinished) and obs.ok:
+                bot.restarted(obs.component)
+            if changed:
+                bot.observe(bot_mode(decision.state))
         if deferred is not None:
             # An edit the watch had not told us of, found by one of this decision's
             # writes: read now that the decision is carried out (the journal holds the

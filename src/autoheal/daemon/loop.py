@@ -34,6 +34,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from autoheal.config import Config
+from autoheal.core.bot_api import bot_mode
 from autoheal.core.observations import FleetDetached, SpawnFinished
 from autoheal.core.queries import starts_at_boot
 from autoheal.core.resume import CLEARED, ENTERED, JournaledNotice, failsafe_to_resume
@@ -229,6 +230,9 @@ class Daemon:
             parts.injector.start(tg)
         if parts.notifier.sender is not None:
             tg.start_soon(parts.notifier.sender.run)
+        if parts.bot_api is not None:
+            parts.bot_api.observe(bot_mode(parts.runtime.state))
+            tg.start_soon(parts.bot_api.run)
         self._start_alertmanager(tg, config, parts)
         self._start_fleet(tg, config, parts, send)
         if parts.metrics is not None:

@@ -31,6 +31,7 @@ from autoheal.core.observations import Observation
 from autoheal.core.queries import spawn_allowed
 from autoheal.core.state import RuntimeState
 from autoheal.daemon import wiring
+from autoheal.daemon.bot_api import BotApi
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.commands import CommandBridge
 from autoheal.daemon.effects import Effects
@@ -72,6 +73,7 @@ class Parts:
     processes: ProcessWork
     injector: FaultInjector | None
     interpreter: Interpreter
+    bot_api: BotApi | None = None
 
 
 def make_notifier(config: Config, journal: Journal, clock: Clock, *, webhooks: bool) -> Notifier:
@@ -182,9 +184,12 @@ def build(
                 journal_event=effects.journal_event,
             )
         )
+    bot_api = None
+    if config.bot_api is not None and watch_exits:  # a daemon's, never a direct command's
+        bot_api = BotApi(settings.current, clock=clock, effects=effects, runtime_dir=runtime_dir)
     interpreter = Interpreter(
         runtime,
-        Executors(killswitch, effects, processes, commands, injector),
+        Executors(killswitch, effects, processes, commands, injector, bot_api),
         clock=clock,
         persist=persist,
         config=settings.current,
@@ -205,4 +210,5 @@ def build(
         processes=processes,
         injector=injector,
         interpreter=interpreter,
+        bot_api=bot_api,
     )

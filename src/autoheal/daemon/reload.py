@@ -95,6 +95,12 @@ def plan_reload(old: Config, old_specs: Mapping[str, ServiceSpec]) -> ReloadPlan
             "paths (runtime_dir, stop_file) cannot change while running; restart the daemon",
             live=live,
         )
+    if (new.bot_api is None) != (old.bot_api is None):
+        return ReloadRefused(
+            "[bot_api] cannot be added or removed while running (what the table changes "
+            "applies at once); restart the daemon",
+            live=live,
+        )
     try:
         policy = wiring.build_policy(new)
     except ValueError as exc:
