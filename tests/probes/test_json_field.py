@@ -19,9 +19,7 @@ MONO = 5_000.0
 
 
 def age(value: object, *, max_age: float = 60.0, unit: str = "s"):
-    return judge_age(
-        value, where="/ts", max_age=max_age, unit=unit, now_wall=WALL, now_mono=MONO
-    )
+    return judge_age(value, where="/ts", max_age=max_age, unit=unit, now_wall=WALL, now_mono=MONO)
 
 
 def test_fresh_epoch_seconds_report_age_and_the_moment_they_turn_stale() -> None:
@@ -143,7 +141,9 @@ def test_equals_mismatch_within_a_type(field: object, expected: str | float | bo
     ("field", "expected"),
     [(1, True), (True, 1), (0, False), ("1", 1), (1, "1"), (None, "running"), (["x"], "x")],
 )
-def test_equals_across_json_types_is_field_type(field: object, expected: str | float | bool) -> None:
+def test_equals_across_json_types_is_field_type(
+    field: object, expected: str | float | bool
+) -> None:
     result = judge_equals(field, expected, where="/state")
     assert (result.ok, result.reason) == (False, JSON_FIELD_TYPE)
 
