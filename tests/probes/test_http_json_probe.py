@@ -9,10 +9,16 @@ The wall clock is the probe's injected one, so ages are exact; nothing sleeps.
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import orjson
 import pytest
@@ -300,3 +306,51 @@ def test_constructor_refuses_what_the_config_refuses() -> None:
 def test_repr_shows_no_credentials() -> None:
     probe = HttpJsonProbe("http://u:pw@127.0.0.1:1/h?key=k", "/ts", 1.0, max_age=1.0)
     assert "pw" not in repr(probe) and "key=k" not in repr(probe)
+
+
+# ------------------------------------------------------------- through the real CLI
+
+
+def _autoheal_check(config: Path, env: dict[str, str]) -> dict[str, object]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AH_TEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "autoheal", "check", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=base | env,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    doc: dict[str, object] = json.loads(done.stdout)
+    return doc
+
+
+@pytest.mark.slow
+def test_autoheal_check_runs_the_probe_with_the_credential_from_its_environment(
+    site: Site, tmp_path: Path
+) -> None:
+    # The whole path: TOML -> config -> wiring.make_probe -> a real GET with basic auth.
+    site.basic = "freqtrader:pw-9f2c"
+    url = site.json("/api/v1/health", {"last_process_ts": time.time() - 3.0})
+    config = tmp_path / "autoheal.toml"
+    config.write_text(
+        'environment = "paper"\n[paths]\nruntime_dir = "rt"\n[dependencies.ft]\n'
+        '[[dependencies.ft.probes]]\nkind = "http_json"\nname = "health"\n'
+        f'url = "{url}"\npointer = "/last_process_ts"\nmax_age = "60s"\n'
+        'auth = "basic"\nauth_env = "AH_TEST_FT_AUTH"\ntimeout = "5s"\n'
+    )
+    ok = _autoheal_check(config, {"AH_TEST_FT_AUTH": "freqtrader:pw-9f2c"})
+    (fact,) = [p for p in ok["probes"] if p["probe"] == "health"]  # type: ignore[union-attr, index]
+    assert (fact["ok"], fact["reason"], fact["threshold"]) == (True, "", 60.0)
+    assert 2.0 <= fact["value"] < 30.0
+    wrong = _autoheal_check(config, {"AH_TEST_FT_AUTH": "freqtrader:nope"})
+    (fact,) = [p for p in wrong["probes"] if p["probe"] == "health"]  # type: ignore[union-attr, index]
+    assert (fact["ok"], fact["reason"]) == (False, "http_status_401")
+    unset = _autoheal_check(config, {})
+    (fact,) = [p for p in unset["probes"] if p["probe"] == "health"]  # type: ignore[union-attr, index]
+    assert (fact["reason"], fact["detail"]) == (
+        AUTH_ENV_MISSING,
+        "environment variable AH_TEST_FT_AUTH is not set",
+    )
+    assert "pw-9f2c" not in json.dumps([ok, wrong, unset])
