@@ -202,3 +202,20 @@ def test_check_config_accepts_the_freqtrade_example_and_names_a_missing_auth_env
     set_ = _check_config({"FREQTRADE_API_AUTH": "freqtrader:pw"})
     assert (set_.returncode, set_.stderr) == (0, "")
     assert "pw" not in set_.stdout.replace("paper", "")
+
+
+def test_operations_doc_lists_every_probe_kind_and_the_json_tokens() -> None:
+    from autoheal.config._model import PROBE_KINDS
+    from autoheal.core import reasons
+
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert [k for k in PROBE_KINDS if f"| `{k}` |" not in text] == []
+    tokens = [
+        reasons.JSON_INVALID,
+        reasons.JSON_FIELD_MISSING,
+        reasons.JSON_FIELD_TYPE,
+        reasons.JSON_STALE,
+        reasons.JSON_VALUE_MISMATCH,
+        reasons.AUTH_ENV_MISSING,
+    ]
+    assert [t for t in tokens if f"`{t}`" not in text] == []
