@@ -34,7 +34,7 @@ def test_stale_epoch_seconds_say_the_age() -> None:
     result = age(WALL - 75.5)
     assert (result.ok, result.reason) == (False, JSON_STALE)
     assert result.value == pytest.approx(75.5)
-    assert "/ts age 75.500 s > 60.0 s" == result.detail
+    assert result.detail == "/ts age 75.500 s > 60.0 s"
     assert result.recheck_at is None
 
 
