@@ -265,6 +265,18 @@ async def test_a_missing_auth_env_is_auth_env_missing_and_sends_nothing(site: Si
 
 
 @pytest.mark.anyio
+async def test_an_unusable_bearer_token_is_auth_env_missing_without_showing_it(site: Site) -> None:
+    url = site.json("/h", {"ok": True})
+    for token in ("t\u00f6ken-secret", "tok\r\nX-Evil: 1"):
+        result = await check(
+            url, "/ok", equals=True, auth="bearer", auth_env="TOK", environ={"TOK": token}
+        )
+        assert (result.ok, result.reason) == (False, AUTH_ENV_MISSING)
+        assert "secret" not in result.detail and "Evil" not in result.detail
+    assert site.seen_auth == []
+
+
+@pytest.mark.anyio
 async def test_auth_env_is_read_at_each_check(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     # The default environ is the daemon's live os.environ, not a copy taken at startup.
     site.basic = "u:p"

@@ -152,6 +152,10 @@ class HttpJsonProbe:
             if not credential:
                 detail = f"environment variable {self.auth_env} is not set"
                 return self._failed(AUTH_ENV_MISSING, detail)
+            if self.auth == "bearer" and not (credential.isascii() and credential.isprintable()):
+                # httpx would raise naming the offending character: a piece of the secret.
+                detail = f"environment variable {self.auth_env} holds no printable-ASCII token"
+                return self._failed(AUTH_ENV_MISSING, detail)
             headers["Authorization"] = _authorization(self.auth, credential)
         try:
             async with self._client.stream(
