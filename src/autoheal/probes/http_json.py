@@ -16,9 +16,8 @@ older than ``max_age``                      ``json_stale``
 not ``equals``                              ``json_value_mismatch``
 ==========================================  =========================
 
-The credential is read from the environment at each check (an operator who fixes
-the variable and restarts nothing is heard at the next check), goes into the
-request's ``Authorization`` header and nowhere else: not into a detail, a repr or a
+The credential is read from the environment at each check, never kept in the probe,
+goes into the request's ``Authorization`` header and nowhere else: not into a detail, a repr or a
 log line. Redirects are not followed, so the header never travels to another host.
 The wiring removes ``auth_env`` from every service's environment
 (:func:`autoheal.config.secret_envs`).
