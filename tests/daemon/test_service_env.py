@@ -92,7 +92,13 @@ SECRET_KEYS = {
     # ``auth`` names the kind of credentials; ``auth_env`` the variable that holds them.
     ("RawBotApi", "auth"): BOT_API,
     ("RawBotApi", "auth_env"): BOT_API,
+    # issue 22: an http_json probe's credential; ``auth`` (basic or bearer) comes with it.
+    ("RawProbe", "auth_env"): (
+        '[[services.dumper.probes]]\nkind = "http_json"\nurl = "http://127.0.0.1:1/health"\n'
+        'pointer = "/last_process_ts"\nmax_age = "1m"\nauth = "basic"\nauth_env = "VAR"\n'
+    ),
 }
+SECRET_KEYS[("RawProbe", "auth")] = SECRET_KEYS[("RawProbe", "auth_env")]
 
 #: Every kind of secret, as the config names it: (TOML, the variables it makes secret).
 KINDS = {
@@ -115,6 +121,13 @@ KINDS = {
     "fleet_redis_password": (SECRET_KEYS[("RawFleet", "secret_env")], ("VAR",)),
     "status_page_token": (SECRET_KEYS[("RawDaemon", "status_token_env")], ("VAR",)),
     "bot_api_credentials": (BOT_API, ("VAR",)),
+    "http_json_auth": (SECRET_KEYS[("RawProbe", "auth_env")], ("VAR",)),
+    "http_json_dependency_bearer": (
+        '[dependencies.bot]\n[[dependencies.bot.probes]]\nkind = "http_json"\n'
+        'url = "http://127.0.0.1:1/s"\npointer = "/state"\nequals = "running"\n'
+        'auth = "bearer"\nauth_env = "VAR"\n',
+        ("VAR",),
+    ),
 }
 
 SECRETISH = re.compile(r"(_env$|secret|token|password|passwd|credential|auth)")

@@ -19,6 +19,7 @@ from autoheal.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     Problem,
+    err,
     fail,
     load_config,
     say,
@@ -29,13 +30,25 @@ __all__ = ["check_config", "run"]
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Validate the config and print its summary; exit 2 with one line when it is wrong."""
-    from autoheal.config import summary
+    """Validate the config and print its summary; exit 2 with one line when it is wrong.
+
+    A probe's ``auth_env`` not set in this environment is a note on stderr, not an
+    error: the daemon's environment (a systemd unit's ``EnvironmentFile``) may have it.
+    """
+    import os
+
+    from autoheal.config import secret_envs, summary
 
     cfg = load_config(args.config)
     if cfg is None or stop_file_refused(cfg):
         return EXIT_USAGE
     say(summary(cfg))  # names the runtime directory, which may be any path
+    for var, key in secret_envs(cfg).items():
+        if key.endswith(".auth_env") and not os.environ.get(var):
+            err(
+                f"autoheal: note: {key}: {var} is not set here; the probe fails with "
+                "auth_env_missing unless the daemon's environment sets it"
+            )
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # a value, never decoded here; built by autoheal.guard.risk_l
     from autoheal.guard.risk_limits import RiskLimits
 
 ENVIRONMENTS = ("live", "testnet", "paper")
-PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http")
+PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http", "http_json")
 WEBHOOK_FORMATS = ("generic", "slack", "telegram", "alertmanager")
 
 
@@ -84,6 +84,10 @@ class ProbeConfig(Frozen, frozen=True):
 
     ``max_age``, ``path``, ``field``, ``url`` and ``latency_p95`` are ``None`` when ``kind``
     does not use them; ``expect_status`` and ``window`` keep their defaults (http only).
+    An ``http_json`` probe has a ``url``, a ``pointer`` (RFC 6901), exactly one of
+    ``max_age`` and ``equals``, a ``unit`` for a numeric timestamp (``"s"`` or ``"ms"``)
+    and optionally ``auth`` (``"basic"`` or ``"bearer"``) with ``auth_env``: the name of
+    the variable holding the credential, never the credential.
     """
 
     kind: str
@@ -97,6 +101,11 @@ class ProbeConfig(Frozen, frozen=True):
     expect_status: tuple[int, ...] = (200,)
     latency_p95: float | None = None
     window: int = 20
+    pointer: str | None = None
+    equals: str | int | float | bool | None = None
+    unit: str = "s"
+    auth: str | None = None
+    auth_env: str | None = None
 
 
 class ServiceConfig(Frozen, frozen=True):

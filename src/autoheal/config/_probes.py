@@ -6,11 +6,23 @@ have a ``process`` probe.
 
 from __future__ import annotations
 
+import math
+from urllib.parse import urlsplit
+
 from msgspec.structs import replace
 
 from autoheal.config._model import PROBE_KINDS, ProbeConfig
 from autoheal.config._schema import RawProbe, fail
-from autoheal.config._values import NAME, Context, as_duration, as_path, as_url
+from autoheal.config._values import (
+    ENV_NAME,
+    NAME,
+    Context,
+    as_duration,
+    as_path,
+    as_url,
+    is_loopback_host,
+)
+from autoheal.core.json_pointer import PointerError, parse_pointer
 
 #: Probe fields each kind may set, besides kind, name, interval and timeout.
 _PROBE_FIELDS = {
@@ -18,7 +30,25 @@ _PROBE_FIELDS = {
     "heartbeat": frozenset({"max_age", "path"}),
     "ws_freshness": frozenset({"max_age", "path", "field"}),
     "http": frozenset({"url", "expect_status", "latency_p95", "window"}),
+    "http_json": frozenset(
+        {"url", "expect_status", "pointer", "max_age", "equals", "unit", "auth", "auth_env"}
+    ),
 }
+#: Every optional field, in the order a misplaced one is reported.
+_OPTIONAL = (
+    "max_age",
+    "path",
+    "field",
+    "url",
+    "expect_status",
+    "latency_p95",
+    "window",
+    "pointer",
+    "equals",
+    "unit",
+    "auth",
+    "auth_env",
+)
 
 
 def resolve_probes(
@@ -55,9 +85,12 @@ def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bo
     if raw.kind not in _PROBE_FIELDS:
         fail(f"{key}.kind", f"unknown probe kind {raw.kind!r} (expected {', '.join(PROBE_KINDS)})")
     if raw.kind == "process" and not has_process:
-        fail(f"{key}.kind", "a dependency has no process; use heartbeat, ws_freshness or http")
+        fail(
+            f"{key}.kind",
+            "a dependency has no process; use heartbeat, ws_freshness, http or http_json",
+        )
     allowed = _PROBE_FIELDS[raw.kind]
-    for optional in ("max_age", "path", "field", "url", "expect_status", "latency_p95", "window"):
+    for optional in _OPTIONAL:
         if getattr(raw, optional) is not None and optional not in allowed:
             fail(f"{key}.{optional}", f"not used by a {raw.kind!r} probe")
     name = raw.name if raw.name is not None else raw.kind
@@ -107,4 +140,71 @@ def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bo
             ),
             window=raw.window if raw.window is not None else 20,
         )
+    if raw.kind == "http_json":
+        return _http_json(raw, probe, key, ctx)
     return probe
+
+
+def _http_json(raw: RawProbe, probe: ProbeConfig, key: str, ctx: Context) -> ProbeConfig:
+    """An ``http_json`` probe: url, pointer, one judgement, and the credential's variable."""
+    if raw.url is None:
+        fail(f"{key}.url", "required for an 'http_json' probe")
+    url = as_url(raw.url, f"{key}.url", ctx.placeholders)
+    if raw.pointer is None:
+        fail(f"{key}.pointer", "required for an 'http_json' probe (e.g. '/last_process_ts')")
+    try:
+        parse_pointer(raw.pointer)
+    except PointerError as exc:
+        fail(f"{key}.pointer", str(exc))
+    if raw.max_age is not None and raw.equals is not None:
+        fail(f"{key}.equals", "not with max_age: judge the field by one of the two")
+    if raw.max_age is None and raw.equals is None:
+        fail(
+            f"{key}.max_age",
+            "an 'http_json' probe needs max_age (the field is a timestamp) or equals",
+        )
+    if isinstance(raw.equals, float) and not math.isfinite(raw.equals):
+        fail(f"{key}.equals", "must be a finite number (JSON has no nan or inf)")
+    if raw.unit is not None and raw.max_age is None:
+        fail(f"{key}.unit", "only with max_age (the unit of a numeric timestamp)")
+    if raw.unit not in (None, "s", "ms"):
+        fail(f"{key}.unit", f"unknown unit {raw.unit!r} (expected 's' or 'ms')")
+    status = tuple(raw.expect_status) if raw.expect_status is not None else (200,)
+    if not status or any(not 100 <= s <= 599 for s in status):
+        fail(f"{key}.expect_status", "must list HTTP status codes between 100 and 599")
+    _check_auth(raw, url, key)
+    return replace(
+        probe,
+        url=url,
+        expect_status=status,
+        pointer=raw.pointer,
+        max_age=None if raw.max_age is None else as_duration(raw.max_age, f"{key}.max_age"),
+        equals=raw.equals,
+        unit=raw.unit or "s",
+        auth=raw.auth,
+        auth_env=raw.auth_env,
+    )
+
+
+def _check_auth(raw: RawProbe, url: str, key: str) -> None:
+    if raw.auth is not None and raw.auth not in ("basic", "bearer"):
+        fail(f"{key}.auth", f"unknown auth {raw.auth!r} (expected 'basic' or 'bearer')")
+    if raw.auth is not None and raw.auth_env is None:
+        fail(
+            f"{key}.auth_env",
+            f"required with auth = {raw.auth!r}: the environment variable holding the "
+            + ("'user:password'" if raw.auth == "basic" else "token"),
+        )
+    if raw.auth_env is None:
+        return
+    if raw.auth is None:
+        fail(f"{key}.auth", "required with auth_env: 'basic' or 'bearer'")
+    if not ENV_NAME.fullmatch(raw.auth_env):
+        fail(f"{key}.auth_env", "must be the name of an environment variable, not the secret")
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+        # Never echo the URL.
+        fail(
+            f"{key}.url",
+            "a probe with auth must use https:// unless it goes to a loopback address",
+        )

@@ -81,6 +81,11 @@ class RawProbe(_Raw, frozen=True):
     expect_status: list[int] | None = None
     latency_p95: Duration | None = None
     window: int | None = None
+    pointer: str | None = None
+    equals: str | int | float | bool | None = None
+    unit: str | None = None
+    auth: str | None = None
+    auth_env: str | None = None
 
 
 class RawService(_Raw, frozen=True):

@@ -31,9 +31,16 @@ def secret_envs(config: Config) -> dict[str, str]:
 
     Returns:
         e.g. ``{"AUTOHEAL_REDIS_PASSWORD": "fleet.secret_env",
-        "HOOK_TOKEN": "webhooks[0].secret_env"}``.
+        "HOOK_TOKEN": "webhooks[0].secret_env",
+        "FREQTRADE_API_AUTH": "services.freqtrade.probes[1].auth_env"}``.
     """
     found: dict[str, str] = {}
+    owners = [("services", n, s.probes) for n, s in config.services.items()]
+    owners += [("dependencies", n, d.probes) for n, d in config.dependencies.items()]
+    for table, name, probes in owners:
+        for i, probe in enumerate(probes):
+            if probe.auth_env:
+                found.setdefault(probe.auth_env, f"{table}.{name}.probes[{i}].auth_env")
     for i, hook in enumerate(config.webhooks):
         if hook.secret_env:
             found[hook.secret_env] = f"webhooks[{i}].secret_env"

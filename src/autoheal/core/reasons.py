@@ -14,6 +14,7 @@ kill switch's alerts (``core.switch``), the command queue's (``core.commands``).
 from __future__ import annotations
 
 __all__ = [
+    "AUTH_ENV_MISSING",
     "CONFIG_ADDED",
     "CONFIG_CHANGED",
     "CONFIG_REMOVED",
@@ -26,6 +27,11 @@ __all__ = [
     "HEARTBEAT_INVALID",
     "HEARTBEAT_MISSING",
     "HEARTBEAT_STALE",
+    "JSON_FIELD_MISSING",
+    "JSON_FIELD_TYPE",
+    "JSON_INVALID",
+    "JSON_STALE",
+    "JSON_VALUE_MISMATCH",
     "LATENCY_P95_HIGH",
     "MAX_RESTARTS_EXCEEDED",
     "OPERATOR",
@@ -65,6 +71,20 @@ LATENCY_P95_HIGH = "latency_p95_high"
 PROBE_TIMEOUT = "probe_timeout"
 #: The probe itself raised (a bug or an unexpected OS error); logged once by the runner.
 PROBE_ERROR = "probe_error"
+
+# -- an http_json probe (issue 22); its HTTP-level failures are the http probe's tokens
+#: The body is not JSON, or is larger than the probe reads.
+JSON_INVALID = "json_invalid"
+#: The JSON pointer leads nowhere in the body.
+JSON_FIELD_MISSING = "json_field_missing"
+#: The field has the wrong type for the judgement (not a timestamp; not the type of ``equals``).
+JSON_FIELD_TYPE = "json_field_type"
+#: The timestamp field is older than ``max_age``.
+JSON_STALE = "json_stale"
+#: The field is not ``equals``.
+JSON_VALUE_MISMATCH = "json_value_mismatch"
+#: The environment variable named by ``auth_env`` is not set in the daemon's environment.
+AUTH_ENV_MISSING = "auth_env_missing"
 
 
 def http_status_reason(status: int) -> str:

@@ -175,8 +175,24 @@ def make_probe(
     """
     if pc.kind in ("heartbeat", "ws_freshness") and (pc.path is None or pc.max_age is None):
         raise ValueError(f"{pc.kind} probe {pc.name!r} needs a path and a max_age")
-    if pc.kind == "http" and pc.url is None:
-        raise ValueError(f"http probe {pc.name!r} needs a url")
+    if pc.kind in ("http", "http_json") and pc.url is None:
+        raise ValueError(f"{pc.kind} probe {pc.name!r} needs a url")
+    if pc.kind == "http_json" and pc.url is not None and pc.pointer is not None:
+        from autoheal.probes import HttpJsonProbe
+
+        return HttpJsonProbe(
+            pc.url,
+            pc.pointer,
+            pc.timeout,
+            max_age=pc.max_age,
+            equals=pc.equals,
+            unit=pc.unit,
+            expect_status=tuple(pc.expect_status),
+            auth=pc.auth,
+            auth_env=pc.auth_env,
+            wall=wall,
+            clock=clock,
+        )
     if pc.kind == "heartbeat" and pc.path is not None and pc.max_age is not None:
         from autoheal.probes import HeartbeatProbe
 

@@ -9,6 +9,7 @@ notices a child's exit as it happens.
 
 from autoheal.probes.heartbeat import FieldFreshnessProbe, HeartbeatFiles, HeartbeatProbe
 from autoheal.probes.http import HttpProbe
+from autoheal.probes.http_json import HttpJsonProbe
 from autoheal.probes.result import (
     CONN_ERROR,
     CONN_REFUSED,
@@ -42,6 +43,7 @@ __all__ = [
     "FieldFreshnessProbe",
     "HeartbeatFiles",
     "HeartbeatProbe",
+    "HttpJsonProbe",
     "HttpProbe",
     "Probe",
     "ProbeResult",
