@@ -48,6 +48,8 @@ log = logging.getLogger("autoheal")
 LEDGER_FILE = "bot_api_ledger.json"
 ALERT = "bot_api_failed"
 _FIRST_RETRY_S = 0.5
+#: Plans sent in one round at most (a tighten, then a loosen; more if the mode moves).
+_MAX_PLANS = 8
 
 
 def auth_header(bot: BotApiConfig, env: Mapping[str, str]) -> str | None:
@@ -127,33 +129,36 @@ class BotApi:
                 self._wake = anyio.Event()
 
     async def _round(self, client: httpx.AsyncClient) -> float:
-        """Send one plan; returns how long to wait before the next round (unless woken)."""
+        """Send plans until none is left; returns how long to wait before the next round
+        (unless woken): a failure's backoff, else an hour."""
         bot = self._config().bot_api
         if bot is None:
             return 3600.0
         if self._unsaved:
             self._save()
-        steps = plan(bot.table, self._mode, self.ledger)
-        for step in steps:
-            mode = self._mode
-            outcome, reason, wait_s = await self._send(client, bot, step)
-            self.ledger = settle(self.ledger, step, outcome)
-            self._save()
-            self._journal(step, mode, outcome, reason)
-            if outcome is not Outcome.OK:
-                self._failures += 1
-                backoff = min(bot.retry_max, _FIRST_RETRY_S * 2.0 ** (self._failures - 1))
-                delay = max(backoff, min(wait_s or 0.0, bot.retry_max))
-                self._alert(step, mode, reason, delay)
-                return delay
-            if mode != self._mode:
-                break  # the mode moved while this was in flight: plan again
+        for _ in range(_MAX_PLANS):  # bounded: each plan shrinks what is left to send
+            steps = plan(bot.table, self._mode, self.ledger)
+            if not steps:
+                break
+            for step in steps:
+                mode = self._mode
+                outcome, reason, wait_s = await self._send(client, bot, step)
+                self.ledger = settle(self.ledger, step, outcome)
+                self._save()
+                self._journal(step, mode, outcome, reason)
+                if outcome is not Outcome.OK:
+                    self._failures += 1
+                    backoff = min(bot.retry_max, _FIRST_RETRY_S * 2.0 ** (self._failures - 1))
+                    delay = max(backoff, min(wait_s or 0.0, bot.retry_max))
+                    self._alert(step, mode, reason, delay)
+                    return delay
+                if mode != self._mode:
+                    break  # the mode moved while this was in flight: plan again
         else:
-            if steps or self._alerted:
-                self._recovered()
-            self._failures = 0
-            return 3600.0
-        return 0.0
+            return _FIRST_RETRY_S  # the mode kept moving: the rest in a moment
+        self._failures = 0
+        self._recovered()
+        return 3600.0
 
     async def _send(
         self, client: httpx.AsyncClient, bot: BotApiConfig, step: Step
