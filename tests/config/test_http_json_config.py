@@ -16,7 +16,7 @@ from tests.config.test_load import REPO, write
 
 pytestmark = [pytest.mark.timeout(60)]
 
-EXAMPLE = REPO / "config" / "freqtrade.example.toml"
+EXAMPLE = REPO / "config" / "examples" / "freqtrade.toml"
 
 HEAD = 'environment = "paper"\n[dependencies.ft]\n[[dependencies.ft.probes]]\nkind = "http_json"\n'
 URL = 'url = "http://127.0.0.1:8080/api/v1/health"\n'
@@ -194,10 +194,10 @@ def _check_config(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]
 def test_check_config_accepts_the_freqtrade_example_and_names_a_missing_auth_env() -> None:
     unset = _check_config({})
     assert unset.returncode == 0, unset.stderr
-    assert unset.stdout.startswith("config OK: 1 service (freqtrade)")
+    assert unset.stdout.startswith("config OK: 1 service (freqtrade), 1 dependency (exchange)")
     assert unset.stderr.strip() == (
-        "autoheal: note: services.freqtrade.probes[1].auth_env: FREQTRADE_API_AUTH is not set "
-        "here; the probe fails with auth_env_missing unless the daemon's environment sets it"
+        "autoheal: note: bot_api.auth_env: FREQTRADE_API_AUTH is not set here; every bot-API "
+        "call fails with auth_env_missing unless the daemon's environment sets it"
     )
     set_ = _check_config({"FREQTRADE_API_AUTH": "freqtrader:pw"})
     assert (set_.returncode, set_.stderr) == (0, "")

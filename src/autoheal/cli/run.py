@@ -32,7 +32,7 @@ __all__ = ["check_config", "run"]
 def check_config(args: argparse.Namespace) -> int:
     """Validate the config and print its summary; exit 2 with one line when it is wrong.
 
-    A probe's ``auth_env`` not set in this environment is a note on stderr, not an
+    An ``auth_env`` (a probe's, ``[bot_api]``'s) not set in this environment is a note on stderr, not an
     error: the daemon's environment (a systemd unit's ``EnvironmentFile``) may have it.
     """
     import os
@@ -45,8 +45,9 @@ def check_config(args: argparse.Namespace) -> int:
     say(summary(cfg))  # names the runtime directory, which may be any path
     for var, key in secret_envs(cfg).items():
         if key.endswith(".auth_env") and not os.environ.get(var):
+            what = "every bot-API call" if key.startswith("bot_api.") else "the probe"
             err(
-                f"autoheal: note: {key}: {var} is not set here; the probe fails with "
+                f"autoheal: note: {key}: {var} is not set here; {what} fails with "
                 "auth_env_missing unless the daemon's environment sets it"
             )
     return EXIT_OK
