@@ -43,15 +43,25 @@ class BotServer:
     hang: set[str] = field(default_factory=set)
     port: int = 0
 
+    paused: bool = False  # freqtrade's max_open_trades == 0 (stopentry)
+
     async def handle(self, request: HttpRequest) -> HttpResponse:
         self.seen.append(f"{request.method} {request.path}")
         self.auth.append(request.headers.get("authorization"))
         if request.path in self.hang:
             await anyio.sleep(30)
-        return HttpResponse(self.status.get(request.path, 200), b'{"status": "ok"}')
+        status = self.status.get(request.path, 200)
+        if status == 200 and request.path == "/api/v1/stopentry":
+            self.paused = True
+        if status == 200 and request.path == "/api/v1/reload_config":
+            self.paused = False
+        if request.path == "/api/v1/show_config":
+            doc = {"max_open_trades": 0 if self.paused else 3, "state": "running"}
+            return HttpResponse(status, orjson.dumps(doc))
+        return HttpResponse(status, b'{"status": "ok"}')
 
     def posts(self) -> list[str]:
-        return [s.removeprefix("POST /api/v1") for s in self.seen]
+        return [s.removeprefix("POST /api/v1") for s in self.seen if s.startswith("POST ")]
 
 
 @asynccontextmanager
@@ -67,6 +77,9 @@ async def bot_server() -> AsyncIterator[BotServer]:
         tg.start_soon(listener.serve, one)
         yield server
         tg.cancel_scope.cancel()
+
+
+IN_EFFECT = 'in_effect = { get = "/show_config", pointer = "/max_open_trades", equals = 0 }'
 
 
 def config(tmp_path: Path, port: int, extra: str = "") -> Config:
@@ -88,10 +101,11 @@ modes = {{ DEGRADED = ["stopentry"], REDUCE_ONLY = ["stopentry"], FAILSAFE = ["s
 [bot_api.calls.stopentry]
 post = "/stopentry"
 undo = "/reload_config"
+{extra}
 [bot_api.calls.stop]
 post = "/stop"
 undo = "/start"
-{extra}"""
+"""
     )
     return load_config(path)
 
@@ -113,10 +127,13 @@ class Rig:
 
 @asynccontextmanager
 async def rig(
-    tmp_path: Path, env: dict[str, str] | None = None, before: Callable[[Path], None] = print
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    before: Callable[[Path], None] = print,
+    extra: str = "",
 ) -> AsyncIterator[Rig]:
     async with bot_server() as server:
-        cfg = config(tmp_path, server.port)
+        cfg = config(tmp_path, server.port, extra)
         runtime_dir = cfg.paths.runtime_dir
         runtime_dir.mkdir(parents=True, exist_ok=True)
         before(runtime_dir)
@@ -155,7 +172,7 @@ async def test_each_mode_makes_its_calls_and_normal_undoes_them_newest_first(
         await until(lambda: r.server.posts()[1:] == ["/stop"])
         assert r.api.ledger.done == ("stopentry", "stop")
         saved = orjson.loads((r.runtime_dir / LEDGER_FILE).read_bytes())
-        assert saved == {"done": ["stopentry", "stop"], "unconfirmed": []}
+        assert saved == {"done": ["stopentry", "stop"], "unconfirmed": [], "foreign": []}
         r.api.observe("NORMAL")
         await until(lambda: len(r.server.posts()) == 4)
         assert r.server.posts()[2:] == ["/start", "/reload_config"]
@@ -244,3 +261,33 @@ async def test_the_bots_restart_sends_what_is_in_force_again(tmp_path: Path) -> 
         await until(lambda: r.server.posts() == ["/stopentry", "/stopentry"])
         await anyio.sleep(0.2)
         assert r.server.posts() == ["/stopentry", "/stopentry"]
+
+
+async def test_an_operators_own_pause_is_neither_sent_again_nor_undone(tmp_path: Path) -> None:
+    async with rig(tmp_path, extra=IN_EFFECT) as r:
+        r.server.paused = True  # the operator's /stopentry, before the outage
+        r.api.observe("DEGRADED")
+        await until(lambda: r.events() != [])
+        assert r.server.seen == ["GET /api/v1/show_config"]
+        assert [(e["call"], e["outcome"]) for e in r.events()] == [("stopentry", "in_effect")]
+        r.api.observe("NORMAL")
+        await anyio.sleep(0.3)
+        assert r.server.posts() == [] and r.server.paused  # still the operator's pause
+        # Next time the bot is not paused: autoheal pauses it, and undoes its own pause.
+        r.server.paused = False
+        r.api.observe("DEGRADED")
+        await until(lambda: r.server.posts() == ["/stopentry"])
+        r.api.observe("NORMAL")
+        await until(lambda: r.server.posts() == ["/stopentry", "/reload_config"])
+        assert not r.server.paused
+
+
+async def test_a_bot_that_cannot_say_gets_nothing_sent_and_an_alert(tmp_path: Path) -> None:
+    async with rig(tmp_path, extra=IN_EFFECT) as r:
+        r.server.status["/api/v1/show_config"] = 500
+        r.api.observe("DEGRADED")
+        await until(lambda: ALERT in r.alerts())
+        assert r.server.posts() == []
+        del r.server.status["/api/v1/show_config"]
+        await until(lambda: r.server.posts() == ["/stopentry"])
+        await until(lambda: ALERT not in r.alerts())

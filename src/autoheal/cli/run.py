@@ -32,8 +32,9 @@ __all__ = ["check_config", "run"]
 def check_config(args: argparse.Namespace) -> int:
     """Validate the config and print its summary; exit 2 with one line when it is wrong.
 
-    An ``auth_env`` (a probe's, ``[bot_api]``'s) not set in this environment is a note on stderr, not an
-    error: the daemon's environment (a systemd unit's ``EnvironmentFile``) may have it.
+    An ``auth_env`` (a probe's, ``[bot_api]``'s) not set in this environment is a note
+    on stderr, not an error: the daemon's environment (a systemd unit's
+    ``EnvironmentFile``) may have it.
     """
     import os
 

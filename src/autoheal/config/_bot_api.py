@@ -7,13 +7,15 @@ fleet's do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from autoheal.config._model import BotApiConfig
 from autoheal.config._schema import RawBotApi, fail
 from autoheal.config._values import ENV_NAME, NAME, as_duration, as_url, is_loopback_host
-from autoheal.core.bot_api import MODES, BotCall, BotTable
+from autoheal.core.bot_api import MODES, BotCall, BotTable, InEffect
+from autoheal.core.json_pointer import PointerError, parse_pointer
 
 AUTH = ("none", "basic", "bearer")
 #: The modes a table may name: NORMAL is where everything autoheal did is undone.
@@ -55,12 +57,25 @@ def resolve_bot_api(
         key = f"bot_api.calls.{name}"
         if not NAME.fullmatch(name):
             fail(key, "names may hold only letters, digits, '_' and '-'")
-        for field, path in (("post", call.post), ("undo", call.undo)):
+        check = call.in_effect
+        paths = (("post", call.post), ("undo", call.undo))
+        for field, path in (*paths, ("in_effect.get", None if check is None else check.get)):
             if path is not None and not path.startswith("/"):
                 fail(
                     f"{key}.{field}", f"a path under bot_api.url, starting with '/': {path[:40]!r}"
                 )
-        calls[name] = BotCall(name, call.post, call.undo)
+        in_effect = None
+        if check is not None:
+            try:
+                parse_pointer(check.pointer)
+            except PointerError as exc:
+                fail(f"{key}.in_effect.pointer", str(exc))
+            if not check.one_of:
+                fail(f"{key}.in_effect.one_of", "names no value")
+            if any(isinstance(v, float) and not math.isfinite(v) for v in check.one_of):
+                fail(f"{key}.in_effect.one_of", "holds a number that is not finite")
+            in_effect = InEffect(check.get, check.pointer, tuple(check.one_of))
+        calls[name] = BotCall(name, call.post, call.undo, in_effect)
     modes: dict[str, tuple[str, ...]] = {}
     for mode, names in raw.modes.items():
         key = f"bot_api.modes.{mode}"

@@ -152,9 +152,16 @@ class RawFleet(_Raw, frozen=True):
     poll_interval: Duration = "500ms"
 
 
+class RawInEffect(_Raw, frozen=True):
+    get: str
+    pointer: str
+    one_of: list[str | int | float | bool]
+
+
 class RawBotCall(_Raw, frozen=True):
     post: str
     undo: str | None = None
+    in_effect: RawInEffect | None = None
 
 
 class RawBotApi(_Raw, frozen=True):
@@ -203,6 +210,7 @@ _KNOWN_FIELDS = sorted(
             RawRisk,
             RawBotApi,
             RawBotCall,
+            RawInEffect,
         )
         for f in t.__struct_fields__
     }

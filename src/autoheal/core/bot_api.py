@@ -18,8 +18,12 @@ stateful property test against a model of the bot):
   FAILSAFE keeps the bot stopped).
 * Only what autoheal did is undone: a call enters the ledger (:class:`Ledger`) when it
   was sent, also when its outcome is unknown (a timeout after the request left), and
-  leaves it only when its undo was answered. A ``stopentry`` the operator sent by hand
-  is never undone by autoheal.
+  leaves it only when its undo was answered. A call the bot is found doing already
+  (:class:`InEffect`: an operator's own ``/stopentry``) is not sent, so never undone:
+  entries resume after an outage only if autoheal paused them.
+* After a lost answer autoheal cannot tell its own pause from an operator's made in
+  that moment: it counts the pause as its own (and undoes it later). Sending the
+  call again is safe; leaving the bot paused forever would not be.
 * A ledger that cannot be read is empty, loudly: autoheal then undoes nothing (the bot
   stays as paused as it is, which an operator can lift), never more than it did.
 """
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autoheal.core.queries import flags_for
 from autoheal.core.state import RuntimeState
@@ -37,6 +41,7 @@ __all__ = [
     "MODES",
     "BotCall",
     "BotTable",
+    "InEffect",
     "Ledger",
     "Outcome",
     "Step",
@@ -47,6 +52,7 @@ __all__ = [
     "ledger_to_doc",
     "plan",
     "settle",
+    "tidy",
 ]
 
 #: autoheal's modes as the table names them, loosest first.
@@ -62,6 +68,20 @@ def bot_mode(state: RuntimeState) -> str:
     return "FAILSAFE" if view.mode == "SIGNAL_READ_ONLY" else view.mode
 
 
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class InEffect:
+    """How to see that the bot already does what a call asks: ``GET get``, and the JSON
+    field at ``pointer`` is one of ``one_of`` (freqtrade: ``/show_config``'s ``/state``
+    is ``paused`` or ``stopped`` when no entry can happen)."""
+
+    get: str
+    pointer: str
+    one_of: tuple[Scalar, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class BotCall:
     """One call and its undo: paths under the API's base URL, sent as ``POST``."""
@@ -70,6 +90,9 @@ class BotCall:
     post: str
     undo: str | None = None
     """None: autoheal never undoes it (an operator does)."""
+    in_effect: InEffect | None = None
+    """Asked before the call is sent: when someone else already did it, autoheal does
+    not send it, and so never undoes it (an operator's own pause outlives autoheal's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,9 @@ class Ledger:
 
     done: tuple[str, ...] = ()
     unconfirmed: frozenset[str] = frozenset()
+    foreign: frozenset[str] = frozenset()
+    """Calls the mode wants that the bot was found doing already, by someone else's
+    hand: neither sent nor undone while the mode holds them (:func:`tidy`)."""
 
 
 class Outcome(enum.Enum):
@@ -103,6 +129,9 @@ class Outcome(enum.Enum):
     NOT_SENT = "not_sent"
     """It never reached the bot (connection refused, no credentials, a 4xx refusal):
     nothing changed there."""
+    IN_EFFECT = "in_effect"
+    """Not sent: the bot already does it (:class:`InEffect`). Someone else's doing,
+    unless autoheal sent it before (its earlier answer lost): then as OK."""
     UNKNOWN = "unknown"
     """It may have reached the bot (a timeout, a reset, a 5xx). A call is then counted
     as done, so that its undo is owed, and unconfirmed, so that it is sent again while
@@ -121,12 +150,14 @@ def plan(table: BotTable, mode: str, ledger: Ledger) -> tuple[Step, ...]:
 
     Either calls (the mode wants them and they are not confirmed) or, once there are
     none, undos (of calls no mode as loose as this one holds), newest first. The
-    sender stops at the first request that does not come back OK and asks again.
+    sender sends every call (one that fails does not hold up the next: each only
+    tightens), stops undoing at the first undo that does not come back OK, and asks
+    again.
     """
     tighten = tuple(
         Step(name, False, table.calls[name].post)
         for name in table.modes.get(mode, ())
-        if name not in ledger.done or name in ledger.unconfirmed
+        if name not in ledger.foreign and (name not in ledger.done or name in ledger.unconfirmed)
     )
     if tighten:
         return tighten
@@ -142,31 +173,49 @@ def plan(table: BotTable, mode: str, ledger: Ledger) -> tuple[Step, ...]:
 
 def settle(ledger: Ledger, step: Step, outcome: Outcome) -> Ledger:
     """The ledger after ``step`` came back with ``outcome``."""
-    name = step.call
+    name, foreign = step.call, ledger.foreign
     if not step.undo:
         if outcome is Outcome.NOT_SENT:
             return ledger
+        if outcome is Outcome.IN_EFFECT and name not in ledger.done:
+            return replace(ledger, foreign=foreign | {name})
         done = ledger.done if name in ledger.done else (*ledger.done, name)
-        if outcome is Outcome.OK:
-            return Ledger(done, ledger.unconfirmed - {name})
-        return Ledger(done, ledger.unconfirmed | {name})
+        if outcome in (Outcome.OK, Outcome.IN_EFFECT):
+            return Ledger(done, ledger.unconfirmed - {name}, foreign)
+        return Ledger(done, ledger.unconfirmed | {name}, foreign)
     if outcome is Outcome.OK:
-        return Ledger(tuple(c for c in ledger.done if c != name), ledger.unconfirmed - {name})
+        kept = tuple(c for c in ledger.done if c != name)
+        return Ledger(kept, ledger.unconfirmed - {name}, foreign)
     if outcome is Outcome.UNKNOWN:
         # The undo may have reached the bot: the call is still owed its undo, and is
         # sent again if a mode wants it back (found by the property test).
-        return Ledger(ledger.done, ledger.unconfirmed | {name})
+        return Ledger(ledger.done, ledger.unconfirmed | {name}, foreign)
     return ledger
 
 
+def tidy(table: BotTable, mode: str, ledger: Ledger) -> Ledger:
+    """Forget someone else's calls once the mode no longer holds them: the next mode
+    that wants one asks the bot again."""
+    keep = held(table, mode)
+    if ledger.foreign <= keep:
+        return ledger
+    return replace(ledger, foreign=ledger.foreign & keep)
+
+
 def forgotten(ledger: Ledger) -> Ledger:
-    """The bot restarted and lost what it was told: every call in force is owed again
-    (sent again while its mode wants it; its undo still owed, harmless if repeated)."""
-    return Ledger(ledger.done, frozenset(ledger.done))
+    """The bot restarted and lost what it was told (freqtrade keeps ``stopentry`` and
+    ``stop`` in memory): nothing autoheal did is in force, nothing is owed an undo, and
+    what the mode wants is sent again. Nobody else's call is in force either."""
+    del ledger
+    return Ledger()
 
 
 def ledger_to_doc(ledger: Ledger) -> dict[str, object]:
-    return {"done": list(ledger.done), "unconfirmed": sorted(ledger.unconfirmed)}
+    return {
+        "done": list(ledger.done),
+        "unconfirmed": sorted(ledger.unconfirmed),
+        "foreign": sorted(ledger.foreign),
+    }
 
 
 def ledger_from_doc(doc: object) -> tuple[Ledger, str]:
@@ -177,9 +226,12 @@ def ledger_from_doc(doc: object) -> tuple[Ledger, str]:
     if not isinstance(doc, dict):
         return Ledger(), "not a JSON object"
     done, unconfirmed = doc.get("done"), doc.get("unconfirmed", [])
-    for value, key in ((done, "done"), (unconfirmed, "unconfirmed")):
+    foreign = doc.get("foreign", [])
+    for value, key in ((done, "done"), (unconfirmed, "unconfirmed"), (foreign, "foreign")):
         if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
             return Ledger(), f"'{key}' is not a list of call names"
     assert isinstance(done, list) and isinstance(unconfirmed, list)
+    assert isinstance(foreign, list)
     names = tuple(dict.fromkeys(done))
-    return Ledger(names, frozenset(unconfirmed) & frozenset(names)), ""
+    mine = frozenset(names)
+    return Ledger(names, frozenset(unconfirmed) & mine, frozenset(foreign) - mine), ""

@@ -1,11 +1,12 @@
 """Sends the bot-API calls that ``[bot_api]`` maps autoheal's modes to.
 
 :mod:`autoheal.core.bot_api` decides which requests a mode needs and what an answer
-means; this task sends them, in order, and stops at the first one that does not come
-back OK: it is journaled (``bot_api_call``), raised as the alert ``bot_api_failed``,
-logged at ERROR, and tried again after a backoff (0.5 s doubling up to
-``bot_api.retry_max``; a 429's ``Retry-After`` when longer). A failure never changes
-the mode, the kill switch or anything else: the only thing it holds up is undoing.
+means; this task sends them in order. A request that does not come back OK is
+journaled (``bot_api_call``), raised as the alert ``bot_api_failed``, logged at ERROR,
+and tried again after a backoff (0.5 s doubling up to ``bot_api.retry_max``; a 429's
+``Retry-After`` when longer). A failed call does not hold up the next call; a failed
+undo holds up every older undo. A failure never changes the mode, the kill switch or
+anything else.
 
 What autoheal did is kept in ``bot_api_ledger.json`` (the runtime directory), so a
 restarted daemon still undoes only its own calls. When the bot's own service is
@@ -27,6 +28,7 @@ import httpx
 from autoheal.config import BotApiConfig, Config
 from autoheal.core.actions import ClearAlert, RaiseAlert
 from autoheal.core.bot_api import (
+    InEffect,
     Ledger,
     Outcome,
     Step,
@@ -35,10 +37,13 @@ from autoheal.core.bot_api import (
     ledger_to_doc,
     plan,
     settle,
+    tidy,
 )
+from autoheal.core.json_pointer import MISSING, parse_pointer, resolve
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.effects import Effects
 from autoheal.guard.classify import classify, classify_status, retry_after_s
+from autoheal.probes.json_field import judge_equals
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["ALERT", "LEDGER_FILE", "BotApi", "auth_header"]
@@ -112,7 +117,7 @@ class BotApi:
     def restarted(self, service: str) -> None:
         """A service was (re)started: when it is the bot, its API state is gone."""
         bot = self._config().bot_api
-        if bot is not None and bot.service == service and self.ledger.done:
+        if bot is not None and bot.service == service and self.ledger != Ledger():
             self.ledger = forgotten(self.ledger)
             self._save()
             self._wake.set()
@@ -137,23 +142,29 @@ class BotApi:
         if self._unsaved:
             self._save()
         for _ in range(_MAX_PLANS):  # bounded: each plan shrinks what is left to send
+            self.ledger = tidy(bot.table, self._mode, self.ledger)
             steps = plan(bot.table, self._mode, self.ledger)
             if not steps:
                 break
+            failed: float | None = None
             for step in steps:
                 mode = self._mode
                 outcome, reason, wait_s = await self._send(client, bot, step)
                 self.ledger = settle(self.ledger, step, outcome)
                 self._save()
                 self._journal(step, mode, outcome, reason)
-                if outcome is not Outcome.OK:
+                if outcome not in (Outcome.OK, Outcome.IN_EFFECT):
                     self._failures += 1
                     backoff = min(bot.retry_max, _FIRST_RETRY_S * 2.0 ** (self._failures - 1))
-                    delay = max(backoff, min(wait_s or 0.0, bot.retry_max))
-                    self._alert(step, mode, reason, delay)
-                    return delay
+                    failed = max(backoff, min(wait_s or 0.0, bot.retry_max))
+                    self._alert(step, mode, reason, failed)
+                    if step.undo:
+                        break  # undoing stops here: the older undos wait for this one
+                    continue  # a failed call does not hold up the next: each tightens
                 if mode != self._mode:
                     break  # the mode moved while this was in flight: plan again
+            if failed is not None:
+                return failed
         else:
             return _FIRST_RETRY_S  # the mode kept moving: the rest in a moment
         self._failures = 0
@@ -171,6 +182,13 @@ class BotApi:
             return Outcome.NOT_SENT, "auth_env_missing", None
         if auth is not None:
             headers["Authorization"] = auth
+        check = None if step.undo else bot.table.calls[step.call].in_effect
+        if check is not None:
+            seen = await self._in_effect(client, bot, check, headers)
+            if seen is True:
+                return Outcome.IN_EFFECT, "in_effect", None
+            if seen is not False:  # the bot could not say: try again later, send nothing
+                return Outcome.NOT_SENT, seen, None
         try:
             response = await client.post(bot.url + step.path, headers=headers, timeout=bot.timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
@@ -184,6 +202,27 @@ class BotApi:
         if response.status_code >= 500:
             return Outcome.UNKNOWN, reason, wait
         return Outcome.NOT_SENT, reason, wait
+
+    async def _in_effect(
+        self, client: httpx.AsyncClient, bot: BotApiConfig, check: InEffect, headers: dict[str, str]
+    ) -> bool | str:
+        """Whether the bot already does what the call asks; a reason token when it
+        cannot say (the call is then not sent: sending it could make an operator's
+        own pause look like autoheal's)."""
+        try:
+            response = await client.get(bot.url + check.get, headers=headers, timeout=bot.timeout)
+        except httpx.HTTPError as exc:
+            return classify(exc).reason
+        if not response.is_success:
+            return classify_status(response.status_code).reason
+        try:
+            doc = response.json()
+        except ValueError:
+            return "json_invalid"
+        value = resolve(doc, parse_pointer(check.pointer))
+        if value is MISSING:
+            return "json_field_missing"
+        return any(judge_equals(value, one, where=check.pointer).ok for one in check.one_of)
 
     # ------------------------------------------------------------------ the record
 
@@ -213,7 +252,7 @@ class BotApi:
             self._unsaved = False
 
     def _journal(self, step: Step, mode: str, outcome: Outcome, reason: str) -> None:
-        level = logging.INFO if outcome is Outcome.OK else logging.ERROR
+        level = logging.INFO if outcome in (Outcome.OK, Outcome.IN_EFFECT) else logging.ERROR
         log.log(
             level,
             "bot_api_call call=%s undo=%s path=%s mode=%s outcome=%s reason=%s",
