@@ -50,6 +50,12 @@ async def opened(url: str) -> AsyncIterator[Any]:
         await exchange.close()
 
 
+async def fault(url: str, mode: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
+        body = {"mode": mode, "paths": [path], "count": 1, "retry_after": 1}
+        (await client.post("/admin/fault", json=body)).raise_for_status()
+
+
 @pytest.mark.anyio
 async def test_markets_candles_tickers_book_and_time_parse_as_the_venues(
     venue: ExchangeHarness,
@@ -88,7 +94,7 @@ async def test_markets_candles_tickers_book_and_time_parse_as_the_venues(
 
 
 @pytest.mark.anyio
-async def test_refusals_carry_the_venues_codes_and_unserved_paths_are_loopback_404s(
+async def test_refusals_and_faults_carry_the_venues_codes_and_unserved_paths_are_loopback_404s(
     venue: ExchangeHarness,
 ) -> None:
     async for ex in opened(venue.url):
@@ -96,6 +102,12 @@ async def test_refusals_carry_the_venues_codes_and_unserved_paths_are_loopback_4
             await ex.publicGetTicker24hr({"symbol": "DOGEUSDT"})
         with pytest.raises(ccxt.BadRequest):
             await ex.publicGetKlines({"symbol": "BTCUSDT", "interval": "7m"})
+        await fault(venue.url, "http_503", "/api/v3/depth")
+        with pytest.raises(ccxt.OperationFailed, match="-1001"):
+            await ex.fetch_order_book("BTC/USDT")
+        await fault(venue.url, "rate_limit", "/api/v3/klines")
+        with pytest.raises(ccxt.DDoSProtection, match="-1003"):
+            await ex.fetch_ohlcv("BTC/USDT")
     async with httpx.AsyncClient(base_url=venue.url, timeout=5.0) as client:
         response = await client.get("/api/v3/avgPrice", params={"symbol": "BTCUSDT"})
         assert response.status_code == 404
