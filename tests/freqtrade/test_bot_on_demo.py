@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import psutil
 import pytest
@@ -77,6 +78,7 @@ async def test_stopentry_stops_new_trades_for_loops_and_reload_config_restores_t
     async with running_bot(tmp_path) as (_venue, bot):
         await bot.wait_trades(2, TRADES_S)  # trading: one new trade a loop
         await bot.api.stopentry()
+        assert await bot.api.state() == "paused"  # freqtrade 2026.9: stopentry is pause
         await bot.wait_loops(1, LOOPS_S)  # the loop under way when it landed
         held = await bot.api.trade_count()
         await bot.wait_loops(5, LOOPS_S)
@@ -85,3 +87,49 @@ async def test_stopentry_stops_new_trades_for_loops_and_reload_config_restores_t
 
         await bot.api.reload_config()
         await bot.wait_trades(held + 1, TRADES_S)
+        assert await bot.api.state() == "running"
+
+
+async def test_start_undoes_stopentry_without_a_reload(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as (_venue, bot):
+        await bot.wait_trades(1, TRADES_S)
+        await bot.api.stopentry()
+        await bot.wait_loops(1, LOOPS_S)
+        held = await bot.api.trade_count()
+        await bot.wait_loops(3, LOOPS_S)
+        assert await bot.api.trade_count() == held
+        await bot.api.start()
+        assert await bot.api.state() == "running"
+        await bot.wait_trades(held + 1, TRADES_S)
+
+
+async def test_stop_halts_the_loop_itself_so_health_goes_stale_and_start_resumes(
+    tmp_path: Path,
+) -> None:
+    """What a supervisor must know: after ``/stop`` the bot's API answers but its loop
+    clock stands still, exactly as when the bot hangs."""
+    async with running_bot(tmp_path) as (_venue, bot):
+        await bot.wait_trades(1, TRADES_S)
+        await bot.api.stop()
+        assert await bot.api.state() == "stopped"
+        frozen = await _stale(bot, 2.0)  # the loop under way when it landed has ended
+        held = await bot.api.trade_count()
+        observed_until = time.monotonic() + 4.0  # four loop times: none runs
+        while time.monotonic() < observed_until:
+            assert await bot.api.last_loop_ts() == frozen
+            await anyio.sleep(0.2)
+        assert await bot.api.trade_count() == held
+        await bot.api.start()
+        await bot.wait_loops(2, LOOPS_S)
+        await bot.wait_trades(held + 1, TRADES_S)
+
+
+async def _stale(bot: Any, age_s: float) -> int:
+    """The bot's last loop time once it is ``age_s`` old (bounded by :data:`LOOPS_S`)."""
+    deadline = time.monotonic() + LOOPS_S
+    while True:
+        ts = await bot.api.last_loop_ts()
+        if ts is not None and time.time() - ts >= age_s:
+            return int(ts)
+        assert time.monotonic() < deadline, f"the loop clock still moves: {ts}"
+        await anyio.sleep(0.2)

@@ -254,8 +254,13 @@ class FreqtradeApi:
         ts = (await self.health()).get("last_process_ts")
         return ts if isinstance(ts, int) else None
 
+    async def state(self) -> str:
+        """The bot's state (``GET /show_config``): ``running``, ``paused`` or ``stopped``."""
+        return str((await self._get("/show_config"))["state"])
+
     async def stopentry(self) -> dict[str, Any]:
-        """``POST /stopentry``: no new entries until ``reload_config`` (exits go on)."""
+        """``POST /stopentry``: no new entries, exits go on, loops go on. In freqtrade
+        2026.9 it is ``/pause`` (state ``paused``); ``start`` or ``reload_config`` undo it."""
         doc: dict[str, Any] = await self._post("/stopentry")
         return doc
 
@@ -265,12 +270,13 @@ class FreqtradeApi:
         return doc
 
     async def stop(self) -> dict[str, Any]:
-        """``POST /stop``: the bot stops trading (its process and API stay up)."""
+        """``POST /stop``: the bot stops trading and looping (``last_process_ts`` stands
+        still); its process and API stay up."""
         doc: dict[str, Any] = await self._post("/stop")
         return doc
 
     async def start(self) -> dict[str, Any]:
-        """``POST /start``: trading again after ``stop``."""
+        """``POST /start``: trading again after ``stop`` or ``stopentry``."""
         doc: dict[str, Any] = await self._post("/start")
         return doc
 
