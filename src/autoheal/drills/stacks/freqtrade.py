@@ -292,9 +292,25 @@ class FreqtradeApi:
         return trades
 
     async def trade_count(self) -> int:
-        """Trades ever opened: the open ones (``/status``) plus the closed (``/trades``)."""
-        closed = await self._get("/trades", limit=1)
-        return len(await self.open_trades()) + int(closed["total_trades"])
+        """Trades ever opened: the open ones (``/status``) plus the closed (``/trades``).
+
+        Two reads: the closed count is read again after the open trades, and all three
+        again if it moved (a trade that closed in between would otherwise be missed).
+
+        Raises:
+            httpx.HTTPError: also when trades kept closing through three attempts.
+        """
+        closed = await self._closed_count()
+        for _attempt in range(3):
+            opened = len(await self.open_trades())
+            again = await self._closed_count()
+            if again == closed:
+                return opened + closed
+            closed = again
+        raise httpx.HTTPError("trade count: trades kept closing while counted")
+
+    async def _closed_count(self) -> int:
+        return int((await self._get("/trades", limit=1))["total_trades"])
 
 
 class FreqtradeHarness:
