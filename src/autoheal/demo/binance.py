@@ -53,7 +53,7 @@ from autoheal.demo.httpserver import HttpRequest, HttpResponse, json_response
 from autoheal.demo.market import Ledger, OrderRejectedError, PriceWalk, split_symbol
 from autoheal.demo.resting import CANCEL_ALL, COUNTDOWN, Countdown, RestingBook
 
-__all__ = ["PREFIXES", "BinanceDialect", "Credentials", "binance_error", "sign"]
+__all__ = ["PREFIXES", "BinanceDialect", "Credentials", "binance_error", "sign", "venue_number"]
 
 #: Every path of the dialect starts with one of these (futures; the wallet's coin list).
 PREFIXES = ("/fapi/", "/sapi/")
@@ -335,7 +335,7 @@ class BinanceDialect:
     def _price(self, params: dict[str, str], now_ms: int) -> Any:
         symbol = self._symbol(params, required=False)
         docs = [
-            {"symbol": s, "price": _num(self._walk.prices[s]), "time": now_ms}
+            {"symbol": s, "price": venue_number(self._walk.prices[s]), "time": now_ms}
             for s in ([symbol] if symbol else self._walk.symbols)
         ]
         return docs[0] if symbol else docs
@@ -344,7 +344,7 @@ class BinanceDialect:
         symbol = self._symbol(params, required=False)
         docs = []
         for s in [symbol] if symbol else self._walk.symbols:
-            last = _num(self._walk.prices[s])
+            last = venue_number(self._walk.prices[s])
             docs.append(
                 {
                     "symbol": s,
@@ -544,12 +544,12 @@ class BinanceDialect:
             "symbol": order["symbol"],
             "status": status,
             "clientOrderId": order["client_order_id"],
-            "price": _num(price) if kind == "LIMIT" else "0",
-            "avgPrice": _num(price) if filled else "0",
-            "origQty": _num(order["qty"]),
-            "executedQty": _num(filled),
-            "cumQty": _num(filled),
-            "cumQuote": _num(filled * price),
+            "price": venue_number(price) if kind == "LIMIT" else "0",
+            "avgPrice": venue_number(price) if filled else "0",
+            "origQty": venue_number(order["qty"]),
+            "executedQty": venue_number(filled),
+            "cumQty": venue_number(filled),
+            "cumQuote": venue_number(filled * price),
             "timeInForce": extra.get("timeInForce", "GTC"),
             "type": kind,
             "reduceOnly": extra.get("reduceOnly", False),
@@ -568,6 +568,6 @@ class BinanceDialect:
         }
 
 
-def _num(value: float) -> str:
+def venue_number(value: float) -> str:
     """A number as the venue writes one: a string, no exponent."""
     return f"{value:.8f}".rstrip("0").rstrip(".") or "0"

@@ -17,6 +17,8 @@ test or the daemon knows where it is. Endpoints:
   armed again within N ms, every resting order is cancelled; ``0`` switches it off;
 * ``/fapi/v1/...``: the same books in Binance USDⓈ-M futures' dialect, signed as the
   venue signs (:mod:`autoheal.demo.binance`; ccxt's ``binanceusdm`` trades with it);
+* ``/api/v3/...``: the walk's market data in Binance spot's dialect, candles included
+  (:mod:`autoheal.demo.binance_spot`; a dry-run freqtrade reads it through ccxt's ``binance``);
 * ``/api/v5/...``: the same books in OKX's v5 dialect, perpetual swaps, with its
   account-wide ``cancel-all-after`` (:mod:`autoheal.demo.okx`; ccxt's ``okx`` trades with it);
 * ``GET /ws`` (websocket): ``{"symbol", "price", "ts"}`` per symbol per tick;
@@ -44,6 +46,9 @@ import orjson
 from anyio.abc import SocketAttribute
 
 from autoheal.demo.binance import PREFIXES, BinanceDialect, Credentials, binance_error
+from autoheal.demo.binance_spot import PREFIX as SPOT_PREFIX
+from autoheal.demo.binance_spot import SpotMarketData
+from autoheal.demo.candles import CandleBook
 from autoheal.demo.faults import FaultPlan, FaultState, parse_fault
 from autoheal.demo.httpserver import (
     DROP,
@@ -69,6 +74,8 @@ API_SECRET_ENV = "AUTOHEAL_DEMO_API_SECRET"  # noqa: S105 (a variable's name)
 #: OKX's third credential, with the same key and secret.
 API_PASSPHRASE_ENV = "AUTOHEAL_DEMO_API_PASSPHRASE"  # noqa: S105 (a variable's name)
 _STREAM_STOPPING = ("down", "http_502", "http_503", "rate_limit")
+#: Every path in a Binance dialect (futures, the wallet, spot's market data).
+_BINANCE_PATHS = (*PREFIXES, SPOT_PREFIX)
 log = logging.getLogger("autoheal.demo.exchange")
 
 
@@ -83,11 +90,16 @@ class Exchange:
         credentials: Credentials | None = None,
         passphrase: str | None = None,
     ) -> None:
+        self._time = time_fn
         self.walk = PriceWalk(rng)
+        self.candles = CandleBook()
+        self.candles.record(self.walk.prices, round(time_fn() * 1000))
         self.ledger = Ledger()
         self.resting = RestingBook()
         self.binance = BinanceDialect(self.walk, self.ledger, self.resting, credentials,
                                       wall_ms=lambda: round(self._time() * 1000))
+        self.binance_spot = SpotMarketData(self.walk, self.candles,
+                                           wall_ms=lambda: round(self._time() * 1000))
         okx_creds = (OkxCredentials(credentials.api_key, credentials.secret, passphrase)
                      if credentials is not None and passphrase else None)
         self.okx = OkxDialect(self.walk, self.ledger, self.resting, okx_creds,
@@ -95,7 +107,6 @@ class Exchange:
         self.faults = FaultState()
         self.calls: Counter[str] = Counter()
         self.tick_s = tick_s
-        self._time = time_fn
         self._fault_changed = anyio.Event()
         self.dirty = True
 
@@ -124,7 +135,7 @@ class Exchange:
         venue_body = fault_response(fault.mode, fault.retry_after)
         if path.startswith(OKX_PREFIX) and venue_body is not None:
             return venue_body
-        if path.startswith(PREFIXES) and fault.mode in ("http_503", "rate_limit"):
+        if path.startswith(_BINANCE_PATHS) and fault.mode in ("http_503", "rate_limit"):
             # The venue's own bodies: what ccxt reads the error codes from.
             if fault.mode == "http_503":
                 return binance_error(503, -1001, "Internal error; unable to process your "
@@ -148,6 +159,8 @@ class Exchange:
     def _api(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith(PREFIXES):
             return self.binance.answer(request)
+        if request.path.startswith(SPOT_PREFIX):
+            return self.binance_spot.answer(request)
         if request.path.startswith(OKX_PREFIX):
             return self.okx.answer(request)
         now = self._time()
@@ -330,6 +343,7 @@ class Exchange:
     async def run_ticker(self) -> None:
         while True:
             self.walk.step()
+            self.candles.record(self.walk.prices, round(self._time() * 1000))
             await anyio.sleep(self.tick_s)
 
     async def run_countdown(self, every_s: float = 0.02) -> None:
