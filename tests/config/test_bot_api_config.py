@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autoheal.config import ConfigError, load_config
-from autoheal.core.bot_api import BotCall
+from autoheal.core.bot_api import BotCall, InEffect
 
 CALLS = """
 [bot_api.calls.stopentry]
@@ -87,3 +87,34 @@ def test_a_path_must_be_under_the_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, LOOPBACK + 'modes = { FAILSAFE = ["stop"] }', calls))
     assert info.value.key == "bot_api.calls.stop.post"
+
+
+def test_the_recipe_reads_back_with_its_in_effect_checks() -> None:
+    recipe = Path(__file__).parents[2] / "config" / "examples" / "freqtrade.toml"
+    bot = load_config(recipe).bot_api
+    assert bot is not None and bot.service == "freqtrade"
+    stopentry, stop = bot.table.calls["stopentry"], bot.table.calls["stop"]
+    assert (stopentry.post, stopentry.undo, stop.post, stop.undo) == (
+        "/stopentry",
+        "/start",
+        "/stop",
+        "/stopentry",
+    )
+    assert stopentry.in_effect == InEffect("/show_config", "/state", ("paused", "stopped"))
+    assert bot.table.modes["FAILSAFE"] == ("stopentry", "stop")
+
+
+@pytest.mark.parametrize(
+    ("check", "key"),
+    [
+        ('{ get = "show_config", pointer = "/state", one_of = ["x"] }', "in_effect.get"),
+        ('{ get = "/show_config", pointer = "state", one_of = ["x"] }', "in_effect.pointer"),
+        ('{ get = "/show_config", pointer = "/state", one_of = [] }', "in_effect.one_of"),
+        ('{ get = "/show_config", pointer = "/state", one_of = [nan] }', "in_effect.one_of"),
+    ],
+)
+def test_in_effect_errors_name_the_key(tmp_path: Path, check: str, key: str) -> None:
+    calls = f'[bot_api.calls.stop]\npost = "/stop"\nin_effect = {check}\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, LOOPBACK + 'modes = { FAILSAFE = ["stop"] }', calls))
+    assert info.value.key == f"bot_api.calls.stop.{key}"

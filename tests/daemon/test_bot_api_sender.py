@@ -43,7 +43,7 @@ class BotServer:
     hang: set[str] = field(default_factory=set)
     port: int = 0
 
-    paused: bool = False  # freqtrade's max_open_trades == 0 (stopentry)
+    state: str = "running"  # freqtrade's: running, paused (stopentry), stopped
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         self.seen.append(f"{request.method} {request.path}")
@@ -51,13 +51,11 @@ class BotServer:
         if request.path in self.hang:
             await anyio.sleep(30)
         status = self.status.get(request.path, 200)
-        if status == 200 and request.path == "/api/v1/stopentry":
-            self.paused = True
-        if status == 200 and request.path == "/api/v1/reload_config":
-            self.paused = False
+        moves = {"stopentry": "paused", "stop": "stopped", "start": "running"}
+        if status == 200 and request.method == "POST":
+            self.state = moves.get(request.path.removeprefix("/api/v1/"), self.state)
         if request.path == "/api/v1/show_config":
-            doc = {"max_open_trades": 0 if self.paused else 3, "state": "running"}
-            return HttpResponse(status, orjson.dumps(doc))
+            return HttpResponse(status, orjson.dumps({"state": self.state}))
         return HttpResponse(status, b'{"status": "ok"}')
 
     def posts(self) -> list[str]:
@@ -79,7 +77,9 @@ async def bot_server() -> AsyncIterator[BotServer]:
         tg.cancel_scope.cancel()
 
 
-IN_EFFECT = 'in_effect = { get = "/show_config", pointer = "/max_open_trades", equals = 0 }'
+IN_EFFECT = (
+    'in_effect = { get = "/show_config", pointer = "/state", one_of = ["paused", "stopped"] }'
+)
 
 
 def config(tmp_path: Path, port: int, extra: str = "") -> Config:
@@ -97,14 +97,17 @@ auth = "basic"
 auth_env = "FT_API"
 timeout = "500ms"
 retry_max = "1s"
-modes = {{ DEGRADED = ["stopentry"], REDUCE_ONLY = ["stopentry"], FAILSAFE = ["stop"] }}
+[bot_api.modes]
+DEGRADED = ["stopentry"]
+REDUCE_ONLY = ["stopentry"]
+FAILSAFE = ["stopentry", "stop"]
 [bot_api.calls.stopentry]
 post = "/stopentry"
-undo = "/reload_config"
+undo = "/start"
 {extra}
 [bot_api.calls.stop]
 post = "/stop"
-undo = "/start"
+undo = "/stopentry"
 """
     )
     return load_config(path)
@@ -175,7 +178,9 @@ async def test_each_mode_makes_its_calls_and_normal_undoes_them_newest_first(
         assert saved == {"done": ["stopentry", "stop"], "unconfirmed": [], "foreign": []}
         r.api.observe("NORMAL")
         await until(lambda: len(r.server.posts()) == 4)
-        assert r.server.posts()[2:] == ["/start", "/reload_config"]
+        # Undone newest first: stopped -> paused -> running.
+        assert r.server.posts()[2:] == ["/stopentry", "/start"]
+        assert r.server.state == "running"
         expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         assert set(r.server.auth) == {expected}
         assert [(e["call"], e["undo"], e["outcome"]) for e in r.events()] == [
@@ -186,24 +191,34 @@ async def test_each_mode_makes_its_calls_and_normal_undoes_them_newest_first(
         ]
 
 
-async def test_a_failed_call_is_loud_retried_and_holds_the_undo_back(tmp_path: Path) -> None:
+async def test_a_failed_undo_is_loud_retried_and_holds_the_older_undos_back(
+    tmp_path: Path,
+) -> None:
     async with rig(tmp_path) as r:
         r.api.observe("FAILSAFE")
-        await until(lambda: r.server.posts() == ["/stop"])
-        # Down to DEGRADED while the bot refuses stopentry: the stop must not be undone.
+        await until(lambda: r.server.posts() == ["/stopentry", "/stop"])
+        # Back to NORMAL while the bot refuses stopentry (the undo of the stop): the
+        # older undo, /start, must not go out before it.
         r.server.status["/api/v1/stopentry"] = 503
-        r.api.observe("DEGRADED")
-        await until(lambda: r.server.posts().count("/stopentry") >= 2)  # retried
+        r.api.observe("NORMAL")
+        await until(lambda: r.server.posts().count("/stopentry") >= 3)  # retried
         assert "/start" not in r.server.posts()
         assert ALERT in r.alerts()
         failed = [e for e in r.events() if e["outcome"] != "ok"]
         assert (failed[0]["outcome"], failed[0]["reason"]) == ("unknown", "exchange_503")
-        # The bot answers again: the entries are paused, then the stop undone.
         del r.server.status["/api/v1/stopentry"]
-        await until(lambda: "/start" in r.server.posts())
-        posts = r.server.posts()
-        assert posts.index("/start") > max(i for i, p in enumerate(posts) if p == "/stopentry")
+        await until(lambda: r.server.posts()[-1:] == ["/start"])
+        assert r.server.state == "running"
         await until(lambda: ALERT not in r.alerts())
+
+
+async def test_a_failed_call_does_not_hold_up_the_next(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.server.status["/api/v1/stopentry"] = 503
+        r.api.observe("FAILSAFE")
+        await until(lambda: "/stop" in r.server.posts())
+        assert r.server.state == "stopped"
+        assert ALERT in r.alerts()
 
 
 async def test_missing_credentials_send_nothing_and_say_which_variable(tmp_path: Path) -> None:
@@ -226,7 +241,7 @@ async def test_a_timeout_counts_as_done_so_normal_still_undoes_it(tmp_path: Path
         r.server.hang.clear()
         await until(lambda: r.events()[-1]["outcome"] == "ok")  # sent again, answered
         r.api.observe("NORMAL")
-        await until(lambda: r.server.posts()[-1:] == ["/reload_config"])
+        await until(lambda: r.server.posts()[-1:] == ["/start"])
 
 
 async def test_an_unreadable_ledger_undoes_nothing_and_says_so(tmp_path: Path) -> None:
@@ -238,7 +253,7 @@ async def test_an_unreadable_ledger_undoes_nothing_and_says_so(tmp_path: Path) -
         r.api.observe("DEGRADED")
         await until(lambda: r.server.posts() == ["/stopentry"])
         r.api.observe("NORMAL")
-        await until(lambda: r.server.posts() == ["/stopentry", "/reload_config"])
+        await until(lambda: r.server.posts() == ["/stopentry", "/start"])
 
 
 async def test_a_ledger_that_cannot_be_written_holds_in_memory(tmp_path: Path) -> None:
@@ -249,7 +264,7 @@ async def test_a_ledger_that_cannot_be_written_holds_in_memory(tmp_path: Path) -
         r.api.observe("DEGRADED")
         await until(lambda: r.server.posts() == ["/stopentry"])
         r.api.observe("NORMAL")
-        await until(lambda: r.server.posts() == ["/stopentry", "/reload_config"])
+        await until(lambda: r.server.posts() == ["/stopentry", "/start"])
 
 
 async def test_the_bots_restart_sends_what_is_in_force_again(tmp_path: Path) -> None:
@@ -265,21 +280,21 @@ async def test_the_bots_restart_sends_what_is_in_force_again(tmp_path: Path) -> 
 
 async def test_an_operators_own_pause_is_neither_sent_again_nor_undone(tmp_path: Path) -> None:
     async with rig(tmp_path, extra=IN_EFFECT) as r:
-        r.server.paused = True  # the operator's /stopentry, before the outage
+        r.server.state = "paused"  # the operator's /stopentry, before the outage
         r.api.observe("DEGRADED")
         await until(lambda: r.events() != [])
         assert r.server.seen == ["GET /api/v1/show_config"]
         assert [(e["call"], e["outcome"]) for e in r.events()] == [("stopentry", "in_effect")]
         r.api.observe("NORMAL")
         await anyio.sleep(0.3)
-        assert r.server.posts() == [] and r.server.paused  # still the operator's pause
-        # Next time the bot is not paused: autoheal pauses it, and undoes its own pause.
-        r.server.paused = False
+        assert r.server.posts() == [] and r.server.state == "paused"  # still the operator's
+        # Next time the bot runs: autoheal pauses it, and undoes its own pause.
+        r.server.state = "running"
         r.api.observe("DEGRADED")
         await until(lambda: r.server.posts() == ["/stopentry"])
         r.api.observe("NORMAL")
-        await until(lambda: r.server.posts() == ["/stopentry", "/reload_config"])
-        assert not r.server.paused
+        await until(lambda: r.server.posts() == ["/stopentry", "/start"])
+        assert r.server.state == "running"
 
 
 async def test_a_bot_that_cannot_say_gets_nothing_sent_and_an_alert(tmp_path: Path) -> None:
