@@ -22,6 +22,8 @@ from typing import Any
 from freqtrade.strategy import IStrategy
 from pandas import DataFrame
 
+from autoheal.guard.freqtrade import AutohealEntryGuard
+
 #: The reason freqtrade gives the lock it puts on a pair after an exit.
 AUTO_LOCK = "Auto lock"
 
@@ -64,3 +66,9 @@ class AutohealDemoStrategy(IStrategy):  # type: ignore[misc]  # freqtrade is unt
         **kwargs: Any,
     ) -> str:
         return "autoheal_demo_exit"
+
+
+
+class AutohealGuardedStrategy(AutohealEntryGuard, AutohealDemoStrategy):
+    """The same strategy, each entry asked of autoheal's trading gate first (the bot runs
+    in autoheal's environment in the drills, so the guard is importable)."""
