@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from autoheal.store import _json
 from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import (
     NOT_REGULAR,
@@ -252,7 +251,7 @@ def write_risk_latch(runtime_dir: Path, reason: str, *, since: float, set_by: st
         OSError: the write failed (EROFS, ENOSPC, a runtime directory that is not there).
     """
     doc = {"mode": "REDUCE_ONLY", "reason": reason, "since": since, "set_by": set_by}
-    data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    data = _json.dumps_line(doc)
     return create_bytes_atomic(Path(runtime_dir) / RISK_LATCH_FILENAME, data)
 
 
