@@ -30,9 +30,11 @@ floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
 scalars = st.none() | st.booleans() | ints | floats | texts
 documents = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(texts, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(texts, inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
