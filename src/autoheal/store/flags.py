@@ -43,6 +43,7 @@ __all__ = [
     "FLAGS_FILENAME",
     "MODES",
     "RISK_LATCH_FILENAME",
+    "RISK_SET_BY",
     "Flags",
     "FlagsRead",
     "RiskLatchRead",
@@ -60,6 +61,9 @@ __all__ = [
 
 FLAGS_FILENAME = runtime_files.FLAGS
 RISK_LATCH_FILENAME = runtime_files.RISK_LATCH
+#: ``set_by`` of the guard's daily-loss latch: the core's ``autoheal.core.switch.RISK``,
+#: named here too so that the guard needs no part of the core (tests hold them equal).
+RISK_SET_BY = "risk"
 #: How much of STOP.TXT or the latch is read: the first line says everything, and a
 #: huge file must not flood a terminal.
 _HEAD_BYTES = 4096
