@@ -30,9 +30,9 @@ SRC = REPO / "src"
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(out), str(REPO / "guard"), str(REPO)],
+        [*pip_wheel, "-w", str(out), str(REPO / "guard"), str(REPO)],
         check=True,
         capture_output=True,
         timeout=240,
@@ -162,8 +162,16 @@ def test_every_guard_module_imports_and_the_gate_works_with_the_stdlib_alone(whe
     assert "autoheal.guard.gate" in modules
     (tmp_path / "work").mkdir()
     out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", STDLIB_ONLY, str(site), str(tmp_path / "work")]
-        + modules,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            STDLIB_ONLY,
+            str(site),
+            str(tmp_path / "work"),
+            *modules,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
