@@ -12,7 +12,7 @@ import pytest
 import autoheal.guard as guard
 
 GUARD_DIR = pathlib.Path(guard.__file__).parent
-ALLOWED_TOP = {"autoheal", "orjson", "watchfiles"}
+ALLOWED_TOP = {"autoheal", "watchfiles"}  # watchfiles: imported lazily, by start()/awatch()
 
 
 def test_guard_all_is_exactly_the_public_surface():
@@ -63,7 +63,7 @@ def test_guard_all_is_exactly_the_public_surface():
         assert getattr(guard, name) is not None
 
 
-def test_guard_imports_only_stdlib_orjson_watchfiles_and_store():
+def test_guard_imports_only_stdlib_watchfiles_and_store():
     stdlib = set(sys.stdlib_module_names)
     for path in GUARD_DIR.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -79,7 +79,7 @@ def test_guard_imports_only_stdlib_orjson_watchfiles_and_store():
                 top = name.split(".")[0]
                 assert top in stdlib or top in ALLOWED_TOP, f"{path.name} imports {name}"
                 if top == "autoheal":
-                    allowed = {"guard", "store", "core", "runtime_files"}
+                    allowed = {"guard", "store", "runtime_files"}  # never the core (autoheal-guard)
                     assert name.split(".")[1] in allowed, f"{path.name}: {name}"
 
 
@@ -114,3 +114,12 @@ def test_every_export_is_the_object_not_a_module_even_after_its_module_was_impor
     from autoheal.guard import classify
 
     assert callable(classify)
+
+
+def test_the_guards_latch_is_signed_as_the_core_reads_it():
+    """The guard names the latch's signer itself (it takes no part of the core): the same."""
+    from autoheal.core.switch import RISK, TIGHTEN_ONLY
+    from autoheal.store.flags import RISK_SET_BY
+
+    assert RISK_SET_BY == RISK
+    assert RISK_SET_BY in TIGHTEN_ONLY

@@ -1,7 +1,8 @@
 """autoheal.guard: what a trading process imports to obey the kill switch and survive outages.
 
-A small library in the manner of watchfiles: stdlib, orjson, watchfiles,
-``autoheal.store`` and the pure ``autoheal.core`` only; never the daemon. Importing it
+A small library in the manner of watchfiles: the standard library and a few modules of
+``autoheal.store`` only (orjson when installed; watchfiles for ``TradingGate.start``),
+never the core or the daemon, so that it ships alone as ``autoheal-guard``. Importing it
 has no side effects, it holds no global state and starts no thread unless asked
 (``TradingGate.start``).
 

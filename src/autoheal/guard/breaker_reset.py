@@ -28,6 +28,8 @@
   operator): then the command fails with ``breaker_file_locked`` and changes nothing.
 
 Nothing here prints: the command comes back as it stands, for the caller to show.
+The journal is autoheal's (the daemon's distribution): with ``autoheal-guard`` alone,
+:func:`reset_breakers` works and the journaled functions raise ``ImportError``.
 """
 
 from __future__ import annotations

@@ -58,8 +58,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import watchfiles
-
 from autoheal.guard import breaker_state as bs
 from autoheal.guard._symbols import normalize_symbol
 from autoheal.guard.breaker import (
@@ -342,6 +340,8 @@ class TradingGate:
         return dirs, lambda _change, path: path in names
 
     # -- the optional watcher thread ----------------------------------------------------
+    # watchfiles is imported here, not at the top: the guard alone (autoheal-guard) has no
+    # dependencies, and allowed() re-checks the files by itself without a watcher.
 
     def start(self, *, wait_ready_s: float = 1.0) -> TradingGate:
         """Start a watcher thread that invalidates the cache on file events; idempotent.
@@ -352,6 +352,7 @@ class TradingGate:
         """
         if self._thread is not None or not self.known:
             return self  # nothing to watch: an unknown kill switch stays refused
+        watchfiles = _import_watchfiles("start()")
         dirs, watch_filter = self._watch_targets()
         stop_event = threading.Event()
         ready = threading.Event()
@@ -412,6 +413,7 @@ class TradingGate:
             stop_event: an ``anyio.Event``/``asyncio.Event`` that ends the iteration.
             poll_s: the fallback re-check period when no event arrives.
         """
+        watchfiles = _import_watchfiles("awatch()")
         last = self.status()
         yield last
         if not self.known:
@@ -431,3 +433,16 @@ class TradingGate:
             if current != last:
                 last = current
                 yield current
+
+
+def _import_watchfiles(method: str) -> Any:
+    """watchfiles, for a watcher; a clear error where only the guard was installed."""
+    try:
+        import watchfiles
+    except ImportError:
+        raise ImportError(
+            f"TradingGate.{method} needs watchfiles, which is not installed here "
+            "(pip install watchfiles); without a watcher, allowed() still sees a new "
+            "STOP.TXT within its re-check interval"
+        ) from None
+    return watchfiles

@@ -40,8 +40,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-import orjson
-
 from autoheal.guard._symbols import normalize_action, normalize_symbol
 from autoheal.guard.classify import classify, outcome_unknown
 from autoheal.guard.errors import LedgerUnreadableError, OrderOutcomeUnknownError
@@ -63,6 +61,7 @@ from autoheal.guard.order_identity import (
     describe_record,
     order_signature,
 )
+from autoheal.store import _json
 
 __all__ = [
     "KEY_CONFLICT",
@@ -208,7 +207,7 @@ class OrderLedger:
             Whether it was kept (not when the record is gone or the result is not JSON).
         """
         try:
-            orjson.dumps(result)
+            _json.dumps_line(result)
         except TypeError:
             return False
         with self._locked_sigs() as sigs:

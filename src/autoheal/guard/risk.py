@@ -29,8 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from autoheal.core.switch import RISK
-
 # The pure check and the limits live in their own modules (the config loader imports
 # the limits alone); they are part of this module's surface, as they always were.
 from autoheal.guard.risk_check import (
@@ -57,7 +55,7 @@ from autoheal.guard.risk_limits import (
     to_decimal,
 )
 from autoheal.guard.risk_numbers import signed_problem
-from autoheal.store.flags import RISK_LATCH_FILENAME, write_risk_latch
+from autoheal.store.flags import RISK_LATCH_FILENAME, RISK_SET_BY, write_risk_latch
 
 __all__ = [
     "GLOBAL_KEYS",
@@ -116,7 +114,7 @@ def latch_reduce_only(runtime_dir: Path, reason: str, *, since: float | None = N
         OSError: the write failed (the caller keeps its own latch and retries).
     """
     stamp = time.time() if since is None else since
-    written = write_risk_latch(Path(runtime_dir), reason, since=stamp, set_by=RISK)
+    written = write_risk_latch(Path(runtime_dir), reason, since=stamp, set_by=RISK_SET_BY)
     return "written" if written else "already"
 
 

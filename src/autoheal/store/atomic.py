@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
+from autoheal.store import _json
 
 __all__ = [
     "FILE_MODE",
@@ -220,12 +220,12 @@ def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
 
 
 def write_json_atomic(path: Path, doc: Any, *, durable: bool = True, mode: int = FILE_MODE) -> None:
-    """Serialise ``doc`` with orjson (sorted keys, trailing newline) and write it atomically.
+    """Serialise ``doc`` (sorted keys, trailing newline) and write it atomically.
 
     Serialisation happens before any file is touched, so a document that cannot be
     encoded raises ``TypeError`` and leaves the disk as it was.
     """
-    data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    data = _json.dumps_line(doc)
     write_bytes_atomic(path, data, durable=durable, mode=mode)
 
 
@@ -267,8 +267,8 @@ def decode_json(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> ReadResu
     if len(data) > max_bytes:
         return ReadResult(None, "too_large", f"more than {max_bytes} bytes")
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        doc = _json.loads(data)
+    except _json.JSONDecodeError as exc:
         return ReadResult(None, "invalid", str(exc))
     if not isinstance(doc, dict):
         return ReadResult(None, "not_object", f"top level is {type(doc).__name__}")
@@ -281,7 +281,7 @@ def append_jsonl(path: Path, doc: Any, *, durable: bool = True, mode: int = FILE
     One ``write`` of a line on ``O_APPEND`` keeps concurrent appenders from interleaving
     inside a line; fsync makes the line survive a crash.
     """
-    line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    line = _json.dumps_line(doc)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)  # umask may narrow it
     try:
         os.write(fd, line)

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from autoheal.store import _json
 from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import (
     NOT_REGULAR,
@@ -44,6 +43,7 @@ __all__ = [
     "FLAGS_FILENAME",
     "MODES",
     "RISK_LATCH_FILENAME",
+    "RISK_SET_BY",
     "Flags",
     "FlagsRead",
     "RiskLatchRead",
@@ -61,6 +61,9 @@ __all__ = [
 
 FLAGS_FILENAME = runtime_files.FLAGS
 RISK_LATCH_FILENAME = runtime_files.RISK_LATCH
+#: ``set_by`` of the guard's daily-loss latch: the core's ``autoheal.core.switch.RISK``,
+#: named here too so that the guard needs no part of the core (tests hold them equal).
+RISK_SET_BY = "risk"
 #: How much of STOP.TXT or the latch is read: the first line says everything, and a
 #: huge file must not flood a terminal.
 _HEAD_BYTES = 4096
@@ -252,7 +255,7 @@ def write_risk_latch(runtime_dir: Path, reason: str, *, since: float, set_by: st
         OSError: the write failed (EROFS, ENOSPC, a runtime directory that is not there).
     """
     doc = {"mode": "REDUCE_ONLY", "reason": reason, "since": since, "set_by": set_by}
-    data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    data = _json.dumps_line(doc)
     return create_bytes_atomic(Path(runtime_dir) / RISK_LATCH_FILENAME, data)
 
 
