@@ -65,7 +65,9 @@ def _tree() -> set[str]:
 def test_the_two_wheels_split_the_tree_exactly(wheels):
     main, guard = _files(wheels["autoheal"]), _files(wheels["autoheal_guard"])
     assert not main & guard, "a file in both wheels"
-    assert main | guard == _tree()
+    # Plus the example configs, shipped as package data (the freqtrade recipe's drills).
+    examples = {f"autoheal/examples/{p.name}" for p in (REPO / "config" / "examples").iterdir()}
+    assert main | guard == _tree() | examples
     assert "autoheal/__init__.py" in guard
     assert {"autoheal/guard/gate.py", "autoheal/store/flags.py"} <= guard
     assert "autoheal/cli/__init__.py" in main
