@@ -244,7 +244,8 @@ def _probe(config_text: str, name: str, key: str) -> float:
 async def _restarted_and_healthy(ctx: DrillContext, stack: _Stack, restarts0: int) -> None:
     """Events ``restarted`` (the daemon's count moved) and ``api_healthy`` (the bot
     answers and its loop runs again), within ``observe_for_s``."""
-    observe = float(ctx.params.get("observe_for_s", 60.0))
+    observe = float(ctx.params.get("observe_for_s", 30.0))
+    healthy_for = float(ctx.params.get("healthy_for_s", 45.0))
 
     async def restarted() -> bool:
         comp = stack.component()
@@ -260,7 +261,7 @@ async def _restarted_and_healthy(ctx: DrillContext, stack: _Stack, restarts0: in
             ts = await stack.ask(stack.api.last_loop_ts)
             return ts is not None and (first is None or ts > first)
 
-        if await _until(healthy, observe):
+        if await _until(healthy, healthy_for):
             ctx.event("api_healthy")
     comp = stack.component()
     ctx.observe("restarts_added", int(comp.get("restarts") or 0) - restarts0)
@@ -299,7 +300,10 @@ async def _hang_drill(ctx: DrillContext, stack: _Stack) -> None:
     moves = [
         e for e in stack.events("stage_transition") if e.get("to") == "RESTART" and e["ts"] >= sent
     ]
-    ctx.observe("restart_decided_after_s", round(moves[0]["ts"] - sent, 3) if moves else None)
+    decided = round(moves[0]["ts"] - sent, 3) if moves else None
+    ctx.observe("restart_decided_after_s", decided)
+    # One second for scheduling: a check starts on its tick, not on the SIGSTOP.
+    ctx.observe("restart_within_bound", decided is not None and decided <= bound + 1.0)
 
 
 def _new_trades(trades: list[dict[str, Any]], after_ms: float) -> int:

@@ -14,6 +14,7 @@ from autoheal.drills.context import DrillContext
 from autoheal.drills.steps.ccxt_venue import ccxt_host_dies, ccxt_kill, ccxt_unknown_outcome
 from autoheal.drills.steps.daemon import daemon
 from autoheal.drills.steps.deadman import deadman_host_dies, deadman_stop_file
+from autoheal.drills.steps.freqtrade import freqtrade_drill
 from autoheal.drills.steps.gating import live_gating
 from autoheal.drills.steps.guard import (
     breaker_trip,
@@ -42,4 +43,5 @@ KINDS: dict[str, Step] = {
     "ccxt_host_dies": ccxt_host_dies,
     "ccxt_kill": ccxt_kill,
     "ccxt_unknown_outcome": ccxt_unknown_outcome,
+    "freqtrade": freqtrade_drill,
 }
