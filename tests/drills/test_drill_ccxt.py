@@ -14,28 +14,15 @@ Mutations (scenario parameters: data, not code; the ccxt trader's flags behind t
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
-from autoheal.drills import DrillResult, Status, load_catalog, run_one
+from autoheal.drills import Status
+from tests.drills.mutants import run, violated
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-def run(tmp_path: Path, drill: str, **params: Any) -> DrillResult:
-    scenario = load_catalog()[drill]
-    if params:
-        scenario = scenario.with_params(**params)
-    return anyio.run(partial(run_one, scenario, tmp_path / drill))
-
-
-def violated(result: DrillResult) -> set[str]:
-    assert result.status is Status.FAILED, (result.status, result.details.get("error"))
-    return {c.name for c in result.failed_criteria}
 
 
 MUTANTS = [

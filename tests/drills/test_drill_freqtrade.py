@@ -13,36 +13,22 @@ Mutations (scenario parameters: data, not code):
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from autoheal.config import load_config
-from autoheal.drills import DrillResult, Status, load_catalog, run_one
 from autoheal.drills.errors import StackError
 from autoheal.drills.stacks.freqtrade import freqtrade_missing
 from autoheal.drills.steps.freqtrade import recipe_path, render_recipe
+from tests.drills.mutants import run, violated
 
 pytestmark = [pytest.mark.timeout(180)]
 
 needs_freqtrade = pytest.mark.skipif(
     freqtrade_missing() is not None, reason=str(freqtrade_missing())
 )
-
-
-def run(tmp_path: Path, drill: str, **params: Any) -> DrillResult:
-    scenario = load_catalog()[drill]
-    if params:
-        scenario = scenario.with_params(**params)
-    return anyio.run(partial(run_one, scenario, tmp_path / drill))
-
-
-def violated(result: DrillResult) -> set[str]:
-    assert result.status is Status.FAILED, (result.status, result.details.get("error"))
-    return {c.name for c in result.failed_criteria}
 
 
 MUTANTS = [

@@ -31,7 +31,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ __all__ = [
     "autoheal_argv",
     "await_for",
     "child_env",
+    "poll_until",
     "wait_for",
 ]
 
@@ -109,6 +110,19 @@ async def await_for(
             return value
         if anyio.current_time() >= deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await anyio.sleep(poll)
+
+
+async def poll_until(
+    predicate: Callable[[], Awaitable[T]], timeout_s: float, *, poll: float = POLL_S
+) -> T:
+    """Await ``predicate`` until it returns something truthy or ``timeout_s`` passed;
+    returns its last value either way (a drill records a miss, it does not raise)."""
+    deadline = anyio.current_time() + timeout_s
+    while True:
+        value = await predicate()
+        if value or anyio.current_time() >= deadline:
+            return value
         await anyio.sleep(poll)
 
 

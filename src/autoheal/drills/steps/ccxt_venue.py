@@ -37,7 +37,7 @@ from autoheal.ccxt.identity import client_order_id
 from autoheal.demo.ccxt_trader import KEY_ENV, PASSPHRASE_ENV, SECRET_ENV, make_exchange
 from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.drills.stacks.exchange import Credentials, ExchangeHarness
-from autoheal.drills.stacks.harness import Spawned, child_env
+from autoheal.drills.stacks.harness import Spawned, child_env, poll_until
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.errors import OrderOutcomeUnknownError
 from autoheal.guard.gate import TradingGate
@@ -46,7 +46,6 @@ from autoheal.guard.idempotency import OrderLedger
 __all__ = ["ccxt_host_dies", "ccxt_kill", "ccxt_unknown_outcome"]
 
 SETUP_TIMEOUT_S = 15.0
-POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +162,6 @@ def _start_trader(
     return trader
 
 
-async def _until(predicate: Any, timeout_s: float) -> Any:
-    deadline = anyio.current_time() + timeout_s
-    while True:
-        value = await predicate()
-        if value or anyio.current_time() >= deadline:
-            return value
-        await anyio.sleep(POLL_S)
-
 
 async def _resting(ctx: DrillContext, ex: ExchangeHarness, trader: _Trader, want: int) -> None:
     async def enough() -> bool:
@@ -178,7 +169,7 @@ async def _resting(ctx: DrillContext, ex: ExchangeHarness, trader: _Trader, want
             raise RuntimeError(f"the ccxt trader exited; see {trader.log_path}")
         return len((await ex.stats())["open_orders"]) >= want
 
-    if not await _until(enough, SETUP_TIMEOUT_S):
+    if not await poll_until(enough, SETUP_TIMEOUT_S):
         raise RuntimeError(
             f"fewer than {want} resting orders after {SETUP_TIMEOUT_S}s; see {trader.log_path}"
         )
@@ -209,7 +200,7 @@ async def ccxt_host_dies(ctx: DrillContext) -> None:
         return venue.armed(await ex.stats())
 
     # A working switch shows armed; the mutant never arms: bounded, an observation.
-    ctx.observe("countdown_armed_before_fault", bool(await _until(armed, 2 * refresh + 1.0)))
+    ctx.observe("countdown_armed_before_fault", bool(await poll_until(armed, 2 * refresh + 1.0)))
     stats = await ex.stats()
     ctx.observe("resting_before_fault", len(stats["open_orders"]))
     cancelled0 = len(stats["cancelled_orders"])
@@ -221,7 +212,7 @@ async def ccxt_host_dies(ctx: DrillContext) -> None:
     async def empty() -> bool:
         return not (await ex.stats())["open_orders"]
 
-    if await _until(empty, ctx.scaled(float(p.get("observe_for_s", 180.0)))):
+    if await poll_until(empty, ctx.scaled(float(p.get("observe_for_s", 180.0)))):
         ctx.event("book_empty")
     stats = await ex.stats()
     ctx.observe("open_after", len(stats["open_orders"]))
@@ -278,10 +269,10 @@ async def ccxt_kill(ctx: DrillContext) -> None:
         open_now = (await ex.stats())["open_orders"]
         return all(o["client_order_id"] == manual_cid for o in open_now)
 
-    if await _until(own_gone, ctx.scaled(float(p.get("observe_for_s", 60.0)))):
+    if await poll_until(own_gone, ctx.scaled(float(p.get("observe_for_s", 60.0)))):
         ctx.event("own_orders_gone")
     # The trader's verdict, read from its log once it has had its say.
-    await _until(
+    await poll_until(
         lambda: _said(trader, "[kill] verified", "[kill] done", "[kill] INCOMPLETE"),
         float(p.get("kill_within_s", 5.0)) + 2.0,
     )

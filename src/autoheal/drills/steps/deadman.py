@@ -41,7 +41,7 @@ from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.drills.stacks.commands import queue_command
 from autoheal.drills.stacks.demo import DaemonHarness, feed_prices
 from autoheal.drills.stacks.exchange import ExchangeHarness
-from autoheal.drills.stacks.harness import Spawned
+from autoheal.drills.stacks.harness import Spawned, poll_until
 from autoheal.store import layout
 from autoheal.store.atomic import read_json
 
@@ -50,7 +50,6 @@ __all__ = ["deadman_host_dies", "deadman_stop_file"]
 ORDERS = "POST /api/orders"
 #: Real seconds the setup may take (start a Python process, place the orders, arm).
 SETUP_TIMEOUT_S = 10.0
-POLL_S = 0.02
 #: Real seconds the operator's ``stop`` may take (``params.stop_wait_s``), and the bare
 #: trader's grace after SIGTERM in the rollback.
 STOP_WAIT_S = 10.0
@@ -189,15 +188,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-async def _until(predicate: Any, timeout_s: float) -> Any:
-    """Poll the async ``predicate`` until it returns something truthy or time runs out."""
-    deadline = anyio.current_time() + timeout_s
-    while True:
-        value = await predicate()
-        if value or anyio.current_time() >= deadline:
-            return value
-        await anyio.sleep(POLL_S)
-
 
 async def _setup(ctx: DrillContext, trader: _Trader | DaemonHarness,
                  ex: ExchangeHarness) -> dict[str, Any]:
@@ -211,7 +201,7 @@ async def _setup(ctx: DrillContext, trader: _Trader | DaemonHarness,
         stats = await ex.stats()
         return stats if len(stats["open_orders"]) >= want else None
 
-    stats = await _until(resting, SETUP_TIMEOUT_S)
+    stats = await poll_until(resting, SETUP_TIMEOUT_S)
     if stats is None:
         raise RuntimeError(f"fewer than {want} resting orders after {SETUP_TIMEOUT_S}s; see "
                            f"{trader.log_path}")
@@ -223,7 +213,7 @@ async def _setup(ctx: DrillContext, trader: _Trader | DaemonHarness,
         doc = await ex.stats()
         return doc if doc["countdown"]["armed"] else None
 
-    stats = await _until(armed, 2 * refresh) or await ex.stats()
+    stats = await poll_until(armed, 2 * refresh) or await ex.stats()
     ctx.details["setup_s"] = round(anyio.current_time() - started, 3)
     ctx.observe("resting_before_fault", len(stats["open_orders"]))
     ctx.observe("countdown_armed_before_fault", bool(stats["countdown"]["armed"]))
@@ -237,7 +227,7 @@ async def _watch_book(ctx: DrillContext, ex: ExchangeHarness, observe_s: float,
     async def empty() -> bool:
         return not (await ex.stats())["open_orders"]
 
-    if await _until(empty, observe_s):
+    if await poll_until(empty, observe_s):
         ctx.event("book_empty")
     stats = await ex.stats()
     ctx.observe("open_after", len(stats["open_orders"]))

@@ -49,7 +49,7 @@ from autoheal.drills.stacks.freqtrade import (
     freqtrade_missing,
     write_bot,
 )
-from autoheal.drills.stacks.harness import DaemonProcess, child_env
+from autoheal.drills.stacks.harness import DaemonProcess, child_env, poll_until
 from autoheal.store import layout
 from autoheal.store.atomic import read_json
 from autoheal.store.journal import Journal
@@ -62,7 +62,6 @@ PLAIN_STRATEGY = "AutohealDemoStrategy"
 SERVICE = "freqtrade"
 AUTH_ENV = "FREQTRADE_API_AUTH"
 SETUP_TIMEOUT_S = 120.0
-POLL_S = 0.05
 
 
 def recipe_path() -> Path:
@@ -166,15 +165,6 @@ class _Stack:
             return None
 
 
-async def _until(predicate: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
-    deadline = anyio.current_time() + timeout_s
-    while True:
-        value = await predicate()
-        if value or anyio.current_time() >= deadline:
-            return value
-        await anyio.sleep(POLL_S)
-
-
 async def _start(ctx: DrillContext) -> _Stack:
     missing = freqtrade_missing()
     if missing is not None:
@@ -218,7 +208,7 @@ async def _start(ctx: DrillContext) -> _Stack:
         count = await stack.ask(stack.api.trade_count)
         return bool(stack.health().get("dor")) and bool(count)
 
-    if not await _until(trading, SETUP_TIMEOUT_S):
+    if not await poll_until(trading, SETUP_TIMEOUT_S):
         raise StackError(
             f"no trading freqtrade under the daemon after {SETUP_TIMEOUT_S:g}s; "
             f"see {daemon.log_path} and {bot.log_path}"
@@ -253,7 +243,7 @@ async def _restarted_and_healthy(ctx: DrillContext, stack: _Stack, restarts0: in
             ctx.event("detected")
         return int(comp.get("restarts") or 0) > restarts0
 
-    if await _until(restarted, observe):
+    if await poll_until(restarted, observe):
         ctx.event("restarted")
         first = await stack.ask(stack.api.last_loop_ts)
 
@@ -261,7 +251,7 @@ async def _restarted_and_healthy(ctx: DrillContext, stack: _Stack, restarts0: in
             ts = await stack.ask(stack.api.last_loop_ts)
             return ts is not None and (first is None or ts > first)
 
-        if await _until(healthy, healthy_for):
+        if await poll_until(healthy, healthy_for):
             ctx.event("api_healthy")
     comp = stack.component()
     ctx.observe("restarts_added", int(comp.get("restarts") or 0) - restarts0)
@@ -326,7 +316,7 @@ async def _stop_file_drill(ctx: DrillContext, stack: _Stack) -> None:
     async def stopped() -> bool:
         return bool(await stack.ask(stack.api.state) == "stopped")
 
-    if await _until(stopped, observe):
+    if await poll_until(stopped, observe):
         ctx.event("bot_stopped")
     # Keep watching for new trades for the whole window, stopped or not.
     end = anyio.current_time() + max(0.0, observe - (ctx.event_after_fault("bot_stopped") or 0))
@@ -357,7 +347,7 @@ async def _outage_once(
     async def degraded() -> bool:
         return "exchange" in (stack.health().get("failing_components") or [])
 
-    seen: dict[str, Any] = {"degraded": bool(await _until(degraded, observe))}
+    seen: dict[str, Any] = {"degraded": bool(await poll_until(degraded, observe))}
     if seen["degraded"]:
         ctx.event(f"{phase}_degraded")
     await anyio.sleep(down_s)
@@ -367,7 +357,7 @@ async def _outage_once(
     async def recovered() -> bool:
         return bool(stack.health().get("dor"))
 
-    seen["recovered"] = bool(await _until(recovered, observe))
+    seen["recovered"] = bool(await poll_until(recovered, observe))
     await anyio.sleep(2.0)  # the undo, if any, and a loop or two
     seen["state_after"] = await stack.ask(stack.api.state)
     notices = [e for e in stack.events("notice") if e["ts"] >= since]
@@ -395,7 +385,7 @@ async def _outage_drill(ctx: DrillContext, stack: _Stack) -> None:
     async def trading_again() -> bool:
         return int(await stack.ask(stack.api.trade_count) or 0) > count0
 
-    ctx.observe("entries_resumed", bool(await _until(trading_again, observe)))
+    ctx.observe("entries_resumed", bool(await poll_until(trading_again, observe)))
     # The operator's own pause, then the same outage: autoheal must leave it alone.
     await stack.ask(stack.api.stopentry)
     second = await _outage_once(ctx, stack, "second", down_s, observe)
