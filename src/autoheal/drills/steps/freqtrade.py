@@ -237,13 +237,17 @@ async def _restarted_and_healthy(ctx: DrillContext, stack: _Stack, restarts0: in
     observe = float(ctx.params.get("observe_for_s", 30.0))
     healthy_for = float(ctx.params.get("healthy_for_s", 45.0))
 
-    async def restarted() -> bool:
-        comp = stack.component()
+    async def restarted() -> str:
+        health = stack.health()
+        comp = health.get("components", {}).get(SERVICE, {})
         if comp.get("reason"):
             ctx.event("detected")
-        return int(comp.get("restarts") or 0) > restarts0
+        if int(comp.get("restarts") or 0) > restarts0:
+            return "restarted"
+        # Nothing restarts inside a failsafe: no need to wait the window out.
+        return "failsafe" if health.get("failsafe") else ""
 
-    if await poll_until(restarted, observe):
+    if await poll_until(restarted, observe) == "restarted":
         ctx.event("restarted")
         first = await stack.ask(stack.api.last_loop_ts)
 
