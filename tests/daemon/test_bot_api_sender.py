@@ -306,3 +306,35 @@ async def test_a_bot_that_cannot_say_gets_nothing_sent_and_an_alert(tmp_path: Pa
         del r.server.status["/api/v1/show_config"]
         await until(lambda: r.server.posts() == ["/stopentry"])
         await until(lambda: ALERT not in r.alerts())
+
+
+async def test_credentials_a_header_cannot_carry_send_nothing_and_echo_nothing(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, env={"FT_API": "bot:pässwörd"}) as r:
+        r.api.observe("DEGRADED")
+        await until(lambda: ALERT in r.alerts())
+        assert r.server.seen == []
+        assert r.events()[0]["reason"] == "auth_env_missing"
+        assert "pässwörd" not in str(read_alerts(r.runtime_dir))
+
+
+async def test_a_surprise_in_the_sender_is_loud_and_never_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with rig(tmp_path) as r:
+        real = BotApi._send
+        calls = []
+
+        async def once_broken(self: BotApi, *args: object) -> object:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("a bug")
+            return await real(self, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(BotApi, "_send", once_broken)
+        monkeypatch.setattr("autoheal.daemon.bot_api._SURPRISE_RETRY_S", 0.1)
+        r.api.observe("DEGRADED")
+        await until(lambda: ALERT in r.alerts())
+        await until(lambda: r.server.posts() == ["/stopentry"])  # the task lives on
+        await until(lambda: ALERT not in r.alerts())

@@ -53,6 +53,8 @@ log = logging.getLogger("autoheal")
 LEDGER_FILE = "bot_api_ledger.json"
 ALERT = "bot_api_failed"
 _FIRST_RETRY_S = 0.5
+#: After a failure nobody planned for (a bug): try again this much later.
+_SURPRISE_RETRY_S = 5.0
 #: Plans sent in one round at most (a tighten, then a loosen; more if the mode moves).
 _MAX_PLANS = 8
 
@@ -68,6 +70,9 @@ def auth_header(bot: BotApiConfig, env: Mapping[str, str]) -> str | None:
     value = env.get(bot.auth_env)
     if not value:
         raise LookupError(f"{bot.auth_env} is not set in the daemon's environment")
+    if not (value.isascii() and value.isprintable()):
+        # A header cannot carry it (and httpx's error would quote the secret).
+        raise LookupError(f"{bot.auth_env} holds characters an HTTP header cannot carry")
     if bot.auth == "bearer":
         return f"Bearer {value}"
     return "Basic " + base64.b64encode(value.encode()).decode()
@@ -125,10 +130,20 @@ class BotApi:
     # ------------------------------------------------------------------ the task
 
     async def run(self) -> None:
-        """Send what each mode needs, until cancelled."""
+        """Send what each mode needs, until cancelled. Nothing here may take the daemon
+        down: a surprise is logged, alerted and tried again later."""
         async with httpx.AsyncClient(follow_redirects=False) as client:
             while True:
-                delay = await self._round(client)
+                try:
+                    delay = await self._round(client)
+                except Exception as exc:
+                    log.exception("bot_api_round_failed error=%s", type(exc).__name__)
+                    delay = _SURPRISE_RETRY_S
+                    self._alerted = True
+                    detail = (
+                        f"the bot-API sender failed ({type(exc).__name__}); retry in {delay:g}s"
+                    )
+                    self._effects.execute(RaiseAlert(ALERT, "bot_api", detail))
                 with self._clock.move_on_at(self._clock.now() + delay):
                     await self._wake.wait()
                 self._wake = anyio.Event()
