@@ -267,6 +267,39 @@ def test_a_halt_violation_must_outlast_the_grace_with_no_clearing_act_between() 
     assert held and "fleet HALT v7 in force" in held[0]
 
 
+def test_a_slow_link_that_can_outlast_the_timeout_gets_the_lost_links_grace() -> None:
+    # Seeds 7416 and 7552: an operator's local clear of a fleet HALT right after a good
+    # read, then a slow link (calls up to 1.5 s, the client's timeout 1 s): the reads
+    # that would re-halt time out, and the host is lost only stale_after after the last
+    # good read. Within that, no violation; after it, one.
+    from types import SimpleNamespace
+
+    from autoheal.sim.fleet import FLEET_IO_TIMEOUT_S
+    from autoheal.sim.links import HALT_GRACE_S, LOST_GRACE_S, Links
+    from autoheal.sim.profile import FaultProfile
+
+    profile = FaultProfile({}, 5.0, 0.0, 0.0, 0, fleet="degrade")
+    links = Links(random.Random(1), profile)
+    record = b'{"state": "HALT", "version": 8, "set_by": "alice", "reason": "r", "ts": 0}'
+    links.redis.set(b"autoheal:fleet:simfleet:switch", record, None)
+    links.redis.latency_max = 1.5
+    assert links.redis.latency_max > FLEET_IO_TIMEOUT_S
+    state: Any = SimpleNamespace(fleet=SimpleNamespace(version=8, lost=""), failsafe=None)
+    allowed = (True, "ok")
+
+    async def body() -> list[list[str]]:
+        seen = [links.check(state, allowed, False, clear_acts=1)]
+        await trio.sleep(HALT_GRACE_S + 1.0)
+        seen.append(links.check(state, allowed, False, clear_acts=1))  # slow: still grace
+        await trio.sleep(LOST_GRACE_S - HALT_GRACE_S)
+        seen.append(links.check(state, allowed, False, clear_acts=1))  # lost by now
+        return seen
+
+    first, within, after = virtual(body)
+    assert first == [] and within == []
+    assert after and "fleet HALT v8 in force" in after[0]
+
+
 def test_a_fleet_signed_halt_read_back_is_the_fleets_and_a_second_notice_no_new_entry() -> None:
     # Seed 92: a fleet-signed flags document read back enters the failsafe as the
     # fleet's ("failsafe entered by fleet: ..."); the fleet's RUN may lift it.

@@ -15,6 +15,11 @@ must hold every invariant now (``docs/simulation.md``, *A long run*).
   going backwards, never applies it (docs/fleet.md; issue 25) and is lost after
   stale_after, DEGRADED: buys refused 10 s after, not 5.
 * 1794, 1988: as 1009 (a failsafe's refused writes retried after the faults went off).
+* 7416, 7552 (fourth chunk, seeds 7001..9000): an operator's local clear of a fleet
+  HALT right after a good read, then a slow link whose calls outlast the client's
+  timeout: the reads that would re-halt time out, and the host is lost stale_after after
+  its last good read. The check gave such a link the short grace. Fixed: a link slower
+  than the timeout gets the lost link's grace, as a partition does.
 * 5456 (third chunk, seeds 5001..7000): under EROFS a fleet lost-link halt was entered
   and lifted by the fleet's RUN, neither saved; the next daemon resumed the older fleet
   halt of its state file and the fleet's RUN lifted it, as designed. The clear ledger
@@ -34,7 +39,18 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 @pytest.mark.parametrize(
     ("seed", "minutes"),
-    [(1009, 20), (1177, 4), (1583, 15), (1671, 8), (1794, 20), (1988, 20), (2968, 11), (5456, 14)],
+    [
+        (1009, 20),
+        (1177, 4),
+        (1583, 15),
+        (1671, 8),
+        (1794, 20),
+        (1988, 20),
+        (2968, 11),
+        (5456, 14),
+        (7416, 7),
+        (7552, 14),
+    ],
 )
 def test_the_seed_holds_every_invariant(seed: int, minutes: int) -> None:
     outcome = run_seed(seed, minutes, escapes=False)

@@ -61,6 +61,8 @@ FLEET_POLL_S = 2.0
 #: The fleet's ``stale_after``: a host whose reads fail is lost this long after its last
 #: good read (then ``on_lost`` applies).
 FLEET_STALE_S = 10.0
+#: The agent's per-call timeout for that ``stale_after`` (``daemon.fleet.io_timeout``).
+FLEET_IO_TIMEOUT_S = min(1.0, max(0.05, FLEET_STALE_S / 4))
 
 
 def fleet_config(on_lost: str) -> str:

@@ -29,6 +29,7 @@ from autoheal.core.fleet import SwitchRecord
 from autoheal.core.state import RuntimeState
 from autoheal.sim.files import EPOCH, SimFiles
 from autoheal.sim.fleet import (
+    FLEET_IO_TIMEOUT_S,
     FLEET_NAME,
     FLEET_POLL_S,
     FLEET_STALE_S,
@@ -246,7 +247,14 @@ class Links:
         if self._pending_since is None or clear_acts != self._pending_acts:
             self._pending_since, self._pending_acts = now, clear_acts
             self._link_failing = False
-        self._link_failing = self._link_failing or below or self.redis.partition is not None
+        # A slow link whose calls may outlast the client's timeout (fleet_slow) fails
+        # reads as a partition does (seed 7416: an operator's local clear of a fleet
+        # HALT right after a good read, then every read for 6 s timed out: the re-halt
+        # could not come, and the host is lost stale_after after its last good read).
+        slow = self.redis.latency_max > FLEET_IO_TIMEOUT_S
+        self._link_failing = (
+            self._link_failing or below or slow or self.redis.partition is not None
+        )
         grace = LOST_GRACE_S if self._link_failing else HALT_GRACE_S
         if now - self._pending_since < grace:
             return []
