@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # a value, never decoded here; built by autoheal.guard.risk_l
     from autoheal.guard.risk_limits import RiskLimits
 
 ENVIRONMENTS = ("live", "testnet", "paper")
-PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http", "http_json")
+PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http", "http_json", "feed_lag")
 WEBHOOK_FORMATS = ("generic", "slack", "telegram", "alertmanager")
 
 
@@ -88,6 +88,8 @@ class ProbeConfig(Frozen, frozen=True):
     ``max_age`` and ``equals``, a ``unit`` for a numeric timestamp (``"s"`` or ``"ms"``)
     and optionally ``auth`` (``"basic"`` or ``"bearer"``) with ``auth_env``: the name of
     the variable holding the credential, never the credential.
+    A ``feed_lag`` probe has a ``path`` and a ``max_age`` (of the exchange timestamps),
+    the ``symbols`` it judges (empty: all in the file) and ``max_gaps``.
     """
 
     kind: str
@@ -106,6 +108,8 @@ class ProbeConfig(Frozen, frozen=True):
     unit: str = "s"
     auth: str | None = None
     auth_env: str | None = None
+    symbols: tuple[str, ...] = ()
+    max_gaps: int = 0
 
 
 class ServiceConfig(Frozen, frozen=True):

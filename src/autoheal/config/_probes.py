@@ -7,6 +7,7 @@ have a ``process`` probe.
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import urlsplit
 
 from msgspec.structs import replace
@@ -33,6 +34,7 @@ _PROBE_FIELDS = {
     "http_json": frozenset(
         {"url", "expect_status", "pointer", "max_age", "equals", "unit", "auth", "auth_env"}
     ),
+    "feed_lag": frozenset({"max_age", "path", "symbols", "max_gaps"}),
 }
 #: Every optional field, in the order a misplaced one is reported.
 _OPTIONAL = (
@@ -48,6 +50,8 @@ _OPTIONAL = (
     "unit",
     "auth",
     "auth_env",
+    "symbols",
+    "max_gaps",
 )
 
 
@@ -87,7 +91,7 @@ def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bo
     if raw.kind == "process" and not has_process:
         fail(
             f"{key}.kind",
-            "a dependency has no process; use heartbeat, ws_freshness, http or http_json",
+            "a dependency has no process; use heartbeat, ws_freshness, http, http_json or feed_lag",
         )
     allowed = _PROBE_FIELDS[raw.kind]
     for optional in _OPTIONAL:
@@ -142,7 +146,39 @@ def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bo
         )
     if raw.kind == "http_json":
         return _http_json(raw, probe, key, ctx)
+    if raw.kind == "feed_lag":
+        return _feed_lag(raw, probe, owner, key, ctx)
     return probe
+
+
+#: What a market symbol may look like in ``symbols`` (BTCUSDT, BTC/USDT, BTC-USDT-SWAP, ...).
+_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/:._-]{0,63}$")
+
+
+def _feed_lag(raw: RawProbe, probe: ProbeConfig, owner: str, key: str, ctx: Context) -> ProbeConfig:
+    """A ``feed_lag`` probe: the feeder's heartbeat, the exchange timestamps' max age,
+    which symbols, and how many sequence gaps are tolerated."""
+    if raw.max_age is None:
+        fail(f"{key}.max_age", "required for a 'feed_lag' probe (the exchange timestamps' age)")
+    symbols = tuple(raw.symbols) if raw.symbols is not None else ()
+    if raw.symbols is not None and not symbols:
+        fail(f"{key}.symbols", "must name at least one symbol (leave it out for all of them)")
+    for i, symbol in enumerate(symbols):
+        if not _SYMBOL.fullmatch(symbol):
+            fail(f"{key}.symbols[{i}]", f"not a market symbol: {symbol!r}")
+        if symbol in symbols[:i]:
+            fail(f"{key}.symbols[{i}]", f"duplicate symbol {symbol!r}")
+    if raw.max_gaps is not None and raw.max_gaps < 0:
+        fail(f"{key}.max_gaps", "must be 0 or more")
+    return replace(
+        probe,
+        max_age=as_duration(raw.max_age, f"{key}.max_age"),
+        path=as_path(
+            raw.path or f"{owner}.heartbeat.json", ctx.runtime_dir, f"{key}.path", ctx.placeholders
+        ),
+        symbols=symbols,
+        max_gaps=raw.max_gaps if raw.max_gaps is not None else 0,
+    )
 
 
 def _http_json(raw: RawProbe, probe: ProbeConfig, key: str, ctx: Context) -> ProbeConfig:

@@ -86,6 +86,8 @@ class RawProbe(_Raw, frozen=True):
     unit: str | None = None
     auth: str | None = None
     auth_env: str | None = None
+    symbols: list[str] | None = None
+    max_gaps: int | None = None
 
 
 class RawService(_Raw, frozen=True):

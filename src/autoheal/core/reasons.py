@@ -22,6 +22,10 @@ __all__ = [
     "CONN_REFUSED",
     "CONN_TIMEOUT",
     "DEPENDENCY_FAILING",
+    "FEED_INVALID",
+    "FEED_MISSING",
+    "FEED_SEQUENCE_GAP",
+    "FEED_STALE",
     "FAILSAFE_ACTIVE",
     "HARD_REASONS",
     "HEARTBEAT_INVALID",
@@ -85,6 +89,16 @@ JSON_STALE = "json_stale"
 JSON_VALUE_MISMATCH = "json_value_mismatch"
 #: The environment variable named by ``auth_env`` is not set in the daemon's environment.
 AUTH_ENV_MISSING = "auth_env_missing"
+
+# -- a feed_lag probe (issue 23): the feeder's per-symbol exchange data (core.feed_lag)
+#: A symbol's newest exchange event timestamp is older than ``max_age``.
+FEED_STALE = "feed_stale"
+#: A symbol missed more sequence numbers than ``max_gaps`` since the feeder started.
+FEED_SEQUENCE_GAP = "feed_sequence_gap"
+#: No ``feed`` section in the heartbeat, or a configured symbol is not in it.
+FEED_MISSING = "feed_missing"
+#: The ``feed`` section or a symbol's entry has the wrong shape or type.
+FEED_INVALID = "feed_invalid"
 
 
 def http_status_reason(status: int) -> str:

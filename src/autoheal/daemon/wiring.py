@@ -173,7 +173,9 @@ def make_probe(
     ``clock`` and ``wall`` are the daemon's (monotonic and unix seconds); ``files`` is
     the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
     """
-    if pc.kind in ("heartbeat", "ws_freshness") and (pc.path is None or pc.max_age is None):
+    if pc.kind in ("heartbeat", "ws_freshness", "feed_lag") and (
+        pc.path is None or pc.max_age is None
+    ):
         raise ValueError(f"{pc.kind} probe {pc.name!r} needs a path and a max_age")
     if pc.kind in ("http", "http_json") and pc.url is None:
         raise ValueError(f"{pc.kind} probe {pc.name!r} needs a url")
@@ -204,6 +206,18 @@ def make_probe(
             pc.path,
             pc.field or "ws_last_msg_ts",
             max_age=pc.max_age,
+            wall=wall,
+            clock=clock,
+            files=files,
+        )
+    if pc.kind == "feed_lag" and pc.path is not None and pc.max_age is not None:
+        from autoheal.probes.feed_lag import FeedLagProbe
+
+        return FeedLagProbe(
+            pc.path,
+            pc.max_age,
+            symbols=pc.symbols,
+            max_gaps=pc.max_gaps,
             wall=wall,
             clock=clock,
             files=files,

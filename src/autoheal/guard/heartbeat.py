@@ -4,6 +4,11 @@
 ``{"component": name, "pid": ..., "ts": <unix seconds>, "seq": n, ...extras}``.
 ``ts`` is wall time because another process (the daemon) compares it with its own
 clock; ``seq`` lets a reader notice a writer that is alive but stuck repeating.
+
+A market-data feeder also reports what its data says (:meth:`Heartbeat.feed_event`):
+each beat then carries a ``feed`` section, per symbol the newest exchange event time
+and the sequence gaps (:mod:`autoheal.guard.feed`), which the daemon's ``feed_lag``
+probe judges: a loop that beats proves nothing about the data it serves.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autoheal.guard.feed import FeedTracker, SymbolFeed
 from autoheal.guard.kill_switch import PathArg, runtime_dir_from_env
 from autoheal.store.atomic import write_json_atomic
 
@@ -55,6 +61,22 @@ class Heartbeat:
         self.path = heartbeat_path(runtime_dir_from_env(runtime_dir, what="Heartbeat"), name)
         self.seq = 0
         self._time_fn = time_fn
+        self.feed = FeedTracker(time_fn=time_fn)
+
+    def feed_event(
+        self,
+        symbol: str,
+        exchange_ts: float,
+        seq: int | None = None,
+        *,
+        received_ts: float | None = None,
+    ) -> SymbolFeed:
+        """Record one market-data message; the next :meth:`beat` writes the ``feed`` section.
+
+        Cheap (no I/O): call it for every message. See :meth:`FeedTracker.saw` for the
+        arguments and :mod:`autoheal.guard.feed` for what the section holds.
+        """
+        return self.feed.saw(symbol, exchange_ts, seq, received_ts=received_ts)
 
     def beat(self, **extras: Any) -> dict[str, Any]:
         """Write the next heartbeat; ``extras`` (e.g. ``ws_last_msg_ts=...``) are added to it.
@@ -66,10 +88,14 @@ class Heartbeat:
             ValueError: an extra would overwrite a reserved field.
             OSError: the write failed (the previous heartbeat stays in place).
         """
-        clash = _RESERVED.intersection(extras)
+        clash = set(_RESERVED.intersection(extras))
+        if self.feed.symbols and "feed" in extras:
+            clash.add("feed")
         if clash:
             raise ValueError(f"reserved heartbeat fields: {sorted(clash)}")
         self.seq += 1
+        if self.feed.symbols:
+            extras = {**extras, "feed": self.feed.to_doc()}
         doc = {
             **extras,
             "component": self.name,
