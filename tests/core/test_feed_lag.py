@@ -161,3 +161,13 @@ def test_gap_fails_exactly_when_the_counter_grew_past_max_gaps(increments, max_g
         start = gaps if start is None else start
         assert v.ok == (gaps - start <= max_gaps)
         baseline = v.baseline
+
+
+def test_a_resync_rebuilds_the_book_and_ends_the_gap_failure() -> None:
+    base = judge({"BTCUSDT": entry(0.1, gaps=0)}).baseline
+    gap = judge({"BTCUSDT": entry(0.1, gaps=2)}, baseline=base)
+    assert gap.reason == FEED_SEQUENCE_GAP
+    rebuilt = {"BTCUSDT": {**entry(0.1, gaps=2), "resyncs": 1}}
+    assert judge(rebuilt, baseline=gap.baseline).ok
+    bad = {"BTCUSDT": {**entry(0.1), "resyncs": "once"}}
+    assert judge(bad).reason == FEED_INVALID

@@ -25,9 +25,9 @@ def test_beat_carries_the_feed_section_once_a_symbol_was_seen(tmp_path):
     doc = orjson.loads((tmp_path / "feeder.heartbeat.json").read_bytes())
     assert doc["feed"] == {
         "BTCUSDT": {"exchange_ts": 999.7, "received_ts": 1000.0, "seq": 44, "gaps": 2,
-                    "messages": 2},
+                    "resyncs": 0, "messages": 2},
         "ETHUSDT": {"exchange_ts": 999.0, "received_ts": 999.9, "seq": None, "gaps": 0,
-                    "messages": 1},
+                    "resyncs": 0, "messages": 1},
     }
     assert doc["ws_connected"] is True
 
@@ -80,3 +80,13 @@ def test_gaps_only_grow_and_count_the_numbers_never_seen_in_order(seqs):
         t2.saw("X", 1.0, s)
     assert t2.symbols["X"].gaps == increasing[-1] - increasing[0] + 1 - len(increasing)
     assert t2.symbols["X"].seq == max(seqs)
+
+
+def test_after_a_resync_the_next_number_is_a_new_start_not_a_gap(tmp_path):
+    hb = Heartbeat(tmp_path, "feeder", time_fn=lambda: 1.0)
+    hb.feed_event("BTCUSDT", 1.0, 10)
+    hb.feed_resync()  # reconnected: the exchange's numbers go on from wherever it is
+    hb.feed_event("BTCUSDT", 2.0, 500)
+    hb.feed_event("BTCUSDT", 3.0, 502)
+    feed = hb.beat()["feed"]["BTCUSDT"]
+    assert (feed["seq"], feed["gaps"], feed["resyncs"]) == (502, 1, 1)

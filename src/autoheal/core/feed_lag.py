@@ -16,10 +16,11 @@ timestamp it saw and a counter of sequence numbers it never saw
   once its time stops moving.
 * **``feed_sequence_gap``**: a symbol's ``gaps`` counter (sequence numbers never
   received; it only grows while one writer lives) has grown by more than
-  ``max_gaps`` since the probe first saw this writer (its ``pid``). The failure holds
-  until the writer restarts (a new ``pid``, or a counter that went down): a book that
-  missed updates stays wrong until it is rebuilt from a fresh snapshot, and the
-  soft-failure path (restart the feeder) is what rebuilds it.
+  ``max_gaps`` since the probe's baseline for that symbol. The failure holds until the
+  book is rebuilt: the writer restarts (a new ``pid``, or a counter that went down) or
+  reports a resync (its ``resyncs`` counter moved: a fresh snapshot after a
+  reconnect). A book that missed updates stays wrong until then, and the soft-failure
+  path (restart the feeder) is what rebuilds it when the feeder does not.
 * **``feed_missing``**: no ``feed`` section, or a configured symbol absent from it.
 * **``feed_invalid``**: the section or a symbol's entry is not what the writer
   promises (not an object; ``exchange_ts`` not a finite number; ``gaps`` not a
@@ -49,11 +50,13 @@ class FeedBaseline:
 
     Attributes:
         writer: the heartbeat's ``pid`` (``None`` when the file has none).
-        gaps: per symbol, the counter when this writer was first seen.
+        gaps: per symbol, the counter when its book was last (re)built.
+        resyncs: per symbol, the ``resyncs`` counter that went with it.
     """
 
     writer: object = None
     gaps: Mapping[str, int] = field(default_factory=dict)
+    resyncs: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,7 @@ def judge_feed(
     wanted = list(symbols) if symbols else sorted(str(s) for s in section)
     if not wanted:
         return _fail(FEED_MISSING, "the 'feed' section names no symbol", None, baseline)
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, int]] = {}
     ages: dict[str, float] = {}
     problem: tuple[str, str] | None = None
     for symbol in wanted:
@@ -141,18 +144,19 @@ def judge_feed(
             continue
         ts = _number(entry.get("exchange_ts"))
         gaps = _counter(entry.get("gaps", 0))
-        if ts is None or gaps is None:
+        resyncs = _counter(entry.get("resyncs", 0))
+        if ts is None or gaps is None or resyncs is None:
             bad = "exchange_ts is not a finite number" if ts is None else (
-                "gaps is not a non-negative integer")
+                "gaps and resyncs must be non-negative integers")
             problem = problem or (FEED_INVALID, f"{symbol}: {bad}")
             continue
-        seen[symbol] = gaps
+        seen[symbol] = (gaps, resyncs)
         ages[symbol] = max(now_wall - ts, 0.0)
     new_base = _rebase(baseline, writer, seen)
     for symbol, age in ages.items():
         if problem is None and age > max_age:
             problem = (FEED_STALE, f"{symbol}: exchange_ts age {age:.3f} s > {max_age:g} s")
-    for symbol, gaps in seen.items():
+    for symbol, (gaps, _) in seen.items():
         grown = gaps - new_base.gaps.get(symbol, gaps)
         if problem is None and grown > max_gaps:
             problem = (FEED_SEQUENCE_GAP,
@@ -164,18 +168,22 @@ def judge_feed(
     return FeedVerdict(True, "", "", oldest, recheck, new_base)
 
 
-def _rebase(baseline: FeedBaseline, writer: object, seen: Mapping[str, int]) -> FeedBaseline:
-    """Keep the baseline for the same writer; a new writer, or a counter that went down
-    (the writer restarted under the same pid), starts from what it reports now."""
-    restarted = baseline.writer != writer or any(
-        gaps < baseline.gaps.get(symbol, gaps) for symbol, gaps in seen.items())
-    if restarted:
-        return FeedBaseline(writer, dict(seen))
-    # A symbol seen for the first time joins at its current count.
-    merged = {**seen, **baseline.gaps}
-    if merged == dict(baseline.gaps):
+def _rebase(
+    baseline: FeedBaseline, writer: object, seen: Mapping[str, tuple[int, int]]
+) -> FeedBaseline:
+    """The baseline for this reading: a new writer starts from what it reports now; so
+    does a symbol seen for the first time, one whose counter went down (the writer
+    restarted under the same pid) and one that reports a resync (a rebuilt book)."""
+    if baseline.writer != writer:
+        return FeedBaseline(writer, {s: g for s, (g, _) in seen.items()},
+                            {s: r for s, (_, r) in seen.items()})
+    gaps, resyncs = dict(baseline.gaps), dict(baseline.resyncs)
+    for symbol, (g, r) in seen.items():
+        if symbol not in gaps or g < gaps[symbol] or r != resyncs.get(symbol):
+            gaps[symbol], resyncs[symbol] = g, r
+    if gaps == baseline.gaps and resyncs == baseline.resyncs:
         return baseline
-    return FeedBaseline(writer, merged)
+    return FeedBaseline(writer, gaps, resyncs)
 
 
 def _fail(reason: str, detail: str, age: float | None, baseline: FeedBaseline) -> FeedVerdict:

@@ -10,13 +10,17 @@ time and sequence number, and the heartbeat carries, per symbol::
                          "received_ts": 1765140000.15,   # our wall clock when it came in
                          "seq": 4411,                    # highest sequence number seen
                          "gaps": 2,                      # sequence numbers never received
+                         "resyncs": 1,                   # books rebuilt (feed_resync)
                          "messages": 9120}}
 
 ``gaps`` only grows while this process lives (41 then 44 adds 2), so a reader that
 remembers the last value tells a new gap from an old one; a restarted feeder starts
 again at 0 (and a new ``pid``). A repeated or older sequence number (a cached book
 handed back again, a reordered message) is not a gap and does not move ``seq`` or
-``exchange_ts`` backwards. The daemon's ``feed_lag`` probe judges the section
+``exchange_ts`` backwards. After a reconnect or a fresh snapshot the feeder calls
+:meth:`FeedTracker.resync`: the next sequence number starts afresh (no gap across
+connections), and ``resyncs`` tells the reader the book was rebuilt, so its earlier
+gaps no longer count against it. The daemon's ``feed_lag`` probe judges the section
 (:mod:`autoheal.core.feed_lag`). Standard library only; no clock is read unless
 ``received_ts`` is left out.
 """
@@ -40,7 +44,10 @@ class SymbolFeed:
     received_ts: float
     seq: int | None = None
     gaps: int = 0
+    resyncs: int = 0
     messages: int = 0
+    #: The next sequence number starts afresh (after :meth:`FeedTracker.resync`).
+    fresh: bool = False
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -48,6 +55,7 @@ class SymbolFeed:
             "received_ts": self.received_ts,
             "seq": self.seq,
             "gaps": self.gaps,
+            "resyncs": self.resyncs,
             "messages": self.messages,
         }
 
@@ -101,13 +109,23 @@ class FeedTracker:
         else:
             feed.exchange_ts = max(feed.exchange_ts, float(exchange_ts))
             feed.received_ts = now
-            if seq is not None:
+            if seq is not None and feed.fresh:
+                feed.seq, feed.fresh = seq, False
+            elif seq is not None:
                 if feed.seq is not None and seq > feed.seq + 1:
                     feed.gaps += seq - feed.seq - 1
                 if feed.seq is None or seq > feed.seq:
                     feed.seq = seq
         feed.messages += 1
         return feed
+
+    def resync(self, symbol: str | None = None) -> None:
+        """The book of ``symbol`` (default: every symbol) was rebuilt from a fresh snapshot
+        or a new connection: its next sequence number is a new start, not a gap."""
+        for name, feed in self.symbols.items():
+            if symbol is None or name == symbol:
+                feed.resyncs += 1
+                feed.fresh = True
 
     def to_doc(self) -> dict[str, dict[str, Any]]:
         """The ``feed`` section: symbol -> counters."""

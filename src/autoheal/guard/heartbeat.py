@@ -78,6 +78,11 @@ class Heartbeat:
         """
         return self.feed.saw(symbol, exchange_ts, seq, received_ts=received_ts)
 
+    def feed_resync(self, symbol: str | None = None) -> None:
+        """After a reconnect or a fresh snapshot: the next sequence number of ``symbol``
+        (default: every symbol) starts afresh. See :meth:`FeedTracker.resync`."""
+        self.feed.resync(symbol)
+
     def beat(self, **extras: Any) -> dict[str, Any]:
         """Write the next heartbeat; ``extras`` (e.g. ``ws_last_msg_ts=...``) are added to it.
 
