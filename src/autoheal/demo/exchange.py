@@ -21,8 +21,12 @@ test or the daemon knows where it is. Endpoints:
   (:mod:`autoheal.demo.binance_spot`; a dry-run freqtrade reads it through ccxt's ``binance``);
 * ``/api/v5/...``: the same books in OKX's v5 dialect, perpetual swaps, with its
   account-wide ``cancel-all-after`` (:mod:`autoheal.demo.okx`; ccxt's ``okx`` trades with it);
-* ``GET /ws`` (websocket): ``{"symbol", "price", "ts"}`` per symbol per tick;
-* ``POST /admin/fault`` (see :mod:`autoheal.demo.faults`) and
+* ``GET /ws`` (websocket): ``{"symbol", "price", "ts", "seq"}`` per symbol per tick
+  (``ts`` the exchange's event time, ``seq`` the symbol's sequence number; every
+  event is sent once to each client, none is skipped by a slow one);
+* ``POST /admin/fault`` (see :mod:`autoheal.demo.faults`), ``POST /admin/feed``
+  ``{"freeze": [symbols], "skip": {symbol: n}, "quiet": bool}`` (the stream's own
+  faults while the socket stays open, :mod:`autoheal.demo.feed`; ``{}`` clears) and
   ``GET /admin/stats``; admin paths are never faulted.
 
 The drills count orders here, at the exchange, not in the trader's own log.
@@ -35,7 +39,7 @@ import logging
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -50,6 +54,7 @@ from autoheal.demo.binance_spot import PREFIX as SPOT_PREFIX
 from autoheal.demo.binance_spot import SpotMarketData
 from autoheal.demo.candles import CandleBook
 from autoheal.demo.faults import FaultPlan, FaultState, parse_fault
+from autoheal.demo.feed import FeedBook, FeedPlan, parse_feed_plan
 from autoheal.demo.httpserver import (
     DROP,
     HttpRequest,
@@ -89,6 +94,7 @@ class Exchange:
         time_fn: Any = time.time,
         credentials: Credentials | None = None,
         passphrase: str | None = None,
+        quiet: bool = False,
     ) -> None:
         self._time = time_fn
         self.walk = PriceWalk(rng)
@@ -109,6 +115,14 @@ class Exchange:
         self.tick_s = tick_s
         self._fault_changed = anyio.Event()
         self.dirty = True
+        self.feed = FeedBook()
+        if quiet:
+            self.feed.set(FeedPlan(quiet=True))
+        #: The last ticks' events, numbered, so that each client gets every one once.
+        self.ticks: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=50)
+        self.tick_no = 0
+        self._ticked = anyio.Event()
+        self._tick()
 
     # -- HTTP ---------------------------------------------------------------------------
     async def handle(self, request: HttpRequest) -> HttpResponse | object | None:
@@ -292,6 +306,16 @@ class Exchange:
                 return json_response(400, {"error": "invalid_fault", "detail": str(exc)})
             self.set_fault(plan)
             return json_response(200, {"fault": self.faults.to_doc()})
+        if (request.method, request.path) == ("POST", "/admin/feed"):
+            try:
+                feed_plan = parse_feed_plan(request.json(), self.walk.symbols)
+            except ValueError as exc:
+                return json_response(400, {"error": "invalid_feed", "detail": str(exc)})
+            self.feed.set(feed_plan)
+            self.dirty = True
+            log.info("feed plan freeze=%s skip=%s quiet=%s", ",".join(sorted(feed_plan.freeze)),
+                     dict(feed_plan.skip), feed_plan.quiet)
+            return json_response(200, {"feed": self.feed.to_doc()})
         return json_response(404, {"error": "not_found"})
 
     def set_fault(self, plan: FaultPlan) -> None:
@@ -316,13 +340,20 @@ class Exchange:
             "okx_countdown": self.okx.countdowns_doc(round(self._time() * 1000)),
             "calls": dict(self.calls),
             "fault": self.faults.to_doc(),
+            "feed": self.feed.to_doc(),
             "balances": self.ledger.balance_doc(),
         }
 
     # -- websocket ----------------------------------------------------------------------
     async def stream_prices(self, ws: WebSocket) -> None:
-        """Send every symbol's price each tick; a fault on ``/ws`` stalls or cuts the stream."""
+        """Send every symbol's event of each tick; a fault on ``/ws`` stalls or cuts the stream.
+
+        A client starts at the latest tick and then gets every tick once, in order, even
+        when it was slower than one tick (the last 50 are kept): a sequence gap is only
+        ever a fault's (``/admin/feed`` skip), never the demo's own timing.
+        """
         log.info("ws client connected")
+        sent = self.tick_no - 1
         try:
             while True:
                 plan = self.faults.plan
@@ -330,21 +361,35 @@ class Exchange:
                 if faulted and plan.mode in _STREAM_STOPPING:
                     await ws.close(1011, plan.mode)
                     return
-                if not faulted:  # a "timeout" fault stalls the stream: alive, silent
-                    now = self._time()
-                    for symbol in self.walk.symbols:
-                        await ws.send_text(orjson.dumps(self.walk.quote(symbol, now)).decode())
-                await anyio.sleep(self.tick_s)
+                if faulted:  # a "timeout" fault stalls the stream: alive, silent
+                    sent = self.tick_no
+                for number, events in list(self.ticks):
+                    if number > sent:
+                        for event in events:
+                            await ws.send_text(orjson.dumps(event).decode())
+                        sent = number
+                with anyio.move_on_after(self.tick_s * 2):  # a fault change is seen too
+                    await self._ticked.wait()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             return
         finally:
             log.info("ws client disconnected")
 
+    def _tick(self) -> None:
+        """One tick of the stream: each symbol's event (see :class:`FeedBook`), numbered."""
+        events = self.feed.tick(self.walk.prices, self._time())
+        self.tick_no += 1
+        self.ticks.append((self.tick_no, [dict(e) for e in events.values()]))
+        self._ticked.set()
+        self._ticked = anyio.Event()
+
     async def run_ticker(self) -> None:
         while True:
-            self.walk.step()
-            self.candles.record(self.walk.prices, round(self._time() * 1000))
             await anyio.sleep(self.tick_s)
+            if not self.feed.plan.quiet:  # a quiet market: no trade moves a price
+                self.walk.step()
+            self.candles.record(self.walk.prices, round(self._time() * 1000))
+            self._tick()
 
     async def run_countdown(self, every_s: float = 0.02) -> None:
         """Fire the countdown on time even when nobody calls the exchange (a dead host)."""
@@ -386,7 +431,7 @@ async def serve(args: argparse.Namespace) -> int:
     key, secret = os.environ.get(API_KEY_ENV), os.environ.get(API_SECRET_ENV)
     exchange = Exchange(random.Random(args.seed), args.tick_interval,
                         credentials=Credentials(key, secret) if key and secret else None,
-                        passphrase=os.environ.get(API_PASSPHRASE_ENV))
+                        passphrase=os.environ.get(API_PASSPHRASE_ENV), quiet=args.quiet_market)
     listener = await anyio.create_tcp_listener(local_host=args.host, local_port=args.port)
     port = listener.extra(SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
     base = f"http://{args.host}:{port}"
@@ -418,6 +463,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runtime-dir", type=Path, help=f"directory for {STATS_FILENAME}")
     parser.add_argument("--seed", type=int, default=1, help="seed of the price random walk")
     parser.add_argument("--tick-interval", type=float, default=0.1, help="seconds between prices")
+    parser.add_argument("--quiet-market", action="store_true",
+                        help="no trades, books unchanged; exchange timestamps still advance")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 

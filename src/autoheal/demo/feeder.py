@@ -7,7 +7,10 @@ backoff, and keeps the latest price per symbol in ``DIR/prices.json``
 its own, *also while the stream is down*, and carries ``ws_last_msg_ts`` (unix
 time of the last stream message): so the daemon tells a stale stream
 (``ws_stale``: heartbeat fresh, message time old) from a hung process
-(``heartbeat_stale``).
+(``heartbeat_stale``). Each message's exchange event time and sequence number go to
+the heartbeat's ``feed`` section (:meth:`~autoheal.guard.heartbeat.Heartbeat.feed_event`;
+a reconnect is a resync), so the daemon's ``feed_lag`` probe tells a frozen symbol or a
+sequence gap from a live stream, even while the socket and the heartbeat look fine.
 
 ``--fail-on-start`` exits 1 at once: the "feeder that cannot start" drill.
 """
@@ -63,13 +66,20 @@ class FeedState:
     messages: int = 0
     connected: bool = False
     dirty: bool = False
+    #: Where each message's exchange time and sequence number are reported (feed_lag).
+    heartbeat: Heartbeat | None = None
 
     def apply(self, raw: str | bytes, now: float) -> bool:
         """Take one stream message; returns False for one that is not a price."""
         try:
             doc = orjson.loads(raw)
             symbol, price = str(doc["symbol"]), float(doc["price"])
-            ts = float(doc.get("ts", now))
+            exchange_ts = doc.get("ts")
+            ts = float(exchange_ts if exchange_ts is not None else now)
+            seq = doc.get("seq")
+            if self.heartbeat is not None and exchange_ts is not None:
+                self.heartbeat.feed_event(symbol, ts, seq if isinstance(seq, int) else None,
+                                          received_ts=now)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return False
         self.prices[symbol] = {"price": price, "ts": ts}
@@ -88,6 +98,8 @@ async def consume(state: FeedState, url: str, args: argparse.Namespace) -> None:
         try:
             async with connect(url, open_timeout=args.stale_after, ping_interval=None) as ws:
                 state.connected = True
+                if state.heartbeat is not None:
+                    state.heartbeat.feed_resync()  # a new connection: numbers start afresh
                 log.info("ws connected url=%s attempt=%d", url, attempt)
                 attempt = 0
                 delays = backoff_delays(args.min_backoff, args.max_backoff)
@@ -133,10 +145,11 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     args.runtime_dir.mkdir(parents=True, exist_ok=True)
     url = args.ws_url or ws_url_for(args.exchange)
-    state = FeedState()
+    heartbeat = Heartbeat(args.runtime_dir, "feeder")
+    state = FeedState(heartbeat=heartbeat)
     log.info("feeder started url=%s runtime_dir=%s", url, args.runtime_dir)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(beat, state, Heartbeat(args.runtime_dir, "feeder"), args.heartbeat_interval)
+        tg.start_soon(beat, state, heartbeat, args.heartbeat_interval)
         tg.start_soon(write_prices, state, args.runtime_dir / PRICES_FILENAME, args.prices_interval)
         tg.start_soon(consume, state, url, args)
     return 0
