@@ -200,6 +200,16 @@ class ExchangeHarness:
         response = await self._admin.post("/admin/fault", json={"mode": mode, **plan})
         response.raise_for_status()
 
+    async def set_feed(self, **plan: Any) -> dict[str, Any]:
+        """``POST /admin/feed``: ``freeze``, ``skip``, ``quiet`` (none: a healthy stream);
+        returns the exchange's feed document."""
+        if self._admin is None:
+            raise ExchangeError("exchange not started")
+        response = await self._admin.post("/admin/feed", json=plan)
+        response.raise_for_status()
+        feed: dict[str, Any] = response.json()["feed"]
+        return feed
+
     async def clear_fault(self) -> str:
         """Remove any fault; returns the mode the exchange reports afterwards."""
         await self.set_fault("none")

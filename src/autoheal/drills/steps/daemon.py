@@ -9,6 +9,7 @@ A scenario of this kind says (all keys under ``[params]``)::
 
     config = "daemon_demo.toml.in"   # template: absolute, beside the scenario, or shipped
     fault = "kill"                   # kill | stall | netcut | latency | fail_on_start
+                                     # | feed_freeze | feed_skip (the exchange's stream)
     target = "feeder"                # the service, or the dependency for netcut/latency
     fault_for_s = 60                 # runbook seconds the fault lasts (scaled)
     latency_ms = 2000                # latency only (not scaled: it is what is measured)
@@ -20,6 +21,14 @@ A scenario of this kind says (all keys under ``[params]``)::
     orders_after = "failsafe"        # count exchange orders from this event on ...
     orders_window_s = 1.6            # ... over this many drill seconds
     feed_prices = true               # keep prices.json moving from the fault on (see below)
+    symbol = "ETHUSDT"               # feed_freeze / feed_skip: the symbol of the stream fault
+    skip = 3                         # feed_skip: sequence numbers the exchange leaves out, once
+    wait_orders = true               # wait for an order before the fault (false: no trader)
+
+The stream faults go to the drill's own exchange (``POST /admin/feed``), not through
+the daemon: ``feed_freeze`` repeats the symbol's last event (same exchange time and
+sequence number) for ``fault_for_s`` while the socket stays open, then lets it move
+again; ``feed_skip`` makes its next event jump ``skip`` sequence numbers.
 
     [[params.watch]]                 # an event: the first time a predicate holds on
     event = "detected"               # health_v2.json, optionally only after another
@@ -230,6 +239,8 @@ async def _inject(ctx: DrillContext, stack: Stack) -> None:
         case "latency":
             result = await stack.chaos("latency", target, duration=duration,
                                               ms=float(p.get("latency_ms", 2000)))
+        case "feed_freeze" | "feed_skip" if isinstance(stack, DemoStack):
+            result = await _feed_fault(ctx, fault, p)
         case "fail_on_start" if isinstance(stack, DemoStack):
             # The operator's view of "a feeder that cannot start": its command line
             # changed for the worse; hot reload restarts it on the new argv.
@@ -241,6 +252,19 @@ async def _inject(ctx: DrillContext, stack: Stack) -> None:
     if fault in ("stall", "netcut", "latency"):
         ctx.fault_lasts(ctx.scaled(float(p.get("fault_for_s", 60))))
     ctx.details["chaos_result"] = result
+
+
+async def _feed_fault(ctx: DrillContext, fault: str, p: Mapping[str, Any]) -> dict[str, Any]:
+    """A stream fault at the drill's exchange; a freeze lasts ``fault_for_s`` (scaled)."""
+    exchange, symbol = _exchange(ctx), str(p.get("symbol", "ETHUSDT"))
+    if fault == "feed_skip":
+        return await exchange.set_feed(skip={symbol: int(p.get("skip", 3))})
+    lasts = ctx.scaled(float(p.get("fault_for_s", 60)))
+    result = await exchange.set_feed(freeze=[symbol])
+    ctx.fault_lasts(lasts)
+    await anyio.sleep(lasts)  # beside the watch task: it keeps polling meanwhile
+    await exchange.set_feed()
+    return result
 
 
 def _restarts(doc: Mapping[str, Any]) -> int:
@@ -304,7 +328,7 @@ async def daemon(ctx: DrillContext) -> None:
     await _poll(ctx, stack, ready, float(p.get("ready_timeout_s", 20.0)))
     if "ready" not in ctx.events:
         raise DrillUnavailableError(f"the daemon never reported dor=true; see {stack.shared}")
-    if stack.has_exchange:
+    if stack.has_exchange and p.get("wait_orders", True):
         ctx.observe("orders_before_fault", await _wait_orders(ctx, 1, 5.0))
     restarts_before = _restarts(stack.health())
     watches = list(p.get("watch", []))
