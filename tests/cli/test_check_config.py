@@ -97,6 +97,6 @@ def test_check_config_bundled_config_exits_0_with_summary(tmp_path: Path) -> Non
     assert result.stdout == (
         "config OK: 4 services (exchange, exchange_proxy, feeder, trader), "
         "1 dependency (exchange_rest), "
-        f"7 probes, environment=paper, runtime_dir={REPO / 'shared_data'}\n"
+        f"8 probes, environment=paper, runtime_dir={REPO / 'shared_data'}\n"
     )
     assert "Traceback" not in result.stderr

@@ -547,7 +547,7 @@ def test_summary_of_the_bundled_config() -> None:
     assert summary(cfg) == (
         "config OK: 4 services (exchange, exchange_proxy, feeder, trader), "
         "1 dependency (exchange_rest), "
-        f"7 probes, environment=paper, runtime_dir={REPO / 'shared_data'}"
+        f"8 probes, environment=paper, runtime_dir={REPO / 'shared_data'}"
     )
 
 
@@ -559,6 +559,7 @@ def test_bundled_config_has_the_runbook_settings() -> None:
     assert cfg.services["trader"].depends_on == ("exchange_rest",)
     feeder = {p.kind: p for p in cfg.services["feeder"].probes}
     assert (feeder["heartbeat"].max_age, feeder["ws_freshness"].max_age) == (15.0, 60.0)
+    assert (feeder["feed_lag"].max_age, feeder["feed_lag"].max_gaps) == (10.0, 0)
     assert [p.kind for p in cfg.services["trader"].probes] == ["process", "heartbeat"]
     (ping,) = cfg.dependencies["exchange_rest"].probes
     assert (ping.kind, ping.url, ping.latency_p95) == (
