@@ -99,7 +99,9 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
 def _events(config: Path) -> list[dict[str, Any]]:
     out = subprocess.run(
         autoheal_argv("events", "--json", "--since", "24h", config=config),
-        capture_output=True, check=True, timeout=60,
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout.decode()
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -109,16 +111,28 @@ def run(directory: Path, *, minutes: float, max_age: str, interval: str) -> dict
     port_file = directory / "exchange.port.json"
     with open(directory / "exchange.log", "wb") as log:
         exchange = subprocess.Popen(
-            [PY, "-m", "autoheal.demo.exchange", "--port", "0", "--port-file", str(port_file),
-             "--quiet-market"], stdout=subprocess.DEVNULL, stderr=log)
+            [
+                PY,
+                "-m",
+                "autoheal.demo.exchange",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--quiet-market",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     daemon: subprocess.Popen[bytes] | None = None
     try:
         url = _wait_for(port_file, 20.0)["rest_url"]
         config = directory / "autoheal.toml"
         config.write_text(CONFIG.format(exchange=url, max_age=max_age, interval=interval))
         with open(directory / "daemon.log", "wb") as log:
-            daemon = subprocess.Popen(autoheal_argv("run", config=config),
-                                      stdout=subprocess.DEVNULL, stderr=log)
+            daemon = subprocess.Popen(
+                autoheal_argv("run", config=config), stdout=subprocess.DEVNULL, stderr=log
+            )
         heartbeat = directory / "shared_data" / "feeder.heartbeat.json"
         first = _wait_for_feed(heartbeat, 30.0)
         # Measured from here: before the feeder's first message every symbol is rightly
@@ -134,13 +148,22 @@ def run(directory: Path, *, minutes: float, max_age: str, interval: str) -> dict
             _stop(daemon)
         _stop(exchange)
     events = _events(config)
-    failed = [e for e in events if e.get("kind") == "probe_changed"
-              and (e.get("data") or {}).get("probe") == "feed"
-              and not (e.get("data") or {}).get("ok")]
+    failed = [
+        e
+        for e in events
+        if e.get("kind") == "probe_changed"
+        and (e.get("data") or {}).get("probe") == "feed"
+        and not (e.get("data") or {}).get("ok")
+    ]
     alarms = [e for e in failed if float(e.get("ts", 0)) >= measured_from]
     startup = sorted({str(e.get("reason")) for e in failed if e not in alarms})
-    restarts = [e for e in events if e.get("kind") == "stage_transition"
-                and e.get("component") == "feeder" and "RESTART" in json.dumps(e)]
+    restarts = [
+        e
+        for e in events
+        if e.get("kind") == "stage_transition"
+        and e.get("component") == "feeder"
+        and "RESTART" in json.dumps(e)
+    ]
     feed0, feed1 = first["feed"], last["feed"]
     return {
         "minutes": round(elapsed / 60.0, 2),
@@ -153,7 +176,8 @@ def run(directory: Path, *, minutes: float, max_age: str, interval: str) -> dict
         "daemon_alive_at_end": alive,
         "symbols": sorted(feed1),
         "exchange_ts_advanced_s": {
-            s: round(feed1[s]["exchange_ts"] - feed0[s]["exchange_ts"], 1) for s in feed1},
+            s: round(feed1[s]["exchange_ts"] - feed0[s]["exchange_ts"], 1) for s in feed1
+        },
         "messages": {s: feed1[s]["messages"] for s in feed1},
         "gaps": {s: feed1[s]["gaps"] for s in feed1},
         "prices_moved": _prices_moved(directory / "shared_data" / "prices.json"),

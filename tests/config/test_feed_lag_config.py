@@ -24,7 +24,12 @@ def test_feed_lag_resolves_with_its_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, HEAD + 'max_age = "5s"\n'))
     (probe,) = cfg.services["feeder"].probes
     assert (probe.kind, probe.name, probe.max_age, probe.symbols, probe.max_gaps) == (
-        "feed_lag", "feed_lag", 5.0, (), 0)
+        "feed_lag",
+        "feed_lag",
+        5.0,
+        (),
+        0,
+    )
     assert probe.path == cfg.paths.runtime_dir / "feeder.heartbeat.json"
     built = make_probe(probe)
     assert isinstance(built, FeedLagProbe) and built.max_age == 5.0

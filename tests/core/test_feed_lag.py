@@ -22,11 +22,27 @@ def entry(age: float, gaps: int = 0) -> dict[str, object]:
     return {"exchange_ts": WALL - age, "received_ts": WALL, "seq": 1, "gaps": gaps}
 
 
-def judge(section, *, symbols=(), max_age=2.0, max_gaps=0, baseline=None, writer=1,
-          now_wall=WALL, now_mono=MONO):
-    return judge_feed(section, writer=writer, symbols=symbols, max_age=max_age,
-                      max_gaps=max_gaps, baseline=baseline or FeedBaseline(),
-                      now_wall=now_wall, now_mono=now_mono)
+def judge(
+    section,
+    *,
+    symbols=(),
+    max_age=2.0,
+    max_gaps=0,
+    baseline=None,
+    writer=1,
+    now_wall=WALL,
+    now_mono=MONO,
+):
+    return judge_feed(
+        section,
+        writer=writer,
+        symbols=symbols,
+        max_age=max_age,
+        max_gaps=max_gaps,
+        baseline=baseline or FeedBaseline(),
+        now_wall=now_wall,
+        now_mono=now_mono,
+    )
 
 
 def test_fresh_feed_passes_and_rechecks_when_the_oldest_symbol_would_turn_stale() -> None:
@@ -116,8 +132,9 @@ def test_stale_is_reported_before_a_gap() -> None:
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -134,8 +151,10 @@ def test_judge_is_total_and_deterministic(section, symbols) -> None:
 ages = st.floats(min_value=-100.0, max_value=100.0, allow_nan=False)
 
 
-@given(st.dictionaries(st.sampled_from(SYMBOLS), ages, min_size=1),
-       st.floats(min_value=0.01, max_value=60.0))
+@given(
+    st.dictionaries(st.sampled_from(SYMBOLS), ages, min_size=1),
+    st.floats(min_value=0.01, max_value=60.0),
+)
 def test_stale_exactly_when_some_symbol_is_older_than_max_age(by_symbol, max_age) -> None:
     v = judge({s: entry(a) for s, a in by_symbol.items()}, max_age=max_age)
     # entry() computes WALL - age; compare with the same float arithmetic.
@@ -149,8 +168,10 @@ def test_stale_exactly_when_some_symbol_is_older_than_max_age(by_symbol, max_age
         assert v.reason == FEED_STALE and any(s in v.detail for s in stale)
 
 
-@given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=12),
-       st.integers(min_value=0, max_value=4))
+@given(
+    st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=4),
+)
 def test_gap_fails_exactly_when_the_counter_grew_past_max_gaps(increments, max_gaps) -> None:
     """A fake feeder whose counter only grows, judged after every step."""
     gaps, baseline = 0, FeedBaseline()

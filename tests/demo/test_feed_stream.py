@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,7 @@ from websockets.sync.client import connect as ws_connect
 
 from autoheal.core.reasons import FEED_SEQUENCE_GAP, FEED_STALE
 from autoheal.probes.feed_lag import FeedLagProbe
-from tests.demo.test_stack import (  # noqa: F401 (fixtures)
-    ExchangeInfo,
-    Spawner,
-    exchange,
-    read_json,
-    shared_exchange,
-    spawn,
-    start_exchange,
-    wait_for,
-)
+from tests.demo.test_stack import ExchangeInfo, Spawner, read_json, start_exchange, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -41,17 +33,41 @@ def set_feed(exchange: ExchangeInfo, **doc: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def feed_exchange(exchange: ExchangeInfo) -> ExchangeInfo:
-    yield exchange
-    set_feed(exchange)
+def spawn(tmp_path: Path) -> Iterator[Spawner]:
+    spawner = Spawner(tmp_path)
+    yield spawner
+    spawner.close()
+
+
+@pytest.fixture(scope="module")
+def shared_feed_exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExchangeInfo]:
+    spawner = Spawner(tmp_path_factory.mktemp("exchange"))
+    yield start_exchange(spawner, spawner.directory)
+    spawner.close()
+
+
+@pytest.fixture
+def feed_exchange(shared_feed_exchange: ExchangeInfo) -> Iterator[ExchangeInfo]:
+    """One exchange for the module; its feed faults cleared after each test."""
+    yield shared_feed_exchange
+    set_feed(shared_feed_exchange)
 
 
 def start_feeder(spawn: Spawner, exchange: ExchangeInfo, runtime: Path) -> Path:
-    spawn("feeder", "--exchange", exchange.url, "--runtime-dir", runtime,
-          "--heartbeat-interval", "0.1")
+    spawn(
+        "feeder",
+        "--exchange",
+        exchange.url,
+        "--runtime-dir",
+        runtime,
+        "--heartbeat-interval",
+        "0.1",
+    )
     path = runtime / "feeder.heartbeat.json"
-    wait_for("a feed section with every symbol", lambda: (
-        (b := read_json(path)) and len(b.get("feed", {})) == 3 and b))
+    wait_for(
+        "a feed section with every symbol",
+        lambda: (b := read_json(path)) and len(b.get("feed", {})) == 3 and b,
+    )
     return path
 
 
@@ -75,8 +91,10 @@ def test_a_frozen_symbol_is_feed_stale_while_socket_and_heartbeat_live(
     feed_exchange: ExchangeInfo, spawn: Spawner, tmp_path: Path
 ) -> None:
     path = start_feeder(spawn, feed_exchange, tmp_path / "rt")
-    probe, others = FeedLagProbe(path, MAX_AGE), FeedLagProbe(
-        path, MAX_AGE, symbols=("BTCUSDT", "SOLUSDT"))
+    probe, others = (
+        FeedLagProbe(path, MAX_AGE),
+        FeedLagProbe(path, MAX_AGE, symbols=("BTCUSDT", "SOLUSDT")),
+    )
     wait_for("a healthy feed", lambda: probe.check_inline().ok)
     frozen_at = time.time()
     set_feed(feed_exchange, freeze=["ETHUSDT"])
@@ -99,8 +117,9 @@ def test_skipped_sequence_numbers_are_a_gap_until_a_resync(
     probe = FeedLagProbe(path, MAX_AGE)
     wait_for("a healthy feed", lambda: probe.check_inline().ok)
     set_feed(feed_exchange, skip={"SOLUSDT": 2})
-    r = wait_for("feed_sequence_gap",
-                 lambda: (r := probe.check_inline()).reason == FEED_SEQUENCE_GAP and r)
+    r = wait_for(
+        "feed_sequence_gap", lambda: (r := probe.check_inline()).reason == FEED_SEQUENCE_GAP and r
+    )
     assert "SOLUSDT: 2 sequence numbers" in r.detail
     assert read_json(path)["feed"]["SOLUSDT"]["gaps"] == 2
     assert probe.check_inline().reason == FEED_SEQUENCE_GAP  # it holds
@@ -125,5 +144,8 @@ def test_a_quiet_market_is_no_alarm(spawn: Spawner, tmp_path: Path) -> None:
         assert last[symbol]["exchange_ts"] > first[symbol]["exchange_ts"] + MAX_AGE
     prices = read_json(tmp_path / "rt" / "prices.json")["prices"]
     assert {s: p["price"] for s, p in prices.items()} == {
-        "BTCUSDT": 60000.0, "ETHUSDT": 3000.0, "SOLUSDT": 150.0}  # the book never moved
+        "BTCUSDT": 60000.0,
+        "ETHUSDT": 3000.0,
+        "SOLUSDT": 150.0,
+    }  # the book never moved
     assert checks > 10

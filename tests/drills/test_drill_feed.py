@@ -39,16 +39,30 @@ def test_feed_drill_passes_with_the_feeder_restarted(tmp_path: Path, drill: str)
 def test_feed_frozen_max_age_out_of_reach_fails_detection_and_restart(tmp_path: Path) -> None:
     scenario_vars = dict(load_catalog()["feed_frozen"].params["vars"])
     bad = violated(run(tmp_path, "feed_frozen", vars={**scenario_vars, "feed_max_age": "1h"}))
-    assert {"event:detected", "event:failing", "event:restarted", "event:dor_back",
-            "restarted", "others_not_alarmed_at_detect", "heartbeat_fresh_at_detect"} <= bad
+    assert {
+        "event:detected",
+        "event:failing",
+        "event:restarted",
+        "event:dor_back",
+        "restarted",
+        "others_not_alarmed_at_detect",
+        "heartbeat_fresh_at_detect",
+    } <= bad
     assert "no_failsafe" not in bad and "daemon_survived" not in bad
 
 
 def test_feed_sequence_gap_tolerated_without_end_fails_detection_and_restart(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     scenario_vars = dict(load_catalog()["feed_sequence_gap"].params["vars"])
-    bad = violated(run(tmp_path, "feed_sequence_gap",
-                       vars={**scenario_vars, "feed_max_gaps": 1000000}))
-    assert {"event:detected", "event:failing", "event:restarted", "event:dor_back",
-            "one_restart"} <= bad
+    bad = violated(
+        run(tmp_path, "feed_sequence_gap", vars={**scenario_vars, "feed_max_gaps": 1000000})
+    )
+    assert {
+        "event:detected",
+        "event:failing",
+        "event:restarted",
+        "event:dor_back",
+        "one_restart",
+    } <= bad
     assert "no_failsafe" not in bad and "daemon_survived" not in bad

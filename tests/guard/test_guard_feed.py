@@ -24,10 +24,22 @@ def test_beat_carries_the_feed_section_once_a_symbol_was_seen(tmp_path):
     hb.beat(ws_connected=True)
     doc = orjson.loads((tmp_path / "feeder.heartbeat.json").read_bytes())
     assert doc["feed"] == {
-        "BTCUSDT": {"exchange_ts": 999.7, "received_ts": 1000.0, "seq": 44, "gaps": 2,
-                    "resyncs": 0, "messages": 2},
-        "ETHUSDT": {"exchange_ts": 999.0, "received_ts": 999.9, "seq": None, "gaps": 0,
-                    "resyncs": 0, "messages": 1},
+        "BTCUSDT": {
+            "exchange_ts": 999.7,
+            "received_ts": 1000.0,
+            "seq": 44,
+            "gaps": 2,
+            "resyncs": 0,
+            "messages": 2,
+        },
+        "ETHUSDT": {
+            "exchange_ts": 999.0,
+            "received_ts": 999.9,
+            "seq": None,
+            "gaps": 0,
+            "resyncs": 0,
+            "messages": 1,
+        },
     }
     assert doc["ws_connected"] is True
 

@@ -23,8 +23,9 @@ class Clock:
 
 
 def probe(path: Path, clock: Clock, **kw) -> FeedLagProbe:
-    return FeedLagProbe(path, 2.0, wall=lambda: clock.wall, clock=lambda: clock.mono,
-                        files=HeartbeatFiles(), **kw)
+    return FeedLagProbe(
+        path, 2.0, wall=lambda: clock.wall, clock=lambda: clock.mono, files=HeartbeatFiles(), **kw
+    )
 
 
 def test_a_frozen_symbol_fails_while_the_heartbeat_is_fresh(tmp_path: Path) -> None:

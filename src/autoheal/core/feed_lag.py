@@ -126,8 +126,9 @@ def judge_feed(
     if section is None:
         return _fail(FEED_MISSING, "no 'feed' section", None, baseline)
     if not isinstance(section, Mapping):
-        return _fail(FEED_INVALID, f"'feed' is {type(section).__name__}, not an object",
-                     None, baseline)
+        return _fail(
+            FEED_INVALID, f"'feed' is {type(section).__name__}, not an object", None, baseline
+        )
     wanted = list(symbols) if symbols else sorted(str(s) for s in section)
     if not wanted:
         return _fail(FEED_MISSING, "the 'feed' section names no symbol", None, baseline)
@@ -146,8 +147,11 @@ def judge_feed(
         gaps = _counter(entry.get("gaps", 0))
         resyncs = _counter(entry.get("resyncs", 0))
         if ts is None or gaps is None or resyncs is None:
-            bad = "exchange_ts is not a finite number" if ts is None else (
-                "gaps and resyncs must be non-negative integers")
+            bad = (
+                "exchange_ts is not a finite number"
+                if ts is None
+                else ("gaps and resyncs must be non-negative integers")
+            )
             problem = problem or (FEED_INVALID, f"{symbol}: {bad}")
             continue
         seen[symbol] = (gaps, resyncs)
@@ -159,8 +163,10 @@ def judge_feed(
     for symbol, (gaps, _) in seen.items():
         grown = gaps - new_base.gaps.get(symbol, gaps)
         if problem is None and grown > max_gaps:
-            problem = (FEED_SEQUENCE_GAP,
-                       f"{symbol}: {grown} sequence numbers missed (max_gaps {max_gaps})")
+            problem = (
+                FEED_SEQUENCE_GAP,
+                f"{symbol}: {grown} sequence numbers missed (max_gaps {max_gaps})",
+            )
     oldest = max(ages.values()) if ages else None
     if problem is not None:
         return _fail(*problem, oldest, new_base)
@@ -175,8 +181,9 @@ def _rebase(
     does a symbol seen for the first time, one whose counter went down (the writer
     restarted under the same pid) and one that reports a resync (a rebuilt book)."""
     if baseline.writer != writer:
-        return FeedBaseline(writer, {s: g for s, (g, _) in seen.items()},
-                            {s: r for s, (_, r) in seen.items()})
+        return FeedBaseline(
+            writer, {s: g for s, (g, _) in seen.items()}, {s: r for s, (_, r) in seen.items()}
+        )
     gaps, resyncs = dict(baseline.gaps), dict(baseline.resyncs)
     for symbol, (g, r) in seen.items():
         if symbol not in gaps or g < gaps[symbol] or r != resyncs.get(symbol):

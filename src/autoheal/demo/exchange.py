@@ -94,6 +94,7 @@ class Exchange:
         time_fn: Any = time.time,
         credentials: Credentials | None = None,
         passphrase: str | None = None,
+        *,
         quiet: bool = False,
     ) -> None:
         self._time = time_fn

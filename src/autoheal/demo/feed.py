@@ -93,10 +93,17 @@ class FeedBook:
             seq = 1 if last is None else int(last["seq"]) + 1
             jump = self.pending_skip.pop(symbol, 0)
             self.skipped += jump
-            self.events[symbol] = {"symbol": symbol, "price": prices[symbol], "ts": now,
-                                   "seq": seq + jump}
+            self.events[symbol] = {
+                "symbol": symbol,
+                "price": prices[symbol],
+                "ts": now,
+                "seq": seq + jump,
+            }
         return self.events
 
     def to_doc(self) -> dict[str, Any]:
-        return {**self.plan.to_doc(), "skipped": self.skipped,
-                "seq": {s: e["seq"] for s, e in sorted(self.events.items())}}
+        return {
+            **self.plan.to_doc(),
+            "skipped": self.skipped,
+            "seq": {s: e["seq"] for s, e in sorted(self.events.items())},
+        }

@@ -68,8 +68,10 @@ class FeedLagProbe:
         self.check_inline: Callable[[], ProbeResult] = self._judge
 
     def __repr__(self) -> str:
-        return (f"FeedLagProbe({str(self.path)!r}, max_age={self.max_age}, "
-                f"symbols={list(self.symbols)}, max_gaps={self.max_gaps})")
+        return (
+            f"FeedLagProbe({str(self.path)!r}, max_age={self.max_age}, "
+            f"symbols={list(self.symbols)}, max_gaps={self.max_gaps})"
+        )
 
     async def check(self) -> ProbeResult:
         """Read the file once and judge its feed section; never raises on its content."""
@@ -99,5 +101,11 @@ class FeedLagProbe:
             now_mono=self._clock(),
         )
         self._baseline = verdict.baseline
-        return ProbeResult(verdict.ok, verdict.reason, verdict.age, self.max_age,
-                           recheck_at=verdict.recheck_at, detail=verdict.detail)
+        return ProbeResult(
+            verdict.ok,
+            verdict.reason,
+            verdict.age,
+            self.max_age,
+            recheck_at=verdict.recheck_at,
+            detail=verdict.detail,
+        )
