@@ -241,6 +241,9 @@ async def _inject(ctx: DrillContext, stack: Stack) -> None:
                                               ms=float(p.get("latency_ms", 2000)))
         case "feed_freeze" | "feed_skip" if isinstance(stack, DemoStack):
             result = await _feed_fault(ctx, fault, p)
+        case "feed_freeze" | "feed_skip":
+            raise DrillUnavailableError(
+                f"{fault} needs the drill's own exchange (POST /admin/feed), not a target")
         case "fail_on_start" if isinstance(stack, DemoStack):
             # The operator's view of "a feeder that cannot start": its command line
             # changed for the worse; hot reload restarts it on the new argv.
