@@ -27,9 +27,9 @@ timestamp it saw and a counter of sequence numbers it never saw
   non-negative integer). Booleans are never numbers here.
 
 Rules of the file: pure (values in, a verdict out), total over whatever JSON the
-file held, deterministic; ``now_wall`` and ``now_mono`` are arguments. The first
-failure found (symbols in order, stale before gap) is the reason; the detail names
-the symbol. The verdict's ``recheck_at`` is the monotonic moment the first fresh
+file held, deterministic; ``now_wall`` and ``now_mono`` are arguments. One reason per
+verdict, in this order: a missing or invalid symbol, then a stale one, then a gap
+(symbols in order within each); the detail names the symbol. The verdict's ``recheck_at`` is the monotonic moment the first fresh
 symbol would turn stale, so the runner looks again exactly then.
 """
 
