@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from autoheal.core.machine import dor, flags_for, healthy
+from autoheal.core.outlook import Outlook, outlook
 from autoheal.core.policy import Policy
 from autoheal.core.stages import SEVERITY, Stage
 from autoheal.core.state import RuntimeState
@@ -32,6 +33,33 @@ def _probe_doc(
         "reason": verdict_reason,
         "value": None if reading is None else reading.value,
         "threshold": None if reading is None else reading.threshold,
+    }
+
+
+def _wall(monotonic: float | None, to_wall: float) -> float | None:
+    return None if monotonic is None else monotonic + to_wall
+
+
+def outlook_doc(o: Outlook, *, to_wall: float) -> dict[str, Any]:
+    """A component's ``outlook``: its next restart and budget, deadlines in unix seconds.
+
+    Absolute moments only (no "in N s"): a reader subtracts the document's own ``ts``
+    (the page) or its clock (``autoheal status``, on the same host), and the document
+    need not be rewritten as the seconds run down.
+    """
+    return {
+        "next": o.next.value,
+        "reason": o.reason,
+        "attempt": o.attempt,
+        "attempts": o.attempts,
+        "max_restarts": o.max_restarts,
+        "attempts_left": o.attempts_left,
+        "restart_at": _wall(o.restart_at, to_wall),
+        "verify_until": _wall(o.verify_until, to_wall),
+        "attempts_reset_at": _wall(o.reset_at, to_wall),
+        "stable_reset_s": o.stable_reset,
+        "on_failure": None if o.on_failure is None else o.on_failure.value,
+        "on_failure_delay_s": o.on_failure_delay,
     }
 
 
@@ -60,6 +88,7 @@ def build_health(
     """
     components: dict[str, Any] = {}
     failing_components: list[str] = []
+    now = now_wall - to_wall  # the core's monotonic timeline
     for name, cs in state.components.items():
         spec = policy.components[name]
         ok = healthy(cs) and cs.stage is Stage.OBSERVE
@@ -81,6 +110,7 @@ def build_health(
                 probe: _probe_doc(ps.ok, ps.reason, readings.get((name, probe)))
                 for probe, ps in cs.probes.items()
             },
+            "outlook": outlook_doc(outlook(state, policy, name, now), to_wall=to_wall),
         }
     dependencies: dict[str, Any] = {}
     failing_deps: list[str] = []
