@@ -131,7 +131,8 @@ def _num(value: Any) -> float | None:
 
 def _outlook_cells(doc: Mapping[str, Any], o: Mapping[str, Any]) -> tuple[str, str, str]:
     """The next restart, what a failure then does, and the budget, as of the document's
-    ``ts`` (the script then counts down from there); the same words as the script's."""
+    ``ts`` (the script then counts down from there); the same words as the script's.
+    The reason is the components table's, in the row above (these cells are narrow)."""
     ts = _num(doc.get("ts"))
 
     def left(key: str) -> float | None:
@@ -143,31 +144,29 @@ def _outlook_cells(doc: Mapping[str, Any], o: Mapping[str, Any]) -> tuple[str, s
         return "?" if value is None else str(int(value))
 
     attempt = f"attempt {count('attempt')} of {count('max_restarts')}"
-    reason = str(o.get("reason") or "-")
     kind = o.get("next")
     if kind == "scheduled":
         s = left("restart_at")
         when = "restart due now" if s is None or s <= 0 else f"restart in {_span(s)}"
-        last = ", the last" if o.get("attempt") == o.get("max_restarts") else ""
-        nxt = f"{when} ({attempt}{last}, {reason})"
+        last = "last " if o.get("attempt") == o.get("max_restarts") else ""
+        nxt = f"{when} ({last}{attempt})"
     elif kind == "verifying":
         v = left("verify_until")
-        more = "" if v is None else f", at most {_span(max(0.0, v))} more"
-        nxt = f"verifying the restart ({attempt}{more})"
+        nxt = f"verifying {attempt}" + ("" if v is None else f", {_span(max(0.0, v))} left")
     else:
         nxt = {
-            "restarting": f"restarting now ({attempt}, {reason})",
+            "restarting": f"restarting now ({attempt})",
             "waiting": f"waiting for the process ({attempt})",
-            "watching": f"none yet: watching its probes ({reason})",
+            "watching": "none yet: watching its probes",
             "healthy": "none due (healthy)",
             "held": "none: stopped by an operator",
-            "failsafe": f"none while the failsafe holds ({reason})",
-            "dependency": f"none while a dependency fails ({reason})",
+            "failsafe": "none while the failsafe holds",
+            "dependency": "none while a dependency fails",
         }.get(str(kind), "-")
     delay = _num(o.get("on_failure_delay_s"))
     then = "-"
     if o.get("on_failure") == "failsafe":
-        then = "FAILSAFE (no attempt left)"
+        then = "FAILSAFE"
     elif o.get("on_failure") == "restart" and delay is not None:
         then = "restart at once" if delay <= 0 else f"restart after {_span(delay)}"
     used = f"{count('attempts')} of {count('max_restarts')} used"
