@@ -94,3 +94,56 @@ def test_the_countdown_alone_does_not_rewrite_the_document(later: float) -> None
     acts on, so ``health_v2.json`` is not rewritten for it (``content_key``)."""
     state = in_backoff()
     assert content_key(build(state, 21.0)) == content_key(build(state, 21.0 + later))
+
+
+DEP_POLICY = Policy(
+    components={
+        "feeder": ComponentSpec("feeder", ("process",), ("exchange",), heal=HEAL),
+        "trader": ComponentSpec("trader", ("process",), heal=HEAL),
+    },
+    dependencies={"exchange": ("http",)},
+)
+
+
+@given(
+    reasons=st.lists(st.sampled_from(("", "stable", "heartbeat_stale")), min_size=2, max_size=2),
+    held=st.lists(st.booleans(), min_size=2, max_size=2),
+    probe_ok=st.lists(st.sampled_from((True, False, None)), min_size=2, max_size=2),
+    failsafe=st.booleans(),
+    dependency_failing=st.booleans(),
+)
+def test_quiet_components_outlook_is_the_cores(
+    reasons: list[str],
+    held: list[bool],
+    probe_ok: list[bool | None],
+    failsafe: bool,
+    dependency_failing: bool,
+) -> None:
+    """The cache for quiet components (OBSERVE, no attempt, no deadline) gives exactly
+    what the core's outlook gives, whatever came before it in the cache."""
+    from dataclasses import replace
+
+    from autoheal.core.outlook import outlook
+    from autoheal.core.state import DependencyState, FailsafeState, ProbeState
+    from autoheal.daemon.health import outlook_doc
+
+    state = initial_state(DEP_POLICY)
+    components = {
+        name: replace(
+            cs, reason=reasons[i], held=held[i], probes={"process": ProbeState(probe_ok[i])}
+        )
+        for i, (name, cs) in enumerate(sorted(state.components.items()))
+    }
+    state = replace(
+        state,
+        components=components,
+        dependencies={"exchange": DependencyState(failing=dependency_failing)},
+        failsafe=FailsafeState("test", "alice") if failsafe else None,
+    )
+    doc = build_health(
+        state, DEP_POLICY, readings={}, pids={}, to_wall=TO_WALL, now_wall=TO_WALL + 5.0,
+        daemon={"pid": 1},
+    )  # fmt: skip
+    for name in components:
+        expected = outlook_doc(outlook(state, DEP_POLICY, name, 5.0), to_wall=TO_WALL)
+        assert doc["components"][name]["outlook"] == expected
