@@ -4,6 +4,8 @@ readers use, and without making the document change as the seconds run down."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,13 +34,13 @@ POLICY = Policy(
 TO_WALL = 1_795_000_000.0  # monotonic 0 is this unix moment
 
 
-def build(state: RuntimeState, now: float) -> dict:  # type: ignore[type-arg]
+def build(state: RuntimeState, now: float, jitter: float = 0.0) -> dict:  # type: ignore[type-arg]
     return build_health(
         state,
         POLICY,
         readings={},
         pids={},
-        to_wall=TO_WALL,
+        to_wall=TO_WALL + jitter,
         now_wall=TO_WALL + now,
         daemon={"pid": 1},
     )
@@ -96,6 +98,18 @@ def test_the_countdown_alone_does_not_rewrite_the_document(later: float) -> None
     assert content_key(build(state, 21.0)) == content_key(build(state, 21.0 + later))
 
 
+@given(jitter=st.floats(min_value=-2e-5, max_value=2e-5, allow_nan=False))
+def test_the_wall_clock_shift_taken_anew_does_not_rewrite_the_document(jitter: float) -> None:
+    """Each document shifts monotonic deadlines by ``wall() - now()`` read anew, which
+    differs by microseconds: during a BACKOFF (and the ``stable_reset`` after it) that
+    rewrote ``health_v2.json`` at every beat. Deadlines count to 0.1 s, a new one does."""
+    state = in_backoff()  # restart at 35.0 (+ TO_WALL): far from a 0.1 s boundary
+    assert content_key(build(state, 21.0)) == content_key(build(state, 21.0, jitter))
+    moved = replace(state, components={**state.components, "feeder": replace(
+        state.components["feeder"], restart_at=35.2)})  # fmt: skip
+    assert content_key(build(moved, 21.0)) != content_key(build(state, 21.0))
+
+
 DEP_POLICY = Policy(
     components={
         "feeder": ComponentSpec("feeder", ("process",), ("exchange",), heal=HEAL),
@@ -121,8 +135,6 @@ def test_quiet_components_outlook_is_the_cores(
 ) -> None:
     """The cache for quiet components (OBSERVE, no attempt, no deadline) gives exactly
     what the core's outlook gives, whatever came before it in the cache."""
-    from dataclasses import replace
-
     from autoheal.core.outlook import outlook
     from autoheal.core.state import DependencyState, FailsafeState, ProbeState
     from autoheal.daemon.health import outlook_doc

@@ -196,25 +196,44 @@ def kill_switch_doc(switch: SwitchState, stop_file: Path, *, to_wall: float) -> 
     }
 
 
+_MOMENTS = ("next_restart_at", "verify_until")
+_OUTLOOK_MOMENTS = ("restart_at", "verify_until", "attempts_reset_at")
+
+
+def _coarse(moment: Any) -> Any:
+    """A moment to the tenth of a second, for comparing documents."""
+    return round(moment, 1) if isinstance(moment, float) else moment
+
+
 def content_key(doc: Mapping[str, Any]) -> bytes:
     """What a reader acts on: the document less what changes at every look.
 
     ``health_v2.json`` is written when this changes (and every :data:`HEALTH_REFRESH_S`),
     not every beat: the timestamp, the loop lag and the probes' values (a heartbeat's
-    age grows between two reads) are left out. Whether the daemon is alive is told by
-    its own heartbeat (``auto_heal.heartbeat.json``), written every beat.
+    age grows between two reads) are left out, and deadlines count to 0.1 s. Whether
+    the daemon is alive is told by its own heartbeat (``auto_heal.heartbeat.json``),
+    written every beat.
     """
     import orjson
 
     def probes(holder: Mapping[str, Any]) -> dict[str, Any]:
         return {**holder, "probes": {p: {**v, "value": None} for p, v in holder["probes"].items()}}
 
+    def component(holder: Mapping[str, Any]) -> dict[str, Any]:
+        # A deadline moves by microseconds from one document to the next (the shift
+        # from monotonic to wall clock is taken anew each time): not a change.
+        out = {**probes(holder), **{k: _coarse(holder.get(k)) for k in _MOMENTS}}
+        if isinstance(holder.get("outlook"), Mapping):
+            view = holder["outlook"]
+            out["outlook"] = {**view, **{k: _coarse(view.get(k)) for k in _OUTLOOK_MOMENTS}}
+        return out
+
     return orjson.dumps(
         {
             **doc,
             "ts": None,
             "daemon": {**doc["daemon"], "loop_lag_s": None},
-            "components": {n: probes(c) for n, c in doc["components"].items()},
+            "components": {n: component(c) for n, c in doc["components"].items()},
             "dependencies": {n: probes(d) for n, d in doc["dependencies"].items()},
         }
     )
