@@ -263,16 +263,23 @@ def _then(view: dict[str, Any]) -> str:
 
 
 def _budget(view: dict[str, Any], now: float | None) -> str:
+    """Attempts used (unless an "attempt k of n" says it already) and when they reset."""
     used = f"{_count(view.get('attempts'))} of {_count(view.get('max_restarts'))} attempts used"
+    if _number(view.get("attempt")) is not None:
+        used = ""
     reset_in = _until(view, "attempts_reset_at", now)
     stable = _number(view.get("stable_reset_s"))
     if reset_in is not None:
-        return f"{used}, budget resets in {_span(reset_in)}"
-    if view.get("next") in ("failsafe", "held"):
-        return used
-    if stable is not None and _number(view.get("attempts")) not in (None, 0.0):
-        return f"{used}, budget resets {_span(stable)} after it is healthy"
-    return used
+        reset = f"budget resets in {_span(reset_in)}"
+    elif (
+        view.get("next") in ("failsafe", "held")
+        or stable is None
+        or _number(view.get("attempts")) in (None, 0.0)
+    ):
+        reset = ""  # reset by an operator's start or clear, or nothing to reset
+    else:
+        reset = f"budget resets {_span(stable)} after it is healthy"
+    return ", ".join(p for p in (used, reset) if p)
 
 
 def outlook_text(view: dict[str, Any], now: float | None) -> str | None:
