@@ -2,10 +2,11 @@
 
 A hard failure (the process is gone) restarts at once; a soft one after
 ``failures_before_restart`` counted failures in a row, or, for a probe with a
-``FailureWindow``, K counted failures within its last N counted checks. Failures are not counted while a
-dependency of the component is failing (or merely suspect: its verdict comes first)
-nor outside OBSERVE. A dependency failing ``failures_before_degraded`` checks in a
-row makes the runtime DEGRADED (a notice); its recovery resumes what it paused.
+``FailureWindow``, K counted failures within its last N counted checks. Failures
+are not counted while a dependency of the component is failing (or merely suspect:
+its verdict comes first) nor outside OBSERVE. A dependency failing
+``failures_before_degraded`` checks in a row (or K of its last N) makes the runtime
+DEGRADED (a notice); its recovery resumes what it paused.
 
 Functions of the step's scratch (:class:`~autoheal.core.work.Work`); pure.
 """
