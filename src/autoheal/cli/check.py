@@ -150,7 +150,9 @@ def verdict(policy: Policy, facts: Sequence[Fact], kill_switch: KillSwitchFact) 
 
     deps = [f for f in facts if f.kind == DEPENDENCY and f.target in policy.dependencies]
     comps = [f for f in facts if f.kind == SERVICE and f.target in policy.components]
-    for _ in range(max(1, policy.failures_before_degraded)):
+    # A dependency judged K of N needs K failed checks (``core.judgement``).
+    need = [w.failures for probes in policy.dependency_windows.values() for w in probes.values()]
+    for _ in range(max(1, policy.failures_before_degraded, *need)):
         for fact in deps:
             feed(fact)
     for fact in comps:
