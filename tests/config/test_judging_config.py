@@ -29,7 +29,7 @@ def test_the_fields_resolve_and_build_the_core_policy(tmp_path: Path) -> None:
     text = (
         SERVICE
         + "failsafe_exit_codes = [78, 64]\nrestart_exit_codes = [0]\n"
-        + 'debug_env = { LOG_LEVEL = "DEBUG", WHERE = "{runtime_dir}" }\n'
+        + 'debug_environment = { LOG_LEVEL = "DEBUG", WHERE = "{runtime_dir}" }\n'
         + PROBE
         + "failures = 2\nwithin = 4\n"
         + DEP
@@ -38,7 +38,7 @@ def test_the_fields_resolve_and_build_the_core_policy(tmp_path: Path) -> None:
     svc = cfg.services["feeder"]
     assert (svc.probes[0].failures, svc.probes[0].within) == (2, 4)
     assert (svc.failsafe_exit_codes, svc.restart_exit_codes) == ((78, 64), (0,))
-    assert svc.debug_env == {"LOG_LEVEL": "DEBUG", "WHERE": str(cfg.paths.runtime_dir)}
+    assert svc.debug_environment == {"LOG_LEVEL": "DEBUG", "WHERE": str(cfg.paths.runtime_dir)}
     policy = build_policy(cfg)
     spec = policy.components["feeder"]
     assert spec.windows == {"heartbeat": FailureWindow(2, 4)}
@@ -51,7 +51,11 @@ def test_absent_fields_keep_todays_rules(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, SERVICE + PROBE))
     svc = cfg.services["feeder"]
     assert (svc.probes[0].failures, svc.probes[0].within) == (None, None)
-    assert (svc.failsafe_exit_codes, svc.restart_exit_codes, svc.debug_env) == ((), (), None)
+    assert (svc.failsafe_exit_codes, svc.restart_exit_codes, svc.debug_environment) == (
+        (),
+        (),
+        None,
+    )
     spec = build_policy(cfg).components["feeder"]
     assert spec.windows == {} and not spec.debug_on_retry
     assert not spec.failsafe_exit_codes and not spec.restart_exit_codes
@@ -63,9 +67,9 @@ def test_failures_alone_means_that_many_in_a_row(tmp_path: Path) -> None:
         3,
         3,
     )
-    # An empty debug_env still turns debug on retry on (the marker variable alone).
-    cfg = load_config(write(tmp_path, SERVICE + "debug_env = {}\n"))
-    assert cfg.services["feeder"].debug_env == {}
+    # An empty debug_environment still turns debug on retry on (the marker variable alone).
+    cfg = load_config(write(tmp_path, SERVICE + "debug_environment = {}\n"))
+    assert cfg.services["feeder"].debug_environment == {}
     assert build_policy(cfg).components["feeder"].debug_on_retry
 
 
@@ -115,20 +119,20 @@ SVC_BAD = [
     ),
     (
         "debug_value",
-        "debug_env = { LOG_LEVEL = 10 }\n",
-        "services.feeder.debug_env.LOG_LEVEL",
+        "debug_environment = { LOG_LEVEL = 10 }\n",
+        "services.feeder.debug_environment.LOG_LEVEL",
         "expected string, got integer",
     ),
     (
         "debug_name",
-        'debug_env = { "1BAD" = "x" }\n',
-        "services.feeder.debug_env",
+        'debug_environment = { "1BAD" = "x" }\n',
+        "services.feeder.debug_environment",
         "not a valid environment variable name",
     ),
     (
         "debug_ours",
-        'debug_env = { AUTOHEAL_DEBUG_INVOCATION = "0" }\n',
-        "services.feeder.debug_env.AUTOHEAL_DEBUG_INVOCATION",
+        'debug_environment = { AUTOHEAL_DEBUG_INVOCATION = "0" }\n',
+        "services.feeder.debug_environment.AUTOHEAL_DEBUG_INVOCATION",
         "set by autoheal itself",
     ),
 ]

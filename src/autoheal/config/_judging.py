@@ -6,7 +6,7 @@
   ``policy.failures_before_restart`` (a service's probe) or of the dependency rule.
 * ``failsafe_exit_codes`` / ``restart_exit_codes`` on a service: codes 0..255, none
   in both (``autoheal.core.exit_rules`` has their meaning).
-* ``debug_env`` on a service: variables added to a restart after a failure (with
+* ``debug_environment`` on a service: variables added to a restart after a failure (with
   ``AUTOHEAL_DEBUG_INVOCATION=1``) until the service is verified again; its values
   are the operator's own and are never logged.
 """
@@ -88,5 +88,5 @@ def with_exit_rules(svc: ServiceConfig, raw: RawService, key: str, ctx: Context)
         svc,
         failsafe_exit_codes=failsafe,
         restart_exit_codes=restart,
-        debug_env=_debug_env(raw.debug_env, f"{key}.debug_env", ctx),
+        debug_environment=_debug_env(raw.debug_environment, f"{key}.debug_environment", ctx),
     )

@@ -129,10 +129,10 @@ class ServiceConfig(Frozen, frozen=True):
     log_backups: int
     probes: tuple[ProbeConfig, ...]
     #: Exit-code rules (``core.exit_rules``) and debug on retry (``config._judging``);
-    #: ``debug_env`` None: off; a mapping (even empty): on.
+    #: ``debug_environment`` None: off; a mapping (even empty): on.
     failsafe_exit_codes: tuple[int, ...] = ()
     restart_exit_codes: tuple[int, ...] = ()
-    debug_env: dict[str, str] | None = None
+    debug_environment: dict[str, str] | None = None
 
 
 class DependencyConfig(Frozen, frozen=True):

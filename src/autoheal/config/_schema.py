@@ -108,7 +108,7 @@ class RawService(_Raw, frozen=True):
     # exit-code rules and debug on retry (issue 23); checked in config._judging
     failsafe_exit_codes: list[int] = []
     restart_exit_codes: list[int] = []
-    debug_env: dict[str, Any] | None = None
+    debug_environment: dict[str, Any] | None = None
 
 
 class RawDependency(_Raw, frozen=True):

@@ -22,7 +22,7 @@ class RestartProcess:
     """Stop the process tree, clean stale locks and pidfile, start it again.
 
     ``debug``: a restart after a failure of a service with ``debug_on_retry``; the
-    shell adds the service's ``debug_env`` (and ``AUTOHEAL_DEBUG_INVOCATION=1``).
+    shell adds the service's ``debug_environment`` (and ``AUTOHEAL_DEBUG_INVOCATION=1``).
     """
 
     component: str

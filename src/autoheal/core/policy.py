@@ -54,7 +54,7 @@ class ComponentSpec:
     restarted (FAILSAFE at once); ``restart_exit_codes``: an exit with one of them
     after the process was verified restarts at once, spending no attempt
     (``core.exit_rules``). ``debug_on_retry``: a restart after a failure is marked
-    ``debug`` (the shell adds the service's ``debug_env``).
+    ``debug`` (the shell adds the service's ``debug_environment``).
     """
 
     name: str

@@ -79,13 +79,13 @@ class ProcessWork:
         """Start ``name``; a replaced process's heartbeat must not verify its successor.
 
         ``debug``: the core's restart after a failure (``RestartProcess.debug``): the
-        service's ``debug_env`` and ``AUTOHEAL_DEBUG_INVOCATION=1`` are added.
+        service's ``debug_environment`` and ``AUTOHEAL_DEBUG_INVOCATION=1`` are added.
         """
         svc = self._config().services[name]
         stale = tuple(pc.path for pc in svc.probes if pc.path is not None)
         extra = None
-        if debug and svc.debug_env is not None:
-            extra = {**svc.debug_env, DEBUG_INVOCATION: "1"}
+        if debug and svc.debug_environment is not None:
+            extra = {**svc.debug_environment, DEBUG_INVOCATION: "1"}
         return await self._services.start(name, stale_files=stale, extra_env=extra)
 
     async def _run(self, action: ProcessAction, command: PendingCommand | None) -> None:

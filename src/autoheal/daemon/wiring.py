@@ -62,7 +62,7 @@ def build_policy(config: Config) -> Policy:
                 windows=failure_windows(svc.probes),
                 failsafe_exit_codes=frozenset(svc.failsafe_exit_codes),
                 restart_exit_codes=frozenset(svc.restart_exit_codes),
-                debug_on_retry=svc.debug_env is not None,
+                debug_on_retry=svc.debug_environment is not None,
             )
             for name, svc in config.services.items()
         },
