@@ -43,9 +43,9 @@ within = 5
 
 def _check(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "autoheal.toml").write_text(CONFIG)
+    config = str(tmp_path / "autoheal.toml")
     return subprocess.run(
-        [sys.executable, "-m", "autoheal", "check", "--config", str(tmp_path / "autoheal.toml")]
-        + list(extra),
+        [sys.executable, "-m", "autoheal", "check", "--config", config, *extra],
         capture_output=True,
         text=True,
         timeout=30,
