@@ -13,17 +13,20 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from autoheal.core.actions import RestartProcess, SendNotice
 from autoheal.core.judgement import FailureWindow, judged_failing, pushed
 from autoheal.core.machine import step
 from autoheal.core.observations import (
+    DeadlineReached,
     Observation,
     ProbeFailed,
     ProbeSucceeded,
     SpawnFinished,
 )
 from autoheal.core.policy import ComponentSpec, Policy
+from autoheal.core.queries import deadlines
 from autoheal.core.stages import Stage
 from autoheal.core.state import RuntimeState, initial_state, state_from_dict, state_to_dict
 from tests.core.conftest import HEAL
@@ -232,3 +235,97 @@ def test_a_window_for_an_unknown_probe_is_refused() -> None:
         ComponentSpec("feeder", ("process",), (), True, HEAL, {"nope": FLAP})
     spec = ComponentSpec("feeder", ("process", "heartbeat"), (), True, HEAL, {"heartbeat": FLAP})
     assert replace(spec, windows={}).windows == {}
+
+
+# -- stateful: checks, a dependency's checks, spawns and time, interleaved at random ----
+
+
+class KOfNMachine(RuleBasedStateMachine):
+    """The feeder's heartbeat under 2-of-4, among everything else that can happen.
+
+    A model window, kept here by the rule (a check counts in OBSERVE while no
+    dependency fails or is suspect; a spawn or a restart empties it), must equal the
+    state's after every step; and a counted failed check without a grace period moves
+    the feeder out of OBSERVE exactly when the model holds 2 failures of its last 4.
+    A step with a deadline due first resynchronises the model (time decided then).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy = _policy(FLAP)
+        self.clock = Clock()
+        self.state = _healthy(self.policy, self.clock)
+        self.model: tuple[bool, ...] = (False,)  # _healthy's passing check counted
+
+    def _step(self, obs: Observation, dt: float = 1.0) -> list[object]:
+        self.clock.now += dt
+        d = step(self.state, obs, self.clock.now, self.policy)
+        self.state = d.state
+        if any(isinstance(a, RestartProcess) for a in d.actions):
+            self.model = ()
+        return list(d.actions)
+
+    def _resync(self) -> None:
+        self.model = self.state.components["feeder"].probes["heartbeat"].window
+
+    @rule(ok=st.booleans())
+    def heartbeat(self, ok: bool) -> None:
+        before = self.state
+        cs = before.components["feeder"]
+        due = deadlines(before, self.policy)
+        if due is not None and due <= self.clock.now + 1.0:
+            self._step(_check(ok))
+            self._resync()
+            return
+        exchange = before.dependencies["exchange"]
+        counted = (
+            cs.stage is Stage.OBSERVE
+            and not exchange.failing
+            and all(p.ok is not False for p in exchange.probes.values())
+        )
+        if counted:
+            self.model = (*self.model, not ok)[-4:]
+        judged = sum(self.model) >= 2
+        actions = self._step(_check(ok))
+        after = self.state.components["feeder"]
+        if counted and not ok and cs.verify_until is None:
+            assert (after.stage is not Stage.OBSERVE) == judged
+        if any(isinstance(a, RestartProcess) for a in actions):
+            assert after.probes["heartbeat"].window == ()
+
+    @rule(ok=st.booleans())
+    def dependency(self, ok: bool) -> None:
+        self._step(
+            ProbeSucceeded("exchange", "http") if ok else ProbeFailed("exchange", "http", "x")
+        )
+        self._resync_if_due()
+
+    @rule()
+    def spawned(self) -> None:
+        self._step(SpawnFinished("feeder", True))
+        self.model = ()
+        self._resync_if_due()
+
+    @rule()
+    def process_passes(self) -> None:
+        self._step(ProbeSucceeded("feeder", "process"))
+        self._resync_if_due()
+
+    @rule(dt=st.floats(0.0, 700.0))
+    def time_passes(self, dt: float) -> None:
+        self._step(DeadlineReached(), dt)
+        self._resync_if_due()
+
+    def _resync_if_due(self) -> None:
+        """Only a heartbeat check, a spawn or a restart changes the window."""
+        assert self.state.components["feeder"].probes["heartbeat"].window == self.model
+
+    @invariant()
+    def window_is_the_models(self) -> None:
+        window = self.state.components["feeder"].probes["heartbeat"].window
+        assert window == self.model
+        assert len(window) <= FLAP.within
+
+
+TestKOfNMachine = KOfNMachine.TestCase
+TestKOfNMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
