@@ -5,7 +5,9 @@
 * An exit with a *failsafe* code (e.g. 78, ``EX_CONFIG``) is not restarted: the
   component enters FAILSAFE at once with reason ``exit_code_<code>``, spending no
   restart. Restarting cannot fix a configuration error; it only burns the budget and
-  hides the cause. While a failsafe already holds, the exit is an ordinary one (parked).
+  hides the cause. A failing dependency does not park it (it cannot explain the code);
+  while a failsafe already holds, the exit is an ordinary one (parked). It applies in
+  RESTART too: the new process may exit before its spawn is reported.
 * An exit with a *restart* code is a planned one (a bot that exits to reload): when
   the process had been verified (OBSERVE, no grace period running), it restarts at
   once, without backoff and without spending an attempt of ``max_restarts``, with
