@@ -34,7 +34,9 @@ CCXT_SET = {
 #: The freqtrade drills (issue 22): a real dry-run bot under the daemon, the recipe.
 FREQTRADE_SET = {"freqtrade_killed", "freqtrade_hung", "freqtrade_stop_file",
                  "freqtrade_degraded"}  # test_drill_freqtrade.py
-DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET
+#: The judging drills (issue 23): a small stack of their own (test_drill_judging.py).
+JUDGING_SET = {"flapping_probe", "config_error_exit"}
+DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | JUDGING_SET
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")
