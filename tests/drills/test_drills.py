@@ -34,9 +34,12 @@ CCXT_SET = {
 #: The freqtrade drills (issue 22): a real dry-run bot under the daemon, the recipe.
 FREQTRADE_SET = {"freqtrade_killed", "freqtrade_hung", "freqtrade_stop_file",
                  "freqtrade_degraded"}  # test_drill_freqtrade.py
-#: The feed drills (issue 23): a small feeder-only daemon stack.  # test_drill_feed.py
+#: The judging drills (issue 23): a small stack of their own (test_drill_judging.py).
+JUDGING_SET = {"flapping_probe", "config_error_exit"}
+#: The feed drills (issue 23): a small feeder-only daemon stack (test_drill_feed.py).
 FEED_SET = {"feed_frozen", "feed_sequence_gap"}
-DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | FEED_SET
+DEFAULT_SET = (GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | JUDGING_SET
+               | FEED_SET)
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")

@@ -11,6 +11,7 @@ foreign origin. A screenshot is kept in ``test-artifacts/`` for people to look a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -22,11 +23,26 @@ import httpx
 import pytest
 
 from autoheal.drills.stacks.simple import Runtime, read_doc, wait_for
+from tests.e2e.backoff import BACKOFF_S, backoff_runtime, make_feeder_fail
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+#: ``AUTOHEAL_UPDATE_DOCS_IMAGES=1`` also saves the BACKOFF screenshot for the docs.
+DOCS_IMAGE = REPO / "docs" / "images" / "status-backoff.png"
+#: The browser's clock is 90 minutes ahead of the host's: the countdown must not care.
+SKEWED_CLOCK = """
+(() => {
+  const Real = Date, skew = 90 * 60 * 1000;
+  class Skewed extends Real {
+    constructor(...args) { if (args.length) { super(...args); } else { super(Real.now() + skew); } }
+    static now() { return Real.now() + skew; }
+  }
+  window.Date = Skewed;
+})();
+"""
 TOKEN = "s3cret-token-for-the-test"
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -61,9 +77,12 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def start(tmp_path: Path, *, token: bool = False) -> tuple[Runtime, str]:
+def start(tmp_path: Path, *, token: bool = False, backoff: bool = False) -> tuple[Runtime, str]:
     env = {"AUTOHEAL_WEB_TOKEN": TOKEN} if token else None
-    rt = Runtime(tmp_path, ("feeder", "trader"), env=env, status_listen=True)
+    if backoff:
+        rt = backoff_runtime(tmp_path, env=env, status_listen=True)
+    else:
+        rt = Runtime(tmp_path, ("feeder", "trader"), env=env, status_listen=True)
     if token:
         text = rt.config.read_text().replace(
             "[daemon]\n", '[daemon]\nstatus_token_env = "AUTOHEAL_WEB_TOKEN"\n'
@@ -231,3 +250,49 @@ def test_operator_buttons_need_the_token_and_the_same_origin(
         assert reset.status_code == 202, reset.text
         done = rt.events(kind="breaker_reset.succeeded")
         assert [e.actor for e in done] == ["web:127.0.0.1"], done
+
+
+def shown_countdown(page: Any) -> float | None:
+    """The seconds the page shows until the feeder's next restart (None if not shown)."""
+    shown = page.locator('tr[data-outlook="feeder"] td.next').inner_text()
+    found = re.match(r"restart in (\d+\.\d) s \(attempt 2 of 3\)$", shown)
+    return float(found.group(1)) if found else None
+
+
+def test_page_counts_down_to_the_next_restart_on_the_documents_clock(
+    tmp_path: Path, browser: Any
+) -> None:
+    """During a BACKOFF the page shows when the next restart comes, which attempt of how
+    many, what a failure then does and the budget; the countdown runs, and stays right
+    in a browser whose clock is 90 minutes off (it counts from the document's ``ts``)."""
+    rt, url = start(tmp_path, backoff=True)
+    with rt:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.add_init_script(SKEWED_CLOCK)
+        page.goto(url + "/")
+        skew = page.evaluate("Date.now()") / 1000 - time.time()
+        assert 85 * 60 < skew < 95 * 60, skew  # the page's clock really is off
+        outlook = make_feeder_fail(rt)
+        first = wait_for(lambda: shown_countdown(page), 10, "the countdown on the page")
+        first_at = time.time()
+        # Against the host's clock, not the page's: within a beat or two of the truth.
+        assert abs(first - (outlook["restart_at"] - first_at)) < 2.0, (first, outlook)
+        row = page.locator('tr[data-outlook="feeder"]')
+        assert row.locator("td.then").inner_text() == "restart after 1m20s"
+        assert row.locator("td.budget").inner_text() == "1 of 3 used, resets 10m00s after healthy"
+        assert page.locator('tr[data-outlook="trader"] td.next').inner_text() == (
+            "none due (healthy)"
+        )
+        assert row.locator("td.next").is_visible()
+        page.wait_for_timeout(1500)
+        second = shown_countdown(page)
+        elapsed = time.time() - first_at
+        assert second is not None and second < first  # it counts down
+        assert abs((first - second) - elapsed) < 1.0, (first, second, elapsed)
+        assert second > 0 and first <= BACKOFF_S
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "status-backoff.png"))
+        (ARTIFACTS / "status-backoff.txt").write_text(rt.cli("status").stdout)
+        if os.environ.get("AUTOHEAL_UPDATE_DOCS_IMAGES") == "1":
+            DOCS_IMAGE.parent.mkdir(exist_ok=True)
+            shutil.copy(ARTIFACTS / "status-backoff.png", DOCS_IMAGE)

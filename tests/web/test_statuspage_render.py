@@ -51,3 +51,23 @@ def test_buttons_only_for_an_operator() -> None:
     html = render_page(DOC, [], stale_after_s=5.0, operator=True).decode()
     assert 'data-type="restart" data-target="feeder"' in html
     assert 'data-type="failsafe_enter"' in html
+
+
+def test_the_next_restart_without_javascript_as_of_the_documents_ts() -> None:
+    outlook = {
+        "next": "scheduled", "reason": EVIL, "attempt": 3, "attempts": 2, "max_restarts": 3,
+        "restart_at": 1000.0 + 12.46, "attempts_reset_at": None, "stable_reset_s": 600.0,
+        "on_failure": "failsafe", "on_failure_delay_s": None,
+    }  # fmt: skip
+    doc = {**DOC, "ts": 1000.0, "components": {
+        "feeder": {**DOC["components"]["feeder"], "stage": "BACKOFF", "outlook": outlook},  # type: ignore[dict-item]
+        EVIL: {"stage": "OBSERVE", "ok": True, "outlook": {**outlook, "next": "healthy",
+               "attempt": None, "attempts": 1, "attempts_reset_at": 1000.0 + 598.0}},
+    }}  # fmt: skip
+    html = render_page(doc, [], stale_after_s=5.0, operator=False).decode()
+    row = html[html.index('<tr data-outlook="feeder">') :].split("</tr>")[0]
+    assert '<td class="next scheduled">restart in 12.5 s (last attempt 3 of 3)</td>' in row
+    assert '<td class="then">FAILSAFE</td>' in row
+    assert '<td class="budget">2 of 3 used, resets 10m00s after healthy</td>' in row
+    assert "<script>alert" not in html.split('<script id="initial"')[0]
+    assert "1 of 3 used, resets in 9m58s" in html

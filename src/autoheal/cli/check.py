@@ -150,7 +150,9 @@ def verdict(policy: Policy, facts: Sequence[Fact], kill_switch: KillSwitchFact) 
 
     deps = [f for f in facts if f.kind == DEPENDENCY and f.target in policy.dependencies]
     comps = [f for f in facts if f.kind == SERVICE and f.target in policy.components]
-    for _ in range(max(1, policy.failures_before_degraded)):
+    # A dependency judged K of N needs K failed checks (``core.judgement``).
+    need = [w.failures for probes in policy.dependency_windows.values() for w in probes.values()]
+    for _ in range(max(1, policy.failures_before_degraded, *need)):
         for fact in deps:
             feed(fact)
     for fact in comps:
@@ -331,11 +333,13 @@ def render_text(report: CheckReport) -> str:
 
 def check_command(cfg: Config, *, as_json: bool) -> int:
     """Print the check and return 0 when DOR would be true, else 1."""
+    from autoheal.cli.check_rules import judging_doc, judging_lines
+
     report = run_check(cfg)
     if as_json:
-        print(json.dumps(report.to_doc(), sort_keys=True))
+        print(json.dumps({**report.to_doc(), "judging": judging_doc(cfg)}, sort_keys=True))
     else:
-        print(render_text(report))
+        print("\n".join([render_text(report), *judging_lines(cfg)]))
     sys.stdout.flush()
     return 0 if report.verdict.dor else 1
 

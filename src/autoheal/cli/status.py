@@ -66,6 +66,8 @@ class StatusSnapshot:
     stop_line: str
     stale_after_s: float
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The wall clock the ages were computed against (the outlook's countdowns too).
+    now: float | None = None
 
     @property
     def daemon_stale(self) -> bool:
@@ -131,6 +133,7 @@ def read_status(
         stop_line=read_stop_line(Path(stop_file)) if present else "",
         stale_after_s=stale_after_s(heartbeat_interval_s),
         alerts=read_alerts(runtime_dir),
+        now=now,
     )
 
 
@@ -228,6 +231,112 @@ def _rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _span(seconds: float) -> str:
+    """A wait as an operator reads it: ``12.4s``, ``9m58s``, ``2h05m``."""
+    if seconds < 59.95:
+        return f"{max(0.0, seconds):.1f}s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _count(value: Any) -> str:
+    number = _number(value)
+    return "?" if number is None else str(int(number))
+
+
+def _until(view: dict[str, Any], key: str, now: float | None) -> float | None:
+    """Seconds from ``now`` to the outlook's moment ``key`` (negative when past)."""
+    at = _number(view.get(key))
+    return None if at is None or now is None else at - now
+
+
+def _then(view: dict[str, Any]) -> str:
+    """What a failure of the current attempt leads to."""
+    if view.get("on_failure") == "failsafe":
+        return "if it fails: FAILSAFE (no attempt left)"
+    delay = _number(view.get("on_failure_delay_s"))
+    if view.get("on_failure") == "restart" and delay is not None:
+        return "if it fails: restart " + ("at once" if delay <= 0 else f"after {_span(delay)}")
+    return ""
+
+
+def _budget(view: dict[str, Any], now: float | None) -> str:
+    """Attempts used (unless an "attempt k of n" says it already) and when they reset."""
+    used = f"{_count(view.get('attempts'))} of {_count(view.get('max_restarts'))} attempts used"
+    if _number(view.get("attempt")) is not None:
+        used = ""
+    reset_in = _until(view, "attempts_reset_at", now)
+    stable = _number(view.get("stable_reset_s"))
+    if reset_in is not None:
+        reset = f"budget resets in {_span(reset_in)}"
+    elif (
+        view.get("next") in ("failsafe", "held")
+        or stable is None
+        or _number(view.get("attempts")) in (None, 0.0)
+    ):
+        reset = ""  # reset by an operator's start or clear, or nothing to reset
+    else:
+        reset = f"budget resets {_span(stable)} after it is healthy"
+    return ", ".join(p for p in (used, reset) if p)
+
+
+def outlook_text(view: dict[str, Any], now: float | None) -> str | None:
+    """One component's next restart and budget in words, or None when there is nothing
+    to say (healthy, no attempt used). Every value from the file goes through ``clean``."""
+    nxt = view.get("next")
+    reason = clean(view.get("reason") or "-")
+    attempt = f"attempt {_count(view.get('attempt'))} of {_count(view.get('max_restarts'))}"
+    if nxt == "scheduled":
+        left = _until(view, "restart_at", now)
+        when = "restart due now" if left is None or left <= 0 else f"restart in {_span(left)}"
+        last = ", the last" if view.get("attempt") == view.get("max_restarts") else ""
+        head = f"{when} ({attempt}{last}, reason {reason})"
+    elif nxt == "restarting":
+        head = f"restarting now ({attempt}, reason {reason})"
+    elif nxt == "verifying":
+        left = _until(view, "verify_until", now)
+        within = "" if left is None else f", at most {_span(max(0.0, left))} more"
+        head = f"verifying the restart ({attempt}{within})"
+    elif nxt == "waiting":
+        head = f"waiting for the process of the restart ({attempt})"
+    elif nxt == "watching":
+        head = f"no restart yet: watching its probes (reason {reason})"
+    elif nxt == "healthy":
+        if _number(view.get("attempts")) in (None, 0.0):
+            return None
+        head = "healthy, no restart due"
+    elif nxt == "held":
+        head = "no restart: stopped by an operator"
+    elif nxt == "failsafe":
+        head = f"no restart while the failsafe holds (reason {reason})"
+    elif nxt == "dependency":
+        head = f"no restart while a dependency fails (reason {reason})"
+    else:
+        return None
+    parts = [head, _then(view), _budget(view, now)]
+    return "; ".join(p for p in parts if p)
+
+
+def _outlook_rows(doc: dict[str, Any], now: float | None) -> list[list[str]]:
+    rows = []
+    for name, raw in sorted(_mapping(doc.get("components")).items()):
+        comp = _mapping(raw)
+        line = outlook_text(_mapping(comp.get("outlook")), now)
+        if line is not None:
+            rows.append([clean(name), clean(comp.get("stage")), line])
+    return [["NAME", "STAGE", "NEXT RESTART"], *rows] if rows else []
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
 def _alert_lines(snap: StatusSnapshot) -> list[str]:
     """Failing kill-switch writes first (from the daemon's health), then every alert file."""
     lines: list[str] = []
@@ -262,21 +371,41 @@ def render_text(snap: StatusSnapshot) -> str:
         lines.append("STOP.TXT absent")
     lines.extend(_alert_lines(snap))
     if snap.health.doc is not None:
-        rows = _rows(snap.health.doc)
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines.extend(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        )
+        lines.extend(_table(_rows(snap.health.doc)))
+        outlook = _outlook_rows(snap.health.doc, snap.now)
+        if outlook:
+            lines.append("")
+            lines.extend(_table(outlook))
     return "\n".join(lines) + "\n"
 
 
 # -- json -----------------------------------------------------------------------------------
 
 
+def _outlook_json(components: dict[str, Any], now: float | None) -> dict[str, Any]:
+    """Each component's ``outlook`` with its moments also as seconds from ``now``
+    (negative once past); anything malformed is passed on as it was."""
+    out: dict[str, Any] = {}
+    for name, comp in components.items():
+        view = comp.get("outlook") if isinstance(comp, dict) else None
+        if isinstance(view, dict):
+            counted = {
+                "restart_in_s": _until(view, "restart_at", now),
+                "verify_in_s": _until(view, "verify_until", now),
+                "attempts_reset_in_s": _until(view, "attempts_reset_at", now),
+            }
+            out[name] = {**comp, "outlook": {**view, **counted}}
+        else:
+            out[name] = comp
+    return out
+
+
 def render_json(snap: StatusSnapshot) -> dict[str, Any]:
-    """The health document plus what ``status`` adds: daemon staleness, flags, STOP.TXT."""
+    """The health document plus what ``status`` adds: daemon staleness, flags, STOP.TXT,
+    and each component's outlook counted down against this command's clock."""
     doc: dict[str, Any] = dict(snap.health.doc or {})
+    if isinstance(doc.get("components"), dict):
+        doc["components"] = _outlook_json(doc["components"], snap.now)
     flags = snap.flags.flags
     health_error = None
     if snap.health.doc is None:

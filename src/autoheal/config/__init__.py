@@ -21,6 +21,7 @@ hold credentials. Import from this package, never from its private modules.
 
 from __future__ import annotations
 
+from autoheal.config._judging import DEBUG_INVOCATION
 from autoheal.config._load import MAX_CONFIG_BYTES, load_config, summary
 from autoheal.config._model import (
     ENVIRONMENTS,
@@ -43,6 +44,7 @@ from autoheal.config._secrets import secret_envs, telegram_chat_id_env
 from autoheal.config._values import is_loopback_host
 
 __all__ = [
+    "DEBUG_INVOCATION",
     "ENVIRONMENTS",
     "MAX_CONFIG_BYTES",
     "PROBE_KINDS",

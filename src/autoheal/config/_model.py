@@ -108,6 +108,9 @@ class ProbeConfig(Frozen, frozen=True):
     unit: str = "s"
     auth: str | None = None
     auth_env: str | None = None
+    #: K of N (``config._judging``): None, None is the consecutive rule.
+    failures: int | None = None
+    within: int | None = None
     symbols: tuple[str, ...] = ()
     max_gaps: int = 0
 
@@ -129,6 +132,11 @@ class ServiceConfig(Frozen, frozen=True):
     log_max_bytes: int
     log_backups: int
     probes: tuple[ProbeConfig, ...]
+    #: Exit-code rules (``core.exit_rules``) and debug on retry (``config._judging``);
+    #: ``debug_environment`` None: off; a mapping (even empty): on.
+    failsafe_exit_codes: tuple[int, ...] = ()
+    restart_exit_codes: tuple[int, ...] = ()
+    debug_environment: dict[str, str] | None = None
 
 
 class DependencyConfig(Frozen, frozen=True):

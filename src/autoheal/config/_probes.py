@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from msgspec.structs import replace
 
+from autoheal.config._judging import with_window
 from autoheal.config._model import PROBE_KINDS, ProbeConfig
 from autoheal.config._schema import RawProbe, fail
 from autoheal.config._values import (
@@ -74,7 +75,7 @@ def resolve_probes(
     out = []
     for i, raw in enumerate(raws):
         key = f"{owner_key}.probes[{i}]"
-        probe = _probe(raw, owner, key, ctx, has_process=has_process)
+        probe = with_window(_probe(raw, owner, key, ctx, has_process=has_process), raw, key)
         if probe.name in seen:
             fail(
                 f"{key}.name",

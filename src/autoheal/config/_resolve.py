@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from autoheal.config._bot_api import resolve_bot_api
 from autoheal.config._fleet import resolve_fleet
+from autoheal.config._judging import with_exit_rules
 from autoheal.config._model import (
     ENVIRONMENTS,
     WEBHOOK_FORMATS,
@@ -100,7 +101,9 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
     services: dict[str, ServiceConfig] = {}
     for name, body in raw.services.items():
         _check_name(name, "services")
-        services[name] = _service(name, convert(body, RawService, f"services.{name}"), ctx)
+        raw_svc = convert(body, RawService, f"services.{name}")
+        svc = _service(name, raw_svc, ctx)
+        services[name] = with_exit_rules(svc, raw_svc, f"services.{name}", ctx)
     dependencies: dict[str, DependencyConfig] = {}
     for name, body in raw.dependencies.items():
         _check_name(name, "dependencies")

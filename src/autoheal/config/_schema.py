@@ -86,6 +86,9 @@ class RawProbe(_Raw, frozen=True):
     unit: str | None = None
     auth: str | None = None
     auth_env: str | None = None
+    # K of N (issue 23): ``failures`` failed checks within the last ``within``
+    failures: int | None = None
+    within: int | None = None
     symbols: list[str] | None = None
     max_gaps: int | None = None
 
@@ -104,6 +107,10 @@ class RawService(_Raw, frozen=True):
     log_max_bytes: int = 1024 * 1024
     log_backups: int = 3
     probes: list[RawProbe] = []
+    # exit-code rules and debug on retry (issue 23); checked in config._judging
+    failsafe_exit_codes: list[int] = []
+    restart_exit_codes: list[int] = []
+    debug_environment: dict[str, Any] | None = None
 
 
 class RawDependency(_Raw, frozen=True):

@@ -19,12 +19,17 @@ class StartProcess:
 
 @dataclass(frozen=True, slots=True)
 class RestartProcess:
-    """Stop the process tree, clean stale locks and pidfile, start it again."""
+    """Stop the process tree, clean stale locks and pidfile, start it again.
+
+    ``debug``: a restart after a failure of a service with ``debug_on_retry``; the
+    shell adds the service's ``debug_environment`` (and ``AUTOHEAL_DEBUG_INVOCATION=1``).
+    """
 
     component: str
     attempt: int
     max_attempts: int
     reason: str
+    debug: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ def begin_restart(w: Work, name: str, reason: str) -> None:
         enter_failsafe(w, name, cs, reason)
         return
     if cs.attempts == 0:
-        restart_now(w, name, cs, reason)
+        restart_now(w, name, cs, reason, debug=w.policy.components[name].debug_on_retry)
         return
     w.components[name] = cs
     w.move(
@@ -71,11 +71,22 @@ def begin_restart(w: Work, name: str, reason: str) -> None:
     )
 
 
-def restart_now(w: Work, name: str, cs: ComponentState, reason: str) -> RestartProcess:
+def restart_now(
+    w: Work,
+    name: str,
+    cs: ComponentState,
+    reason: str,
+    *,
+    debug: bool = False,
+    spend: bool = True,
+) -> RestartProcess:
+    """Restart ``name`` now. ``debug``: after a failure (``RestartProcess.debug``);
+    ``spend``: the restart spends an attempt of ``max_restarts`` (all but a planned
+    exit's, ``core.exit_rules``)."""
     heal = w.policy.components[name].heal
     cs = replace(
         cs,
-        attempts=cs.attempts + 1,
+        attempts=cs.attempts + 1 if spend else cs.attempts,
         restarts=cs.restarts + 1,
         restart_at=None,
         verify_until=None,
@@ -86,38 +97,47 @@ def restart_now(w: Work, name: str, cs: ComponentState, reason: str) -> RestartP
     )
     w.components[name] = cs
     w.move(name, cs, Stage.RESTART, reason)
-    action = RestartProcess(name, cs.attempts, heal.max_restarts, reason)
+    action = RestartProcess(name, cs.attempts, heal.max_restarts, reason, debug)
     w.actions.append(action)
     return action
 
 
-def enter_failsafe(w: Work, name: str, cs: ComponentState, cause: str) -> None:
+def enter_failsafe(
+    w: Work,
+    name: str,
+    cs: ComponentState,
+    cause: str,
+    *,
+    token: str = R.MAX_RESTARTS_EXCEEDED,
+    why: str = "",
+) -> None:
+    """FAILSAFE for ``name``: its budget ran out (``max_restarts_exceeded``, the last
+    failure ``cause``), or ``token`` with the words ``why`` (an exit-code rule)."""
+    heal = w.policy.components[name].heal
+    if token == R.MAX_RESTARTS_EXCEEDED:
+        stop_reason = f"{name}: {token} (last failure {cause})"
+        message = (
+            f"{name} failed {heal.max_restarts} restart attempts (last failure {cause}); "
+            "FAILSAFE entered, STOP.TXT written, trading halted"
+        )
+    else:
+        stop_reason = f"{name}: {token} ({why})"
+        message = f"{name}: {why}; FAILSAFE entered, STOP.TXT written, trading halted"
     cs = replace(cs, restart_at=None, verify_until=None, healthy_since=None)
     w.components[name] = cs
-    cs = w.move(name, cs, Stage.FAILSAFE, R.MAX_RESTARTS_EXCEEDED)
-    w.actions.append(StopProcess(name, R.MAX_RESTARTS_EXCEEDED))
+    cs = w.move(name, cs, Stage.FAILSAFE, token)
+    w.actions.append(StopProcess(name, token))
     if w.failsafe is None or w.failsafe.set_by == FLEET:
         # Defence in depth: begin_restart parks whatever fails while any failsafe
         # holds, so a fleet halt is never held here today. Were one held, the
         # local failsafe would take it over (the fleet's RUN must not clear it).
-        w.failsafe = FailsafeState(
-            f"{name}: {R.MAX_RESTARTS_EXCEEDED} (last failure {cause})", "autoheal", name
-        )
+        w.failsafe = FailsafeState(stop_reason, "autoheal", name)
         # A new failsafe halts everything, an operator's REDUCE_ONLY included.
         w.reduce_only = None
         w.actions.append(WriteStop(w.failsafe.reason, "autoheal"))
-    cs = w.move(name, cs, Stage.NOTIFY, R.MAX_RESTARTS_EXCEEDED)
-    heal = w.policy.components[name].heal
-    w.actions.append(
-        SendNotice(
-            "failsafe",
-            name,
-            R.MAX_RESTARTS_EXCEEDED,
-            f"{name} failed {heal.max_restarts} restart attempts (last failure {cause}); "
-            "FAILSAFE entered, STOP.TXT written, trading halted",
-        )
-    )
-    w.move(name, cs, Stage.FAILSAFE, R.MAX_RESTARTS_EXCEEDED)
+    cs = w.move(name, cs, Stage.NOTIFY, token)
+    w.actions.append(SendNotice("failsafe", name, token, message))
+    w.move(name, cs, Stage.FAILSAFE, token)
 
 
 def became_healthy(w: Work, name: str) -> None:
@@ -216,7 +236,13 @@ def advance(w: Work) -> None:
                 elif w.failsafe is not None:
                     begin_restart(w, name, cs.reason or "backoff_elapsed")
                 else:
-                    restart_now(w, name, cs, cs.reason or "backoff_elapsed")
+                    restart_now(
+                        w,
+                        name,
+                        cs,
+                        cs.reason or "backoff_elapsed",
+                        debug=w.policy.components[name].debug_on_retry,
+                    )
             elif (
                 verified_at := verify_deadline(cs, heal.verify_min_uptime)
             ) is not None and verified_at <= w.now:

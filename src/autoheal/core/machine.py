@@ -19,7 +19,14 @@ switch); all of them change one scratch, ``work.Work``. This module dispatches:
 
 * A *hard* failure (the process exited or vanished) restarts at once; a *soft*
   one (stale heartbeat, probe over threshold) after ``failures_before_restart``
-  consecutive failed checks of the same probe.
+  consecutive failed checks of the same probe, or, for a probe with a K-of-N
+  window (``core.judgement``), K failed checks within its last N counted ones.
+* An exit code may carry a rule (``core.exit_rules``): a *failsafe* code enters
+  FAILSAFE at once (``exit_code_<code>``), spending no restart; a *restart* code of
+  a verified process restarts at once without spending an attempt.
+* A restart after a failure of a component with ``debug_on_retry`` is marked
+  ``debug`` (the shell adds the service's debug environment); an operator's
+  restart, a start and a restart for a new config never are.
 * The first restart of an episode is immediate; later ones wait
   ``delay_for(attempts)``. An episode ends after ``stable_reset`` of continuous
   health, which resets ``attempts`` to 0.
@@ -79,8 +86,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from autoheal.core import checks, fleet_rules, healing, operator_rules
-from autoheal.core import reasons as R
+from autoheal.core import checks, exit_rules, fleet_rules, healing, operator_rules
 from autoheal.core.actions import Action, LogSwitchEvent, ProcessAction, WriteFlags
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.observations import (
@@ -146,9 +152,9 @@ def _dispatch(w: Work, obs: Observation, added: tuple[str, ...], removed: tuple[
             _probe(w, target, probe, True, "")
         case ProbeFailed(target, probe, reason):
             _probe(w, target, probe, False, reason)
-        case ProcessExited(component, reason, _):
+        case ProcessExited(component, reason, code):
             if component in w.components:
-                checks.component_probe(w, component, "process", False, reason or R.PROCESS_EXITED)
+                exit_rules.process_exited(w, component, reason, code)
         case SpawnFinished(component, ok, reason):
             if component in w.components:
                 healing.spawn_finished(w, component, ok, reason)

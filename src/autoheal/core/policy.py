@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from autoheal.core.judgement import FailureWindow
+
 
 @dataclass(frozen=True, slots=True)
 class HealPolicy:
@@ -45,13 +47,33 @@ class HealPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ComponentSpec:
-    """A supervised component: its probe names and the external dependencies it needs."""
+    """A supervised component: its probe names and the external dependencies it needs.
+
+    ``windows``: the probes judged K of N (``core.judgement``); the others by the
+    consecutive rule. ``failsafe_exit_codes``: an exit with one of them is not
+    restarted (FAILSAFE at once); ``restart_exit_codes``: an exit with one of them
+    after the process was verified restarts at once, spending no attempt
+    (``core.exit_rules``). ``debug_on_retry``: a restart after a failure is marked
+    ``debug`` (the shell adds the service's ``debug_environment``).
+    """
 
     name: str
     probes: tuple[str, ...]
     dependencies: tuple[str, ...] = ()
     required: bool = True
     heal: HealPolicy = field(default_factory=HealPolicy)
+    windows: Mapping[str, FailureWindow] = field(default_factory=dict)
+    failsafe_exit_codes: frozenset[int] = frozenset()
+    restart_exit_codes: frozenset[int] = frozenset()
+    debug_on_retry: bool = False
+
+    def __post_init__(self) -> None:
+        both = self.failsafe_exit_codes & self.restart_exit_codes
+        if both:
+            raise ValueError(f"exit codes {sorted(both)} both failsafe and restart")
+        unknown = [p for p in self.windows if p not in self.probes]
+        if unknown:
+            raise ValueError(f"component {self.name!r} has windows for unknown probes {unknown}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +83,8 @@ class Policy:
     components: Mapping[str, ComponentSpec]
     dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     failures_before_degraded: int = 2
+    #: Dependency probes judged K of N, by dependency then probe (``core.judgement``).
+    dependency_windows: Mapping[str, Mapping[str, FailureWindow]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for spec in self.components.values():

@@ -50,6 +50,7 @@ __all__ = [
     "VERIFIED",
     "VERIFY_TIMEOUT",
     "WS_STALE",
+    "exit_code_reason",
     "http_status_reason",
 ]
 
@@ -119,3 +120,9 @@ RECOVERED = "recovered"
 VERIFIED = "verified"
 STARTED = "started"
 STABLE = "stable_reset"
+
+
+# -- a service's exit-code rules (issue 23): ``failsafe_exit_codes``, ``restart_exit_codes``
+def exit_code_reason(code: int) -> str:
+    """Return the token for an exit a rule judged, e.g. ``exit_code_78``."""
+    return f"exit_code_{code}"

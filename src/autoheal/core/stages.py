@@ -27,8 +27,9 @@ TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     # a hard failure or N soft ones (restart now); the backoff after a failed one,
     # or parked (a dependency failing, the kill switch holding); max_restarts == 0
     Stage.OBSERVE: frozenset({Stage.RESTART, Stage.BACKOFF, Stage.FAILSAFE}),
-    # spawned (verifying) or the spawn failed; an operator's stop
-    Stage.RESTART: frozenset({Stage.BACKOFF, Stage.OBSERVE}),
+    # spawned (verifying) or the spawn failed; an operator's stop; the new process
+    # exited with one of its failsafe_exit_codes before its spawn was reported
+    Stage.RESTART: frozenset({Stage.BACKOFF, Stage.OBSERVE, Stage.FAILSAFE}),
     # verified; the delay ran out; max_restarts reached; an operator's stop
     Stage.BACKOFF: frozenset({Stage.OBSERVE, Stage.RESTART, Stage.FAILSAFE}),
     # the notice; an operator's clear (a fresh episode)

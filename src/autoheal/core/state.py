@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from autoheal.core.judgement import MAX_WITHIN
 from autoheal.core.policy import Policy
 from autoheal.core.stages import Stage
 from autoheal.core.switchfiles import SwitchState
@@ -26,11 +27,17 @@ STATE_SCHEMA = 1
 
 @dataclass(frozen=True, slots=True)
 class ProbeState:
-    """Last verdict of one probe: ``ok`` None means not yet known (e.g. just restarted)."""
+    """Last verdict of one probe: ``ok`` None means not yet known (e.g. just restarted).
+
+    ``failures`` counts counted failures in a row; ``window`` holds the last counted
+    checks (True: failed, newest last) of a probe judged K of N (``core.judgement``),
+    empty for the others.
+    """
 
     ok: bool | None = None
     reason: str = ""
     failures: int = 0
+    window: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +154,17 @@ def shift_deadlines(state: RuntimeState, delta: float) -> RuntimeState:
 
 
 def _probe_to_dict(ps: ProbeState) -> dict[str, Any]:
-    return {"ok": ps.ok, "reason": ps.reason, "failures": ps.failures}
+    out: dict[str, Any] = {"ok": ps.ok, "reason": ps.reason, "failures": ps.failures}
+    if ps.window:  # only a K-of-N probe has one; absent means empty
+        out["window"] = list(ps.window)
+    return out
+
+
+def _window_from(raw: object) -> tuple[bool, ...]:
+    """A saved window; damaged (not a list of booleans) or absent (older files): empty."""
+    if not isinstance(raw, list) or not all(isinstance(v, bool) for v in raw):
+        return ()
+    return tuple(raw[-MAX_WITHIN:])
 
 
 def state_to_dict(state: RuntimeState) -> dict[str, Any]:
@@ -223,6 +240,7 @@ def _probes_from(doc: object, names: tuple[str, ...]) -> dict[str, ProbeState]:
                 ok if isinstance(ok, bool) else None,
                 reason if isinstance(reason, str) else "",
                 _int(raw.get("failures")),
+                _window_from(raw.get("window")),
             )
         else:
             out[name] = ProbeState()

@@ -16,7 +16,6 @@ is sent again.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ from autoheal.core.json_pointer import MISSING, parse_pointer, resolve
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.effects import Effects
 from autoheal.guard.classify import classify, classify_status, retry_after_s
+from autoheal.probes.authorization import CredentialUnusable, authorization
 from autoheal.probes.json_field import judge_equals
 from autoheal.store.atomic import read_json, write_json_atomic
 
@@ -63,19 +63,12 @@ def auth_header(bot: BotApiConfig, env: Mapping[str, str]) -> str | None:
     """The ``Authorization`` header's value, or None with no auth.
 
     Raises:
-        LookupError: the variable is not set (its name, never a value, in the message).
+        CredentialUnusable: the variable is unset or unusable (its name, never a value,
+            in the message).
     """
     if bot.auth == "none" or bot.auth_env is None:
         return None
-    value = env.get(bot.auth_env)
-    if not value:
-        raise LookupError(f"{bot.auth_env} is not set in the daemon's environment")
-    if not (value.isascii() and value.isprintable()):
-        # A header cannot carry it (and httpx's error would quote the secret).
-        raise LookupError(f"{bot.auth_env} holds characters an HTTP header cannot carry")
-    if bot.auth == "bearer":
-        return f"Bearer {value}"
-    return "Basic " + base64.b64encode(value.encode()).decode()
+    return authorization(bot.auth, bot.auth_env, env)
 
 
 class BotApi:
@@ -193,7 +186,7 @@ class BotApi:
         headers = {"User-Agent": "autoheal"}
         try:
             auth = auth_header(bot, self._env)
-        except LookupError:
+        except CredentialUnusable:
             return Outcome.NOT_SENT, "auth_env_missing", None
         if auth is not None:
             headers["Authorization"] = auth

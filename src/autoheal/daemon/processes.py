@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from anyio.abc import TaskGroup
 
-from autoheal.config import Config
+from autoheal.config import DEBUG_INVOCATION, Config
 from autoheal.core.actions import ProcessAction, RestartProcess, StopProcess
 from autoheal.core.observations import Observation, SpawnFinished
 from autoheal.daemon.commands import CommandBridge, PendingCommand
@@ -75,11 +75,18 @@ class ProcessWork:
         """Return once no process action runs (the direct mode's end)."""
         await self._idle.wait()
 
-    async def spawn_new(self, name: str) -> tuple[bool, str]:
-        """Start ``name``; a replaced process's heartbeat must not verify its successor."""
-        probes = self._config().services[name].probes
-        stale = tuple(pc.path for pc in probes if pc.path is not None)
-        return await self._services.start(name, stale_files=stale)
+    async def spawn_new(self, name: str, *, debug: bool = False) -> tuple[bool, str]:
+        """Start ``name``; a replaced process's heartbeat must not verify its successor.
+
+        ``debug``: the core's restart after a failure (``RestartProcess.debug``): the
+        service's ``debug_environment`` and ``AUTOHEAL_DEBUG_INVOCATION=1`` are added.
+        """
+        svc = self._config().services[name]
+        stale = tuple(pc.path for pc in svc.probes if pc.path is not None)
+        extra = None
+        if debug and svc.debug_environment is not None:
+            extra = {**svc.debug_environment, DEBUG_INVOCATION: "1"}
+        return await self._services.start(name, stale_files=stale, extra_env=extra)
 
     async def _run(self, action: ProcessAction, command: PendingCommand | None) -> None:
         try:
@@ -101,7 +108,8 @@ class ProcessWork:
                     self._commands.succeed(command, {"stopped": name})
                 self._persist.mark_health()
                 return
-            ok, reason = await self.spawn_new(name)
+            debug = isinstance(action, RestartProcess) and action.debug
+            ok, reason = await self.spawn_new(name, debug=debug)
             self._persist.mark_health()
             await self._observe(SpawnFinished(name, ok, reason))
             self._poke(name)

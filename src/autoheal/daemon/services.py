@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -122,8 +122,17 @@ class Services:
             data={"pid": identity.pid, "outcome": str(result.outcome)},
         )
 
-    async def start(self, name: str, *, stale_files: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    async def start(
+        self,
+        name: str,
+        *,
+        stale_files: tuple[Path, ...] = (),
+        extra_env: Mapping[str, str] | None = None,
+    ) -> tuple[bool, str]:
         """Clean stale locks and pidfile (and ``stale_files``), then spawn.
+
+        ``extra_env``: variables added for this spawn only (a debug restart's); their
+        values are never logged, only their names.
 
         The spawn is asked for (``may_spawn``) right before it is made, after every
         wait: a failsafe that began meanwhile withholds it.
@@ -139,6 +148,9 @@ class Services:
         if not self._may_spawn():
             log.warning("spawn_withheld component=%s reason=%s", name, R.FAILSAFE_ACTIVE)
             return False, R.FAILSAFE_ACTIVE
+        if extra_env:
+            spec = replace(spec, env={**spec.env, **extra_env})
+            log.info("debug_restart component=%s env=%s", name, ",".join(sorted(extra_env)))
         try:
             identity = await self.control.start(spec)
         except SpawnError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoheal.config import Config, ProbeConfig, ServiceConfig, secret_envs
+from autoheal.core.judgement import FailureWindow
 from autoheal.core.policy import ComponentSpec, Policy
 from autoheal.procs import ServiceSpec
 from autoheal.store import layout
@@ -58,6 +59,10 @@ def build_policy(config: Config) -> Policy:
                 external_dependencies(config, name),
                 svc.required,
                 heal,
+                windows=failure_windows(svc.probes),
+                failsafe_exit_codes=frozenset(svc.failsafe_exit_codes),
+                restart_exit_codes=frozenset(svc.restart_exit_codes),
+                debug_on_retry=svc.debug_environment is not None,
             )
             for name, svc in config.services.items()
         },
@@ -65,7 +70,21 @@ def build_policy(config: Config) -> Policy:
             name: tuple(p.name for p in dep.probes) for name, dep in config.dependencies.items()
         },
         failures_before_degraded=config.policy.failures_before_restart,
+        dependency_windows={
+            name: windows
+            for name, dep in config.dependencies.items()
+            if (windows := failure_windows(dep.probes))
+        },
     )
+
+
+def failure_windows(probes: tuple[ProbeConfig, ...]) -> dict[str, FailureWindow]:
+    """The probes judged K of N (``failures`` within ``within``), by name."""
+    return {
+        p.name: FailureWindow(p.failures, p.within)
+        for p in probes
+        if p.failures is not None and p.within is not None
+    }
 
 
 def logs_dir(config: Config) -> Path:

@@ -25,7 +25,6 @@ The wiring removes ``auth_env`` from every service's environment
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -36,6 +35,7 @@ import orjson
 
 from autoheal.core.json_pointer import MISSING, parse_pointer, resolve
 from autoheal.core.reasons import AUTH_ENV_MISSING, JSON_FIELD_MISSING, JSON_INVALID
+from autoheal.probes.authorization import CredentialUnusable, authorization
 from autoheal.probes.http import _describe
 from autoheal.probes.json_field import Expected, judge_age, judge_equals
 from autoheal.probes.result import (
@@ -146,16 +146,11 @@ class HttpJsonProbe:
     async def check(self) -> ProbeResult:
         """Send one GET and judge the field; never raises for network trouble."""
         headers: dict[str, str] = {}
-        if self.auth_env is not None:
-            credential = self._environ.get(self.auth_env)
-            if not credential:
-                detail = f"environment variable {self.auth_env} is not set"
-                return self._failed(AUTH_ENV_MISSING, detail)
-            if self.auth == "bearer" and not (credential.isascii() and credential.isprintable()):
-                # httpx would raise naming the offending character: a piece of the secret.
-                detail = f"environment variable {self.auth_env} holds no printable-ASCII token"
-                return self._failed(AUTH_ENV_MISSING, detail)
-            headers["Authorization"] = _authorization(self.auth, credential)
+        if self.auth is not None and self.auth_env is not None:
+            try:
+                headers["Authorization"] = authorization(self.auth, self.auth_env, self._environ)
+            except CredentialUnusable as exc:
+                return self._failed(AUTH_ENV_MISSING, str(exc))
         try:
             async with self._client.stream(
                 "GET", self.url, headers=headers, timeout=self.timeout
@@ -210,9 +205,3 @@ class HttpJsonProbe:
     def _failed(self, reason: str, detail: str) -> ProbeResult:
         return ProbeResult(False, reason, None, self.max_age, detail=detail)
 
-
-def _authorization(auth: str | None, credential: str) -> str:
-    """The ``Authorization`` header's value for a credential (never logged)."""
-    if auth == "bearer":
-        return f"Bearer {credential}"
-    return "Basic " + base64.b64encode(credential.encode("utf-8")).decode("ascii")

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from autoheal.core.admission import Kind, Limits
+from autoheal.core.outlook import Next
 from autoheal.core.stages import Stage
 from autoheal.store import layout as runtime_files
 from autoheal.store.atomic import read_json
@@ -122,6 +123,7 @@ class HealthCollector:
             "autoheal_probe_value", "measured value (age or latency, s)", labels=["target", "probe"]
         )
         yield from _components(_dict(doc.get("components")), probe_ok, probe_value)
+        yield from _outlooks(_dict(doc.get("components")), ts)
         yield from _dependencies(_dict(doc.get("dependencies")), probe_ok, probe_value)
         # One family per name, holding both component and dependency probes.
         yield probe_ok
@@ -173,6 +175,55 @@ def _components(
             restarts.add_metric([name], count)
         _add_probes(name, comp, probe_ok, probe_value)
     yield from (stage, up, restarts)
+
+
+def _outlooks(components: dict[str, Any], ts: float | None) -> Iterator[Metric]:
+    """The next restart and the restart budget per component (each ``outlook``).
+
+    The seconds are counted from the document's ``ts``: the daemon builds the
+    document at each scrape, so that is now. A component with no restart scheduled
+    (or whose budget reset moment is not known yet) has no sample in those two.
+    """
+    attempts = GaugeMetricFamily(
+        "autoheal_restart_attempts",
+        "restart attempts used in the current episode (reset after stable_reset healthy)",
+        labels=["component"],
+    )
+    most = GaugeMetricFamily(
+        "autoheal_restart_attempts_max",
+        "restart attempts allowed before FAILSAFE (max_restarts)",
+        labels=["component"],
+    )
+    next_in = GaugeMetricFamily(
+        "autoheal_next_restart_seconds",
+        "seconds until the scheduled restart (absent when none is scheduled)",
+        labels=["component"],
+    )
+    reset_in = GaugeMetricFamily(
+        "autoheal_restart_budget_reset_seconds",
+        "seconds until the used restart attempts reset (absent until it is healthy again)",
+        labels=["component"],
+    )
+    outlook = GaugeMetricFamily(
+        "autoheal_restart_outlook",
+        "1 for what comes next for a component's restarts (scheduled, verifying, held, ...)",
+        labels=["component", "next"],
+    )
+    for name, raw in components.items():
+        view = _dict(_dict(raw).get("outlook"))
+        if not view:
+            continue  # a document from before the outlook
+        for key, family in (("attempts", attempts), ("max_restarts", most)):
+            value = _num(view.get(key))
+            if value is not None:
+                family.add_metric([name], value)
+        for key, family in (("restart_at", next_in), ("attempts_reset_at", reset_in)):
+            at = _num(view.get(key))
+            if at is not None and ts is not None:
+                family.add_metric([name], max(0.0, at - ts))
+        for kind in Next:
+            outlook.add_metric([name, kind.value], 1.0 if view.get("next") == kind.value else 0.0)
+    yield from (attempts, most, next_in, reset_in, outlook)
 
 
 def _dependencies(

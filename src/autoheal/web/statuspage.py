@@ -2,7 +2,9 @@
 
 One self-contained page shipped in the package (no CDN, no build step, works offline):
 DOR, mode, the failsafe and who set it, each component's stage, reason, PID, restarts
-and heartbeat age, each dependency's probes with their latency, the last events.
+and heartbeat age, its next restart and restart budget (counted down on the
+document's own clock: its ``ts``, not the browser's), each dependency's probes with
+their latency, the last events.
 
 * The page is rendered on the server from the health document, so it shows the
   current state without JavaScript (and then refreshes itself every few seconds).
@@ -113,6 +115,84 @@ def _component_rows(doc: Mapping[str, Any], operator: bool) -> str:
     return "\n".join(rows)
 
 
+def _span(seconds: float) -> str:
+    """As the page's script writes a wait: ``12.4 s``, ``9m58s``, ``2h05m``."""
+    if seconds < 59.95:
+        return f"{max(0.0, seconds):.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _outlook_cells(doc: Mapping[str, Any], o: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The next restart, what a failure then does, and the budget, as of the document's
+    ``ts`` (the script then counts down from there); the same words as the script's.
+    The reason is the components table's, in the row above (these cells are narrow)."""
+    ts = _num(doc.get("ts"))
+
+    def left(key: str) -> float | None:
+        at = _num(o.get(key))
+        return None if at is None or ts is None else at - ts
+
+    def count(key: str) -> str:
+        value = _num(o.get(key))
+        return "?" if value is None else str(int(value))
+
+    attempt = f"attempt {count('attempt')} of {count('max_restarts')}"
+    kind = o.get("next")
+    if kind == "scheduled":
+        s = left("restart_at")
+        when = "restart due now" if s is None or s <= 0 else f"restart in {_span(s)}"
+        last = "last " if o.get("attempt") == o.get("max_restarts") else ""
+        nxt = f"{when} ({last}{attempt})"
+    elif kind == "verifying":
+        v = left("verify_until")
+        nxt = f"verifying {attempt}" + ("" if v is None else f", {_span(max(0.0, v))} left")
+    else:
+        nxt = {
+            "restarting": f"restarting now ({attempt})",
+            "waiting": f"waiting for the process ({attempt})",
+            "watching": "none yet: watching its probes",
+            "healthy": "none due (healthy)",
+            "held": "none: stopped by an operator",
+            "failsafe": "none while the failsafe holds",
+            "dependency": "none while a dependency fails",
+        }.get(str(kind), "-")
+    delay = _num(o.get("on_failure_delay_s"))
+    then = "-"
+    if o.get("on_failure") == "failsafe":
+        then = "FAILSAFE"
+    elif o.get("on_failure") == "restart" and delay is not None:
+        then = "restart at once" if delay <= 0 else f"restart after {_span(delay)}"
+    used = f"{count('attempts')} of {count('max_restarts')} used"
+    reset, stable = left("attempts_reset_at"), _num(o.get("stable_reset_s"))
+    if reset is not None:
+        budget = f"{used}, resets in {_span(max(0.0, reset))}"
+    elif kind in ("failsafe", "held") or not o.get("attempts") or stable is None:
+        budget = used
+    else:
+        budget = f"{used}, resets {_span(stable)} after healthy"
+    return nxt, then, budget
+
+
+def _outlook_rows(doc: Mapping[str, Any]) -> str:
+    rows = []
+    for name, raw in sorted(_mapping(doc.get("components")).items()):
+        o = _mapping(_mapping(raw).get("outlook"))
+        nxt, then, budget = _outlook_cells(doc, o) if o else ("-", "-", "-")
+        rows.append(
+            f'<tr data-outlook="{_esc(name)}"><td class="name">{_esc(name)}</td>'
+            f'<td class="next {_esc(o.get("next") or "")}">{_esc(nxt)}</td>'
+            f'<td class="then">{_esc(then)}</td><td class="budget">{_esc(budget)}</td></tr>'
+        )
+    return "\n".join(rows)
+
+
 def _dependency_rows(doc: Mapping[str, Any]) -> str:
     rows = []
     for name, raw in sorted(_mapping(doc.get("dependencies")).items()):
@@ -175,6 +255,7 @@ def render_page(
         failsafe=_esc(head["failsafe"]),
         degraded=_esc(head["degraded"]),
         components=_component_rows(doc, operator),
+        outlook=_outlook_rows(doc),
         dependencies=_dependency_rows(doc),
         events=_event_rows(events),
         operator_bar=_OPERATOR_BAR if operator else "",

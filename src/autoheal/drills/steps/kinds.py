@@ -22,6 +22,7 @@ from autoheal.drills.steps.guard import (
     sell_without_position,
     state_bus_corrupt,
 )
+from autoheal.drills.steps.judging import daemon_template
 from autoheal.drills.steps.orders import unknown_outcome_never_resent
 from autoheal.drills.steps.outage import exchange_outage
 
@@ -44,4 +45,5 @@ KINDS: dict[str, Step] = {
     "ccxt_kill": ccxt_kill,
     "ccxt_unknown_outcome": ccxt_unknown_outcome,
     "freqtrade": freqtrade_drill,
+    "daemon_template": daemon_template,
 }
