@@ -29,8 +29,9 @@ timestamp it saw and a counter of sequence numbers it never saw
 Rules of the file: pure (values in, a verdict out), total over whatever JSON the
 file held, deterministic; ``now_wall`` and ``now_mono`` are arguments. One reason per
 verdict, in this order: a missing or invalid symbol, then a stale one, then a gap
-(symbols in order within each); the detail names the symbol. The verdict's ``recheck_at`` is the monotonic moment the first fresh
-symbol would turn stale, so the runner looks again exactly then.
+(symbols in order within each); the detail names the symbol. The verdict's
+``recheck_at`` is the monotonic moment the first fresh symbol would turn stale, so the
+runner looks again exactly then.
 """
 
 from __future__ import annotations
