@@ -21,8 +21,12 @@ __all__ = [
     "CONN_ERROR",
     "CONN_REFUSED",
     "CONN_TIMEOUT",
+    "CPU_HIGH",
     "DEPENDENCY_FAILING",
+    "EXEC_FAILED",
+    "EXEC_TIMEOUT",
     "FAILSAFE_ACTIVE",
+    "FDS_HIGH",
     "HARD_REASONS",
     "HEARTBEAT_INVALID",
     "HEARTBEAT_MISSING",
@@ -40,9 +44,11 @@ __all__ = [
     "PROCESS_EXITED",
     "PROCESS_MISSING",
     "RECOVERED",
+    "RSS_HIGH",
     "SPAWN_FAILED",
     "STABLE",
     "STARTED",
+    "THREADS_HIGH",
     "VERIFIED",
     "VERIFY_TIMEOUT",
     "WS_STALE",
@@ -85,6 +91,18 @@ JSON_STALE = "json_stale"
 JSON_VALUE_MISMATCH = "json_value_mismatch"
 #: The environment variable named by ``auth_env`` is not set in the daemon's environment.
 AUTH_ENV_MISSING = "auth_env_missing"
+
+# -- an exec probe (issue 23)
+#: The command exited with a code other than 0 (the detail has the code and stderr's first line).
+EXEC_FAILED = "exec_failed"
+#: The command did not exit within the probe's timeout; it was killed with its process group.
+EXEC_TIMEOUT = "exec_timeout"
+
+# -- a resource probe (issue 23): a threshold on the service's process tree crossed
+RSS_HIGH = "rss_high"
+CPU_HIGH = "cpu_high"
+FDS_HIGH = "fds_high"
+THREADS_HIGH = "threads_high"
 
 
 def http_status_reason(status: int) -> str:
