@@ -13,6 +13,11 @@ from msgspec.structs import replace
 
 from autoheal.config._model import PROBE_KINDS, ProbeConfig
 from autoheal.config._schema import RawProbe, fail
+from autoheal.config._system_probes import (
+    SYSTEM_OPTIONAL,
+    SYSTEM_PROBE_FIELDS,
+    resolve_system_probe,
+)
 from autoheal.config._values import (
     ENV_NAME,
     NAME,
@@ -33,6 +38,7 @@ _PROBE_FIELDS = {
     "http_json": frozenset(
         {"url", "expect_status", "pointer", "max_age", "equals", "unit", "auth", "auth_env"}
     ),
+    **SYSTEM_PROBE_FIELDS,
 }
 #: Every optional field, in the order a misplaced one is reported.
 _OPTIONAL = (
@@ -48,6 +54,7 @@ _OPTIONAL = (
     "unit",
     "auth",
     "auth_env",
+    *SYSTEM_OPTIONAL,
 )
 
 
@@ -84,10 +91,11 @@ def resolve_probes(
 def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bool) -> ProbeConfig:
     if raw.kind not in _PROBE_FIELDS:
         fail(f"{key}.kind", f"unknown probe kind {raw.kind!r} (expected {', '.join(PROBE_KINDS)})")
-    if raw.kind == "process" and not has_process:
+    if raw.kind in ("process", "resource") and not has_process:
         fail(
             f"{key}.kind",
-            "a dependency has no process; use heartbeat, ws_freshness, http or http_json",
+            "a dependency has no process; use heartbeat, ws_freshness, http, http_json,"
+            " exec or tcp",
         )
     allowed = _PROBE_FIELDS[raw.kind]
     for optional in _OPTIONAL:
@@ -142,6 +150,8 @@ def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bo
         )
     if raw.kind == "http_json":
         return _http_json(raw, probe, key, ctx)
+    if raw.kind in SYSTEM_PROBE_FIELDS:
+        return resolve_system_probe(raw, probe, key, ctx)
     return probe
 
 
