@@ -34,7 +34,9 @@ CCXT_SET = {
 #: The freqtrade drills (issue 22): a real dry-run bot under the daemon, the recipe.
 FREQTRADE_SET = {"freqtrade_killed", "freqtrade_hung", "freqtrade_stop_file",
                  "freqtrade_degraded"}  # test_drill_freqtrade.py
-DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET
+#: The exec, tcp and resource probe drills (issue 23): test_drills_system_probes.py.
+SYSTEM_PROBE_SET = {"memory_leak", "exec_probe", "tcp_probe"}
+DEFAULT_SET = GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | SYSTEM_PROBE_SET
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")
