@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     state = rt / f"{name}.state"
     listener = _listen(args.port) if args.port else None
     _write_state(state, "ok")
-    leaking, blocks = False, []
+    leaking, blocks = False, list[bytearray]()
     per_tick = int(args.leak_mib_per_s * MiB * TICK_S)
     cap = int(args.leak_cap_mib * MiB)
     while True:
