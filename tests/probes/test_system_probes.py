@@ -16,6 +16,7 @@ from autoheal.core import reasons as R
 from autoheal.core.resources import ResourceLimits
 from autoheal.probes import ProbeRunner
 from autoheal.probes.exec import ExecProbe, first_line
+from autoheal.probes.proctree import ProcessTree
 from autoheal.probes.resource import ResourceProbe
 from autoheal.probes.tcp import TcpProbe
 
@@ -256,3 +257,63 @@ async def test_resource_without_a_process_says_process_missing(tmp_path: Path) -
     await proc.wait()
     gone = await ResourceProbe(lambda: proc.pid, ResourceLimits(max_rss=1)).check()
     assert (gone.ok, gone.reason) == (False, R.PROCESS_MISSING)
+
+
+# --------------------------------------------------------------------------- process tree
+
+
+@pytest.mark.anyio
+async def test_process_tree_finds_what_psutil_finds(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text("import time\ntime.sleep(60)\n")
+    middle = tmp_path / "middle.py"
+    middle.write_text(
+        f"import subprocess, time\nsubprocess.Popen([{PY!r}, {str(leaf)!r}])\ntime.sleep(60)\n"
+    )
+    code = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([{PY!r}, {str(middle)!r}])\n"
+        "time.sleep(1); open(sys.argv[1], 'w').write('up'); time.sleep(60)\n"
+    )
+    proc = await anyio.open_process([PY, "-c", code, str(ready)])
+    try:
+        await _wait_file(ready)
+        expected = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        assert len(expected) == 2
+        assert set(ProcessTree().descendants(proc.pid)) == expected
+    finally:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        await proc.wait()
+
+
+def _fake_proc(root: Path, parents: dict[int, int], *, children_files: bool) -> None:
+    for pid, ppid in parents.items():
+        task = root / str(pid) / "task" / str(pid)
+        task.mkdir(parents=True)
+        (root / str(pid) / "stat").write_text(f"{pid} (a (b) c) S {ppid} 1 1 0\n")
+        if children_files:
+            kids = [str(k) for k, v in parents.items() if v == pid]
+            (task / "children").write_text(" ".join(kids) + (" " if kids else ""))
+
+
+def test_process_tree_shares_one_walk_within_its_ttl(tmp_path: Path) -> None:
+    _fake_proc(tmp_path, {10: 1, 11: 10, 12: 11, 13: 10, 20: 1}, children_files=False)
+    now = [100.0]
+    tree = ProcessTree(ttl=1.0, clock=lambda: now[0], proc=str(tmp_path))
+    assert sorted(tree.descendants(10)) == [11, 12, 13]
+    assert tree.descendants(20) == []
+    assert tree.walks == 1  # the second probe used the first one's walk
+    now[0] += 1.5
+    tree.descendants(10)
+    assert tree.walks == 2
+
+
+def test_process_tree_reads_children_files_when_the_kernel_has_them(tmp_path: Path) -> None:
+    _fake_proc(tmp_path, {10: 1, 11: 10, 12: 11, 13: 10, 20: 1}, children_files=True)
+    tree = ProcessTree(proc=str(tmp_path))
+    assert sorted(tree.descendants(10)) == [11, 12, 13]
+    assert tree.descendants(99) == []  # gone: nothing, and no walk
+    assert tree.walks == 0

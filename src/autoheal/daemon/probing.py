@@ -102,6 +102,10 @@ class Probing:
 
         #: Shared by the heartbeat probes: each write of a file is parsed once.
         self._files = HeartbeatFiles()
+        from autoheal.probes.proctree import ProcessTree
+
+        #: Shared by the resource probes: one walk of /proc serves every one due together.
+        self._tree = ProcessTree()
 
     def start(self, tg: TaskGroup, config: Config) -> None:
         for pt in wiring.probe_targets(config):
@@ -139,6 +143,7 @@ class Probing:
             files=self._files,
             pid_of=functools.partial(self._pid_of, pt.target),
             env_remove=self._env_remove(),
+            tree=self._tree,
         )
         probe = _Timed(made, clock.now)
 

@@ -19,6 +19,7 @@ from autoheal.store import layout
 
 if TYPE_CHECKING:
     from autoheal.probes import HeartbeatFiles
+    from autoheal.probes.proctree import ProcessTree
     from autoheal.probes.result import Probe
 
 PROCESS_PROBE = "process"
@@ -169,6 +170,7 @@ def make_probe(
     files: HeartbeatFiles | None = None,
     pid_of: Callable[[], int | None] | None = None,
     env_remove: frozenset[str] | None = None,
+    tree: ProcessTree | None = None,
 ) -> Probe:
     """Build the probe object for a probe config (imports lazily: httpx is heavy).
 
@@ -177,9 +179,10 @@ def make_probe(
     ``resource`` probe needs ``pid_of``, its service's live PID (the daemon's process
     table); an ``exec`` probe needs ``env_remove``, the variables its command must not
     inherit (:func:`exec_env_remove`): no default, so no caller forgets the secrets.
+    ``tree`` is shared by the daemon's resource probes (one walk of ``/proc`` serves all).
     """
     if pc.kind in SYSTEM_KINDS:
-        return _system_probe(pc, clock=clock, pid_of=pid_of, env_remove=env_remove)
+        return _system_probe(pc, clock=clock, pid_of=pid_of, env_remove=env_remove, tree=tree)
     if pc.kind in ("heartbeat", "ws_freshness") and (pc.path is None or pc.max_age is None):
         raise ValueError(f"{pc.kind} probe {pc.name!r} needs a path and a max_age")
     if pc.kind in ("http", "http_json") and pc.url is None:
@@ -244,6 +247,7 @@ def _system_probe(
     clock: Callable[[], float],
     pid_of: Callable[[], int | None] | None,
     env_remove: frozenset[str] | None,
+    tree: ProcessTree | None,
 ) -> Probe:
     if pc.kind == "exec":
         if env_remove is None:
@@ -263,4 +267,4 @@ def _system_probe(
     from autoheal.probes.resource import ResourceProbe
 
     limits = ResourceLimits(pc.max_rss, pc.max_cpu_percent, pc.max_fds, pc.max_threads)
-    return ResourceProbe(pid_of, limits, clock=clock)
+    return ResourceProbe(pid_of, limits, tree=tree, clock=clock)

@@ -5,11 +5,12 @@ monit's ``if memory > 80% for 3 cycles``: this module measures, the core judges
 the core counts like any other (``failures_before_restart`` is the "3 cycles").
 
 The tree is the service's main process (its PID comes from the daemon's own process
-table, through ``pid_of``) and every descendant. The cost per check is one walk of
-``/proc`` for the descendants (``children(recursive=True)``) and one ``oneshot()``
-read per process, of only the measures a limit is configured for, in a worker
-thread; the main process's ``psutil.Process`` is kept between checks (its identity,
-PID and start time, is read once), so is the previous CPU sample.
+table, through ``pid_of``) and every descendant. The cost per check, in a worker
+thread: the descendants from :class:`~autoheal.probes.proctree.ProcessTree` (the
+tree's own ``children`` files, or one walk of ``/proc`` shared by every resource
+probe of the daemon), then one ``oneshot()`` read per process of only the measures
+a limit is configured for. The ``psutil.Process`` objects are kept between checks
+(each one's identity, PID and start time, is read once), so is the CPU sample.
 
 No process (the service is stopped, restarting, or has exited) is
 ``process_missing``, as the process probe says it: there is no resource verdict
@@ -32,6 +33,7 @@ from autoheal.core.resources import (
     judge_resources,
     tree_cpu_percent,
 )
+from autoheal.probes.proctree import ProcessTree
 from autoheal.probes.result import ProbeResult
 
 __all__ = ["ResourceProbe"]
@@ -46,6 +48,7 @@ class ResourceProbe:
         pid_of: the service's live PID, or None when it has no process; called in the
             worker thread, so it may read a pidfile.
         limits: the thresholds (at least one should be set).
+        tree: finds the descendants; the daemon's resource probes share one.
         clock: monotonic time, for the CPU % between two checks.
     """
 
@@ -54,12 +57,15 @@ class ResourceProbe:
         pid_of: Callable[[], int | None],
         limits: ResourceLimits,
         *,
+        tree: ProcessTree | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pid_of = pid_of
         self.limits = limits
+        self._tree = ProcessTree() if tree is None else tree
         self._clock = clock
         self._main: psutil.Process | None = None
+        self._kids: dict[int, psutil.Process] = {}
         self._cpu_before: dict[Key, float] = {}
         self._cpu_at: float | None = None
         # One measurement at a time: an abandoned one must not race the next.
@@ -90,12 +96,10 @@ class ResourceProbe:
             if main is None or main.pid != pid or not main.is_running():
                 self._forget()
                 main = self._main = psutil.Process(pid)
-            procs = [main, *main.children(recursive=True)]
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             self._forget()
             return None
-        except psutil.AccessDenied:
-            procs = [main]
+        procs = [main, *self._descendants(pid)]
         lim = self.limits
         rss = 0 if lim.max_rss is not None else None
         fds = 0 if lim.max_fds is not None else None
@@ -127,6 +131,19 @@ class ResourceProbe:
             counted += 1
         return ResourceUsage(rss, self._cpu(cpu), fds, threads, counted)
 
+    def _descendants(self, pid: int) -> list[psutil.Process]:
+        kids: dict[int, psutil.Process] = {}
+        for child in self._tree.descendants(pid):
+            proc = self._kids.get(child)
+            if proc is None:
+                try:
+                    proc = psutil.Process(child)
+                except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                    continue  # gone meanwhile, or not ours to read
+            kids[child] = proc
+        self._kids = kids  # those no longer in the tree are dropped
+        return list(kids.values())
+
     def _cpu(self, sample: dict[Key, float]) -> float | None:
         if self.limits.max_cpu_percent is None:
             return None
@@ -141,4 +158,5 @@ class ResourceProbe:
 
     def _forget(self) -> None:
         self._main = None
+        self._kids = {}
         self._cpu_before, self._cpu_at = {}, None
