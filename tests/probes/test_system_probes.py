@@ -237,7 +237,9 @@ async def test_resource_counts_the_whole_tree_threads_and_fds(tmp_path: Path) ->
 async def test_resource_cpu_is_judged_from_the_second_check_on() -> None:
     proc = await anyio.open_process([PY, "-c", "while True: pass"])
     try:
-        probe = ResourceProbe(lambda: proc.pid, ResourceLimits(max_cpu_percent=1.0))
+        # The daemon's clock (anyio's) can only be read on the event loop.
+        limits = ResourceLimits(max_cpu_percent=1.0)
+        probe = ResourceProbe(lambda: proc.pid, limits, clock=anyio.current_time)
         first = await probe.check()
         assert first.ok  # one sample: no CPU % yet, and an unknown is no evidence
         with anyio.fail_after(20):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import anyio
 import anyio.to_thread
@@ -66,6 +67,7 @@ class ResourceProbe:
         self._clock = clock
         self._main: psutil.Process | None = None
         self._kids: dict[int, psutil.Process] = {}
+        self._cpu_sample: dict[Key, float] = {}
         self._cpu_before: dict[Key, float] = {}
         self._cpu_at: float | None = None
         # One measurement at a time: an abandoned one must not race the next.
@@ -80,11 +82,15 @@ class ResourceProbe:
         )
         if usage is None:
             return ProbeResult(False, PROCESS_MISSING, None, None, detail="no process")
+        # The clock is read here, on the event loop (the daemon's is anyio's, which a
+        # worker thread cannot read), a moment after the CPU times were.
+        usage = replace(usage, cpu_percent=self._cpu(self._cpu_sample))
         v = judge_resources(usage, self.limits)
         return ProbeResult(v.ok, v.reason, v.value, v.threshold, detail=v.detail)
 
     def measure(self) -> ResourceUsage | None:
-        """One measurement of the tree (blocking); None when there is no process."""
+        """One measurement of the tree (blocking; its CPU times are kept for the CPU %,
+        which :meth:`check` works out); None when there is no process."""
         pid = self._pid_of()
         if pid is None:
             self._forget()
@@ -129,7 +135,8 @@ class ResourceProbe:
             except psutil.AccessDenied:
                 continue
             counted += 1
-        return ResourceUsage(rss, self._cpu(cpu), fds, threads, counted)
+        self._cpu_sample = cpu
+        return ResourceUsage(rss, None, fds, threads, counted)
 
     def _descendants(self, pid: int) -> list[psutil.Process]:
         kids: dict[int, psutil.Process] = {}
