@@ -319,3 +319,14 @@ def test_process_tree_reads_children_files_when_the_kernel_has_them(tmp_path: Pa
     assert sorted(tree.descendants(10)) == [11, 12, 13]
     assert tree.descendants(99) == []  # gone: nothing, and no walk
     assert tree.walks == 0
+
+
+@pytest.mark.anyio
+async def test_tcp_by_name_goes_through_the_resolver() -> None:
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0) as lst:
+        port = lst.extra(anyio.abc.SocketAttribute.local_port)
+        ok = await TcpProbe("localhost", port, 5.0).check()
+    assert (ok.ok, ok.reason) == (True, "")
+    # Every address of the name refused (::1 and 127.0.0.1 alike): refused, not an error.
+    refused = await TcpProbe("localhost", port, 5.0).check()
+    assert (refused.ok, refused.reason) == (False, R.CONN_REFUSED)
