@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -110,12 +111,19 @@ class TcpProbe:
             sock.setblocking(False)
             code = sock.connect_ex((self.host, self.port))
             if code == errno.EINPROGRESS:
-                await anyio.wait_writable(sock)
+                if not _writable_now(sock):  # a loopback connect is done already:
+                    await anyio.wait_writable(sock)  # no second turn of the event loop
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code == errno.ECONNREFUSED:
                 raise ConnectionRefusedError(code, os.strerror(code))
             if code:
                 raise OSError(code, os.strerror(code))
+
+
+def _writable_now(sock: socket.socket) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 def _words(exc: OSError) -> str:
