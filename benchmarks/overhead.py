@@ -7,10 +7,12 @@ second. autoheal also runs 30 probes on them, one of two sets (``--probe-sets``)
 * ``issue23`` (the default): per service ``process`` and ``heartbeat`` (max_age 5 s,
   every 1 s); on four of them a ``resource`` probe (RSS, CPU %, fds and threads of
   the tree, every ``--resource-interval``, 5 s), on three a ``tcp`` probe (a
-  loopback listener this script runs, every 1 s), on three an ``exec`` probe
+  loopback listener this script runs, every ``--tcp-interval``, 5 s), on three an ``exec`` probe
   (``true``, every ``--exec-interval``, 10 s, as an operator runs a check script);
 * ``main`` (before issue 23): per service ``process``, ``heartbeat`` and
-  ``ws_freshness`` (max_age 5 s), each every 1 s.
+  ``ws_freshness`` (max_age 5 s), each every 1 s;
+* ``base``: ``issue23`` without its ten new probes (``process`` and ``heartbeat``
+  only, 20 probes): ``issue23`` minus ``base`` is what the new kinds cost.
 
 supervisord and circus have no probes. After a warm-up, the supervisor's own
 process (not its children, nor the exec probes' commands) is sampled with psutil
@@ -90,7 +92,9 @@ def issue23_probes(
                 f'max_threads = 64\ninterval = "{args.resource_interval}s"'
             )
         elif i < 7:
-            out.append(f'kind = "tcp"\naddress = "127.0.0.1:{port}"\n{every}')
+            out.append(
+                f'kind = "tcp"\naddress = "127.0.0.1:{port}"\ninterval = "{args.tcp_interval}s"'
+            )
         else:
             out.append(f'kind = "exec"\nargv = ["{true}"]\ninterval = "{args.exec_interval}s"')
         return out
@@ -148,6 +152,8 @@ def measure(kind: str, probe_set: str, args: argparse.Namespace, bindir: Path,
         probes: Sequence[str] | Callable[[Child], Sequence[str]] = ()
         if kind == "autoheal" and probe_set == "main":
             probes = tuple(f'{p}\ninterval = "{args.probe_interval}s"' for p in PROBES)
+        elif kind == "autoheal" and probe_set == "base":
+            probes = (f'{PROBES[0]}\ninterval = "{args.probe_interval}s"',)
         elif kind == "autoheal":
             probes = issue23_probes(args, port)
         proc = start_all(
@@ -174,7 +180,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--supervisors", default="autoheal,supervisord,circus")
     parser.add_argument("--probe-sets", default="issue23",
-                        help="autoheal's probe sets, comma-separated: issue23, main")
+                        help="autoheal's probe sets, comma-separated: issue23, main, base")
     parser.add_argument("--circus-check-delay", type=float, default=0.1)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
@@ -183,6 +189,7 @@ def main() -> None:
     )
     parser.add_argument("--resource-interval", type=float, default=5.0)
     parser.add_argument("--exec-interval", type=float, default=10.0)
+    parser.add_argument("--tcp-interval", type=float, default=5.0)
     args = parser.parse_args()
     bindir = ensure_peers()
     port = loopback_listener()
