@@ -144,8 +144,13 @@ def _toml_str(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid TOML basic string
 
 
-def autoheal_config(children: Sequence[Child], workdir: Path, probes: Sequence[str] = ()) -> Path:
-    """Write an autoheal TOML supervising ``children`` (process probe, plus ``probes``)."""
+#: A service's extra probes (TOML tables' bodies): the same for all, or per child.
+Probes = Sequence[str] | Callable[[Child], Sequence[str]]
+
+
+def autoheal_config(children: Sequence[Child], workdir: Path, probes: Probes = ()) -> Path:
+    """Write an autoheal TOML supervising ``children`` (process probe, plus ``probes``:
+    the same for each child, or a function of the child)."""
     lines = [
         'environment = "paper"',
         "[paths]",
@@ -161,7 +166,8 @@ def autoheal_config(children: Sequence[Child], workdir: Path, probes: Sequence[s
         argv = ", ".join(_toml_str(a.replace("{", "{{").replace("}", "}}")) for a in c.argv)
         lines += [f"[services.{c.name}]", f"argv = [{argv}]", 'stop_timeout = "1s"']
         lines += [f'[[services.{c.name}.probes]]\nkind = "process"']
-        lines += [f"[[services.{c.name}.probes]]\n{p}" for p in probes]
+        own = probes(c) if callable(probes) else probes
+        lines += [f"[[services.{c.name}.probes]]\n{p}" for p in own]
     path = workdir / "autoheal.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -227,7 +233,7 @@ def launch(
     bindir: Path,
     *,
     check_delay: float = 0.1,
-    probes: Sequence[str] = (),
+    probes: Probes = (),
 ) -> subprocess.Popen[bytes]:
     """Start supervisor ``kind`` on ``children``; return its (foreground) process."""
     if kind == "autoheal":
@@ -266,7 +272,7 @@ def start_all(
     bindir: Path,
     *,
     check_delay: float = 0.1,
-    probes: Sequence[str] = (),
+    probes: Probes = (),
 ) -> subprocess.Popen[bytes]:
     """Launch ``kind`` and wait until every child runs (and, for autoheal, is OBSERVE)."""
     for c in children:

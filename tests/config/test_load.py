@@ -216,9 +216,9 @@ BAD_CONFIGS: list[tuple[str, str, str, str]] = [
     (
         "unknown_probe_kind",
         'environment = "paper"\n[services.feeder]\nargv = ["x"]\n'
-        '[[services.feeder.probes]]\nkind = "tcp"\n',
+        '[[services.feeder.probes]]\nkind = "smtp"\n',
         "services.feeder.probes[0].kind",
-        "unknown probe kind 'tcp'",
+        "unknown probe kind 'smtp'",
     ),
     (
         "process_probe_on_dependency",

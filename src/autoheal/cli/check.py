@@ -231,6 +231,20 @@ async def _process_fact(cfg: Config, name: str) -> Fact:
     return Fact(name, SERVICE, PROCESS_PROBE, True, float(pid), None, "", f"pid {pid}")
 
 
+def _pidfile_pid(cfg: Config, name: str) -> Any:
+    """A resource probe's PID lookup without a daemon: the pidfile, proven as adoption does."""
+    from autoheal.daemon.wiring import service_spec
+    from autoheal.procs.leftovers import prove_ours
+
+    spec = service_spec(cfg, cfg.services[name])
+
+    def pid_of() -> int | None:
+        identity = prove_ours(spec, None).identity
+        return None if identity is None else identity.pid
+
+    return pid_of
+
+
 async def _probe_fact(target: str, kind: str, pc: Any, probe: Any) -> Fact:
     from autoheal.probes import ProbeRunner
 
@@ -252,14 +266,20 @@ async def _gather(cfg: Config) -> list[Fact]:
     # What the probes import (httpx, psutil) is loaded now, before any clock starts.
     import autoheal.probes.worker
     import autoheal.procs.leftovers  # noqa: F401
-    from autoheal.daemon.wiring import make_probe, probe_targets
+    from autoheal.daemon.wiring import exec_env_remove, make_probe, probe_targets
 
     jobs: list[Any] = [(_process_fact, (cfg, name)) for name in cfg.services]
     probes: list[Any] = []
     try:
         for pt in probe_targets(cfg):
             kind = SERVICE if pt.target in cfg.services else DEPENDENCY
-            probes.append(make_probe(pt.config))
+            probes.append(
+                make_probe(
+                    pt.config,
+                    pid_of=_pidfile_pid(cfg, pt.target) if kind == SERVICE else None,
+                    env_remove=exec_env_remove(cfg),
+                )
+            )
             jobs.append((_probe_fact, (pt.target, kind, pt.config, probes[-1])))
         results: list[Fact | None] = [None] * len(jobs)
 

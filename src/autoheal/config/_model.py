@@ -20,7 +20,17 @@ if TYPE_CHECKING:  # a value, never decoded here; built by autoheal.guard.risk_l
     from autoheal.guard.risk_limits import RiskLimits
 
 ENVIRONMENTS = ("live", "testnet", "paper")
-PROBE_KINDS = ("process", "heartbeat", "ws_freshness", "http", "http_json", "feed_lag")
+PROBE_KINDS = (
+    "process",
+    "heartbeat",
+    "ws_freshness",
+    "http",
+    "http_json",
+    "feed_lag",
+    "exec",
+    "tcp",
+    "resource",
+)
 WEBHOOK_FORMATS = ("generic", "slack", "telegram", "alertmanager")
 
 
@@ -113,6 +123,16 @@ class ProbeConfig(Frozen, frozen=True):
     within: int | None = None
     symbols: tuple[str, ...] = ()
     max_gaps: int = 0
+    # exec, tcp and resource probes (issue 23; config/_system_probes.py): an ``exec`` probe
+    # has ``argv``; a ``tcp`` probe ``host`` and ``port`` (from ``address``); a
+    # ``resource`` probe at least one of the limits (``max_rss`` in bytes).
+    argv: tuple[str, ...] = ()
+    host: str | None = None
+    port: int | None = None
+    max_rss: int | None = None
+    max_cpu_percent: float | None = None
+    max_fds: int | None = None
+    max_threads: int | None = None
 
 
 class ServiceConfig(Frozen, frozen=True):

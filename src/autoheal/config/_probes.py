@@ -15,6 +15,11 @@ from msgspec.structs import replace
 from autoheal.config._judging import with_window
 from autoheal.config._model import PROBE_KINDS, ProbeConfig
 from autoheal.config._schema import RawProbe, fail
+from autoheal.config._system_probes import (
+    SYSTEM_OPTIONAL,
+    SYSTEM_PROBE_FIELDS,
+    resolve_system_probe,
+)
 from autoheal.config._values import (
     ENV_NAME,
     NAME,
@@ -36,6 +41,7 @@ _PROBE_FIELDS = {
         {"url", "expect_status", "pointer", "max_age", "equals", "unit", "auth", "auth_env"}
     ),
     "feed_lag": frozenset({"max_age", "path", "symbols", "max_gaps"}),
+    **SYSTEM_PROBE_FIELDS,
 }
 #: Every optional field, in the order a misplaced one is reported.
 _OPTIONAL = (
@@ -53,6 +59,7 @@ _OPTIONAL = (
     "auth_env",
     "symbols",
     "max_gaps",
+    *SYSTEM_OPTIONAL,
 )
 
 
@@ -89,10 +96,11 @@ def resolve_probes(
 def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bool) -> ProbeConfig:
     if raw.kind not in _PROBE_FIELDS:
         fail(f"{key}.kind", f"unknown probe kind {raw.kind!r} (expected {', '.join(PROBE_KINDS)})")
-    if raw.kind == "process" and not has_process:
+    if raw.kind in ("process", "resource") and not has_process:
         fail(
             f"{key}.kind",
-            "a dependency has no process; use heartbeat, ws_freshness, http, http_json or feed_lag",
+            "a dependency has no process; use heartbeat, ws_freshness, http, http_json,"
+            " feed_lag, exec or tcp",
         )
     allowed = _PROBE_FIELDS[raw.kind]
     for optional in _OPTIONAL:
@@ -149,6 +157,8 @@ def _probe(raw: RawProbe, owner: str, key: str, ctx: Context, *, has_process: bo
         return _http_json(raw, probe, key, ctx)
     if raw.kind == "feed_lag":
         return _feed_lag(raw, probe, owner, key, ctx)
+    if raw.kind in SYSTEM_PROBE_FIELDS:
+        return resolve_system_probe(raw, probe, key, ctx)
     return probe
 
 

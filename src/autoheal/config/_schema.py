@@ -91,6 +91,13 @@ class RawProbe(_Raw, frozen=True):
     within: int | None = None
     symbols: list[str] | None = None
     max_gaps: int | None = None
+    # issue 23: exec, tcp, resource (checked in config/_system_probes.py)
+    argv: list[str] | None = None
+    address: str | None = None
+    max_rss: int | str | None = None
+    max_cpu_percent: int | float | None = None
+    max_fds: int | None = None
+    max_threads: int | None = None
 
 
 class RawService(_Raw, frozen=True):

@@ -21,8 +21,12 @@ __all__ = [
     "CONN_ERROR",
     "CONN_REFUSED",
     "CONN_TIMEOUT",
+    "CPU_HIGH",
     "DEPENDENCY_FAILING",
+    "EXEC_FAILED",
+    "EXEC_TIMEOUT",
     "FAILSAFE_ACTIVE",
+    "FDS_HIGH",
     "FEED_INVALID",
     "FEED_MISSING",
     "FEED_SEQUENCE_GAP",
@@ -44,9 +48,11 @@ __all__ = [
     "PROCESS_EXITED",
     "PROCESS_MISSING",
     "RECOVERED",
+    "RSS_HIGH",
     "SPAWN_FAILED",
     "STABLE",
     "STARTED",
+    "THREADS_HIGH",
     "VERIFIED",
     "VERIFY_TIMEOUT",
     "WS_STALE",
@@ -100,6 +106,18 @@ FEED_SEQUENCE_GAP = "feed_sequence_gap"
 FEED_MISSING = "feed_missing"
 #: The ``feed`` section or a symbol's entry has the wrong shape or type.
 FEED_INVALID = "feed_invalid"
+
+# -- an exec probe (issue 23)
+#: The command exited with a code other than 0 (the detail has the code and stderr's first line).
+EXEC_FAILED = "exec_failed"
+#: The command did not exit within the probe's timeout; it was killed with its process group.
+EXEC_TIMEOUT = "exec_timeout"
+
+# -- a resource probe (issue 23): a threshold on the service's process tree crossed
+RSS_HIGH = "rss_high"
+CPU_HIGH = "cpu_high"
+FDS_HIGH = "fds_high"
+THREADS_HIGH = "threads_high"
 
 
 def http_status_reason(status: int) -> str:

@@ -161,6 +161,12 @@ def build(
         clock=clock,
         readings=readings,
         metrics=metrics,
+        # Resource probes read their service's PID from the process table; an exec
+        # probe's command inherits no secret (nor one a reload stopped naming).
+        pid_of=services.pid,
+        env_remove=lambda: wiring.exec_env_remove(settings.current()).union(
+            *(spec.env_remove for spec in settings.specs.values())
+        ),
     )
     processes = ProcessWork(
         services,

@@ -8,6 +8,7 @@ that changes no decision (``step`` is idempotent there), so the step is skipped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -70,6 +71,8 @@ class Probing:
         readings: where the last result of each probe is kept (the health document
             reads it: values and thresholds).
         metrics: the ``/metrics`` registry, when the status server runs.
+        pid_of: a service's live PID from the daemon's process table (resource probes).
+        env_remove: what exec probes' commands must not inherit (the config's secrets).
     """
 
     def __init__(
@@ -81,7 +84,11 @@ class Probing:
         clock: Clock,
         readings: MutableMapping[Key, ProbeResult],
         metrics: Metrics | None = None,
+        pid_of: Callable[[str], int | None] = lambda _name: None,
+        env_remove: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
+        self._pid_of = pid_of
+        self._env_remove = env_remove
         self._observe = observe
         self._metrics = metrics
         self._verdict = verdict
@@ -95,6 +102,10 @@ class Probing:
 
         #: Shared by the heartbeat probes: each write of a file is parsed once.
         self._files = HeartbeatFiles()
+        from autoheal.probes.proctree import ProcessTree
+
+        #: Shared by the resource probes: one walk of /proc serves every one due together.
+        self._tree = ProcessTree()
 
     def start(self, tg: TaskGroup, config: Config) -> None:
         for pt in wiring.probe_targets(config):
@@ -125,7 +136,15 @@ class Probing:
         scope = anyio.CancelScope()
         self._scopes[key] = scope
         clock = self._clock
-        made = wiring.make_probe(pt.config, clock=clock.now, wall=clock.wall, files=self._files)
+        made = wiring.make_probe(
+            pt.config,
+            clock=clock.now,
+            wall=clock.wall,
+            files=self._files,
+            pid_of=functools.partial(self._pid_of, pt.target),
+            env_remove=self._env_remove(),
+            tree=self._tree,
+        )
         probe = _Timed(made, clock.now)
 
         async def emit(result: ProbeResult) -> None:

@@ -73,6 +73,11 @@ class Services:
     def identity(self, name: str) -> ProcessIdentity | None:
         return self._proc(name).identity
 
+    def pid(self, name: str) -> int | None:
+        """The live PID of ``name``, or None; a plain read, safe from a worker thread."""
+        proc = self._procs.get(name)
+        return None if proc is None or proc.identity is None else proc.identity.pid
+
     def pids(self) -> dict[str, int | None]:
         return {n: (p.identity.pid if p.identity else None) for n, p in self._procs.items()}
 

@@ -20,6 +20,7 @@ from autoheal.store import layout
 
 if TYPE_CHECKING:
     from autoheal.probes import HeartbeatFiles
+    from autoheal.probes.proctree import ProcessTree
     from autoheal.probes.result import Probe
 
 PROCESS_PROBE = "process"
@@ -186,12 +187,21 @@ def make_probe(
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     files: HeartbeatFiles | None = None,
+    pid_of: Callable[[], int | None] | None = None,
+    env_remove: frozenset[str] | None = None,
+    tree: ProcessTree | None = None,
 ) -> Probe:
     """Build the probe object for a probe config (imports lazily: httpx is heavy).
 
     ``clock`` and ``wall`` are the daemon's (monotonic and unix seconds); ``files`` is
-    the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads.
+    the daemon's ``HeartbeatFiles``: its heartbeat probes share the reads. A
+    ``resource`` probe needs ``pid_of``, its service's live PID (the daemon's process
+    table); an ``exec`` probe needs ``env_remove``, the variables its command must not
+    inherit (:func:`exec_env_remove`): no default, so no caller forgets the secrets.
+    ``tree`` is shared by the daemon's resource probes (one walk of ``/proc`` serves all).
     """
+    if pc.kind in SYSTEM_KINDS:
+        return _system_probe(pc, clock=clock, pid_of=pid_of, env_remove=env_remove, tree=tree)
     if pc.kind in ("heartbeat", "ws_freshness", "feed_lag") and (
         pc.path is None or pc.max_age is None
     ):
@@ -253,3 +263,41 @@ def make_probe(
             clock=clock,
         )
     raise ValueError(f"no probe for kind {pc.kind!r}")
+
+
+#: The probe kinds of issue 23 built by :func:`_system_probe`.
+SYSTEM_KINDS = ("exec", "tcp", "resource")
+
+
+def exec_env_remove(config: Config) -> frozenset[str]:
+    """What an exec probe's command must not inherit: every secret the daemon reads."""
+    return frozenset(secret_envs(config))
+
+
+def _system_probe(
+    pc: ProbeConfig,
+    *,
+    clock: Callable[[], float],
+    pid_of: Callable[[], int | None] | None,
+    env_remove: frozenset[str] | None,
+    tree: ProcessTree | None,
+) -> Probe:
+    if pc.kind == "exec":
+        if env_remove is None:
+            raise ValueError(f"exec probe {pc.name!r} needs env_remove (exec_env_remove)")
+        from autoheal.probes.exec import ExecProbe
+
+        return ExecProbe(pc.argv, pc.timeout, env_remove=env_remove, clock=clock)
+    if pc.kind == "tcp":
+        if pc.host is None or pc.port is None:
+            raise ValueError(f"tcp probe {pc.name!r} needs a host and a port")
+        from autoheal.probes.tcp import TcpProbe
+
+        return TcpProbe(pc.host, pc.port, pc.timeout, clock=clock)
+    if pid_of is None:
+        raise ValueError(f"resource probe {pc.name!r} needs pid_of (its service's PID)")
+    from autoheal.core.resources import ResourceLimits
+    from autoheal.probes.resource import ResourceProbe
+
+    limits = ResourceLimits(pc.max_rss, pc.max_cpu_percent, pc.max_fds, pc.max_threads)
+    return ResourceProbe(pid_of, limits, tree=tree, clock=clock)

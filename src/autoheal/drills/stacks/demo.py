@@ -16,6 +16,9 @@ replaced as text before the config is written:
 * ``{proxy_port}``: the proxy's listening port (feeder, trader and REST probe use it);
 * ``{proxy_control}``: the file holding the proxy's control port (``[chaos] proxies``);
 * ``{feeder_extra}``, ``{trader_extra}``: extra argv items (``, "--fail-on-start"``);
+* ``{free_port}``: a loopback port free when the stack started, the same for every
+  render (``probes_demo.toml.in``: the port its service listens on and a tcp probe
+  connects to);
 * ``{name}`` for each entry of ``params.vars`` (e.g. ``{rest_timeout}``), with
   :data:`TEMPLATE_DEFAULTS` for the ones a caller leaves out (``{feeder_depends_on}``:
   ``["exchange_rest"]``; a mutation test empties it);
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,6 +68,7 @@ __all__ = [
     "DemoStack",
     "ProxyHarness",
     "feed_prices",
+    "free_loopback_port",
     "render_config",
 ]
 
@@ -279,6 +284,7 @@ class DemoStack:
             template = beside if beside.exists() else SCENARIO_DIR / template
         self.template = template
         self.proxy: ProxyHarness | None = None
+        self.free_port = 0
         self.daemon = DaemonHarness(
             self.config, self.shared, ctx.runtime_dir / "daemon.log", roster=ctx.processes
         )
@@ -315,7 +321,7 @@ class DemoStack:
             policy=scaled_policy(self.ctx.scenario.time_scale, p.get("policy_overrides", {})),
             feeder_args=[*p.get("feeder_args", []), *extra.get("feeder", [])],
             trader_args=[*p.get("trader_args", []), *extra.get("trader", [])],
-            variables={**DEFAULT_VARS, **p.get("vars", {})},
+            variables={**DEFAULT_VARS, "free_port": self.free_port, **p.get("vars", {})},
         )
 
     async def start(self) -> None:
@@ -331,6 +337,7 @@ class DemoStack:
         ctx.add_rollback("stop_proxy", stop_proxy)
         await proxy.start()
         ctx.details["proxy_pid"] = proxy.pid
+        self.free_port = free_loopback_port()
         self.render()
         self.daemon.start()
 
@@ -348,6 +355,15 @@ class DemoStack:
             return (await self.daemon.chaos("heal", timeout_s=5.0)).get("healed")
 
         ctx.add_rollback("chaos_heal", heal)
+
+
+def free_loopback_port() -> int:
+    """A port the OS says is free on 127.0.0.1 now (for a service that must listen on a
+    port its config names: the config is written before the service starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 async def feed_prices(path: Path, symbol: str, rng: random.Random, *, every_s: float) -> None:
