@@ -61,12 +61,13 @@ SRC = Path(autoheal.daemon.__file__).parent.parent
 #: ``logformat`` (log lines through it) and ``testing`` (the verified fakes). ``store``
 #: is "the ground floor the others stand on": probes read heartbeats with its one safe
 #: reader, procs write pidfiles with its atomic write; ``config`` validates ``[risk]``
-#: with the guard's own light limits module.
+#: with the guard's own light limits module. The exec probe waits for its command as
+#: services are waited for (``procs.exits``: a pidfd, no watcher thread).
 MAY_IMPORT: dict[str, set[str]] = {
     "core": set(),
     "terminal": set(),
     "store": {"core", "terminal"},
-    "probes": {"core", "store"},
+    "probes": {"core", "store", "procs"},
     "procs": {"core", "store"},
     "config": {"core", "store", "guard"},
     "guard": {"core", "store"},

@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 import anyio
-from anyio.abc import Process
 
 from autoheal.core.reasons import EXEC_FAILED, EXEC_TIMEOUT
 from autoheal.probes.result import ProbeResult
+from autoheal.procs.exits import wait_child_exit
 
 __all__ = ["ExecProbe", "first_line"]
 
@@ -96,7 +96,9 @@ class ExecProbe:
     async def check(self) -> ProbeResult:
         started = self._clock()
         try:
-            proc = await anyio.open_process(
+            # A plain Popen (vfork + exec, as services are spawned) and a pidfd for its
+            # exit: asyncio's subprocesses would add a child-watcher thread per check.
+            popen = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -105,18 +107,20 @@ class ExecProbe:
                 env=self._env,
                 start_new_session=True,
             )
-        except OSError as exc:
-            detail = f"cannot start {self.argv[0]}: {exc.strerror or type(exc).__name__}"
-            return ProbeResult(False, EXEC_FAILED, None, None, detail=detail)
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = getattr(exc, "strerror", None) or type(exc).__name__
+            return ProbeResult(
+                False, EXEC_FAILED, None, None, detail=f"cannot start {self.argv[0]}: {why}"
+            )
         try:
             stderr = b""
             with anyio.move_on_after(self.timeout) as scope:
-                stderr = await _read_bounded(proc)
-                code = await proc.wait()
+                stderr = await _read_bounded(popen)
+                code = await wait_child_exit(popen)
             if scope.cancelled_caught:
                 return self.timed_out(self._clock() - started)
         finally:
-            await _reap(proc)
+            await _reap(popen)
         took = self._clock() - started
         if code == 0:
             return ProbeResult(True, "", took, self.timeout)
@@ -126,26 +130,35 @@ class ExecProbe:
         return ProbeResult(False, EXEC_FAILED, float(code), 0.0, detail=detail)
 
 
-async def _read_bounded(proc: Process) -> bytes:
+async def _read_bounded(popen: subprocess.Popen[bytes]) -> bytes:
     """All of stderr until EOF, keeping the first :data:`_STDERR_KEEP` bytes."""
-    kept = bytearray()
-    if proc.stderr is None:
+    if popen.stderr is None:
         return b""
-    async for chunk in proc.stderr:
+    fd = popen.stderr.fileno()
+    os.set_blocking(fd, False)
+    kept = bytearray()
+    while True:
+        await anyio.wait_readable(fd)
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return bytes(kept)
         if len(kept) < _STDERR_KEEP:
             kept += chunk[: _STDERR_KEEP - len(kept)]
-    return bytes(kept)
 
 
-async def _reap(proc: Process) -> None:
+async def _reap(popen: subprocess.Popen[bytes]) -> None:
     """Kill what is left of the command's session and reap the command (shielded)."""
     with anyio.CancelScope(shield=True):
-        if proc.returncode is None:
+        if popen.poll() is None:
             # Not reaped yet, so its PID (the group's id) cannot have been reused.
-            _kill_group(proc.pid)
-        with anyio.move_on_after(_REAP_S):
-            await proc.wait()
-        await proc.aclose()
+            _kill_group(popen.pid)
+            with anyio.move_on_after(_REAP_S):
+                await wait_child_exit(popen)
+        if popen.stderr is not None:
+            popen.stderr.close()
 
 
 def _kill_group(pgid: int) -> None:
