@@ -16,16 +16,13 @@ replaced as text before the config is written:
 * ``{proxy_port}``: the proxy's listening port (feeder, trader and REST probe use it);
 * ``{proxy_control}``: the file holding the proxy's control port (``[chaos] proxies``);
 * ``{feeder_extra}``, ``{trader_extra}``: extra argv items (``, "--fail-on-start"``);
-* ``{free_port}``: a loopback port free when the stack started, the same for every
-  render (``probes_demo.toml.in``: the port its service listens on and a tcp probe
-  connects to);
 * ``{name}`` for each entry of ``params.vars`` (e.g. ``{rest_timeout}``), with
   :data:`TEMPLATE_DEFAULTS` for the ones a caller leaves out (``{feeder_depends_on}``:
   ``["exchange_rest"]``; a mutation test empties it);
 * the line ``# {scaled_policy}``: the ``[policy]`` keys, the runbook's numbers
   (:data:`~autoheal.drills.plan.RUNBOOK_POLICY`) with durations multiplied by the
   scenario's ``time_scale``, then ``params.policy_overrides`` (taken as they are, not
-  scaled; :func:`~autoheal.drills.plan.scaled_policy`).
+  scaled; :func:`~autoheal.drills.plan.scaled_policy`; written by :func:`policy_toml`).
 
 The daemon's own placeholders (``{python}``, ``{runtime_dir}``, ``{stop_file}``) are
 left for the config loader.
@@ -35,7 +32,6 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -68,7 +64,7 @@ __all__ = [
     "DemoStack",
     "ProxyHarness",
     "feed_prices",
-    "free_loopback_port",
+    "policy_toml",
     "render_config",
 ]
 
@@ -90,6 +86,11 @@ def _toml_value(value: Any) -> str:
 
 def _argv_extra(items: Sequence[str]) -> str:
     return "".join(f", {_toml_value(str(i))}" for i in items)
+
+
+def policy_toml(policy: Mapping[str, Any]) -> str:
+    """The ``[policy]`` keys as TOML lines: what replaces the ``# {scaled_policy}`` line."""
+    return "\n".join(f"{k} = {_toml_value(v)}" for k, v in policy.items())
 
 
 def render_config(
@@ -124,7 +125,7 @@ def render_config(
         "{proxy_control}": str(proxy_control),
         "{feeder_extra}": _argv_extra(feeder_args),
         "{trader_extra}": _argv_extra(trader_args),
-        "# {scaled_policy}": "\n".join(f"{k} = {_toml_value(v)}" for k, v in policy.items()),
+        "# {scaled_policy}": policy_toml(policy),
         **{"{" + k + "}": str(v) for k, v in {**TEMPLATE_DEFAULTS, **(variables or {})}.items()},
     }.items():
         text = text.replace(marker, value)
@@ -284,7 +285,6 @@ class DemoStack:
             template = beside if beside.exists() else SCENARIO_DIR / template
         self.template = template
         self.proxy: ProxyHarness | None = None
-        self.free_port = 0
         self.daemon = DaemonHarness(
             self.config, self.shared, ctx.runtime_dir / "daemon.log", roster=ctx.processes
         )
@@ -321,7 +321,7 @@ class DemoStack:
             policy=scaled_policy(self.ctx.scenario.time_scale, p.get("policy_overrides", {})),
             feeder_args=[*p.get("feeder_args", []), *extra.get("feeder", [])],
             trader_args=[*p.get("trader_args", []), *extra.get("trader", [])],
-            variables={**DEFAULT_VARS, "free_port": self.free_port, **p.get("vars", {})},
+            variables={**DEFAULT_VARS, **p.get("vars", {})},
         )
 
     async def start(self) -> None:
@@ -337,7 +337,6 @@ class DemoStack:
         ctx.add_rollback("stop_proxy", stop_proxy)
         await proxy.start()
         ctx.details["proxy_pid"] = proxy.pid
-        self.free_port = free_loopback_port()
         self.render()
         self.daemon.start()
 
@@ -355,15 +354,6 @@ class DemoStack:
             return (await self.daemon.chaos("heal", timeout_s=5.0)).get("healed")
 
         ctx.add_rollback("chaos_heal", heal)
-
-
-def free_loopback_port() -> int:
-    """A port the OS says is free on 127.0.0.1 now (for a service that must listen on a
-    port its config names: the config is written before the service starts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def feed_prices(path: Path, symbol: str, rng: random.Random, *, every_s: float) -> None:

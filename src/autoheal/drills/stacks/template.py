@@ -4,7 +4,10 @@ scenario's own config template, its own services, no exchange and no proxy.
 The template (``params.config``, beside the scenario or shipped) is plain TOML with
 ``{name}`` markers replaced as text before the config is written: ``{port}``, a free
 loopback port the OS picked (bound to port 0, then released) for a service that
-serves its health on it, and each entry of ``params.vars``. The daemon's own
+listens on it, each entry of ``params.vars``, and the line ``# {scaled_policy}``, as
+in the demo stack's templates (the runbook policy scaled by the scenario's
+``time_scale``, then ``params.policy_overrides``; a template with its own ``[policy]``
+keys leaves the line out). The daemon's own
 placeholders (``{python}``, ``{runtime_dir}``) are left for the config loader. The
 paths are the demo stack's (``shared_data/`` and ``STOP.TXT`` in the drill's
 directory), so the ``daemon`` kind's observations read the same files.
@@ -15,7 +18,8 @@ from __future__ import annotations
 import socket
 
 from autoheal.drills.errors import DrillUnavailableError
-from autoheal.drills.stacks.demo import DemoStack
+from autoheal.drills.plan import scaled_policy
+from autoheal.drills.stacks.demo import DemoStack, policy_toml
 from autoheal.store.atomic import write_bytes_atomic
 
 __all__ = ["TemplateStack", "free_port"]
@@ -36,6 +40,9 @@ class TemplateStack(DemoStack):
 
     def render(self, extra: object = None) -> None:
         text = self.template.read_text(encoding="utf-8")
+        policy = scaled_policy(self.ctx.scenario.time_scale,
+                               self.ctx.params.get("policy_overrides", {}))
+        text = text.replace("# {scaled_policy}", policy_toml(policy))
         markers = {"port": str(self.port), **{k: str(v) for k, v in self.variables.items()}}
         for name, value in markers.items():
             text = text.replace("{" + name + "}", value)

@@ -8,9 +8,8 @@ Faults go through the daemon's command queue, so they are real and journaled.
 A scenario of this kind says (all keys under ``[params]``)::
 
     config = "daemon_demo.toml.in"   # template: absolute, beside the scenario, or shipped
-    fault = "kill"                   # kill | stall | netcut | latency | fail_on_start | touch
+    fault = "kill"                   # kill | stall | netcut | latency | fail_on_start
                                      # | feed_freeze | feed_skip (the exchange's stream)
-    fault_file = "probed.leak"       # touch only: the file created in the runtime directory
     target = "feeder"                # the service, or the dependency for netcut/latency
     fault_for_s = 60                 # runbook seconds the fault lasts (scaled)
     latency_ms = 2000                # latency only (not scaled: it is what is measured)
@@ -251,12 +250,6 @@ async def _inject(ctx: DrillContext, stack: Stack) -> None:
             stack.render({target: [str(a) for a in p.get("fault_args", ["--fail-on-start"])]})
             stack.daemon.reload()
             result = {"fault": "fail_on_start", "component": target}
-        case "touch" if isinstance(stack, DemoStack):
-            # The service's own fault switch (autoheal.demo.probed): a file in the
-            # runtime directory that it takes away and obeys, so a restart heals.
-            path = stack.shared / str(p["fault_file"])
-            path.touch()
-            result = {"fault": "touch", "file": path.name}
         case _:
             raise DrillUnavailableError(f"unknown fault {fault!r}")
     if fault in ("stall", "netcut", "latency"):

@@ -1,11 +1,13 @@
 """The ``daemon_template`` kind: a daemon drill on a small stack of the scenario's own
-services (:class:`~autoheal.drills.stacks.template.TemplateStack`), for the judging
-drills of issue 23 (``flapping_probe``, ``config_error_exit``).
+services (:class:`~autoheal.drills.stacks.template.TemplateStack`), for the drills of
+issue 23 whose subject is the daemon's judging of one service, not the trading stack
+(``flapping_probe``, ``config_error_exit``; ``memory_leak``, ``exec_probe``, ``tcp_probe``).
 
 Its ``[params]``, besides the ``daemon`` kind's ``watch`` and ``observe_for_s``::
 
     config = "flapping_probe.toml.in"  # the template, beside the scenario or shipped
     vars = { window = "failures = 2" }  # {name} markers and their text (mutation hook)
+    policy_overrides = {}               # [policy] keys set as given (# {scaled_policy})
     wait_ready = true                   # wait for dor=true before the fault
     fault = "touch"                     # touch: create fault_file in shared_data/;
     fault_file = "flapper.flap"         # start: the daemon's start is the fault itself
