@@ -203,7 +203,7 @@ async def test_resource_rss_of_a_growing_tree_crosses_its_limit(tmp_path: Path) 
         assert "rss" in r.detail
     finally:
         proc.kill()
-        await proc.wait()
+        await proc.aclose()  # reaped, and its pipes closed (else a ResourceWarning later)
 
 
 @pytest.mark.anyio
@@ -230,7 +230,7 @@ async def test_resource_counts_the_whole_tree_threads_and_fds(tmp_path: Path) ->
         for child in psutil.Process(proc.pid).children(recursive=True):
             child.kill()
         proc.kill()
-        await proc.wait()
+        await proc.aclose()  # reaped, and its pipes closed (else a ResourceWarning later)
 
 
 @pytest.mark.anyio
@@ -248,7 +248,7 @@ async def test_resource_cpu_is_judged_from_the_second_check_on() -> None:
         assert (r.reason, r.threshold) == (R.CPU_HIGH, 1.0)
     finally:
         proc.kill()
-        await proc.wait()
+        await proc.aclose()  # reaped, and its pipes closed (else a ResourceWarning later)
 
 
 @pytest.mark.anyio
@@ -256,7 +256,7 @@ async def test_resource_without_a_process_says_process_missing(tmp_path: Path) -
     r = await ResourceProbe(lambda: None, ResourceLimits(max_rss=1)).check()
     assert (r.ok, r.reason, r.value) == (False, R.PROCESS_MISSING, None)
     proc = await anyio.open_process([PY, "-c", "pass"])
-    await proc.wait()
+    await proc.aclose()
     gone = await ResourceProbe(lambda: proc.pid, ResourceLimits(max_rss=1)).check()
     assert (gone.ok, gone.reason) == (False, R.PROCESS_MISSING)
 
@@ -288,7 +288,7 @@ async def test_process_tree_finds_what_psutil_finds(tmp_path: Path) -> None:
         for child in psutil.Process(proc.pid).children(recursive=True):
             child.kill()
         proc.kill()
-        await proc.wait()
+        await proc.aclose()  # reaped, and its pipes closed (else a ResourceWarning later)
 
 
 def _fake_proc(root: Path, parents: dict[int, int], *, children_files: bool) -> None:
