@@ -48,6 +48,9 @@ __all__ = [
     "PROCESS_EXITED",
     "PROCESS_MISSING",
     "RECOVERED",
+    "RISK_COLLAR_WINDOW",
+    "RISK_MESSAGE_RATE",
+    "RISK_REPEATED_EXECUTION",
     "RSS_HIGH",
     "SPAWN_FAILED",
     "STABLE",
@@ -144,3 +147,10 @@ STABLE = "stable_reset"
 def exit_code_reason(code: int) -> str:
     """Return the token for an exit a rule judged, e.g. ``exit_code_78``."""
     return f"exit_code_{code}"
+
+
+# -- the guard's execution throttles (issue 24; autoheal.guard.throttles): RTS 6
+# Art. 15(1)(d) message limits, 15(1)(a) the collar over a period, 15(3) repeated executions
+RISK_MESSAGE_RATE = "risk_message_rate"
+RISK_COLLAR_WINDOW = "risk_collar_window"
+RISK_REPEATED_EXECUTION = "risk_repeated_execution"
