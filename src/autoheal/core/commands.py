@@ -68,6 +68,9 @@ class CommandType(enum.StrEnum):
     FAILSAFE_REDUCE_ONLY = "failsafe_reduce_only"
     #: Every circuit breaker of the guard, reset under its file lock (no core step).
     BREAKER_RESET = "breaker_reset"
+    #: A scope the guard's repeated-execution throttle disabled, re-enabled by an
+    #: operator under the guard's file lock (no core step; autoheal.guard.risk_enable).
+    RISK_ENABLE = "risk_enable"
 
 
 #: The fault injector's commands are ``chaos_<fault>`` (``chaos_kill``, ``chaos_heal``, ...).

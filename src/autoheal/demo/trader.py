@@ -17,6 +17,10 @@ only when all of these agree, in this order (cheapest and safest first):
    ``[risk]`` table (:mod:`autoheal.guard.risk`: order size and notional,
    position, total live notional, price collar against the feeder's last price,
    throttle, daily realized loss, which latches ``REDUCE_ONLY`` in the flags);
+   the execution throttles (:mod:`autoheal.guard.throttles`: submits per second,
+   the collar over a window, repeated executions disabling ``--strategy``'s
+   symbol/side); the heartbeat carries the guard's message rates per strategy
+   (``"risk": {"message_rates": {...}}``);
    a refusal is logged once with its numbers and releases the signature;
 8. the placement itself: one attempt (a placement is not blindly retried),
    with the signature as ``client_order_id``, classified and fed to the breaker.
@@ -40,6 +44,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -85,8 +90,14 @@ class RiskCheckedSession(TradingSession):
     def __init__(self, args: argparse.Namespace, http: httpx.AsyncClient,
                  limits: RiskLimits) -> None:
         super().__init__(args, http)
-        self.risk = RiskGuard(limits, args.runtime_dir)
+        self.risk = RiskGuard(
+            limits, args.runtime_dir, strategy=getattr(args, "strategy", None) or "demo"
+        )
         self._fill_price: Decimal | None = None
+
+    def beat_extras(self) -> dict[str, Any]:
+        """The guard's message rates per strategy (submits, modifies, cancels in the last 1 s)."""
+        return {"risk": {"message_rates": self.risk.message_rates()}}
 
     def _book(self, symbol: str, price: float) -> RiskBook | None:
         positions = self.inventory.positions()
@@ -192,6 +203,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-timeout", type=float, default=2.0)
     parser.add_argument("--risk-config", type=Path, default=None,
                         help="an autoheal config file whose [risk] table limits every order")
+    parser.add_argument("--strategy", default="demo",
+                        help="the strategy this trader is (message limits, repeated executions)")
     parser.add_argument("--order-type", choices=("market", "limit"), default="market",
                         help="limit: orders rest in the book, --limit-offset-pct from the price")
     parser.add_argument("--limit-offset-pct", type=float, default=1.0,

@@ -283,7 +283,7 @@ class RiskGuard:
 
     def message_rates(self) -> dict[str, dict[str, int]]:
         """Per strategy, its ``submit``/``modify``/``cancel`` messages in the last second."""
-        return self.throttles.rates()
+        return self.throttles.rates(self.strategy)
 
     def record_execution(
         self, symbol: str, side: str, *, strategy: str | None = None

@@ -106,8 +106,11 @@ class Throttles:
         self._prune(now)
         return message_check(kind, strategy, self._history(strategy), now, limits)
 
-    def rates(self) -> dict[str, dict[str, int]]:
-        """``{strategy: {"submit": n, "modify": n, "cancel": n}}``, messages in the last second."""
+    def rates(self, *always: str) -> dict[str, dict[str, int]]:
+        """``{strategy: {"submit": n, "modify": n, "cancel": n}}``, messages in the last second
+        (the strategies in ``always`` too, with zeros when they sent nothing yet)."""
+        for strategy in always:
+            self._history(strategy)
         now = self._time()
         self._prune(now)
         return {s: message_rates(h, now) for s, h in sorted(self._sent.items())}
