@@ -54,6 +54,9 @@ def status_command(cfg: Config, *, as_json: bool) -> int:
         say(f"no scope disabled in {path}")
         return EXIT_OK
     for r in rows:
+        if "unreadable" in r:
+            say(f"{clean(r['scope'])}  disabled: its entry is unreadable: {clean(r['unreadable'])}")
+            continue
         since = r.get("since")
         when = (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))

@@ -83,6 +83,7 @@ SCOPE_KINDS = ("strategy", "symbol", "venue", "side")
 GARBAGE_SCOPE = "all"
 _HUNDRED = Decimal(100)
 _MAX_VALUE = 64
+_MAX_RAW = 200  # of a garbage entry kept for the operator (a file must not flood a log)
 
 
 def _finite(*times: object) -> str | None:
@@ -271,7 +272,11 @@ def parse_latches(doc: object) -> LatchView:
         parts = parse_scope(key)
         if parts is None:
             return LatchView(garbage=f"latch key {str(key)[:80]!r} is not a scope")
-        entry = body if _entry_ok(body) else {"reason": LATCH_REASON, "unreadable": True}
+        entry = (
+            body
+            if _entry_ok(body)
+            else {"reason": LATCH_REASON, "unreadable": str(body)[:_MAX_RAW]}
+        )
         latches[canonical_scope(parts)] = entry
     return LatchView(latches)
 
