@@ -18,6 +18,7 @@ process does not see it and no operator can lift it).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from autoheal.demo.trader import RiskCheckedSession
@@ -27,6 +28,7 @@ from autoheal.drills.steps.guard import make_session
 from autoheal.guard.risk import parse_limits
 from autoheal.guard.risk_enable import submit_enable
 from autoheal.guard.scope_latches import read_latches
+from autoheal.guard.throttle_state import Throttles
 from autoheal.guard.throttles import execution_scope
 
 __all__ = ["repeated_execution"]
@@ -65,7 +67,9 @@ async def repeated_execution(ctx: DrillContext) -> None:
             if mode == "none":
                 session.risk.throttles.record_fill = _never  # type: ignore[method-assign]
             elif mode == "memory":
-                session.risk.throttles.runtime_dir = None
+                session.risk.throttles = Throttles(
+                    limits, None, time_fn=time.monotonic, wall_fn=time.time
+                )
             session.markets = set(await session.exchange.load_markets())  # a warm trader
             # apart in price: the idempotency ledger must not be what says no
             traders[strategy] = _Trader(session, ex, price + 1000.0 * offset)
