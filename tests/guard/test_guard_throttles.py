@@ -326,3 +326,74 @@ def test_a_bad_throttle_key_is_named(table: dict[str, Any], key: str) -> None:
 
 def test_execution_scope_is_the_contract_string() -> None:
     assert execution_scope("grid", "btc/usdt", "BUY") == SCOPE
+
+
+# -- properties of RiskGuard over sequences (fake clock, real files) ---------------------------
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("submit"), st.sampled_from(("grid", "trend"))),
+        st.tuples(
+            st.just("fill"), st.sampled_from(("grid", "trend")), st.sampled_from(("buy", "sell"))
+        ),
+        st.tuples(st.just("wait"), st.floats(min_value=0.01, max_value=2.0)),
+        st.tuples(
+            st.just("enable"), st.sampled_from(("grid", "trend")), st.sampled_from(("buy", "sell"))
+        ),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=steps)
+def test_no_window_of_one_second_ever_holds_more_allowed_submits_than_the_limit(
+    ops: list[tuple[Any, ...]],
+) -> None:
+    clock = FakeClock()
+    guard = RiskGuard(parse_limits({"max_submits_per_s": 3}), None, time_fn=clock)
+    sent: dict[str, list[float]] = {"grid": [], "trend": []}
+    for op in ops:
+        if op[0] == "submit":
+            if guard.check(BUY, BOOK, strategy=op[1])[0]:
+                guard.note_sent(strategy=op[1])
+                sent[op[1]].append(clock())
+        elif op[0] == "wait":
+            clock.advance(op[1])
+    for times in sent.values():
+        for t in times:
+            assert sum(1 for u in times if t - 1.0 < u <= t) <= 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=steps)
+def test_a_scope_is_refused_exactly_while_its_latch_stands(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[Any, ...]]
+) -> None:
+    rt = tmp_path_factory.mktemp("rt")
+    clock = FakeClock()
+    limits = parse_limits({"max_repeated_executions": 2, "repeated_execution_window_s": 3})
+    guard = RiskGuard(limits, rt, time_fn=clock, wall_fn=clock)
+    fills: dict[str, list[float]] = {}
+    latched: set[str] = set()  # the model
+    for op in ops:
+        if op[0] == "fill":
+            scope = execution_scope(op[1], "BTCUSDT", op[2])
+            guard.record_fill("BTCUSDT", op[2], D("0.01"), D("100"), strategy=op[1])
+            times = [t for t in fills.get(scope, []) if t > clock() - 3] + [clock()]
+            fills[scope] = times
+            if len(times) >= 2:
+                latched.add(scope)
+        elif op[0] == "wait":
+            clock.advance(op[1])
+        elif op[0] == "enable":
+            scope = execution_scope(op[1], "BTCUSDT", op[2])
+            remove_latch(rt, scope)
+            if scope in latched:
+                latched.discard(scope)
+                fills.pop(scope, None)  # counting starts afresh
+        assert set(read_latches(rt).latches) == latched
+        for strategy in ("grid", "trend"):
+            for side in ("buy", "sell"):
+                order = RiskOrder("BTCUSDT", side, D("0.01"), D("100"))
+                refused = not guard.check(order, BOOK, strategy=strategy)[0]
+                assert refused == (execution_scope(strategy, "BTCUSDT", side) in latched)
