@@ -140,6 +140,12 @@ class RiskGuard:
         time_fn: the clock for the throttle (monotonic) ...
         wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
 
+    The execution throttles (:mod:`autoheal.guard.throttles`: message limits per
+    strategy, the collar over a window, repeated executions that disable a
+    strategy/symbol/side in ``risk_scope_latches.json``) are kept in ``throttles``
+    and checked after :func:`check_order`; ``strategy`` names the orders of a call
+    that gives none.
+
     Use: ``ok, reasons = guard.check(order, book)``; after sending, ``guard.note_sent()``;
     after a fill, ``guard.record_fill(symbol, side, qty, price)``.
     """
