@@ -72,7 +72,7 @@ class RiskDay:
     basis: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     unbooked: int = 0
     unbooked_last: str = ""
-    drawdown: Drawdown = Drawdown()  # the equity reads (autoheal.guard.risk_drawdown)
+    drawdown: Drawdown = field(default_factory=Drawdown)  # the equity reads (risk_drawdown)
 
 
 @dataclass(frozen=True, slots=True)
