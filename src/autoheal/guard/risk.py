@@ -359,6 +359,11 @@ class RiskGuard:
 
     # -- the equity reads (autoheal.guard.risk_drawdown) ----------------------------------
     @property
+    def watches_equity(self) -> bool:
+        """Whether a drawdown limit is set: the trader must report its equity every tick."""
+        return self._drawdown_limited
+
+    @property
     def drawdown_latched(self) -> bool:
         """Whether the drawdown latched (K consecutive breaching reads; durable)."""
         self._days.sync()
