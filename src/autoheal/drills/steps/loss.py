@@ -160,7 +160,7 @@ async def _trader(
         sys.executable, "-m", "autoheal.demo.trader", "--runtime-dir", str(runtime),
         "--stop-file", str(runtime / "STOP.TXT"), "--exchange", ex.url,
         "--symbol", str(ctx.params.get("symbol", "BTCUSDT")),
-        "--qty", str(ctx.params.get("qty", 0.01)), "--interval", "0.3",
+        "--qty", str(ctx.params.get("qty", 0.01)), "--interval", "0.4",
         "--heartbeat-interval", "0.2", "--http-timeout", "1.0", "--max-price-age", "5",
         "--risk-config", str(config),
     ]  # fmt: skip
