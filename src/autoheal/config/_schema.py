@@ -155,6 +155,9 @@ class RawRisk(RawRiskSymbol, frozen=True):
     max_live_notional_total: Number | None = None
     max_orders_per_second: int | None = None
     max_daily_loss: Number | None = None
+    max_drawdown: Number | None = None
+    max_drawdown_pct: Number | None = None
+    loss_breach_reads: int | None = None
     symbols: dict[str, Any] = {}  # converted one symbol at a time, so errors name it
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "PROCESS_EXITED",
     "PROCESS_MISSING",
     "RECOVERED",
+    "RISK_DRAWDOWN",
+    "RISK_PNL_UNAVAILABLE",
     "RSS_HIGH",
     "SPAWN_FAILED",
     "STABLE",
@@ -144,3 +146,10 @@ STABLE = "stable_reset"
 def exit_code_reason(code: int) -> str:
     """Return the token for an exit a rule judged, e.g. ``exit_code_78``."""
     return f"exit_code_{code}"
+
+
+# -- the guard's loss limits (issue 24; the guard's own list: autoheal.guard.risk_check.REASONS)
+#: The drawdown from the peak latched after ``loss_breach_reads`` consecutive breaching reads.
+RISK_DRAWDOWN = "risk_drawdown"
+#: An equity read that is missing or not a number: new entries paused, nothing latched.
+RISK_PNL_UNAVAILABLE = "risk_pnl_unavailable"
