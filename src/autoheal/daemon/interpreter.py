@@ -45,7 +45,7 @@ from autoheal.core.actions import (
     WriteStop,
 )
 from autoheal.core.bot_api import bot_mode
-from autoheal.core.commands import is_chaos
+from autoheal.core.commands import SCOPED_COMMANDS, is_chaos
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.liveness import stale_after_s
 from autoheal.core.observations import (
@@ -62,6 +62,7 @@ from autoheal.daemon.commands import CommandBridge, PendingCommand, observation_
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.injector import FaultInjector
 from autoheal.daemon.killswitch import KillSwitch
+from autoheal.daemon.scoped import run_scoped_command
 from autoheal.daemon.persist import Persist
 from autoheal.daemon.processes import ProcessWork
 from autoheal.daemon.runtime import Runtime
@@ -276,6 +277,9 @@ class Interpreter:
                 )
                 return
             self._x.injector(pending)
+            return
+        if command.type in SCOPED_COMMANDS:
+            run_scoped_command(self._x.killswitch, commands, pending, self._clock.wall())
             return
         obs = observation_for(command)
         if obs is None:
