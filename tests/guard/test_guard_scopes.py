@@ -40,8 +40,11 @@ from autoheal.store.scoped_halts import set_halt, sync_flags
 
 pytestmark = [pytest.mark.timeout(60)]
 
-names = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
-                min_size=1, max_size=20)
+names = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+    min_size=1,
+    max_size=20,
+)
 symbols = st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT"])
 sides = st.sampled_from(["buy", "sell"])
 scopes = st.builds(
@@ -59,6 +62,14 @@ orders = st.fixed_dictionaries(
         "side": st.none() | sides,
     }
 )
+
+
+def _not_a_scope(key: str) -> bool:
+    try:
+        parse_scope(key)
+    except ScopeError:
+        return True
+    return False
 
 
 @given(scopes)
@@ -95,7 +106,7 @@ def test_an_order_is_halted_exactly_when_the_scope_contradicts_none_of_its_field
         st.integers(),
         st.text(),
         st.lists(st.integers()),
-        st.dictionaries(st.text().filter(lambda k: _not_a_scope(k)), st.just({}), min_size=1),
+        st.dictionaries(st.text().filter(_not_a_scope), st.just({}), min_size=1),
     ),
     orders,
 )
@@ -107,14 +118,6 @@ def test_garbage_never_lets_an_order_pass(value: object, order: dict[str, Any]) 
     for action in ("buy", "sell"):
         fields = {k: v for k, v in order.items() if k != "side"}
         assert decide(status, action, reduces_position=True, **fields)[0] is False
-
-
-def _not_a_scope(key: str) -> bool:
-    try:
-        parse_scope(key)
-    except ScopeError:
-        return True
-    return False
 
 
 @given(scopes, st.one_of(st.none(), st.integers(), st.text(), st.just({"reason": 1})))

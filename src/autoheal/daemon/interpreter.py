@@ -62,10 +62,10 @@ from autoheal.daemon.commands import CommandBridge, PendingCommand, observation_
 from autoheal.daemon.effects import Effects
 from autoheal.daemon.injector import FaultInjector
 from autoheal.daemon.killswitch import KillSwitch
-from autoheal.daemon.scoped import run_scoped_command
 from autoheal.daemon.persist import Persist
 from autoheal.daemon.processes import ProcessWork
 from autoheal.daemon.runtime import Runtime
+from autoheal.daemon.scoped import run_scoped_command
 
 __all__ = ["TICK", "Executors", "Interpreter", "Item", "Tick"]
 

@@ -40,6 +40,7 @@ from autoheal.guard.deadman import DeadmanPolicy, DeadmanSwitch
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.heartbeat import Heartbeat
 from autoheal.guard.idempotency import OrderLedger
+from autoheal.guard.scopes import Scope
 
 __all__ = ["main", "make_exchange", "parse_args"]
 
@@ -67,8 +68,8 @@ class _KillsEverything(GuardedExchange):
 class _KillsUnverified(GuardedExchange):
     """The mutation ``--kill-unverified``: one pass of cancels, never read back."""
 
-    async def kill(self, *, reason: str = "kill") -> KillReport:
-        own, _unread = await self._own_open_orders()
+    async def kill(self, *, reason: str = "kill", scope: Scope | None = None) -> KillReport:
+        own, _unread = await self._own_open_orders(scope)
         cancelled = []
         for order in own:
             try:

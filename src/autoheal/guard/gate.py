@@ -386,11 +386,11 @@ class TradingGate:
             )
         if new.scoped != old.scoped:
             if new.scoped.garbage:
-                log.error("[gate] scoped_halts unreadable (%s): all new orders halted",
-                          new.scoped.garbage)
+                log.error(
+                    "[gate] scoped_halts unreadable (%s): all new orders halted", new.scoped.garbage
+                )
             else:
-                log.warning("[gate] scoped halts: %s",
-                            ", ".join(new.scoped.by_name()) or "none")
+                log.warning("[gate] scoped halts: %s", ", ".join(new.scoped.by_name()) or "none")
         if new.flags != old.flags and new.kill_switch_known:
             if new.flags is None:
                 log.error("[gate] flags_invalid (%s): all new orders halted", new.flags_detail)

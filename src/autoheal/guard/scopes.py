@@ -47,6 +47,7 @@ __all__ = [
     "ScopeError",
     "halted_scope",
     "merge_views",
+    "own_order_in_scope",
     "parse_halts",
     "parse_scope",
     "strategy_tag",
@@ -282,3 +283,27 @@ def strategy_tag_of(client_id: str, prefix: str) -> str | None:
     if not 1 <= n <= _TAG_MAX or len(rest) < 2 + n:
         return None
     return rest[2 : 2 + n]
+
+
+def own_order_in_scope(
+    scope: Scope,
+    *,
+    client_id: str,
+    prefix: str,
+    symbol: str | None,
+    venue: str | None,
+    side: str | None,
+) -> bool:
+    """Whether one of this runtime's orders at the venue is inside ``scope`` (to cancel it).
+
+    Its strategy is read from its client id; an order whose id carries no strategy
+    (placed with none) counts as inside a strategy's scope, as the gate counts it:
+    a kill that cancels one order too many is the safe way to be wrong.
+    """
+    if scope.strategy is not None:
+        tag = strategy_tag_of(client_id, prefix)
+        if tag is not None and tag != strategy_tag(scope.strategy):
+            return False
+    return Scope(None, scope.symbol, scope.venue, scope.side).matches(
+        symbol=symbol, venue=venue, side=side
+    )

@@ -25,6 +25,7 @@ from autoheal.drills.steps.guard import (
 from autoheal.drills.steps.judging import daemon_template
 from autoheal.drills.steps.orders import unknown_outcome_never_resent
 from autoheal.drills.steps.outage import exchange_outage
+from autoheal.drills.steps.scoped import scoped_kill
 
 __all__ = ["KINDS", "Step"]
 
@@ -46,4 +47,5 @@ KINDS: dict[str, Step] = {
     "ccxt_unknown_outcome": ccxt_unknown_outcome,
     "freqtrade": freqtrade_drill,
     "daemon_template": daemon_template,
+    "scoped_kill": scoped_kill,
 }
