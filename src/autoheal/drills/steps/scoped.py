@@ -8,8 +8,9 @@ way the daemon writes it (the record, then the flags' key:
 orders of that symbol, and reads the open orders again until none remain
 (``[kill] scope=... verified``); the other symbol's orders stay, and a new order
 there is placed while one for the halted symbol is refused (``scoped_halt:...``).
-Counted at the venue. Mutation: ``scope_cancel = false`` (the bot's guard does not
-act on a scoped halt: the halted symbol's orders stay resting).
+Counted at the venue. Mutations: ``scope_cancel = false`` (the bot's guard does not
+act on a scoped halt: the halted symbol's orders stay resting) and ``scope_only =
+false`` (a scoped kill that cancels every own order: the other symbol's go too).
 """
 
 from __future__ import annotations
@@ -46,8 +47,14 @@ class _IgnoresScopes(GuardedExchange):
         return await super().kill(reason=reason)
 
 
-def _market_id(order: dict[str, Any]) -> str:
-    return str(order.get("symbol"))
+class _KillsOutOfScope(GuardedExchange):
+    """The mutation ``scope_only = false``: a scoped kill cancels every own order."""
+
+    def _in_scope(self, order: dict[str, Any], scope: Any) -> bool:
+        return True
+
+    def _symbol_in_scope(self, symbol: str, scope: Any) -> bool:
+        return True
 
 
 async def scoped_kill(ctx: DrillContext) -> None:
@@ -58,7 +65,11 @@ async def scoped_kill(ctx: DrillContext) -> None:
     creds = _credentials(ctx, venue)
     ex = await ctx.start_exchange(credentials=creds)
     rt = as_the_daemon_leaves_it(ctx.runtime_dir / "bot")
-    kind = GuardedExchange if bool(p.get("scope_cancel", True)) else _IgnoresScopes
+    kind: type[GuardedExchange] = GuardedExchange
+    if not bool(p.get("scope_cancel", True)):
+        kind = _IgnoresScopes
+    if not bool(p.get("scope_only", True)):
+        kind = _KillsOutOfScope
     scope = parse_scope(str(p.get("scope", "symbol=BTCUSDT")))
     ctx.details["scope"] = str(scope)
     bot = kind(
