@@ -26,6 +26,7 @@ __all__ = [
     "EXEC_FAILED",
     "EXEC_TIMEOUT",
     "FAILSAFE_ACTIVE",
+    "SCOPED_HALT",
     "FDS_HIGH",
     "FEED_INVALID",
     "FEED_MISSING",
@@ -138,6 +139,9 @@ RECOVERED = "recovered"
 VERIFIED = "verified"
 STARTED = "started"
 STABLE = "stable_reset"
+#: An order inside an operator's scoped halt (``scoped_halt:<scope>`` from the gate;
+#: :data:`autoheal.guard.scopes.SCOPED_HALT`).
+SCOPED_HALT = "scoped_halt"
 
 
 # -- a service's exit-code rules (issue 23): ``failsafe_exit_codes``, ``restart_exit_codes``
