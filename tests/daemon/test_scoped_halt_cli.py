@@ -89,6 +89,11 @@ def test_with_no_daemon_the_cli_acts_directly(config: Config) -> None:
     gate = _gate(config)
     assert gate.allowed("buy", symbol="BTCUSDT", strategy="grid")[1] == "scoped_halt:strategy=grid"
     assert gate.allowed("buy", symbol="BTCUSDT", strategy="trend")[1] != "scoped_halt:strategy=grid"
+    shown = cli(config, "status")
+    assert "scoped halt strategy=grid: runaway, set by" in shown.out, shown
+    as_json = json.loads(cli(config, "status", "--json").out)
+    assert as_json["scoped_halts"]["strategy=grid"]["reason"] == "runaway"
+    assert as_json["scoped_halts_error"] is None
     ran = cli(config, "failsafe", "clear", "--scope", "strategy=grid", "--reason", "ok")
     assert ran.code == 0, ran
     assert _record(config) == {}
