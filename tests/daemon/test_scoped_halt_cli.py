@@ -18,7 +18,16 @@ import pytest
 from autoheal.config import Config
 from autoheal.guard.gate import TradingGate
 from autoheal.testing import FakeProcessControl
-from tests.daemon.commands_support import acli, cli, events, flags, os_user, running_daemon
+from tests.daemon.commands_support import (
+    acli,
+    cli,
+    events,
+    flags,
+    health,
+    os_user,
+    running_daemon,
+    until,
+)
 from tests.daemon.commands_support import write_config as _write_config
 
 pytestmark = [pytest.mark.timeout(60)]
@@ -54,6 +63,11 @@ async def test_a_scoped_halt_through_the_daemon_holds_until_its_own_clear(config
         halt = flags(config)["scoped_halts"]["symbol=BTCUSDT"]
         assert (halt["reason"], halt["set_by"]) == ("bad fills", os_user())
         assert "symbol=BTCUSDT" in _record(config)
+        await until(
+            lambda: "symbol=BTCUSDT" in (health(config).get("scoped_halts") or {}),
+            "the health document shows the scoped halt",
+            within=5,
+        )
         gate = _gate(config)
         assert gate.allowed("buy", symbol="BTCUSDT") == (False, "scoped_halt:symbol=BTCUSDT")
         assert gate.allowed("buy", symbol="ETHUSDT") == (True, "ok")

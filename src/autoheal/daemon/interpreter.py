@@ -280,6 +280,7 @@ class Interpreter:
             return
         if command.type in SCOPED_COMMANDS:
             run_scoped_command(self._x.killswitch, commands, pending, self._clock.wall())
+            self._persist.mark_health()  # the health document shows the scoped halts
             return
         obs = observation_for(command)
         if obs is None:

@@ -16,16 +16,18 @@ refused (``scoped_halts_unreadable``) and the guard halts every order meanwhile.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoheal.guard.scopes import SCOPED_HALTS_KEY, Halt, HaltsView, parse_halts
+from autoheal.guard.scopes import SCOPED_HALTS_KEY, Halt, HaltsView, merge_views, parse_halts
 from autoheal.store import layout
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = [
     "RECORD_FILENAME",
+    "HaltsReader",
     "RecordUnreadableError",
     "clear_halt",
     "flags_doc_with_halts",
@@ -135,3 +137,40 @@ def sync_flags(runtime_dir: Path) -> bool:
         return False
     write_json_atomic(path, doc)
     return True
+
+
+def _sig(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+class HaltsReader:
+    """The scoped halts as the guard sees them (the flags' key and the record, their
+    union), re-read only when one of the two files changed (``stat``), for the health
+    document that the daemon builds at each beat and scrape."""
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self._record = Path(runtime_dir) / RECORD_FILENAME
+        self._flags = Path(runtime_dir) / layout.FLAGS
+        self._sigs: object = object()
+        self._view = HaltsView()
+
+    def view(self) -> HaltsView:
+        sigs = (_sig(self._record), _sig(self._flags))
+        if sigs != self._sigs:
+            self._sigs = sigs
+            flags = read_json(self._flags)
+            value = None if flags.doc is None else flags.doc.get(SCOPED_HALTS_KEY)
+            self._view = merge_views(parse_halts(value), read_view(self._record.parent))
+        return self._view
+
+    def doc(self) -> dict[str, Any]:
+        """For the health document: ``{"halts": {scope: entry}, "error": str | None}``."""
+        view = self.view()
+        return {
+            "halts": {name: h.to_doc() for name, h in view.by_name().items()},
+            "error": view.garbage or None,
+        }
