@@ -122,6 +122,7 @@ async def trade(args: argparse.Namespace) -> int:
         breaker=CircuitBreaker(runtime_dir),
         prefix=args.prefix,
         kill_within_s=args.kill_within,
+        strategy=args.strategy,
     )
     heartbeat = Heartbeat(runtime_dir, "ccxt_trader")
     try:
@@ -182,6 +183,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deadman-refresh", type=float, default=30.0)
     p.add_argument("--no-deadman", dest="deadman_countdown", action="store_const", const=0.0)
     p.add_argument("--prefix", default="ah", help="this runtime's client order id prefix")
+    p.add_argument(
+        "--strategy",
+        default=None,
+        help="the strategy its orders carry (client order id, ledger; scoped halts)",
+    )
     p.add_argument(
         "--kill-everything",
         action="store_true",
