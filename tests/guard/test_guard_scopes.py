@@ -82,6 +82,9 @@ def test_the_scope_string_is_canonical() -> None:
     assert str(parse_scope("side=BUY, symbol=btc/usdt,strategy=grid")) == (
         "strategy=grid,symbol=BTCUSDT,side=buy"
     )
+    assert parse_scope("symbol=BTC/USDT:USDT").matches(symbol="BTCUSDT")
+    assert Scope(symbol="BTCUSDT").matches(symbol="BTC/USDT:USDT")
+    assert not Scope(symbol="BTCUSDT").matches(symbol="ETH/USDT:USDT")
     for bad in ("", "symbol", "colour=red", "symbol=a,symbol=b", "side=hold", "symbol=//"):
         with pytest.raises(ScopeError):
             parse_scope(bad)

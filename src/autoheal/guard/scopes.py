@@ -50,6 +50,7 @@ __all__ = [
     "own_order_in_scope",
     "parse_halts",
     "parse_scope",
+    "scope_symbol",
     "strategy_tag",
     "strategy_tag_of",
     "tagged_name",
@@ -103,7 +104,7 @@ class Scope:
         """Whether an order with these fields is inside the scope (a field not given matches)."""
         given = (
             strategy,
-            None if symbol is None else normalize_symbol(symbol),
+            None if symbol is None else scope_symbol(symbol),
             venue,
             None if side is None else side.strip().lower(),
         )
@@ -111,6 +112,16 @@ class Scope:
             want is None or have is None or want == have
             for want, have in zip(self._values(), given, strict=True)
         )
+
+
+def scope_symbol(symbol: str) -> str:
+    """A symbol as scopes compare it: the guard's normalisation of what comes before a
+    ccxt settle suffix (``BTC/USDT:USDT``, ``btc/usdt`` and ``BTCUSDT`` are ``BTCUSDT``).
+
+    A venue's own market id that says more (OKX's ``BTC-USDT-SWAP``) stays distinct:
+    name the scope as the orders' market ids read.
+    """
+    return normalize_symbol(str(symbol).split(":", 1)[0])
 
 
 def parse_scope(text: str) -> Scope:
@@ -137,7 +148,7 @@ def parse_scope(text: str) -> Scope:
         if not _VALUE.match(value):
             raise ScopeError(f"{kind}={value!r}: 1 to 64 letters, digits or ._:/-")
         if kind == "symbol":
-            value = normalize_symbol(value)
+            value = scope_symbol(value)
             if not value:
                 raise ScopeError(f"symbol in {text!r} has no letters or digits")
         if kind == "side":
