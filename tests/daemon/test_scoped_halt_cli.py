@@ -86,6 +86,9 @@ async def test_a_scoped_halt_through_the_daemon_holds_until_its_own_clear(config
         assert "scoped_halts" not in flags(config)
         assert _record(config) == {}
         assert gate.allowed("buy", symbol="BTCUSDT") == (True, "ok")
+    told = (config.paths.runtime_dir / "notifications.log").read_text()
+    assert "failsafe_enter_scope symbol=BTCUSDT by " in told
+    assert "failsafe_clear_scope symbol=BTCUSDT by " in told
     (enter,) = events(config, kind="failsafe_enter_scope.started")
     trail = [e.kind for e in events(config, command_id=enter.command_id)]
     assert trail == [

@@ -27,9 +27,7 @@ def _halts(rt: Any) -> dict[str, Any]:
     return (rt.flags() or {}).get("scoped_halts") or {}
 
 
-def test_a_scoped_halt_is_set_shown_and_cleared_from_the_page(
-    tmp_path: Path, browser: Any
-) -> None:
+def test_a_scoped_halt_is_set_shown_and_cleared_from_the_page(tmp_path: Path, browser: Any) -> None:
     rt, url = start(tmp_path, token=True)
     with rt:
         page = browser.new_page(viewport={"width": 1100, "height": 900})
