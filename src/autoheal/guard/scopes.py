@@ -28,6 +28,7 @@ can tell its orders at the venue from the others'.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -102,18 +103,30 @@ class Scope:
         side: str | None = None,
     ) -> bool:
         """Whether an order with these fields is inside the scope (a field not given matches)."""
-        given = (
-            strategy,
-            None if symbol is None else scope_symbol(symbol),
-            venue,
-            None if side is None else side.strip().lower(),
-        )
-        return all(
-            want is None or have is None or want == have
-            for want, have in zip(self._values(), given, strict=True)
-        )
+        return _within(self, _given(strategy, symbol, venue, side))
 
 
+def _given(
+    strategy: str | None, symbol: str | None, venue: str | None, side: str | None
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """An order's fields as scopes compare them (normalised once per order)."""
+    return (
+        strategy,
+        None if symbol is None else scope_symbol(symbol),
+        venue,
+        None if side is None else side.strip().lower(),
+    )
+
+
+def _within(scope: Scope, given: tuple[str | None, ...]) -> bool:
+    """Every kind the scope names equals the order's, or the order does not give it."""
+    for want, have in zip(scope._values(), given, strict=True):
+        if want is not None and have is not None and want != have:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
 def scope_symbol(symbol: str) -> str:
     """A symbol as scopes compare it: the guard's normalisation of what comes before a
     ccxt settle suffix (``BTC/USDT:USDT``, ``btc/usdt`` and ``BTCUSDT`` are ``BTCUSDT``).
@@ -178,6 +191,12 @@ class HaltsView:
     halts: Mapping[Scope, Halt] = field(default_factory=dict)
     #: Non-empty: the value could not be read as scopes; every order is halted.
     garbage: str = ""
+    #: (name, scope) in name order, made once: the gate's hot path only compares.
+    ordered: tuple[tuple[str, Scope], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        named = sorted((str(scope), scope) for scope in self.halts)
+        object.__setattr__(self, "ordered", tuple(named))
 
     @property
     def halts_all(self) -> bool:
@@ -185,7 +204,7 @@ class HaltsView:
 
     def by_name(self) -> dict[str, Halt]:
         """The halts keyed by their scope string, in a stable order."""
-        return {str(s): self.halts[s] for s in sorted(self.halts, key=str)}
+        return {name: self.halts[scope] for name, scope in self.ordered}
 
 
 def _entry(value: object) -> Halt:
@@ -245,9 +264,12 @@ def halted_scope(
     """
     if view.garbage:
         return ALL
-    for scope in sorted(view.halts, key=str):
-        if scope.matches(strategy=strategy, symbol=symbol, venue=venue, side=side):
-            return str(scope)
+    if not view.ordered:
+        return None
+    given = _given(strategy, symbol, venue, side)
+    for name, scope in view.ordered:
+        if _within(scope, given):
+            return name
     return None
 
 
