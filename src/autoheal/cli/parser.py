@@ -144,6 +144,12 @@ def _add_failsafe(sub: _Sub) -> None:
         help="reduce-only: only position-reducing sells (also to unwind inside a failsafe)",
     )
     p.add_argument("--reason", required=True)
+    p.add_argument(
+        "--scope",
+        default=None,
+        help="halt (enter) or lift (clear) only a subset: kind=value[,...] with kinds "
+        "strategy, symbol, venue, side (e.g. symbol=BTCUSDT); default: the whole runtime",
+    )
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--timeout", type=float, default=30.0)

@@ -68,6 +68,8 @@ class StatusSnapshot:
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The wall clock the ages were computed against (the outlook's countdowns too).
     now: float | None = None
+    #: The scoped halts (a :class:`autoheal.guard.scopes.HaltsView`), None: not read.
+    scoped: Any = None
 
     @property
     def daemon_stale(self) -> bool:
@@ -128,7 +130,8 @@ def read_status(
         health_age_s=_age(health.doc, now),
         daemon=daemon,
         daemon_age_s=_age(daemon.doc, now),
-        flags=read_flags(runtime_dir),
+        flags=(flags_read := read_flags(runtime_dir)),
+        scoped=_read_scoped(runtime_dir, flags_read),
         stop_present=present,
         stop_line=read_stop_line(Path(stop_file)) if present else "",
         stale_after_s=stale_after_s(heartbeat_interval_s),
@@ -365,6 +368,7 @@ def render_text(snap: StatusSnapshot) -> str:
         lines.append(health_problem)
     if snap.flags.flags is not None and snap.flags.missing:
         lines.append("global_flags.json missing: defaults apply (NORMAL, no failsafe)")
+    lines += _scoped_lines(snap)
     if snap.stop_present:
         lines.append(f"STOP.TXT present: {clean(snap.stop_line)}  (new orders halted)")
     else:
@@ -400,6 +404,33 @@ def _outlook_json(components: dict[str, Any], now: float | None) -> dict[str, An
     return out
 
 
+def _read_scoped(runtime_dir: Path, flags: FlagsRead) -> Any:
+    """The scoped halts as the guard sees them: the flags' key and the daemon's record."""
+    from autoheal.guard.scopes import merge_views, parse_halts
+    from autoheal.store.scoped_halts import read_view
+
+    return merge_views(parse_halts(flags.scoped_halts), read_view(runtime_dir))
+
+
+def _scoped_view(snap: StatusSnapshot) -> Any:
+    from autoheal.guard.scopes import HaltsView
+
+    return snap.scoped if snap.scoped is not None else HaltsView()
+
+
+def _scoped_lines(snap: StatusSnapshot) -> list[str]:
+    """A line per scoped halt (``failsafe enter --scope``); garbage halts every order."""
+    view = _scoped_view(snap)
+    if view.garbage:
+        return [f"SCOPED HALTS UNREADABLE: {clean(view.garbage)}  (every new order halted)"]
+    return [
+        f"scoped halt {clean(name)}: {clean(h.reason or 'no reason')}, set by "
+        f"{clean(h.set_by or '?')}  (orders in this scope halted; "
+        f"autoheal failsafe clear --scope {clean(name)})"
+        for name, h in view.by_name().items()
+    ]
+
+
 def render_json(snap: StatusSnapshot) -> dict[str, Any]:
     """The health document plus what ``status`` adds: daemon staleness, flags, STOP.TXT,
     and each component's outlook counted down against this command's clock."""
@@ -424,6 +455,9 @@ def render_json(snap: StatusSnapshot) -> dict[str, Any]:
         alerts=snap.alerts,
         exit_code=exit_code(snap),
     )
+    view = _scoped_view(snap)
+    doc["scoped_halts"] = {name: h.to_doc() for name, h in view.by_name().items()}
+    doc["scoped_halts_error"] = view.garbage or None
     return doc
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "RISK_DRAWDOWN",
     "RISK_PNL_UNAVAILABLE",
     "RSS_HIGH",
+    "SCOPED_HALT",
     "SPAWN_FAILED",
     "STABLE",
     "STARTED",
@@ -140,6 +141,9 @@ RECOVERED = "recovered"
 VERIFIED = "verified"
 STARTED = "started"
 STABLE = "stable_reset"
+#: An order inside an operator's scoped halt (``scoped_halt:<scope>`` from the gate;
+#: :data:`autoheal.guard.scopes.SCOPED_HALT`).
+SCOPED_HALT = "scoped_halt"
 
 
 # -- a service's exit-code rules (issue 23): ``failsafe_exit_codes``, ``restart_exit_codes``

@@ -19,6 +19,9 @@ FLAGS = "global_flags.json"
 #: The guard's daily-loss latch: a request for REDUCE_ONLY that only the daemon
 #: (on an operator's clear) or an operator removes.
 RISK_LATCH = "risk_latch.json"
+#: Scoped halts (``autoheal failsafe enter --scope``): the daemon's durable record of
+#: them; their copy under ``scoped_halts`` in the flags is what a flags reader sees.
+SCOPED_HALTS = "scoped_halts.json"
 
 #: The daemon's own files.
 HEALTH = "health_v2.json"
@@ -64,6 +67,7 @@ def owned_files(runtime_dir: PurePath, services: Iterable[str]) -> dict[PurePath
     rt = runtime_dir
     found: dict[PurePath, str] = {
         rt / FLAGS: "the kill switch's flags file",
+        rt / SCOPED_HALTS: "the daemon's record of scoped halts",
         rt / HEALTH: "the health file",
         rt / STATE: "the daemon's state file",
         rt / DAEMON_HEARTBEAT: "the daemon's heartbeat",

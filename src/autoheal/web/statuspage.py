@@ -56,13 +56,19 @@ COMMANDS = {
     "failsafe_enter": False,
     "failsafe_clear": False,
     "breaker_reset": False,  # every breaker; run under the guard's file lock, off the loop
+    # A scoped halt (RTS 6 Art. 12): the target is the scope (``symbol=BTCUSDT``).
+    "failsafe_enter_scope": True,
+    "failsafe_clear_scope": True,
 }
+_SCOPED = frozenset({"failsafe_enter_scope", "failsafe_clear_scope"})
 _OPERATOR_BAR = (
     '<div id="opbar">token <input id="token" type="password" autocomplete="off">'
     ' reason <input id="reason" value="">'
     ' <button class="op" data-type="failsafe_enter">failsafe enter</button>'
     ' <button class="op" data-type="failsafe_clear">failsafe clear</button>'
     ' <button class="op" data-type="breaker_reset">reset breakers</button>'
+    ' scope <input id="scope" value="" placeholder="symbol=BTCUSDT">'
+    ' <button class="op" data-type="failsafe_enter_scope" data-scope-input="1">halt scope</button>'
     ' <span id="opresult"></span></div>'
 )
 MAX_BODY_BYTES = 4096
@@ -210,6 +216,31 @@ def _dependency_rows(doc: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _scoped_rows(doc: Mapping[str, Any], operator: bool) -> str:
+    """A line per scoped halt, with a clear button for an operator (see the page's script)."""
+    rows = []
+    error = doc.get("scoped_halts_error")
+    if error:
+        rows.append(
+            f'<li class="scoped-error">SCOPED HALTS UNREADABLE: {_esc(error)} '
+            "(every new order halted)</li>"
+        )
+    for scope, raw in sorted(_mapping(doc.get("scoped_halts")).items()):
+        h = _mapping(raw)
+        button = (
+            f' <button class="op" data-type="failsafe_clear_scope" data-target="{_esc(scope)}">'
+            "clear</button>"
+            if operator
+            else ""
+        )
+        rows.append(
+            f'<li data-scope="{_esc(scope)}"><span class="scope">{_esc(scope)}</span>: '
+            f'<span class="why">{_esc(h.get("reason") or "no reason")}, set by '
+            f"{_esc(h.get('set_by') or '?')}</span>{button}</li>"
+        )
+    return "\n".join(rows) or '<li class="none">none</li>'
+
+
 def _event_rows(events: list[dict[str, Any]]) -> str:
     rows = []
     for i in range(EVENT_ROWS):
@@ -257,6 +288,7 @@ def render_page(
         components=_component_rows(doc, operator),
         outlook=_outlook_rows(doc),
         dependencies=_dependency_rows(doc),
+        scoped=_scoped_rows(doc, operator),
         events=_event_rows(events),
         operator_bar=_OPERATOR_BAR if operator else "",
         operator="true" if operator else "false",
@@ -390,6 +422,16 @@ class StatusPage:
             return json_response(400, {"error": f"type must be one of {sorted(COMMANDS)}"})
         if not isinstance(reason, str) or not reason.strip():
             return json_response(400, {"error": "a reason is required"})
+        if kind in _SCOPED:
+            from autoheal.guard.scopes import ScopeError, parse_scope
+
+            try:
+                scope = parse_scope(target)
+            except ScopeError as exc:
+                return json_response(400, {"error": f"scope: {exc}"})
+            if scope.is_all:
+                return json_response(400, {"error": "scope all: use failsafe enter/clear"})
+            target = str(scope)
         actor = f"web:{exchange.peer}"
         if kind == "breaker_reset":
             # It waits for the guard's file lock: never on the daemon's loop.

@@ -26,6 +26,7 @@ from autoheal.drills.steps.judging import daemon_template
 from autoheal.drills.steps.loss import daily_loss_restart, equity_reads
 from autoheal.drills.steps.orders import unknown_outcome_never_resent
 from autoheal.drills.steps.outage import exchange_outage
+from autoheal.drills.steps.scoped import scoped_kill
 
 __all__ = ["KINDS", "Step"]
 
@@ -49,4 +50,5 @@ KINDS: dict[str, Step] = {
     "daemon_template": daemon_template,
     "risk_equity_reads": equity_reads,
     "risk_daily_loss_restart": daily_loss_restart,
+    "scoped_kill": scoped_kill,
 }
