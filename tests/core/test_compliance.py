@@ -1,4 +1,4 @@
-"""The compliance judgement (``core/compliance.py``): a stale, failed or garbled proof never passes."""
+"""The compliance judgement (``core/compliance.py``): a stale, failed or garbled proof fails."""
 
 from __future__ import annotations
 
@@ -39,12 +39,29 @@ def passed_everywhere(now: float = NOW) -> dict[str, DrillRecord]:
 
 def test_matrix_names_every_issue_24_control_and_drill() -> None:
     articles = " ".join(c.article for c in CONTROLS)
-    for part in ("Art. 12", "15(1)(a)", "15(1)(b)", "15(1)(c)", "15(1)(d)", "15(2)", "15(3)",
-                 "Art. 16", "Art. 17", "FIA"):
+    for part in (
+        "Art. 12",
+        "15(1)(a)",
+        "15(1)(b)",
+        "15(1)(c)",
+        "15(1)(d)",
+        "15(2)",
+        "15(3)",
+        "Art. 16",
+        "Art. 17",
+        "FIA",
+    ):
         assert part in articles
-    for drill in ("scoped_kill_symbol", "daily_loss_survives_restart", "phantom_loss_read",
-                  "repeated_execution_throttle", "drawdown_from_peak",
-                  "reconcile_unknown_order", "live_gating_e", "breaker_trip"):
+    for drill in (
+        "scoped_kill_symbol",
+        "daily_loss_survives_restart",
+        "phantom_loss_read",
+        "repeated_execution_throttle",
+        "drawdown_from_peak",
+        "reconcile_unknown_order",
+        "live_gating_e",
+        "breaker_trip",
+    ):
         assert drill in drill_names()
     assert len({c.key for c in CONTROLS}) == len(CONTROLS)
     assert all(c.drills and c.mechanism for c in CONTROLS)
@@ -106,8 +123,10 @@ def test_a_row_without_drills_never_passes() -> None:
 
 @pytest.mark.parametrize("now", [math.nan, math.inf])
 def test_a_bad_now_is_unknown(now: float) -> None:
-    assert judge_drill("breaker_trip", passed_everywhere(), now=now, window_s=DAY).verdict \
+    assert (
+        judge_drill("breaker_trip", passed_everywhere(), now=now, window_s=DAY).verdict
         is Verdict.UNKNOWN
+    )
 
 
 def test_a_nan_window_is_stale_not_passed() -> None:
@@ -115,27 +134,44 @@ def test_a_nan_window_is_stale_not_passed() -> None:
     assert verdict.verdict is Verdict.STALE
 
 
-@given(st.dictionaries(NAMES, st.tuples(STATUSES, st.floats(0, 2e9), st.floats(0, 1e4)),
-                       max_size=20))
+@given(
+    st.dictionaries(NAMES, st.tuples(STATUSES, st.floats(0, 2e9), st.floats(0, 1e4)), max_size=20)
+)
 def test_history_round_trips(entries: dict[str, tuple[str, float, float]]) -> None:
-    records = {n: DrillRecord(n, s, f, d, None, f if s == "PASSED" else None)
-               for n, (s, f, d) in entries.items()}
+    records = {
+        n: DrillRecord(n, s, f, d, None, f if s == "PASSED" else None)
+        for n, (s, f, d) in entries.items()
+    }
     assert parse_history(history_doc(records)) == records
 
 
 GARBAGE = [
-    None, [], "x", 1, {}, {"schema": 2, "drills": {}}, {"schema": 1},
+    None,
+    [],
+    "x",
+    1,
+    {},
+    {"schema": 2, "drills": {}},
+    {"schema": 1},
     {"schema": 1, "drills": []},
     {"schema": 1, "drills": {"a": {"status": "PASSED", "finished_at": "1", "duration_s": 1}}},
     {"schema": 1, "drills": {"a": {"status": "OK", "finished_at": 1, "duration_s": 1}}},
     {"schema": 1, "drills": {"a": {"status": "PASSED", "finished_at": True, "duration_s": 1}}},
     {"schema": 1, "drills": {"a": {"status": "PASSED", "finished_at": -1.0, "duration_s": 1}}},
-    {"schema": 1, "drills": {"a": {"status": "PASSED", "finished_at": 1, "duration_s": 1,
-                                   "margin_pct": math.nan}}},
-    {"schema": 1, "drills": {"a\x1b[2J": {"status": "PASSED", "finished_at": 1,
-                                          "duration_s": 1}}},
-    {"schema": 1, "drills": {"ok": {"status": "PASSED", "finished_at": 1, "duration_s": 1},
-                             "bad": {"status": "PASSED"}}},
+    {
+        "schema": 1,
+        "drills": {
+            "a": {"status": "PASSED", "finished_at": 1, "duration_s": 1, "margin_pct": math.nan}
+        },
+    },
+    {"schema": 1, "drills": {"a\x1b[2J": {"status": "PASSED", "finished_at": 1, "duration_s": 1}}},
+    {
+        "schema": 1,
+        "drills": {
+            "ok": {"status": "PASSED", "finished_at": 1, "duration_s": 1},
+            "bad": {"status": "PASSED"},
+        },
+    },
 ]
 
 

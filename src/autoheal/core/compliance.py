@@ -16,7 +16,7 @@ Ages are wall-clock seconds: a drill history is written by one process (``autohe
 drill run``) and read by another, maybe days later, so no monotonic clock spans them.
 ``now`` is an argument; nothing here reads a clock or a file.
 
-The history document (``<runtime_dir>/drills/history.json``)::
+The history document (``<runtime_dir>/drill_history.json``)::
 
     {"schema": 1, "drills": {"breaker_trip": {"status": "PASSED", "finished_at": 1.7e9,
      "duration_s": 1.2, "margin_pct": 25.0, "last_passed_at": 1.7e9}}}
@@ -140,9 +140,7 @@ def _record(name: object, body: object) -> DrillRecord | None:
         return None
     margin = body.get("margin_pct")
     if margin is not None and (
-        isinstance(margin, bool)
-        or not isinstance(margin, int | float)
-        or not math.isfinite(margin)
+        isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)
     ):
         return None
     passed_at = body.get("last_passed_at")
@@ -207,8 +205,10 @@ def merge_history(
         if not _NAME.fullmatch(r.name):
             continue
         previous = merged.get(r.name)
-        passed_at = r.finished_at if r.status == "PASSED" else (
-            previous.last_passed_at if previous is not None else None
+        passed_at = (
+            r.finished_at
+            if r.status == "PASSED"
+            else (previous.last_passed_at if previous is not None else None)
         )
         merged[r.name] = DrillRecord(
             r.name, r.status, r.finished_at, r.duration_s, r.margin_pct, passed_at
@@ -261,9 +261,7 @@ def judge_matrix(
     """
     rows = []
     for control in controls:
-        drills = tuple(
-            judge_drill(d, history, now=now, window_s=window_s) for d in control.drills
-        )
+        drills = tuple(judge_drill(d, history, now=now, window_s=window_s) for d in control.drills)
         worst = max((d.verdict for d in drills), key=_RANK.__getitem__, default=Verdict.NEVER_RUN)
         rows.append(RowVerdict(control, worst, drills))
     return Matrix(tuple(rows), window_s, now, history is not None)
