@@ -260,3 +260,18 @@ async def test_a_failing_risk_reader_costs_the_panel_not_the_page() -> None:
             async with httpx.AsyncClient(timeout=5) as client:
                 response = await client.get(f"http://127.0.0.1:{port}/")
     assert response.status_code == 200 and "risk panel unavailable" in response.text
+
+
+def test_status_json_has_the_risk_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autoheal.cli import main
+
+    cfg = make_config(tmp_path)
+    write_files(cfg.paths.runtime_dir)
+    main(["status", "--config", str(cfg.path), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["risk"]["daily_loss"]["used"] == "120.5"
+    assert doc["risk"]["scoped_halts"]["rows"][0]["scope"] == "symbol=BTCUSDT"
+    main(["status", "--config", str(cfg.path)])
+    assert "risk" not in capsys.readouterr().out  # the text view stays as it was

@@ -20,7 +20,6 @@ The same object is returned until something changed, so the page's stream can te
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
     from autoheal.guard.risk_limits import RiskLimits
 
 __all__ = ["MAX_BYTES", "RECONCILIATION", "REFRESH_S", "SCOPE_LATCHES", "RiskFiles", "limits_view"]
-
-log = logging.getLogger("autoheal")
 
 REFRESH_S = 1.0
 MAX_BYTES = 256 * 1024
@@ -166,7 +163,11 @@ class RiskFiles:
             self._failed = False
         except Exception as exc:  # the page is an observer: a bug here costs the panel only
             if not self._failed:
-                log.error("risk_panel_failed error=%s: %s", type(exc).__name__, exc)
+                import logging  # here: ``autoheal status --json`` imports no logging
+
+                logging.getLogger("autoheal").error(
+                    "risk_panel_failed error=%s: %s", type(exc).__name__, exc
+                )
             self._failed = True
             self._view = None
         return self._view
