@@ -84,17 +84,19 @@ def _bar(view: Mapping[str, Any]) -> str:
 def _headroom(risk: Mapping[str, Any]) -> str:
     rows = []
     loss = _m(risk.get("daily_loss"))
-    note = " latched" if loss.get("latched") else ""
+    day = _esc(f"UTC day {loss.get('day')}" if loss.get("day") else "")
+    note = " LATCHED" if loss.get("latched") else ""
     rows.append(
-        f'<tr data-risk="daily_loss"><td class="what">day\'s loss '
-        f"{_esc(loss.get('day') or '')}{note}</td>{_bar(loss)}</tr>"
+        f'<tr data-risk="daily_loss"><td class="what" title="{day}">day\'s loss{note}</td>'
+        f"{_bar(loss)}</tr>"
     )
     dd = _m(risk.get("drawdown"))
     reads = dd.get("breach_reads")
-    extra = f" (breach reads {reads})" if isinstance(reads, int) and reads else ""
+    extra = f", {reads} breach read(s)" if isinstance(reads, int) and reads else ""
+    peak = _esc(f"peak {dd.get('peak_equity')}, equity {dd.get('equity')}{extra}")
     rows.append(
-        f'<tr data-risk="drawdown"><td class="what">drawdown from peak{_esc(extra)}'
-        f"</td>{_bar(dd)}</tr>"
+        f'<tr data-risk="drawdown"><td class="what" title="{peak}">drawdown from peak</td>'
+        f"{_bar(dd)}</tr>"
     )
     positions = _m(risk.get("positions"))
     for p in _rows(positions):
@@ -118,6 +120,15 @@ def _headroom(risk: Mapping[str, Any]) -> str:
     return "".join(rows)
 
 
+def _cols(widths: list[int]) -> str:
+    """A fixed column layout (px): long scopes and reasons are cut, never reflowed."""
+    return "<colgroup>" + "".join(f'<col style="width:{w}px">' for w in widths) + "</colgroup>"
+
+
+def _table(table_id: str, cls: str, widths: list[int], body: str) -> str:
+    return f'<table id="{table_id}" class="{cls}">{_cols(widths)}<tbody>{body}</tbody></table>'
+
+
 def _list(part: Mapping[str, Any], cells: list[str], empty: str) -> str:
     note = _state_note(part)
     if note is not None:
@@ -134,9 +145,8 @@ def _list(part: Mapping[str, Any], cells: list[str], empty: str) -> str:
                 value = _when(value)
             elif cell in ("left_s", "open_for_s", "window_s"):
                 value = _span(value)
-            tds.append(
-                f'<td class="{_esc(cell)}">{_esc(ABSENT if value in (None, "") else value)}</td>'
-            )
+            shown = _esc(ABSENT if value in (None, "") else value)
+            tds.append(f'<td class="{_esc(cell)}" title="{shown}">{shown}</td>')
         out.append("<tr>" + "".join(tds) + "</tr>")
     more = part.get("more")
     if isinstance(more, int) and more:
@@ -170,23 +180,34 @@ def render_risk(risk: Mapping[str, Any] | None) -> str:
     limits = "" if risk.get("limits_configured") else " (no [risk] limits configured)"
     recon = _m(risk.get("reconciliation"))
     recon_cls = "recon " + _esc(recon.get("state") or "")
+    breakers = _list(
+        _m(risk.get("breakers")), ["key", "state", "open_for_s", "last_reason"], "none"
+    )
+    deadman = _list(_m(risk.get("deadman")), ["venue", "service", "phase", "left_s"], ABSENT)
     return (
         '<div class="col">'
         f"<h3>risk headroom{_esc(limits)}</h3>"
-        f'<table id="headroom"><tbody>{_headroom(risk)}</tbody></table>'
-        f'<h3>reconciliation</h3><p class="{recon_cls}" id="recon">{_recon(recon)}</p>'
+        + _table("headroom", "", [180, 346], _headroom(risk))
+        + f'<h3>reconciliation</h3><p class="{recon_cls}" id="recon">{_recon(recon)}</p>'
         "</div>"
         '<div class="col">'
-        f'<h3>scoped halts</h3><table id="scoped-halts" class="{halt_cls}"><tbody>'
-        f"{_list(halts, ['scope', 'reason', 'set_by', 'since'], 'none')}</tbody></table>"
-        f'<h3>repeated-execution latches</h3><table id="latches" class="{latch_cls}"><tbody>'
-        f"{_list(latches, ['scope', 'executions', 'window_s', 'since'], 'none')}"
-        "</tbody></table>"
-        '<h3>breakers</h3><table id="breakers"><tbody>'
-        f"{_list(_m(risk.get('breakers')), ['key', 'state', 'open_for_s', 'last_reason'], 'none')}"
-        "</tbody></table>"
-        '<h3>dead man\'s switch</h3><table id="deadman"><tbody>'
-        f"{_list(_m(risk.get('deadman')), ['venue', 'service', 'phase', 'left_s'], ABSENT)}"
-        "</tbody></table>"
-        "</div>"
+        "<h3>scoped halts</h3>"
+        + _table(
+            "scoped-halts",
+            halt_cls,
+            [190, 170, 70, 96],
+            _list(halts, ["scope", "reason", "set_by", "since"], "none"),
+        )
+        + "<h3>repeated-execution latches (executions, window)</h3>"
+        + _table(
+            "latches",
+            latch_cls,
+            [280, 70, 80, 96],
+            _list(latches, ["scope", "executions", "window_s", "since"], "none"),
+        )
+        + "<h3>breakers</h3>"
+        + _table("breakers", "", [130, 90, 90, 216], breakers)
+        + "<h3>dead man's switch (the venue cancels all in)</h3>"
+        + _table("deadman", "", [130, 130, 90, 176], deadman)
+        + "</div>"
     )
