@@ -48,6 +48,9 @@ def _age(seconds: float | None) -> str:
 
 
 def _span(seconds: float) -> str:
+    """The window as written: ``24h``, ``3d``, ``90s``."""
+    if seconds % 3600 == 0 and seconds <= 48 * 3600:
+        return f"{seconds / 3600:g}h"
     if seconds % 86_400 == 0:
         return f"{seconds / 86_400:g}d"
     if seconds % 3600 == 0:
