@@ -83,13 +83,14 @@ def test_one_drill_decides_its_rows(drill: str, status: str, age: float, window:
     history = passed_everywhere()
     history[drill] = record(drill, status, NOW - age)
     matrix = judge_matrix(CONTROLS, history, now=NOW, window_s=window)
-    fresh = -FUTURE_SKEW_S <= age <= window
+    real_age = NOW - (NOW - age)  # as the judgement computes it (float rounding)
+    fresh = -FUTURE_SKEW_S <= real_age <= window
     for row in matrix.rows:
         if drill not in row.control.drills:
             assert row.passed
             continue
         assert row.passed == (status == "PASSED" and fresh)
-        if age < -FUTURE_SKEW_S:
+        if real_age < -FUTURE_SKEW_S:
             assert row.verdict is Verdict.UNKNOWN
         elif status != "PASSED":
             assert row.verdict is Verdict.FAILED

@@ -20,7 +20,7 @@ import orjson
 from autoheal.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Problem, fail, load_config
 from autoheal.core.compliance import DrillVerdict, Matrix, Verdict, judge_matrix
 from autoheal.core.compliance_matrix import CONTROLS
-from autoheal.terminal import clean_json, clean_lines
+from autoheal.terminal import clean, clean_json, clean_lines
 
 __all__ = ["handle", "matrix_doc", "render_text"]
 
@@ -77,7 +77,7 @@ def render_text(matrix: Matrix, *, history: str, read: str) -> str:
     lines = [
         f"Compliance matrix (MiFID II RTS 6, FIA 2015): a row is proven when each of its "
         f"drills passed within {_span(matrix.window_s)}",
-        f"Drill history: {history} ({read})",
+        f"Drill history: {clean(history)} ({read})",  # a path: one line, whatever it holds
         "",
     ]
     for row in matrix.rows:
