@@ -114,3 +114,34 @@ def test_bad_window_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad = _config(tmp_path, '[compliance]\nwindow = "0s"\n')
     assert main(["compliance", "--config", str(bad)]) == 2
     assert "compliance.window" in capsys.readouterr().err
+
+
+def test_a_later_failure_unproves_a_row_that_passed_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _config(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["drill", "run", "--config", str(cfg), "live_gating_e"]) == 0
+    # The same drill, mutated (a scenario folder replaces a shipped one of the same name):
+    # it now expects the gate to refuse, so it reports FAILED.
+    shipped = Path(__file__).parents[2] / "src/autoheal/drills/scenarios/live_gating_e.toml"
+    mutated = tmp_path / "scenarios"
+    mutated.mkdir()
+    text = shipped.read_text()
+    assert 'name = "would_send_order"\nop = "=="\nexpected = false' in text
+    (mutated / "live_gating_e.toml").write_text(
+        text.replace(
+            'name = "would_send_order"\nop = "=="\nexpected = false',
+            'name = "would_send_order"\nop = "=="\nexpected = true',
+        )
+    )
+    assert (
+        main(["drill", "run", "--config", str(cfg), "--scenarios", str(mutated), "live_gating_e"])
+        == 1
+    )
+    capsys.readouterr()
+    code, doc = _compliance(cfg, capsys)
+    row = next(r for r in doc["rows"] if r["key"] == "rts6_15_1_b")
+    assert code == 1 and row["verdict"] == "failed"
+    drill = row["drills"][0]
+    assert drill["status"] == "FAILED" and drill["last_passed_at"] is not None
