@@ -26,13 +26,12 @@ from autoheal.drills.stacks.simple import Runtime, read_doc, toml_str, wait_for
 from autoheal.guard.risk_day import RiskDay, day_doc
 from autoheal.store import layout
 from autoheal.store.atomic import write_json_atomic
-from tests.e2e.test_status_page import ARTIFACTS, CHROMIUM_ARGS, CLS_OBSERVER, REPO, browser
+from tests.e2e.test_status_page import ARTIFACTS, CLS_OBSERVER, REPO, browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 __all__ = ["browser"]  # the fixture, shared with the page's other browser tests
 
 DOCS_IMAGE = REPO / "docs" / "images" / "status-risk.png"
-_ = CHROMIUM_ARGS
 
 #: A trader that writes its heartbeat with message rates and a deadman countdown
 #: re-armed every 15 s (60 s countdown), as the demo trader's DeadmanSwitch reports it.
