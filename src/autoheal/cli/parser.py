@@ -261,6 +261,19 @@ def _add_fleet(sub: _Sub) -> None:
     p.add_argument("--json", action="store_true", help="status: JSON")
 
 
+def _add_compliance(sub: _Sub) -> None:
+    p = sub.add_parser(
+        "compliance", help="each RTS 6 / FIA control, the drill that proves it, its last result"
+    )
+    _add_config(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--window",
+        default=None,
+        help="how old a drill's pass may be, e.g. 24h, 7d (default: [compliance] window, 24h)",
+    )
+
+
 #: Every command family's subparsers, in the order ``autoheal --help`` lists them.
 _FAMILIES = (
     _add_run,
@@ -275,6 +288,7 @@ _FAMILIES = (
     _add_metrics,
     _add_breaker,
     _add_fleet,
+    _add_compliance,
 )
 
 

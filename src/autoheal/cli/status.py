@@ -13,7 +13,8 @@ document is fresh. Both count as stale when older than
 Start-up time matters (an operator types this at 3 a.m., scripts poll it), so
 this module imports only the standard library, orjson, ``autoheal.store`` and
 :mod:`autoheal.cli.common`; the config package only to read ``--config``, and the
-pure staleness rule (:mod:`autoheal.core.liveness`) when it reads.
+pure staleness rule (:mod:`autoheal.core.liveness`) when it reads. ``--json`` with a
+config adds ``risk``, the status page's money side (:mod:`autoheal.daemon.risk_files`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from autoheal.store.flags import FlagsRead, read_flags, read_stop_line, stop_fil
 
 if TYPE_CHECKING:
     import argparse
+
+    from autoheal.config import Config
 
 __all__ = [
     "DAEMON_HEARTBEAT_FILENAME",
@@ -469,6 +472,7 @@ def status_command(
     out: TextIO | None = None,
     now: Callable[[], float] = time.time,
     heartbeat_interval_s: float = 1.0,
+    risk: Callable[[], dict[str, Any] | None] | None = None,
 ) -> int:
     """Print the runtime's status and return the exit code.
 
@@ -479,6 +483,7 @@ def status_command(
         out: where to print (default ``sys.stdout``).
         now: wall clock; the files carry unix timestamps, so ages are wall-clock ages.
         heartbeat_interval_s: the daemon's ``heartbeat_interval``; sets the stale limit.
+        risk: with ``as_json``, the risk panel's document (``risk``: the page's money side).
 
     Returns:
         0 when DOR is true and the daemon and the health document are fresh, else 1.
@@ -486,7 +491,10 @@ def status_command(
     stream = sys.stdout if out is None else out
     snap = read_status(runtime_dir, stop_file, now=now(), heartbeat_interval_s=heartbeat_interval_s)
     if as_json:
-        data = orjson.dumps(render_json(snap), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        doc = render_json(snap)
+        if risk is not None:
+            doc["risk"] = risk()
+        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         stream.write(clean_json(data.decode()) + "\n")  # orjson writes DEL, C1, bidi raw
     else:
         stream.write(render_text(snap))
@@ -513,4 +521,12 @@ def handle(args: argparse.Namespace) -> int:
         cfg.paths.stop_file,
         as_json=args.json,
         heartbeat_interval_s=cfg.daemon.heartbeat_interval,
+        risk=_risk_reader(cfg) if args.json else None,
     )
+
+
+def _risk_reader(cfg: Config) -> Callable[[], dict[str, Any] | None]:
+    """The page's risk panel, read once from the files (only for ``--json``)."""
+    from autoheal.daemon.risk_files import RiskFiles
+
+    return RiskFiles(lambda: cfg, clock=time.monotonic, wall=time.time).view

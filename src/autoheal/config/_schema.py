@@ -196,6 +196,12 @@ class RawBotApi(_Raw, frozen=True):
     modes: dict[str, list[str]] = {}
 
 
+class RawCompliance(_Raw, frozen=True):
+    """``[compliance]``: how old a drill's pass may be for ``autoheal compliance`` (issue 24)."""
+
+    window: Duration = "24h"
+
+
 class RawConfig(_Raw, frozen=True):
     environment: str
     paths: RawPaths = msgspec.field(default_factory=RawPaths)
@@ -210,6 +216,7 @@ class RawConfig(_Raw, frozen=True):
     fleet: RawFleet | None = None
     risk: RawRisk | None = None
     bot_api: RawBotApi | None = None
+    compliance: RawCompliance = msgspec.field(default_factory=RawCompliance)
 
 
 _KNOWN_FIELDS = sorted(
@@ -230,6 +237,7 @@ _KNOWN_FIELDS = sorted(
             RawBotApi,
             RawBotCall,
             RawInEffect,
+            RawCompliance,
         )
         for f in t.__struct_fields__
     }

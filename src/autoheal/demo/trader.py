@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 import tomllib
 from collections.abc import Sequence
 from decimal import Decimal
@@ -176,7 +177,7 @@ async def run(args: argparse.Namespace) -> int:
         log.info("trader started exchange=%s symbol=%s qty=%g interval=%gs stop_file=%s",
                  args.exchange, args.symbol, args.qty, args.interval, args.stop_file)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_beat, session, args.heartbeat_interval)
+            tg.start_soon(_beat, session, args.heartbeat_interval, deadman)
             if deadman is not None:
                 tg.start_soon(deadman.run)
             while True:
@@ -198,11 +199,15 @@ def _deadman(args: argparse.Namespace, client: httpx.AsyncClient,
     return DeadmanSwitch(port, session.gate, policy, sleep_fn=anyio.sleep)
 
 
-async def _beat(session: TradingSession, every_s: float) -> None:
+async def _beat(session: TradingSession, every_s: float,
+                deadman: DeadmanSwitch | None = None) -> None:
     # A separate task: a tick stuck in retries against a hung exchange is a network
     # problem (degraded), not a hung trader (heartbeat_stale -> restart).
     while True:
-        session.beat()
+        if deadman is None:
+            session.beat()
+        else:  # the status page's countdown per venue (autoheal.core.risk_view)
+            session.beat(deadman={"demo": deadman.status_doc(time.time())})
         await anyio.sleep(every_s)
 
 

@@ -34,6 +34,8 @@ STATUS_ENDPOINT = "status_endpoint.json"
 ALERTS_DIR = "alerts"
 LOGS_DIR = "logs"
 DRILLS_DIR = "drills"
+#: Each drill's last result (``autoheal drill run`` writes, ``autoheal compliance`` reads).
+DRILL_HISTORY = "drill_history.json"
 #: SQLite's files beside the journal (WAL mode; ``-journal`` in rollback mode).
 JOURNAL_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -76,6 +78,8 @@ def owned_files(runtime_dir: PurePath, services: Iterable[str]) -> dict[PurePath
         rt / NOTIFICATIONS: "the notifications log",
         rt / STATUS_ENDPOINT: "the status page's endpoint file",
         rt / (STATE_BUS + BACKUP_SUFFIX): "the guard's state bus backup",
+        rt / DRILL_HISTORY: "the drill history",
+        rt / (DRILL_HISTORY + GUARD_LOCK_SUFFIX): "the lock of the drill history",
     }
     for suffix in JOURNAL_SIDE_SUFFIXES:
         found[rt / (JOURNAL + suffix)] = "the journal"

@@ -1,7 +1,9 @@
 """The operator's status page: ``/`` (HTML), ``/events`` (Server-Sent Events), ``/api/command``.
 
 One self-contained page shipped in the package (no CDN, no build step, works offline):
-DOR, mode, the failsafe and who set it, each component's stage, reason, PID, restarts
+DOR, mode, the failsafe and who set it, the money side (risk headroom, scoped halts,
+latches, breakers, the dead man's switch per venue, reconciliation:
+:mod:`autoheal.web.riskpanel`), each component's stage, reason, PID, restarts
 and heartbeat age, its next restart and restart budget (counted down on the
 document's own clock: its ``ts``, not the browser's), each dependency's probes with
 their latency, the last events.
@@ -43,10 +45,13 @@ import orjson
 
 from autoheal.web.httpserver import Exchange
 from autoheal.web.responses import event_stream_head, json_response, response
+from autoheal.web.riskpanel import render_risk
 
 log = logging.getLogger("autoheal")
 
 HealthFn = Callable[[], Mapping[str, Any] | None]
+#: The risk panel's document (:func:`autoheal.core.risk_view.risk_view`), None if unavailable.
+RiskFn = Callable[[], Mapping[str, Any] | None]
 EventsFn = Callable[[], list[dict[str, Any]]]
 SubmitFn = Callable[[str, str, str, str], str]  # (type, target, reason, actor) -> command id
 
@@ -271,8 +276,12 @@ def render_page(
     *,
     stale_after_s: float,
     operator: bool,
+    risk: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The whole page for ``doc`` (server-side: correct without JavaScript)."""
+    """The whole page for ``doc`` (server-side: correct without JavaScript).
+
+    ``risk`` is the money side (:mod:`autoheal.web.riskpanel`), None when unavailable.
+    """
     doc = _mapping(doc)
     head = _headline(doc)
     state = "dor-true" if doc.get("dor") else "dor-false"
@@ -290,6 +299,7 @@ def render_page(
         dependencies=_dependency_rows(doc),
         scoped=_scoped_rows(doc, operator),
         events=_event_rows(events),
+        risk=render_risk(risk),
         operator_bar=_OPERATOR_BAR if operator else "",
         operator="true" if operator else "false",
         stale_ms=int(stale_after_s * 1000),
@@ -315,6 +325,8 @@ class StatusPage:
         stale_after_s: how long without an update before the page says STALE.
         token: the operator token, or None for a read-only page.
         submit: queues a command; returns its id (only used with a token).
+        risk: the risk panel's document (bounded, cached, fail-soft:
+            :class:`autoheal.daemon.risk_files.RiskFiles`); None: no panel data.
     """
 
     def __init__(
@@ -325,8 +337,10 @@ class StatusPage:
         stale_after_s: float,
         token: str | None = None,
         submit: SubmitFn | None = None,
+        risk: RiskFn | None = None,
     ) -> None:
         self._health = health
+        self._risk = risk
         self._events = events
         self._stale_after_s = stale_after_s
         self._token = token
@@ -358,8 +372,18 @@ class StatusPage:
                 self._safe_events(),
                 stale_after_s=self._stale_after_s,
                 operator=self.operator,
+                risk=self._safe_risk(),
             )
             await exchange.send(response(200, body, "text/html; charset=utf-8"))
+
+    def _safe_risk(self) -> Mapping[str, Any] | None:
+        if self._risk is None:
+            return None
+        try:
+            return self._risk()
+        except Exception as exc:  # an observer: a failed read costs the panel, not the page
+            log.error("status_page_risk_failed error=%s", exc)
+            return None
 
     def _safe_events(self) -> list[dict[str, Any]]:
         try:
@@ -377,12 +401,19 @@ class StatusPage:
         """
         await exchange.send(event_stream_head(STREAM_RETRY_MS))
         last: object = None
+        last_risk: object = None
         quiet = 0.0
         while True:
             doc = self._health()
-            if doc is not None and doc is not last:
-                last = doc
-                data = orjson.dumps({"health": doc, "events": self._safe_events()})
+            risk = self._safe_risk()
+            if doc is not None and (doc is not last or risk is not last_risk):
+                last, last_risk = doc, risk
+                data = orjson.dumps({
+                    "health": doc,
+                    "events": self._safe_events(),
+                    "risk": risk,
+                    "risk_html": render_risk(risk),
+                })
                 await exchange.send(b"event: health\ndata: " + data + b"\n\n")
                 quiet = 0.0
             elif quiet >= KEEPALIVE_S:
