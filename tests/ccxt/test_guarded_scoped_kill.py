@@ -20,8 +20,8 @@ from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.idempotency import OrderLedger
+from autoheal.guard.scoped_record import set_halt
 from autoheal.guard.scopes import Halt, parse_scope, strategy_tag_of
-from autoheal.store.scoped_halts import set_halt
 from tests.ccxt.venue import BTC, ETH, binance, fault, runtime, stats
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.anyio]

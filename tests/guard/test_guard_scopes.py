@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from autoheal.ccxt.identity import MAX_LEN, client_order_id
 from autoheal.guard.gate import GateStatus, TradingGate, decide
+from autoheal.guard.scoped_record import set_halt, sync_flags
 from autoheal.guard.scopes import (
     ALL,
     Halt,
@@ -36,7 +37,6 @@ from autoheal.guard.scopes import (
     tagged_name,
 )
 from autoheal.store.flags import Flags, parse_flags, write_flags
-from autoheal.store.scoped_halts import set_halt, sync_flags
 
 pytestmark = [pytest.mark.timeout(60)]
 

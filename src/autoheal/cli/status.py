@@ -409,8 +409,8 @@ def _outlook_json(components: dict[str, Any], now: float | None) -> dict[str, An
 
 def _read_scoped(runtime_dir: Path, flags: FlagsRead) -> Any:
     """The scoped halts as the guard sees them: the flags' key and the daemon's record."""
+    from autoheal.guard.scoped_record import read_view
     from autoheal.guard.scopes import merge_views, parse_halts
-    from autoheal.store.scoped_halts import read_view
 
     return merge_views(parse_halts(flags.scoped_halts), read_view(runtime_dir))
 

@@ -23,6 +23,7 @@ from autoheal.core import switch as core_switch
 from autoheal.core.actions import RemoveRiskLatch, RemoveStop, WriteFlags, WriteStop
 from autoheal.core.observations import SwitchFilesRead, SwitchWriteFailed, SwitchWriteLanded
 from autoheal.core.switch import DiskView, FlagsDoc, LatchView, SwitchWrite
+from autoheal.guard.scoped_record import flags_doc_with_halts
 from autoheal.store.atomic import write_json_atomic
 from autoheal.store.flags import (
     FLAGS_FILENAME,
@@ -36,7 +37,6 @@ from autoheal.store.flags import (
     stop_file_present,
     write_stop_file,
 )
-from autoheal.store.scoped_halts import flags_doc_with_halts
 
 log = logging.getLogger("autoheal")
 

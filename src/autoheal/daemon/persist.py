@@ -27,7 +27,7 @@ from autoheal.daemon import files
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.health import HEALTH_REFRESH_S, build_health, content_key, kill_switch_doc
 from autoheal.daemon.runtime import Runtime
-from autoheal.store.scoped_halts import HaltsReader
+from autoheal.guard.scoped_record import HaltsReader
 
 if TYPE_CHECKING:
     from autoheal.config import Config

@@ -2,7 +2,7 @@
 
 The command was journaled when it was queued (who asked, the scope, the reason) and
 its start by the bridge; this writes the daemon's record ``scoped_halts.json`` and
-copies the halts into ``global_flags.json`` (:mod:`autoheal.store.scoped_halts`),
+copies the halts into ``global_flags.json`` (:mod:`autoheal.guard.scoped_record`),
 then answers the command. The same code runs in the CLI when no daemon runs
 (:mod:`autoheal.daemon.direct`). Only an operator's clear removes a scope.
 """
@@ -14,8 +14,8 @@ import logging
 from autoheal.core.commands import CommandType
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.killswitch import KillSwitch
+from autoheal.guard import scoped_record as scoped_halts
 from autoheal.guard.scopes import Halt, ScopeError, parse_scope
-from autoheal.store import scoped_halts
 
 __all__ = ["run_scoped_command"]
 

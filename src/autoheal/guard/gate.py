@@ -83,10 +83,10 @@ from autoheal.guard.kill_switch import (
     flags_problem,
     resolve_kill_switch,
 )
+from autoheal.guard.scoped_record import RECORD_FILENAME as SCOPED_RECORD
+from autoheal.guard.scoped_record import read_view as read_scoped_record
 from autoheal.guard.scopes import SCOPED_HALT, HaltsView, halted_scope, merge_views, parse_halts
 from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME, Flags, read_flags
-from autoheal.store.scoped_halts import RECORD_FILENAME as SCOPED_RECORD
-from autoheal.store.scoped_halts import read_view as read_scoped_record
 
 __all__ = ["GateStatus", "TradingGate", "decide"]
 

@@ -4,7 +4,7 @@
 ``grid``, in the drill's process) on the demo venue's binanceusdm dialect rests
 orders on two symbols. An operator's scoped halt of the first symbol is written the
 way the daemon writes it (the record, then the flags' key:
-:mod:`autoheal.store.scoped_halts`). The bot's guard loop sees it, cancels its own
+:mod:`autoheal.guard.scoped_record`). The bot's guard loop sees it, cancels its own
 orders of that symbol, and reads the open orders again until none remain
 (``[kill] scope=... verified``); the other symbol's orders stay, and a new order
 there is placed while one for the halted symbol is refused (``scoped_halt:...``).
@@ -25,11 +25,11 @@ from autoheal.demo.ccxt_trader import make_exchange
 from autoheal.drills.context import DrillContext, as_the_daemon_leaves_it
 from autoheal.drills.stacks.harness import poll_until
 from autoheal.drills.steps.ccxt_venue import VENUES, _credentials, _env
+from autoheal.guard import scoped_record as scoped_halts
 from autoheal.guard.breaker import CircuitBreaker
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.scopes import Halt, parse_scope
-from autoheal.store import scoped_halts
 
 __all__ = ["scoped_kill"]
 
