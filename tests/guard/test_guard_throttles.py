@@ -397,3 +397,13 @@ def test_a_scope_is_refused_exactly_while_its_latch_stands(
                 order = RiskOrder("BTCUSDT", side, D("0.01"), D("100"))
                 refused = not guard.check(order, BOOK, strategy=strategy)[0]
                 assert refused == (execution_scope(strategy, "BTCUSDT", side) in latched)
+
+
+def test_the_status_page_compares_the_rates_with_these_keys() -> None:
+    from autoheal.daemon.risk_files import limits_view
+
+    view = limits_view(
+        parse_limits({"max_submits_per_s": 5, "max_modifies_per_s": 4, "max_cancels_per_s": 9})
+    )
+    assert view is not None
+    assert view.max_messages_per_second == {"submit": D(5), "modify": D(4), "cancel": D(9)}

@@ -40,10 +40,17 @@ GLOBAL_KEYS = (
     "max_live_notional_total",
     "max_orders_per_second",
     "max_daily_loss",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "loss_breach_reads",
     *("max_submits_per_s", "max_modifies_per_s", "max_cancels_per_s"),
     *("collar_window_pct", "collar_window_s"),
     *("max_repeated_executions", "repeated_execution_window_s"),
 )
+#: ``loss_breach_reads`` when the key is left out (:mod:`autoheal.guard.risk_drawdown`).
+DEFAULT_LOSS_BREACH_READS = 3
+#: The largest ``loss_breach_reads`` (a limit that never latches is no limit).
+MAX_LOSS_BREACH_READS = 1000
 #: The execution throttles' keys that count (whole numbers >= 1; autoheal.guard.throttles).
 _COUNT_KEYS = (
     "max_submits_per_s",
@@ -100,6 +107,9 @@ class RiskLimits:
     max_live_notional_total: Decimal | None = None
     max_orders_per_second: int | None = None
     max_daily_loss: Decimal | None = None
+    max_drawdown: Decimal | None = None
+    max_drawdown_pct: Decimal | None = None
+    loss_breach_reads: int = DEFAULT_LOSS_BREACH_READS
     # The execution throttles (autoheal.guard.throttles): per strategy, per second.
     max_submits_per_s: int | None = None
     max_modifies_per_s: int | None = None
@@ -112,6 +122,15 @@ class RiskLimits:
     def __post_init__(self) -> None:
         _check_limit("max_live_notional_total", self.max_live_notional_total)
         _check_limit("max_daily_loss", self.max_daily_loss)
+        _check_limit("max_drawdown", self.max_drawdown)
+        _check_limit("max_drawdown_pct", self.max_drawdown_pct)
+        if self.max_drawdown_pct is not None and self.max_drawdown_pct >= 100:
+            raise RiskConfigError("max_drawdown_pct", f"{self.max_drawdown_pct} is not below 100")
+        reads = self.loss_breach_reads
+        if _bad_reads(reads):
+            raise RiskConfigError(
+                "loss_breach_reads", f"{reads!r} is not a whole number 1..{MAX_LOSS_BREACH_READS}"
+            )
         _check_limit("collar_window_pct", self.collar_window_pct)
         for name in _COUNT_KEYS:
             _check_count(name, getattr(self, name))
@@ -130,6 +149,12 @@ class RiskLimits:
         return self.symbols.get(symbol, self.default)
 
 
+def _bad_reads(reads: Any) -> bool:
+    return (
+        isinstance(reads, bool)
+        or not isinstance(reads, int)
+        or not 1 <= reads <= MAX_LOSS_BREACH_READS
+    )
 def _check_count(name: str, value: object) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise RiskConfigError(name, f"{value!r} is not a whole number >= 1")
@@ -238,8 +263,34 @@ def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
         max_live_notional_total=_positive(table, "max_live_notional_total", prefix),
         max_orders_per_second=rate,
         max_daily_loss=_positive(table, "max_daily_loss", prefix),
+        max_drawdown=_positive(table, "max_drawdown", prefix),
+        max_drawdown_pct=_drawdown_pct(table, prefix),
+        loss_breach_reads=_loss_breach_reads(table, prefix),
         **throttles,
     )
+
+
+def _drawdown_pct(table: Mapping[str, Any], prefix: str) -> Decimal | None:
+    pct = _positive(table, "max_drawdown_pct", prefix)
+    if pct is not None and pct >= 100:
+        raise RiskConfigError(
+            f"{prefix}.max_drawdown_pct", f"{pct} is a percent of the peak: below 100"
+        )
+    return pct
+
+
+def _loss_breach_reads(table: Mapping[str, Any], prefix: str) -> int:
+    reads = table.get("loss_breach_reads")
+    if reads is None:
+        return DEFAULT_LOSS_BREACH_READS
+    key = f"{prefix}.loss_breach_reads"
+    if isinstance(reads, bool) or not isinstance(reads, int):
+        raise RiskConfigError(key, f"expected a whole number, got {type(reads).__name__}")
+    if _bad_reads(reads):
+        raise RiskConfigError(
+            key, f"{reads} is not 1..{MAX_LOSS_BREACH_READS} (consecutive breaching reads)"
+        )
+    return reads
 
 
 def _throttles(table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
