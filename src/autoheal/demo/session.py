@@ -136,7 +136,8 @@ class TradingSession:
         if not self.args.no_gate:
             held = (self.inventory.positions() or {}).get(symbol, 0.0)
             allowed, reason = self.gate.allowed(side, symbol=symbol,
-                                                reduces_position=0 < qty <= held)
+                                                reduces_position=0 < qty <= held,
+                                                strategy=getattr(self.args, "strategy", None))
             self._track_gate(side, allowed, reason)
             if not allowed:
                 log.debug("signal %s %s price=%g not placed reason=%s", label, symbol, price,

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from autoheal.guard._symbols import normalize_symbol
+# symbols compare as the scoped halts compare them (a ccxt settle suffix cut)
+from autoheal.guard.scopes import scope_symbol as normalize_symbol
 
 __all__ = [
     "GARBAGE_SCOPE",
@@ -294,18 +295,24 @@ def _entry_ok(body: object) -> bool:
 
 
 def latched_scope(
-    view: LatchView, *, strategy: str, symbol: str, side: str, venue: str | None = None
+    view: LatchView,
+    *,
+    strategy: str | None,
+    symbol: str | None,
+    side: str,
+    venue: str | None = None,
 ) -> str | None:
     """The latched scope an order falls in (``"all"`` for a garbage document), or ``None``.
 
     An order is in a scope when every kind the scope names equals the order's; a
-    venue the order does not give matches (fail closed).
+    kind the order does not give (``None``: a gate asked without the strategy) matches
+    (fail closed: it may be that strategy's order).
     """
     if view.garbage:
         return GARBAGE_SCOPE
     order = {
         "strategy": strategy,
-        "symbol": normalize_symbol(symbol),
+        "symbol": None if symbol is None else normalize_symbol(symbol),
         "side": str(side).lower(),
         "venue": venue,
     }

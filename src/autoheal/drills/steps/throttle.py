@@ -21,6 +21,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
+
 from autoheal.demo.trader import RiskCheckedSession
 from autoheal.drills.context import DrillContext
 from autoheal.drills.stacks.exchange import ExchangeHarness
@@ -34,6 +36,8 @@ from autoheal.guard.throttles import execution_scope
 __all__ = ["repeated_execution"]
 
 OPERATOR = "drill-operator"
+#: More than the trading gate's re-check interval (25 ms).
+GATE_RECHECK_S = 0.1
 
 
 class _Trader:
@@ -96,6 +100,9 @@ async def repeated_execution(ctx: DrillContext) -> None:
         ctx.observe("enable_status", command.status)
         ctx.observe("enabled_by", command.requested_by)
         ctx.observe("enabled_scope", str((command.result or {}).get("enabled")))
+        # The next tick, as a trader's comes: the trading gate re-checks its files at
+        # most every 25 ms (TradingGate.recheck_interval_s), the guard on every check.
+        await anyio.sleep(GATE_RECHECK_S)
         ok = await grid.signal("buy")
         if ok:
             ctx.event("re_enabled")
