@@ -40,8 +40,10 @@ JUDGING_SET = {"flapping_probe", "config_error_exit"}
 FEED_SET = {"feed_frozen", "feed_sequence_gap"}
 #: The exec, tcp and resource probe drills (issue 23): test_drills_system_probes.py.
 SYSTEM_PROBE_SET = {"memory_leak", "exec_probe", "tcp_probe"}
+#: The reconciliation drill (issue 24): test_drill_reconcile.py.
+RECONCILE_SET = {"reconcile_unknown_order"}
 DEFAULT_SET = (GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | JUDGING_SET
-               | FEED_SET | SYSTEM_PROBE_SET)
+               | FEED_SET | SYSTEM_PROBE_SET | RECONCILE_SET)
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")

@@ -102,10 +102,20 @@ def test_garbage_open_orders_are_an_error_never_no_orders(docs):
 
 
 def test_demo_and_ccxt_order_shapes_read_alike():
-    demo = {"order_id": "rest-1", "client_order_id": "abc", "symbol": "BTCUSDT",
-            "side": "buy", "qty": 0.001}
-    ccxt = {"id": "rest-1", "clientOrderId": "abc", "symbol": "BTCUSDT", "side": "buy",
-            "amount": 0.001}
+    demo = {
+        "order_id": "rest-1",
+        "client_order_id": "abc",
+        "symbol": "BTCUSDT",
+        "side": "buy",
+        "qty": 0.001,
+    }
+    ccxt = {
+        "id": "rest-1",
+        "clientOrderId": "abc",
+        "symbol": "BTCUSDT",
+        "side": "buy",
+        "amount": 0.001,
+    }
     assert parse_venue_orders([demo]) == parse_venue_orders([ccxt])
 
 
@@ -140,8 +150,14 @@ class _Venue:
 def _resting(ledger: OrderLedger, venue: _Venue, order_id: str) -> str:
     """An order the guard places and that rests at the venue."""
     result = ledger.place("BTCUSDT", "buy", "0.001", "59000", lambda: {"status": "open"})
-    doc = {"order_id": order_id, "client_order_id": result.sig, "symbol": "BTCUSDT",
-           "side": "buy", "qty": 0.001, "status": "open"}
+    doc = {
+        "order_id": order_id,
+        "client_order_id": result.sig,
+        "symbol": "BTCUSDT",
+        "side": "buy",
+        "qty": 0.001,
+        "status": "open",
+    }
     venue.open.append(doc)
     venue.known[result.sig] = doc
     return result.sig
@@ -150,9 +166,16 @@ def _resting(ledger: OrderLedger, venue: _Venue, order_id: str) -> str:
 def _setup(tmp_path, clock, **kw: Any) -> tuple[OrderLedger, _Venue, Reconciler]:
     ledger = OrderLedger(tmp_path, time_fn=clock)
     venue = _Venue()
-    recon = Reconciler(tmp_path, venue.fetch_open_orders, ledger, venue="demo",
-                       lookup=venue.lookup, time_fn=clock, wall_fn=lambda: 1.7e9,
-                       **{"period_s": 10.0, **kw})
+    recon = Reconciler(
+        tmp_path,
+        venue.fetch_open_orders,
+        ledger,
+        venue="demo",
+        lookup=venue.lookup,
+        time_fn=clock,
+        wall_fn=lambda: 1.7e9,
+        **{"period_s": 10.0, **kw},
+    )
     return ledger, venue, recon
 
 
@@ -162,28 +185,40 @@ def test_agreeing_sides_write_ok_and_no_alert(tmp_path, clock):
     doc = asyncio.run(recon.run_once())
     assert doc["ok"] is True and doc["status"] == "ok"
     on_disk = read_json(tmp_path / rec.RECONCILIATION_FILENAME).doc
-    assert {k: on_disk[k] for k in ("ts", "venue", "ok", "unknown_at_venue",
-                                    "missing_at_venue")} == {
-        "ts": 1.7e9, "venue": "demo", "ok": True, "unknown_at_venue": [],
-        "missing_at_venue": []}
+    assert {
+        k: on_disk[k] for k in ("ts", "venue", "ok", "unknown_at_venue", "missing_at_venue")
+    } == {"ts": 1.7e9, "venue": "demo", "ok": True, "unknown_at_venue": [], "missing_at_venue": []}
     assert not alert_path(tmp_path, rec.ALERT_NAME).exists()
 
 
 def test_an_order_behind_the_guards_back_is_reported_not_adopted_not_cancelled(
-        tmp_path, clock, caplog):
+    tmp_path, clock, caplog
+):
     caplog.set_level(logging.ERROR, "autoheal.guard.reconcile")
     ledger, venue, recon = _setup(tmp_path, clock)
     _resting(ledger, venue, "rest-1")
-    manual = {"order_id": "rest-2", "client_order_id": "manual-1", "symbol": "BTCUSDT",
-              "side": "sell", "qty": 0.5}
+    manual = {
+        "order_id": "rest-2",
+        "client_order_id": "manual-1",
+        "symbol": "BTCUSDT",
+        "side": "sell",
+        "qty": 0.5,
+    }
     venue.open.append(manual)
     before = ledger.records()
     for _ in range(3):
         doc = asyncio.run(recon.run_once())
         clock.advance(10.0)
     assert doc["ok"] is False and doc["status"] == "differences"
-    assert doc["unknown_at_venue"] == [{"order_id": "rest-2", "client_order_id": "manual-1",
-                                        "symbol": "BTCUSDT", "side": "sell", "qty": "0.5"}]
+    assert doc["unknown_at_venue"] == [
+        {
+            "order_id": "rest-2",
+            "client_order_id": "manual-1",
+            "symbol": "BTCUSDT",
+            "side": "sell",
+            "qty": "0.5",
+        }
+    ]
     assert "rest-2" not in doc["matched"]
     assert ledger.records().keys() == before.keys()  # not adopted
     assert manual in venue.open  # not cancelled
@@ -219,10 +254,9 @@ def test_a_resting_order_the_venue_lost_is_missing_one_it_filled_is_not(tmp_path
 
 
 @pytest.mark.parametrize("broken", ["venue_error", "venue_garbage", "ledger_unreadable"])
-def test_a_pass_that_cannot_be_done_is_unknown_and_loud_never_ok(tmp_path, clock, broken,
-                                                                caplog):
+def test_a_pass_that_cannot_be_done_is_unknown_and_loud_never_ok(tmp_path, clock, broken, caplog):
     caplog.set_level(logging.ERROR, "autoheal.guard.reconcile")
-    ledger, venue, recon = _setup(tmp_path, clock)
+    _ledger, venue, recon = _setup(tmp_path, clock)
     assert asyncio.run(recon.run_once())["ok"] is True
     if broken == "venue_error":
         venue.fail = ConnectionError("reset by peer")

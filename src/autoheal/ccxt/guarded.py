@@ -314,9 +314,7 @@ class GuardedExchange:
 
     # ------------------------------------------------------------------ reconciliation
 
-    def reconciler(
-        self, *, venue: str | None = None, period_s: float = 10.0
-    ) -> Reconciler:
+    def reconciler(self, *, venue: str | None = None, period_s: float = 10.0) -> Reconciler:
         """The reconciliation of this exchange's open orders with the ledger
         (:mod:`autoheal.guard.reconcile`); run its ``run(asyncio.sleep)`` beside the bot.
 

@@ -39,6 +39,7 @@ from typing import Any
 from autoheal.guard.errors import LedgerUnreadableError
 from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.ledger_file import PLACED
+from autoheal.store import layout as runtime_files
 from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.atomic import read_json, write_json_atomic
 
@@ -63,7 +64,7 @@ ORDER_MISSING_AT_VENUE = "order_missing_at_venue"
 #: The pass could not be done (the venue or the ledger unreadable): not ok, not a pass.
 RECONCILE_UNKNOWN = "reconcile_unknown"
 ALERT_NAME = "order_reconciliation"
-RECONCILIATION_FILENAME = "reconciliation.json"
+RECONCILIATION_FILENAME = runtime_files.RECONCILIATION
 #: Venue statuses that say an order is no longer resting (filled, cancelled, expired).
 _CLOSED = frozenset({"filled", "closed", "canceled", "cancelled", "expired", "rejected"})
 
@@ -238,7 +239,9 @@ class Reconciler:
     def due(self) -> bool:
         return self._next_at is None or self._time() >= self._next_at
 
-    async def run(self, sleep_fn: Callable[[float], Awaitable[object]], tick_s: float = 0.05) -> None:
+    async def run(
+        self, sleep_fn: Callable[[float], Awaitable[object]], tick_s: float = 0.05
+    ) -> None:
         """Pass whenever due, forever (a task beside the trading loop)."""
         while True:
             if self.due():
@@ -322,24 +325,46 @@ class Reconciler:
 
     def _say(self, doc: dict[str, Any]) -> None:
         """Log each change of the outcome once (every pass is in the file)."""
-        said = repr((doc["status"], doc.get("problem"), doc["unknown_at_venue"],
-                     doc["missing_at_venue"]))
+        said = repr(
+            (doc["status"], doc.get("problem"), doc["unknown_at_venue"], doc["missing_at_venue"])
+        )
         if said == self._last_said:
             return
         self._last_said = said
         if doc["ok"]:
-            log.info("[reconcile] %s ok: ledger and venue agree (%s open)", self.venue,
-                     doc.get("open_at_venue"))
+            log.info(
+                "[reconcile] %s ok: ledger and venue agree (%s open)",
+                self.venue,
+                doc.get("open_at_venue"),
+            )
             return
         if doc["status"] == "unknown":
-            log.error("[reconcile] %s %s: %s (the ledger is NOT confirmed against the venue)",
-                      self.venue, RECONCILE_UNKNOWN, doc.get("problem"))
+            log.error(
+                "[reconcile] %s %s: %s (the ledger is NOT confirmed against the venue)",
+                self.venue,
+                RECONCILE_UNKNOWN,
+                doc.get("problem"),
+            )
         for o in doc["unknown_at_venue"]:
-            log.error("[reconcile] %s %s order_id=%s client_order_id=%s %s %s qty=%s: "
-                      "reported, not adopted, not cancelled", self.venue,
-                      ORDER_UNKNOWN_AT_VENUE, o["order_id"], o["client_order_id"],
-                      o["side"], o["symbol"], o["qty"])
+            log.error(
+                "[reconcile] %s %s order_id=%s client_order_id=%s %s %s qty=%s: "
+                "reported, not adopted, not cancelled",
+                self.venue,
+                ORDER_UNKNOWN_AT_VENUE,
+                o["order_id"],
+                o["client_order_id"],
+                o["side"],
+                o["symbol"],
+                o["qty"],
+            )
         for m in doc["missing_at_venue"]:
-            log.error("[reconcile] %s %s client_order_id=%s %s %s qty=%s: the ledger holds "
-                      "it resting, the venue does not", self.venue, ORDER_MISSING_AT_VENUE,
-                      m["client_order_id"], m["side"], m["symbol"], m["qty"])
+            log.error(
+                "[reconcile] %s %s client_order_id=%s %s %s qty=%s: the ledger holds "
+                "it resting, the venue does not",
+                self.venue,
+                ORDER_MISSING_AT_VENUE,
+                m["client_order_id"],
+                m["side"],
+                m["symbol"],
+                m["qty"],
+            )

@@ -25,6 +25,7 @@ from autoheal.drills.steps.guard import (
 from autoheal.drills.steps.judging import daemon_template
 from autoheal.drills.steps.orders import unknown_outcome_never_resent
 from autoheal.drills.steps.outage import exchange_outage
+from autoheal.drills.steps.reconcile import reconcile_unknown_order
 
 __all__ = ["KINDS", "Step"]
 
@@ -46,4 +47,5 @@ KINDS: dict[str, Step] = {
     "ccxt_unknown_outcome": ccxt_unknown_outcome,
     "freqtrade": freqtrade_drill,
     "daemon_template": daemon_template,
+    "reconcile_unknown_order": reconcile_unknown_order,
 }
