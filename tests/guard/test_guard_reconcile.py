@@ -13,17 +13,20 @@ import asyncio
 import logging
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from autoheal.core import reasons
+from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.guard import OrderLedger
 from autoheal.guard import reconcile as rec
 from autoheal.guard.idempotency import ORDER_SIGS_RELPATH
 from autoheal.guard.reconcile import Reconciler, VenueOrder, diff, parse_venue_orders
 from autoheal.store.alerts import alert_path, read_alerts
 from autoheal.store.atomic import read_json
+from tests.demo.test_session_reconcile import session_for
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -290,3 +293,39 @@ def test_passes_run_on_the_period_and_at_once_after_an_unknown_outcome(tmp_path,
 def test_a_period_must_be_positive(tmp_path, clock):
     with pytest.raises(ValueError, match="period"):
         _setup(tmp_path, clock, period_s=0.0)
+
+
+# -- the hook: an unknown outcome makes the next pass due at once ---------------------------
+
+
+@pytest.mark.slow
+def test_an_unknown_outcome_in_the_trader_makes_a_pass_due_at_once(tmp_path, clock):
+    async def main() -> None:
+        ex = await ExchangeHarness(tmp_path / "ex").start()
+        try:
+            async with ex.client() as http:
+                session = session_for(tmp_path, http)
+                recon = Reconciler(
+                    tmp_path / "rt",
+                    session.exchange.fetch_open_orders,
+                    session.ledger,
+                    venue="demo",
+                    period_s=3600.0,
+                    time_fn=clock,
+                )
+                session.reconciler = recon
+                await recon.run_once()
+                assert not recon.due()
+                assert await session.on_signal("buy", 60000.0)  # a known outcome: not due
+                assert not recon.due()
+                await ex.set_fault("accept_then_drop", paths=["POST /api/orders"], count=1)
+                assert not await session.on_signal("sell", 60000.0)
+                assert recon.due()  # an hour early: the unknown outcome asked for a pass
+                assert (await recon.run_once())["ok"] is True
+                assert not recon.due()
+                assert not await session.on_signal("sell", 60000.0)  # the lookup: due again
+                assert recon.due()
+        finally:
+            await ex.stop()
+
+    anyio.run(main)
