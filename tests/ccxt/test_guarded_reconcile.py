@@ -10,6 +10,7 @@ import pytest
 from autoheal.ccxt import GuardedExchange
 from autoheal.drills.stacks.exchange import ExchangeHarness
 from autoheal.guard.breaker import CircuitBreaker
+from autoheal.guard.errors import OrderOutcomeUnknownError
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.reconcile import ALERT_NAME, ORDER_UNKNOWN_AT_VENUE
@@ -57,3 +58,30 @@ async def test_an_order_beside_the_guard_is_reported_and_its_own_are_matched(
     assert "manual-by-alice" in open_ids  # never cancelled
     assert broken["status"] == "unknown" and broken["ok"] is False  # a venue error: never ok
     assert read_alerts(rt)[ALERT_NAME]["reasons"] == ["reconcile_unknown"]
+
+
+async def test_an_unknown_outcome_makes_a_pass_due_at_once_and_the_order_is_matched(
+    venue: ExchangeHarness, tmp_path: Path
+) -> None:
+    rt, stop = runtime(tmp_path / "rt")
+    ex = GuardedExchange(
+        binance(venue.url),
+        symbols=[BTC],
+        gate=TradingGate(rt, stop),
+        ledger=OrderLedger(rt),
+        breaker=CircuitBreaker(rt),
+    )
+    recon = ex.reconciler(period_s=3600.0)
+    try:
+        await ex.load_markets()
+        await recon.run_once()
+        assert not recon.due()
+        await fault(venue.url, "accept_then_drop", "POST /fapi/v1/order")
+        with pytest.raises(OrderOutcomeUnknownError):
+            await ex.create_order(BTC, "limit", "buy", 0.01, 1000.0)
+        assert recon.due()  # an hour early
+        doc = await recon.run_once()
+    finally:
+        await ex.close()
+    # The booked order whose answer was lost is the ledger's (pending): matched, not unknown.
+    assert doc["ok"] is True and len(doc["matched"]) == 1

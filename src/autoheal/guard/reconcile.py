@@ -10,8 +10,9 @@ difference (:func:`diff`, pure):
     would then pass as the guard's own) and never cancelled here: an operator decides.
 ``order_missing_at_venue``
     a record the ledger holds as placed and resting (its kept result says ``open``)
-    that the venue does not list, and that the venue, asked by its client order id,
-    does not know as filled or cancelled either.
+    that the venue does not list, and does not know at all when asked by its client
+    order id (an order it knows was filled or cancelled since, or placed after the
+    list was read).
 
 An order the ledger knew when a pass matched it stays matched while it rests at the
 venue, even after its record's TTL (``matched`` in ``reconciliation.json``, keyed by
@@ -65,8 +66,6 @@ ORDER_MISSING_AT_VENUE = "order_missing_at_venue"
 RECONCILE_UNKNOWN = "reconcile_unknown"
 ALERT_NAME = "order_reconciliation"
 RECONCILIATION_FILENAME = runtime_files.RECONCILIATION
-#: Venue statuses that say an order is no longer resting (filled, cancelled, expired).
-_CLOSED = frozenset({"filled", "closed", "canceled", "cancelled", "expired", "rejected"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +268,11 @@ class Reconciler:
         found = diff(records, venue, client_id_of=self.client_id_of, matched_before=before)
         missing = []
         for item in found.missing:
-            if self.lookup is not None:
-                order = await self.lookup(item["client_order_id"])
-                if order is not None and str(order.get("status", "")).lower() in _CLOSED:
-                    continue  # filled or cancelled since: no longer resting, not missing
+            # Known to the venue after all: filled or cancelled since it rested, or placed
+            # after the open orders were read. Only an order the venue does not know is
+            # missing.
+            if self.lookup is not None and await self.lookup(item["client_order_id"]) is not None:
+                continue
             missing.append(item)
         ok = not found.unknown and not missing
         return {
