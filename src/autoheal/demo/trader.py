@@ -26,6 +26,12 @@ With ``--order-type limit`` the orders rest in the exchange's book; with
 the exchange's cancel-all-after countdown armed while the gate allows trading, and
 cancels all at once on ``STOP.TXT`` or a failsafe (:mod:`autoheal.guard.deadman`).
 
+With ``--reconcile-period S`` (default 10, ``0``: off) a
+:class:`~autoheal.guard.reconcile.Reconciler` task holds the order ledger against the
+exchange's open orders every ``S`` seconds and at once after every unknown outcome:
+an order the ledger does not know is reported (``reconciliation.json``,
+``alerts/order_reconciliation.json``), never adopted, never cancelled.
+
 The session logic lives in :mod:`autoheal.demo.session`; this module is the
 command line and the tick loop. ``--no-gate`` disables step 1 on purpose, for
 the mutation test that must see a drill fail; it logs a loud warning.
