@@ -176,7 +176,7 @@ def _setup(tmp_path, clock, **kw: Any) -> tuple[OrderLedger, _Venue, Reconciler]
         venue="demo",
         lookup=venue.lookup,
         time_fn=clock,
-        wall_fn=lambda: 1.7e9,
+        wall_fn=lambda: 1.7e9 + clock() - 1000.0,
         **{"period_s": 10.0, **kw},
     )
     return ledger, venue, recon
@@ -228,6 +228,7 @@ def test_an_order_behind_the_guards_back_is_reported_not_adopted_not_cancelled(
     alert = read_alerts(tmp_path)[rec.ALERT_NAME]
     assert alert["reasons"] == [rec.ORDER_UNKNOWN_AT_VENUE]
     assert alert["unknown_at_venue"][0]["order_id"] == "rest-2"
+    assert alert["since"] == 1.7e9 and alert["ts"] == 1.7e9 + 20  # raised by the first pass
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == 1 and "order_unknown_at_venue order_id=rest-2" in logged[0]
     venue.open.remove(manual)  # the operator cancels it
@@ -270,9 +271,25 @@ def test_a_pass_that_cannot_be_done_is_unknown_and_loud_never_ok(tmp_path, clock
     doc = asyncio.run(recon.run_once())
     assert doc["ok"] is False and doc["status"] == "unknown"
     assert doc["reason"] == rec.RECONCILE_UNKNOWN
+    what = "ledger" if broken == "ledger_unreadable" else "venue open orders"
+    assert doc["problem"].startswith(f"{what} unreadable: ")
     alert = read_alerts(tmp_path)[rec.ALERT_NAME]
     assert alert["status"] == "unknown" and alert["reasons"] == [rec.RECONCILE_UNKNOWN]
     assert any("reconcile_unknown" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_lookup_of_a_missing_order_is_unknown_not_missing(tmp_path, clock):
+    ledger, venue, recon = _setup(tmp_path, clock)
+    _resting(ledger, venue, "rest-1")
+    venue.open.clear()
+
+    async def broken_lookup(cid: str) -> dict[str, Any] | None:
+        raise TimeoutError("lookup timed out")
+
+    recon.lookup = broken_lookup
+    doc = asyncio.run(recon.run_once())
+    assert doc["status"] == "unknown" and doc["missing_at_venue"] == []
+    assert doc["problem"].startswith("venue lookup unreadable: TimeoutError")
 
 
 def test_passes_run_on_the_period_and_at_once_after_an_unknown_outcome(tmp_path, clock):

@@ -41,7 +41,7 @@ from autoheal.guard.errors import LedgerUnreadableError
 from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.ledger_file import PLACED
 from autoheal.store import layout as runtime_files
-from autoheal.store.alerts import clear_alert, write_alert
+from autoheal.store.alerts import alert_path, clear_alert, write_alert
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = [
@@ -230,6 +230,7 @@ class Reconciler:
         self._wall = wall_fn
         self._next_at: float | None = None  # None: due now
         self._last_said: str | None = None
+        self._stage = "venue open orders"
 
     def request(self) -> None:
         """Make the next pass due now (after an unknown outcome)."""
@@ -255,18 +256,21 @@ class Reconciler:
             doc = await self._pass()
         except LedgerUnreadableError as exc:
             doc = self._unknown(f"ledger unreadable: {exc.reason}")
-        except Exception as exc:  # the venue's failure, whatever its class
-            doc = self._unknown(f"venue unreadable: {type(exc).__name__}: {exc}"[:300])
+        except Exception as exc:  # the venue's failure (or the disk's), whatever its class
+            doc = self._unknown(f"{self._stage} unreadable: {type(exc).__name__}: {exc}"[:300])
         self._publish(doc)
         return doc
 
     async def _pass(self) -> dict[str, Any]:
         before = self._matched_before()
+        self._stage = "venue open orders"
         venue = parse_venue_orders(await self.fetch_open_orders())
+        self._stage = "ledger"
         records = self.ledger.records()  # after the venue: a record of an order placed
         # between the two reads is then known (never a false "unknown")
         found = diff(records, venue, client_id_of=self.client_id_of, matched_before=before)
         missing = []
+        self._stage = "venue lookup"
         for item in found.missing:
             # Known to the venue after all: filled or cancelled since it rested, or placed
             # after the open orders were read. Only an order the venue does not know is
@@ -320,8 +324,16 @@ class Reconciler:
             reasons = [ORDER_UNKNOWN_AT_VENUE] if doc["unknown_at_venue"] else []
             reasons += [ORDER_MISSING_AT_VENUE] if doc["missing_at_venue"] else []
             details["reasons"] = reasons or [RECONCILE_UNKNOWN]
+            details["since"] = self._alert_since(doc["ts"])
             write_alert(self.runtime_dir, ALERT_NAME, ts=doc["ts"], **details)
         self._say(doc)
+
+    def _alert_since(self, now: float) -> float:
+        """When the standing alert was first raised (kept across passes), else ``now``."""
+        old = read_json(alert_path(self.runtime_dir, ALERT_NAME)).doc
+        since = old.get("since") if isinstance(old, dict) else None
+        ok = isinstance(since, int | float) and not isinstance(since, bool)
+        return float(since) if ok else now
 
     def _say(self, doc: dict[str, Any]) -> None:
         """Log each change of the outcome once (every pass is in the file)."""
