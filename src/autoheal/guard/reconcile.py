@@ -332,8 +332,9 @@ class Reconciler:
         """When the standing alert was first raised (kept across passes), else ``now``."""
         old = read_json(alert_path(self.runtime_dir, ALERT_NAME)).doc
         since = old.get("since") if isinstance(old, dict) else None
-        ok = isinstance(since, int | float) and not isinstance(since, bool)
-        return float(since) if ok else now
+        if isinstance(since, int | float) and not isinstance(since, bool):
+            return float(since)
+        return now
 
     def _say(self, doc: dict[str, Any]) -> None:
         """Log each change of the outcome once (every pass is in the file)."""
