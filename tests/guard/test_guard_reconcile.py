@@ -346,3 +346,12 @@ def test_an_unknown_outcome_in_the_trader_makes_a_pass_due_at_once(tmp_path, clo
             await ex.stop()
 
     anyio.run(main)
+
+
+def test_a_file_that_cannot_be_written_is_an_unknown_pass(tmp_path, clock):
+    _ledger, _venue, recon = _setup(tmp_path, clock)
+    recon.path.mkdir()  # a directory where the file should be: every write fails
+    doc = asyncio.run(recon.run_once())
+    assert doc["ok"] is False and doc["status"] == "unknown"
+    assert "unsaved" in doc["problem"]
+    assert read_alerts(tmp_path)[rec.ALERT_NAME]["reasons"] == [rec.RECONCILE_UNKNOWN]

@@ -258,8 +258,7 @@ class Reconciler:
             doc = self._unknown(f"ledger unreadable: {exc.reason}")
         except Exception as exc:  # the venue's failure (or the disk's), whatever its class
             doc = self._unknown(f"{self._stage} unreadable: {type(exc).__name__}: {exc}"[:300])
-        self._publish(doc)
-        return doc
+        return self._publish(doc)
 
     async def _pass(self) -> dict[str, Any]:
         before = self._matched_before()
@@ -312,21 +311,30 @@ class Reconciler:
             return {}
         return {str(k): str(v) for k, v in matched.items() if isinstance(v, str)}
 
-    def _publish(self, doc: dict[str, Any]) -> None:
+    def _publish(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The alert before the file when the pass is not ok, after it when ok: whoever
+        reads differences in the file finds the alert standing."""
+        if not doc["ok"]:
+            self._raise(doc)
         try:
             write_json_atomic(self.path, doc)
         except OSError as exc:
-            doc = {**doc, "ok": False, "status": "unknown", "problem": f"unsaved: {exc}"}
+            problem = f"{RECONCILIATION_FILENAME} unsaved: {exc}"
+            doc = {**doc, "ok": False, "status": "unknown", "problem": problem}
+            self._raise(doc)
         if doc["ok"]:
             clear_alert(self.runtime_dir, ALERT_NAME)
-        else:
-            details = {k: doc[k] for k in doc if k not in ("ts", "matched")}
-            reasons = [ORDER_UNKNOWN_AT_VENUE] if doc["unknown_at_venue"] else []
-            reasons += [ORDER_MISSING_AT_VENUE] if doc["missing_at_venue"] else []
-            details["reasons"] = reasons or [RECONCILE_UNKNOWN]
-            details["since"] = self._alert_since(doc["ts"])
-            write_alert(self.runtime_dir, ALERT_NAME, ts=doc["ts"], **details)
         self._say(doc)
+        return doc
+
+    def _raise(self, doc: dict[str, Any]) -> None:
+        details = {k: doc[k] for k in doc if k not in ("ts", "matched")}
+        reasons = [ORDER_UNKNOWN_AT_VENUE] if doc["unknown_at_venue"] else []
+        reasons += [ORDER_MISSING_AT_VENUE] if doc["missing_at_venue"] else []
+        reasons += [RECONCILE_UNKNOWN] if doc["status"] == "unknown" else []
+        details["reasons"] = reasons
+        details["since"] = self._alert_since(doc["ts"])
+        write_alert(self.runtime_dir, ALERT_NAME, ts=doc["ts"], **details)
 
     def _alert_since(self, now: float) -> float:
         """When the standing alert was first raised (kept across passes), else ``now``."""
