@@ -62,7 +62,9 @@ SRC = Path(autoheal.daemon.__file__).parent.parent
 #: is "the ground floor the others stand on": probes read heartbeats with its one safe
 #: reader, procs write pidfiles with its atomic write; ``config`` validates ``[risk]``
 #: with the guard's own light limits module. The exec probe waits for its command as
-#: services are waited for (``procs.exits``: a pidfd, no watcher thread).
+#: services are waited for (``procs.exits``: a pidfd, no watcher thread). The page
+#: checks a scope an operator typed with the guard's own pure parser (``guard.scopes``),
+#: the one that decides what the scope means to the trading processes.
 MAY_IMPORT: dict[str, set[str]] = {
     "core": set(),
     "terminal": set(),
@@ -71,7 +73,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "procs": {"core", "store"},
     "config": {"core", "store", "guard"},
     "guard": {"core", "store"},
-    "web": {"core", "store"},
+    "web": {"core", "store", "guard"},
     "logformat": {"terminal"},
     "testing": {"core", "procs"},
     # the demo's ccxt trader is a ccxt bot made safe by autoheal.ccxt.

@@ -70,6 +70,7 @@ async def test_an_unknown_outcome_makes_a_pass_due_at_once_and_the_order_is_matc
         gate=TradingGate(rt, stop),
         ledger=OrderLedger(rt),
         breaker=CircuitBreaker(rt),
+        strategy="grid",  # its tag in the client order id: matched all the same
     )
     recon = ex.reconciler(period_s=3600.0)
     try:

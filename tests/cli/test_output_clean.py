@@ -354,6 +354,27 @@ def _metrics(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
     return [text, as_json]
 
 
+@case(("compliance",))
+def _compliance(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
+    # The runtime directory's name (printed as the history's path) is hostile, and so
+    # is a drill name in the history (refused: the history reads as garbled).
+    rt = ctx.tmp / HOSTILE_ARG.replace("/", "")
+    rt.mkdir()
+    cfg = ctx.tmp / "compliance.toml"
+    runtime_dir = json.dumps(str(rt)).replace("\x7f", "\\u007f")
+    cfg.write_text(f'environment = "paper"\n[paths]\nruntime_dir = {runtime_dir}\n'
+                   '[services.feeder]\nargv = ["/bin/true"]\n')
+    history = {"schema": 1, "drills": {HOSTILE: {"status": "PASSED", "finished_at": 1.0,
+                                                 "duration_s": 1.0}}}
+    _write_json(rt / "drill_history.json", history)
+    text = ctx.main("compliance", "--config", str(cfg)).showing()
+    as_json = ctx.main("compliance", "--json", "--config", str(cfg))
+    assert json.loads(as_json.out)["history"]["read"] == "garbled"
+    window = ctx.main("compliance", "--config", str(cfg), "--window", HOSTILE_ARG)
+    assert text.code == 1 and window.code == 2
+    return [text, as_json, window.showing()]
+
+
 @case(("breaker", "status"))
 def _breaker_status(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
     cfg = ctx.config()

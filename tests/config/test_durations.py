@@ -53,6 +53,8 @@ modes = {{ FAILSAFE = ["stop"] }}
 {bot_api}
 [bot_api.calls.stop]
 post = "/stop"
+[compliance]
+{compliance}
 """
 
 #: Every duration key: (the table it is in, its field, the key an error names).
@@ -72,12 +74,14 @@ KEYS = {
     "fleet.poll_interval": ("fleet", "poll_interval = {v}"),
     "bot_api.timeout": ("bot_api", "timeout = {v}"),
     "bot_api.retry_max": ("bot_api", "retry_max = {v}"),
+    "compliance.window": ("compliance", "window = {v}"),
 }
 
 
 def config_text(key: str, value: str) -> str:
     table, line = KEYS[key]
-    tables = ("policy", "daemon", "service", "probe", "http", "webhook", "fleet", "bot_api")
+    tables = ("policy", "daemon", "service", "probe", "http", "webhook", "fleet", "bot_api",
+              "compliance")
     parts = dict.fromkeys(tables, "")
     parts["probe"] = 'max_age = "5s"'  # required by a heartbeat probe
     if key == "services.s.probes[0].max_age":
@@ -117,11 +121,12 @@ def durations(cfg: Config) -> list[float]:
     found += [w.timeout for w in cfg.webhooks]
     if cfg.fleet is not None:
         found += [cfg.fleet.stale_after, cfg.fleet.poll_interval]
+    found.append(cfg.compliance_window)
     return found
 
 
 def test_the_base_config_loads_with_every_duration(tmp_path: Path) -> None:
-    assert len(durations(load(tmp_path, config_text("fleet.stale_after", '"5s"')))) == 18
+    assert len(durations(load(tmp_path, config_text("fleet.stale_after", '"5s"')))) == 19
 
 
 @pytest.mark.parametrize("key", list(KEYS))

@@ -138,3 +138,26 @@ def test_config_file_placeholder_names_this_file(tmp_path: Path) -> None:
     text = '[services.trader]\nargv = ["t", "--risk-config", "{config_file}"]\n'
     path = write(tmp_path, HEAD + text)
     assert load_config(path).services["trader"].argv[-1] == str(path)
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("[risk]\nmax_drawdown = 0\n", "risk.max_drawdown: must be greater than zero"),
+    ("[risk]\nmax_drawdown_pct = 100\n", "risk.max_drawdown_pct: 100 is a percent of the peak"),
+    ("[risk]\nloss_breach_reads = 0\n", "risk.loss_breach_reads: 0 is not 1..1000"),
+    ("[risk]\nloss_breach_reads = 2.5\n", "risk.loss_breach_reads: expected int"),
+])
+def test_check_config_names_each_loss_key(tmp_path: Path, capsys, text: str, line: str) -> None:
+    """The issue 24 keys: a precise error naming the key, exit 2."""
+    path = write(tmp_path, HEAD + text)
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert f"{path}: {line}" in capsys.readouterr().err
+
+
+def test_the_loss_keys_resolve(tmp_path: Path) -> None:
+    text = "[risk]\nmax_drawdown = 800\nmax_drawdown_pct = 7.5\nloss_breach_reads = 5\n"
+    risk = load_config(write(tmp_path, HEAD + text)).risk
+    assert risk is not None
+    assert (risk.max_drawdown, risk.max_drawdown_pct, risk.loss_breach_reads) == (
+        Decimal(800), Decimal("7.5"), 5)
+    default = load_config(write(tmp_path, HEAD + "[risk]\nmax_daily_loss = 5\n")).risk
+    assert default is not None and default.loss_breach_reads == 3

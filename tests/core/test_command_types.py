@@ -47,6 +47,8 @@ def test_command_type_values_are_the_journals_words() -> None:
         "failsafe_clear",
         "failsafe_reduce_only",
         "breaker_reset",
+        "failsafe_enter_scope",
+        "failsafe_clear_scope",
     ]
     assert {"restart", "stop", "start"} == COMPONENT_COMMANDS
     assert is_chaos("chaos_stall") and not is_chaos("restart")

@@ -73,5 +73,7 @@ def test_kill_feeder_with_config_and_no_daemon_runs_on_its_own_stack(
     assert drill["status"] == str(Status.PASSED)
     assert "ran_against" not in drill["details"]
     assert drill["details"]["daemon_pid"] > 0  # its own daemon, started and stopped
-    # The config's runtime directory holds only the report: no fault went into it.
-    assert sorted(p.name for p in (tmp_path / "rt").iterdir()) == ["drills"]
+    # The config's runtime directory holds only the report and the drill history (and
+    # its lock): no fault went into it.
+    assert sorted(p.name for p in (tmp_path / "rt").iterdir()) == [
+        "drill_history.json", "drill_history.json.lock", "drills"]

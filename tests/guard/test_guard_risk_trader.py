@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -132,3 +134,35 @@ def test_load_risk_limits_reads_the_risk_table(tmp_path: Path) -> None:
     assert info.value.key == "risk.symbols.BTCUSDT.max_position"
     with pytest.raises(RiskConfigError):
         load_risk_limits(tmp_path / "missing.toml")
+
+
+def test_the_trader_reports_its_marked_equity_and_pauses_without_one(
+    exchange: ExchangeInfo, tmp_path: Path
+) -> None:
+    """With ``max_drawdown`` the trader reports its equity every tick (issue 24): none
+    (no price) pauses new entries; a good one is the balances at the feeder's price."""
+
+    async def main() -> tuple[Any, Decimal, dict[str, Any], bool]:
+        async with httpx.AsyncClient(base_url=exchange.url, timeout=5) as http:
+            session = RiskCheckedSession(
+                args_for(tmp_path, 0.001), http, parse_limits({"max_drawdown": 1_000_000})
+            )
+            await session.tick()  # no prices.json: no equity
+            paused = session.risk.activity(0.0).pnl_unavailable
+            balances = await session.exchange.fetch_balance()
+            expected = Decimal(repr(balances["USDT"]["total"])) + Decimal(
+                repr((balances.get("BTC") or {}).get("total", 0.0))
+            ) * Decimal("60000.0")
+            now = time.time()
+            (tmp_path / "prices.json").write_text(
+                json.dumps({"ts": now, "prices": {"BTCUSDT": {"price": 60000.0, "ts": now}}})
+            )
+            orders = session.orders_placed
+            await session.tick()
+            doc = json.loads((tmp_path / "risk_pnl.json").read_text())
+            return paused, expected, doc, session.orders_placed > orders
+
+    paused, expected, doc, placed = anyio.run(main)
+    assert paused is not None and paused[0] == "risk_pnl_unavailable"
+    assert Decimal(doc["peak_equity"]) == expected and doc["breach_reads"] == 0
+    assert placed  # the good read lifted the pause: the buy went out

@@ -23,11 +23,17 @@ the exchange's own (reads, cancels, its raw endpoints) except:
     any other failure is ccxt's own exception, after the ledger released the order.
 
 ``kill``
+    (or ``kill(scope=...)``: only the own orders inside a scoped halt, by symbol,
+    venue, side and the strategy tag in their client order id)
     cancels this runtime's own open orders (by client order id prefix: an order a
     person placed at the venue by hand is left alone) and reads the open orders
     again until none of its own remain, within ``kill_within_s``; else
     :class:`KillIncompleteError`, loudly. :meth:`GuardedExchange.guard` runs it on
-    every halt of the gate (``STOP.TXT``, a failsafe): run it beside the bot.
+    every halt of the gate (``STOP.TXT``, a failsafe), and a scoped kill on every new
+    scoped halt (the other scopes keep trading): run it beside the bot.
+
+Each order carries the ``strategy`` that placed it (the exchange's, when given): in
+its client order id (:func:`~autoheal.guard.scopes.tagged_name`) and its ledger record.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,6 +57,7 @@ from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.ledger_file import IN_FLIGHT, PENDING
 from autoheal.guard.reconcile import Reconciler
 from autoheal.guard.risk import RiskBook, RiskGuard, RiskOrder
+from autoheal.guard.scopes import Scope, own_order_in_scope, tagged_name
 
 __all__ = ["GuardedExchange", "KillIncompleteError", "KillReport", "OrderRefusedError"]
 
@@ -122,6 +129,9 @@ class GuardedExchange:
         prefix: this runtime's client order id prefix (2 to 8 letters or digits).
         kill_within_s: how long a kill may take to see none of its own orders left.
         poll_s: the pause between a kill's reads of the open orders.
+        strategy: the strategy this exchange object places orders for (its client ids
+            and ledger records carry it; the gate's scoped halts see it), or None.
+        venue: the venue's name for scoped halts (default: ccxt's ``exchange.id``).
     """
 
     def __init__(
@@ -139,6 +149,8 @@ class GuardedExchange:
         poll_s: float = 0.25,
         time_fn: Callable[[], float] = time.monotonic,
         sleep_fn: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        strategy: str | None = None,
+        venue: str | None = None,
     ) -> None:
         if risk is not None and book is None:
             raise ValueError("a risk guard needs the book: book=async fn(symbol) -> RiskBook")
@@ -154,6 +166,8 @@ class GuardedExchange:
         self.poll_s = poll_s
         self._time = time_fn
         self._sleep = sleep_fn
+        self.strategy = strategy
+        self.venue = venue if venue is not None else getattr(exchange, "id", None)
         self._reconciler: Reconciler | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -209,16 +223,27 @@ class GuardedExchange:
 
     def _check(self, order: _Order) -> None:
         allowed, reason = self.gate.allowed(
-            self._action(order), symbol=order.market_id, reduces_position=self._reduce_only(order)
+            self._action(order),
+            symbol=order.market_id,
+            reduces_position=self._reduce_only(order),
+            strategy=self.strategy,
+            venue=self.venue,
         )
         if not allowed:
             raise OrderRefusedError(order.what, reason)
 
     def _recorded(self, order: _Order) -> tuple[bool, str]:
         o = order
+        st = self.strategy
         if o.key is None:
-            return self.ledger.check_and_record(o.market_id, o.side, o.amount, o.price)
-        return self.ledger.check_and_record_key(o.key, o.market_id, o.side, o.amount, o.price)
+            return self.ledger.check_and_record(o.market_id, o.side, o.amount, o.price, strategy=st)
+        return self.ledger.check_and_record_key(
+            o.key, o.market_id, o.side, o.amount, o.price, strategy=st
+        )
+
+    def client_id(self, name: str) -> str:
+        """The wire id of the order the ledger calls ``name``, with this strategy's tag."""
+        return client_order_id(self.prefix, tagged_name(name, self.strategy))
 
     async def _record(self, order: _Order) -> str | dict[str, Any]:
         """The ledger's name for this order, now recorded pending; or what the venue holds."""
@@ -235,7 +260,7 @@ class GuardedExchange:
                 raise OrderRefusedError(what, "duplicate_order")
             if _in_flight(self.ledger.entry(name)):
                 raise OrderRefusedError(what, "order_in_flight")
-            cid = client_order_id(self.prefix, name)
+            cid = self.client_id(name)
             self._reconcile_soon()
             found = await self._lookup(order, name, cid)
             if found is not None:
@@ -280,7 +305,7 @@ class GuardedExchange:
         return found
 
     async def _send(self, order: _Order, name: str) -> dict[str, Any]:
-        cid = client_order_id(self.prefix, name)
+        cid = self.client_id(name)
         params = {**order.params, CLIENT_ID_PARAM: cid}
         try:
             placed: dict[str, Any] = await self.exchange.create_order(
@@ -328,12 +353,19 @@ class GuardedExchange:
             self._all_open_orders,
             self.ledger,
             venue=venue or str(getattr(self.exchange, "id", "ccxt")),
-            client_id_of=lambda name: client_order_id(self.prefix, name),
+            client_id_of=self._record_client_id,
             lookup=self._order_by_client_id,
             period_s=period_s,
             time_fn=self._time,
         )
         return self._reconciler
+
+    def _record_client_id(self, name: str, entry: Mapping[str, Any]) -> str:
+        """A ledger record's wire id, with the tag of the strategy that placed it (any
+        strategy sharing this ledger, not only this exchange's own)."""
+        strategy = entry.get("strategy")
+        tag = strategy if isinstance(strategy, str) else None
+        return client_order_id(self.prefix, tagged_name(name, tag))
 
     def _reconcile_soon(self) -> None:
         if self._reconciler is not None:
@@ -361,8 +393,10 @@ class GuardedExchange:
 
     # ------------------------------------------------------------------ the kill
 
-    async def kill(self, *, reason: str = "kill") -> KillReport:
+    async def kill(self, *, reason: str = "kill", scope: Scope | None = None) -> KillReport:
         """Cancel this runtime's own open orders and verify none remain.
+
+        ``scope``: only the own orders inside it (a scoped halt); the others stay.
 
         Raises:
             KillIncompleteError: some were still open after ``kill_within_s`` (each read
@@ -372,19 +406,22 @@ class GuardedExchange:
         deadline = started + self.kill_within_s
         cancelled: list[str] = []
         rounds = 0
+        where = "" if scope is None else f" scope={scope}"
         log.warning(
-            "[kill] reason=%s: cancelling own orders (prefix %s) on %s",
+            "[kill]%s reason=%s: cancelling own orders (prefix %s) on %s",
+            where,
             reason,
             self.prefix,
             ", ".join(self.symbols),
         )
         while True:
             rounds += 1
-            own, unread = await self._own_open_orders()
+            own, unread = await self._own_open_orders(scope)
             if not own and not unread:
                 elapsed = self._time() - started
                 log.warning(
-                    "[kill] verified: no own order open (cancelled %d, %d read(s), %.2fs)",
+                    "[kill]%s verified: no own order open (cancelled %d, %d read(s), %.2fs)",
+                    where,
                     len(cancelled),
                     rounds,
                     elapsed,
@@ -393,7 +430,12 @@ class GuardedExchange:
             if self._time() >= deadline:
                 left = [f"{o.get('clientOrderId')}@{o.get('symbol')}" for o in own]
                 left += [f"unreadable@{s}" for s in unread]
-                log.error("[kill] INCOMPLETE after %gs: %s", self.kill_within_s, ", ".join(left))
+                log.error(
+                    "[kill]%s INCOMPLETE after %gs: %s",
+                    where,
+                    self.kill_within_s,
+                    ", ".join(left),
+                )
                 raise KillIncompleteError(left, self.kill_within_s)
             for order in own:
                 try:
@@ -407,10 +449,14 @@ class GuardedExchange:
                     )
             await self._sleep(max(0.0, min(self.poll_s, deadline - self._time())))
 
-    async def _own_open_orders(self) -> tuple[list[dict[str, Any]], list[str]]:
+    async def _own_open_orders(
+        self, scope: Scope | None = None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         own: list[dict[str, Any]] = []
         unread: list[str] = []
         for symbol in self.symbols:
+            if scope is not None and not self._symbol_in_scope(symbol, scope):
+                continue
             try:
                 orders = await self.exchange.fetch_open_orders(symbol)
             except Exception as exc:
@@ -419,23 +465,62 @@ class GuardedExchange:
                 )
                 unread.append(symbol)
                 continue
-            own += [o for o in orders if self._is_own(o)]
+            own += [o for o in orders if self._is_own(o) and self._in_scope(o, scope)]
         return own, unread
 
     def _is_own(self, order: dict[str, Any]) -> bool:
         return is_own(order, self.prefix)
 
+    def _market_id(self, symbol: str) -> str:
+        try:
+            return str(self.exchange.market(symbol)["id"])
+        except Exception:
+            return symbol  # markets not loaded: the symbol itself, normalised by the scope
+
+    def _symbol_in_scope(self, symbol: str, scope: Scope) -> bool:
+        return scope.symbol is None or Scope(symbol=scope.symbol).matches(
+            symbol=self._market_id(symbol)
+        )
+
+    def _in_scope(self, order: dict[str, Any], scope: Scope | None) -> bool:
+        if scope is None:
+            return True
+        symbol = order.get("symbol")
+        side = order.get("side")
+        return own_order_in_scope(
+            scope,
+            client_id=str(order.get("clientOrderId") or ""),
+            prefix=self.prefix,
+            symbol=None if not isinstance(symbol, str) else self._market_id(symbol),
+            venue=self.venue,
+            side=side if isinstance(side, str) else None,
+        )
+
     async def guard(self, *, tick_s: float = 0.1) -> None:
-        """Kill on every halt of the gate (once per halt; again while incomplete)."""
+        """Kill on every halt of the gate (once per halt; again while incomplete), and
+        kill a scope's own orders on every new scoped halt (once per scope)."""
         killed = False
+        scopes_done: set[Scope] = set()
         while True:
-            reason = halt_reason(self.gate.status())
+            status = self.gate.status()
+            reason = halt_reason(status)
             if reason is None:
                 killed = False
             elif not killed:
                 try:
                     await self.kill(reason=reason)
                     killed = True
+                except KillIncompleteError:
+                    pass  # logged loudly; tried again at the next tick
+            halted = set(status.scoped.halts)
+            scopes_done &= halted  # a cleared scope, halted again, is killed again
+            for scope in sorted(halted - scopes_done, key=str):
+                if reason is not None and killed:
+                    scopes_done.add(scope)  # the whole runtime's kill covered it
+                    continue
+                try:
+                    await self.kill(reason="scoped_halt", scope=scope)
+                    scopes_done.add(scope)
                 except KillIncompleteError:
                     pass  # logged loudly; tried again at the next tick
             await self._sleep(tick_s)

@@ -9,7 +9,8 @@ failed or is unhealthy, 2 usage or configuration error, 3 refused by a safety ga
 
 The families: ``run`` (the daemon; ``check-config``), ``operator`` (restart, stop,
 start, failsafe, chaos: durable commands, on the one path of :mod:`autoheal.cli.submit`),
-``status``, ``check``, ``events``, ``metrics``, ``breaker``, ``fleet``, ``drill``.
+``status``, ``check``, ``events``, ``metrics``, ``breaker``, ``fleet``, ``drill``,
+``compliance``.
 Nothing outside this package imports it but ``autoheal.__main__`` (and the console
 script); ``tests/cli/test_main.py`` holds both to that.
 
@@ -55,6 +56,7 @@ HANDLERS: dict[str, str] = {
     "metrics": "metrics:handle",
     "breaker": "breaker:handle",
     "fleet": "fleet:handle",
+    "compliance": "compliance:handle",
 }
 #: Commands that must start fast (tests/test_import_cost.py): they import no logging.
 FAST = frozenset({"status", "check-config"})

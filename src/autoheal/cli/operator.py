@@ -25,6 +25,11 @@ __all__ = ["handle", "problem_with", "request_from"]
 def request_from(args: argparse.Namespace) -> Request:
     """The durable command that ``args`` (a restart/stop/start, failsafe or chaos) asks for."""
     wait = not args.no_wait
+    if args.command == "failsafe" and getattr(args, "scope", None) not in (None, "all"):
+        scope = _canonical_scope(args.scope)
+        ctype = "failsafe_" + args.action.replace("-", "_") + "_scope"
+        payload = {"reason": args.reason}
+        return Request(ctype, scope, payload, args.idempotency_key, args.timeout, wait)
     if args.command == "failsafe":
         ctype = "failsafe_" + args.action.replace("-", "_")
         payload = {"reason": args.reason}
@@ -36,8 +41,29 @@ def request_from(args: argparse.Namespace) -> Request:
     return Request(args.command, args.name, payload, args.idempotency_key, args.timeout, wait)
 
 
+def _canonical_scope(text: str) -> str:
+    """The scope in its fixed form; as given when it does not parse (:func:`problem_with`)."""
+    from autoheal.guard.scopes import ScopeError, parse_scope
+
+    try:
+        return str(parse_scope(text))
+    except ScopeError:
+        return text
+
+
 def problem_with(request: Request, cfg: Config) -> Problem | None:
     """Why ``request`` cannot go to this runtime, or None: checked before anything is queued."""
+    if request.type.endswith("_scope") and request.type.startswith("failsafe_"):
+        from autoheal.core.commands import SCOPED_COMMANDS
+        from autoheal.guard.scopes import ScopeError, parse_scope
+
+        if request.type not in SCOPED_COMMANDS:
+            return Problem("usage", "--scope goes with failsafe enter or clear")
+        try:
+            parse_scope(request.target)
+        except ScopeError as exc:
+            return Problem("usage", f"--scope: {exc}")
+        return None
     if request.type.startswith("chaos_"):
         if cfg.environment == "live":
             return Problem("refused", f'chaos against environment = "live" ({cfg.path})')

@@ -144,6 +144,12 @@ def _add_failsafe(sub: _Sub) -> None:
         help="reduce-only: only position-reducing sells (also to unwind inside a failsafe)",
     )
     p.add_argument("--reason", required=True)
+    p.add_argument(
+        "--scope",
+        default=None,
+        help="halt (enter) or lift (clear) only a subset: kind=value[,...] with kinds "
+        "strategy, symbol, venue, side (e.g. symbol=BTCUSDT); default: the whole runtime",
+    )
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--timeout", type=float, default=30.0)
@@ -255,6 +261,19 @@ def _add_fleet(sub: _Sub) -> None:
     p.add_argument("--json", action="store_true", help="status: JSON")
 
 
+def _add_compliance(sub: _Sub) -> None:
+    p = sub.add_parser(
+        "compliance", help="each RTS 6 / FIA control, the drill that proves it, its last result"
+    )
+    _add_config(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--window",
+        default=None,
+        help="how old a drill's pass may be, e.g. 24h, 7d (default: [compliance] window, 24h)",
+    )
+
+
 #: Every command family's subparsers, in the order ``autoheal --help`` lists them.
 _FAMILIES = (
     _add_run,
@@ -269,6 +288,7 @@ _FAMILIES = (
     _add_metrics,
     _add_breaker,
     _add_fleet,
+    _add_compliance,
 )
 
 

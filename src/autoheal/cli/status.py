@@ -13,7 +13,8 @@ document is fresh. Both count as stale when older than
 Start-up time matters (an operator types this at 3 a.m., scripts poll it), so
 this module imports only the standard library, orjson, ``autoheal.store`` and
 :mod:`autoheal.cli.common`; the config package only to read ``--config``, and the
-pure staleness rule (:mod:`autoheal.core.liveness`) when it reads.
+pure staleness rule (:mod:`autoheal.core.liveness`) when it reads. ``--json`` with a
+config adds ``risk``, the status page's money side (:mod:`autoheal.daemon.risk_files`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from autoheal.store.flags import FlagsRead, read_flags, read_stop_line, stop_fil
 
 if TYPE_CHECKING:
     import argparse
+
+    from autoheal.config import Config
 
 __all__ = [
     "DAEMON_HEARTBEAT_FILENAME",
@@ -68,6 +71,8 @@ class StatusSnapshot:
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The wall clock the ages were computed against (the outlook's countdowns too).
     now: float | None = None
+    #: The scoped halts (a :class:`autoheal.guard.scopes.HaltsView`), None: not read.
+    scoped: Any = None
 
     @property
     def daemon_stale(self) -> bool:
@@ -128,7 +133,8 @@ def read_status(
         health_age_s=_age(health.doc, now),
         daemon=daemon,
         daemon_age_s=_age(daemon.doc, now),
-        flags=read_flags(runtime_dir),
+        flags=(flags_read := read_flags(runtime_dir)),
+        scoped=_read_scoped(runtime_dir, flags_read),
         stop_present=present,
         stop_line=read_stop_line(Path(stop_file)) if present else "",
         stale_after_s=stale_after_s(heartbeat_interval_s),
@@ -365,6 +371,7 @@ def render_text(snap: StatusSnapshot) -> str:
         lines.append(health_problem)
     if snap.flags.flags is not None and snap.flags.missing:
         lines.append("global_flags.json missing: defaults apply (NORMAL, no failsafe)")
+    lines += _scoped_lines(snap)
     if snap.stop_present:
         lines.append(f"STOP.TXT present: {clean(snap.stop_line)}  (new orders halted)")
     else:
@@ -400,6 +407,33 @@ def _outlook_json(components: dict[str, Any], now: float | None) -> dict[str, An
     return out
 
 
+def _read_scoped(runtime_dir: Path, flags: FlagsRead) -> Any:
+    """The scoped halts as the guard sees them: the flags' key and the daemon's record."""
+    from autoheal.guard.scoped_record import read_view
+    from autoheal.guard.scopes import merge_views, parse_halts
+
+    return merge_views(parse_halts(flags.scoped_halts), read_view(runtime_dir))
+
+
+def _scoped_view(snap: StatusSnapshot) -> Any:
+    from autoheal.guard.scopes import HaltsView
+
+    return snap.scoped if snap.scoped is not None else HaltsView()
+
+
+def _scoped_lines(snap: StatusSnapshot) -> list[str]:
+    """A line per scoped halt (``failsafe enter --scope``); garbage halts every order."""
+    view = _scoped_view(snap)
+    if view.garbage:
+        return [f"SCOPED HALTS UNREADABLE: {clean(view.garbage)}  (every new order halted)"]
+    return [
+        f"scoped halt {clean(name)}: {clean(h.reason or 'no reason')}, set by "
+        f"{clean(h.set_by or '?')}  (orders in this scope halted; "
+        f"autoheal failsafe clear --scope {clean(name)})"
+        for name, h in view.by_name().items()
+    ]
+
+
 def render_json(snap: StatusSnapshot) -> dict[str, Any]:
     """The health document plus what ``status`` adds: daemon staleness, flags, STOP.TXT,
     and each component's outlook counted down against this command's clock."""
@@ -424,6 +458,9 @@ def render_json(snap: StatusSnapshot) -> dict[str, Any]:
         alerts=snap.alerts,
         exit_code=exit_code(snap),
     )
+    view = _scoped_view(snap)
+    doc["scoped_halts"] = {name: h.to_doc() for name, h in view.by_name().items()}
+    doc["scoped_halts_error"] = view.garbage or None
     return doc
 
 
@@ -435,6 +472,7 @@ def status_command(
     out: TextIO | None = None,
     now: Callable[[], float] = time.time,
     heartbeat_interval_s: float = 1.0,
+    risk: Callable[[], dict[str, Any] | None] | None = None,
 ) -> int:
     """Print the runtime's status and return the exit code.
 
@@ -445,6 +483,7 @@ def status_command(
         out: where to print (default ``sys.stdout``).
         now: wall clock; the files carry unix timestamps, so ages are wall-clock ages.
         heartbeat_interval_s: the daemon's ``heartbeat_interval``; sets the stale limit.
+        risk: with ``as_json``, the risk panel's document (``risk``: the page's money side).
 
     Returns:
         0 when DOR is true and the daemon and the health document are fresh, else 1.
@@ -452,7 +491,10 @@ def status_command(
     stream = sys.stdout if out is None else out
     snap = read_status(runtime_dir, stop_file, now=now(), heartbeat_interval_s=heartbeat_interval_s)
     if as_json:
-        data = orjson.dumps(render_json(snap), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        doc = render_json(snap)
+        if risk is not None:
+            doc["risk"] = risk()
+        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         stream.write(clean_json(data.decode()) + "\n")  # orjson writes DEL, C1, bidi raw
     else:
         stream.write(render_text(snap))
@@ -479,4 +521,12 @@ def handle(args: argparse.Namespace) -> int:
         cfg.paths.stop_file,
         as_json=args.json,
         heartbeat_interval_s=cfg.daemon.heartbeat_interval,
+        risk=_risk_reader(cfg) if args.json else None,
     )
+
+
+def _risk_reader(cfg: Config) -> Callable[[], dict[str, Any] | None]:
+    """The page's risk panel, read once from the files (only for ``--json``)."""
+    from autoheal.daemon.risk_files import RiskFiles
+
+    return RiskFiles(lambda: cfg, clock=time.monotonic, wall=time.time).view

@@ -239,3 +239,5 @@ class Config(Frozen, frozen=True):
     #: ``[risk]``: pre-trade limits (:mod:`autoheal.guard.risk`); ``None`` when absent.
     risk: RiskLimits | None = None
     bot_api: BotApiConfig | None = None
+    #: ``[compliance] window``: how old a drill's pass may be, in seconds (default 24 h).
+    compliance_window: float = 86_400.0

@@ -129,12 +129,18 @@ def resolve(raw: RawConfig, config_file: Path) -> Config:
         bot_api=None
         if raw.bot_api is None
         else resolve_bot_api(raw.bot_api, ctx.placeholders, services),
+        compliance_window=_compliance_window(raw.compliance.window),
     )
     # Last: it needs every path the config names (pidfiles, probes, logs, ...).
     clash = stop_file_clash(config)
     if clash is not None:
         fail("paths.stop_file", clash)
     return config
+
+
+def _compliance_window(value: str | int | float) -> float:
+    """``[compliance] window``: a positive duration (a drill's pass older than it is stale)."""
+    return as_duration(value, "compliance.window")
 
 
 def _risk(raw: RawRisk) -> RiskLimits:

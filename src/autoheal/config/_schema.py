@@ -155,6 +155,9 @@ class RawRisk(RawRiskSymbol, frozen=True):
     max_live_notional_total: Number | None = None
     max_orders_per_second: int | None = None
     max_daily_loss: Number | None = None
+    max_drawdown: Number | None = None
+    max_drawdown_pct: Number | None = None
+    loss_breach_reads: int | None = None
     symbols: dict[str, Any] = {}  # converted one symbol at a time, so errors name it
 
 
@@ -193,6 +196,12 @@ class RawBotApi(_Raw, frozen=True):
     modes: dict[str, list[str]] = {}
 
 
+class RawCompliance(_Raw, frozen=True):
+    """``[compliance]``: how old a drill's pass may be for ``autoheal compliance`` (issue 24)."""
+
+    window: Duration = "24h"
+
+
 class RawConfig(_Raw, frozen=True):
     environment: str
     paths: RawPaths = msgspec.field(default_factory=RawPaths)
@@ -207,6 +216,7 @@ class RawConfig(_Raw, frozen=True):
     fleet: RawFleet | None = None
     risk: RawRisk | None = None
     bot_api: RawBotApi | None = None
+    compliance: RawCompliance = msgspec.field(default_factory=RawCompliance)
 
 
 _KNOWN_FIELDS = sorted(
@@ -227,6 +237,7 @@ _KNOWN_FIELDS = sorted(
             RawBotApi,
             RawBotCall,
             RawInEffect,
+            RawCompliance,
         )
         for f in t.__struct_fields__
     }

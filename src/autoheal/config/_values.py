@@ -51,6 +51,7 @@ DURATION_BOUNDS: dict[str, tuple[float, float]] = {
     "stale_after": (_MS, _HOUR),
     "poll_interval": (_MS, _HOUR),
     "retry_max": (_MS, _HOUR),  # the bot API's longest wait between tries
+    "window": (_MS, 7 * _DAY),  # [compliance]: how old a drill's pass may be
 }
 
 

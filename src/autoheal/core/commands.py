@@ -41,6 +41,7 @@ __all__ = [
     "CHAOS_PREFIX",
     "CLAIMER_DIED",
     "COMPONENT_COMMANDS",
+    "SCOPED_COMMANDS",
     "START_TIME_TOLERANCE_S",
     "TERMINAL_STATUSES",
     "Claimer",
@@ -68,6 +69,10 @@ class CommandType(enum.StrEnum):
     FAILSAFE_REDUCE_ONLY = "failsafe_reduce_only"
     #: Every circuit breaker of the guard, reset under its file lock (no core step).
     BREAKER_RESET = "breaker_reset"
+    #: A scoped halt (``failsafe enter|clear --scope``; target: the scope), written by
+    #: the daemon's shell to its record and the flags (no core step).
+    FAILSAFE_ENTER_SCOPE = "failsafe_enter_scope"
+    FAILSAFE_CLEAR_SCOPE = "failsafe_clear_scope"
 
 
 #: The fault injector's commands are ``chaos_<fault>`` (``chaos_kill``, ``chaos_heal``, ...).
@@ -88,6 +93,8 @@ _RUNTIME: Mapping[str, Callable[[str, str], Observation]] = {
 
 #: The commands that name a component (the others act on the whole runtime).
 COMPONENT_COMMANDS = frozenset(CommandType(t) for t in _COMPONENT)
+#: The scoped halts' commands (their target is the scope).
+SCOPED_COMMANDS = frozenset({CommandType.FAILSAFE_ENTER_SCOPE, CommandType.FAILSAFE_CLEAR_SCOPE})
 
 
 def is_chaos(command_type: str) -> bool:

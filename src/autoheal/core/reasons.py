@@ -51,7 +51,10 @@ __all__ = [
     "PROCESS_MISSING",
     "RECONCILE_UNKNOWN",
     "RECOVERED",
+    "RISK_DRAWDOWN",
+    "RISK_PNL_UNAVAILABLE",
     "RSS_HIGH",
+    "SCOPED_HALT",
     "SPAWN_FAILED",
     "STABLE",
     "STARTED",
@@ -141,12 +144,22 @@ RECOVERED = "recovered"
 VERIFIED = "verified"
 STARTED = "started"
 STABLE = "stable_reset"
+#: An order inside an operator's scoped halt (``scoped_halt:<scope>`` from the gate;
+#: :data:`autoheal.guard.scopes.SCOPED_HALT`).
+SCOPED_HALT = "scoped_halt"
 
 
 # -- a service's exit-code rules (issue 23): ``failsafe_exit_codes``, ``restart_exit_codes``
 def exit_code_reason(code: int) -> str:
     """Return the token for an exit a rule judged, e.g. ``exit_code_78``."""
     return f"exit_code_{code}"
+
+
+# -- the guard's loss limits (issue 24; the guard's own list: autoheal.guard.risk_check.REASONS)
+#: The drawdown from the peak latched after ``loss_breach_reads`` consecutive breaching reads.
+RISK_DRAWDOWN = "risk_drawdown"
+#: An equity read that is missing or not a number: new entries paused, nothing latched.
+RISK_PNL_UNAVAILABLE = "risk_pnl_unavailable"
 
 
 # -- reconciliation of the order ledger with the venue (issue 24; the guard's own copies

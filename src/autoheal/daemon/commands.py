@@ -26,7 +26,7 @@ import anyio
 
 from autoheal.core import commands as core_commands
 from autoheal.core.actions import SendNotice
-from autoheal.core.commands import COMPONENT_COMMANDS
+from autoheal.core.commands import COMPONENT_COMMANDS, SCOPED_COMMANDS
 from autoheal.core.errors import CommandRefusedError
 from autoheal.core.observations import Observation
 from autoheal.daemon.clock import Clock
@@ -223,8 +223,9 @@ class CommandBridge:
             log.error("command_audit_failed id=%s phase=result error=%s", pending.command.id, exc)
         self._write_result(pending.command.id, ok, result, now)
         command = pending.command
-        if command.type in COMPONENT_COMMANDS:
-            # failsafe enter/clear notify through the core's SendNotice already
+        if command.type in COMPONENT_COMMANDS or command.type in SCOPED_COMMANDS:
+            # failsafe enter/clear notify through the core's SendNotice already; a scoped
+            # halt (no core step) is told here, naming its scope
             outcome = "done" if ok else f"failed ({result.get('reason')})"
             self._notify(
                 SendNotice(

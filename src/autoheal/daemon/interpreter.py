@@ -45,7 +45,7 @@ from autoheal.core.actions import (
     WriteStop,
 )
 from autoheal.core.bot_api import bot_mode
-from autoheal.core.commands import is_chaos
+from autoheal.core.commands import SCOPED_COMMANDS, is_chaos
 from autoheal.core.errors import CommandRefusedError, IllegalCommandError
 from autoheal.core.liveness import stale_after_s
 from autoheal.core.observations import (
@@ -65,6 +65,7 @@ from autoheal.daemon.killswitch import KillSwitch
 from autoheal.daemon.persist import Persist
 from autoheal.daemon.processes import ProcessWork
 from autoheal.daemon.runtime import Runtime
+from autoheal.daemon.scoped import run_scoped_command
 
 __all__ = ["TICK", "Executors", "Interpreter", "Item", "Tick"]
 
@@ -276,6 +277,10 @@ class Interpreter:
                 )
                 return
             self._x.injector(pending)
+            return
+        if command.type in SCOPED_COMMANDS:
+            run_scoped_command(self._x.killswitch, commands, pending, self._clock.wall())
+            self._persist.mark_health()  # the health document shows the scoped halts
             return
         obs = observation_for(command)
         if obs is None:

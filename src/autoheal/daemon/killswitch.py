@@ -23,6 +23,8 @@ from autoheal.core import switch as core_switch
 from autoheal.core.actions import RemoveRiskLatch, RemoveStop, WriteFlags, WriteStop
 from autoheal.core.observations import SwitchFilesRead, SwitchWriteFailed, SwitchWriteLanded
 from autoheal.core.switch import DiskView, FlagsDoc, LatchView, SwitchWrite
+from autoheal.guard.scoped_record import flags_doc_with_halts
+from autoheal.store.atomic import write_json_atomic
 from autoheal.store.flags import (
     FLAGS_FILENAME,
     Flags,
@@ -33,7 +35,6 @@ from autoheal.store.flags import (
     remove_stop_file,
     risk_latch_present,
     stop_file_present,
-    write_flags,
     write_stop_file,
 )
 
@@ -76,7 +77,9 @@ class FileLayer:
         )
 
     def write_flags(self, flags: Flags) -> None:
-        write_flags(self.runtime_dir, flags)
+        # The operator's scoped halts ride along: a daemon's write never drops them.
+        doc = flags_doc_with_halts(self.runtime_dir, flags.to_doc())
+        write_json_atomic(self.runtime_dir / FLAGS_FILENAME, doc)
 
     def flags_signature(self) -> tuple[int, int, int, int] | None:
         """Which flags file is on disk (inode, mtime, ctime, size); None when there is none.
@@ -232,6 +235,11 @@ class KillSwitch:
         else:
             log.warning("risk_latch_kept: a newer latch was written since it was read")
         return SwitchWriteLanded(key, present=not removed)
+
+    def rewrote_flags(self) -> None:
+        """The flags were rewritten by the daemon itself (their scoped halts): not an edit."""
+        if self._flags_sig is not _UNREAD:
+            self._flags_sig = self.files.flags_signature()
 
     def _flags_changed_unread(self) -> bool:
         if self._flags_sig is _UNREAD:

@@ -27,6 +27,7 @@ from autoheal.daemon import files
 from autoheal.daemon.clock import Clock
 from autoheal.daemon.health import HEALTH_REFRESH_S, build_health, content_key, kill_switch_doc
 from autoheal.daemon.runtime import Runtime
+from autoheal.guard.scoped_record import HaltsReader
 
 if TYPE_CHECKING:
     from autoheal.config import Config
@@ -107,6 +108,8 @@ class Persist:
         self._switch_in_health: object = None
         self._health_key = b""
         self._health_written_at = -math.inf
+        #: The operator's scoped halts, for the health document (re-read on a change).
+        self._scoped = HaltsReader(runtime_dir)
 
     # ------------------------------------------------------------------ marks
 
@@ -148,6 +151,9 @@ class Persist:
             daemon=self._facts.doc(),
             kill_switch=kill_switch_doc(state.switch, stop_file, to_wall=to_wall),
         )
+        scoped = self._scoped.doc()
+        doc["scoped_halts"] = scoped["halts"]
+        doc["scoped_halts_error"] = scoped["error"]
         if self._facts.stopping:
             # The last document a stopping daemon writes: nothing supervises the runtime any
             # more (and its services are stopped), so it must not read as ready to trade.

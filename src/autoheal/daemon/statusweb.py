@@ -2,7 +2,9 @@
 
 The server itself is :mod:`autoheal.web`; here the daemon hands it plain values:
 the health document (:class:`~autoheal.daemon.persist.Persist`: the one the file
-holds, so the page and the file cannot disagree), the journal's recent events, and
+holds, so the page and the file cannot disagree), the risk panel
+(:class:`~autoheal.daemon.risk_files.RiskFiles`, also ``/status``'s ``risk``), the
+journal's recent events, and
 :class:`StatusDoor`, through which the page's buttons queue the same durable
 commands as the CLI (journaled as ``web:<address>``).
 """
@@ -21,6 +23,7 @@ from anyio.abc import TaskGroup
 from autoheal.config import Config
 from autoheal.core.commands import CommandType
 from autoheal.daemon.persist import Persist
+from autoheal.daemon.risk_files import RiskFiles
 from autoheal.store import commands as queue
 from autoheal.store import layout
 from autoheal.store.atomic import write_json_atomic
@@ -122,19 +125,27 @@ async def serve(
     token = os.environ.get(token_env) if token_env else None
     if token_env and not token:
         log.error("status_token_missing env=%s; the status page stays read-only", token_env)
+    # The money side: the guard's files, read bounded, cached and fail-soft.
+    risk = RiskFiles(lambda: config, clock=time.monotonic, wall=time.time)
     page = StatusPage(
         persist.latest_health,
         door.recent_events,
         stale_after_s=stale_after_s(config.daemon.heartbeat_interval),
         token=token or None,
         submit=door.submit,
+        risk=risk.view,
     )
+
+    def status_doc() -> dict[str, Any]:
+        """``/status``: the health document with the risk panel's document as ``risk``."""
+        return {**persist.health_doc(), "risk": risk.view()}
+
     port = await tg.start(
         functools.partial(serve_status, page=page, limits=budget.limits),
         listen[0],
         listen[1],
         metrics,
-        persist.health_doc,
+        status_doc,
     )
     write_json_atomic(
         config.paths.runtime_dir / layout.STATUS_ENDPOINT,

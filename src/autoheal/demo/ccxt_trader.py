@@ -40,6 +40,7 @@ from autoheal.guard.deadman import DeadmanPolicy, DeadmanSwitch
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.heartbeat import Heartbeat
 from autoheal.guard.idempotency import OrderLedger
+from autoheal.guard.scopes import Scope
 
 __all__ = ["main", "make_exchange", "parse_args"]
 
@@ -67,8 +68,8 @@ class _KillsEverything(GuardedExchange):
 class _KillsUnverified(GuardedExchange):
     """The mutation ``--kill-unverified``: one pass of cancels, never read back."""
 
-    async def kill(self, *, reason: str = "kill") -> KillReport:
-        own, _unread = await self._own_open_orders()
+    async def kill(self, *, reason: str = "kill", scope: Scope | None = None) -> KillReport:
+        own, _unread = await self._own_open_orders(scope)
         cancelled = []
         for order in own:
             try:
@@ -121,6 +122,7 @@ async def trade(args: argparse.Namespace) -> int:
         breaker=CircuitBreaker(runtime_dir),
         prefix=args.prefix,
         kill_within_s=args.kill_within,
+        strategy=args.strategy,
     )
     heartbeat = Heartbeat(runtime_dir, "ccxt_trader")
     try:
@@ -181,6 +183,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deadman-refresh", type=float, default=30.0)
     p.add_argument("--no-deadman", dest="deadman_countdown", action="store_const", const=0.0)
     p.add_argument("--prefix", default="ah", help="this runtime's client order id prefix")
+    p.add_argument(
+        "--strategy",
+        default=None,
+        help="the strategy its orders carry (client order id, ledger; scoped halts)",
+    )
     p.add_argument(
         "--kill-everything",
         action="store_true",

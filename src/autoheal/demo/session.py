@@ -97,10 +97,10 @@ class TradingSession:
             write_positions_snapshot(runtime_dir, {args.symbol: 0.0})
 
     # -- the tick -------------------------------------------------------------------------
-    def beat(self) -> None:
+    def beat(self, **extras: Any) -> None:
         """Write the heartbeat (its own timer: a slow exchange call must not make it stale)."""
         self.heartbeat.beat(orders_placed=self.orders_placed, signals=self.signals,
-                            halted=self._halt_reason)
+                            halted=self._halt_reason, **extras)
 
     async def tick(self) -> None:
         """Read the price and act on the next signal."""

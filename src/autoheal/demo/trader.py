@@ -16,7 +16,9 @@ only when all of these agree, in this order (cheapest and safest first):
 7. the pre-trade risk limits, when ``--risk-config`` names a file with a
    ``[risk]`` table (:mod:`autoheal.guard.risk`: order size and notional,
    position, total live notional, price collar against the feeder's last price,
-   throttle, daily realized loss, which latches ``REDUCE_ONLY`` in the flags);
+   throttle, daily realized loss, which latches ``REDUCE_ONLY`` in the flags; with
+   ``max_drawdown`` or ``max_drawdown_pct`` the trader reports its marked equity on
+   every tick, :meth:`RiskCheckedSession.report_equity`);
    a refusal is logged once with its numbers and releases the signature;
 8. the placement itself: one attempt (a placement is not blindly retried),
    with the signature as ``client_order_id``, classified and fed to the breaker.
@@ -41,15 +43,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 import tomllib
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 
+from autoheal.demo.client import ExchangeRejectedError
 from autoheal.demo.deadman_http import CancelDisabledPort, DemoCountdownPort
 from autoheal.demo.lifecycle import configure_logging, run_program
 from autoheal.demo.session import TradingSession
@@ -95,6 +100,27 @@ class RiskCheckedSession(TradingSession):
         self.risk = RiskGuard(limits, args.runtime_dir)
         self._fill_price: Decimal | None = None
 
+    async def tick(self) -> None:
+        if self.risk.watches_equity:
+            await self.report_equity()
+        await super().tick()
+
+    async def report_equity(self) -> None:
+        """Report the marked equity (every balance, the base at the feeder's last price).
+
+        No price, a balance that cannot be read or a number that is not one reports
+        ``None``: the guard pauses new entries until the next good read.
+        """
+        equity: Decimal | None = None
+        price = self._read_price()
+        if price is not None and price > 0:
+            try:
+                balances = await self.exchange.fetch_balance()
+                equity = _marked_equity(balances, self.args.symbol, price)
+            except (httpx.HTTPError, ExchangeRejectedError, RiskConfigError, ValueError) as exc:
+                log.warning("trader equity unreadable: %s", exc)
+        self.risk.observe_equity(equity)
+
     def _book(self, symbol: str, price: float) -> RiskBook | None:
         positions = self.inventory.positions()
         if positions is None:
@@ -126,6 +152,14 @@ class RiskCheckedSession(TradingSession):
             self.risk.record_fill(symbol, side, to_decimal(qty, "qty"), self._fill_price)
 
 
+def _marked_equity(balances: dict[str, Any], symbol: str, price: float) -> Decimal:
+    """The quote's total plus the base's total at ``price`` (``BTCUSDT``: USDT + BTC x price)."""
+    base = symbol.removesuffix("USDT")
+    quote = to_decimal((balances.get("USDT") or {}).get("total", 0), "balances.USDT.total")
+    held = to_decimal((balances.get(base) or {}).get("total", 0), f"balances.{base}.total")
+    return quote + held * to_decimal(price, "price")
+
+
 async def run(args: argparse.Namespace) -> int:
     args.runtime_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -152,7 +186,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.reconcile_period > 0:
             session.reconciler = _reconciler(args, session)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_beat, session, args.heartbeat_interval)
+            tg.start_soon(_beat, session, args.heartbeat_interval, deadman)
             if session.reconciler is not None:
                 tg.start_soon(session.reconciler.run, anyio.sleep)
             if deadman is not None:
@@ -183,11 +217,15 @@ def _reconciler(args: argparse.Namespace, session: TradingSession) -> Reconciler
                       period_s=args.reconcile_period)
 
 
-async def _beat(session: TradingSession, every_s: float) -> None:
+async def _beat(session: TradingSession, every_s: float,
+                deadman: DeadmanSwitch | None = None) -> None:
     # A separate task: a tick stuck in retries against a hung exchange is a network
     # problem (degraded), not a hung trader (heartbeat_stale -> restart).
     while True:
-        session.beat()
+        if deadman is None:
+            session.beat()
+        else:  # the status page's countdown per venue (autoheal.core.risk_view)
+            session.beat(deadman={"demo": deadman.status_doc(time.time())})
         await anyio.sleep(every_s)
 
 

@@ -220,6 +220,22 @@ def progress_line(index: int, total: int, result: DrillResult) -> str:
     return line
 
 
+def _record_history(
+    runtime_dir: Path, results: Sequence[DrillResult], progress: Callable[[str], object]
+) -> None:
+    """Each drill's last result into ``drills/history.json`` (``autoheal compliance``).
+
+    A failed write costs the proof, not the run: the drills stay unproven (never
+    run, or stale) for ``autoheal compliance``, which is where it shows.
+    """
+    from autoheal.drills.history import record_results
+
+    try:
+        record_results(runtime_dir, results)
+    except (OSError, TimeoutError) as exc:
+        progress(f"drill history not recorded: {exc}")
+
+
 def run_drills(
     names: Sequence[str] | None,
     *,
@@ -284,6 +300,7 @@ def run_drills(
     paths = []
     if json_dir is not None:
         paths.append(write_json_report(report, json_dir / "drills"))
+        _record_history(json_dir, results, progress)
     if report_path is not None:
         paths.append(write_json_report(report, Path(report_path)))
     if paths:

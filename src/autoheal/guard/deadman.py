@@ -278,6 +278,20 @@ class DeadmanSwitch:
                 await self._cancel(action)
         return actions
 
+    def status_doc(self, wall_now: float) -> dict[str, object]:
+        """What a heartbeat carries for the status page (``deadman``: ``{venue: this}``).
+
+        ``expires_at`` is when the exchange's countdown fires at the latest, in unix
+        seconds (``None``: none known to be armed); ``phase`` is :class:`DeadmanState`'s.
+        """
+        expires = self.state.expires_at
+        return {
+            "phase": self.state.phase,
+            "expires_at": None if expires is None else wall_now + (expires - self._time()),
+            "countdown_s": self.policy.countdown_s,
+            "refresh_s": self.policy.refresh_s,
+        }
+
     async def run(self) -> None:
         """Tick forever (cancel the task to stop; the armed countdown then runs out)."""
         log.info("[deadman] started countdown=%gs refresh=%gs tick=%gs",

@@ -15,13 +15,22 @@ relative path, no runtime dir, no
 file that is not a regular file)
 ``STOP.TXT`` present                no ``stop_file_present``  no ``stop_file_present``
 ``global_flags.json`` unreadable    no ``flags_invalid``      no ``flags_invalid``
+``scoped_halts`` garbage            no ``scoped_halt:all``    no ``scoped_halt:all``
 ``REDUCE_ONLY`` (even in failsafe)  no ``reduce_only``        only with ``reduces_position``
 failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_active``
+order inside a scoped halt          no ``scoped_halt:SCOPE``  no ``scoped_halt:SCOPE``
 ``risk_latch.json`` present         no ``reduce_only``        only with ``reduces_position``
 ``DEGRADED``                        no ``degraded``           yes
 breaker open (symbol or global)     no ``outage_circuit_...`` yes
 ``NORMAL``                          yes ``ok``                yes ``ok``
 ==================================  ======================  ===============================
+
+Scoped halts (``autoheal failsafe enter --scope symbol=BTCUSDT``) are read from the
+flags' ``scoped_halts`` key and the daemon's record ``scoped_halts.json``, their union
+(:mod:`autoheal.guard.scopes` says what a value means; garbage halts every order).
+An order is inside a scope when every kind the scope names equals the order's
+``strategy``, ``symbol``, ``venue`` and side; a kind the caller does not give matches
+(fail closed), so a caller that trades for a strategy or on a venue passes them.
 
 The risk latch (the guard's daily-loss latch, :mod:`autoheal.guard.risk`) is honoured
 here directly, by its presence, so it holds even before the daemon has read it, or
@@ -74,6 +83,9 @@ from autoheal.guard.kill_switch import (
     flags_problem,
     resolve_kill_switch,
 )
+from autoheal.guard.scoped_record import RECORD_FILENAME as SCOPED_RECORD
+from autoheal.guard.scoped_record import read_view as read_scoped_record
+from autoheal.guard.scopes import SCOPED_HALT, HaltsView, halted_scope, merge_views, parse_halts
 from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME, Flags, read_flags
 
 __all__ = ["GateStatus", "TradingGate", "decide"]
@@ -81,7 +93,7 @@ __all__ = ["GateStatus", "TradingGate", "decide"]
 log = logging.getLogger("autoheal.guard.gate")
 
 _StatSig = tuple[int, int, int, int] | None
-_Sigs = tuple[bool, _StatSig, bool, _StatSig]  # STOP.TXT, flags, risk latch, breaker
+_Sigs = tuple[bool, _StatSig, bool, _StatSig, _StatSig]  # STOP.TXT, flags, latch, breaker, scoped
 _ACTIONS = {"buy": "buy", "sell": "sell", "BUY": "buy", "SELL": "sell"}
 
 
@@ -98,6 +110,10 @@ class GateStatus:
     kill_switch_known: bool = True
     #: The guard's daily-loss latch asks for REDUCE_ONLY.
     risk_latched: bool = False
+    #: The scoped halts: the union of the flags' key and the daemon's record.
+    scoped: HaltsView = field(default_factory=HaltsView)
+    flags_scoped: HaltsView = field(default_factory=HaltsView)
+    record_scoped: HaltsView = field(default_factory=HaltsView)
 
     @property
     def halted(self) -> bool:
@@ -109,6 +125,7 @@ class GateStatus:
             or f is None
             or f.failsafe_active
             or f.mode == "SIGNAL_READ_ONLY"
+            or bool(self.scoped.garbage)
         )
 
 
@@ -119,6 +136,8 @@ def decide(
     symbol: str | None = None,
     reduces_position: bool = False,
     now: float = 0.0,
+    strategy: str | None = None,
+    venue: str | None = None,
 ) -> tuple[bool, str]:
     """The pure decision behind :meth:`TradingGate.allowed` (see the module table)."""
     act = _ACTIONS.get(action) or _ACTIONS.get(str(action).strip().lower())
@@ -131,12 +150,19 @@ def decide(
     flags = status.flags
     if flags is None:
         return False, "flags_invalid"
+    scoped = status.scoped
+    if scoped.garbage:
+        return False, f"{SCOPED_HALT}:all"
     if flags.mode == "REDUCE_ONLY":
         # An operator's explicit choice, also inside a failsafe (DESIGN.md §7: to unwind);
         # STOP.TXT above still halts everything.
         return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if flags.failsafe_active or flags.mode == "SIGNAL_READ_ONLY":
         return False, "failsafe_active"
+    if scoped.halts:
+        halted = halted_scope(scoped, strategy=strategy, symbol=symbol, venue=venue, side=act)
+        if halted is not None:
+            return False, f"{SCOPED_HALT}:{halted}"
     if status.risk_latched:
         return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if act == "sell":
@@ -174,7 +200,15 @@ def _flags_status(status: GateStatus, runtime_dir: Path) -> GateStatus:
     problem = flags_problem(read, runtime_dir)
     if problem:
         return replace(status, flags=None, flags_detail=problem, kill_switch_known=False)
-    return replace(status, flags=read.flags, flags_detail=read.detail, kill_switch_known=True)
+    fs = parse_halts(read.scoped_halts)
+    return replace(
+        status,
+        flags=read.flags,
+        flags_detail=read.detail,
+        kill_switch_known=True,
+        flags_scoped=fs,
+        scoped=merge_views(fs, status.record_scoped),
+    )
 
 
 class TradingGate:
@@ -217,6 +251,7 @@ class TradingGate:
         self._flags_path = rt / FLAGS_FILENAME
         self._latch_path = rt / RISK_LATCH_FILENAME
         self._breaker_path = rt / BREAKER_FILENAME if watch_breaker and self.known else None
+        self._scoped_path = rt / SCOPED_RECORD
         self._interval = recheck_interval_s
         self._time_fn = time_fn
         self._wall_fn = wall_clock_for(time_fn, wall_fn)
@@ -235,7 +270,13 @@ class TradingGate:
     # -- the hot path --------------------------------------------------------------------
 
     def allowed(
-        self, action: str, *, symbol: str | None = None, reduces_position: bool = False
+        self,
+        action: str,
+        *,
+        symbol: str | None = None,
+        reduces_position: bool = False,
+        strategy: str | None = None,
+        venue: str | None = None,
     ) -> tuple[bool, str]:
         """May a new order for ``action`` (``buy``/``sell``) go out now?
 
@@ -243,6 +284,8 @@ class TradingGate:
             action: ``buy`` or ``sell``, any case.
             symbol: the market, so an open breaker for it pauses buys.
             reduces_position: the sell shrinks a held position (needed under ``REDUCE_ONLY``).
+            strategy: the strategy placing it, and ``venue`` the venue it goes to: an
+                order inside a scoped halt is refused (``scoped_halt:<scope>``).
 
         Returns:
             ``(allowed, reason)``; ``reason`` is ``ok`` when allowed.
@@ -251,18 +294,36 @@ class TradingGate:
         if self._dirty or now >= self._next_check:
             self._check(now)
         return decide(
-            self._status, action, symbol=symbol, reduces_position=reduces_position, now=now
+            self._status,
+            action,
+            symbol=symbol,
+            reduces_position=reduces_position,
+            now=now,
+            strategy=strategy,
+            venue=venue,
         )
 
     async def aallowed(
-        self, action: str, *, symbol: str | None = None, reduces_position: bool = False
+        self,
+        action: str,
+        *,
+        symbol: str | None = None,
+        reduces_position: bool = False,
+        strategy: str | None = None,
+        venue: str | None = None,
     ) -> tuple[bool, str]:
         """The async form of :meth:`allowed`.
 
         It does not hop to a thread: at worst it runs three ``stat`` calls (microseconds),
         and re-reads a small file only after a change.
         """
-        return self.allowed(action, symbol=symbol, reduces_position=reduces_position)
+        return self.allowed(
+            action,
+            symbol=symbol,
+            reduces_position=reduces_position,
+            strategy=strategy,
+            venue=venue,
+        )
 
     def status(self) -> GateStatus:
         """Re-check the files now and return what the gate knows."""
@@ -281,6 +342,7 @@ class TradingGate:
             _stat_sig(self._flags_path),
             os.path.lexists(self._latch_path),
             None if self._breaker_path is None else _stat_sig(self._breaker_path),
+            _stat_sig(self._scoped_path),
         )
         if sigs == self._sigs:
             return
@@ -293,6 +355,11 @@ class TradingGate:
             if self._breaker_path is not None and (old is None or old[3] != sigs[3]):
                 breakers = _open_breakers(self._breaker_path, now, self._wall_fn())
                 status = replace(status, open_until=breakers)
+            if old is None or old[4] != sigs[4]:
+                rs = read_scoped_record(self._scoped_path.parent)
+                status = replace(
+                    status, record_scoped=rs, scoped=merge_views(status.flags_scoped, rs)
+                )
             status = replace(status, stop_present=sigs[0], risk_latched=sigs[2])
             self._log_change(self._status, status)
             self._status = status
@@ -317,6 +384,13 @@ class TradingGate:
                 "[gate] STOP.TXT %s",
                 "present: all new orders halted" if new.stop_present else "removed",
             )
+        if new.scoped != old.scoped:
+            if new.scoped.garbage:
+                log.error(
+                    "[gate] scoped_halts unreadable (%s): all new orders halted", new.scoped.garbage
+                )
+            else:
+                log.warning("[gate] scoped halts: %s", ", ".join(new.scoped.by_name()) or "none")
         if new.flags != old.flags and new.kill_switch_known:
             if new.flags is None:
                 log.error("[gate] flags_invalid (%s): all new orders halted", new.flags_detail)
@@ -333,7 +407,12 @@ class TradingGate:
         self._dirty = True
 
     def _watch_targets(self) -> tuple[list[Path], Callable[[Any, str], bool]]:
-        names = {str(self._stop_path), str(self._flags_path), str(self._latch_path)}
+        names = {
+            str(self._stop_path),
+            str(self._flags_path),
+            str(self._latch_path),
+            str(self._scoped_path),
+        }
         if self._breaker_path is not None:
             names.add(str(self._breaker_path))
         dirs = sorted({self._flags_path.parent, self._stop_path.parent})

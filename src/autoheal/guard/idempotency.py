@@ -127,8 +127,13 @@ class OrderLedger:
         side: str,
         qty: float | str | Decimal,
         price: float | str | Decimal | None = None,
+        *,
+        strategy: str | None = None,
     ) -> tuple[bool, str]:
         """Record this order's signature as ``pending`` (durably) unless a live record exists.
+
+        ``strategy``: the strategy placing it, kept in the record (RTS 6 Art. 12: which
+        algorithm placed each order).
 
         Call it before sending; then :meth:`mark_placed`, :meth:`release` or
         :meth:`mark_pending`. A record never settled (the sender crashed) stays pending.
@@ -153,6 +158,8 @@ class OrderLedger:
                 "reason": IN_FLIGHT,
                 "pid": os.getpid(),
             }
+            if strategy is not None:
+                sigs[sig]["strategy"] = strategy
         return False, sig
 
     def check_and_record_key(
@@ -162,6 +169,8 @@ class OrderLedger:
         side: str,
         qty: float | str | Decimal,
         price: float | str | Decimal | None = None,
+        *,
+        strategy: str | None = None,
     ) -> tuple[bool, str]:
         """:meth:`check_and_record` under the caller's idempotency ``key`` (its client order id).
 
@@ -198,6 +207,8 @@ class OrderLedger:
                 "reason": IN_FLIGHT,
                 "pid": os.getpid(),
             }
+            if strategy is not None:
+                sigs[key]["strategy"] = strategy
         return False, key
 
     def keep_result(self, sig: str, result: Any) -> bool:

@@ -50,6 +50,7 @@ __all__ = [
     "ORDER_UNKNOWN_AT_VENUE",
     "RECONCILE_UNKNOWN",
     "RECONCILIATION_FILENAME",
+    "ClientIdOf",
     "Diff",
     "Reconciler",
     "VenueOrder",
@@ -129,6 +130,14 @@ def parse_venue_orders(docs: Any) -> tuple[VenueOrder, ...]:
     return tuple(out.values())
 
 
+#: A ledger record's client order id on the wire, from its name and the record.
+ClientIdOf = Callable[[str, Mapping[str, Any]], str]
+
+
+def _name_itself(name: str, _entry: Mapping[str, Any]) -> str:
+    return name
+
+
 def resting_open(entry: Mapping[str, Any]) -> bool:
     """Whether the ledger holds this record as placed and still resting at the venue."""
     if entry.get("status") != PLACED:
@@ -141,7 +150,7 @@ def diff(
     ledger: Mapping[str, Mapping[str, Any]],
     venue: Iterable[VenueOrder],
     *,
-    client_id_of: Callable[[str], str] = str,
+    client_id_of: ClientIdOf | None = None,
     matched_before: Mapping[str, str] | None = None,
 ) -> Diff:
     """Sort the venue's open orders against the ledger; pure, nothing adopted.
@@ -149,7 +158,8 @@ def diff(
     Args:
         ledger: the ledger's live records by name (signature or key).
         venue: the venue's open orders.
-        client_id_of: a ledger name's client order id on the wire.
+        client_id_of: a record's client order id on the wire, from its name and the
+            record (a strategy's tag, say); default: the name itself.
         matched_before: venue order id -> client id the previous pass matched.
 
     Returns:
@@ -157,7 +167,8 @@ def diff(
         previous pass matched this very order) or unknown; and the ledger's resting
         records the venue does not list (candidates for ``missing``).
     """
-    wire = {client_id_of(name): name for name in ledger}
+    wire_id = client_id_of if client_id_of is not None else _name_itself
+    wire = {wire_id(name, entry): name for name, entry in ledger.items()}
     before = dict(matched_before or {})
     matched: dict[str, str] = {}
     unknown: list[VenueOrder] = []
@@ -196,7 +207,7 @@ class Reconciler:
         fetch_open_orders: the venue's open orders (a list of order documents).
         ledger: the guard's order ledger.
         venue: the venue's name, for the file and the alert.
-        client_id_of: a ledger name's client order id on the wire.
+        client_id_of: a record's client order id on the wire (see :func:`diff`).
         lookup: the venue's order by client order id (``None``: not known), to tell a
             resting order that filled or was cancelled from one missing.
         period_s: seconds between passes.
@@ -210,7 +221,7 @@ class Reconciler:
         ledger: OrderLedger,
         *,
         venue: str,
-        client_id_of: Callable[[str], str] = str,
+        client_id_of: ClientIdOf | None = None,
         lookup: Lookup | None = None,
         period_s: float = 10.0,
         time_fn: Callable[[], float] = time.monotonic,

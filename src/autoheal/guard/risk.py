@@ -43,8 +43,17 @@ from autoheal.guard.risk_check import (
     check_order,
     total_exposure,
 )
-from autoheal.guard.risk_day import Amount, Booking, Fill, RiskDay, Unbookable, fill_problem
+from autoheal.guard.risk_day import (
+    Amount,
+    Booking,
+    EquityRead,
+    Fill,
+    RiskDay,
+    Unbookable,
+    fill_problem,
+)
 from autoheal.guard.risk_daybook import DayBook
+from autoheal.guard.risk_drawdown import DrawdownRule, equity_problem
 from autoheal.guard.risk_limits import (
     GLOBAL_KEYS,
     SYMBOL_KEYS,
@@ -55,6 +64,7 @@ from autoheal.guard.risk_limits import (
     to_decimal,
 )
 from autoheal.guard.risk_numbers import signed_problem
+from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.flags import RISK_LATCH_FILENAME, RISK_SET_BY, write_risk_latch
 
 __all__ = [
@@ -64,6 +74,7 @@ __all__ = [
     "SYMBOL_KEYS",
     "Activity",
     "Booked",
+    "EquitySeen",
     "OpenOrder",
     "RiskBook",
     "RiskConfigError",
@@ -92,6 +103,23 @@ class Booked(NamedTuple):
     realized: Decimal = _ZERO
     reason: str | None = None
     detail: str = ""
+
+
+class EquitySeen(NamedTuple):
+    """What one equity read did (:meth:`RiskGuard.observe_equity`).
+
+    ``good``: the read was usable (else new entries are paused,
+    ``reason="risk_pnl_unavailable"``); ``latched``: the drawdown is latched
+    (``reason="risk_drawdown"``); the rest are the durable numbers after the read.
+    """
+
+    good: bool
+    latched: bool
+    reason: str | None
+    detail: str
+    peak_equity: Decimal | None
+    drawdown: Decimal
+    breach_reads: int
 
 
 # -- the daily-loss latch -------------------------------------------------------------------
@@ -162,6 +190,20 @@ class RiskGuard:
         self._latch_logged = ""  # the day whose latch was logged
         self._flags_day = self._days.today()
         self._flags_latched = False
+        self._rule = DrawdownRule(
+            limits.max_drawdown,
+            limits.max_drawdown_pct,
+            limits.max_daily_loss,
+            limits.loss_breach_reads,
+        )
+        self._drawdown_limited = limits.max_drawdown is not None or (
+            limits.max_drawdown_pct is not None
+        )
+        # A process that must watch the drawdown has not read its equity yet: paused.
+        self._unavailable: tuple[str, str] | None = None
+        if self._drawdown_limited:
+            self._unavailable = ("risk_pnl_unavailable", "no equity read yet")
+        self._dd_flags_latched = False
 
     # -- state ---------------------------------------------------------------------------
     def _view(self) -> RiskDay:
@@ -193,12 +235,21 @@ class RiskGuard:
     def activity(self, now: float) -> Activity:
         while self._sent and self._sent[0] <= now - THROTTLE_WINDOW_S:
             self._sent.popleft()
-        if self.limits.max_daily_loss is not None:
+        if self.limits.max_daily_loss is not None or self._drawdown_limited:
             problem = self._days.sync()  # a stat; a read only when another process wrote
         else:
             problem = self._days.problem()  # nothing here needs the day's PnL
         view = self._view()
-        return Activity(tuple(self._sent), view.realized, view.loss_latched, problem)
+        dd = view.drawdown
+        drawdown = ("risk_drawdown", dd.latched_detail or "latched") if dd.latched else None
+        return Activity(
+            tuple(self._sent),
+            view.realized,
+            view.loss_latched,
+            problem,
+            drawdown,
+            self._unavailable,
+        )
 
     # -- the check -----------------------------------------------------------------------
     def check(self, order: RiskOrder, book: RiskBook | None) -> tuple[bool, tuple[str, ...]]:
@@ -211,6 +262,8 @@ class RiskGuard:
         activity = self.activity(now)
         if activity.loss_latched and not self._flags_latched:
             self.latch_flags()
+        if activity.drawdown_refusal is not None and not self._dd_flags_latched:
+            self._latch_drawdown(activity.drawdown_refusal[1])
         verdict = check_order(self.limits, book, order, now, activity)
         if not verdict.allowed:
             log.warning(
@@ -303,3 +356,92 @@ class RiskGuard:
         log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
         self._flags_latched = True
         return True
+
+    # -- the equity reads (autoheal.guard.risk_drawdown) ----------------------------------
+    @property
+    def watches_equity(self) -> bool:
+        """Whether a drawdown limit is set: the trader must report its equity every tick."""
+        return self._drawdown_limited
+
+    @property
+    def drawdown_latched(self) -> bool:
+        """Whether the drawdown latched (K consecutive breaching reads; durable)."""
+        self._days.sync()
+        return self._view().drawdown.latched
+
+    def observe_equity(self, equity: Decimal | None) -> EquitySeen:
+        """Report the marked equity now (cash plus every position at its mark).
+
+        Call it on every tick, before the orders of the tick. ``None`` (no equity: a
+        balance that cannot be read, a mark <= 0) or a bad number pauses new entries
+        at once (``risk_pnl_unavailable``; reducing orders still pass), without
+        counting it as a breach and without latching; the next good read lifts the
+        pause. A good read moves the peak, the drawdown and the count of consecutive
+        breaching reads in ``risk_pnl.json`` (under its lock, like a fill); the
+        ``loss_breach_reads``-th latches ``REDUCE_ONLY`` (``risk_drawdown``).
+        """
+        bad = equity_problem(equity)
+        if bad is not None or equity is None:
+            self._pause(f"equity={equity!r} {bad}")
+            return self._seen(False)
+        self._resume()
+        self._days.book(EquityRead(equity, self._rule))
+        view = self._view()
+        if view.drawdown.latched and not self._dd_flags_latched:
+            self._latch_drawdown(view.drawdown.latched_detail)
+        return self._seen(True)
+
+    def _seen(self, good: bool) -> EquitySeen:
+        dd = self._view().drawdown
+        if not good and self._unavailable is not None:
+            reason, detail = self._unavailable
+        elif dd.latched:
+            reason, detail = "risk_drawdown", dd.latched_detail
+        else:
+            reason, detail = None, ""
+        return EquitySeen(
+            good, dd.latched, reason, detail, dd.peak_equity, dd.drawdown, dd.breach_reads
+        )
+
+    def _pause(self, detail: str) -> None:
+        first = self._unavailable is None or self._unavailable[1] != detail
+        self._unavailable = ("risk_pnl_unavailable", detail)
+        if first:
+            log.error("[risk] risk_pnl_unavailable %s: new entries paused (no latch)", detail)
+            if self.runtime_dir is not None:
+                try:
+                    write_alert(
+                        self.runtime_dir, "risk_pnl_unavailable", ts=self._wall(), detail=detail
+                    )
+                except OSError as exc:
+                    log.error("[risk] cannot raise the risk_pnl_unavailable alert: %s", exc)
+
+    def _resume(self) -> None:
+        if self._unavailable is None:
+            return
+        self._unavailable = None
+        log.warning("[risk] risk_pnl_unavailable cleared: a good equity read")
+        if self.runtime_dir is not None:
+            try:
+                clear_alert(self.runtime_dir, "risk_pnl_unavailable")
+            except OSError as exc:
+                log.error("[risk] cannot clear the risk_pnl_unavailable alert: %s", exc)
+
+    def _latch_drawdown(self, detail: str) -> None:
+        reason = f"risk_drawdown {detail}"
+        log.error("[risk] %s: new risk refused, REDUCE_ONLY latched", reason)
+        if self.runtime_dir is None:
+            self._dd_flags_latched = True
+            return
+        try:
+            outcome = latch_reduce_only(self.runtime_dir, reason, since=self._wall())
+        except OSError as exc:
+            log.error(
+                "[risk] cannot write the REDUCE_ONLY latch %s: %s (new risk stays refused "
+                "here; retried)",
+                self.runtime_dir / RISK_LATCH_FILENAME,
+                exc,
+            )
+            return
+        log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
+        self._dd_flags_latched = True

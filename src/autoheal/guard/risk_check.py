@@ -83,6 +83,8 @@ REASONS = (
     "risk_pnl_incomplete",
     "risk_invalid_fill",
     "risk_invalid_pnl",
+    "risk_drawdown",
+    "risk_pnl_unavailable",
 )
 #: The ``[risk]`` key behind each limit's reason token (what an operator would change).
 LIMIT_OF_REASON = {
@@ -93,6 +95,7 @@ LIMIT_OF_REASON = {
     "risk_price_collar": "price_collar_pct",
     "risk_throttle": "max_orders_per_second",
     "risk_daily_loss": "max_daily_loss",
+    "risk_drawdown": "max_drawdown",
 }
 #: The throttle's window: ``max_orders_per_second`` counts orders sent in the last second.
 THROTTLE_WINDOW_S = 1.0
@@ -152,6 +155,11 @@ class Activity(NamedTuple):
     realized_pnl_today: Decimal = _ZERO
     loss_latched: bool = False
     pnl_refusal: tuple[str, str] | None = None
+    #: The equity reads (:mod:`autoheal.guard.risk_drawdown`): ``(token, detail)`` of
+    #: a latched drawdown (``risk_drawdown``) and of a pause on a bad or missing read
+    #: (``risk_pnl_unavailable``); both refuse new risk only.
+    drawdown_refusal: tuple[str, str] | None = None
+    pnl_unavailable: tuple[str, str] | None = None
 
 
 _NO_ACTIVITY = Activity()
@@ -365,6 +373,7 @@ def check_order(
         return Verdict(not reasons, tuple(reasons), tuple(details))
     if limits.max_daily_loss is not None:
         _check_daily_loss(limits.max_daily_loss, activity, refuse)
+    _check_equity_reads(limits, activity, refuse)
     if sym.max_order_qty is not None and order.qty > sym.max_order_qty:
         refuse("risk_max_order_qty", f"qty={_n(order.qty)} > max_order_qty={_n(sym.max_order_qty)}")
     price = order.price if order.price is not None else ref
@@ -430,3 +439,22 @@ def _check_daily_loss(
             "risk_daily_loss",
             f"realized_pnl_today={_n(realized)} max_daily_loss={_n(daily)}",
         )
+
+
+def _check_equity_reads(
+    limits: RiskLimits, activity: Activity, refuse: Callable[[str, str], None]
+) -> None:
+    """The drawdown latch and the pause on a bad equity read, for an order that adds risk.
+
+    With only the drawdown limits set, a day's PnL that is not known refuses too
+    (``max_daily_loss`` already does it when set).
+    """
+    if activity.pnl_unavailable is not None:
+        refuse(*activity.pnl_unavailable)
+    if activity.drawdown_refusal is not None:
+        refuse(*activity.drawdown_refusal)
+    drawdown_only = limits.max_daily_loss is None and (
+        limits.max_drawdown is not None or limits.max_drawdown_pct is not None
+    )
+    if drawdown_only and activity.pnl_refusal is not None:
+        refuse(*activity.pnl_refusal)

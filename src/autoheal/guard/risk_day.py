@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from autoheal.guard.risk_drawdown import Drawdown, DrawdownRule, observe
 from autoheal.guard.risk_numbers import amount_problem, total_problem
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Amount",
     "Booking",
     "DayRead",
+    "EquityRead",
     "Fill",
     "RiskDay",
     "Unbookable",
@@ -70,6 +72,7 @@ class RiskDay:
     basis: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     unbooked: int = 0
     unbooked_last: str = ""
+    drawdown: Drawdown = field(default_factory=Drawdown)  # the equity reads (risk_drawdown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,15 @@ class Unbookable:
     detail: str
 
 
-Booking = Fill | Amount | Unbookable
+@dataclass(frozen=True, slots=True)
+class EquityRead:
+    """A good equity read, held to ``rule`` (:func:`~autoheal.guard.risk_drawdown.observe`)."""
+
+    equity: Decimal
+    rule: DrawdownRule
+
+
+Booking = Fill | Amount | Unbookable | EquityRead
 
 
 class DayRead(NamedTuple):
@@ -134,17 +145,26 @@ def apply(
         booking realized (zero for one that was not booked).
     """
     if today > day.day:
+        # The peak, the count and a drawdown latch outlive midnight; the day's first
+        # equity does not (the next good read opens the new day).
         day = RiskDay(
-            today, basis=day.basis, unbooked=day.unbooked, unbooked_last=day.unbooked_last
+            today,
+            basis=day.basis,
+            unbooked=day.unbooked,
+            unbooked_last=day.unbooked_last,
+            drawdown=replace(day.drawdown, day_open_equity=None),
         )
     realized = day.realized
     basis = day.basis
     unbooked, last = day.unbooked, day.unbooked_last
     latched = day.loss_latched
+    drawdown = day.drawdown
     results: list[Decimal] = []
     for booking in bookings:
         gained = _ZERO
-        if isinstance(booking, Fill):
+        if isinstance(booking, EquityRead):
+            drawdown = observe(drawdown, booking.equity, booking.rule)
+        elif isinstance(booking, Fill):
             basis, gained = _book_fill(basis, booking)
         elif isinstance(booking, Amount):
             gained = booking.pnl
@@ -163,6 +183,7 @@ def apply(
         basis=basis,
         unbooked=unbooked,
         unbooked_last=last,
+        drawdown=drawdown,
     )
     return new, tuple(results)
 
@@ -208,6 +229,24 @@ def day_doc(day: RiskDay, updated_at: float) -> dict[str, Any]:
     }
     if day.unbooked:
         doc["unbooked"] = {"count": day.unbooked, "last": day.unbooked_last}
+    doc.update(_drawdown_doc(day.drawdown))
+    return doc
+
+
+def _drawdown_doc(dd: Drawdown) -> dict[str, Any]:
+    """The drawdown keys (none before the first good equity read, as before issue 24)."""
+    if dd.peak_equity is None or dd.equity is None:
+        return {}
+    doc: dict[str, Any] = {
+        "peak_equity": str(dd.peak_equity),
+        "equity": str(dd.equity),
+        "drawdown": str(dd.drawdown),
+        "breach_reads": dd.breach_reads,
+    }
+    if dd.day_open_equity is not None:
+        doc["day_open_equity"] = str(dd.day_open_equity)
+    if dd.latched:
+        doc["drawdown_latched"] = {"detail": dd.latched_detail}
     return doc
 
 
@@ -237,8 +276,44 @@ def _parse(doc: Mapping[str, Any]) -> RiskDay:
     if not isinstance(latched, bool):
         raise _Invalid(f"loss_latched={latched!r} is not true or false")
     return RiskDay(
-        day, realized, latched, _basis(doc.get("cost_basis", {})), *_unbooked(doc.get("unbooked"))
+        day,
+        realized,
+        latched,
+        _basis(doc.get("cost_basis", {})),
+        *_unbooked(doc.get("unbooked")),
+        _drawdown(doc),
     )
+
+
+def _drawdown(doc: Mapping[str, Any]) -> Drawdown:
+    """The drawdown keys; a partial or inconsistent set is invalid, never a fresh start."""
+    keys = ("peak_equity", "equity", "drawdown", "breach_reads")
+    present = [key for key in keys if key in doc]
+    latched_raw = doc.get("drawdown_latched")
+    if not present:
+        if latched_raw is not None or "day_open_equity" in doc:
+            raise _Invalid("drawdown_latched or day_open_equity without peak_equity")
+        return Drawdown()
+    if len(present) != len(keys):
+        missing = [key for key in keys if key not in doc]
+        raise _Invalid(f"drawdown keys incomplete: {', '.join(missing)} missing")
+    peak = _decimal(doc["peak_equity"], "peak_equity", amount_problem)
+    equity = _decimal(doc["equity"], "equity", amount_problem)
+    drawdown = _decimal(doc["drawdown"], "drawdown", total_problem)
+    if equity > peak or drawdown != peak - equity:
+        raise _Invalid(f"peak_equity={peak} equity={equity} drawdown={drawdown} disagree")
+    count = doc["breach_reads"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise _Invalid(f"breach_reads={count!r} is not a whole number >= 0")
+    day_open = None
+    if "day_open_equity" in doc:
+        day_open = _decimal(doc["day_open_equity"], "day_open_equity", amount_problem)
+    detail = ""
+    if latched_raw is not None:
+        if not isinstance(latched_raw, Mapping):
+            raise _Invalid(f"drawdown_latched={latched_raw!r} is not an object")
+        detail = str(latched_raw.get("detail", ""))[:_DETAIL_CHARS]
+    return Drawdown(peak, equity, day_open, count, latched_raw is not None, detail)
 
 
 def _basis(raw: Any) -> dict[str, tuple[Decimal, Decimal]]:

@@ -129,7 +129,13 @@ class DayBook:
 
     def _knows_something(self) -> bool:
         day = self._day
-        return bool(day.realized or day.loss_latched or day.basis or day.unbooked)
+        return bool(
+            day.realized
+            or day.loss_latched
+            or day.basis
+            or day.unbooked
+            or day.drawdown.peak_equity is not None
+        )
 
     def _save(self, file: DayFile) -> tuple[Decimal, ...] | None:
         """Book what is pending into the file under its lock; never over an unreadable one.

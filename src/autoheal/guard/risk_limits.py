@@ -36,7 +36,18 @@ __all__ = [
 #: Limits that may be set per symbol (``[risk.symbols.BTCUSDT]``) as well as globally.
 SYMBOL_KEYS = ("max_order_qty", "max_order_notional", "max_position", "price_collar_pct")
 #: Limits that only exist across all symbols.
-GLOBAL_KEYS = ("max_live_notional_total", "max_orders_per_second", "max_daily_loss")
+GLOBAL_KEYS = (
+    "max_live_notional_total",
+    "max_orders_per_second",
+    "max_daily_loss",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "loss_breach_reads",
+)
+#: ``loss_breach_reads`` when the key is left out (:mod:`autoheal.guard.risk_drawdown`).
+DEFAULT_LOSS_BREACH_READS = 3
+#: The largest ``loss_breach_reads`` (a limit that never latches is no limit).
+MAX_LOSS_BREACH_READS = 1000
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]*")
 
 
@@ -81,10 +92,22 @@ class RiskLimits:
     max_live_notional_total: Decimal | None = None
     max_orders_per_second: int | None = None
     max_daily_loss: Decimal | None = None
+    max_drawdown: Decimal | None = None
+    max_drawdown_pct: Decimal | None = None
+    loss_breach_reads: int = DEFAULT_LOSS_BREACH_READS
 
     def __post_init__(self) -> None:
         _check_limit("max_live_notional_total", self.max_live_notional_total)
         _check_limit("max_daily_loss", self.max_daily_loss)
+        _check_limit("max_drawdown", self.max_drawdown)
+        _check_limit("max_drawdown_pct", self.max_drawdown_pct)
+        if self.max_drawdown_pct is not None and self.max_drawdown_pct >= 100:
+            raise RiskConfigError("max_drawdown_pct", f"{self.max_drawdown_pct} is not below 100")
+        reads = self.loss_breach_reads
+        if _bad_reads(reads):
+            raise RiskConfigError(
+                "loss_breach_reads", f"{reads!r} is not a whole number 1..{MAX_LOSS_BREACH_READS}"
+            )
         rate = self.max_orders_per_second
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
             raise RiskConfigError("max_orders_per_second", f"{rate!r} is not a whole number >= 1")
@@ -92,6 +115,14 @@ class RiskLimits:
     def for_symbol(self, symbol: str) -> SymbolLimits:
         """The symbol's own limits (already merged over the defaults by :func:`parse_limits`)."""
         return self.symbols.get(symbol, self.default)
+
+
+def _bad_reads(reads: Any) -> bool:
+    return (
+        isinstance(reads, bool)
+        or not isinstance(reads, int)
+        or not 1 <= reads <= MAX_LOSS_BREACH_READS
+    )
 
 
 def to_decimal(value: Any, key: str) -> Decimal:
@@ -184,4 +215,30 @@ def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
         max_live_notional_total=_positive(table, "max_live_notional_total", prefix),
         max_orders_per_second=rate,
         max_daily_loss=_positive(table, "max_daily_loss", prefix),
+        max_drawdown=_positive(table, "max_drawdown", prefix),
+        max_drawdown_pct=_drawdown_pct(table, prefix),
+        loss_breach_reads=_loss_breach_reads(table, prefix),
     )
+
+
+def _drawdown_pct(table: Mapping[str, Any], prefix: str) -> Decimal | None:
+    pct = _positive(table, "max_drawdown_pct", prefix)
+    if pct is not None and pct >= 100:
+        raise RiskConfigError(
+            f"{prefix}.max_drawdown_pct", f"{pct} is a percent of the peak: below 100"
+        )
+    return pct
+
+
+def _loss_breach_reads(table: Mapping[str, Any], prefix: str) -> int:
+    reads = table.get("loss_breach_reads")
+    if reads is None:
+        return DEFAULT_LOSS_BREACH_READS
+    key = f"{prefix}.loss_breach_reads"
+    if isinstance(reads, bool) or not isinstance(reads, int):
+        raise RiskConfigError(key, f"expected a whole number, got {type(reads).__name__}")
+    if _bad_reads(reads):
+        raise RiskConfigError(
+            key, f"{reads} is not 1..{MAX_LOSS_BREACH_READS} (consecutive breaching reads)"
+        )
+    return reads

@@ -109,6 +109,9 @@ class FlagsRead:
     #: A file is there but is not a regular file (never opened): to the guard, like a
     #: missing one, the kill switch is unknown.
     not_regular: bool = False
+    #: The raw ``scoped_halts`` value (None: the document has no such key); what it
+    #: means is :func:`autoheal.guard.scopes.parse_halts`'s business.
+    scoped_halts: Any = None
 
 
 def parse_flags(doc: dict[str, Any]) -> FlagsRead:
@@ -134,6 +137,7 @@ def parse_flags(doc: dict[str, Any]) -> FlagsRead:
     return FlagsRead(
         Flags(failsafe, mode, reason, None if since is None else float(since), set_by),
         named=named,
+        scoped_halts=doc.get("scoped_halts"),
     )
 
 

@@ -19,6 +19,9 @@ FLAGS = "global_flags.json"
 #: The guard's daily-loss latch: a request for REDUCE_ONLY that only the daemon
 #: (on an operator's clear) or an operator removes.
 RISK_LATCH = "risk_latch.json"
+#: Scoped halts (``autoheal failsafe enter --scope``): the daemon's durable record of
+#: them; their copy under ``scoped_halts`` in the flags is what a flags reader sees.
+SCOPED_HALTS = "scoped_halts.json"
 
 #: The daemon's own files.
 HEALTH = "health_v2.json"
@@ -31,6 +34,8 @@ STATUS_ENDPOINT = "status_endpoint.json"
 ALERTS_DIR = "alerts"
 LOGS_DIR = "logs"
 DRILLS_DIR = "drills"
+#: Each drill's last result (``autoheal drill run`` writes, ``autoheal compliance`` reads).
+DRILL_HISTORY = "drill_history.json"
 #: SQLite's files beside the journal (WAL mode; ``-journal`` in rollback mode).
 JOURNAL_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -66,6 +71,7 @@ def owned_files(runtime_dir: PurePath, services: Iterable[str]) -> dict[PurePath
     rt = runtime_dir
     found: dict[PurePath, str] = {
         rt / FLAGS: "the kill switch's flags file",
+        rt / SCOPED_HALTS: "the daemon's record of scoped halts",
         rt / HEALTH: "the health file",
         rt / STATE: "the daemon's state file",
         rt / DAEMON_HEARTBEAT: "the daemon's heartbeat",
@@ -74,6 +80,8 @@ def owned_files(runtime_dir: PurePath, services: Iterable[str]) -> dict[PurePath
         rt / NOTIFICATIONS: "the notifications log",
         rt / STATUS_ENDPOINT: "the status page's endpoint file",
         rt / (STATE_BUS + BACKUP_SUFFIX): "the guard's state bus backup",
+        rt / DRILL_HISTORY: "the drill history",
+        rt / (DRILL_HISTORY + GUARD_LOCK_SUFFIX): "the lock of the drill history",
     }
     for suffix in JOURNAL_SIDE_SUFFIXES:
         found[rt / (JOURNAL + suffix)] = "the journal"

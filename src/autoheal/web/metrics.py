@@ -113,6 +113,7 @@ class HealthCollector:
                 "autoheal_health_timestamp_seconds", "when the health document was made", value=ts
             )
         yield _kill_switch_writes(_dict(_dict(doc.get("kill_switch")).get("write_failures")))
+        yield from _scoped_halts(doc)
         lag = _num(_dict(doc.get("daemon")).get("loop_lag_s"))
         if lag is not None:
             yield GaugeMetricFamily("autoheal_loop_lag_seconds", "daemon event-loop lag", value=lag)
@@ -142,6 +143,24 @@ def _kill_switch_writes(failures: dict[str, Any]) -> Metric:
         errno = _label(failure.get("errno")) if failure else "none"
         family.add_metric([file, errno], 1.0 if failure else 0.0)
     return family
+
+
+def _scoped_halts(doc: dict[str, Any]) -> Iterator[Metric]:
+    """A series per scoped halt (``scope`` label, the scope string), and whether the
+    halts are unreadable (then every new order is halted)."""
+    halted = GaugeMetricFamily(
+        "autoheal_scoped_halts",
+        "1 per operator's scoped halt (failsafe enter --scope): orders in that scope halted",
+        labels=["scope"],
+    )
+    for scope in sorted(_dict(doc.get("scoped_halts"))):
+        halted.add_metric([_label(scope)], 1.0)
+    yield halted
+    yield GaugeMetricFamily(
+        "autoheal_scoped_halts_unreadable",
+        "1 when the scoped halts cannot be read: every new order is halted",
+        value=1.0 if doc.get("scoped_halts_error") else 0.0,
+    )
 
 
 def _add_probes(

@@ -1,7 +1,9 @@
 """The operator's status page: ``/`` (HTML), ``/events`` (Server-Sent Events), ``/api/command``.
 
 One self-contained page shipped in the package (no CDN, no build step, works offline):
-DOR, mode, the failsafe and who set it, each component's stage, reason, PID, restarts
+DOR, mode, the failsafe and who set it, the money side (risk headroom, scoped halts,
+latches, breakers, the dead man's switch per venue, reconciliation:
+:mod:`autoheal.web.riskpanel`), each component's stage, reason, PID, restarts
 and heartbeat age, its next restart and restart budget (counted down on the
 document's own clock: its ``ts``, not the browser's), each dependency's probes with
 their latency, the last events.
@@ -43,10 +45,13 @@ import orjson
 
 from autoheal.web.httpserver import Exchange
 from autoheal.web.responses import event_stream_head, json_response, response
+from autoheal.web.riskpanel import render_risk
 
 log = logging.getLogger("autoheal")
 
 HealthFn = Callable[[], Mapping[str, Any] | None]
+#: The risk panel's document (:func:`autoheal.core.risk_view.risk_view`), None if unavailable.
+RiskFn = Callable[[], Mapping[str, Any] | None]
 EventsFn = Callable[[], list[dict[str, Any]]]
 SubmitFn = Callable[[str, str, str, str], str]  # (type, target, reason, actor) -> command id
 
@@ -56,13 +61,19 @@ COMMANDS = {
     "failsafe_enter": False,
     "failsafe_clear": False,
     "breaker_reset": False,  # every breaker; run under the guard's file lock, off the loop
+    # A scoped halt (RTS 6 Art. 12): the target is the scope (``symbol=BTCUSDT``).
+    "failsafe_enter_scope": True,
+    "failsafe_clear_scope": True,
 }
+_SCOPED = frozenset({"failsafe_enter_scope", "failsafe_clear_scope"})
 _OPERATOR_BAR = (
     '<div id="opbar">token <input id="token" type="password" autocomplete="off">'
     ' reason <input id="reason" value="">'
     ' <button class="op" data-type="failsafe_enter">failsafe enter</button>'
     ' <button class="op" data-type="failsafe_clear">failsafe clear</button>'
     ' <button class="op" data-type="breaker_reset">reset breakers</button>'
+    ' scope <input id="scope" value="" placeholder="symbol=BTCUSDT">'
+    ' <button class="op" data-type="failsafe_enter_scope" data-scope-input="1">halt scope</button>'
     ' <span id="opresult"></span></div>'
 )
 MAX_BODY_BYTES = 4096
@@ -210,6 +221,31 @@ def _dependency_rows(doc: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _scoped_rows(doc: Mapping[str, Any], operator: bool) -> str:
+    """A line per scoped halt, with a clear button for an operator (see the page's script)."""
+    rows = []
+    error = doc.get("scoped_halts_error")
+    if error:
+        rows.append(
+            f'<li class="scoped-error">SCOPED HALTS UNREADABLE: {_esc(error)} '
+            "(every new order halted)</li>"
+        )
+    for scope, raw in sorted(_mapping(doc.get("scoped_halts")).items()):
+        h = _mapping(raw)
+        button = (
+            f' <button class="op" data-type="failsafe_clear_scope" data-target="{_esc(scope)}">'
+            "clear</button>"
+            if operator
+            else ""
+        )
+        rows.append(
+            f'<li data-scope="{_esc(scope)}"><span class="scope">{_esc(scope)}</span>: '
+            f'<span class="why">{_esc(h.get("reason") or "no reason")}, set by '
+            f"{_esc(h.get('set_by') or '?')}</span>{button}</li>"
+        )
+    return "\n".join(rows) or '<li class="none">none</li>'
+
+
 def _event_rows(events: list[dict[str, Any]]) -> str:
     rows = []
     for i in range(EVENT_ROWS):
@@ -240,8 +276,12 @@ def render_page(
     *,
     stale_after_s: float,
     operator: bool,
+    risk: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The whole page for ``doc`` (server-side: correct without JavaScript)."""
+    """The whole page for ``doc`` (server-side: correct without JavaScript).
+
+    ``risk`` is the money side (:mod:`autoheal.web.riskpanel`), None when unavailable.
+    """
     doc = _mapping(doc)
     head = _headline(doc)
     state = "dor-true" if doc.get("dor") else "dor-false"
@@ -257,7 +297,9 @@ def render_page(
         components=_component_rows(doc, operator),
         outlook=_outlook_rows(doc),
         dependencies=_dependency_rows(doc),
+        scoped=_scoped_rows(doc, operator),
         events=_event_rows(events),
+        risk=render_risk(risk),
         operator_bar=_OPERATOR_BAR if operator else "",
         operator="true" if operator else "false",
         stale_ms=int(stale_after_s * 1000),
@@ -283,6 +325,8 @@ class StatusPage:
         stale_after_s: how long without an update before the page says STALE.
         token: the operator token, or None for a read-only page.
         submit: queues a command; returns its id (only used with a token).
+        risk: the risk panel's document (bounded, cached, fail-soft:
+            :class:`autoheal.daemon.risk_files.RiskFiles`); None: no panel data.
     """
 
     def __init__(
@@ -293,8 +337,10 @@ class StatusPage:
         stale_after_s: float,
         token: str | None = None,
         submit: SubmitFn | None = None,
+        risk: RiskFn | None = None,
     ) -> None:
         self._health = health
+        self._risk = risk
         self._events = events
         self._stale_after_s = stale_after_s
         self._token = token
@@ -326,8 +372,18 @@ class StatusPage:
                 self._safe_events(),
                 stale_after_s=self._stale_after_s,
                 operator=self.operator,
+                risk=self._safe_risk(),
             )
             await exchange.send(response(200, body, "text/html; charset=utf-8"))
+
+    def _safe_risk(self) -> Mapping[str, Any] | None:
+        if self._risk is None:
+            return None
+        try:
+            return self._risk()
+        except Exception as exc:  # an observer: a failed read costs the panel, not the page
+            log.error("status_page_risk_failed error=%s", exc)
+            return None
 
     def _safe_events(self) -> list[dict[str, Any]]:
         try:
@@ -345,12 +401,19 @@ class StatusPage:
         """
         await exchange.send(event_stream_head(STREAM_RETRY_MS))
         last: object = None
+        last_risk: object = None
         quiet = 0.0
         while True:
             doc = self._health()
-            if doc is not None and doc is not last:
-                last = doc
-                data = orjson.dumps({"health": doc, "events": self._safe_events()})
+            risk = self._safe_risk()
+            if doc is not None and (doc is not last or risk is not last_risk):
+                last, last_risk = doc, risk
+                data = orjson.dumps({
+                    "health": doc,
+                    "events": self._safe_events(),
+                    "risk": risk,
+                    "risk_html": render_risk(risk),
+                })
                 await exchange.send(b"event: health\ndata: " + data + b"\n\n")
                 quiet = 0.0
             elif quiet >= KEEPALIVE_S:
@@ -390,6 +453,16 @@ class StatusPage:
             return json_response(400, {"error": f"type must be one of {sorted(COMMANDS)}"})
         if not isinstance(reason, str) or not reason.strip():
             return json_response(400, {"error": "a reason is required"})
+        if kind in _SCOPED:
+            from autoheal.guard.scopes import ScopeError, parse_scope
+
+            try:
+                scope = parse_scope(target)
+            except ScopeError as exc:
+                return json_response(400, {"error": f"scope: {exc}"})
+            if scope.is_all:
+                return json_response(400, {"error": "scope all: use failsafe enter/clear"})
+            target = str(scope)
         actor = f"web:{exchange.peer}"
         if kind == "breaker_reset":
             # It waits for the guard's file lock: never on the daemon's loop.

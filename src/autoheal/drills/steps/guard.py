@@ -47,7 +47,7 @@ class _NoLedger(OrderLedger):
     """The mutation: a ledger that remembers nothing, so every signal is new."""
 
     def check_and_record(self, symbol: str, side: str, qty: Any,
-                         price: Any = None) -> tuple[bool, str]:
+                         price: Any = None, *, strategy: str | None = None) -> tuple[bool, str]:
         return False, order_signature(symbol, side, qty, price)
 
     def status(self, sig: str) -> str | None:

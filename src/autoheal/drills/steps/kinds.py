@@ -23,9 +23,11 @@ from autoheal.drills.steps.guard import (
     state_bus_corrupt,
 )
 from autoheal.drills.steps.judging import daemon_template
+from autoheal.drills.steps.loss import daily_loss_restart, equity_reads
 from autoheal.drills.steps.orders import unknown_outcome_never_resent
 from autoheal.drills.steps.outage import exchange_outage
 from autoheal.drills.steps.reconcile import reconcile_unknown_order
+from autoheal.drills.steps.scoped import scoped_kill
 
 __all__ = ["KINDS", "Step"]
 
@@ -47,5 +49,8 @@ KINDS: dict[str, Step] = {
     "ccxt_unknown_outcome": ccxt_unknown_outcome,
     "freqtrade": freqtrade_drill,
     "daemon_template": daemon_template,
+    "risk_equity_reads": equity_reads,
+    "risk_daily_loss_restart": daily_loss_restart,
+    "scoped_kill": scoped_kill,
     "reconcile_unknown_order": reconcile_unknown_order,
 }
