@@ -161,7 +161,8 @@ def _recon(part: Mapping[str, Any]) -> str:
     if part.get("state") == "ok":
         words = "in step"
     elif part.get("state") == "unknown":
-        words = f"UNKNOWN: the last pass could not be done ({part.get('problem') or 'no reason given'})"
+        why = part.get("problem") or "no reason given"
+        words = f"UNKNOWN: the last pass could not be done ({why})"
     else:
         words = (
             f"DIFFERENCES: {part.get('unknown_at_venue')} unknown at the venue, "
