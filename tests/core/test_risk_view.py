@@ -237,3 +237,16 @@ def test_lists_and_texts_are_bounded(n: int, text: str) -> None:
 def test_any_clock_reading_gives_a_view(now: float) -> None:
     view = risk_view(now=now, limits=LIMITS, pnl=pnl())
     assert set(view) >= {"daily_loss", "scoped_halts", "deadman"}
+
+
+def test_a_reconciliation_pass_that_could_not_be_done_is_unknown_with_its_problem() -> None:
+    """Not "ok", and not "differences" with nothing in them: the problem is shown."""
+    doc = {"ts": NOW - 3, "venue": "demo", "ok": False, "status": "unknown",
+           "problem": "venue open orders: ConnectionRefusedError",
+           "unknown_at_venue": [], "missing_at_venue": []}
+    view = risk_view(now=NOW, limits=None, reconciliation=ok(doc))["reconciliation"]
+    assert view["state"] == "unknown"
+    assert view["problem"] == "venue open orders: ConnectionRefusedError"
+    clean = risk_view(now=NOW, limits=None, reconciliation=ok(
+        {**doc, "ok": True, "status": "ok", "problem": None}))["reconciliation"]
+    assert clean["state"] == "ok" and clean["problem"] is None

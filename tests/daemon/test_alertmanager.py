@@ -17,9 +17,16 @@ import anyio
 import httpx
 import pytest
 
-from autoheal.daemon.alertmanager import AlertmanagerPusher, active_alerts, alerts_url
+from autoheal.daemon.alertmanager import (
+    MAX_FILE_ALERTS,
+    AlertFiles,
+    AlertmanagerPusher,
+    active_alerts,
+    alerts_url,
+)
 from autoheal.daemon.notify import WebhookSpec
 from autoheal.drills.stacks.simple import Runtime, wait_for
+from autoheal.store.alerts import clear_alert, write_alert
 from tests.sysdeps import require_binary
 
 AM_CONFIG = """\
@@ -184,3 +191,48 @@ def test_daemon_failsafe_reaches_alertmanager_and_clears(
         )
         # the outbox webhooks are untouched: nothing was queued for an alertmanager target
         assert "webhook am delivery failed" not in rt.log_text()
+
+
+def test_alert_files_become_alerts_reread_only_when_the_folder_changes(tmp_path: Path) -> None:
+    """The guard's alert files reach Alertmanager: one alert per file, bounded, unreadable too."""
+    files = AlertFiles(tmp_path)
+    assert files() == {}  # no alerts folder yet
+    write_alert(tmp_path, "order_reconciliation", ts=1.0, reasons=["order_unknown_at_venue"])
+    (tmp_path / "alerts" / "weird.json").write_bytes(b"\x00\xffnot json")
+    seen = files()
+    assert set(seen) == {("AutohealAlert", "order_reconciliation"), ("AutohealAlert", "weird")}
+    recon = seen[("AutohealAlert", "order_reconciliation")]
+    assert recon.severity == "critical" and "order_unknown_at_venue" in recon.description
+    assert seen[("AutohealAlert", "weird")].description == "invalid"
+    clear_alert(tmp_path, "order_reconciliation")
+    assert set(files()) == {("AutohealAlert", "weird")}
+    for i in range(MAX_FILE_ALERTS + 10):
+        write_alert(tmp_path, f"a{i:03d}", ts=1.0, detail="x")
+    assert len(files()) == MAX_FILE_ALERTS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_a_guard_alert_file_reaches_alertmanager_and_resolves(
+    tmp_path: Path, alertmanager: str
+) -> None:
+    spec = WebhookSpec("am", alertmanager, "alertmanager", timeout=5.0)
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as client:
+            pusher = AlertmanagerPusher(
+                [spec], lambda: {"failsafe": False}, instance="bot1", client=client,
+                files=AlertFiles(tmp_path),
+            )
+            write_alert(tmp_path, "order_reconciliation", ts=1.0,
+                        reasons=["order_unknown_at_venue"])
+            await pusher.push_once(client)
+            (got,) = await anyio.to_thread.run_sync(named, alertmanager, "AutohealAlert")
+            assert got["labels"]["component"] == "order_reconciliation"
+            assert got["labels"]["severity"] == "critical"
+            assert "order_unknown_at_venue" in got["annotations"]["description"]
+            clear_alert(tmp_path, "order_reconciliation")
+            await pusher.push_once(client)
+            assert await anyio.to_thread.run_sync(named, alertmanager, "AutohealAlert") == []
+
+    anyio.run(main)

@@ -40,6 +40,8 @@ JUDGING_SET = {"flapping_probe", "config_error_exit"}
 FEED_SET = {"feed_frozen", "feed_sequence_gap"}
 #: The exec, tcp and resource probe drills (issue 23): test_drills_system_probes.py.
 SYSTEM_PROBE_SET = {"memory_leak", "exec_probe", "tcp_probe"}
+#: The reconciliation drill (issue 24): test_drill_reconcile.py.
+RECONCILE_SET = {"reconcile_unknown_order"}
 #: The loss-limit drills (issue 24): test_drill_loss.py.
 LOSS_SET = {"phantom_loss_read", "drawdown_from_peak", "daily_loss_survives_restart"}
 #: The trading controls' drills (issue 24): test_drill_scoped_kill.py, ...
@@ -47,7 +49,8 @@ CONTROLS_SET = {"scoped_kill_symbol"}
 #: The execution-throttle drill (issue 24): test_drill_throttle.py.
 THROTTLE_SET = {"repeated_execution_throttle"}
 DEFAULT_SET = (GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | JUDGING_SET
-               | FEED_SET | SYSTEM_PROBE_SET | LOSS_SET | CONTROLS_SET | THROTTLE_SET)
+               | FEED_SET | SYSTEM_PROBE_SET | LOSS_SET | CONTROLS_SET
+               | RECONCILE_SET | THROTTLE_SET)
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")

@@ -42,7 +42,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -55,6 +55,7 @@ from autoheal.guard.errors import GuardError, LedgerUnreadableError, OrderOutcom
 from autoheal.guard.gate import TradingGate
 from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.ledger_file import IN_FLIGHT, PENDING
+from autoheal.guard.reconcile import Reconciler
 from autoheal.guard.risk import RiskBook, RiskGuard, RiskOrder
 from autoheal.guard.scopes import Scope, own_order_in_scope, tagged_name
 
@@ -167,6 +168,7 @@ class GuardedExchange:
         self._sleep = sleep_fn
         self.strategy = strategy
         self.venue = venue if venue is not None else getattr(exchange, "id", None)
+        self._reconciler: Reconciler | None = None
 
     def __getattr__(self, name: str) -> Any:
         # Reads, cancels and raw endpoints are the exchange's own: cancels always pass.
@@ -259,6 +261,7 @@ class GuardedExchange:
             if _in_flight(self.ledger.entry(name)):
                 raise OrderRefusedError(what, "order_in_flight")
             cid = self.client_id(name)
+            self._reconcile_soon()
             found = await self._lookup(order, name, cid)
             if found is not None:
                 self.ledger.reconcile(name, lambda _entry: "placed")
@@ -314,6 +317,7 @@ class GuardedExchange:
                 self.breaker.record_failure(order.market_id, category=category, reason=reason)
             if outcome_unknown(exc):
                 self.ledger.mark_pending(name, reason)
+                self._reconcile_soon()
                 log.warning(
                     "%s order %s outcome unknown reason=%s: pending, looked up before any resend",
                     order.what,
@@ -332,6 +336,60 @@ class GuardedExchange:
         if order.symbol not in self.symbols:
             self.symbols.append(order.symbol)
         return placed
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def reconciler(self, *, venue: str | None = None, period_s: float = 10.0) -> Reconciler:
+        """The reconciliation of this exchange's open orders with the ledger
+        (:mod:`autoheal.guard.reconcile`); run its ``run(asyncio.sleep)`` beside the bot.
+
+        Every order open at the venue on :attr:`symbols` is held against the ledger: a
+        person's order (no client order id of this runtime) is reported as
+        ``order_unknown_at_venue`` too, never adopted; the kill still leaves it alone.
+        An unknown outcome of a send makes its next pass due at once.
+        """
+        self._reconciler = Reconciler(
+            self.ledger.runtime_dir,
+            self._all_open_orders,
+            self.ledger,
+            venue=venue or str(getattr(self.exchange, "id", "ccxt")),
+            client_id_of=self._record_client_id,
+            lookup=self._order_by_client_id,
+            period_s=period_s,
+            time_fn=self._time,
+        )
+        return self._reconciler
+
+    def _record_client_id(self, name: str, entry: Mapping[str, Any]) -> str:
+        """A ledger record's wire id, with the tag of the strategy that placed it (any
+        strategy sharing this ledger, not only this exchange's own)."""
+        strategy = entry.get("strategy")
+        tag = strategy if isinstance(strategy, str) else None
+        return client_order_id(self.prefix, tagged_name(name, tag))
+
+    def _reconcile_soon(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.request()
+
+    async def _all_open_orders(self) -> list[dict[str, Any]]:
+        """Every symbol's open orders; any read failing fails the whole read (no partial)."""
+        orders: list[dict[str, Any]] = []
+        for symbol in self.symbols:
+            orders += await self.exchange.fetch_open_orders(symbol)
+        return orders
+
+    async def _order_by_client_id(self, cid: str) -> dict[str, Any] | None:
+        for symbol in self.symbols:
+            try:
+                found: dict[str, Any] = await self.exchange.fetch_order(
+                    None, symbol, {CLIENT_ID_PARAM: cid}
+                )
+            except Exception as exc:
+                if any(c.__name__ == "OrderNotFound" for c in type(exc).__mro__):
+                    continue
+                raise
+            return found
+        return None
 
     # ------------------------------------------------------------------ the kill
 

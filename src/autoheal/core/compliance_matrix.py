@@ -103,7 +103,13 @@ CONTROLS: tuple[Control, ...] = (
         "position and exposure limits per order; the day's realized loss and the drawdown "
         "from the peak are kept durably and latch REDUCE_ONLY after K consecutive "
         "breaching reads; an unreadable P&L pauses entries without latching",
-        ("risk.max_position", "risk.max_daily_loss", "risk drawdown limit"),
+        (
+            "risk.max_position",
+            "risk.max_daily_loss",
+            "risk.max_drawdown",
+            "risk.max_drawdown_pct",
+            "risk.loss_breach_reads",
+        ),
         ("risk_max_position", "risk_daily_loss", "risk_drawdown", "risk_pnl_unavailable"),
         ("daily_loss_survives_restart", "phantom_loss_read", "drawdown_from_peak"),
     ),

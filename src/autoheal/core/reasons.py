@@ -43,10 +43,13 @@ __all__ = [
     "LATENCY_P95_HIGH",
     "MAX_RESTARTS_EXCEEDED",
     "OPERATOR",
+    "ORDER_MISSING_AT_VENUE",
+    "ORDER_UNKNOWN_AT_VENUE",
     "PROBE_ERROR",
     "PROBE_TIMEOUT",
     "PROCESS_EXITED",
     "PROCESS_MISSING",
+    "RECONCILE_UNKNOWN",
     "RECOVERED",
     "RISK_COLLAR_WINDOW",
     "RISK_DRAWDOWN",
@@ -160,6 +163,16 @@ def exit_code_reason(code: int) -> str:
 RISK_DRAWDOWN = "risk_drawdown"
 #: An equity read that is missing or not a number: new entries paused, nothing latched.
 RISK_PNL_UNAVAILABLE = "risk_pnl_unavailable"
+
+
+# -- reconciliation of the order ledger with the venue (issue 24; the guard's own copies
+# are in autoheal.guard.reconcile, which ships without the core)
+#: An order open at the venue that the ledger does not know: reported, never adopted.
+ORDER_UNKNOWN_AT_VENUE = "order_unknown_at_venue"
+#: An order the ledger holds resting that the venue does not have.
+ORDER_MISSING_AT_VENUE = "order_missing_at_venue"
+#: A reconciliation pass that could not be done (venue or ledger unreadable): never ok.
+RECONCILE_UNKNOWN = "reconcile_unknown"
 
 
 # -- the guard's execution throttles (issue 24; autoheal.guard.throttles): RTS 6

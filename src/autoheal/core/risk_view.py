@@ -295,8 +295,18 @@ def _reconciliation(read: FileRead, now: float) -> dict[str, Any]:
         or not isinstance(missing, list)
     ):
         return {"state": "unreadable", "detail": "ts, ok, unknown_at_venue, missing_at_venue"}
+    if ok and not unknown and not missing:
+        state = "ok"
+    elif doc.get("status") == "unknown" or (not ok and not unknown and not missing):
+        # A pass that could not be done (a venue error, an unreadable ledger): not "ok",
+        # and not "differences" with nothing in them either; its problem says why.
+        state = "unknown"
+    else:
+        state = "differences"
+    problem = doc.get("problem")
     return {
-        "state": "ok" if ok and not unknown and not missing else "differences",
+        "state": state,
+        "problem": _text(problem) if isinstance(problem, str) and problem else None,
         "venue": _text(doc.get("venue")),
         "ts": ts,
         "age_s": round(max(0.0, now - ts), 1),

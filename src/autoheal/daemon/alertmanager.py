@@ -24,6 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,6 +33,8 @@ import orjson
 
 from autoheal.daemon.clock import Clock, LoopClock
 from autoheal.daemon.notify import WebhookError, WebhookSpec, _check_transport
+from autoheal.store.alerts import ALERTS_DIRNAME
+from autoheal.store.atomic import read_json
 
 log = logging.getLogger("autoheal")
 
@@ -92,6 +95,87 @@ def active_alerts(doc: Mapping[str, Any] | None) -> dict[Key, Alert]:
     return out
 
 
+#: At most this many alert files become alerts (a folder flooded with files stays bounded).
+MAX_FILE_ALERTS = 50
+#: Alert files whose problem halts or hides orders: paged as critical.
+CRITICAL_FILE_ALERTS = frozenset(
+    {"order_reconciliation", "ledger_unreadable", "risk_pnl_unreadable", "state_bus_invalid"}
+)
+
+
+def file_alerts(files: Mapping[str, Mapping[str, Any]]) -> dict[Key, Alert]:
+    """The ``alerts/<name>.json`` files (the guard's, the daemon's) as alerts.
+
+    A trading process raises its problems there (an order the venue holds that the
+    ledger does not know, an unreadable ledger or P&L, a corrupt state bus); without
+    this they reached ``autoheal status`` only, never a pager. One alert per file,
+    ``AutohealAlert`` with the file's name as the component; an unreadable file is an
+    alert too (its name is all that is known).
+    """
+    out: dict[Key, Alert] = {}
+    for name in sorted(files)[:MAX_FILE_ALERTS]:
+        doc = _mapping(files[name])
+        detail = next(
+            (
+                str(doc[k])
+                for k in ("problem", "detail", "reason", "reasons", "unreadable")
+                if doc.get(k) not in (None, "", [], {})
+            ),
+            "see alerts/" + name + ".json",
+        )
+        out[("AutohealAlert", str(name))] = Alert(
+            "AutohealAlert",
+            str(name),
+            "critical" if name in CRITICAL_FILE_ALERTS else "warning",
+            f"alert {name} raised in the runtime directory",
+            detail[:500],
+        )
+    return out
+
+
+class AlertFiles:
+    """The runtime directory's alert files as alerts, re-read only when the folder changed.
+
+    An alert file is written by a rename into ``alerts/`` or removed, so the folder's
+    own ``mtime`` moves with every change: one ``stat`` a look while nothing happens.
+    """
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self._folder = Path(runtime_dir) / ALERTS_DIRNAME
+        self._seen: tuple[int, int] | None = None
+        self._alerts: dict[Key, Alert] = {}
+
+    def __call__(self) -> dict[Key, Alert]:
+        try:
+            st = self._folder.stat()
+        except FileNotFoundError:
+            self._seen, self._alerts = None, {}
+            return {}
+        except OSError as exc:
+            return {("AutohealAlert", "alerts"): Alert(
+                "AutohealAlert", "alerts", "critical",
+                "the runtime directory's alerts folder cannot be read",
+                exc.strerror or type(exc).__name__,
+            )}
+        if (st.st_ino, st.st_mtime_ns) != self._seen:
+            docs: dict[str, Mapping[str, Any]] = {}
+            try:
+                paths = sorted(self._folder.glob("*.json"))[:MAX_FILE_ALERTS]
+            except OSError:
+                paths = []
+            for path in paths:
+                result = read_json(path)
+                if result.reason == "missing":
+                    continue  # cleared between the listing and the read
+                docs[path.stem] = (
+                    result.doc if isinstance(result.doc, Mapping)
+                    else {"unreadable": result.reason or "not a JSON object"}
+                )
+            self._alerts = file_alerts(docs)
+            self._seen = (st.st_ino, st.st_mtime_ns)
+        return dict(self._alerts)
+
+
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -134,6 +218,8 @@ class AlertmanagerPusher:
         clock: the daemon's clock (alert times are its wall time).
         resend_s: how often active alerts are re-sent.
         check_s: how often the health document is looked at.
+        files: the alert files' alerts (:func:`file_alerts` of the runtime directory's
+            ``alerts/``), looked at as often as the health document.
     """
 
     def __init__(
@@ -147,8 +233,10 @@ class AlertmanagerPusher:
         clock: Clock | None = None,
         resend_s: float = RESEND_S,
         check_s: float = CHECK_S,
+        files: Callable[[], Mapping[Key, Alert]] | None = None,
     ) -> None:
         self._specs = list(specs)
+        self._files = files
         self._health = health
         self._instance = instance
         self._client = client
@@ -164,6 +252,8 @@ class AlertmanagerPusher:
 
     def _update(self, now: float) -> dict[Key, Alert]:
         active = active_alerts(self._health())
+        if self._files is not None:
+            active.update(self._files())
         for key in active:
             self._started.setdefault(key, now)
             self._resolved.pop(key, None)

@@ -304,7 +304,7 @@ class Daemon:
         specs = [w for w in config.webhooks if w.format == "alertmanager"]
         if not specs:
             return
-        from autoheal.daemon.alertmanager import AlertmanagerPusher
+        from autoheal.daemon.alertmanager import AlertFiles, AlertmanagerPusher
         from autoheal.daemon.notify import WebhookSpec
 
         pusher = AlertmanagerPusher(
@@ -312,6 +312,7 @@ class Daemon:
             parts.persist.health_doc,
             instance=socket.gethostname(),
             clock=self.clock,
+            files=AlertFiles(config.paths.runtime_dir),
         )
         tg.start_soon(pusher.run)
 

@@ -90,6 +90,18 @@ class ExchangeClient:
         doc = await self._request("GET", "/api/orders")
         return list(doc.get("orders", []))
 
+    async def fetch_open_orders(self) -> list[dict[str, Any]]:
+        """The orders resting in the exchange's book (``GET /api/open_orders``).
+
+        Raises:
+            httpx.DecodingError: the answer has no ``orders`` list (never read as none).
+        """
+        doc = await self._request("GET", "/api/open_orders")
+        orders = doc.get("orders")
+        if not isinstance(orders, list):
+            raise httpx.DecodingError("/api/open_orders did not return an orders list")
+        return orders
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._http.request(method, path, **kwargs)
         if response.status_code == 400:

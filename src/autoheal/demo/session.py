@@ -33,6 +33,7 @@ from autoheal.guard.gate import TradingGate
 from autoheal.guard.heartbeat import Heartbeat
 from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.inventory import InventoryGate, write_positions_snapshot
+from autoheal.guard.reconcile import Reconciler
 from autoheal.guard.retry import Backoff, acall_with_retry
 from autoheal.store.atomic import read_json
 
@@ -89,6 +90,9 @@ class TradingSession:
         self._halt_reason: str | None = None
         self._paused: dict[str, str | None] = {"buy": None, "sell": None}
         self._notes: set[str] = set()
+        #: Reconciliation with the exchange's open orders (the trader sets it); an
+        #: unknown outcome makes its next pass due at once.
+        self.reconciler: Reconciler | None = None
         if self.inventory.positions() is None:
             write_positions_snapshot(runtime_dir, {args.symbol: 0.0})
 
@@ -184,6 +188,7 @@ class TradingSession:
         exchange cannot be asked: it stays pending and nothing is sent.
         """
         label = side.upper()
+        self._reconcile_soon()
         try:
             found = await self.exchange.fetch_order(sig)
         except Exception as exc:  # a failed lookup settles nothing
@@ -203,6 +208,11 @@ class TradingSession:
                     "placed, not resent", label, symbol, sig, found.get("order_id"),
                     found.get("status"))
         return False
+
+    def _reconcile_soon(self) -> None:
+        """After an unknown outcome: hold the whole ledger against the venue at once."""
+        if self.reconciler is not None:
+            self.reconciler.request()
 
     async def _tradable(self, symbol: str, side: str) -> bool:
         if not self.markets:
@@ -254,6 +264,7 @@ class TradingSession:
             cause = exc.__cause__
             if cause is not None and outcome_unknown(cause):
                 self.ledger.mark_pending(sig, exc.reason)
+                self._reconcile_soon()
             else:
                 self.ledger.release(sig)
             log.warning("%s %s failed: reason=%s category=%s", side.upper(), symbol, exc.reason,

@@ -32,6 +32,12 @@ With ``--order-type limit`` the orders rest in the exchange's book; with
 the exchange's cancel-all-after countdown armed while the gate allows trading, and
 cancels all at once on ``STOP.TXT`` or a failsafe (:mod:`autoheal.guard.deadman`).
 
+With ``--reconcile-period S`` (default 10, ``0``: off) a
+:class:`~autoheal.guard.reconcile.Reconciler` task holds the order ledger against the
+exchange's open orders every ``S`` seconds and at once after every unknown outcome:
+an order the ledger does not know is reported (``reconciliation.json``,
+``alerts/order_reconciliation.json``), never adopted, never cancelled.
+
 The session logic lives in :mod:`autoheal.demo.session`; this module is the
 command line and the tick loop. ``--no-gate`` disables step 1 on purpose, for
 the mutation test that must see a drill fail; it logs a loud warning.
@@ -57,6 +63,7 @@ from autoheal.demo.deadman_http import CancelDisabledPort, DemoCountdownPort
 from autoheal.demo.lifecycle import configure_logging, run_program
 from autoheal.demo.session import TradingSession
 from autoheal.guard.deadman import DeadmanPolicy, DeadmanSwitch
+from autoheal.guard.reconcile import Reconciler
 from autoheal.guard.risk import (
     RiskBook,
     RiskConfigError,
@@ -186,8 +193,12 @@ async def run(args: argparse.Namespace) -> int:
             return 2
         log.info("trader started exchange=%s symbol=%s qty=%g interval=%gs stop_file=%s",
                  args.exchange, args.symbol, args.qty, args.interval, args.stop_file)
+        if args.reconcile_period > 0:
+            session.reconciler = _reconciler(args, session)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_beat, session, args.heartbeat_interval, deadman)
+            if session.reconciler is not None:
+                tg.start_soon(session.reconciler.run, anyio.sleep)
             if deadman is not None:
                 tg.start_soon(deadman.run)
             while True:
@@ -207,6 +218,13 @@ def _deadman(args: argparse.Namespace, client: httpx.AsyncClient,
                     "resting orders at the exchange; for mutation tests only !!!")
         port = CancelDisabledPort(client)
     return DeadmanSwitch(port, session.gate, policy, sleep_fn=anyio.sleep)
+
+
+def _reconciler(args: argparse.Namespace, session: TradingSession) -> Reconciler:
+    # The demo's client order id is the ledger's name (the signature) itself.
+    return Reconciler(args.runtime_dir, session.exchange.fetch_open_orders, session.ledger,
+                      venue="demo", lookup=session.exchange.fetch_order,
+                      period_s=args.reconcile_period)
 
 
 async def _beat(session: TradingSession, every_s: float,
@@ -253,6 +271,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="re-arm it this often (Binance: 30; default countdown / 4)")
     parser.add_argument("--deadman-no-cancel", action="store_true",
                         help="DANGER: no cancel-all on STOP.TXT/failsafe (mutation tests only)")
+    parser.add_argument("--reconcile-period", type=float, default=10.0,
+                        help="hold the order ledger against the exchange's open orders this "
+                             "often, and after every unknown outcome (0: off)")
     parser.add_argument("--no-gate", action="store_true",
                         help="DANGER: ignore STOP.TXT and the failsafe (mutation tests only)")
     parser.add_argument("--verbose", action="store_true")

@@ -261,6 +261,15 @@ class OrderLedger:
             entry = sigs.get(sig)
         return None if entry is None else str(entry.get("status"))
 
+    def records(self) -> dict[str, dict[str, Any]]:
+        """A copy of every live record by name (for reconciliation with the venue).
+
+        Raises:
+            LedgerUnreadableError: the ledger is unreadable.
+        """
+        with self._locked_sigs() as sigs:
+            return {name: dict(entry) for name, entry in sigs.items()}
+
     def mark_placed(self, sig: str) -> None:
         """The exchange accepted the order: keep blocking duplicates until the TTL ends."""
         self._set(sig, PLACED)

@@ -50,6 +50,8 @@ BACKUP_SUFFIX = ".bak"
 GUARD_LOCK_SUFFIX = ".lock"
 #: The day's realized PnL, loss latch and cost basis (``[risk]``), under ``risk_pnl.json.lock``.
 RISK_PNL = "risk_pnl.json"
+#: The last reconciliation of the order ledger with the venue's open orders (issue 24).
+RECONCILIATION = "reconciliation.json"
 
 #: A service's own files: ``<name>.pid`` and ``<name>.heartbeat.json``.
 PIDFILE_SUFFIX = ".pid"

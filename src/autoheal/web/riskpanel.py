@@ -158,14 +158,16 @@ def _recon(part: Mapping[str, Any]) -> str:
     note = _state_note(part)
     if note is not None:
         return _esc(note)
-    words = (
-        "in step"
-        if part.get("state") == "ok"
-        else (
+    if part.get("state") == "ok":
+        words = "in step"
+    elif part.get("state") == "unknown":
+        why = part.get("problem") or "no reason given"
+        words = f"UNKNOWN: the last pass could not be done ({why})"
+    else:
+        words = (
             f"DIFFERENCES: {part.get('unknown_at_venue')} unknown at the venue, "
             f"{part.get('missing_at_venue')} missing at the venue"
         )
-    )
     return _esc(f"{part.get('venue') or ABSENT}: {words}, {_span(part.get('age_s'))} ago")
 
 
