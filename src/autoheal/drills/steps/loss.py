@@ -39,12 +39,13 @@ from autoheal.drills.stacks.harness import Spawned
 from autoheal.drills.steps.guard import make_session
 from autoheal.guard.risk import RiskGuard, parse_limits, to_decimal
 from autoheal.guard.risk_drawdown import DrawdownRule
+from autoheal.store import layout
 from autoheal.store.atomic import read_json, write_json_atomic
 
 __all__ = ["daily_loss_restart", "equity_reads"]
 
-LATCH = "risk_latch.json"
-PNL = "risk_pnl.json"
+LATCH = layout.RISK_LATCH
+PNL = layout.RISK_PNL
 #: Real seconds an order may take to reach the exchange, and a trader to start.
 ORDER_WAIT_S = 10.0
 TRADER_STOP_S = 5.0
