@@ -74,8 +74,12 @@ interval = "200ms"
 
 [risk]
 max_daily_loss = 500
+max_drawdown = 600
 max_position = 0.5
 max_orders_per_second = 10
+max_submits_per_s = 10
+max_modifies_per_s = 5
+max_cancels_per_s = 20
 
 [risk.symbols.ETHUSDT]
 max_position = 4
@@ -136,6 +140,7 @@ def test_money_side_shows_headroom_and_a_scoped_halt_live(tmp_path: Path, browse
         wait_for(lambda: "312.40 of 500 (62.5%)" in panel.inner_text(), 5, "the day's loss")
         text = panel.inner_text()
         assert "symbol=BTCUSDT" in text and "fat-finger" in text and "alice" in text
+        assert "240.00 of 600 (40.0%)" in text  # the drawdown from the peak
         assert "0.45 of 0.5 (90.0%)" in text  # BTCUSDT near its max_position
         assert "1.5 of 4 (37.5%)" in text  # ETHUSDT against its own limit
         assert "7 of 10 (70.0%)" in text  # the trader's submits against the throttle
