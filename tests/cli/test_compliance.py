@@ -41,11 +41,12 @@ def test_drill_run_records_history_that_compliance_reads(
     cfg = _config(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = time.time()
-    assert main(["drill", "run", "--config", str(cfg), "live_gating_e", "duplicate_signals"]) == 0
+    drills = ["execution_limits", "live_gating_e", "duplicate_signals"]
+    assert main(["drill", "run", "--config", str(cfg), *drills]) == 0
     capsys.readouterr()
     records, how = read_history(tmp_path / "rt")
     assert how == "ok" and records is not None
-    assert set(records) == {"live_gating_e", "duplicate_signals"}
+    assert set(records) == set(drills)
     assert all(
         r.status == "PASSED" and before <= r.finished_at <= time.time() + 1
         for r in records.values()
@@ -56,10 +57,10 @@ def test_drill_run_records_history_that_compliance_reads(
     code, doc = _compliance(cfg, capsys)
     assert code == 1  # the other drills were never run here
     rows = {r["key"]: r for r in doc["rows"]}
-    assert rows["rts6_15_1_b"]["verdict"] == "passed"  # live_gating_e alone proves it
-    assert rows["rts6_15_1_c"]["verdict"] == "passed"  # live_gating_e + duplicate_signals
+    assert rows["rts6_15_1_b"]["verdict"] == "passed"  # execution_limits + live_gating_e
+    assert rows["rts6_15_1_c"]["verdict"] == "passed"  # execution_limits + duplicate_signals
     assert rows["rts6_15_3"]["verdict"] == "never_run"
-    drill = rows["rts6_15_1_b"]["drills"][0]
+    drill = rows["rts6_15_1_b"]["drills"][1]
     assert drill["name"] == "live_gating_e" and drill["status"] == "PASSED"
     assert 0 <= drill["age_s"] < 60
 

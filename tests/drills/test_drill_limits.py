@@ -20,6 +20,8 @@ def test_execution_limits_passes_and_names_the_three_limits(tmp_path: Path) -> N
         "risk_collar_window",
         "risk_price_collar",
         "risk_message_rate",
+        "risk_max_order_notional",
+        "risk_max_order_qty",
     ]
     answers = [step["answer"] for step in result.details["script"]]
     assert answers[2] == "risk_collar_window"  # 106 after 100 within 60 s, inside 2 % of its mark
@@ -40,8 +42,22 @@ def test_execution_limits_passes_and_names_the_three_limits(tmp_path: Path) -> N
             ("max_submits_per_s = 3", "max_submits_per_s = 100"),
             {"fourth_submit": "'ok'", "event:message_rate_refused": "never"},
         ),
+        (
+            ("max_order_qty = 5", "max_order_qty = 500"),
+            {"order_qty_refused": "'risk_max_order_notional'"},
+        ),
+        (
+            ("max_order_notional = 400", "max_order_notional = 40000"),
+            {"order_value_refused": "'ok'"},
+        ),
     ],
-    ids=["window_collar_out_of_reach", "order_collar_out_of_reach", "message_limit_out_of_reach"],
+    ids=[
+        "window_collar_out_of_reach",
+        "order_collar_out_of_reach",
+        "message_limit_out_of_reach",
+        "order_qty_out_of_reach",
+        "order_value_out_of_reach",
+    ],
 )
 def test_each_limit_out_of_reach_fails_the_drill_naming_it(
     tmp_path: Path, replacement: tuple[str, str], broken: dict[str, str]

@@ -74,7 +74,7 @@ CONTROLS: tuple[Control, ...] = (
         "the guard refuses an order whose notional passes the limit (Decimal arithmetic)",
         ("risk.max_order_notional", "risk.max_live_notional_total"),
         ("risk_max_order_notional", "risk_notional_total"),
-        ("live_gating_e",),
+        ("execution_limits", "live_gating_e"),
     ),
     Control(
         "rts6_15_1_c",
@@ -84,7 +84,7 @@ CONTROLS: tuple[Control, ...] = (
         "signal inside the idempotency window",
         ("risk.max_order_qty",),
         ("risk_max_order_qty", "duplicate"),
-        ("live_gating_e", "duplicate_signals"),
+        ("execution_limits", "duplicate_signals"),
     ),
     Control(
         "rts6_15_1_d",

@@ -1,11 +1,11 @@
-"""Execution limits (issue 24; RTS 6 Art. 15(1)(a) and (d)) as a drill: the real guard, a script.
+"""Execution limits (issue 24; RTS 6 Art. 15(1)(a)-(d)) as a drill: the real guard, a script.
 
 Kind ``risk_execution_limits`` (``execution_limits``): the real
 :class:`~autoheal.guard.risk.RiskGuard` with the scenario's ``[risk]`` limits, on a
 clock the script moves (no sleeping: a minute of market in a few milliseconds). Each
 step of ``params.script`` sets the time ``t`` and the mark, and then either checks a
-buy at ``price`` (``order``), or sends ``count`` submits (``send``), or asks whether a
-cancel and a modify may go out now (``messages``); a step's ``observe = NAME`` records
+buy at ``price`` (``order``; its own ``qty`` if the step gives one), or sends
+``count`` submits (``send``), or asks whether a cancel and a modify may go out now (``messages``); a step's ``observe = NAME`` records
 its answer (``"ok"`` or the refusing tokens, comma-joined). What the drill shows:
 
 * the price collar per order refuses a price too far from the mark
@@ -13,6 +13,8 @@ its answer (``"ok"`` or the refusing tokens, comma-joined). What the drill shows
 * the collar over a window refuses a price that stepped, within the window, too far
   from the window's oldest mark, although each step was inside the per-order collar
   (``risk_collar_window``), and lets it through once that mark has left the window;
+* an order larger than ``max_order_qty``, or worth more than ``max_order_notional``,
+  is refused (``risk_max_order_qty``, ``risk_max_order_notional``);
 * past ``max_submits_per_s`` a further submit is refused (``risk_message_rate``) while
   a cancel still goes out (a refused cancel would keep risk open), and a second later
   submits pass again.
@@ -63,7 +65,8 @@ async def execution_limits(ctx: DrillContext) -> None:
         book = RiskBook(marks={symbol: mark})
         if "order" in step:
             price = to_decimal(step["order"], f"{key}.order")
-            allowed, reasons = guard.check(RiskOrder(symbol, "buy", qty, price), book)
+            size = to_decimal(step["qty"], f"{key}.qty") if "qty" in step else qty
+            allowed, reasons = guard.check(RiskOrder(symbol, "buy", size, price), book)
             if allowed:
                 guard.note_sent()
             answer = _answer(allowed, reasons)
