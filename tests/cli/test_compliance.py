@@ -122,7 +122,7 @@ def test_a_later_failure_unproves_a_row_that_passed_before(
 ) -> None:
     cfg = _config(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert main(["drill", "run", "--config", str(cfg), "live_gating_e"]) == 0
+    assert main(["drill", "run", "--config", str(cfg), "execution_limits", "live_gating_e"]) == 0
     # The same drill, mutated (a scenario folder replaces a shipped one of the same name):
     # it now expects the gate to refuse, so it reports FAILED.
     shipped = Path(__file__).parents[2] / "src/autoheal/drills/scenarios/live_gating_e.toml"
@@ -144,5 +144,6 @@ def test_a_later_failure_unproves_a_row_that_passed_before(
     code, doc = _compliance(cfg, capsys)
     row = next(r for r in doc["rows"] if r["key"] == "rts6_15_1_b")
     assert code == 1 and row["verdict"] == "failed"
-    drill = row["drills"][0]
+    drill = row["drills"][1]
+    assert drill["name"] == "live_gating_e"
     assert drill["status"] == "FAILED" and drill["last_passed_at"] is not None

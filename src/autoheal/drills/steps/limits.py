@@ -5,8 +5,9 @@ Kind ``risk_execution_limits`` (``execution_limits``): the real
 clock the script moves (no sleeping: a minute of market in a few milliseconds). Each
 step of ``params.script`` sets the time ``t`` and the mark, and then either checks a
 buy at ``price`` (``order``; its own ``qty`` if the step gives one), or sends
-``count`` submits (``send``), or asks whether a cancel and a modify may go out now (``messages``); a step's ``observe = NAME`` records
-its answer (``"ok"`` or the refusing tokens, comma-joined). What the drill shows:
+``count`` submits (``send``), or asks whether a cancel and a modify may go out now
+(``messages``); a step's ``observe = NAME`` records its answer (``"ok"`` or the
+refusing tokens, comma-joined). What the drill shows:
 
 * the price collar per order refuses a price too far from the mark
   (``risk_price_collar``) while the mark itself may drift;
