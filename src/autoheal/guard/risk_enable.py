@@ -76,8 +76,8 @@ def submit_enable(
     Raises:
         KeyConflictError: the key names another command; nothing was queued.
     """
-    from autoheal.store import commands as queue
-    from autoheal.store.journal import Journal
+    # The queue is the CLI's, not the trading process's: imported only here.
+    from autoheal.store.command_here import submit_and_run_here
 
     runtime_dir = Path(runtime_dir)
     runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -88,26 +88,16 @@ def submit_enable(
         "os_user": os_user,
         "reason": f"enable {scope}",
     }
-    with Journal.open(runtime_dir) as journal:
-        with journal.transaction():
-            submitted = queue.submit(
-                journal,
-                COMMAND,
-                "",
-                payload,
-                operator,
-                idempotency_key=idempotency_key,
-                ttl=max(60.0, timeout * 2),
-            )
-            claimed = None
-            if submitted.command.status == "pending":
-                claimed = queue.claim(journal, submitted.command.id, settler)
-        command = submitted.command
-        if submitted.duplicate and on_duplicate is not None:
-            on_duplicate(command)
-        if claimed is not None:
-            return execute_enable(journal, claimed, runtime_dir, lock_timeout=timeout)
-        command = queue.settle_if_claimer_gone(journal, command, settled_by=settler) or command
-        if command.status not in queue.TERMINAL_STATUSES:
-            command = queue.wait_result(journal, command.id, timeout, settled_by=settler)
-        return command
+    return submit_and_run_here(
+        runtime_dir,
+        COMMAND,
+        payload,
+        operator,
+        settler=settler,
+        execute=lambda journal, claimed: execute_enable(
+            journal, claimed, runtime_dir, lock_timeout=timeout
+        ),
+        timeout=timeout,
+        idempotency_key=idempotency_key,
+        on_duplicate=on_duplicate,
+    )
