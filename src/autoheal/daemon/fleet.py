@@ -35,6 +35,7 @@ from autoheal.core.fleet import FleetLink, SwitchRecord, Unreadable
 from autoheal.core.observations import FleetSwitchRead, Observation
 from autoheal.core.state import RuntimeState
 from autoheal.daemon.clock import Clock
+from autoheal.daemon.fleet_scoped import canonical_scope
 
 log = logging.getLogger("autoheal")
 
@@ -282,8 +283,6 @@ class FleetAgent:
             await self._reset_client()
             return Unreadable(problem)
         self._report("", "")
-        from autoheal.daemon.fleet_scoped import canonical_scope
-
         return core_fleet.parse_switch(raw, canonical_scope)
 
     def _report(self, problem: str, detail: str) -> None:
