@@ -399,6 +399,32 @@ def _breaker_reset(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
     return [every.showing(), named]
 
 
+@case(("risk", "status"))
+def _risk_status(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
+    cfg = ctx.config()
+    scope = "strategy=grid,symbol=BTCUSDT,side=buy"
+    body = {"reason": HOSTILE, "since": 1.0, "executions": 3, "window_s": 60}
+    _write_json(ctx.runtime_dir / "risk_scope_latches.json", {"latches": {scope: body}})
+    text = ctx.main("risk", "status", "--config", cfg).showing()
+    _write_json(ctx.runtime_dir / "risk_scope_latches.json", {"latches": {HOSTILE: body}})
+    garbage = ctx.main("risk", "status", "--config", cfg)
+    assert garbage.code == 1, garbage
+    return [text, garbage]
+
+
+@case(("risk", "enable"))
+def _risk_enable(ctx: Ctx, key: tuple[str, ...]) -> list[Printed]:
+    cfg = ctx.config()
+    scope = "strategy=grid,symbol=BTCUSDT,side=buy"
+    body = {"reason": "risk_repeated_execution", "since": 1.0, "executions": 3, "window_s": 60}
+    _write_json(ctx.runtime_dir / "risk_scope_latches.json", {"latches": {scope: body}})
+    bad = ctx.main("risk", "enable", HOSTILE_ARG, "--config", cfg)
+    assert bad.code == 2, bad
+    named = ctx.main("risk", "enable", scope, "--operator", HOSTILE_ARG, "--config", cfg)
+    assert named.code == 0, named
+    return [bad, named]
+
+
 def _fleet_config(ctx: Ctx) -> str:
     extra = f"""
 [fleet]

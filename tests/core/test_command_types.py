@@ -49,6 +49,7 @@ def test_command_type_values_are_the_journals_words() -> None:
         "breaker_reset",
         "failsafe_enter_scope",
         "failsafe_clear_scope",
+        "risk_enable",
     ]
     assert {"restart", "stop", "start"} == COMPONENT_COMMANDS
     assert is_chaos("chaos_stall") and not is_chaos("restart")

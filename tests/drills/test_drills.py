@@ -46,9 +46,13 @@ RECONCILE_SET = {"reconcile_unknown_order"}
 LOSS_SET = {"phantom_loss_read", "drawdown_from_peak", "daily_loss_survives_restart"}
 #: The trading controls' drills (issue 24): test_drill_scoped_kill.py, ...
 CONTROLS_SET = {"scoped_kill_symbol"}
+#: The execution-throttle drill (issue 24): test_drill_throttle.py.
+THROTTLE_SET = {"repeated_execution_throttle"}
+#: Collars per order and over a window, message limits (issue 24): test_drill_limits.py.
+LIMITS_SET = {"execution_limits"}
 DEFAULT_SET = (GUARD_SET | DAEMON_SET | DEADMAN_SET | CCXT_SET | FREQTRADE_SET | JUDGING_SET
                | FEED_SET | SYSTEM_PROBE_SET | LOSS_SET | CONTROLS_SET
-               | RECONCILE_SET)
+               | RECONCILE_SET | THROTTLE_SET | LIMITS_SET)
 RECOVERING = {"breaker_trip", "state_bus_corrupt", "exchange_outage"}
 PROGRESS = re.compile(r"^\[\d+/\d+\] \w+ \.\.\. (PASSED|FAILED|ABORTED|ERROR) "
                       r"\(detect (-|\d+\.\d\ds), recover (-|\d+\.\d\ds)\)")

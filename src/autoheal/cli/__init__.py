@@ -10,7 +10,7 @@ failed or is unhealthy, 2 usage or configuration error, 3 refused by a safety ga
 The families: ``run`` (the daemon; ``check-config``), ``operator`` (restart, stop,
 start, failsafe, chaos: durable commands, on the one path of :mod:`autoheal.cli.submit`),
 ``status``, ``check``, ``events``, ``metrics``, ``breaker``, ``fleet``, ``drill``,
-``compliance``.
+``compliance``, ``risk``.
 Nothing outside this package imports it but ``autoheal.__main__`` (and the console
 script); ``tests/cli/test_main.py`` holds both to that.
 
@@ -57,6 +57,7 @@ HANDLERS: dict[str, str] = {
     "breaker": "breaker:handle",
     "fleet": "fleet:handle",
     "compliance": "compliance:handle",
+    "risk": "risk:handle",
 }
 #: Commands that must start fast (tests/test_import_cost.py): they import no logging.
 FAST = frozenset({"status", "check-config"})

@@ -279,6 +279,19 @@ def _add_compliance(sub: _Sub) -> None:
     )
 
 
+def _add_risk(sub: _Sub) -> None:
+    p = sub.add_parser("risk", help="scopes the guard disabled: status, or enable one (journaled)")
+    _add_config(p)
+    p.add_argument("action", choices=["status", "enable"])
+    p.add_argument("scope", nargs="?", default=None,
+                   help="enable: the scope, e.g. strategy=grid,symbol=BTCUSDT,side=buy (or all)")
+    p.add_argument("--operator", default=None,
+                   help="enable: who re-enables it (journaled; default the OS user)")
+    p.add_argument("--idempotency-key", default=None)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--json", action="store_true", help="status: JSON")
+
+
 #: Every command family's subparsers, in the order ``autoheal --help`` lists them.
 _FAMILIES = (
     _add_run,
@@ -294,6 +307,7 @@ _FAMILIES = (
     _add_breaker,
     _add_fleet,
     _add_compliance,
+    _add_risk,
 )
 
 

@@ -158,6 +158,13 @@ class RawRisk(RawRiskSymbol, frozen=True):
     max_drawdown: Number | None = None
     max_drawdown_pct: Number | None = None
     loss_breach_reads: int | None = None
+    max_submits_per_s: int | None = None
+    max_modifies_per_s: int | None = None
+    max_cancels_per_s: int | None = None
+    collar_window_pct: Number | None = None
+    collar_window_s: Number | None = None
+    max_repeated_executions: int | None = None
+    repeated_execution_window_s: Number | None = None
     symbols: dict[str, Any] = {}  # converted one symbol at a time, so errors name it
 
 

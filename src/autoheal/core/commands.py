@@ -73,6 +73,9 @@ class CommandType(enum.StrEnum):
     #: the daemon's shell to its record and the flags (no core step).
     FAILSAFE_ENTER_SCOPE = "failsafe_enter_scope"
     FAILSAFE_CLEAR_SCOPE = "failsafe_clear_scope"
+    #: A scope the guard's repeated-execution throttle disabled, re-enabled by an
+    #: operator under the guard's file lock (no core step; autoheal.guard.risk_enable).
+    RISK_ENABLE = "risk_enable"
 
 
 #: The fault injector's commands are ``chaos_<fault>`` (``chaos_kill``, ``chaos_heal``, ...).

@@ -63,9 +63,9 @@ CONTROLS: tuple[Control, ...] = (
         "price collars, per order and over a period",
         "the guard refuses an order priced more than the collar from the reference, and "
         "one whose price moved more than the window's collar from the window's reference",
-        ("risk.price_collar_pct", "risk.collar_window"),
+        ("risk.price_collar_pct", "risk.collar_window_pct", "risk.collar_window_s"),
         ("risk_price_collar", "risk_collar_window"),
-        ("live_gating_e",),
+        ("execution_limits",),
     ),
     Control(
         "rts6_15_1_b",
@@ -90,11 +90,17 @@ CONTROLS: tuple[Control, ...] = (
         "rts6_15_1_d",
         "RTS 6 Art. 15(1)(d)",
         "maximum messages (submit, modify, cancel)",
-        "per-strategy message limits and an order throttle in the guard; past them the "
-        "message is refused, not queued",
-        ("risk.max_orders_per_second", "risk message limits (per strategy)"),
+        "per-strategy message limits (submit, modify, cancel per second) and an order "
+        "throttle in the guard; past them a submit or modify is refused, not queued; a "
+        "cancel is counted but never refused (refusing it would keep risk open)",
+        (
+            "risk.max_orders_per_second",
+            "risk.max_submits_per_s",
+            "risk.max_modifies_per_s",
+            "risk.max_cancels_per_s",
+        ),
         ("risk_throttle", "risk_message_rate"),
-        ("live_gating_e", "repeated_execution_throttle"),
+        ("execution_limits",),
     ),
     Control(
         "rts6_15_2",
@@ -119,7 +125,7 @@ CONTROLS: tuple[Control, ...] = (
         "repeated automated executions disable the system until a designated person acts",
         "N executions of one strategy/symbol/side within a window latch that scope off "
         "(risk_scope_latches.json) until an operator re-enables it by name (journaled)",
-        ("risk repeated-execution limit and window",),
+        ("risk.max_repeated_executions", "risk.repeated_execution_window_s"),
         ("risk_repeated_execution",),
         ("repeated_execution_throttle",),
     ),

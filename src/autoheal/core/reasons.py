@@ -51,8 +51,11 @@ __all__ = [
     "PROCESS_MISSING",
     "RECONCILE_UNKNOWN",
     "RECOVERED",
+    "RISK_COLLAR_WINDOW",
     "RISK_DRAWDOWN",
+    "RISK_MESSAGE_RATE",
     "RISK_PNL_UNAVAILABLE",
+    "RISK_REPEATED_EXECUTION",
     "RSS_HIGH",
     "SCOPED_HALT",
     "SPAWN_FAILED",
@@ -170,3 +173,10 @@ ORDER_UNKNOWN_AT_VENUE = "order_unknown_at_venue"
 ORDER_MISSING_AT_VENUE = "order_missing_at_venue"
 #: A reconciliation pass that could not be done (venue or ledger unreadable): never ok.
 RECONCILE_UNKNOWN = "reconcile_unknown"
+
+
+# -- the guard's execution throttles (issue 24; autoheal.guard.throttles): RTS 6
+# Art. 15(1)(d) message limits, 15(1)(a) the collar over a period, 15(3) repeated executions
+RISK_MESSAGE_RATE = "risk_message_rate"
+RISK_COLLAR_WINDOW = "risk_collar_window"
+RISK_REPEATED_EXECUTION = "risk_repeated_execution"

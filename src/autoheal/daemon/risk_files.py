@@ -63,7 +63,7 @@ def limits_view(risk: RiskLimits | None) -> RiskLimitsView | None:
             else None
         )
 
-    submit = limit("max_submits_per_second") or limit("max_orders_per_second")
+    submit = limit("max_submits_per_s") or limit("max_orders_per_second")
     return RiskLimitsView(
         max_daily_loss=risk.max_daily_loss,
         max_drawdown=limit("max_drawdown"),
@@ -71,8 +71,8 @@ def limits_view(risk: RiskLimits | None) -> RiskLimitsView | None:
         max_position_by_symbol={s: lim.max_position for s, lim in risk.symbols.items()},
         max_messages_per_second={
             "submit": submit,
-            "modify": limit("max_modifies_per_second"),
-            "cancel": limit("max_cancels_per_second"),
+            "modify": limit("max_modifies_per_s"),
+            "cancel": limit("max_cancels_per_s"),
         },
     )
 

@@ -114,7 +114,11 @@ class TradingSession:
     def beat(self, **extras: Any) -> None:
         """Write the heartbeat (its own timer: a slow exchange call must not make it stale)."""
         self.heartbeat.beat(orders_placed=self.orders_placed, signals=self.signals,
-                            halted=self._halt_reason, **extras)
+                            halted=self._halt_reason, **{**self.beat_extras(), **extras})
+
+    def beat_extras(self) -> dict[str, Any]:
+        """More fields for the heartbeat (the risk-checked session adds its message rates)."""
+        return {}
 
     async def tick(self) -> None:
         """Read the price and act on the next signal."""

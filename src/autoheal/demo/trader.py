@@ -19,6 +19,10 @@ only when all of these agree, in this order (cheapest and safest first):
    throttle, daily realized loss, which latches ``REDUCE_ONLY`` in the flags; with
    ``max_drawdown`` or ``max_drawdown_pct`` the trader reports its marked equity on
    every tick, :meth:`RiskCheckedSession.report_equity`);
+   the execution throttles (:mod:`autoheal.guard.throttles`: submits per second,
+   the collar over a window, repeated executions disabling ``--strategy``'s
+   symbol/side); the heartbeat carries the guard's message rates per strategy
+   (``"risk": {"message_rates": {...}}``);
    a refusal is logged once with its numbers and releases the signature;
 8. the placement itself: one attempt (a placement is not blindly retried),
    with the signature as ``client_order_id``, classified and fed to the breaker.
@@ -34,7 +38,7 @@ exchange's open orders every ``S`` seconds and at once after every unknown outco
 an order the ledger does not know is reported (``reconciliation.json``,
 ``alerts/order_reconciliation.json``), never adopted, never cancelled.
 
-With ``--strategy NAME`` each order carries the strategy's tag in its client order id
+With ``--strategy NAME`` (default ``demo``) each order carries the strategy's tag in its client order id
 (:func:`~autoheal.guard.scopes.tagged_name`) and its ledger record, and the gate's
 scoped halts see it. On every new scoped halt (``autoheal failsafe enter --scope``,
 the page, ``autoheal fleet halt --scope``) a :class:`~autoheal.demo.scoped_kill.ScopedKill`
@@ -106,8 +110,14 @@ class RiskCheckedSession(TradingSession):
     def __init__(self, args: argparse.Namespace, http: httpx.AsyncClient,
                  limits: RiskLimits) -> None:
         super().__init__(args, http)
-        self.risk = RiskGuard(limits, args.runtime_dir)
+        self.risk = RiskGuard(
+            limits, args.runtime_dir, strategy=getattr(args, "strategy", None) or "demo"
+        )
         self._fill_price: Decimal | None = None
+
+    def beat_extras(self) -> dict[str, Any]:
+        """The guard's message rates per strategy (submits, modifies, cancels in the last 1 s)."""
+        return {"risk": {"message_rates": self.risk.message_rates()}}
 
     async def tick(self) -> None:
         if self.risk.watches_equity:
@@ -263,6 +273,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-timeout", type=float, default=2.0)
     parser.add_argument("--risk-config", type=Path, default=None,
                         help="an autoheal config file whose [risk] table limits every order")
+    parser.add_argument("--strategy", default="demo",
+                        help="the strategy this trader is (message limits, repeated executions; "
+                             "its tag in each client order id and ledger record, seen by "
+                             "scoped halts)")
     parser.add_argument("--order-type", choices=("market", "limit"), default="market",
                         help="limit: orders rest in the book, --limit-offset-pct from the price")
     parser.add_argument("--limit-offset-pct", type=float, default=1.0,
@@ -277,9 +291,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reconcile-period", type=float, default=10.0,
                         help="hold the order ledger against the exchange's open orders this "
                              "often, and after every unknown outcome (0: off)")
-    parser.add_argument("--strategy", default=None,
-                        help="the strategy placing the orders: in each client order id and "
-                             "ledger record, and seen by scoped halts (default: none)")
     parser.add_argument("--kill-within", type=float, default=5.0,
                         help="a scoped halt's own orders must be verified gone within this "
                              "many seconds (else INCOMPLETE, logged, tried again)")

@@ -19,6 +19,9 @@ file that is not a regular file)
 ``REDUCE_ONLY`` (even in failsafe)  no ``reduce_only``        only with ``reduces_position``
 failsafe / ``SIGNAL_READ_ONLY``     no ``failsafe_active``    no ``failsafe_active``
 order inside a scoped halt          no ``scoped_halt:SCOPE``  no ``scoped_halt:SCOPE``
+repeated-execution latches garbage  no ``risk_repeated_execution:all`` (buys and sells)
+order inside a repeated-execution   no ``risk_repeated_execution:SCOPE`` (its side)
+latch (``risk_scope_latches.json``)
 ``risk_latch.json`` present         no ``reduce_only``        only with ``reduces_position``
 ``DEGRADED``                        no ``degraded``           yes
 breaker open (symbol or global)     no ``outage_circuit_...`` yes
@@ -31,6 +34,11 @@ flags' ``scoped_halts`` key and the daemon's record ``scoped_halts.json``, their
 An order is inside a scope when every kind the scope names equals the order's
 ``strategy``, ``symbol``, ``venue`` and side; a kind the caller does not give matches
 (fail closed), so a caller that trades for a strategy or on a venue passes them.
+
+The repeated-execution latches (``risk_scope_latches.json``, written by the guard,
+removed only by ``autoheal risk enable``; :mod:`autoheal.guard.throttles` says what the
+file means) are honoured here too, by the same matching: pass ``strategy=``, or every
+strategy's orders on a latched symbol and side are refused (fail closed).
 
 The risk latch (the guard's daily-loss latch, :mod:`autoheal.guard.risk`) is honoured
 here directly, by its presence, so it holds even before the daemon has read it, or
@@ -83,9 +91,11 @@ from autoheal.guard.kill_switch import (
     flags_problem,
     resolve_kill_switch,
 )
+from autoheal.guard.scope_latches import LATCHES_FILENAME, read_latches
 from autoheal.guard.scoped_record import RECORD_FILENAME as SCOPED_RECORD
 from autoheal.guard.scoped_record import read_view as read_scoped_record
 from autoheal.guard.scopes import SCOPED_HALT, HaltsView, halted_scope, merge_views, parse_halts
+from autoheal.guard.throttles import LATCH_REASON, LatchView, latched_scope
 from autoheal.store.flags import FLAGS_FILENAME, RISK_LATCH_FILENAME, Flags, read_flags
 
 __all__ = ["GateStatus", "TradingGate", "decide"]
@@ -93,7 +103,8 @@ __all__ = ["GateStatus", "TradingGate", "decide"]
 log = logging.getLogger("autoheal.guard.gate")
 
 _StatSig = tuple[int, int, int, int] | None
-_Sigs = tuple[bool, _StatSig, bool, _StatSig, _StatSig]  # STOP.TXT, flags, latch, breaker, scoped
+# STOP.TXT, flags, latch, breaker, scoped halts, repeated-execution latches
+_Sigs = tuple[bool, _StatSig, bool, _StatSig, _StatSig, _StatSig]
 _ACTIONS = {"buy": "buy", "sell": "sell", "BUY": "buy", "SELL": "sell"}
 
 
@@ -114,6 +125,8 @@ class GateStatus:
     scoped: HaltsView = field(default_factory=HaltsView)
     flags_scoped: HaltsView = field(default_factory=HaltsView)
     record_scoped: HaltsView = field(default_factory=HaltsView)
+    #: The repeated-execution latches (``risk_scope_latches.json``).
+    latches: LatchView = field(default_factory=LatchView)
 
     @property
     def halted(self) -> bool:
@@ -163,6 +176,11 @@ def decide(
         halted = halted_scope(scoped, strategy=strategy, symbol=symbol, venue=venue, side=act)
         if halted is not None:
             return False, f"{SCOPED_HALT}:{halted}"
+    latches = status.latches
+    if latches.garbage or latches.latches:
+        hit = latched_scope(latches, strategy=strategy, symbol=symbol, side=act, venue=venue)
+        if hit is not None:
+            return False, f"{LATCH_REASON}:{hit}"
     if status.risk_latched:
         return (True, "ok") if act == "sell" and reduces_position else (False, "reduce_only")
     if act == "sell":
@@ -252,6 +270,7 @@ class TradingGate:
         self._latch_path = rt / RISK_LATCH_FILENAME
         self._breaker_path = rt / BREAKER_FILENAME if watch_breaker and self.known else None
         self._scoped_path = rt / SCOPED_RECORD
+        self._latches_path = rt / LATCHES_FILENAME
         self._interval = recheck_interval_s
         self._time_fn = time_fn
         self._wall_fn = wall_clock_for(time_fn, wall_fn)
@@ -343,6 +362,7 @@ class TradingGate:
             os.path.lexists(self._latch_path),
             None if self._breaker_path is None else _stat_sig(self._breaker_path),
             _stat_sig(self._scoped_path),
+            _stat_sig(self._latches_path),
         )
         if sigs == self._sigs:
             return
@@ -360,6 +380,8 @@ class TradingGate:
                 status = replace(
                     status, record_scoped=rs, scoped=merge_views(status.flags_scoped, rs)
                 )
+            if old is None or old[5] != sigs[5]:
+                status = replace(status, latches=read_latches(self._latches_path.parent))
             status = replace(status, stop_present=sigs[0], risk_latched=sigs[2])
             self._log_change(self._status, status)
             self._status = status
@@ -391,6 +413,18 @@ class TradingGate:
                 )
             else:
                 log.warning("[gate] scoped halts: %s", ", ".join(new.scoped.by_name()) or "none")
+        if new.latches != old.latches:
+            if new.latches.garbage:
+                log.error(
+                    "[gate] %s unreadable (%s): all new orders refused",
+                    LATCHES_FILENAME,
+                    new.latches.garbage,
+                )
+            else:
+                log.warning(
+                    "[gate] repeated-execution latches: %s",
+                    ", ".join(sorted(new.latches.latches)) or "none",
+                )
         if new.flags != old.flags and new.kill_switch_known:
             if new.flags is None:
                 log.error("[gate] flags_invalid (%s): all new orders halted", new.flags_detail)
@@ -412,6 +446,7 @@ class TradingGate:
             str(self._flags_path),
             str(self._latch_path),
             str(self._scoped_path),
+            str(self._latches_path),
         }
         if self._breaker_path is not None:
             names.add(str(self._breaker_path))

@@ -64,6 +64,7 @@ from autoheal.guard.risk_limits import (
     to_decimal,
 )
 from autoheal.guard.risk_numbers import signed_problem
+from autoheal.guard.throttle_state import DEFAULT_STRATEGY, Throttles
 from autoheal.store.alerts import clear_alert, write_alert
 from autoheal.store.flags import RISK_LATCH_FILENAME, RISK_SET_BY, write_risk_latch
 
@@ -167,6 +168,12 @@ class RiskGuard:
         time_fn: the clock for the throttle (monotonic) ...
         wall_fn: ... and the one that says which UTC day the realized PnL belongs to.
 
+    The execution throttles (:mod:`autoheal.guard.throttles`: message limits per
+    strategy, the collar over a window, repeated executions that disable a
+    strategy/symbol/side in ``risk_scope_latches.json``) are kept in ``throttles``
+    and checked after :func:`check_order`; ``strategy`` names the orders of a call
+    that gives none.
+
     Use: ``ok, reasons = guard.check(order, book)``; after sending, ``guard.note_sent()``;
     after a fill, ``guard.record_fill(symbol, side, qty, price)``.
     """
@@ -178,8 +185,13 @@ class RiskGuard:
         *,
         time_fn: Callable[[], float] = time.monotonic,
         wall_fn: Callable[[], float] = time.time,
+        strategy: str = DEFAULT_STRATEGY,
     ) -> None:
         self.limits = limits
+        #: The strategy of the orders this guard checks when a call names none.
+        self.strategy = strategy
+        #: The execution throttles' state (message limits, window collar, repeated fills).
+        self.throttles = Throttles(limits, runtime_dir, time_fn=time_fn, wall_fn=wall_fn)
         self.runtime_dir = None if runtime_dir is None else Path(runtime_dir)
         self._time = time_fn
         self._wall = wall_fn  # stamps the latch's ``since``
@@ -252,12 +264,20 @@ class RiskGuard:
         )
 
     # -- the check -----------------------------------------------------------------------
-    def check(self, order: RiskOrder, book: RiskBook | None) -> tuple[bool, tuple[str, ...]]:
-        """``(allowed, reasons)``; a refusal is logged once, with its numbers."""
-        verdict = self.verdict(order, book)
+    def check(
+        self, order: RiskOrder, book: RiskBook | None, *, strategy: str | None = None
+    ) -> tuple[bool, tuple[str, ...]]:
+        """``(allowed, reasons)``; a refusal is logged once, with its numbers.
+
+        ``strategy``: who places it (default: the guard's ``strategy``), for the
+        message limits and the repeated-execution latches.
+        """
+        verdict = self.verdict(order, book, strategy=strategy)
         return verdict.allowed, verdict.reasons
 
-    def verdict(self, order: RiskOrder, book: RiskBook | None) -> Verdict:
+    def verdict(
+        self, order: RiskOrder, book: RiskBook | None, *, strategy: str | None = None
+    ) -> Verdict:
         now = self._time()
         activity = self.activity(now)
         if activity.loss_latched and not self._flags_latched:
@@ -265,6 +285,7 @@ class RiskGuard:
         if activity.drawdown_refusal is not None and not self._dd_flags_latched:
             self._latch_drawdown(activity.drawdown_refusal[1])
         verdict = check_order(self.limits, book, order, now, activity)
+        verdict = self._throttled(verdict, order, book, strategy or self.strategy, now)
         if not verdict.allowed:
             log.warning(
                 "[risk] %s %s qty=%s price=%s refused: %s",
@@ -276,12 +297,73 @@ class RiskGuard:
             )
         return verdict
 
-    def note_sent(self) -> None:
-        """Count an order that was sent, for the throttle."""
+    def note_sent(self, *, strategy: str | None = None) -> None:
+        """Count an order that was sent, for the throttle and the strategy's submits."""
         self._sent.append(self._time())
+        self.throttles.note("submit", strategy or self.strategy)
+
+    # -- the execution throttles (autoheal.guard.throttles) ------------------------------
+    def _throttled(
+        self, verdict: Verdict, order: RiskOrder, book: RiskBook | None, strategy: str, now: float
+    ) -> Verdict:
+        """``verdict`` with the throttles' refusals added (an invalid order stays as it is)."""
+        if verdict.reasons == ("risk_invalid_order",):
+            return verdict
+        found = [
+            self.throttles.latch_refusal(order, strategy),
+            self.throttles.message_refusal("submit", strategy, now),
+            self.throttles.collar_refusal(order, book, now),
+        ]
+        more = [r for r in found if r is not None]
+        if not more:
+            return verdict
+        return Verdict(
+            False,
+            verdict.reasons + tuple(t for t, _ in more),
+            verdict.details + tuple(f"{t} {d}" for t, d in more),
+        )
+
+    def check_message(self, kind: str, *, strategy: str | None = None) -> tuple[bool, str]:
+        """May a ``modify`` go out now (``cancel``: always ``(True, "ok")``, see throttles)?
+
+        ``(allowed, reason)``; a refusal is logged. Count it with :meth:`note_message`
+        once sent.
+        """
+        who = strategy or self.strategy
+        refused = self.throttles.message_refusal(kind, who, self._time())
+        if refused is None:
+            return True, "ok"
+        log.warning("[risk] %s %s refused: %s %s", kind, who, *refused)
+        return False, refused[0]
+
+    def note_message(self, kind: str, *, strategy: str | None = None) -> None:
+        """Count a ``modify`` or ``cancel`` that was sent (a submit: :meth:`note_sent`)."""
+        self.throttles.note(kind, strategy or self.strategy)
+
+    def message_rates(self) -> dict[str, dict[str, int]]:
+        """Per strategy, its ``submit``/``modify``/``cancel`` messages in the last second."""
+        return self.throttles.rates(self.strategy)
+
+    def record_execution(
+        self, symbol: str, side: str, *, strategy: str | None = None
+    ) -> str | None:
+        """Count an execution (a fill) for the repeated-execution throttle.
+
+        Returns the scope it disabled (``strategy=...,symbol=...,side=...``), or ``None``.
+        :meth:`record_fill` calls it for every fill it books.
+        """
+        return self.throttles.record_fill(symbol, side, strategy or self.strategy)
 
     # -- booking -------------------------------------------------------------------------
-    def record_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Booked:
+    def record_fill(
+        self,
+        symbol: str,
+        side: str,
+        qty: Decimal,
+        price: Decimal,
+        *,
+        strategy: str | None = None,
+    ) -> Booked:
         """Book a fill at ``price`` (average-cost method) into the day, durably.
 
         A fill of quantity zero books nothing. A fill with a bad number is refused
@@ -297,7 +379,9 @@ class RiskGuard:
         if bad is not None:
             what = f"fill symbol={symbol!r} side={side!r} qty={qty!r} price={price!r}: {bad}"
             return self._refuse_booking("risk_invalid_fill", what)
-        return self._book(Fill(symbol, side, qty, price))
+        booked = self._book(Fill(symbol, side, qty, price))
+        self.record_execution(symbol, side, strategy=strategy)
+        return booked
 
     def record_realized(self, pnl: Decimal) -> Booked:
         """Add realized PnL (negative: a loss); reaching ``max_daily_loss`` latches.

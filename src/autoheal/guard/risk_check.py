@@ -85,6 +85,10 @@ REASONS = (
     "risk_invalid_pnl",
     "risk_drawdown",
     "risk_pnl_unavailable",
+    # the execution throttles (autoheal.guard.throttles; checked by RiskGuard)
+    "risk_message_rate",
+    "risk_collar_window",
+    "risk_repeated_execution",
 )
 #: The ``[risk]`` key behind each limit's reason token (what an operator would change).
 LIMIT_OF_REASON = {
@@ -96,6 +100,9 @@ LIMIT_OF_REASON = {
     "risk_throttle": "max_orders_per_second",
     "risk_daily_loss": "max_daily_loss",
     "risk_drawdown": "max_drawdown",
+    "risk_message_rate": "max_submits_per_s",
+    "risk_collar_window": "collar_window_pct",
+    "risk_repeated_execution": "max_repeated_executions",
 }
 #: The throttle's window: ``max_orders_per_second`` counts orders sent in the last second.
 THROTTLE_WINDOW_S = 1.0

@@ -43,11 +43,26 @@ GLOBAL_KEYS = (
     "max_drawdown",
     "max_drawdown_pct",
     "loss_breach_reads",
+    *("max_submits_per_s", "max_modifies_per_s", "max_cancels_per_s"),
+    *("collar_window_pct", "collar_window_s"),
+    *("max_repeated_executions", "repeated_execution_window_s"),
 )
 #: ``loss_breach_reads`` when the key is left out (:mod:`autoheal.guard.risk_drawdown`).
 DEFAULT_LOSS_BREACH_READS = 3
 #: The largest ``loss_breach_reads`` (a limit that never latches is no limit).
 MAX_LOSS_BREACH_READS = 1000
+#: The execution throttles' keys that count (whole numbers >= 1; autoheal.guard.throttles).
+_COUNT_KEYS = (
+    "max_submits_per_s",
+    "max_modifies_per_s",
+    "max_cancels_per_s",
+    "max_repeated_executions",
+)
+#: Keys that only mean something together (a window and what it bounds).
+_PAIRED_KEYS = (
+    ("collar_window_pct", "collar_window_s"),
+    ("max_repeated_executions", "repeated_execution_window_s"),
+)
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]*")
 
 
@@ -95,6 +110,14 @@ class RiskLimits:
     max_drawdown: Decimal | None = None
     max_drawdown_pct: Decimal | None = None
     loss_breach_reads: int = DEFAULT_LOSS_BREACH_READS
+    # The execution throttles (autoheal.guard.throttles): per strategy, per second.
+    max_submits_per_s: int | None = None
+    max_modifies_per_s: int | None = None
+    max_cancels_per_s: int | None = None
+    collar_window_pct: Decimal | None = None
+    collar_window_s: float | None = None
+    max_repeated_executions: int | None = None
+    repeated_execution_window_s: float | None = None
 
     def __post_init__(self) -> None:
         _check_limit("max_live_notional_total", self.max_live_notional_total)
@@ -108,6 +131,15 @@ class RiskLimits:
             raise RiskConfigError(
                 "loss_breach_reads", f"{reads!r} is not a whole number 1..{MAX_LOSS_BREACH_READS}"
             )
+        _check_limit("collar_window_pct", self.collar_window_pct)
+        for name in _COUNT_KEYS:
+            _check_count(name, getattr(self, name))
+        for name in ("collar_window_s", "repeated_execution_window_s"):
+            _check_seconds(name, getattr(self, name))
+        for a, b in _PAIRED_KEYS:
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                missing = b if getattr(self, b) is None else a
+                raise RiskConfigError(missing, f"needed with {a if missing == b else b}")
         rate = self.max_orders_per_second
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
             raise RiskConfigError("max_orders_per_second", f"{rate!r} is not a whole number >= 1")
@@ -123,6 +155,21 @@ def _bad_reads(reads: Any) -> bool:
         or not isinstance(reads, int)
         or not 1 <= reads <= MAX_LOSS_BREACH_READS
     )
+def _check_count(name: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise RiskConfigError(name, f"{value!r} is not a whole number >= 1")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= 86400
+    ):
+        raise RiskConfigError(name, f"{value!r} is not a number of seconds in (0, 86400]")
 
 
 def to_decimal(value: Any, key: str) -> Decimal:
@@ -209,6 +256,7 @@ def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
             raise RiskConfigError(key, f"expected a table, got {type(body).__name__}")
         _unknown(body, SYMBOL_KEYS, key)
         symbols[symbol] = _symbol_limits(body, key, default)
+    throttles = _throttles(table, prefix)
     return RiskLimits(
         default=default,
         symbols=symbols,
@@ -218,6 +266,7 @@ def parse_limits(table: Mapping[str, Any], prefix: str = "risk") -> RiskLimits:
         max_drawdown=_positive(table, "max_drawdown", prefix),
         max_drawdown_pct=_drawdown_pct(table, prefix),
         loss_breach_reads=_loss_breach_reads(table, prefix),
+        **throttles,
     )
 
 
@@ -242,3 +291,33 @@ def _loss_breach_reads(table: Mapping[str, Any], prefix: str) -> int:
             key, f"{reads} is not 1..{MAX_LOSS_BREACH_READS} (consecutive breaching reads)"
         )
     return reads
+
+
+def _throttles(table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The execution throttles' keys, checked, each error at its dotted key."""
+    out: dict[str, Any] = {}
+    for name in _COUNT_KEYS:
+        value = table.get(name)
+        if value is None:
+            continue
+        key = f"{prefix}.{name}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RiskConfigError(key, f"expected a whole number, got {type(value).__name__}")
+        if value < 1:
+            raise RiskConfigError(key, "must be at least 1 (leave the key out for no limit)")
+        out[name] = value
+    out["collar_window_pct"] = _positive(table, "collar_window_pct", prefix)
+    for name in ("collar_window_s", "repeated_execution_window_s"):
+        value = table.get(name)
+        if value is None:
+            continue
+        try:
+            _check_seconds(name, value)
+        except RiskConfigError as exc:
+            raise RiskConfigError(f"{prefix}.{name}", exc.problem) from None
+        out[name] = float(value)
+    for a, b in _PAIRED_KEYS:
+        if (out.get(a) is None) != (out.get(b) is None):
+            have, missing = (a, b) if out.get(b) is None else (b, a)
+            raise RiskConfigError(f"{prefix}.{missing}", f"needed with {prefix}.{have}")
+    return out

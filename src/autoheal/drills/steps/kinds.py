@@ -23,11 +23,13 @@ from autoheal.drills.steps.guard import (
     state_bus_corrupt,
 )
 from autoheal.drills.steps.judging import daemon_template
+from autoheal.drills.steps.limits import execution_limits
 from autoheal.drills.steps.loss import daily_loss_restart, equity_reads
 from autoheal.drills.steps.orders import unknown_outcome_never_resent
 from autoheal.drills.steps.outage import exchange_outage
 from autoheal.drills.steps.reconcile import reconcile_unknown_order
 from autoheal.drills.steps.scoped import scoped_kill
+from autoheal.drills.steps.throttle import repeated_execution
 
 __all__ = ["KINDS", "Step"]
 
@@ -52,5 +54,7 @@ KINDS: dict[str, Step] = {
     "risk_equity_reads": equity_reads,
     "risk_daily_loss_restart": daily_loss_restart,
     "scoped_kill": scoped_kill,
+    "risk_execution_limits": execution_limits,
     "reconcile_unknown_order": reconcile_unknown_order,
+    "risk_repeated_execution": repeated_execution,
 }
