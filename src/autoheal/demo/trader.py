@@ -38,13 +38,14 @@ exchange's open orders every ``S`` seconds and at once after every unknown outco
 an order the ledger does not know is reported (``reconciliation.json``,
 ``alerts/order_reconciliation.json``), never adopted, never cancelled.
 
-With ``--strategy NAME`` (default ``demo``) each order carries the strategy's tag in its client order id
-(:func:`~autoheal.guard.scopes.tagged_name`) and its ledger record, and the gate's
-scoped halts see it. On every new scoped halt (``autoheal failsafe enter --scope``,
-the page, ``autoheal fleet halt --scope``) a :class:`~autoheal.demo.scoped_kill.ScopedKill`
-task cancels the trader's own resting orders inside the scope and reads the open
-orders again until none remain (``--kill-within`` seconds, then ``INCOMPLETE`` and
-tried again); the other scopes keep trading.
+With ``--strategy NAME`` (default ``demo``) each order carries the strategy's tag in
+its client order id (:func:`~autoheal.guard.scopes.tagged_name`) and its ledger
+record, and the gate's scoped halts see it. On every new scoped halt (``autoheal
+failsafe enter --scope``, the page, ``autoheal fleet halt --scope``) a
+:class:`~autoheal.demo.scoped_kill.ScopedKill` task cancels the trader's own resting
+orders inside the scope and reads the open orders again until none remain
+(``--kill-within`` seconds, then ``INCOMPLETE`` and tried again); the other scopes
+keep trading.
 
 The session logic lives in :mod:`autoheal.demo.session`; this module is the
 command line and the tick loop. ``--no-gate`` disables step 1 on purpose, for
