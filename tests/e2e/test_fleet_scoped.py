@@ -72,6 +72,7 @@ def test_fleet_scoped_halt_set_kept_and_cleared_only_by_the_fleet(
         assert mode(rt) == "NORMAL"  # a scope, not the whole runtime
     switch = json.loads(h0.cli("fleet", "status", "--json").stdout)["switch"]
     assert switch["state"] == "RUN" and list(switch["scoped_halts"]) == [BTC]
+    assert f"scoped halt {BTC} by " in h0.cli("fleet", "status").stdout
     assert "venue incident" in halts(h1)[BTC]["reason"]
     assert any(e.kind == "fleet_scoped_halt_entered" for e in h1.events())
 
