@@ -73,6 +73,14 @@ def test_fleet_scoped_halt_set_kept_and_cleared_only_by_the_fleet(
     switch = json.loads(h0.cli("fleet", "status", "--json").stdout)["switch"]
     assert switch["state"] == "RUN" and list(switch["scoped_halts"]) == [BTC]
     assert f"scoped halt {BTC} by " in h0.cli("fleet", "status").stdout
+    wait_for(
+        lambda: all(
+            h["scoped_halts"] == [BTC]
+            for h in json.loads(h0.cli("fleet", "status", "--json").stdout)["hosts"]
+        ),
+        5,
+        "every host reports the scope applied",
+    )
     assert "venue incident" in halts(h1)[BTC]["reason"]
     assert any(e.kind == "fleet_scoped_halt_entered" for e in h1.events())
 

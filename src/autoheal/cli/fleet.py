@@ -162,6 +162,7 @@ def _as_doc(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView])
                 "failing_components": d.get("failing_components", []),
                 "fleet_version": d.get("fleet_version"),
                 "fleet_lost": d.get("fleet_lost", ""),
+                "scoped_halts": d.get("scoped_halts", []),
             }
         )
     return {"fleet": name, "switch": sw, "hosts": out}
@@ -201,6 +202,8 @@ def _print_text(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostVi
             failing = f"{failing} (fleet switch unreadable)"
         dor = "true" if d.get("dor") else "false"
         print(f"{host:<20} {age:>7} {dor:<5} {clean(d.get('mode')):<17} {failsafe:<10} {failing}")
+        if d.get("scoped_halts"):
+            print(f"{'':<20} scoped halts: {', '.join(map(clean, d['scoped_halts']))}")
 
 
 def set_command(

@@ -419,6 +419,7 @@ SUMMARY_FIELDS: Mapping[str, tuple[Any, str, object]] = {
     "failing_components": (_is_names, "a list of strings", []),
     "fleet_version": (_is_whole, "a whole number >= 0", 0),
     "fleet_lost": (_is_lost, "a string", ""),
+    "scoped_halts": (_is_names, "a list of strings", []),
 }
 
 

@@ -402,6 +402,8 @@ class FleetAgent:
             },
             "fleet_version": state.fleet.version,
             "fleet_lost": state.fleet.lost,
+            # The scopes halted here (an operator's or the fleet's): did every host apply it?
+            "scoped_halts": sorted(health.get("scoped_halts") or {}),
         }
 
     async def _publish_loop(self) -> None:
