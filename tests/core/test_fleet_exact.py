@@ -173,6 +173,7 @@ def test_a_valid_summary_without_a_time_has_no_age_and_keeps_its_lists() -> None
             "failing_components": ["feeder", "trader"],
             "fleet_version": 0,
             "fleet_lost": "",
+            "scoped_halts": [],  # an older daemon's summary: none reported
         },
     )
 

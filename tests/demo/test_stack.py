@@ -299,7 +299,9 @@ def test_trader_places_orders_halts_on_stop_file_and_resumes(
     wait_for("two orders at the exchange", lambda: exchange.orders() >= before + 2)
     orders = exchange.stats()["orders"][before:]
     assert {o["side"] for o in orders[:2]} == {"buy", "sell"}
-    assert all(len(o["client_order_id"]) == 32 for o in orders)  # the idempotency signature
+    # The strategy's tag (--strategy, default demo) and the idempotency signature.
+    assert all(o["client_order_id"].startswith("S4demo") for o in orders)
+    assert all(len(o["client_order_id"]) == 6 + 32 for o in orders)
 
     stop_file.write_text("test: halt\n")
     wait_for("the trader to log that it is halted",

@@ -1,5 +1,9 @@
 """``autoheal fleet status|halt|reduce-only|run``: the fleet's view and its switch.
 
+``halt --scope S`` and ``run --scope S`` add ``S`` to (or remove it from) the switch
+record's scoped halts (:mod:`autoheal.core.fleet_scoped`), leaving its state alone;
+every host halts that scope only, with ``set_by = "fleet"``.
+
 ``status`` lists every host that ever reported (its summary's age, DOR, mode,
 failsafe, failing components); a host whose summary expired is shown as lost, and
 a key that claims another host's name is ignored and reported. ``halt``,
@@ -115,7 +119,9 @@ def status_command(cfg: Config, *, as_json: bool) -> int:
         hosts = read_hosts(client, name, time.time())
     except redis_errors() as exc:  # Redis failing is one line; bad records are not errors
         return _fail(cfg, "status", exc)
-    switch = core_fleet.parse_switch(raw)
+    from autoheal.daemon.fleet_scoped import canonical_scope
+
+    switch = core_fleet.parse_switch(raw, canonical_scope)
     if as_json:
         print(json.dumps(_as_doc(name, switch, hosts), indent=2, sort_keys=True))
     else:
@@ -133,6 +139,10 @@ def _as_doc(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView])
             "set_by": switch.set_by,
             "reason": switch.reason,
             "ts": switch.ts,
+            "scoped_halts": {
+                e.scope: {"reason": e.reason, "set_by": e.set_by, "since": e.since}
+                for e in switch.scoped
+            },
         }
     else:
         sw = {"unreadable": switch.problem, "detail": switch.detail}
@@ -152,6 +162,7 @@ def _as_doc(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostView])
                 "failing_components": d.get("failing_components", []),
                 "fleet_version": d.get("fleet_version"),
                 "fleet_lost": d.get("fleet_lost", ""),
+                "scoped_halts": d.get("scoped_halts", []),
             }
         )
     return {"fleet": name, "switch": sw, "hosts": out}
@@ -166,6 +177,8 @@ def _print_text(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostVi
             f"fleet {clean(name)}: switch {clean(switch.state)} v{switch.version} "
             f"by {clean(switch.set_by)} at {when}: {clean(switch.reason)}"
         )
+        for e in switch.scoped:
+            print(f"  scoped halt {clean(e.scope)} by {clean(e.set_by)}: {clean(e.reason)}")
     else:
         print(
             f"fleet {clean(name)}: switch UNREADABLE "
@@ -189,31 +202,60 @@ def _print_text(name: str, switch: SwitchRecord | Unreadable, hosts: list[HostVi
             failing = f"{failing} (fleet switch unreadable)"
         dor = "true" if d.get("dor") else "false"
         print(f"{host:<20} {age:>7} {dor:<5} {clean(d.get('mode')):<17} {failsafe:<10} {failing}")
+        if d.get("scoped_halts"):
+            print(f"{'':<20} scoped halts: {', '.join(map(clean, d['scoped_halts']))}")
 
 
-def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
-    """Compare-and-set the switch to ``action``'s state, journaled locally with ``user``."""
+def set_command(
+    cfg: Config, action: str, *, reason: str, user: str, scope: str | None = None
+) -> int:
+    """Compare-and-set the switch to ``action``'s state (or, with ``scope``, halt or
+    resume that scope only), journaled locally with ``user``."""
     if cfg.fleet is None:
         return _no_fleet(cfg, action)
     from autoheal.daemon.fleet import redis_errors
+    from autoheal.daemon.fleet_scoped import canonical_scope
+    from autoheal.guard.scopes import ScopeError
+
+    if scope is not None:
+        if action == "reduce-only":
+            return usage_error("fleet reduce-only takes no --scope (a scope halts or runs)")
+        try:
+            scope = canonical_scope(scope)
+        except ScopeError as exc:
+            return usage_error(f"fleet {action} --scope: {exc}")
 
     name = cfg.fleet.name
     state = STATES[action]
     try:
         client = _client(cfg.fleet)
         raw = client.get(core_fleet.switch_key(name))
-        current = core_fleet.parse_switch(raw)
+        current = core_fleet.parse_switch(raw, canonical_scope)
         hosts = _hosts_for_floor(client, name, action)
         base = current if isinstance(current, SwitchRecord) else SwitchRecord("RUN", 0, "", "", 0)
+        if scope is not None and not isinstance(current, SwitchRecord):
+            # Its state and scopes are unknown: a scoped change over it could drop a HALT.
+            text = (
+                f"fleet {action} --scope: the switch is unreadable ({current.problem}); "
+                f"set it first with 'autoheal fleet halt' or 'run'"
+            )
+            return fail(Problem("failed", text))
         # Above what any host applied: a Redis that lost its data can be set again.
-        record = core_fleet.next_record(
-            base,
-            state,
-            set_by=user,
-            reason=reason,
-            ts=time.time(),
-            floor=core_fleet.version_floor(hosts),
-        )
+        floor = core_fleet.version_floor(hosts)
+        if scope is None:
+            record = core_fleet.next_record(
+                base, state, set_by=user, reason=reason, ts=time.time(), floor=floor
+            )
+        else:
+            record = core_fleet.next_scoped_record(
+                base,
+                scope,
+                halted=action == "halt",
+                set_by=user,
+                reason=reason,
+                ts=time.time(),
+                floor=floor,
+            )
         encoded = core_fleet.encode_switch(record)
         expected = b"" if raw is None else raw  # bytes as read: the record may not be UTF-8
         done = client.eval(
@@ -234,8 +276,12 @@ def set_command(cfg: Config, action: str, *, reason: str, user: str) -> int:
             "(another operator?); nothing written. Check 'autoheal fleet status' and retry."
         )
         return fail(Problem("failed", text))
-    _journal(cfg, record, user)
-    say(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}")
+    _journal(cfg, record, user, scope=scope, halted=action == "halt")
+    if scope is not None:
+        verb = "halted" if action == "halt" else "resumed"
+        say(f"fleet {name}: scope {scope} {verb} (v{record.version}) by {user}: {reason}")
+    else:
+        say(f"fleet {name}: switch {record.state} v{record.version} set by {user}: {reason}")
     return EXIT_OK
 
 
@@ -258,7 +304,9 @@ def _hosts_for_floor(client: Any, name: str, action: str) -> list[HostView]:
     return hosts
 
 
-def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
+def _journal(
+    cfg: Config, record: SwitchRecord, user: str, *, scope: str | None = None, halted: bool = True
+) -> None:
     from autoheal.store.journal import Journal
 
     try:
@@ -273,6 +321,7 @@ def _journal(cfg: Config, record: SwitchRecord, user: str) -> None:
                     "state": record.state,
                     "version": record.version,
                     "fleet": cfg.fleet.name if cfg.fleet else "",
+                    **({} if scope is None else {"scope": scope, "scope_halted": halted}),
                 },
             )
     except Exception as exc:
@@ -285,8 +334,11 @@ def handle(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg is None:
         return EXIT_USAGE
+    scope = getattr(args, "scope", None)
+    if scope is not None and args.action == "status":
+        return usage_error("fleet status takes no --scope")
     if args.action == "status":
         return status_command(cfg, as_json=args.json)
     if not (args.reason or "").strip():
         return usage_error(f"fleet {args.action} needs --reason TEXT")
-    return set_command(cfg, args.action, reason=args.reason, user=os_user())
+    return set_command(cfg, args.action, reason=args.reason, user=os_user(), scope=scope)

@@ -259,6 +259,11 @@ def _add_fleet(sub: _Sub) -> None:
     p.add_argument("action", choices=["status", "halt", "reduce-only", "run"])
     p.add_argument("--reason", default=None, help="halt, reduce-only, run: why (journaled)")
     p.add_argument("--json", action="store_true", help="status: JSON")
+    p.add_argument(
+        "--scope",
+        default=None,
+        help="halt, run: halt (or resume) only this scope on every host, e.g. symbol=BTCUSDT",
+    )
 
 
 def _add_compliance(sub: _Sub) -> None:

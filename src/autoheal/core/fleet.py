@@ -44,11 +44,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
 
 from autoheal.core.actions import ClearAlert, RaiseAlert
+from autoheal.core.fleet_scoped import (
+    SCOPED_FIELD,
+    FleetScoped,
+    encode_scoped,
+    parse_scoped,
+    with_scope,
+)
 from autoheal.core.observations import FleetLost, FleetSwitchRead, Observation
 
 __all__ = [
@@ -73,6 +80,7 @@ __all__ = [
     "judge_time",
     "lost_at",
     "next_record",
+    "next_scoped_record",
     "parse_host",
     "parse_switch",
     "switch_key",
@@ -127,6 +135,8 @@ class SwitchRecord:
     set_by: str
     reason: str
     ts: float
+    #: The optional ``scoped_halts`` (:mod:`autoheal.core.fleet_scoped`), sorted.
+    scoped: tuple[FleetScoped, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +147,14 @@ class Unreadable:
     detail: str = ""
 
 
-def parse_switch(raw: bytes | str | None) -> SwitchRecord | Unreadable:
+def parse_switch(
+    raw: bytes | str | None, canonical: Callable[[str], str] | None = None
+) -> SwitchRecord | Unreadable:
     """The switch record from the key's value; None (no key) is RUN at version 0.
 
-    Never raises: anything that is not a valid record is :class:`Unreadable`.
+    Never raises: anything that is not a valid record is :class:`Unreadable`, a bad
+    ``scoped_halts`` field too (``canonical`` checks its scopes, see
+    :func:`~autoheal.core.fleet_scoped.parse_scoped`).
     """
     if raw is None:
         return SwitchRecord("RUN", 0, "", "fleet switch never set", 0.0)
@@ -157,7 +171,12 @@ def parse_switch(raw: bytes | str | None) -> SwitchRecord | Unreadable:
         return Unreadable(SWITCH_INVALID, "set_by and reason must be strings")
     if not _is_finite(ts):
         return Unreadable(SWITCH_INVALID, "ts is not a number")
-    return SwitchRecord(str(state), version, _text(set_by[:200]), _text(reason[:500]), float(ts))
+    scoped = parse_scoped(doc.get(SCOPED_FIELD), canonical)
+    if isinstance(scoped, str):
+        return Unreadable(SWITCH_INVALID, scoped)
+    return SwitchRecord(
+        str(state), version, _text(set_by[:200]), _text(reason[:500]), float(ts), scoped
+    )
 
 
 def _load_object(raw: bytes | str) -> dict[str, Any] | str:
@@ -195,16 +214,16 @@ def _is_finite(value: object) -> TypeGuard[int | float]:
 
 
 def encode_switch(record: SwitchRecord) -> str:
-    return json.dumps(
-        {
-            "state": record.state,
-            "version": record.version,
-            "set_by": record.set_by,
-            "reason": record.reason,
-            "ts": record.ts,
-        },
-        sort_keys=True,
-    )
+    doc: dict[str, object] = {
+        "state": record.state,
+        "version": record.version,
+        "set_by": record.set_by,
+        "reason": record.reason,
+        "ts": record.ts,
+    }
+    if record.scoped:  # absent when none: a record as older daemons wrote it
+        doc[SCOPED_FIELD] = encode_scoped(record.scoped)
+    return json.dumps(doc, sort_keys=True)
 
 
 def next_record(
@@ -220,7 +239,25 @@ def next_record(
     """
     if state not in SWITCH_STATES:
         raise ValueError(f"unknown fleet switch state {state!r}")
-    return SwitchRecord(state, max(current.version, floor) + 1, set_by, reason, ts)
+    version = max(current.version, floor) + 1
+    return SwitchRecord(state, version, set_by, reason, ts, current.scoped)
+
+
+def next_scoped_record(
+    current: SwitchRecord,
+    scope: str,
+    *,
+    halted: bool,
+    set_by: str,
+    reason: str,
+    ts: float,
+    floor: int = 0,
+) -> SwitchRecord:
+    """The record ``fleet halt|run --scope`` writes: ``scope`` added to (or removed from)
+    the scoped halts, the state and its who and why kept, the version raised as above."""
+    scoped = with_scope(current.scoped, scope, halted=halted, set_by=set_by, reason=reason, ts=ts)
+    version = max(current.version, floor) + 1
+    return replace(current, version=version, scoped=scoped)
 
 
 # ------------------------------------------------------------------ the link
@@ -382,6 +419,7 @@ SUMMARY_FIELDS: Mapping[str, tuple[Any, str, object]] = {
     "failing_components": (_is_names, "a list of strings", []),
     "fleet_version": (_is_whole, "a whole number >= 0", 0),
     "fleet_lost": (_is_lost, "a string", ""),
+    "scoped_halts": (_is_names, "a list of strings", []),
 }
 
 

@@ -32,9 +32,10 @@ from autoheal.config import FleetConfig
 from autoheal.core import fleet as core_fleet
 from autoheal.core.actions import ClearAlert, RaiseAlert
 from autoheal.core.fleet import FleetLink, SwitchRecord, Unreadable
-from autoheal.core.observations import Observation
+from autoheal.core.observations import FleetSwitchRead, Observation
 from autoheal.core.state import RuntimeState
 from autoheal.daemon.clock import Clock
+from autoheal.daemon.fleet_scoped import canonical_scope
 
 log = logging.getLogger("autoheal")
 
@@ -194,6 +195,8 @@ class FleetAgent:
         journal_event: records a link problem in the journal.
         beat: seconds between summaries (the daemon's heartbeat interval).
         clock: the daemon's clock (every wait and deadline, the summary's ``ts``).
+        scoped: applies the record's scoped halts after each valid read
+            (:class:`autoheal.daemon.fleet_scoped.FleetScopedApplier`); None: not applied.
     """
 
     def __init__(
@@ -208,6 +211,7 @@ class FleetAgent:
         beat: float,
         clock: Clock,
         env: Mapping[str, str] | None = None,
+        scoped: Callable[[SwitchRecord], object] | None = None,
     ) -> None:
         self.config = config
         self._observe = observe
@@ -223,6 +227,7 @@ class FleetAgent:
         self._poke = anyio.Event()
         self._logged_problem = ""
         self._client: Any = None
+        self._scoped = scoped
 
     # ------------------------------------------------------------------ main
 
@@ -278,7 +283,7 @@ class FleetAgent:
             await self._reset_client()
             return Unreadable(problem)
         self._report("", "")
-        return core_fleet.parse_switch(raw)
+        return core_fleet.parse_switch(raw, canonical_scope)
 
     def _report(self, problem: str, detail: str) -> None:
         """One clear line (and journal event) when the link's problem changes."""
@@ -312,6 +317,7 @@ class FleetAgent:
         next_poll = self._clock.now()
         while True:
             now = self._clock.now()
+            valid: SwitchRecord | None = None
             if now >= next_poll:
                 deadline = core_fleet.lost_at(self.link, cfg.stale_after)
                 timeout = io_timeout(cfg)
@@ -328,6 +334,10 @@ class FleetAgent:
                     on_lost=cfg.on_lost,
                 )
                 next_poll = max(next_poll + cfg.poll_interval, self._clock.now())
+                if isinstance(outcome, SwitchRecord) and any(
+                    isinstance(obs, FleetSwitchRead) for obs in judgement.observations
+                ):
+                    valid = outcome
             else:
                 judgement = core_fleet.judge_time(
                     self.link, now, stale_after=cfg.stale_after, on_lost=cfg.on_lost
@@ -337,6 +347,9 @@ class FleetAgent:
                 self._execute(action)
             for obs in judgement.observations:
                 await self._observe(obs)
+            if valid is not None and self._scoped is not None:
+                # Only a valid read changes a scoped halt: a lost fleet clears none.
+                self._scoped(valid)
             wake = next_poll
             lost_at = core_fleet.lost_at(self.link, cfg.stale_after)
             if lost_at is not None:
@@ -389,6 +402,8 @@ class FleetAgent:
             },
             "fleet_version": state.fleet.version,
             "fleet_lost": state.fleet.lost,
+            # The scopes halted here (an operator's or the fleet's): did every host apply it?
+            "scoped_halts": sorted(health.get("scoped_halts") or {}),
         }
 
     async def _publish_loop(self) -> None:

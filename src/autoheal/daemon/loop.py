@@ -329,6 +329,7 @@ class Daemon:
                 parts.interpreter.apply(FleetDetached())
             return
         from autoheal.daemon.fleet import FleetAgent  # Redis is imported only with [fleet]
+        from autoheal.daemon.fleet_scoped import FleetScopedApplier
 
         agent = FleetAgent(
             config.fleet,
@@ -339,6 +340,12 @@ class Daemon:
             journal_event=parts.effects.journal_event,
             beat=config.daemon.heartbeat_interval,
             clock=self.clock,
+            scoped=FleetScopedApplier(
+                config.paths.runtime_dir,
+                rewrote_flags=parts.killswitch.rewrote_flags,
+                journal_event=parts.effects.journal_event,
+                wall=self.clock.wall,
+            ).apply,
         )
         tg.start_soon(agent.run)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from autoheal.core.commands import CommandType
+from autoheal.core.fleet_scoped import SET_BY as FLEET_SET_BY
 from autoheal.daemon.commands import CommandBridge, PendingCommand
 from autoheal.daemon.killswitch import KillSwitch
 from autoheal.guard import scoped_record as scoped_halts
@@ -42,7 +43,9 @@ def run_scoped_command(
     rt = killswitch.files.runtime_dir
     try:
         if command.type == CommandType.FAILSAFE_ENTER_SCOPE:
-            changed = scoped_halts.set_halt(rt, name, Halt(reason, wall, command.requested_by))
+            halt = Halt(reason, wall, command.requested_by)
+            # An operator's enter takes a fleet-set scope over: the fleet's clear leaves it.
+            changed = scoped_halts.set_halt(rt, name, halt, take_over=FLEET_SET_BY)
         else:
             changed = scoped_halts.clear_halt(rt, name)
         synced = scoped_halts.sync_flags(rt)

@@ -102,6 +102,15 @@ class ExchangeClient:
             raise httpx.DecodingError("/api/open_orders did not return an orders list")
         return orders
 
+    async def cancel_order(self, order_id: str) -> bool:
+        """Cancel one resting order (``DELETE /api/orders?order_id=``); False when it was
+        not resting (gone already: the next read of the open orders says)."""
+        response = await self._http.delete("/api/orders", params={"order_id": order_id})
+        if response.status_code == 404:
+            return False
+        response.raise_for_status()
+        return True
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._http.request(method, path, **kwargs)
         if response.status_code == 400:

@@ -11,7 +11,8 @@ test or the daemon knows where it is. Endpoints:
 * ``POST /api/orders`` with ``"type": "limit"`` (a price is required) rests in the
   book instead (:mod:`autoheal.demo.resting`); ``GET /api/open_orders`` lists the
   resting orders and the countdown, ``DELETE /api/open_orders`` (``?symbol=``)
-  cancels them all at once;
+  cancels them all at once, ``DELETE /api/orders?order_id=`` one of them (404
+  ``order_not_found`` when it is not resting);
 * ``POST /api/countdown_cancel_all`` ``{"countdown_ms": N}``: the exchange's dead
   man's switch (Binance ``countdownCancelAll``, BitMEX ``cancelAllAfter``): unless
   armed again within N ms, every resting order is cancelled; ``0`` switches it off;
@@ -199,6 +200,8 @@ class Exchange:
             return json_response(200, {"orders": self.ledger.orders})
         if route == ("POST", "/api/orders"):
             return self._place(request, now)
+        if route == ("DELETE", "/api/orders"):
+            return self._cancel(request.query.get("order_id", ""), now)
         if route == ("GET", "/api/open_orders"):
             return json_response(200, {"orders": list(self.resting.open.values()),
                                        "countdown": self.resting.countdown_doc(now)})
@@ -209,6 +212,14 @@ class Exchange:
         if route == ("POST", "/api/countdown_cancel_all"):
             return self._countdown(request, now)
         return json_response(404, {"error": "not_found"})
+
+    def _cancel(self, order_id: str, now: float) -> HttpResponse:
+        order = self.resting.cancel(order_id, now)
+        if order is None:
+            return json_response(404, {"error": "order_not_found", "detail": order_id})
+        log.info("order cancelled order_id=%s client_order_id=%s symbol=%s", order_id,
+                 order["client_order_id"], order["symbol"])
+        return json_response(200, order)
 
     def _countdown(self, request: HttpRequest, now: float) -> HttpResponse:
         try:

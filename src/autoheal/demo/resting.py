@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CANCEL_ALL", "COUNTDOWN", "Countdown", "RestingBook"]
+__all__ = ["CANCEL", "CANCEL_ALL", "COUNTDOWN", "Countdown", "RestingBook"]
 
+CANCEL = "cancel"
 CANCEL_ALL = "cancel_all"
 COUNTDOWN = "countdown"
 #: The longest countdown the demo accepts (Binance's limit is far below a day too).
@@ -89,6 +90,17 @@ class RestingBook:
             order["cancelled_ts"] = now
             self.cancelled.append(order)
         return gone
+
+    def cancel(self, order_id: str, now: float, reason: str = CANCEL) -> dict[str, Any] | None:
+        """Cancel one open order by its order id; ``None`` when it is not open."""
+        order = self.open.pop(order_id, None)
+        if order is None:
+            return None
+        order["status"] = "cancelled"
+        order["cancel_reason"] = reason
+        order["cancelled_ts"] = now
+        self.cancelled.append(order)
+        return order
 
     def expire(self, now: float) -> list[dict[str, Any]] | None:
         """Fire the countdown if it ran out: cancel all, switch it off.

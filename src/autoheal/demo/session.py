@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -35,15 +36,25 @@ from autoheal.guard.idempotency import OrderLedger
 from autoheal.guard.inventory import InventoryGate, write_positions_snapshot
 from autoheal.guard.reconcile import Reconciler
 from autoheal.guard.retry import Backoff, acall_with_retry
+from autoheal.guard.scopes import tagged_name
 from autoheal.store.atomic import read_json
 
-__all__ = ["TradingSession"]
+__all__ = ["VENUE", "TradingSession", "record_client_id"]
 
 log = logging.getLogger("autoheal.demo.trader")
 PRICES_FILENAME = "prices.json"
+#: The demo exchange's name in scopes (``venue=demo``).
+VENUE = "demo"
 #: Gate reasons that stop every order (buys and sells): the kill switch, not a pause.
 HALT_REASONS = frozenset({"stop_file_present", "failsafe_active", "flags_invalid",
                           "signal_read_only", "kill_switch_unknown"})
+
+
+def record_client_id(name: str, entry: Mapping[str, Any]) -> str:
+    """A ledger record's client order id: its name with the tag of the strategy the record
+    names (:func:`~autoheal.guard.scopes.tagged_name`; none: the name itself)."""
+    strategy = entry.get("strategy")
+    return tagged_name(name, strategy if isinstance(strategy, str) else None)
 
 
 def _outcome_unknown(entry: dict[str, Any] | None) -> bool:
@@ -75,6 +86,9 @@ class TradingSession:
     def __init__(self, args: argparse.Namespace, http: httpx.AsyncClient) -> None:
         self.args = args
         self.exchange = ExchangeClient(http)
+        #: The strategy placing the orders (``--strategy``): in each order's client id and
+        #: ledger record, and given to the gate's scoped halts; None: untagged.
+        self.strategy: str | None = getattr(args, "strategy", None)
         runtime_dir = args.runtime_dir
         self.gate = TradingGate(runtime_dir, args.stop_file)
         self.breaker = CircuitBreaker(runtime_dir)
@@ -141,7 +155,7 @@ class TradingSession:
             held = (self.inventory.positions() or {}).get(symbol, 0.0)
             allowed, reason = self.gate.allowed(side, symbol=symbol,
                                                 reduces_position=0 < qty <= held,
-                                                strategy=getattr(self.args, "strategy", None))
+                                                strategy=self.strategy, venue=VENUE)
             self._track_gate(side, allowed, reason)
             if not allowed:
                 log.debug("signal %s %s price=%g not placed reason=%s", label, symbol, price,
@@ -161,7 +175,8 @@ class TradingSession:
         if side == "buy" and not await self._buy_precheck(symbol, qty * price):
             return False
         try:
-            is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price)
+            is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price,
+                                                          strategy=self.strategy)
         except LedgerUnreadableError as exc:
             # Fail closed: the ledger has alerted and logged; no order until it is repaired.
             log.debug("%s %s blocked: %s", label, symbol, exc.reason)
@@ -172,7 +187,8 @@ class TradingSession:
             # in flight in a live process is left alone: it settles its own record.)
             if not await self._reconcile(symbol, side, sig):
                 return False
-            is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price)
+            is_dup, sig = self.ledger.check_and_record(symbol, side, qty, price,
+                                                          strategy=self.strategy)
         if is_dup:
             log.info("%s %s duplicate signal sig=%s status=%s: not placed", label, symbol, sig,
                      self.ledger.status(sig))
@@ -190,7 +206,7 @@ class TradingSession:
         label = side.upper()
         self._reconcile_soon()
         try:
-            found = await self.exchange.fetch_order(sig)
+            found = await self.exchange.fetch_order(self.client_id(sig))
         except Exception as exc:  # a failed lookup settles nothing
             log.warning("%s %s order %s outcome unknown; reconcile failed reason=%s: not "
                         "resent", label, symbol, sig, classify(exc).reason)
@@ -254,8 +270,8 @@ class TradingSession:
             offset = Decimal(str(getattr(self.args, "limit_offset_pct", 1.0))) / 100
             factor = 1 - offset if side == "buy" else 1 + offset
             price = float((Decimal(str(price)) * factor).quantize(Decimal("1e-8")))
-        place = partial(self.exchange.create_order, symbol, side, qty, price, sig,
-                        order_type=order_type)
+        place = partial(self.exchange.create_order, symbol, side, qty, price,
+                        self.client_id(sig), order_type=order_type)
         try:
             order: dict[str, Any] = await acall_with_retry(
                 place, op_label=f"create_market_{side}_order", attempts=1, backoff=self.backoff,
@@ -276,8 +292,12 @@ class TradingSession:
         self.orders_placed += 1
         log.info("order placed %s %s qty=%g price=%g order_id=%s client_order_id=%s total=%d",
                  side.upper(), symbol, qty, float(order.get("price", price)),
-                 order.get("order_id"), sig, self.orders_placed)
+                 order.get("order_id"), self.client_id(sig), self.orders_placed)
         return True
+
+    def client_id(self, sig: str) -> str:
+        """The client order id of the ledger's ``sig``: with this strategy's tag."""
+        return tagged_name(sig, self.strategy)
 
     async def _read(self, fn: Any, op_label: str, *, action: str | None = None,
                     key: str | None = None) -> Any:

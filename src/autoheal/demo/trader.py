@@ -38,6 +38,15 @@ exchange's open orders every ``S`` seconds and at once after every unknown outco
 an order the ledger does not know is reported (``reconciliation.json``,
 ``alerts/order_reconciliation.json``), never adopted, never cancelled.
 
+With ``--strategy NAME`` (default ``demo``) each order carries the strategy's tag in
+its client order id (:func:`~autoheal.guard.scopes.tagged_name`) and its ledger
+record, and the gate's scoped halts see it. On every new scoped halt (``autoheal
+failsafe enter --scope``, the page, ``autoheal fleet halt --scope``) a
+:class:`~autoheal.demo.scoped_kill.ScopedKill` task cancels the trader's own resting
+orders inside the scope and reads the open orders again until none remain
+(``--kill-within`` seconds, then ``INCOMPLETE`` and tried again); the other scopes
+keep trading.
+
 The session logic lives in :mod:`autoheal.demo.session`; this module is the
 command line and the tick loop. ``--no-gate`` disables step 1 on purpose, for
 the mutation test that must see a drill fail; it logs a loud warning.
@@ -61,7 +70,8 @@ import httpx
 from autoheal.demo.client import ExchangeRejectedError
 from autoheal.demo.deadman_http import CancelDisabledPort, DemoCountdownPort
 from autoheal.demo.lifecycle import configure_logging, run_program
-from autoheal.demo.session import TradingSession
+from autoheal.demo.scoped_kill import ScopedKill
+from autoheal.demo.session import TradingSession, record_client_id
 from autoheal.guard.deadman import DeadmanPolicy, DeadmanSwitch
 from autoheal.guard.reconcile import Reconciler
 from autoheal.guard.risk import (
@@ -195,8 +205,13 @@ async def run(args: argparse.Namespace) -> int:
                  args.exchange, args.symbol, args.qty, args.interval, args.stop_file)
         if args.reconcile_period > 0:
             session.reconciler = _reconciler(args, session)
+        scoped_kill = ScopedKill(session.exchange, session.ledger, session.gate,
+                                 client_id_of=record_client_id, strategy=session.strategy,
+                                 kill_within_s=args.kill_within)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_beat, session, args.heartbeat_interval, deadman)
+            if not args.no_gate:
+                tg.start_soon(scoped_kill.run, anyio.sleep)
             if session.reconciler is not None:
                 tg.start_soon(session.reconciler.run, anyio.sleep)
             if deadman is not None:
@@ -221,10 +236,11 @@ def _deadman(args: argparse.Namespace, client: httpx.AsyncClient,
 
 
 def _reconciler(args: argparse.Namespace, session: TradingSession) -> Reconciler:
-    # The demo's client order id is the ledger's name (the signature) itself.
+    # The demo's client order id is the ledger's name (the signature) with the tag of
+    # the record's strategy (none: the name itself).
     return Reconciler(args.runtime_dir, session.exchange.fetch_open_orders, session.ledger,
-                      venue="demo", lookup=session.exchange.fetch_order,
-                      period_s=args.reconcile_period)
+                      venue="demo", client_id_of=record_client_id,
+                      lookup=session.exchange.fetch_order, period_s=args.reconcile_period)
 
 
 async def _beat(session: TradingSession, every_s: float,
@@ -259,7 +275,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--risk-config", type=Path, default=None,
                         help="an autoheal config file whose [risk] table limits every order")
     parser.add_argument("--strategy", default="demo",
-                        help="the strategy this trader is (message limits, repeated executions)")
+                        help="the strategy this trader is (message limits, repeated executions; "
+                             "its tag in each client order id and ledger record, seen by "
+                             "scoped halts)")
     parser.add_argument("--order-type", choices=("market", "limit"), default="market",
                         help="limit: orders rest in the book, --limit-offset-pct from the price")
     parser.add_argument("--limit-offset-pct", type=float, default=1.0,
@@ -274,6 +292,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reconcile-period", type=float, default=10.0,
                         help="hold the order ledger against the exchange's open orders this "
                              "often, and after every unknown outcome (0: off)")
+    parser.add_argument("--kill-within", type=float, default=5.0,
+                        help="a scoped halt's own orders must be verified gone within this "
+                             "many seconds (else INCOMPLETE, logged, tried again)")
     parser.add_argument("--no-gate", action="store_true",
                         help="DANGER: ignore STOP.TXT and the failsafe (mutation tests only)")
     parser.add_argument("--verbose", action="store_true")

@@ -86,12 +86,19 @@ def _writable(runtime_dir: Path) -> dict[str, Any]:
     return {name: halt.to_doc() for name, halt in view.by_name().items()}
 
 
-def set_halt(runtime_dir: Path, scope: str, halt: Halt) -> bool:
+def set_halt(runtime_dir: Path, scope: str, halt: Halt, *, take_over: str = "") -> bool:
     """Record a halt of ``scope`` (a canonical scope string); False when it was there
-    already (kept as first set: its ``since`` and ``set_by`` stay)."""
+    already (kept as first set: its ``since`` and ``set_by`` stay).
+
+    ``take_over``: a halt of the scope set by this ``set_by`` (``fleet``) is taken over:
+    it keeps its ``since`` and becomes ``halt``'s (so the fleet's clear leaves it).
+    """
     halts = _writable(runtime_dir)
     if scope in halts:
-        return False
+        old = halts[scope]
+        if not take_over or old.get("set_by") != take_over or halt.set_by == take_over:
+            return False
+        halt = Halt(halt.reason, old.get("since"), halt.set_by)
     halts[scope] = halt.to_doc()
     write_json_atomic(Path(runtime_dir) / RECORD_FILENAME, {SCOPED_HALTS_KEY: halts})
     return True
