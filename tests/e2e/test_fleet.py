@@ -122,7 +122,7 @@ def test_fleet_halt_run_and_a_local_halt_that_survives(
     redis.stop()
     redis.start()
     wait_for(lambda: "fleet_version_backwards" in (h1.flags() or {}).get("reason", ""), 10, "DEG")
-    assert mode(h2) == "DEGRADED"
+    wait_for(lambda: mode(h2) == "DEGRADED", 10, "host2 DEGRADED too")
     wait_for(lambda: len(status(h0)["hosts"]) == 3, 10, "hosts republished")
     code, out = fleet(h1, "run", "--reason", "redis was restarted")
     assert code == 0 and "v3" in out, out
