@@ -66,6 +66,17 @@ def test_fleet_secret_placeholder_kept_for_connect_time(tmp_path: Path) -> None:
         ),
         ('redis_url = "redis://127.0.0.1/0"\nname = "d"\nstale_afer = 1', "fleet.stale_afer", ""),
         ('name = "d"', "fleet.redis_url", "required"),
+        ('redis_url = "redis://127.0.0.1:99999/0"\nname = "d"', "fleet.redis_url", "65535"),
+        (
+            'redis_url = "redis+sentinel://10.0.0.1:26379,10.0.0.2:26x79/mymaster"\nname = "d"',
+            "fleet.redis_url",
+            "sentinel '10.0.0.2:26x79'",
+        ),
+        (
+            'redis_url = "redis+sentinel://10.0.0.1:26379,:26379/mymaster"\nname = "d"',
+            "fleet.redis_url",
+            "sentinel ':26379'",
+        ),
     ],
 )
 def test_fleet_errors_name_the_key(tmp_path: Path, body: str, key: str, words: str) -> None:
@@ -74,3 +85,15 @@ def test_fleet_errors_name_the_key(tmp_path: Path, body: str, key: str, words: s
     assert info.value.key == key
     assert words in info.value.problem
     assert "hunter2" not in str(info.value)
+
+
+def test_a_sentinel_deployment_of_three_is_a_valid_url(tmp_path: Path) -> None:
+    """Every real Sentinel deployment names three or more; check-config refused them all."""
+    url = "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,[::1]:26379/mymaster/0"
+    cfg = load_config(write(tmp_path, f'redis_url = "{url}"\nname = "desk"'))
+    assert cfg.fleet is not None and cfg.fleet.redis_url == url
+    from autoheal.daemon.fleet import _sentinel_parts
+
+    sentinels, service, db, _, tls = _sentinel_parts(url)
+    assert sentinels == [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26379)]
+    assert (service, db, tls) == ("mymaster", 0, False)

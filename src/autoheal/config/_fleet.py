@@ -40,9 +40,9 @@ def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
     url = expand(raw.redis_url.replace("{secret}", "{{secret}}"), "fleet.redis_url", placeholders)
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError:
         fail("fleet.redis_url", "not a valid URL")
+    _check_ports(parts.scheme, parts.netloc.rpartition("@")[2])
     if parts.scheme not in SCHEMES:
         fail("fleet.redis_url", f"must start with one of {', '.join(s + '://' for s in SCHEMES)}")
     if parts.scheme != "unix" and not parts.netloc.rpartition("@")[2]:
@@ -82,3 +82,20 @@ def resolve_fleet(raw: RawFleet, placeholders: dict[str, str]) -> FleetConfig:
         on_lost=raw.on_lost,
         poll_interval=poll,
     )
+
+
+def _check_ports(scheme: str, hosts: str) -> None:
+    """Each address's port is a number in range: one for Redis, one per Sentinel.
+
+    A Sentinel deployment names three or more (``redis+sentinel://h1:26379,h2:26379,
+    h3:26379/mymaster``); ``urlsplit`` sees their list as one host with no valid port.
+    """
+    items = hosts.split(",") if "+sentinel" in scheme else [hosts]
+    for item in items:
+        try:
+            port = urlsplit("//" + item).port
+        except ValueError:
+            port = -1
+        if port == -1 or ("+sentinel" in scheme and not item.rpartition(":")[0].strip("[]")):
+            where = f" (sentinel {item!r})" if "+sentinel" in scheme else ""
+            fail("fleet.redis_url", f"not a valid URL: a port must be a number up to 65535{where}")
