@@ -289,3 +289,32 @@ async def test_a_failsafe_kills_too(venue: ExchangeHarness, tmp_path: Path) -> N
     finally:
         await ex.close()
     assert (await stats(venue.url))["open_orders"] == []
+
+
+async def test_submits_and_cancels_count_against_the_strategys_message_limits(
+    venue: ExchangeHarness, tmp_path: Path
+) -> None:
+    """A ccxt bot meets its message limits: each send is counted, a cancel never refused."""
+    from decimal import Decimal
+
+    from autoheal.guard.risk import RiskBook, RiskGuard, parse_limits
+
+    async def book(symbol: str) -> RiskBook:
+        return RiskBook(marks={"BTCUSDT": Decimal("60000")})
+
+    limits = parse_limits({"max_submits_per_s": 2, "max_cancels_per_s": 100})
+    risk = RiskGuard(limits, tmp_path / "rt", strategy="grid")
+    ex = guarded(venue, tmp_path, risk=risk, book=book, strategy="grid")
+    try:
+        first = await ex.create_order(BTC, "limit", "buy", 0.01, 59000.0)
+        await ex.create_order(BTC, "limit", "buy", 0.01, 59001.0)
+        with pytest.raises(OrderRefusedError) as refused:
+            await ex.create_order(BTC, "limit", "buy", 0.01, 59002.0)
+        assert refused.value.reason == "risk_message_rate"
+        await ex.cancel_order(first["id"], BTC)  # at the submit limit: the cancel goes out
+        assert risk.message_rates()["grid"]["submit"] == 2
+        assert risk.message_rates()["grid"]["cancel"] == 1
+    finally:
+        await ex.close()
+    doc = await stats(venue.url)
+    assert len(doc["cancelled_orders"]) == 1 and len(doc["open_orders"]) == 1

@@ -211,7 +211,43 @@ class GuardedExchange:
         name = await self._record(order)
         if isinstance(name, dict):
             return name  # an earlier send, found at the venue: not resent
-        return await self._send(order, name)
+        try:
+            return await self._send(order, name)
+        finally:
+            # A message went out (whatever came back): the throttle and the strategy's
+            # submits count it, or a ccxt bot would never meet its message limits.
+            if self.risk is not None:
+                self.risk.note_sent(strategy=self.strategy)
+
+    async def cancel_order(
+        self, id: str, symbol: str | None = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """The venue's cancel, counted against the strategy's cancels; never refused.
+
+        A refused cancel would keep an order (risk) resting: a strategy at its cancel
+        limit has its submits and modifies refused instead (:mod:`autoheal.guard.throttles`).
+        """
+        if self.risk is not None:
+            self.risk.note_message("cancel", strategy=self.strategy)
+        return await self.exchange.cancel_order(id, symbol, params or {})
+
+    async def edit_order(  # noqa: PLR0917 (ccxt's signature)
+        self,
+        id: str,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float | None = None,
+        price: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """The venue's modify, within the strategy's modify limit (``risk_message_rate``)."""
+        if self.risk is not None:
+            allowed, why = self.risk.check_message("modify", strategy=self.strategy)
+            if not allowed:
+                raise OrderRefusedError(f"modify {side} {symbol} {id}", why)
+            self.risk.note_message("modify", strategy=self.strategy)
+        return await self.exchange.edit_order(id, symbol, type, side, amount, price, params or {})
 
     @staticmethod
     def _reduce_only(order: _Order) -> bool:
