@@ -427,17 +427,8 @@ class RiskGuard:
             f"risk_daily_loss realized_pnl_today={self._realized} "
             f"max_daily_loss={self.limits.max_daily_loss}"
         )
-        try:
-            outcome = latch_reduce_only(self.runtime_dir, reason, since=self._wall())
-        except OSError as exc:
-            log.error(
-                "[risk] cannot write the REDUCE_ONLY latch %s: %s (new risk stays refused "
-                "here; retried)",
-                self.runtime_dir / RISK_LATCH_FILENAME,
-                exc,
-            )
+        if not self._write_latch(self.runtime_dir, reason):
             return False
-        log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
         self._flags_latched = True
         return True
 
@@ -511,21 +502,28 @@ class RiskGuard:
             except OSError as exc:
                 log.error("[risk] cannot clear the risk_pnl_unavailable alert: %s", exc)
 
+    def _write_latch(self, runtime_dir: Path, reason: str) -> bool:
+        """Create ``risk_latch.json`` (the daily loss's or the drawdown's); False when it
+        could not be written: new risk stays refused here, logged, and it is retried."""
+        try:
+            outcome = latch_reduce_only(runtime_dir, reason, since=self._wall())
+        except OSError as exc:
+            log.error(
+                "[risk] cannot write the REDUCE_ONLY latch %s: %s (new risk stays refused "
+                "here; retried)",
+                runtime_dir / RISK_LATCH_FILENAME,
+                exc,
+            )
+            return False
+        log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
+        return True
+
     def _latch_drawdown(self, detail: str) -> None:
         reason = f"risk_drawdown {detail}"
         log.error("[risk] %s: new risk refused, REDUCE_ONLY latched", reason)
         if self.runtime_dir is None:
             self._dd_flags_latched = True
             return
-        try:
-            outcome = latch_reduce_only(self.runtime_dir, reason, since=self._wall())
-        except OSError as exc:
-            log.error(
-                "[risk] cannot write the REDUCE_ONLY latch %s: %s (new risk stays refused "
-                "here; retried)",
-                self.runtime_dir / RISK_LATCH_FILENAME,
-                exc,
-            )
+        if not self._write_latch(self.runtime_dir, reason):
             return
-        log.warning("[risk] REDUCE_ONLY latch %s (%s)", outcome, reason)
         self._dd_flags_latched = True
