@@ -49,9 +49,14 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def hosts(tmp_path: Path, redis: RedisServer) -> Iterator[list[Runtime]]:
+    yield from fleet_hosts(tmp_path, redis, 3)
+
+
+def fleet_hosts(tmp_path: Path, redis: RedisServer, count: int) -> Iterator[list[Runtime]]:
+    """``count`` daemons on one Redis, each NORMAL; closed after (a fixture's body)."""
     runtimes = []
     try:
-        for i in range(3):
+        for i in range(count):
             root = tmp_path / f"host{i}"
             root.mkdir()
             rt = Runtime(root, services=())

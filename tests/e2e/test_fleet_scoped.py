@@ -14,7 +14,7 @@ import pytest
 
 from autoheal.drills.stacks.redis import RedisServer
 from autoheal.drills.stacks.simple import Runtime, wait_for
-from tests.e2e.test_fleet import STALE_S, fleet_toml, mode
+from tests.e2e.test_fleet import STALE_S, fleet_hosts, mode
 from tests.sysdeps import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -34,21 +34,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def hosts(tmp_path: Path, redis: RedisServer) -> Iterator[list[Runtime]]:
-    runtimes = []
-    try:
-        for i in range(2):
-            root = tmp_path / f"host{i}"
-            root.mkdir()
-            rt = Runtime(root, services=())
-            rt.config.write_text(rt.config.read_text() + fleet_toml(redis.url, f"host{i}"))
-            runtimes.append(rt)
-            rt.start_daemon(wait_ready=False)
-        for rt in runtimes:
-            wait_for(lambda rt=rt: mode(rt) == "NORMAL", 20, f"{rt.root.name} NORMAL")
-        yield runtimes
-    finally:
-        for rt in runtimes:
-            rt.close()
+    yield from fleet_hosts(tmp_path, redis, 2)
 
 
 def halts(rt: Runtime) -> dict[str, Any]:
